@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Obtains every real server the tests and the demo use, once per machine, into a cache outside the repo keyed by
+# version. Anything already built is skipped. Prints progress and, at the end, how long each cold build took.
+#
+#   scripts/servers.sh            build/install everything missing
+#   scripts/servers.sh --print    print the env lines (LIFEBOAT_*_BIN=...) the tests read, build nothing
+set -euo pipefail
+
+CACHE="${LIFEBOAT_CACHE:-$HOME/.cache/lifeboat}"
+TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-v1.5.1}"
+# MinIO's documented install is `go install github.com/minio/minio@latest`; we pin the version `latest` resolved to
+# when this was written so every machine tests the same server (override with MINIO_VERSION=latest).
+MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
+ETCD36_VERSION="${ETCD36_VERSION:-v3.6.16}"
+ETCD35_VERSION="${ETCD35_VERSION:-v3.5.35}"
+KUBE_VERSION="${KUBE_VERSION:-v1.34.4}"
+
+temporal_bin="$CACHE/temporal-$TEMPORAL_CLI_VERSION/temporal"
+minio_bin="$CACHE/minio-$MINIO_VERSION/minio"
+etcd36_dir="$CACHE/etcd-$ETCD36_VERSION"
+etcd35_dir="$CACHE/etcd-$ETCD35_VERSION"
+kube_dir="$CACHE/kubernetes-$KUBE_VERSION"
+
+print_env() {
+  echo "LIFEBOAT_TEMPORAL_BIN=$temporal_bin"
+  echo "LIFEBOAT_MINIO_BIN=$minio_bin"
+  echo "LIFEBOAT_ETCD36_DIR=$etcd36_dir"
+  echo "LIFEBOAT_ETCD35_DIR=$etcd35_dir"
+  echo "LIFEBOAT_ETCD34_DIR=/usr/bin"
+  echo "LIFEBOAT_KUBE_APISERVER_BIN=$kube_dir/kube-apiserver"
+}
+if [[ "${1:-}" == "--print" ]]; then print_env; exit 0; fi
+
+mkdir -p "$CACHE"
+declare -a timings=()
+log() { printf '[servers] %s\n' "$*" >&2; }
+timed() { # name, command...
+  local name="$1"; shift
+  local start=$SECONDS
+  log "building $name (cold build; this can take minutes)"
+  "$@"
+  timings+=("$name: $((SECONDS - start))s")
+  log "built $name in $((SECONDS - start))s"
+}
+
+apt_packages=(etcd-server etcd-client openssh-server iproute2 docker-compose openssl zstd)
+missing=()
+for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  # Debian's etcd-server package starts a system etcd on 2379; policy-rc.d keeps it from starting.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+else
+  log "Debian packages present"
+fi
+
+go_install() { # dest-binary, module@version
+  local dest="$1" mod="$2" tmp
+  tmp="$(mktemp -d "$CACHE/.build.XXXXXX")"
+  GOBIN="$tmp" GOFLAGS=-buildvcs=false go install "$mod"
+  mv "$tmp/$(basename "$dest")" "$dest.part" && mv "$dest.part" "$dest"
+  rm -rf "$tmp"
+}
+
+if [[ -x "$temporal_bin" ]]; then log "temporal $TEMPORAL_CLI_VERSION cached"; else
+  mkdir -p "$(dirname "$temporal_bin")"
+  timed "temporal $TEMPORAL_CLI_VERSION" go_install "$temporal_bin" "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
+fi
+
+if [[ -x "$minio_bin" ]]; then log "minio $MINIO_VERSION cached"; else
+  mkdir -p "$(dirname "$minio_bin")"
+  timed "minio $MINIO_VERSION" go_install "$minio_bin" "github.com/minio/minio@$MINIO_VERSION"
+fi
+
+# etcd's own module go.mod files carry replace directives, so `go install` refuses them; a tiny module of our own
+# that requires server, etcdctl and etcdutl at one version builds them from the module proxy.
+build_etcd() { # version, dest dir
+  local v="$1" dest="$2" tmp
+  tmp="$(mktemp -d "$CACHE/.build.XXXXXX")"
+  (
+    cd "$tmp"
+    go mod init lifeboat.local/etcd-build >/dev/null 2>&1
+    GOFLAGS=-mod=mod go get "go.etcd.io/etcd/server/v3@$v" "go.etcd.io/etcd/etcdctl/v3@$v" "go.etcd.io/etcd/etcdutl/v3@$v" >/dev/null 2>&1
+    mkdir -p out
+    for pkg in server etcdctl etcdutl; do
+      name=$pkg; [[ $pkg == server ]] && name=etcd
+      GOFLAGS="-mod=mod -buildvcs=false" go build -o "out/$name" "go.etcd.io/etcd/$pkg/v3"
+    done
+  )
+  rm -rf "$dest.part" && mv "$tmp/out" "$dest.part" && mv "$dest.part" "$dest"
+  rm -rf "$tmp"
+}
+for pair in "$ETCD36_VERSION:$etcd36_dir" "$ETCD35_VERSION:$etcd35_dir"; do
+  v="${pair%%:*}"; d="${pair#*:}"
+  if [[ -x "$d/etcd" && -x "$d/etcdctl" && -x "$d/etcdutl" ]]; then log "etcd $v cached"; else
+    timed "etcd $v" build_etcd "$v" "$d"
+  fi
+done
+
+# kube-apiserver from the k8s.io/kubernetes module: its go.mod requires the staging modules (k8s.io/api, ...) at
+# v0.0.0 and maps them to ./staging with replace directives, which a dependent module ignores. Our go.mod maps each
+# one to its published v0.<minor>.<patch>, read from the kubernetes go.mod itself so the list never goes stale.
+build_kube() {
+  local v="$1" dest="$2" tmp staging_version gomod
+  staging_version="v0.${v#v1.}"
+  tmp="$(mktemp -d "$CACHE/.build.XXXXXX")"
+  (
+    cd "$tmp"
+    gomod="$(go mod download -json "k8s.io/kubernetes@$v" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
+    go mod init lifeboat.local/kube-build >/dev/null 2>&1
+    {
+      echo "require k8s.io/kubernetes $v"
+      grep -oE '^[[:space:]]*k8s\.io/[a-z0-9-]+ v0\.0\.0' "$gomod" | awk -v sv="$staging_version" '{print "replace " $1 " => " $1 " " sv}' | sort -u
+    } >> go.mod
+    GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/kube-apiserver@$v" >/dev/null 2>&1 || true
+    mkdir -p out
+    GOFLAGS="-mod=mod -buildvcs=false" go build -o out/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+  )
+  rm -rf "$dest.part" && mv "$tmp/out" "$dest.part" && mv "$dest.part" "$dest"
+  rm -rf "$tmp"
+}
+if [[ -x "$kube_dir/kube-apiserver" ]]; then log "kube-apiserver $KUBE_VERSION cached"; else
+  timed "kube-apiserver $KUBE_VERSION" build_kube "$KUBE_VERSION" "$kube_dir"
+fi
+
+if ((${#timings[@]})); then log "cold build times: ${timings[*]}"; else log "everything was cached"; fi
+print_env > "$CACHE/env"
+log "server paths written to $CACHE/env"
