@@ -1,0 +1,41 @@
+# lifeboat worker / CLI image.
+#
+#   docker build -t lifeboat .
+#   docker run --rm lifeboat --help            # any `lifeboat` subcommand
+#   docker run ... lifeboat                    # default: `lifeboat worker` (the Temporal worker)
+#
+# Both stages use the same Debian (glibc) base on purpose: @temporalio/core-bridge and @swc/core ship prebuilt
+# glibc binaries selected per platform by npm, so building on Alpine/musl here and running elsewhere would break.
+# SSH to the control-plane nodes goes through the ssh2 library, so no openssh-client is installed.
+
+############################ build: compile TypeScript ############################
+FROM node:22-bookworm-slim AS build
+WORKDIR /app
+
+# Manifests first, so the dependency layer is cached until package.json / package-lock.json change.
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
+COPY . .
+# tsc -p tsconfig.json -> dist/ (rootDir "." keeps the layout: dist/src, dist/workflows, dist/activities, ...).
+RUN npm run build
+
+############################ runtime: production deps + compiled JS ############################
+FROM node:22-bookworm-slim AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+
+# Production dependencies only, installed fresh rather than pruned from the build stage.
+# The Temporal worker bundles workflow code with webpack at start-up; webpack and its loaders are runtime
+# dependencies of @temporalio/worker, so they are kept by --omit=dev.
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+COPY --from=build /app/dist ./dist
+
+# Files stay owned by root (read-only to the app); the process runs as the image's unprivileged `node` user
+# (uid/gid 1000, home /home/node). Mount SSH keys at /home/node/.ssh and the config at /etc/lifeboat.
+USER node
+
+ENTRYPOINT ["node", "dist/src/cli/main.js"]
+CMD ["worker"]

@@ -1,0 +1,33 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { ConfigError } from '../src/config/load';
+import { MissingSecretError } from '../src/secrets';
+import { HostKeyMismatchError } from '../src/ssh/host-key';
+import { SshAuthError } from '../src/ssh/connect';
+
+/**
+ * Failures that retrying cannot fix become non-retryable, typed ApplicationFailures, so a workflow fails fast with a
+ * message naming the field and the fix instead of retrying for hours. Anything else is rethrown for Temporal to retry.
+ */
+export function classify(err: unknown): never {
+  if (err instanceof ApplicationFailure) throw err;
+  const e = err as Error;
+  const types: [new (...args: never[]) => Error, string][] = [
+    [HostKeyMismatchError, 'HostKeyMismatch'],
+    [SshAuthError, 'SshAuthRefused'],
+    [ConfigError, 'InvalidConfig'],
+    [MissingSecretError, 'MissingSecret'],
+  ];
+  for (const [cls, type] of types) {
+    if (err instanceof cls) throw ApplicationFailure.nonRetryable(e.message, type);
+  }
+  throw err;
+}
+
+/** Runs an activity body with classification applied to whatever it throws. */
+export async function classified<T>(body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (err) {
+    classify(err);
+  }
+}

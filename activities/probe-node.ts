@@ -1,0 +1,51 @@
+import { findCluster } from '../src/config/load';
+import { connectToNode } from '../src/ssh/connect';
+import { runOnNode } from '../src/ssh/run';
+import { command } from '../src/ssh/quote';
+import type { ActivityDeps } from './deps';
+import { classified } from './errors';
+import { findNode } from './find-node';
+
+export interface ProbeNodeInput {
+  cluster: string;
+  node: string;
+}
+
+export interface NodeProbe {
+  node: string;
+  host: string;
+  etcdctlVersion?: string;
+  etcdutlVersion?: string;
+  /** Static-pod manifest files present in the manifests folder. */
+  manifests: string[];
+  etcdDataDirExists: boolean;
+}
+
+const versionOf = (out: string) => /(?:etcdctl|etcdutl) version:\s*(\S+)/i.exec(out)?.[1];
+
+/** Reads what the engine needs to know about a node over SSH (host key pinned); changes nothing there. */
+export function probeNode(deps: ActivityDeps) {
+  return (input: ProbeNodeInput): Promise<NodeProbe> =>
+    classified(async () => {
+      const cluster = findCluster(deps.config, input.cluster);
+      const node = findNode(cluster, input.node);
+      const ssh = await connectToNode(node);
+      try {
+        const run = (argv: string[]) => runOnNode(ssh, node.name, argv, { allowFailure: true });
+        const etcdctl = await run([cluster.etcd.etcdctl, 'version']);
+        const etcdutl = await run(['sh', '-c', `command -v ${command([cluster.etcd.etcdutl])} >/dev/null && ${command([cluster.etcd.etcdutl, 'version'])}`]);
+        const manifests = await run(['ls', '-1', cluster.paths.manifestsDir]);
+        const dataDir = await run(['test', '-d', cluster.paths.etcdDataDir]);
+        return {
+          node: node.name,
+          host: node.host,
+          etcdctlVersion: versionOf(etcdctl.stdout),
+          etcdutlVersion: etcdutl.code === 0 ? versionOf(etcdutl.stdout) : undefined,
+          manifests: manifests.code === 0 ? manifests.stdout.split('\n').filter(Boolean) : [],
+          etcdDataDirExists: dataDir.code === 0,
+        };
+      } finally {
+        ssh.dispose();
+      }
+    });
+}

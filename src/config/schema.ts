@@ -1,0 +1,206 @@
+import { z } from 'zod';
+
+/**
+ * The config file describes the clusters the engine protects. Every string that ends up in a remote command or an
+ * object key is constrained here, so that bad input fails at start-up with its path named, long before a 3 a.m.
+ * recovery. Secrets are only ever referenced (a file path or an environment variable name), never inlined: the
+ * schema is strict, so a stray `secretAccessKey:` is rejected as an unknown key.
+ */
+
+/** DNS-label style names: safe in workflow ids, schedule ids, object keys and remote paths. */
+export const name = z
+  .string()
+  .regex(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, 'expected a lowercase name of letters, digits and "-" (like "prod-eu1")');
+
+/** Absolute POSIX paths without shell metacharacters, spaces or "..": they are used on the node. */
+export const absolutePath = z
+  .string()
+  .regex(/^\/[A-Za-z0-9._+@\/-]*$/, 'expected an absolute path of letters, digits and . _ + @ / - only (no spaces or shell characters)')
+  .refine((p) => !p.split('/').includes('..'), 'expected a path without ".." segments');
+
+const hostName = z
+  .string()
+  .regex(/^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$/, 'expected a host name or IP address');
+
+const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name');
+
+/** A secret is read by activities from a file or an environment variable at the moment it is needed. */
+export const secretRef = z.union([
+  z.object({ file: absolutePath }).strict(),
+  z.object({ env: envVarName }).strict(),
+]);
+
+const duration = z
+  .string()
+  .regex(/^(\d+(ms|s|m|h|d))+$/, 'expected a duration like "30s", "5m", "1h30m" or "7d"');
+
+const sshHostKey = z
+  .string()
+  .regex(
+    /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ecdsa-sha2-nistp521) [A-Za-z0-9+/=]+( .*)?$|^SHA256:[A-Za-z0-9+/]{43}=?$/,
+    'expected a public host key ("ssh-ed25519 AAAA...") or its fingerprint ("SHA256:...") as printed by `ssh-keyscan` / `ssh-keygen -lf`',
+  );
+
+export const nodeSchema = z
+  .object({
+    name,
+    host: hostName,
+    port: z.number().int().min(1).max(65535).default(22),
+    user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, 'expected a Unix user name').default('root'),
+    /** Private key on the worker's machine; without it the SSH agent at SSH_AUTH_SOCK is used. */
+    privateKey: secretRef.optional(),
+    /** Host keys are always checked: pin the key itself, or name a known_hosts file that holds it. */
+    hostKey: sshHostKey.optional(),
+    knownHostsFile: absolutePath.optional(),
+  })
+  .strict()
+  .refine((n) => n.hostKey !== undefined || n.knownHostsFile !== undefined, {
+    message: 'set hostKey (from `ssh-keyscan -t ed25519 HOST`) or knownHostsFile: host keys are never ignored',
+    path: ['hostKey'],
+  });
+
+const kubeadmPki = '/etc/kubernetes/pki';
+
+export const etcdSchema = z
+  .object({
+    /** As seen from the control-plane node (the snapshot is taken there). */
+    endpoint: z.string().regex(/^https?:\/\/[A-Za-z0-9.:\[\]-]+$/, 'expected a URL like https://127.0.0.1:2379').default('https://127.0.0.1:2379'),
+    caFile: absolutePath.default(`${kubeadmPki}/etcd/ca.crt`),
+    certFile: absolutePath.default(`${kubeadmPki}/etcd/healthcheck-client.crt`),
+    keyFile: absolutePath.default(`${kubeadmPki}/etcd/healthcheck-client.key`),
+    /** Commands on the node: a name looked up in PATH or an absolute path. */
+    etcdctl: z.union([absolutePath, z.literal('etcdctl')]).default('etcdctl'),
+    etcdutl: z.union([absolutePath, z.literal('etcdutl')]).default('etcdutl'),
+  })
+  .strict();
+
+export const nodePathsSchema = z
+  .object({
+    kubernetesDir: absolutePath.default('/etc/kubernetes'),
+    manifestsDir: absolutePath.default('/etc/kubernetes/manifests'),
+    pkiDir: absolutePath.default(kubeadmPki),
+    etcdDataDir: absolutePath.default('/var/lib/etcd'),
+    /** Where the engine keeps its run-specific files (snapshots in flight, moved-aside manifests). */
+    workDir: absolutePath.default('/var/lib/lifeboat'),
+  })
+  .strict();
+
+export const storageSchema = z
+  .object({
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name'),
+    prefix: z
+      .string()
+      .regex(/^([A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*)?$/, 'expected a key prefix like "backups/etcd" (no leading or trailing "/")')
+      .default('lifeboat'),
+    region: z.string().regex(/^[a-z0-9-]+$/).default('us-east-1'),
+    /** For S3-compatible stores (MinIO, Ceph, ...); AWS S3 needs none. */
+    endpoint: z.string().url().optional(),
+    forcePathStyle: z.boolean().default(false),
+    /** Without credentials the AWS default chain is used (env, profile, instance role). */
+    credentials: z
+      .union([
+        z.object({ profile: z.string().min(1) }).strict(),
+        z.object({ accessKeyId: secretRef, secretAccessKey: secretRef }).strict(),
+      ])
+      .optional(),
+  })
+  .strict();
+
+export const retentionSchema = z
+  .object({
+    keepLast: z.number().int().min(1).default(5),
+    daily: z.number().int().min(0).default(7),
+    weekly: z.number().int().min(0).default(4),
+    monthly: z.number().int().min(0).default(6),
+  })
+  .strict();
+
+export const backupSchema = z
+  .object({
+    /** Cron expressions (UTC unless timezone is set); several are allowed. */
+    cron: z.array(z.string().min(9)).min(1).default(['0 */6 * * *']),
+    timezone: z.string().default('UTC'),
+    jitter: duration.default('5m'),
+    catchupWindow: duration.default('1h'),
+    retention: retentionSchema.default(retentionSchema.parse({})),
+    compression: z.enum(['zstd', 'gzip', 'none']).default('gzip'),
+    /** A key id from `encryptionKeys`; backups of PKI are refused without one unless allowUnencrypted. */
+    encryptionKey: name.optional(),
+    allowUnencrypted: z.boolean().default(false),
+  })
+  .strict();
+
+export const recoverySchema = z
+  .object({
+    approval: z.enum(['required', 'auto']).default('required'),
+    approvalTimeout: duration.default('1h'),
+    /** Remove Node objects and leases of control-plane nodes that no longer exist after a restore. */
+    removeStaleNodes: z.boolean().default(false),
+  })
+  .strict();
+
+export const clusterSchema = z
+  .object({
+    name,
+    nodes: z.array(nodeSchema).min(1, 'expected at least one control-plane node'),
+    /** The API server as the engine reaches it to verify a restore; defaults to https://<first node host>:6443. */
+    apiServer: z.string().url().optional(),
+    etcd: etcdSchema.default(etcdSchema.parse({})),
+    paths: nodePathsSchema.default(nodePathsSchema.parse({})),
+    storage: storageSchema,
+    backup: backupSchema.default(backupSchema.parse({})),
+    recovery: recoverySchema.default(recoverySchema.parse({})),
+  })
+  .strict();
+
+export const temporalSchema = z
+  .object({
+    address: z.string().min(1).default('127.0.0.1:7233'),
+    namespace: z.string().min(1).default('default'),
+    taskQueue: z.string().min(1).default('lifeboat'),
+    tls: z
+      .object({
+        caFile: absolutePath.optional(),
+        certFile: absolutePath,
+        keyFile: absolutePath,
+        serverName: z.string().optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    temporal: temporalSchema.default(temporalSchema.parse({})),
+    /** Key ring: key id -> where the 32-byte key lives. Old ids stay so old backups can still be decrypted. */
+    encryptionKeys: z.record(name, secretRef).default({}),
+    clusters: z.array(clusterSchema).default([]),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const seen = new Set<string>();
+    cfg.clusters.forEach((c, i) => {
+      if (seen.has(c.name)) ctx.addIssue({ code: 'custom', path: ['clusters', i, 'name'], message: `duplicate cluster name "${c.name}"` });
+      seen.add(c.name);
+      const nodeNames = new Set<string>();
+      c.nodes.forEach((n, j) => {
+        if (nodeNames.has(n.name)) ctx.addIssue({ code: 'custom', path: ['clusters', i, 'nodes', j, 'name'], message: `duplicate node name "${n.name}"` });
+        nodeNames.add(n.name);
+      });
+      const key = c.backup.encryptionKey;
+      if (key !== undefined && !(key in cfg.encryptionKeys)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['clusters', i, 'backup', 'encryptionKey'],
+          message: `unknown key id "${key}": add it under encryptionKeys (known: ${Object.keys(cfg.encryptionKeys).join(', ') || 'none'})`,
+        });
+      }
+    });
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type ClusterConfig = z.infer<typeof clusterSchema>;
+export type NodeConfig = z.infer<typeof nodeSchema>;
+export type StorageConfig = z.infer<typeof storageSchema>;
+export type SecretRef = z.infer<typeof secretRef>;

@@ -1,0 +1,78 @@
+import { Connection } from '@temporalio/client';
+import { connect } from 'node:net';
+import { startProcess, waitFor, type ManagedProcess } from '../sandbox/processes';
+
+/** Custom search attributes the engine sets on its workflows, registered on the dev server at start. */
+export const SEARCH_ATTRIBUTES = ['LifeboatCluster=Keyword'];
+
+export interface DevServerOptions {
+  binary: string;
+  ip?: string;
+  port: number;
+  /** Omit for a headless server (tests). */
+  uiPort?: number;
+  /** SQLite file that keeps workflows across restarts; in-memory without it. */
+  dbFile?: string;
+  logFile: string;
+  startTimeoutMs?: number;
+}
+
+export interface DevServer {
+  address: string;
+  uiUrl?: string;
+  process: ManagedProcess;
+  stop(): Promise<void>;
+}
+
+function portOpen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port }, () => {
+      socket.end();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Starts `temporal server start-dev` from the locally built CLI. The SDK's own launcher polls for only a few seconds,
+ * too little on a loaded 2-core machine, and would try to download the binary; this waits for a real health check.
+ */
+export async function startTemporalDevServer(o: DevServerOptions): Promise<DevServer> {
+  const ip = o.ip ?? '127.0.0.1';
+  const args = ['server', 'start-dev', '--ip', ip, '--port', String(o.port), '--log-level', 'warn'];
+  for (const sa of SEARCH_ATTRIBUTES) args.push('--search-attribute', sa);
+  args.push('--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true');
+  if (o.uiPort !== undefined) args.push('--ui-port', String(o.uiPort));
+  else args.push('--headless');
+  if (o.dbFile) args.push('--db-filename', o.dbFile);
+  const proc = startProcess('temporal', o.binary, args, { logFile: o.logFile });
+  const address = `${ip}:${o.port}`;
+  try {
+    await waitFor(
+      `the Temporal dev server on ${address} (log: ${o.logFile})`,
+      async () => {
+        if (proc.child.exitCode !== null) throw new Error(`it exited with code ${proc.child.exitCode}`);
+        if (!(await portOpen(ip, o.port))) return false;
+        const connection = await Connection.connect({ address, connectTimeout: 2_000 });
+        try {
+          const { status } = await connection.healthService.check({});
+          return status === 1; // SERVING
+        } finally {
+          await connection.close();
+        }
+      },
+      o.startTimeoutMs ?? 60_000,
+      300,
+    );
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+  return {
+    address,
+    uiUrl: o.uiPort !== undefined ? `http://${ip}:${o.uiPort}` : undefined,
+    process: proc,
+    stop: () => proc.stop(),
+  };
+}

@@ -1,0 +1,43 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { access } from 'node:fs/promises';
+
+/** Where scripts/servers.sh put the real servers; the script is the one source of truth for versions and paths. */
+export interface ServerBinaries {
+  temporal: string;
+  minio: string;
+  etcd: Record<EtcdLine, string>;
+  kubeApiserver: string;
+}
+export type EtcdLine = '3.4' | '3.5' | '3.6';
+
+const repoRoot = join(__dirname, __dirname.includes('/dist/') ? '../../..' : '../..');
+
+export async function serverBinaries(): Promise<ServerBinaries> {
+  const { stdout } = await promisify(execFile)('bash', [join(repoRoot, 'scripts/servers.sh'), '--print']);
+  const env = Object.fromEntries(
+    stdout
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  ) as Record<string, string>;
+  const bins: ServerBinaries = {
+    temporal: env.LIFEBOAT_TEMPORAL_BIN!,
+    minio: env.LIFEBOAT_MINIO_BIN!,
+    etcd: { '3.4': env.LIFEBOAT_ETCD34_DIR!, '3.5': env.LIFEBOAT_ETCD35_DIR!, '3.6': env.LIFEBOAT_ETCD36_DIR! },
+    kubeApiserver: env.LIFEBOAT_KUBE_APISERVER_BIN!,
+  };
+  return bins;
+}
+
+export async function requireBinary(path: string, what: string): Promise<string> {
+  try {
+    await access(path);
+    return path;
+  } catch {
+    throw new Error(`${what} is not built at ${path}: run \`npm run servers\` (scripts/servers.sh) first`);
+  }
+}
+
+export { repoRoot };

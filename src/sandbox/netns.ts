@@ -1,0 +1,86 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/**
+ * Sandbox nodes are network namespaces joined to the host by a veth pair, each on its own /24 inside 10.213.0.0/16:
+ * the node is 10.213.N.2, the host side 10.213.N.1. Traffic never leaves this machine.
+ */
+export const SUBNET_PREFIX = '10.213';
+
+export async function sh(file: string, args: readonly string[]): Promise<string> {
+  try {
+    const { stdout } = await run(file, args as string[], { maxBuffer: 16 * 1024 * 1024 });
+    return stdout;
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`${file} ${args.join(' ')}: ${(e.stderr ?? '').trim() || e.message}`);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function killNamespaceProcesses(netns: string): Promise<void> {
+  const pids = (await sh('ip', ['netns', 'pids', netns]).catch(() => '')).split(/\s+/).filter(Boolean).map(Number);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+export async function deleteNamespace(netns: string): Promise<void> {
+  await killNamespaceProcesses(netns);
+  await sh('ip', ['netns', 'del', netns]).catch(() => undefined);
+}
+
+/** Namespaces are named lifeboat-<pid>-<node>; those of a test run that died are removed on the next start. */
+export async function removeStaleNamespaces(): Promise<void> {
+  const list = await sh('ip', ['netns', 'list']).catch(() => '');
+  for (const line of list.split('\n')) {
+    const m = /^(lifeboat-(\d+)-\S+)/.exec(line.trim());
+    if (m && Number(m[2]) !== process.pid && !alive(Number(m[2]))) await deleteNamespace(m[1]!);
+  }
+}
+
+export async function usedSubnets(): Promise<Set<number>> {
+  const out = await sh('ip', ['-o', '-4', 'addr', 'show']);
+  const used = new Set<number>();
+  for (const m of out.matchAll(new RegExp(`inet ${SUBNET_PREFIX.replace('.', '\\.')}\\.(\\d+)\\.`, 'g'))) used.add(Number(m[1]));
+  return used;
+}
+
+/** Creates the namespace and its veth link; returns the node's address. `subnet` pins it (to take over an address). */
+export async function createNamespace(netns: string, subnet?: number): Promise<{ ip: string; subnet: number }> {
+  const used = await usedSubnets();
+  const n = subnet ?? [...Array(254).keys()].map((i) => i + 1).find((i) => !used.has(i));
+  if (n === undefined) throw new Error('no free sandbox subnet in 10.213.0.0/16');
+  if (used.has(n)) throw new Error(`sandbox subnet ${SUBNET_PREFIX}.${n}.0/24 is still in use`);
+  const hostIf = `lbh${n}`;
+  const nodeIf = `lbn${n}`;
+  await sh('ip', ['netns', 'add', netns]);
+  try {
+    await sh('ip', ['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nodeIf]);
+    await sh('ip', ['link', 'set', nodeIf, 'netns', netns]);
+    await sh('ip', ['addr', 'add', `${SUBNET_PREFIX}.${n}.1/24`, 'dev', hostIf]);
+    await sh('ip', ['link', 'set', hostIf, 'up']);
+    await sh('ip', ['netns', 'exec', netns, 'ip', 'addr', 'add', `${SUBNET_PREFIX}.${n}.2/24`, 'dev', nodeIf]);
+    await sh('ip', ['netns', 'exec', netns, 'ip', 'link', 'set', nodeIf, 'up']);
+    await sh('ip', ['netns', 'exec', netns, 'ip', 'link', 'set', 'lo', 'up']);
+  } catch (err) {
+    await sh('ip', ['link', 'del', hostIf]).catch(() => undefined);
+    await deleteNamespace(netns);
+    throw err;
+  }
+  return { ip: `${SUBNET_PREFIX}.${n}.2`, subnet: n };
+}

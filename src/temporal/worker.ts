@@ -1,0 +1,34 @@
+import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import { createActivities } from '../../activities';
+import type { Config } from '../config/schema';
+import { temporalTarget } from './connection';
+
+export interface WorkerOptions {
+  config: Config;
+  logger: Logger;
+  /** Overrides config/env (tests use one queue per file). */
+  taskQueue?: string;
+  address?: string;
+  namespace?: string;
+  /** A pre-built bundle (tests build one per file); otherwise the worker bundles workflows/ itself. */
+  workflowBundle?: WorkflowBundleWithSourceMap;
+}
+
+export const workflowsPath = require.resolve('../../workflows');
+
+/** A worker bound to the engine's workflows and activities; the caller runs and shuts it down. */
+export async function createWorker(o: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection; taskQueue: string }> {
+  const target = await temporalTarget(o.config);
+  const address = o.address ?? target.address;
+  const connection = await NativeConnection.connect({ address, tls: target.tls });
+  const taskQueue = o.taskQueue ?? target.taskQueue;
+  const worker = await Worker.create({
+    connection,
+    namespace: o.namespace ?? target.namespace,
+    taskQueue,
+    activities: createActivities({ config: o.config, logger: o.logger }),
+    ...(o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath }),
+  });
+  return { worker, connection, taskQueue };
+}

@@ -1,0 +1,38 @@
+import { readFile } from 'node:fs/promises';
+import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
+import { etcdctlArgs } from '../../src/sandbox/control-plane';
+import { connectToNode } from '../../src/ssh/connect';
+import { runOnNode } from '../../src/ssh/run';
+import { minioStorage } from '../support/bed';
+
+describe('sandbox control-plane node (etcd 3.6, over SSH)', () => {
+  let cluster: SandboxCluster;
+
+  beforeAll(async () => {
+    cluster = await createSandboxCluster({ name: 'smoke-etcd', etcdLine: '3.6', withApiserver: false, storage: minioStorage('smoke-etcd') });
+  });
+  afterAll(async () => {
+    await cluster?.destroy();
+  });
+
+  it('etcdctl snapshot save over SSH writes a snapshot that etcdutl snapshot status accepts', async () => {
+    const node = cluster.config.nodes[0]!;
+    const ssh = await connectToNode(node);
+    try {
+      const put = await runOnNode(ssh, node.name, ['etcdctl', ...etcdctlArgs(), 'put', '/smoke/key', 'value-1']);
+      expect(put.stdout.trim()).toBe('OK');
+      await runOnNode(ssh, node.name, ['mkdir', '-p', '/var/lib/lifeboat/work']);
+      await runOnNode(ssh, node.name, ['etcdctl', ...etcdctlArgs(), 'snapshot', 'save', '/var/lib/lifeboat/work/smoke.db']);
+      const status = await runOnNode(ssh, node.name, ['etcdutl', 'snapshot', 'status', '-w', 'json', '/var/lib/lifeboat/work/smoke.db']);
+      const parsed = JSON.parse(status.stdout) as { hash: number; revision: number; totalKey: number; totalSize: number };
+      expect(parsed.revision).toBeGreaterThan(1);
+      expect(parsed.totalKey).toBeGreaterThan(0);
+      expect(parsed.totalSize).toBeGreaterThan(0);
+    } finally {
+      ssh.dispose();
+    }
+    // The file is the node's own: it sits in the node's private /var/lib, not the host's.
+    const onHost = await readFile(cluster.controlPlane.path('/var/lib/lifeboat/work/smoke.db'));
+    expect(onHost.length).toBeGreaterThan(0);
+  });
+});

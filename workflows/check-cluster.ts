@@ -1,0 +1,23 @@
+import { proxyActivities } from '@temporalio/workflow';
+import type { Activities, NodeProbe } from '../activities';
+
+const { probeNode, resolveCluster } = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { maximumAttempts: 5, initialInterval: '2 seconds' },
+});
+
+export interface CheckClusterInput {
+  cluster: string;
+}
+
+export interface CheckClusterResult {
+  cluster: string;
+  nodes: NodeProbe[];
+}
+
+/** Probes every node of a cluster over SSH: the reachability and tooling check that backups and restores rely on. */
+export async function checkCluster(input: CheckClusterInput): Promise<CheckClusterResult> {
+  const cluster = await resolveCluster({ cluster: input.cluster });
+  const nodes = await Promise.all(cluster.nodes.map((node) => probeNode({ cluster: input.cluster, node })));
+  return { cluster: input.cluster, nodes };
+}

@@ -1,0 +1,2 @@
+// Workflow code only: deterministic, bundled by the worker. Import activities and clients as types.
+export { checkCluster } from './check-cluster';
