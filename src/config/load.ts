@@ -9,7 +9,11 @@ export class ConfigError extends Error {
     readonly source: string,
     readonly problems: string[],
   ) {
-    super(`${source}: invalid config (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  ${problems.join('\n  ')}`);
+    super(
+      problems.length === 1
+        ? `${source}: ${problems[0]}`
+        : `${source}: invalid config (${problems.length} problems):\n  ${problems.join('\n  ')}`,
+    );
     this.name = 'ConfigError';
   }
 }

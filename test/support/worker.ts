@@ -1,0 +1,54 @@
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import pino from 'pino';
+import { parseConfig } from '../../src/config/load';
+import type { ClusterConfig, Config } from '../../src/config/schema';
+import { createWorker, workflowsPath } from '../../src/temporal/worker';
+import { testBed } from './bed';
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** Webpack-bundling the workflows takes seconds: once per test file is enough. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+  return bundle;
+}
+
+/** The SDK logs every worker state change at INFO to the console; tests keep warnings only. */
+function quietRuntime(): void {
+  try {
+    Runtime.install({ logger: new DefaultLogger((process.env.TEST_TEMPORAL_LOG_LEVEL as 'WARN' | undefined) ?? 'WARN') });
+  } catch {
+    // already installed in this process (another test file)
+  }
+}
+
+export interface RunningWorker {
+  client: Client;
+  taskQueue: string;
+  config: Config;
+  stop(): Promise<void>;
+}
+
+/** A real worker on the shared dev server, on a task queue of its own, with the given clusters configured. */
+export async function startTestWorker(clusters: ClusterConfig[], extra: Partial<Record<keyof Config, unknown>> = {}): Promise<RunningWorker> {
+  const { temporalAddress } = testBed();
+  quietRuntime();
+  const taskQueue = `test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const config = parseConfig({ ...extra, temporal: { address: temporalAddress, taskQueue }, clusters }, 'test config');
+  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const { worker, connection } = await createWorker({ config, logger, workflowBundle: await workflowBundle() });
+  const running = worker.run();
+  const clientConnection = await Connection.connect({ address: temporalAddress });
+  const client = new Client({ connection: clientConnection, namespace: 'default' });
+  return {
+    client,
+    taskQueue,
+    config,
+    async stop() {
+      worker.shutdown();
+      await running;
+      await connection.close();
+      await clientConnection.close();
+    },
+  };
+}
