@@ -2,8 +2,9 @@
 # Obtains every real server the tests and the demo use, once per machine, into a cache outside the repo keyed by
 # version. Anything already built is skipped. Prints progress and, at the end, how long each cold build took.
 #
-#   scripts/servers.sh            build/install everything missing
-#   scripts/servers.sh --print    print the env lines (LIFEBOAT_*_BIN=...) the tests read, build nothing
+#   scripts/servers.sh                 build/install everything missing
+#   scripts/servers.sh temporal minio  only these (of: apt temporal minio etcd kube)
+#   scripts/servers.sh --print         print the env lines (LIFEBOAT_*_BIN=...) the tests read, build nothing
 set -euo pipefail
 
 CACHE="${LIFEBOAT_CACHE:-$HOME/.cache/lifeboat}"
@@ -32,6 +33,8 @@ print_env() {
 if [[ "${1:-}" == "--print" ]]; then print_env; exit 0; fi
 
 mkdir -p "$CACHE"
+wanted=" ${*:-apt temporal minio etcd kube} "
+want() { [[ "$wanted" == *" $1 "* ]]; }
 declare -a timings=()
 log() { printf '[servers] %s\n' "$*" >&2; }
 timed() { # name, command...
@@ -46,7 +49,7 @@ timed() { # name, command...
 apt_packages=(etcd-server etcd-client openssh-server iproute2 docker-compose openssl zstd)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if ((${#missing[@]})); then
+if ! want apt; then :; elif ((${#missing[@]})); then
   log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
@@ -66,12 +69,12 @@ go_install() { # dest-binary, module@version
   rm -rf "$tmp"
 }
 
-if [[ -x "$temporal_bin" ]]; then log "temporal $TEMPORAL_CLI_VERSION cached"; else
+if ! want temporal; then :; elif [[ -x "$temporal_bin" ]]; then log "temporal $TEMPORAL_CLI_VERSION cached"; else
   mkdir -p "$(dirname "$temporal_bin")"
   timed "temporal $TEMPORAL_CLI_VERSION" go_install "$temporal_bin" "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
 fi
 
-if [[ -x "$minio_bin" ]]; then log "minio $MINIO_VERSION cached"; else
+if ! want minio; then :; elif [[ -x "$minio_bin" ]]; then log "minio $MINIO_VERSION cached"; else
   mkdir -p "$(dirname "$minio_bin")"
   timed "minio $MINIO_VERSION" go_install "$minio_bin" "github.com/minio/minio@$MINIO_VERSION"
 fi
@@ -96,7 +99,7 @@ build_etcd() { # version, dest dir
 }
 for pair in "$ETCD36_VERSION:$etcd36_dir" "$ETCD35_VERSION:$etcd35_dir"; do
   v="${pair%%:*}"; d="${pair#*:}"
-  if [[ -x "$d/etcd" && -x "$d/etcdctl" && -x "$d/etcdutl" ]]; then log "etcd $v cached"; else
+  if ! want etcd; then :; elif [[ -x "$d/etcd" && -x "$d/etcdctl" && -x "$d/etcdutl" ]]; then log "etcd $v cached"; else
     timed "etcd $v" build_etcd "$v" "$d"
   fi
 done
@@ -123,7 +126,7 @@ build_kube() {
   rm -rf "$dest.part" && mv "$tmp/out" "$dest.part" && mv "$dest.part" "$dest"
   rm -rf "$tmp"
 }
-if [[ -x "$kube_dir/kube-apiserver" ]]; then log "kube-apiserver $KUBE_VERSION cached"; else
+if ! want kube; then :; elif [[ -x "$kube_dir/kube-apiserver" ]]; then log "kube-apiserver $KUBE_VERSION cached"; else
   timed "kube-apiserver $KUBE_VERSION" build_kube "$KUBE_VERSION" "$kube_dir"
 fi
 

@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { engineVersion } from '../version';
+import { configCommand } from './config';
+import { workerCommand } from './worker';
+
+/** `lifeboat`: one binary for operators; each subcommand lives in its own file. */
+export function buildProgram(): Command {
+  const program = new Command('lifeboat')
+    .description('Disaster recovery for single-node Kubernetes control planes: verified etcd backups and restores on Temporal.')
+    .version(engineVersion(), '-V, --version-flag', 'print the version')
+    .option('-c, --config <file>', 'config file (YAML); default: $LIFEBOAT_CONFIG, else embedded defaults')
+    .showHelpAfterError('(run with --help for usage)');
+  program
+    .command('version')
+    .description('print the engine version and the Temporal SDK it is built with')
+    .action(() => {
+      const sdk = (require('@temporalio/worker/package.json') as { version: string }).version;
+      console.log(`lifeboat ${engineVersion()} (Temporal TypeScript SDK ${sdk}, Node ${process.version})`);
+    });
+  program.addCommand(configCommand());
+  program.addCommand(workerCommand());
+  return program;
+}
+
+if (require.main === module) {
+  buildProgram()
+    .parseAsync(process.argv)
+    .catch((err: unknown) => {
+      console.error(err instanceof Error ? err.message : String(err));
+      process.exit(1);
+    });
+}

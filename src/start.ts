@@ -1,0 +1,61 @@
+import { mkdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { Runtime } from '@temporalio/worker';
+import { loadConfig } from './config/load';
+import { startTemporalDevServer } from './devserver/temporal';
+import { createLogger, temporalLoggerFrom } from './logging';
+import { requireBinary, serverBinaries } from './sandbox/binaries';
+import { createWorker } from './temporal/worker';
+
+/**
+ * `npm start`: the engine on embedded defaults — a local Temporal dev server whose state survives restarts (SQLite
+ * under the user's data dir) with its web UI, and the worker connected to it. For production, run `lifeboat worker`
+ * against a real Temporal cluster instead.
+ */
+async function main(): Promise<void> {
+  const logger = createLogger('lifeboat');
+  const config = await loadConfig();
+  const dataDir = join(process.env.XDG_DATA_HOME ?? join(homedir(), '.local/share'), 'lifeboat');
+  await mkdir(dataDir, { recursive: true });
+  const port = Number(process.env.LIFEBOAT_DEV_PORT ?? 7233);
+  const uiPort = Number(process.env.LIFEBOAT_DEV_UI_PORT ?? port + 1000);
+  const binary = await requireBinary((await serverBinaries()).temporal, 'the temporal CLI');
+  logger.info({ port, uiPort, dbFile: join(dataDir, 'temporal.db') }, 'starting the Temporal dev server');
+  const server = await startTemporalDevServer({
+    binary,
+    ip: process.env.LIFEBOAT_DEV_IP ?? '127.0.0.1',
+    port,
+    uiPort,
+    dbFile: join(dataDir, 'temporal.db'),
+    logFile: join(dataDir, 'temporal.log'),
+    startTimeoutMs: 120_000,
+  }).catch((err: Error) => {
+    throw new Error(`${err.message}\nIs another Temporal server using port ${port}? Set LIFEBOAT_DEV_PORT to use another.`);
+  });
+  Runtime.install({ logger: temporalLoggerFrom(logger), shutdownSignals: ['SIGINT', 'SIGTERM'] });
+  const { worker, connection, taskQueue } = await createWorker({ config, logger, address: server.address });
+  console.log(
+    [
+      '',
+      `  lifeboat is running (${config.clusters.length} cluster${config.clusters.length === 1 ? '' : 's'} configured)`,
+      `  Temporal UI:      ${server.uiUrl}`,
+      `  Temporal address: ${server.address} (namespace default, task queue ${taskQueue})`,
+      `  State and logs:   ${dataDir}`,
+      '  Stop with Ctrl-C.',
+      '',
+    ].join('\n'),
+  );
+  try {
+    await worker.run();
+  } finally {
+    await connection.close();
+    await server.stop();
+    logger.info('stopped');
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});
