@@ -33,7 +33,8 @@ export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
 function describeIssue(issue: z.core.$ZodIssue): string {
   switch (issue.code) {
     case 'invalid_type':
-      return `expected ${issue.expected}${'input' in issue && issue.input === undefined ? ' (missing)' : ''}`;
+      // zod says "Invalid input: expected number, received string"; keep the useful half, call undefined "missing".
+      return issue.message.replace(/^Invalid input: /, '').replace(/, received undefined$/, ' (missing)');
     case 'unrecognized_keys':
       return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (secrets are referenced with {file: ...} or {env: ...}, never inlined)`;
     case 'invalid_union':

@@ -57,6 +57,8 @@ export const nodeSchema = z
   .refine((n) => n.hostKey !== undefined || n.knownHostsFile !== undefined, {
     message: 'set hostKey (from `ssh-keyscan -t ed25519 HOST`) or knownHostsFile: host keys are never ignored',
     path: ['hostKey'],
+    // Report this alongside other problems of the same node, not only once they are fixed.
+    when: () => true,
   });
 
 const kubeadmPki = '/etc/kubernetes/pki';
