@@ -117,7 +117,7 @@ build_kube() {
     go mod init lifeboat.local/kube-build >/dev/null 2>&1
     {
       echo "require k8s.io/kubernetes $v"
-      grep -oE '^[[:space:]]*k8s\.io/[a-z0-9-]+ v0\.0\.0' "$gomod" | awk -v sv="$staging_version" '{print "replace " $1 " => " $1 " " sv}' | sort -u
+      grep -E '^[[:space:]]*k8s\.io/[a-z0-9-]+ v0\.0\.0([[:space:]]|$)' "$gomod" | awk -v sv="$staging_version" '{print "replace " $1 " => " $1 " " sv}' | sort -u
     } >> go.mod
     GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/kube-apiserver@$v" >/dev/null 2>&1 || true
     mkdir -p out
