@@ -25,3 +25,15 @@ export function throttledHeartbeat(everyMs = 2_000): (details: unknown) => void 
 export function cancellationSignal(): AbortSignal | undefined {
   return activityContext()?.cancellationSignal;
 }
+
+/** Heartbeats on a timer while a long single step runs (a remote command that prints nothing until it ends). */
+export async function whileHeartbeating<T>(details: () => unknown, body: () => Promise<T>, everyMs = 5_000): Promise<T> {
+  const ctx = activityContext();
+  if (!ctx) return body();
+  const timer = setInterval(() => ctx.heartbeat(details()), everyMs);
+  try {
+    return await body();
+  } finally {
+    clearInterval(timer);
+  }
+}

@@ -1,12 +1,28 @@
 import type { ActivityDeps } from './deps';
 import { probeNode } from './probe-node';
 import { resolveCluster } from './resolve-cluster';
+import { confirmObjects, discardIncompleteBackup, removeNodeRunFiles, writeManifest } from './backup/finish';
+import { inspectSnapshot } from './backup/inspect-snapshot';
+import { planBackup } from './backup/plan-backup';
+import { applyRetention } from './backup/retention';
+import { takeSnapshot } from './backup/take-snapshot';
+import { uploadControlPlaneFiles, uploadSnapshot } from './backup/upload';
 
 /** Every activity the worker registers, bound to its dependencies. Workflows import only the type. */
 export function createActivities(deps: ActivityDeps) {
   return {
     probeNode: probeNode(deps),
     resolveCluster: resolveCluster(deps),
+    planBackup: planBackup(deps),
+    takeSnapshot: takeSnapshot(deps),
+    inspectSnapshot: inspectSnapshot(deps),
+    uploadSnapshot: uploadSnapshot(deps),
+    uploadControlPlaneFiles: uploadControlPlaneFiles(deps),
+    confirmObjects: confirmObjects(deps),
+    writeManifest: writeManifest(deps),
+    discardIncompleteBackup: discardIncompleteBackup(deps),
+    removeNodeRunFiles: removeNodeRunFiles(deps),
+    applyRetention: applyRetention(deps),
   };
 }
 

@@ -3,6 +3,9 @@ import { Command } from 'commander';
 import { engineVersion } from '../version';
 import { configCommand } from './config';
 import { workerCommand } from './worker';
+import { backupCommand } from './backup';
+import { scheduleCommand } from './schedule';
+import { storageCommand } from './storage';
 
 /** `lifeboat`: one binary for operators; each subcommand lives in its own file. */
 export function buildProgram(): Command {
@@ -20,6 +23,9 @@ export function buildProgram(): Command {
     });
   program.addCommand(configCommand());
   program.addCommand(workerCommand());
+  program.addCommand(backupCommand());
+  program.addCommand(scheduleCommand());
+  program.addCommand(storageCommand());
   return program;
 }
 

@@ -98,6 +98,18 @@ export const storageSchema = z
     /** For S3-compatible stores (MinIO, Ceph, ...); AWS S3 needs none. */
     endpoint: z.string().url().optional(),
     forcePathStyle: z.boolean().default(false),
+    /** Bucket lifecycle rules written by `lifeboat storage lifecycle apply` for this cluster's prefix. */
+    lifecycle: z
+      .object({
+        transitionAfterDays: z.number().int().min(1).optional(),
+        storageClass: z.enum(['STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER', 'GLACIER_IR', 'DEEP_ARCHIVE']).default('GLACIER'),
+        expireAfterDays: z.number().int().min(1).optional(),
+        abortIncompleteUploadsAfterDays: z.number().int().min(1).default(1),
+      })
+      .strict()
+      .optional(),
+    /** Object-lock retention (days) set on each uploaded object when the bucket has object lock enabled (WORM). */
+    objectLockDays: z.number().int().min(1).optional(),
     /** Without credentials the AWS default chain is used (env, profile, instance role). */
     credentials: z
       .union([
@@ -190,6 +202,20 @@ export const configSchema = z
         if (nodeNames.has(n.name)) ctx.addIssue({ code: 'custom', path: ['clusters', i, 'nodes', j, 'name'], message: `duplicate node name "${n.name}"` });
         nodeNames.add(n.name);
       });
+      const lc = c.storage.lifecycle;
+      if (lc?.expireAfterDays !== undefined) {
+        const keptDays = Math.max(c.backup.retention.daily, c.backup.retention.weekly * 7, c.backup.retention.monthly * 31);
+        if (lc.expireAfterDays < keptDays) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['clusters', i, 'storage', 'lifecycle', 'expireAfterDays'],
+            message: `${lc.expireAfterDays} days would expire backups that backup.retention keeps for ${keptDays} days; raise it to at least ${keptDays} or shorten the retention`,
+          });
+        }
+        if (lc.transitionAfterDays !== undefined && lc.transitionAfterDays >= lc.expireAfterDays) {
+          ctx.addIssue({ code: 'custom', path: ['clusters', i, 'storage', 'lifecycle', 'transitionAfterDays'], message: 'must be less than expireAfterDays' });
+        }
+      }
       const key = c.backup.encryptionKey;
       if (key !== undefined && !(key in cfg.encryptionKeys)) {
         ctx.addIssue({

@@ -1,0 +1,95 @@
+import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { ApplicationFailure } from '@temporalio/common';
+import type { BackupManifest } from '../../src/backup/manifest';
+import { findCluster } from '../../src/config/load';
+import { s3ClientFor } from '../../src/storage/s3-client';
+import { runOnNode } from '../../src/ssh/run';
+import type { ActivityDeps } from '../deps';
+import { classified } from '../errors';
+import { withNode } from '../node-session';
+
+export interface ObjectToConfirm {
+  key: string;
+  storedSize: number;
+  s3Checksum: string;
+}
+
+export interface ConfirmedObject {
+  key: string;
+  size: number;
+  /** 'sha256' when the store's own checksum matched ours; 'size' when the store reports none. */
+  checkedBy: 'sha256' | 'size';
+}
+
+/** Reads back, from the bucket, the size and checksum of what was stored, before anything on the node is removed. */
+export function confirmObjects(deps: ActivityDeps) {
+  return (input: { cluster: string; objects: ObjectToConfirm[] }): Promise<ConfirmedObject[]> =>
+    classified(async () => {
+      const cluster = findCluster(deps.config, input.cluster);
+      const s3 = await s3ClientFor(cluster.storage);
+      try {
+        return await Promise.all(
+          input.objects.map(async (o): Promise<ConfirmedObject> => {
+            const head = await s3.send(new HeadObjectCommand({ Bucket: cluster.storage.bucket, Key: o.key, ChecksumMode: 'ENABLED' }));
+            const problem =
+              head.ContentLength !== o.storedSize
+                ? `size ${head.ContentLength} instead of ${o.storedSize}`
+                : head.ChecksumSHA256 && head.ChecksumSHA256 !== o.s3Checksum
+                  ? `checksum ${head.ChecksumSHA256} instead of ${o.s3Checksum}`
+                  : undefined;
+            if (problem) {
+              throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}", step confirm: s3://${cluster.storage.bucket}/${o.key} holds ${problem}`, 'StoredObjectMismatch');
+            }
+            return { key: o.key, size: o.storedSize, checkedBy: head.ChecksumSHA256 ? 'sha256' : 'size' };
+          }),
+        );
+      } finally {
+        s3.destroy();
+      }
+    });
+}
+
+/** Written last: a manifest in the bucket always stands for a complete, confirmed backup. */
+export function writeManifest(deps: ActivityDeps) {
+  return (input: { cluster: string; key: string; manifest: BackupManifest }): Promise<void> =>
+    classified(async () => {
+      const cluster = findCluster(deps.config, input.cluster);
+      const s3 = await s3ClientFor(cluster.storage);
+      try {
+        await s3.send(
+          new PutObjectCommand({ Bucket: cluster.storage.bucket, Key: input.key, Body: JSON.stringify(input.manifest, null, 2), ContentType: 'application/json', ChecksumAlgorithm: 'SHA256' }),
+        );
+      } finally {
+        s3.destroy();
+      }
+    });
+}
+
+/** Removes this run's objects that never got a manifest (a backup that failed after uploading). */
+export function discardIncompleteBackup(deps: ActivityDeps) {
+  return (input: { cluster: string; keys: string[] }): Promise<string[]> =>
+    classified(async () => {
+      const cluster = findCluster(deps.config, input.cluster);
+      const s3 = await s3ClientFor(cluster.storage);
+      try {
+        for (const key of input.keys) await s3.send(new DeleteObjectCommand({ Bucket: cluster.storage.bucket, Key: key }));
+        return input.keys;
+      } finally {
+        s3.destroy();
+      }
+    });
+}
+
+/** Removes the run's folder on the node (its snapshot copy) once the backup is confirmed in the bucket. */
+export function removeNodeRunFiles(deps: ActivityDeps) {
+  return (input: { cluster: string; node: string; runDir: string }): Promise<void> =>
+    classified(() =>
+      withNode(deps, input.cluster, input.node, async ({ cluster, node, ssh }) => {
+        const base = `${cluster.paths.workDir}/backups/`;
+        if (!input.runDir.startsWith(base) || input.runDir.slice(base.length).includes('/') || input.runDir.length === base.length) {
+          throw ApplicationFailure.nonRetryable(`refusing to remove ${input.runDir}: not a run folder under ${base}`, 'InvalidPath');
+        }
+        await runOnNode(ssh, node.name, ['rm', '-rf', '--', input.runDir]);
+      }),
+    );
+}

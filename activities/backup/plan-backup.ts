@@ -1,0 +1,64 @@
+import { HeadBucketCommand } from '@aws-sdk/client-s3';
+import { ApplicationFailure } from '@temporalio/common';
+import { loadEncryptionKey } from '../../src/backup/keyring';
+import type { Compression } from '../../src/backup/object-keys';
+import { findCluster } from '../../src/config/load';
+import { describeLocation, s3ClientFor } from '../../src/storage/s3-client';
+import type { ActivityDeps } from '../deps';
+import { classified } from '../errors';
+
+export interface BackupPlan {
+  cluster: string;
+  node: string;
+  bucket: string;
+  prefix: string;
+  location: string;
+  compression: Compression;
+  /** Key id only; null when the operator chose allowUnencrypted. */
+  encryptionKeyId: string | null;
+  objectLockDays?: number;
+}
+
+/**
+ * Checks, before anything touches the node, what would otherwise fail half-way: the encryption key is readable and
+ * well-formed, and the bucket exists and accepts our credentials. Both are permanent problems with a clear fix.
+ */
+export function planBackup(deps: ActivityDeps) {
+  return (input: { cluster: string }): Promise<BackupPlan> =>
+    classified(async () => {
+      const cluster = findCluster(deps.config, input.cluster);
+      const keyId = cluster.backup.encryptionKey ?? null;
+      if (keyId) await loadEncryptionKey(deps.config, keyId);
+      else if (!cluster.backup.allowUnencrypted) {
+        throw ApplicationFailure.nonRetryable(
+          `cluster "${cluster.name}", step plan: no encryption key set. A snapshot holds every Secret of the cluster and the PKI archive holds the cluster's private keys: ` +
+            `set clusters[].backup.encryptionKey to a key id under encryptionKeys (generate one with \`openssl rand -base64 32 > key\`), ` +
+            'or set backup.allowUnencrypted: true to store them in plain text.',
+          'MissingEncryptionKey',
+        );
+      }
+      const s3 = await s3ClientFor(cluster.storage, `clusters.${cluster.name}.storage`);
+      try {
+        await s3.send(new HeadBucketCommand({ Bucket: cluster.storage.bucket }));
+      } catch (err) {
+        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        const where = describeLocation(cluster.storage);
+        if (status === 404) throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}", step plan: bucket ${where} does not exist; create it or fix storage.bucket`, 'BucketMissing');
+        if (status === 403 || status === 401) {
+          throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}", step plan: access to ${where} denied; check storage.credentials and the bucket policy (s3:ListBucket, s3:PutObject, s3:GetObject, s3:DeleteObject, s3:AbortMultipartUpload)`, 'BucketAccessDenied');
+        }
+        throw err;
+      } finally {
+        s3.destroy();
+      }
+      return {
+        cluster: cluster.name,
+        node: cluster.nodes[0]!.name,
+        bucket: cluster.storage.bucket,
+        prefix: cluster.storage.prefix,
+        location: describeLocation(cluster.storage),
+        compression: cluster.backup.compression,
+        encryptionKeyId: keyId,
+      };
+    });
+}

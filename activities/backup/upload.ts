@@ -1,0 +1,115 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { posix } from 'node:path';
+import { loadEncryptionKey } from '../../src/backup/keyring';
+import type { Compression } from '../../src/backup/object-keys';
+import type { ClusterConfig } from '../../src/config/schema';
+import { s3ClientFor } from '../../src/storage/s3-client';
+import { runOnNode } from '../../src/ssh/run';
+import { streamOnNode } from '../../src/ssh/stream';
+import type { ActivityDeps } from '../deps';
+import { classified } from '../errors';
+import { cancellationSignal, throttledHeartbeat } from '../heartbeat';
+import { withNode, type NodeSession } from '../node-session';
+import { streamToS3, type StreamedObject } from './stream-to-s3';
+
+interface UploadCommon {
+  cluster: string;
+  node: string;
+  key: string;
+  compression: Compression;
+  encryptionKeyId: string | null;
+}
+
+export interface UploadSnapshotInput extends UploadCommon {
+  path: string;
+  /** sha256 of the file as computed on the node: the streamed bytes must match it. */
+  expectedSha256: string;
+}
+
+/** The kubeconfigs kubeadm writes next to the manifests; those present are archived. */
+export const KUBECONFIGS = ['admin.conf', 'super-admin.conf', 'controller-manager.conf', 'scheduler.conf', 'kubelet.conf'];
+
+async function streamCommand(deps: ActivityDeps, session: NodeSession, argv: string[], input: UploadCommon): Promise<StreamedObject> {
+  const { cluster } = session;
+  const encryption = input.encryptionKeyId ? { key: await loadEncryptionKey(deps.config, input.encryptionKeyId), keyId: input.encryptionKeyId } : undefined;
+  const s3 = await s3ClientFor(cluster.storage, `clusters.${cluster.name}.storage`);
+  const heartbeat = throttledHeartbeat();
+  const remote = await streamOnNode(session.ssh, session.node.name, argv);
+  const signal = cancellationSignal();
+  const onAbort = () => remote.close();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const [stored] = await Promise.all([
+      streamToS3({
+        s3,
+        bucket: cluster.storage.bucket,
+        key: input.key,
+        source: remote.stdout,
+        compression: input.compression,
+        encryption,
+        onProgress: (bytes) => heartbeat({ key: input.key, bytes }),
+        signal,
+      }),
+      remote.done,
+    ]);
+    return stored;
+  } catch (err) {
+    remote.close();
+    throw err;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+    s3.destroy();
+  }
+}
+
+/** Streams the snapshot file from the node through the worker to S3; nothing is staged on the worker's disk. */
+export function uploadSnapshot(deps: ActivityDeps) {
+  return (input: UploadSnapshotInput): Promise<StreamedObject> =>
+    classified(() =>
+      withNode(deps, input.cluster, input.node, async (session) => {
+        const stored = await streamCommand(deps, session, ['cat', '--', input.path], input);
+        if (stored.plainSha256 !== input.expectedSha256) {
+          // The file on the node is intact (its hash was taken there); the bytes changed on the way: try again.
+          throw ApplicationFailure.retryable(
+            `cluster "${input.cluster}", step upload: the streamed snapshot's sha256 ${stored.plainSha256} differs from the node's ${input.expectedSha256}`,
+            'TransferCorrupted',
+          );
+        }
+        return stored;
+      }),
+    );
+}
+
+export interface ControlPlaneArchive extends StreamedObject {
+  files: string[];
+}
+
+function archiveSources(cluster: ClusterConfig): { dir: string; name: string }[] {
+  const p = cluster.paths;
+  return [
+    { dir: posix.dirname(p.pkiDir), name: posix.basename(p.pkiDir) },
+    { dir: posix.dirname(p.manifestsDir), name: posix.basename(p.manifestsDir) },
+    ...KUBECONFIGS.map((name) => ({ dir: p.kubernetesDir, name })),
+  ];
+}
+
+/** tar of the PKI, the static-pod manifests and kubeadm's kubeconfigs, streamed like the snapshot. */
+export function uploadControlPlaneFiles(deps: ActivityDeps) {
+  return (input: UploadCommon): Promise<ControlPlaneArchive> =>
+    classified(() =>
+      withNode(deps, input.cluster, input.node, async (session) => {
+        const present: { dir: string; name: string }[] = [];
+        for (const src of archiveSources(session.cluster)) {
+          if ((await runOnNode(session.ssh, session.node.name, ['test', '-e', `${src.dir}/${src.name}`], { allowFailure: true })).code === 0) present.push(src);
+        }
+        if (!present.some((s) => s.name === posix.basename(session.cluster.paths.pkiDir))) {
+          throw ApplicationFailure.nonRetryable(`cluster "${input.cluster}", step control-plane files: ${session.cluster.paths.pkiDir} does not exist on node "${session.node.name}"; check paths.pkiDir`, 'PkiMissing');
+        }
+        const tarArgs = present.flatMap((s) => ['-C', s.dir, s.name]);
+        const listing = await runOnNode(session.ssh, session.node.name, ['tar', '-cf', '/dev/null', '-v', ...tarArgs]);
+        const files = listing.stdout.split('\n').filter((f) => f && !f.endsWith('/'));
+        const stored = await streamCommand(deps, session, ['tar', '-cf', '-', ...tarArgs], input);
+        return { ...stored, files };
+      }),
+    );
+}

@@ -1,0 +1,67 @@
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { Readable, Transform, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import * as zlib from 'node:zlib';
+import { createDecryptStream, DecryptionError } from './encryption';
+import type { StoredObject } from './manifest';
+import { HashMeter } from './meters';
+
+/** A stored backup object does not match its manifest: corrupt, truncated or tampered with. Never retried. */
+export class BackupIntegrityError extends Error {
+  constructor(readonly key: string, detail: string) {
+    super(`backup object ${key} failed verification: ${detail}`);
+    this.name = 'BackupIntegrityError';
+  }
+}
+
+function decompressor(obj: StoredObject): Transform[] {
+  if (obj.compression === 'gzip') return [createGunzip()];
+  if (obj.compression === 'zstd') {
+    const create = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
+    if (!create) throw new Error(`${obj.key} is zstd-compressed; reading it needs Node.js >= 22.15 on the worker`);
+    return [create()];
+  }
+  return [];
+}
+
+export interface ReadResult {
+  plainSize: number;
+  plainSha256: string;
+  storedSize: number;
+  storedSha256: string;
+}
+
+/**
+ * Streams a stored object back into its original bytes (decrypt, decompress) into `sink`, checking on the way that
+ * the stored bytes and the original bytes both hash to what the manifest recorded. Each encrypted chunk is
+ * authenticated as it arrives; the hash comparison at the end catches anything else. On any mismatch the caller
+ * gets a BackupIntegrityError and must treat what reached the sink as garbage.
+ */
+export async function readStoredObject(
+  s3: S3Client,
+  bucket: string,
+  obj: StoredObject,
+  keyFor: (keyId: string) => Buffer | undefined,
+  sink: Writable,
+  onProgress?: (storedBytes: number) => void,
+  signal?: AbortSignal,
+): Promise<ReadResult> {
+  const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: obj.key }), { abortSignal: signal });
+  const stored = new HashMeter(onProgress);
+  const plain = new HashMeter();
+  const stages: Transform[] = [stored, ...(obj.encryption ? [createDecryptStream(keyFor)] : []), ...decompressor(obj), plain];
+  try {
+    await pipeline([res.Body as Readable, ...stages, sink], { signal });
+  } catch (err) {
+    if (err instanceof DecryptionError) throw new BackupIntegrityError(obj.key, err.message);
+    if ((err as { code?: string }).code === 'Z_DATA_ERROR' || (err as { code?: string }).code === 'Z_BUF_ERROR') {
+      throw new BackupIntegrityError(obj.key, `its compressed data is corrupt (${(err as Error).message})`);
+    }
+    throw err;
+  }
+  const result = { plainSize: plain.bytes, plainSha256: plain.sha256(), storedSize: stored.bytes, storedSha256: stored.sha256() };
+  if (result.storedSha256 !== obj.storedSha256) throw new BackupIntegrityError(obj.key, `stored bytes hash to ${result.storedSha256}, the manifest says ${obj.storedSha256}`);
+  if (result.plainSha256 !== obj.plainSha256) throw new BackupIntegrityError(obj.key, `restored bytes hash to ${result.plainSha256}, the manifest says ${obj.plainSha256}`);
+  return result;
+}

@@ -1,0 +1,101 @@
+import { Command } from 'commander';
+import { listBackups, readManifest } from '../backup/catalog';
+import { clusterBackupPrefix, manifestKeyOf } from '../backup/object-keys';
+import { findCluster, loadConfig } from '../config/load';
+import { s3ClientFor } from '../storage/s3-client';
+import type { BackupClusterResult } from '../../workflows/backup-cluster';
+import { configFileOf } from './config';
+import { openClient } from './temporal-client';
+import { warnAboutEncryption } from './warnings';
+
+const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
+
+export function backupCommand(): Command {
+  const backup = new Command('backup').description('take, list and inspect backups');
+  backup
+    .command('now <cluster>')
+    .description('start a backup of the cluster now (workflow backup-<cluster>-manual-<time>)')
+    .option('--wait', 'follow its progress and print the summary')
+    .option('--reason <text>', 'why this backup is taken', 'manual')
+    .action(async (clusterName: string, opts: { wait?: boolean; reason: string }, cmd: Command) => {
+      const config = await loadConfig(configFileOf(cmd));
+      const cluster = findCluster(config, clusterName);
+      warnAboutEncryption(cluster);
+      const { client, taskQueue, close } = await openClient(config);
+      try {
+        const workflowId = `backup-${cluster.name}-manual-${new Date().toISOString().replace(/[:.]/g, '')}`;
+        const handle = await client.workflow.start('backupCluster', { taskQueue, workflowId, args: [{ cluster: cluster.name, reason: opts.reason }] });
+        console.log(`started ${workflowId}`);
+        if (!opts.wait) return;
+        let lastLine = '';
+        const poll = setInterval(async () => {
+          const d = await handle.describe().catch(() => undefined);
+          const pending = d?.raw.pendingActivities?.[0];
+          if (!pending) return;
+          const details = pending.heartbeatDetails?.payloads?.[0]?.data;
+          let bytes = '';
+          if (details) {
+            try {
+              bytes = ` ${mib((JSON.parse(Buffer.from(details).toString('utf8')) as { bytes?: number }).bytes ?? 0)}`;
+            } catch {
+              // details from another encoding: show the step only
+            }
+          }
+          const line = `  ${pending.activityType?.name}${bytes}${(pending.attempt ?? 1) > 1 ? ` (attempt ${pending.attempt})` : ''}`;
+          if (line !== lastLine) console.log((lastLine = line));
+        }, 1000);
+        try {
+          const r = (await handle.result()) as BackupClusterResult;
+          console.log(`backup of ${r.cluster} complete: revision ${r.revision}, ${r.totalKeys} keys, ${mib(r.plainBytes)} -> ${mib(r.storedBytes)} stored (${r.compression}, ${r.encryptionKeyId ? `encrypted with key ${r.encryptionKeyId}` : 'UNENCRYPTED'})`);
+          console.log(`  ${r.location}/${r.snapshotKey.slice(r.snapshotKey.indexOf(`${r.cluster}/`))}`);
+          console.log(`  steps: ${r.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}s`).join(', ')}`);
+          if (r.retention.deleted.length) console.log(`  retention removed: ${r.retention.deleted.map((d) => d.key).join(', ')}`);
+        } finally {
+          clearInterval(poll);
+        }
+      } finally {
+        await close();
+      }
+    });
+  backup
+    .command('list <cluster>')
+    .description('list the cluster\'s backups, newest first, from their manifests')
+    .option('--json', 'print JSON')
+    .action(async (clusterName: string, opts: { json?: boolean }, cmd: Command) => {
+      const config = await loadConfig(configFileOf(cmd));
+      const cluster = findCluster(config, clusterName);
+      const s3 = await s3ClientFor(cluster.storage);
+      try {
+        const entries = await listBackups(s3, cluster.storage.bucket, cluster.storage.prefix, cluster.name);
+        if (opts.json) return console.log(JSON.stringify(entries, null, 2));
+        console.log('CREATED                   REVISION   SIZE        ENCRYPTED  VERIFIED  KEY');
+        for (const e of entries) {
+          const m = e.manifest;
+          if (!m) {
+            console.log(`${'?'.padEnd(25)} ${'?'.padEnd(10)} ${'?'.padEnd(11)} ${'?'.padEnd(10)} ${'no'.padEnd(9)} ${e.manifestKey} (${e.problem})`);
+            continue;
+          }
+          console.log(
+            `${m.created.padEnd(25)} ${String(m.etcd.revision).padEnd(10)} ${mib(m.snapshot.plainSize).padEnd(11)} ${(m.snapshot.encryption ? m.snapshot.encryption.keyId : 'no').padEnd(10)} ${(m.verified ? 'yes' : 'no').padEnd(9)} ${m.snapshot.key}`,
+          );
+        }
+      } finally {
+        s3.destroy();
+      }
+    });
+  backup
+    .command('show <key>')
+    .description('print the manifest of a backup, by its snapshot, archive or manifest key (as `backup list` shows it)')
+    .action(async (key: string, _o: unknown, cmd: Command) => {
+      const config = await loadConfig(configFileOf(cmd));
+      const cluster = config.clusters.find((c) => key.startsWith(clusterBackupPrefix(c.storage.prefix, c.name)));
+      if (!cluster) throw new Error(`key "${key}" is under no configured cluster's prefix (<prefix>/<cluster>/etcd/); copy it from \`lifeboat backup list <cluster>\``);
+      const s3 = await s3ClientFor(cluster.storage);
+      try {
+        console.log(JSON.stringify(await readManifest(s3, cluster.storage.bucket, manifestKeyOf(key)), null, 2));
+      } finally {
+        s3.destroy();
+      }
+    });
+  return backup;
+}

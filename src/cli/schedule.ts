@@ -1,0 +1,83 @@
+import { Command } from 'commander';
+import { findCluster, loadConfig } from '../config/load';
+import { scheduleIdOf, syncBackupSchedules } from '../schedules/backup-schedules';
+import { configFileOf } from './config';
+import { openClient } from './temporal-client';
+import { warnAboutEncryption } from './warnings';
+
+async function withClient(cmd: Command, body: (c: Awaited<ReturnType<typeof openClient>>, config: Awaited<ReturnType<typeof loadConfig>>) => Promise<void>): Promise<void> {
+  const config = await loadConfig(configFileOf(cmd));
+  const c = await openClient(config);
+  try {
+    await body(c, config);
+  } finally {
+    await c.close();
+  }
+}
+
+export function scheduleCommand(): Command {
+  const schedule = new Command('schedule').description('backup schedules (Temporal Schedules, one per cluster: backup-<cluster>)');
+  schedule
+    .command('sync')
+    .description('create or update the schedule of every configured cluster (idempotent)')
+    .option('--prune', 'also delete backup-* schedules of clusters no longer in the config')
+    .action(async (opts: { prune?: boolean }, cmd: Command) =>
+      withClient(cmd, async ({ client }, config) => {
+        config.clusters.forEach(warnAboutEncryption);
+        const r = await syncBackupSchedules(client, config, { prune: opts.prune });
+        for (const id of r.created) console.log(`created  ${id}`);
+        for (const id of r.updated) console.log(`updated  ${id}`);
+        for (const id of r.removed) console.log(`removed  ${id}`);
+        for (const id of r.orphaned) console.log(`orphaned ${id} (its cluster is not in the config; --prune removes it)`);
+      }),
+    );
+  schedule
+    .command('list')
+    .description('list backup schedules with their state and next runs')
+    .action(async (_o: unknown, cmd: Command) =>
+      withClient(cmd, async ({ client }) => {
+        for await (const s of client.schedule.list()) {
+          if (!s.scheduleId.startsWith('backup-')) continue;
+          const d = await client.schedule.getHandle(s.scheduleId).describe();
+          const next = d.info.nextActionTimes.slice(0, 2).map((t) => t.toISOString()).join(', ');
+          const last = d.info.recentActions.at(-1);
+          console.log(
+            `${s.scheduleId}\t${d.state.paused ? `PAUSED (${d.state.note ?? ''})` : 'active'}\tnext: ${next || '-'}\tlast: ${last ? last.takenAt.toISOString() : 'never'}`,
+          );
+        }
+      }),
+    );
+  schedule
+    .command('pause <cluster>')
+    .description('pause the cluster\'s backups')
+    .requiredOption('--reason <text>', 'why (shown in the Temporal UI and `schedule list`)')
+    .action(async (cluster: string, opts: { reason: string }, cmd: Command) =>
+      withClient(cmd, async ({ client }, config) => {
+        findCluster(config, cluster);
+        await client.schedule.getHandle(scheduleIdOf(cluster)).pause(opts.reason);
+        console.log(`paused ${scheduleIdOf(cluster)}: ${opts.reason}`);
+      }),
+    );
+  schedule
+    .command('resume <cluster>')
+    .description('resume the cluster\'s backups')
+    .option('--reason <text>', 'why', 'resumed from the CLI')
+    .action(async (cluster: string, opts: { reason: string }, cmd: Command) =>
+      withClient(cmd, async ({ client }, config) => {
+        findCluster(config, cluster);
+        await client.schedule.getHandle(scheduleIdOf(cluster)).unpause(opts.reason);
+        console.log(`resumed ${scheduleIdOf(cluster)}`);
+      }),
+    );
+  schedule
+    .command('trigger <cluster>')
+    .description('run the cluster\'s scheduled backup now (skipped if one is running)')
+    .action(async (cluster: string, _o: unknown, cmd: Command) =>
+      withClient(cmd, async ({ client }, config) => {
+        findCluster(config, cluster);
+        await client.schedule.getHandle(scheduleIdOf(cluster)).trigger();
+        console.log(`triggered ${scheduleIdOf(cluster)}`);
+      }),
+    );
+  return schedule;
+}

@@ -1,0 +1,71 @@
+import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
+import type { ClusterConfig, Config } from '../config/schema';
+
+export const SCHEDULE_PREFIX = 'backup-';
+export const scheduleIdOf = (cluster: string) => `${SCHEDULE_PREFIX}${cluster}`;
+
+/** Go-style durations from config ("1h30m", "7d") in milliseconds. */
+export function durationMs(text: string): number {
+  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+  let total = 0;
+  for (const m of text.matchAll(/(\d+)(ms|s|m|h|d)/g)) total += Number(m[1]) * units[m[2]!]!;
+  return total;
+}
+
+/** The schedule a cluster's config asks for: its cron specs, jitter, overlap SKIP and an explicit catch-up window. */
+export function scheduleFor(cluster: ClusterConfig, taskQueue: string): ScheduleOptions {
+  return {
+    scheduleId: scheduleIdOf(cluster.name),
+    spec: { cronExpressions: cluster.backup.cron, timezone: cluster.backup.timezone, jitter: durationMs(cluster.backup.jitter) },
+    action: {
+      type: 'startWorkflow',
+      workflowType: 'backupCluster',
+      workflowId: scheduleIdOf(cluster.name),
+      taskQueue,
+      args: [{ cluster: cluster.name, reason: 'schedule' }],
+    },
+    policies: {
+      // A backup that runs long must not pile up behind itself.
+      overlap: ScheduleOverlapPolicy.SKIP,
+      catchupWindow: durationMs(cluster.backup.catchupWindow),
+      pauseOnFailure: false,
+    },
+    state: { note: 'managed by `lifeboat schedule sync`' },
+  };
+}
+
+export interface SyncResult {
+  created: string[];
+  updated: string[];
+  removed: string[];
+  /** Schedules of clusters no longer in config, left in place because --prune was not given. */
+  orphaned: string[];
+}
+
+/** Creates or updates one schedule per configured cluster; idempotent. Removes others only when asked to. */
+export async function syncBackupSchedules(client: Client, config: Config, options: { prune?: boolean } = {}): Promise<SyncResult> {
+  const result: SyncResult = { created: [], updated: [], removed: [], orphaned: [] };
+  const wanted = new Map(config.clusters.map((c) => [scheduleIdOf(c.name), scheduleFor(c, config.temporal.taskQueue)]));
+  for (const [id, options_] of wanted) {
+    const handle = client.schedule.getHandle(id);
+    try {
+      await handle.describe();
+      await handle.update((prev) => ({ ...prev, spec: options_.spec, action: options_.action, policies: options_.policies }));
+      result.updated.push(id);
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+      await client.schedule.create(options_);
+      result.created.push(id);
+    }
+  }
+  for await (const s of client.schedule.list()) {
+    if (!s.scheduleId.startsWith(SCHEDULE_PREFIX) || wanted.has(s.scheduleId)) continue;
+    if (options.prune) {
+      await client.schedule.getHandle(s.scheduleId).delete();
+      result.removed.push(s.scheduleId);
+    } else {
+      result.orphaned.push(s.scheduleId);
+    }
+  }
+  return result;
+}

@@ -1,0 +1,159 @@
+import { ActivityFailure, ApplicationFailure, log, metricMeter, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { BackupManifest } from '../src/backup/manifest';
+import { backupObjectKeys } from '../src/backup/object-keys';
+
+export interface BackupClusterInput {
+  cluster: string;
+  /** Show what retention would delete without deleting. */
+  retentionDryRun?: boolean;
+  /** Why this backup was taken (schedule, operator, before a change); kept in the result. */
+  reason?: string;
+}
+
+export interface BackupStepTiming {
+  step: string;
+  ms: number;
+}
+
+export interface BackupClusterResult {
+  cluster: string;
+  node: string;
+  created: string;
+  revision: number;
+  totalKeys: number;
+  snapshotKey: string;
+  controlPlaneFilesKey: string;
+  manifestKey: string;
+  location: string;
+  plainBytes: number;
+  storedBytes: number;
+  compression: string;
+  encryptionKeyId: string | null;
+  resourceCounts: Record<string, number>;
+  confirmedBy: string[];
+  retention: { dryRun: boolean; deleted: { key: string; created: string }[]; kept: number; orphansRemoved: string[] };
+  steps: BackupStepTiming[];
+  reason?: string;
+}
+
+const ENGINE_VERSION = '0.1.0';
+
+const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 },
+});
+const snapshotting = proxyActivities<Activities>({
+  startToCloseTimeout: '20 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
+});
+const transfers = proxyActivities<Activities>({
+  startToCloseTimeout: '3 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20 },
+});
+
+/**
+ * One backup of one cluster: snapshot on the node, verify it with etcd's reader, stream it (and the PKI, manifests
+ * and kubeconfigs) through compression and encryption to S3, confirm what the bucket holds, write the manifest last,
+ * clean the node, then prune by the retention policy. Every step is its own retryable, idempotent activity.
+ */
+export async function backupCluster(input: BackupClusterInput): Promise<BackupClusterResult> {
+  const steps: BackupStepTiming[] = [];
+  let step = 'plan';
+  const timed = async <T>(name: string, body: () => Promise<T>): Promise<T> => {
+    step = name;
+    const started = Date.now();
+    const result = await body();
+    steps.push({ step: name, ms: Date.now() - started });
+    return result;
+  };
+  const info = workflowInfo();
+  const uploaded: string[] = [];
+  try {
+    const plan = await timed('plan', () => quick.planBackup({ cluster: input.cluster }));
+    const runKey = `${info.workflowId}-${info.runId.slice(0, 8)}`.replace(/[^A-Za-z0-9._-]/g, '_').slice(-120);
+    const snap = await timed('snapshot', () => snapshotting.takeSnapshot({ cluster: plan.cluster, runKey }));
+    const inspection = await timed('verify', () => quick.inspectSnapshot({ cluster: plan.cluster, node: snap.node, path: snap.path }));
+    const keys = backupObjectKeys({
+      prefix: plan.prefix,
+      cluster: plan.cluster,
+      takenAt: snap.takenAt,
+      revision: inspection.etcd.revision,
+      compression: plan.compression,
+      encrypted: plan.encryptionKeyId !== null,
+    });
+    const common = { cluster: plan.cluster, node: snap.node, compression: plan.compression, encryptionKeyId: plan.encryptionKeyId };
+    uploaded.push(keys.snapshot);
+    const snapshotObject = await timed('upload', () => transfers.uploadSnapshot({ ...common, key: keys.snapshot, path: snap.path, expectedSha256: snap.sha256 }));
+    uploaded.push(keys.controlPlaneFiles);
+    const archive = await timed('control-plane files', () => transfers.uploadControlPlaneFiles({ ...common, key: keys.controlPlaneFiles }));
+    const confirmed = await timed('confirm', () =>
+      quick.confirmObjects({
+        cluster: plan.cluster,
+        objects: [snapshotObject, archive].map((o) => ({ key: o.key, storedSize: o.storedSize, s3Checksum: o.s3Checksum })),
+      }),
+    );
+    const { s3Checksum: _a, ...snapshotStored } = snapshotObject;
+    const { s3Checksum: _b, ...archiveStored } = archive;
+    const manifest: BackupManifest = {
+      format: 'lifeboat-backup/v1',
+      cluster: plan.cluster,
+      created: snap.takenAt,
+      node: snap.node,
+      etcd: inspection.etcd,
+      kubernetesVersion: inspection.kubernetesVersion,
+      resourceCounts: inspection.resourceCounts,
+      snapshot: snapshotStored,
+      controlPlaneFiles: archiveStored,
+      verified: true,
+      workflow: { workflowId: info.workflowId, runId: info.runId },
+      engineVersion: ENGINE_VERSION,
+    };
+    await timed('manifest', () => quick.writeManifest({ cluster: plan.cluster, key: keys.manifest, manifest }));
+    uploaded.length = 0; // complete: nothing to discard from here on
+    await timed('clean node', () => quick.removeNodeRunFiles({ cluster: plan.cluster, node: snap.node, runDir: snap.runDir }));
+    const retention = await timed('retention', () =>
+      quick.applyRetention({ cluster: plan.cluster, now: new Date(Date.now()).toISOString(), dryRun: input.retentionDryRun ?? false }),
+    );
+    metricMeter.createCounter('lifeboat_backups_succeeded', 'backups', 'Backups that completed').add(1, { cluster: plan.cluster });
+    log.info('backup complete', { cluster: plan.cluster, revision: inspection.etcd.revision, key: keys.snapshot });
+    return {
+      cluster: plan.cluster,
+      node: snap.node,
+      created: snap.takenAt,
+      revision: inspection.etcd.revision,
+      totalKeys: inspection.etcd.totalKeys,
+      snapshotKey: keys.snapshot,
+      controlPlaneFilesKey: keys.controlPlaneFiles,
+      manifestKey: keys.manifest,
+      location: plan.location,
+      plainBytes: snapshotObject.plainSize,
+      storedBytes: snapshotObject.storedSize,
+      compression: plan.compression,
+      encryptionKeyId: plan.encryptionKeyId,
+      resourceCounts: inspection.resourceCounts,
+      confirmedBy: confirmed.map((c) => `${c.key}: ${c.checkedBy}`),
+      retention: { dryRun: retention.dryRun, deleted: retention.deleted, kept: retention.kept.length, orphansRemoved: retention.orphansRemoved },
+      steps,
+      reason: input.reason,
+    };
+  } catch (err) {
+    metricMeter.createCounter('lifeboat_backups_failed', 'backups', 'Backups that failed').add(1, { cluster: input.cluster, step });
+    log.error('backup failed', { cluster: input.cluster, step, error: (err as Error).message });
+    if (uploaded.length > 0) {
+      // Objects without a manifest are no backup: remove them rather than leave half a backup in the bucket.
+      await quick.discardIncompleteBackup({ cluster: input.cluster, keys: uploaded }).catch(() => undefined);
+    }
+    // The failure names the cluster and the step, with the activity's own failure (type, message) as its cause.
+    const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+    const detail = cause?.message ?? (err as Error).message;
+    throw ApplicationFailure.create({
+      message: detail.startsWith(`cluster "${input.cluster}"`) ? detail : `cluster "${input.cluster}", step ${step}: ${detail}`,
+      type: cause?.type ?? 'BackupFailed',
+      nonRetryable: true,
+      cause: err as Error,
+    });
+  }
+}
