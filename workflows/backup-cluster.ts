@@ -95,8 +95,6 @@ export async function backupCluster(input: BackupClusterInput): Promise<BackupCl
         objects: [snapshotObject, archive].map((o) => ({ key: o.key, storedSize: o.storedSize, s3Checksum: o.s3Checksum })),
       }),
     );
-    const { s3Checksum: _a, ...snapshotStored } = snapshotObject;
-    const { s3Checksum: _b, ...archiveStored } = archive;
     const manifest: BackupManifest = {
       format: 'lifeboat-backup/v1',
       cluster: plan.cluster,
@@ -105,8 +103,8 @@ export async function backupCluster(input: BackupClusterInput): Promise<BackupCl
       etcd: inspection.etcd,
       kubernetesVersion: inspection.kubernetesVersion,
       resourceCounts: inspection.resourceCounts,
-      snapshot: snapshotStored,
-      controlPlaneFiles: archiveStored,
+      snapshot: snapshotObject,
+      controlPlaneFiles: archive,
       verified: true,
       workflow: { workflowId: info.workflowId, runId: info.runId },
       engineVersion: ENGINE_VERSION,

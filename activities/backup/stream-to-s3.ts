@@ -28,7 +28,6 @@ export interface StreamToS3Options {
 }
 
 export interface StreamedObject extends StoredObject {
-  /** The store's own checksum of what it holds, when it reports one (SHA-256, multipart composite "-N"). */
   s3Checksum: string;
 }
 

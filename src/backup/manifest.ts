@@ -7,6 +7,8 @@ export interface StoredObject {
   plainSha256: string;
   storedSize: number;
   storedSha256: string;
+  /** The bucket's own checksum of the object (SHA-256, "-N" for multipart): a HEAD request re-checks it cheaply. */
+  s3Checksum?: string;
   compression: Compression;
   /** Key id only: the key itself lives with the operator, never in the bucket or in history. */
   encryption: { algorithm: 'aes-256-gcm-stream'; keyId: string } | null;

@@ -1,0 +1,115 @@
+import { ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { Client, Connection } from '@temporalio/client';
+import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
+import { serverBinaries } from '../../src/sandbox/binaries';
+import { startMinio, type MinioServer } from '../../src/sandbox/minio';
+import { startProcess, waitFor, type ManagedProcess } from '../../src/sandbox/processes';
+import type { StorageConfig } from '../../src/config/schema';
+import { fillEtcd, keyFile, withBackup } from '../support/backups';
+import { testBed } from '../support/bed';
+import { startTestWorker } from '../support/worker';
+import type { BackupClusterResult } from '../../workflows/backup-cluster';
+
+/** Waits until the bucket shows a multipart upload in progress: the moment the backup is mid-transfer. */
+async function uploadInProgress(s3: S3Client, bucket: string): Promise<void> {
+  await waitFor('a multipart upload in progress', async () => ((await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).length > 0, 120_000, 50);
+}
+
+async function objectsUnder(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  return ((await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }))).Contents ?? []).map((o) => o.Key!).sort();
+}
+
+describe('backups survive faults mid-upload', () => {
+  let cluster: SandboxCluster;
+  let minio: MinioServer;
+  let s3: S3Client;
+  let storage: StorageConfig;
+  let key: { path: string; key: Buffer };
+
+  beforeAll(async () => {
+    // A MinIO of this file's own, so stopping it does not disturb other tests.
+    minio = await startMinio((await serverBinaries()).minio, await mkdtemp(join(tmpdir(), 'lifeboat-minio-faults-')));
+    await minio.createBucket('faults');
+    s3 = minio.client();
+    process.env.LIFEBOAT_FAULTS_S3_KEY = minio.accessKeyId;
+    process.env.LIFEBOAT_FAULTS_S3_SECRET = minio.secretAccessKey;
+    storage = {
+      bucket: 'faults',
+      prefix: 'lifeboat',
+      region: minio.region,
+      endpoint: minio.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: { env: 'LIFEBOAT_FAULTS_S3_KEY' }, secretAccessKey: { env: 'LIFEBOAT_FAULTS_S3_SECRET' } },
+    };
+    key = await keyFile();
+    cluster = await createSandboxCluster({ name: 'faults', etcdLine: '3.6', withApiserver: false, storage });
+    // ~160 MiB of incompressible values, so the transfer lasts long enough to be interrupted.
+    await fillEtcd(cluster, 160, 1024 * 1024);
+  });
+  afterAll(async () => {
+    await cluster?.destroy();
+    s3?.destroy();
+    await minio?.stop();
+  });
+
+  it('completes when S3 goes down during the upload and comes back, leaving no multipart upload behind', async () => {
+    const worker = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1', compression: 'none' }, storage)], { encryptionKeys: { k1: { file: key.path } } });
+    try {
+      const handle = await worker.client.workflow.start('backupCluster', { taskQueue: worker.taskQueue, workflowId: `faults-s3-${Date.now()}`, args: [{ cluster: 'faults' }] });
+      await uploadInProgress(s3, 'faults');
+      await minio.stop();
+      await new Promise((r) => setTimeout(r, 4_000));
+      await minio.restart();
+      const result = (await handle.result()) as BackupClusterResult;
+      expect(result.plainBytes).toBeGreaterThan(150 * 1024 * 1024);
+      const uploads = await minio.client().send(new ListMultipartUploadsCommand({ Bucket: 'faults' }));
+      expect(uploads.Uploads ?? []).toEqual([]);
+      expect(await objectsUnder(s3, 'faults', result.snapshotKey.replace(/\.db.*$/, ''))).toEqual([result.snapshotKey, result.controlPlaneFilesKey, result.manifestKey].sort());
+      // The activity really failed and was retried: more than one attempt.
+      const history = await handle.fetchHistory();
+      const uploadAttempts = (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes && (e.activityTaskStartedEventAttributes.attempt ?? 1) > 1);
+      expect(uploadAttempts.length).toBeGreaterThan(0);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it('completes with one object when the worker is SIGKILLed during the upload and started again', async () => {
+    const { temporalAddress } = testBed();
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-killworker-'));
+    const taskQueue = `kill-${Date.now()}`;
+    const configFile = join(dir, 'config.yaml');
+    await writeFile(
+      configFile,
+      stringify({
+        temporal: { address: temporalAddress, taskQueue },
+        encryptionKeys: { k1: { file: key.path } },
+        clusters: [{ ...cluster.config, storage, backup: { encryptionKey: 'k1', compression: 'gzip' } }],
+      }),
+    );
+    const cli = join(__dirname, '../../dist/src/cli/main.js');
+    const launch = (): ManagedProcess =>
+      startProcess('worker', 'node', [cli, '--config', configFile, 'worker'], { logFile: join(dir, 'worker.log'), env: { ...process.env, LOG_FORMAT: 'json' } });
+    const connection = await Connection.connect({ address: temporalAddress });
+    const client = new Client({ connection });
+    let worker = launch();
+    try {
+      const handle = await client.workflow.start('backupCluster', { taskQueue, workflowId: `faults-kill-${Date.now()}`, args: [{ cluster: 'faults' }] });
+      await uploadInProgress(s3, 'faults');
+      worker.child.kill('SIGKILL');
+      await worker.exited;
+      worker = launch();
+      const result = (await handle.result()) as BackupClusterResult;
+      const base = result.snapshotKey.replace(/\.db.*$/, '');
+      expect(await objectsUnder(s3, 'faults', base)).toEqual([result.snapshotKey, result.controlPlaneFilesKey, result.manifestKey].sort());
+      expect((await s3.send(new ListMultipartUploadsCommand({ Bucket: 'faults' }))).Uploads ?? []).toEqual([]);
+    } finally {
+      await worker.stop();
+      await connection.close();
+    }
+  });
+});
