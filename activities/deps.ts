@@ -1,3 +1,4 @@
+import type { Client } from '@temporalio/client';
 import type { Logger } from 'pino';
 import type { Config } from '../src/config/schema';
 
@@ -5,4 +6,6 @@ import type { Config } from '../src/config/schema';
 export interface ActivityDeps {
   config: Config;
   logger: Logger;
+  /** For activities that act on Temporal itself (pausing a backup schedule during a recovery). */
+  client?: Client;
 }

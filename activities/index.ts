@@ -7,6 +7,12 @@ import { planBackup } from './backup/plan-backup';
 import { applyRetention } from './backup/retention';
 import { takeSnapshot } from './backup/take-snapshot';
 import { uploadControlPlaneFiles, uploadSnapshot } from './backup/upload';
+import { pauseBackups, resumeBackups } from './recovery/backup-schedule';
+import { restoreEtcdData, startControlPlane, stopControlPlane } from './recovery/control-plane';
+import { fetchSnapshot, restoreControlPlaneFiles } from './recovery/fetch';
+import { planRecovery } from './recovery/plan-recovery';
+import { rollbackRecovery } from './recovery/rollback';
+import { verifyApi } from './recovery/verify-api';
 
 /** Every activity the worker registers, bound to its dependencies. Workflows import only the type. */
 export function createActivities(deps: ActivityDeps) {
@@ -23,6 +29,16 @@ export function createActivities(deps: ActivityDeps) {
     discardIncompleteBackup: discardIncompleteBackup(deps),
     removeNodeRunFiles: removeNodeRunFiles(deps),
     applyRetention: applyRetention(deps),
+    planRecovery: planRecovery(deps),
+    pauseBackups: pauseBackups(deps),
+    resumeBackups: resumeBackups(deps),
+    fetchSnapshot: fetchSnapshot(deps),
+    restoreControlPlaneFiles: restoreControlPlaneFiles(deps),
+    stopControlPlane: stopControlPlane(deps),
+    restoreEtcdData: restoreEtcdData(deps),
+    startControlPlane: startControlPlane(deps),
+    verifyApi: verifyApi(deps),
+    rollbackRecovery: rollbackRecovery(deps),
   };
 }
 

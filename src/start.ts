@@ -34,7 +34,7 @@ async function main(): Promise<void> {
     throw new Error(`${err.message}\nIs another Temporal server using port ${port}? Set LIFEBOAT_DEV_PORT to use another.`);
   });
   Runtime.install({ logger: temporalLoggerFrom(logger), shutdownSignals: ['SIGINT', 'SIGTERM'] });
-  const { worker, connection, taskQueue } = await createWorker({ config, logger, address: server.address });
+  const { worker, close, taskQueue } = await createWorker({ config, logger, address: server.address });
   console.log(
     [
       '',
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   try {
     await worker.run();
   } finally {
-    await connection.close();
+    await close();
     await server.stop();
     logger.info('stopped');
   }

@@ -13,7 +13,7 @@ export async function runWorker(configPath?: string): Promise<void> {
   const config = await loadConfig(configPath);
   Runtime.install({ logger: temporalLoggerFrom(logger), shutdownSignals: ['SIGINT', 'SIGTERM'] });
   const target = await temporalTarget(config);
-  const { worker, connection, taskQueue } = await createWorker({ config, logger });
+  const { worker, close, taskQueue } = await createWorker({ config, logger });
   logger.info(
     { address: target.address, namespace: target.namespace, taskQueue, clusters: config.clusters.map((c) => c.name) },
     'worker started',
@@ -21,7 +21,7 @@ export async function runWorker(configPath?: string): Promise<void> {
   try {
     await worker.run();
   } finally {
-    await connection.close();
+    await close();
     logger.info('worker stopped');
   }
 }

@@ -1,3 +1,4 @@
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities } from '../../activities';
@@ -18,17 +19,24 @@ export interface WorkerOptions {
 export const workflowsPath = require.resolve('../../workflows');
 
 /** A worker bound to the engine's workflows and activities; the caller runs and shuts it down. */
-export async function createWorker(o: WorkerOptions): Promise<{ worker: Worker; connection: NativeConnection; taskQueue: string }> {
+export async function createWorker(o: WorkerOptions): Promise<{ worker: Worker; taskQueue: string; close(): Promise<void> }> {
   const target = await temporalTarget(o.config);
   const address = o.address ?? target.address;
   const connection = await NativeConnection.connect({ address, tls: target.tls });
+  const namespace = o.namespace ?? target.namespace;
+  const clientConnection = await Connection.connect({ address, tls: target.tls });
+  const client = new Client({ connection: clientConnection, namespace });
   const taskQueue = o.taskQueue ?? target.taskQueue;
   const worker = await Worker.create({
     connection,
-    namespace: o.namespace ?? target.namespace,
+    namespace,
     taskQueue,
-    activities: createActivities({ config: o.config, logger: o.logger }),
+    activities: createActivities({ config: o.config, logger: o.logger, client }),
     ...(o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath }),
   });
-  return { worker, connection, taskQueue };
+  const close = async () => {
+    await clientConnection.close();
+    await connection.close();
+  };
+  return { worker, taskQueue, close };
 }

@@ -36,7 +36,7 @@ export async function startTestWorker(clusters: ClusterConfig[], extra: Partial<
   const taskQueue = `test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const config = parseConfig({ ...extra, temporal: { address: temporalAddress, taskQueue }, clusters }, 'test config');
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const { worker, connection } = await createWorker({ config, logger, workflowBundle: await workflowBundle() });
+  const { worker, close } = await createWorker({ config, logger, workflowBundle: await workflowBundle() });
   const running = worker.run();
   const clientConnection = await Connection.connect({ address: temporalAddress });
   const client = new Client({ connection: clientConnection, namespace: 'default' });
@@ -47,7 +47,7 @@ export async function startTestWorker(clusters: ClusterConfig[], extra: Partial<
     async stop() {
       worker.shutdown();
       await running;
-      await connection.close();
+      await close();
       await clientConnection.close();
     },
   };

@@ -1,0 +1,104 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { loadEncryptionKey } from '../../src/backup/keyring';
+import { readManifest } from '../../src/backup/catalog';
+import { BackupIntegrityError, readStoredObject } from '../../src/backup/read-object';
+import type { StoredObject } from '../../src/backup/manifest';
+import type { RecoveryPlan } from '../../src/recovery/plan';
+import { s3ClientFor } from '../../src/storage/s3-client';
+import { streamOnNode } from '../../src/ssh/stream';
+import type { ActivityDeps } from '../deps';
+import { classified } from '../errors';
+import { cancellationSignal, throttledHeartbeat } from '../heartbeat';
+import { onTarget, type TargetSession } from './on-target';
+
+/** Streams a stored object, decrypted and decompressed, into a command's stdin on the node. */
+async function streamObjectTo(deps: ActivityDeps, s: TargetSession, obj: StoredObject, argv: string[]): Promise<void> {
+  const key = obj.encryption ? await loadEncryptionKey(deps.config, obj.encryption.keyId) : undefined;
+  const s3 = await s3ClientFor(s.cluster.storage);
+  const heartbeat = throttledHeartbeat();
+  const remote = await streamOnNode(s.ssh, s.node.name, argv);
+  try {
+    await Promise.all([
+      readStoredObject(s3, s.cluster.storage.bucket, obj, () => key, remote.stdin, (bytes) => heartbeat({ key: obj.key, bytes }), cancellationSignal()),
+      remote.done,
+    ]);
+  } catch (err) {
+    remote.close();
+    if (err instanceof BackupIntegrityError) throw ApplicationFailure.nonRetryable(`cluster "${s.cluster.name}", step fetch: ${err.message}; the node was not changed`, 'CorruptSnapshot');
+    throw err;
+  } finally {
+    s3.destroy();
+  }
+}
+
+/**
+ * Puts the snapshot on the node as <runDir>/snapshot.db: written to a .part file, checked there with sha256sum
+ * against the manifest, then renamed. A file already in place with the right hash is not fetched again.
+ */
+export function fetchSnapshot(deps: ActivityDeps) {
+  return (input: { plan: RecoveryPlan }): Promise<{ path: string; reused: boolean }> =>
+    classified(() =>
+      onTarget(deps, input.plan, async (s) => {
+        const { paths, snapshot } = input.plan;
+        const s3 = await s3ClientFor(s.cluster.storage);
+        const manifest = await readManifest(s3, s.cluster.storage.bucket, snapshot.manifestKey).finally(() => s3.destroy());
+        const hashOf = async (p: string) => (await s.run(['sha256sum', p], true)).stdout.split(/\s+/)[0];
+        await s.run(['mkdir', '-p', '-m', '0700', paths.runDir]);
+        if ((await s.exists(paths.snapshotFile)) && (await hashOf(paths.snapshotFile)) === manifest.snapshot.plainSha256) return { path: paths.snapshotFile, reused: true };
+        const part = `${paths.snapshotFile}.part`;
+        await streamObjectTo(deps, s, manifest.snapshot, ['sh', '-c', 'cat > "$1"', 'sh', part]);
+        const onNode = await hashOf(part);
+        if (onNode !== manifest.snapshot.plainSha256) {
+          throw ApplicationFailure.retryable(`cluster "${s.cluster.name}", step fetch: the file on node "${s.node.name}" hashes to ${onNode}, the backup to ${manifest.snapshot.plainSha256}`, 'TransferCorrupted');
+        }
+        await s.run(['mv', '-f', part, paths.snapshotFile]);
+        return { path: paths.snapshotFile, reused: false };
+      }),
+    );
+}
+
+/**
+ * new-node: unpacks the backup's PKI, manifests and kubeconfigs into <runDir>/control-plane, then puts the PKI and
+ * kubeconfigs in place — the old node's identity, so existing tokens and kubelets keep trusting the cluster.
+ * Anything already at those paths is moved to <runDir>/replaced, never deleted. Manifests wait for the start step.
+ */
+export function restoreControlPlaneFiles(deps: ActivityDeps) {
+  return (input: { plan: RecoveryPlan }): Promise<{ placed: string[]; movedAside: string[] }> =>
+    classified(() =>
+      onTarget(deps, input.plan, async (s) => {
+        const { paths, snapshot } = input.plan;
+        const s3 = await s3ClientFor(s.cluster.storage);
+        const manifest = await readManifest(s3, s.cluster.storage.bucket, snapshot.manifestKey).finally(() => s3.destroy());
+        const files = manifest.controlPlaneFiles;
+        if (!files) throw ApplicationFailure.nonRetryable(`backup ${snapshot.manifestKey} has no control-plane files; a new node cannot be built from it`, 'IncompleteBackup');
+        const done = `${paths.controlPlaneFilesDir}/.complete`;
+        if (!(await s.exists(done))) {
+          const staging = `${paths.controlPlaneFilesDir}.part`;
+          await s.run(['mkdir', '-p', '-m', '0700', staging]);
+          await streamObjectTo(deps, s, files, ['tar', '-xf', '-', '-C', staging]);
+          await s.run(['touch', `${staging}/.complete`]);
+          await s.run(['mv', '-T', staging, paths.controlPlaneFilesDir]);
+        }
+        const k8s = s.cluster.paths.kubernetesDir;
+        const pkiName = s.cluster.paths.pkiDir.split('/').pop()!;
+        const entries = (await s.run(['ls', '-A', paths.controlPlaneFilesDir])).stdout.split('\n').filter((e) => e && e !== '.complete');
+        const placed: string[] = [];
+        const movedAside: string[] = [];
+        await s.run(['mkdir', '-p', k8s, `${paths.runDir}/replaced`]);
+        for (const entry of entries) {
+          if (entry === s.cluster.paths.manifestsDir.split('/').pop()) continue; // placed by the start step
+          const dest = entry === pkiName ? s.cluster.paths.pkiDir : `${k8s}/${entry}`;
+          const marker = `${paths.runDir}/replaced/.placed-${entry}`;
+          if (await s.exists(marker)) continue;
+          if (await s.exists(dest)) {
+            await s.run(['mv', '-T', dest, `${paths.runDir}/replaced/${entry}`]);
+            movedAside.push(`${dest} -> ${paths.runDir}/replaced/${entry}`);
+          }
+          await s.run(['cp', '-a', `${paths.controlPlaneFilesDir}/${entry}`, dest]);
+          await s.run(['touch', marker]);
+          placed.push(dest);
+        }
+        return { placed, movedAside };
+      }),
+    );
+}

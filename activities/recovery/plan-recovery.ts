@@ -1,0 +1,194 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { Writable } from 'node:stream';
+import { posix } from 'node:path';
+import type { NodeSSH } from 'node-ssh';
+import { loadEncryptionKey } from '../../src/backup/keyring';
+import { readStoredObject } from '../../src/backup/read-object';
+import { readTarEntry } from '../../src/backup/tar';
+import { findCluster } from '../../src/config/load';
+import type { ClusterConfig, Config, NodeConfig } from '../../src/config/schema';
+import { minorOf, parseEtcdManifest, type EtcdMember } from '../../src/etcd/static-pod';
+import type { RecoveryPlan } from '../../src/recovery/plan';
+import { s3ClientFor } from '../../src/storage/s3-client';
+import { connectToNode } from '../../src/ssh/connect';
+import { command } from '../../src/ssh/quote';
+import { runOnNode } from '../../src/ssh/run';
+import type { ActivityDeps } from '../deps';
+import { classified } from '../errors';
+import { checkRunKey } from '../node-session';
+import { selectSnapshot, SnapshotSelectionError } from './select-snapshot';
+
+export interface PlanRecoveryInput {
+  cluster: string;
+  snapshot: string;
+  target?: string;
+  targetHostKey?: string;
+  mode: 'in-place' | 'new-node';
+  runKey: string;
+}
+
+/** The node to restore onto: a configured node by name, or a host with its pinned key, reached like the cluster's nodes. */
+export function targetNode(cluster: ClusterConfig, target: string | undefined, targetHostKey: string | undefined): NodeConfig {
+  if (target === undefined) return cluster.nodes[0]!;
+  const configured = cluster.nodes.find((n) => n.name === target);
+  if (configured) return configured;
+  if (!targetHostKey) {
+    throw ApplicationFailure.nonRetryable(
+      `target: "${target}" is not a node of cluster "${cluster.name}" (${cluster.nodes.map((n) => n.name).join(', ')}); to restore onto another host give its host key as targetHostKey (ssh-keyscan -t ed25519 ${target})`,
+      'InvalidInput',
+    );
+  }
+  const template = cluster.nodes[0]!;
+  return { ...template, name: target.replace(/[^a-z0-9-]/gi, '-').toLowerCase(), host: target, hostKey: targetHostKey, knownHostsFile: undefined };
+}
+
+/** Collects a stream into memory (small objects only: the control-plane archive). */
+class Collector extends Writable {
+  chunks: Buffer[] = [];
+  override _write(chunk: Buffer, _e: BufferEncoding, cb: () => void): void {
+    this.chunks.push(chunk);
+    cb();
+  }
+}
+
+async function etcdManifestFromBackup(config: Config, cluster: ClusterConfig, manifest: import('../../src/backup/manifest').BackupManifest): Promise<string> {
+  const files = manifest.controlPlaneFiles!;
+  const key = files.encryption ? await loadEncryptionKey(config, files.encryption.keyId) : undefined;
+  const s3 = await s3ClientFor(cluster.storage);
+  try {
+    const sink = new Collector();
+    await readStoredObject(s3, cluster.storage.bucket, files, () => key, sink);
+    const entry = readTarEntry(Buffer.concat(sink.chunks), `${posix.basename(cluster.paths.manifestsDir)}/etcd.yaml`);
+    if (!entry) throw ApplicationFailure.nonRetryable(`the backup's control-plane files hold no etcd.yaml manifest; cannot rebuild a node from it`, 'IncompleteBackup');
+    return entry.toString('utf8');
+  } finally {
+    s3.destroy();
+  }
+}
+
+async function toolOnNode(ssh: NodeSSH, node: NodeConfig, cluster: ClusterConfig, wantedMinor: string | undefined): Promise<RecoveryPlan['tool']> {
+  const versionOf = async (argv: string[]) => {
+    const r = await runOnNode(ssh, node.name, ['sh', '-c', `${command(argv)} 2>/dev/null`], { allowFailure: true });
+    return r.code === 0 ? /version:\s*(\S+)/i.exec(r.stdout)?.[1] : undefined;
+  };
+  const etcdutl = await versionOf([cluster.etcd.etcdutl, 'version']);
+  const etcdctl = await versionOf([cluster.etcd.etcdctl, 'version']);
+  // etcd 3.5+ restores with etcdutl (3.6 has no `etcdctl snapshot restore`); 3.4 only has etcdctl.
+  const pick = etcdutl ? { command: cluster.etcd.etcdutl, kind: 'etcdutl' as const, version: etcdutl } : etcdctl ? { command: cluster.etcd.etcdctl, kind: 'etcdctl' as const, version: etcdctl } : undefined;
+  if (!pick) {
+    throw ApplicationFailure.nonRetryable(`node "${node.name}" has neither ${cluster.etcd.etcdutl} nor ${cluster.etcd.etcdctl}; install the etcd ${wantedMinor ?? ''} tools there or set etcd.etcdutl / etcd.etcdctl in the config`, 'PreflightFailed');
+  }
+  if (wantedMinor && minorOf(pick.version) !== wantedMinor) {
+    throw ApplicationFailure.nonRetryable(
+      `node "${node.name}" has ${pick.kind} ${pick.version} but the backup is from etcd ${wantedMinor}: restore with the same etcd minor version (install etcd ${wantedMinor} tools, set etcd.${pick.kind} in the config)`,
+      'PreflightFailed',
+    );
+  }
+  const [major, minor] = pick.version.split('.').map(Number);
+  return { ...pick, bumpRevision: pick.kind === 'etcdutl' && (major! > 3 || minor! >= 6 || (minor === 5 && Number(pick.version.split('.')[2]) >= 6)) };
+}
+
+/**
+ * Resolves the snapshot and checks the target before anything changes: the node is reached with its pinned host key,
+ * its etcd tools must match the backup's etcd version, it needs twice the snapshot's size free, and (new node) the
+ * control-plane ports must be free. Returns the full plan; changes nothing anywhere.
+ */
+export function planRecovery(deps: ActivityDeps) {
+  return (input: PlanRecoveryInput): Promise<RecoveryPlan> =>
+    classified(async () => {
+      const cluster = findCluster(deps.config, input.cluster);
+      const node = targetNode(cluster, input.target, input.targetHostKey);
+      const runKey = checkRunKey(input.runKey);
+      const s3 = await s3ClientFor(cluster.storage);
+      let choice;
+      try {
+        choice = await selectSnapshot(s3, cluster.storage.bucket, cluster.storage.prefix, cluster.name, input.snapshot, input.mode === 'new-node');
+      } catch (err) {
+        if (err instanceof SnapshotSelectionError) throw ApplicationFailure.nonRetryable(err.message, err.type);
+        throw err;
+      } finally {
+        s3.destroy();
+      }
+      const m = choice.manifest;
+      if (m.snapshot.encryption) await loadEncryptionKey(deps.config, m.snapshot.encryption.keyId);
+
+      const ssh = await connectToNode(node);
+      try {
+        const run = (argv: string[], allowFailure = false) => runOnNode(ssh, node.name, argv, { allowFailure });
+        const wantedMinor = minorOf(m.etcd.serverVersion);
+        const tool = await toolOnNode(ssh, node, cluster, wantedMinor);
+        const etcdYamlPath = `${cluster.paths.manifestsDir}/etcd.yaml`;
+        let member: EtcdMember;
+        if (input.mode === 'in-place') {
+          const text = await run(['cat', etcdYamlPath], true);
+          if (text.code !== 0) {
+            throw ApplicationFailure.nonRetryable(`node "${node.name}" has no ${etcdYamlPath}: it does not run etcd as a static pod; use mode "new-node" to rebuild it from the backup`, 'PreflightFailed');
+          }
+          member = parseEtcdManifest(text.stdout, `${node.name}:${etcdYamlPath}`);
+        } else {
+          member = parseEtcdManifest(await etcdManifestFromBackup(deps.config, cluster, m), `backup ${choice.manifestKey}: etcd.yaml`);
+          const busy = await run(['sh', '-c', "ss -Htln 2>/dev/null | awk '{print $4}' | grep -E ':(2379|2380|6443)$' || true"]);
+          if (busy.stdout.trim()) {
+            throw ApplicationFailure.nonRetryable(`node "${node.name}" already listens on ${busy.stdout.trim().split('\n').join(', ')}: a control plane runs there; use mode "in-place" or a clean node`, 'PreflightFailed');
+          }
+        }
+        const dataDir = member.hostDataDir;
+        const parent = posix.dirname(dataDir);
+        await run(['mkdir', '-p', parent]);
+        const df = await run(['df', '-Pk', parent]);
+        const freeBytes = Number(df.stdout.trim().split('\n').pop()!.split(/\s+/)[3]) * 1024;
+        if (freeBytes < 2 * m.snapshot.plainSize) {
+          throw ApplicationFailure.nonRetryable(
+            `node "${node.name}": ${parent} has ${Math.floor(freeBytes / 1048576)} MiB free; the restore needs at least ${Math.ceil((2 * m.snapshot.plainSize) / 1048576)} MiB (twice the snapshot); free space first`,
+            'PreflightFailed',
+          );
+        }
+        const runDir = `${cluster.paths.workDir}/recoveries/${runKey}`;
+        const paths: RecoveryPlan['paths'] = {
+          runDir,
+          snapshotFile: `${runDir}/snapshot.db`,
+          manifestsDir: cluster.paths.manifestsDir,
+          asideManifestsDir: `${runDir}/manifests-before`,
+          dataDir,
+          restoreDir: `${dataDir}.restored-${runKey}`,
+          asideDataDir: `${dataDir}.before-${runKey}`,
+          controlPlaneFilesDir: `${runDir}/control-plane`,
+        };
+        const steps = [
+          `fetch ${m.snapshot.key} (revision ${m.etcd.revision}, ${m.etcd.totalKeys} keys) to ${paths.snapshotFile}, checking its sha256 on the node`,
+          ...(input.mode === 'new-node' ? [`put back the backup's PKI and kubeconfigs into ${cluster.paths.kubernetesDir} (anything there is moved to ${runDir}/replaced)`] : []),
+          `stop the control plane: move the static-pod manifests from ${paths.manifestsDir} to ${paths.asideManifestsDir}`,
+          `${tool.kind} snapshot restore into ${paths.restoreDir}${tool.bumpRevision ? ' (--bump-revision --mark-compacted)' : ''}`,
+          `move the current data dir ${dataDir} to ${paths.asideDataDir} (kept), then ${paths.restoreDir} to ${dataDir}`,
+          `start the control plane: manifests back into ${paths.manifestsDir}; wait for etcd and kube-apiserver /readyz`,
+          'verify the API: namespaces, nodes and object counts against the backup',
+        ];
+        return {
+          cluster: cluster.name,
+          mode: input.mode,
+          node: node.name,
+          host: node.host,
+          targetHostKey: cluster.nodes.some((n) => n.name === node.name) ? undefined : node.hostKey,
+          snapshot: {
+            manifestKey: choice.manifestKey,
+            key: m.snapshot.key,
+            created: m.created,
+            revision: m.etcd.revision,
+            totalKeys: m.etcd.totalKeys,
+            plainSize: m.snapshot.plainSize,
+            etcdVersion: m.etcd.serverVersion,
+            encryptionKeyId: m.snapshot.encryption?.keyId ?? null,
+          },
+          skipped: choice.skipped,
+          tool,
+          member: { name: member.name, initialCluster: member.initialCluster, initialAdvertisePeerUrls: member.initialAdvertisePeerUrls, initialClusterToken: member.initialClusterToken },
+          paths,
+          freeBytes,
+          apiServer: cluster.apiServer ?? `https://${node.host}:6443`,
+          steps,
+        };
+      } finally {
+        ssh.dispose();
+      }
+    });
+}

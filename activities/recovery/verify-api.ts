@@ -1,0 +1,80 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { readManifest } from '../../src/backup/catalog';
+import { parseCounts } from '../backup/inspect-snapshot';
+import type { RecoveryPlan } from '../../src/recovery/plan';
+import { s3ClientFor } from '../../src/storage/s3-client';
+import { command } from '../../src/ssh/quote';
+import type { ActivityDeps } from '../deps';
+import { classified } from '../errors';
+import { etcdctl } from '../etcd-commands';
+import { apiClientFor } from './api-client';
+import { onTarget } from './on-target';
+
+/**
+ * Resources whose count the restarted control plane changes on its own within seconds (its own leases, events,
+ * endpoints): reported, never a reason to fail. Everything else must match the backup exactly.
+ */
+export const VOLATILE_RESOURCES = new Set(['events', 'events.k8s.io', 'leases', 'masterleases', 'endpointslices', 'services', 'ranges', 'pods', 'replicasets', 'controllerrevisions', 'apiregistration.k8s.io', 'flowschemas', 'prioritylevelconfigurations', 'clusterroles', 'clusterrolebindings', 'roles', 'rolebindings']);
+export const STRICT_RESOURCES = ['namespaces', 'configmaps', 'deployments', 'statefulsets', 'daemonsets', 'customresourcedefinitions', 'persistentvolumes', 'persistentvolumeclaims'];
+
+export interface CountComparison {
+  resource: string;
+  expected: number;
+  actual: number;
+  strict: boolean;
+}
+
+export interface ApiVerification {
+  apiServer: string;
+  namespaces: string[];
+  nodes: string[];
+  matched: CountComparison[];
+  differed: CountComparison[];
+  staleNodesRemoved: string[];
+}
+
+/**
+ * Proves the API is back: namespaces and nodes list through it, and the number of objects per resource in etcd
+ * matches what the backup recorded. A strict resource that differs fails the workflow, with the comparison as evidence.
+ */
+export function verifyApi(deps: ActivityDeps) {
+  return (input: { plan: RecoveryPlan }): Promise<ApiVerification> =>
+    classified(() =>
+      onTarget(deps, input.plan, async (s) => {
+        const s3 = await s3ClientFor(s.cluster.storage);
+        const manifest = await readManifest(s3, s.cluster.storage.bucket, input.plan.snapshot.manifestKey).finally(() => s3.destroy());
+        const api = await apiClientFor(s, input.plan);
+        const namespaces = (await api.list('/api/v1/namespaces')).map((n) => n.metadata.name);
+        const nodes = (await api.list('/api/v1/nodes')).map((n) => n.metadata.name);
+        const counted = await s.run(['bash', '-c', `set -o pipefail; ${command(etcdctl(s.cluster, 'get', '/registry/', '--prefix', '--keys-only'))} | awk -F/ 'NF >= 3 && $3 != "" { c[$3]++ } END { for (k in c) print k, c[k] }'`]);
+        const now = parseCounts(counted.stdout);
+        const matched: CountComparison[] = [];
+        const differed: CountComparison[] = [];
+        for (const resource of new Set([...Object.keys(manifest.resourceCounts), ...STRICT_RESOURCES.filter((r) => r in now)])) {
+          const c = { resource, expected: manifest.resourceCounts[resource] ?? 0, actual: now[resource] ?? 0, strict: !VOLATILE_RESOURCES.has(resource) };
+          (c.expected === c.actual ? matched : differed).push(c);
+        }
+        const staleNodesRemoved: string[] = [];
+        if (s.cluster.recovery.removeStaleNodes) {
+          const known = new Set(s.cluster.nodes.map((n) => n.name));
+          for (const node of await api.list('/api/v1/nodes')) {
+            const cp = node.metadata.labels?.['node-role.kubernetes.io/control-plane'] !== undefined;
+            if (cp && !known.has(node.metadata.name) && node.metadata.name !== input.plan.node) {
+              await api.delete(`/api/v1/nodes/${encodeURIComponent(node.metadata.name)}`);
+              staleNodesRemoved.push(node.metadata.name);
+            }
+          }
+        }
+        const result = { apiServer: api.server, namespaces, nodes, matched, differed, staleNodesRemoved };
+        const failures = differed.filter((d) => d.strict);
+        if (namespaces.length === 0 || failures.length > 0) {
+          throw ApplicationFailure.nonRetryable(
+            `cluster "${s.cluster.name}", step verify: the restored API does not match the backup: ${failures.map((f) => `${f.resource} ${f.actual} (backup: ${f.expected})`).join(', ') || 'no namespaces'}`,
+            'VerificationFailed',
+            result,
+          );
+        }
+        return result;
+      }),
+    );
+}

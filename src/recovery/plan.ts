@@ -1,0 +1,49 @@
+/** The plan a recovery follows: decided once, recorded in history, shown to the approver, then executed as-is. */
+export interface RecoveryPlan {
+  cluster: string;
+  mode: 'in-place' | 'new-node';
+  node: string;
+  host: string;
+  /** A target given as a host (not in config) carries its pinned key here; never credentials. */
+  targetHostKey?: string;
+  snapshot: {
+    manifestKey: string;
+    key: string;
+    created: string;
+    revision: number;
+    totalKeys: number;
+    plainSize: number;
+    etcdVersion?: string;
+    encryptionKeyId: string | null;
+  };
+  /** Newer backups passed over, and why. */
+  skipped: { manifestKey: string; reason: string }[];
+  tool: { command: string; kind: 'etcdutl' | 'etcdctl'; version: string; bumpRevision: boolean };
+  member: { name: string; initialCluster: string; initialAdvertisePeerUrls: string; initialClusterToken: string };
+  paths: {
+    runDir: string;
+    snapshotFile: string;
+    manifestsDir: string;
+    /** Where the running control plane's manifests are moved while it is stopped. */
+    asideManifestsDir: string;
+    dataDir: string;
+    /** The new data dir is built here, then renamed into dataDir. */
+    restoreDir: string;
+    /** The replaced data dir, kept: never deleted. */
+    asideDataDir: string;
+    /** new-node: the backup's control-plane files are unpacked here. */
+    controlPlaneFilesDir: string;
+  };
+  freeBytes: number;
+  apiServer: string;
+  /** Human-readable: what will happen, in order. */
+  steps: string[];
+}
+
+export interface RecoveryStepStatus {
+  step: string;
+  status: 'pending' | 'running' | 'done' | 'failed' | 'skipped' | 'compensated';
+  startedAt?: string;
+  endedAt?: string;
+  detail?: string;
+}

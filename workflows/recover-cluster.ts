@@ -1,0 +1,195 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  defineQuery,
+  defineSignal,
+  log,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { RecoveryPlan, RecoveryStepStatus } from '../src/recovery/plan';
+import { normalizeRecoveryInput, recoveryInputProblems, type RecoverClusterInput } from './recovery-input';
+
+export interface ApprovalDecision {
+  by: string;
+  reason?: string;
+}
+
+export const approveSignal = defineSignal<[ApprovalDecision]>('approve');
+export const rejectSignal = defineSignal<[ApprovalDecision]>('reject');
+export const progressQuery = defineQuery<RecoveryProgress>('progress');
+
+export interface RecoveryProgress {
+  cluster: string;
+  state: 'planning' | 'awaiting-approval' | 'running' | 'succeeded' | 'failed' | 'rejected' | 'planned';
+  steps: RecoveryStepStatus[];
+  plan?: RecoveryPlan;
+  approval?: ApprovalDecision & { decision: 'approved' | 'rejected' | 'auto' };
+}
+
+export interface RecoverClusterResult {
+  cluster: string;
+  outcome: 'restored' | 'planned' | 'rejected';
+  plan: RecoveryPlan;
+  approval?: RecoveryProgress['approval'];
+  /** Where the replaced data dir and manifests were kept. */
+  previousDataDir?: string | null;
+  manifestsMovedTo?: string;
+  verification?: Awaited<ReturnType<Activities['verifyApi']>>;
+  steps: RecoveryStepStatus[];
+  /** How old the restored data is (backup time to the start of this run), and how long the cluster was down. */
+  rpoSeconds: number;
+  downtimeSeconds?: number;
+  reason?: string;
+}
+
+const STEPS = ['plan', 'approval', 'pause backups', 'fetch', 'stop control plane', 'restore', 'start control plane', 'verify', 'resume backups'];
+
+const quick = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 } });
+const transfer = proxyActivities<Activities>({ startToCloseTimeout: '3 hours', heartbeatTimeout: '30 seconds', retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 20 } });
+const waiting = proxyActivities<Activities>({ startToCloseTimeout: '30 minutes', heartbeatTimeout: '30 seconds', retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 } });
+
+/**
+ * Restores a cluster's control plane from a backup, in place or onto a new node: plan and preflight, approval,
+ * backups paused, snapshot fetched and checked on the node, static pods stopped, etcd restored into a new folder and
+ * swapped in by rename (the old one kept), control plane started, API verified. A failure after the stop puts the
+ * node back as it was (unless told to keep the restored state). Workflow id: recover-<cluster>, one at a time.
+ */
+export async function recoverCluster(rawInput: RecoverClusterInput): Promise<RecoverClusterResult> {
+  const problems = recoveryInputProblems(rawInput);
+  if (problems.length) throw ApplicationFailure.nonRetryable(`invalid recovery input: ${problems.join('; ')}`, 'InvalidInput');
+  const input = normalizeRecoveryInput(rawInput);
+  const info = workflowInfo();
+  const runKey = `${info.runId.slice(0, 8)}`;
+  const progress: RecoveryProgress = { cluster: input.cluster, state: 'planning', steps: STEPS.map((step) => ({ step, status: 'pending' })) };
+  setHandler(progressQuery, () => progress);
+  let decision: (ApprovalDecision & { decision: 'approved' | 'rejected' }) | undefined;
+  setHandler(approveSignal, (d) => void (decision ??= { ...d, decision: 'approved' }));
+  setHandler(rejectSignal, (d) => void (decision ??= { ...d, decision: 'rejected' }));
+
+  const stepOf = (name: string) => progress.steps.find((s) => s.step === name)!;
+  let current = 'plan';
+  const step = async <T>(name: string, body: () => Promise<T>, detail?: (r: T) => string): Promise<T> => {
+    current = name;
+    const s = stepOf(name);
+    s.status = 'running';
+    s.startedAt = new Date().toISOString();
+    try {
+      const r = await body();
+      s.status = 'done';
+      s.detail = detail?.(r);
+      return r;
+    } catch (err) {
+      s.status = 'failed';
+      s.detail = failureMessage(err);
+      throw err;
+    } finally {
+      s.endedAt = new Date().toISOString();
+    }
+  };
+  const skip = (...names: string[]) => names.forEach((n) => (stepOf(n).status = 'skipped'));
+
+  await quick.resolveCluster({ cluster: input.cluster });
+  const plan = await step('plan', () =>
+    quick.planRecovery({ cluster: input.cluster, snapshot: input.snapshot, target: input.target, targetHostKey: input.targetHostKey, mode: input.mode, runKey }),
+    (p) => `backup ${p.snapshot.key} (revision ${p.snapshot.revision}) onto node ${p.node}${p.skipped.length ? `; passed over: ${p.skipped.map((s) => `${s.manifestKey} (${s.reason})`).join(', ')}` : ''}`,
+  );
+  progress.plan = plan;
+  const rpoSeconds = Math.round((Date.parse(info.startTime.toISOString()) - Date.parse(plan.snapshot.created)) / 1000);
+  const result = (outcome: RecoverClusterResult['outcome'], extra: Partial<RecoverClusterResult> = {}): RecoverClusterResult => ({
+    cluster: input.cluster,
+    outcome,
+    plan,
+    approval: progress.approval,
+    steps: progress.steps,
+    rpoSeconds,
+    reason: input.reason,
+    ...extra,
+  });
+  if (input.dryRun) {
+    progress.state = 'planned';
+    skip(...STEPS.slice(1));
+    return result('planned');
+  }
+
+  if (input.approval === 'required') {
+    progress.state = 'awaiting-approval';
+    const approvalStep = stepOf('approval');
+    approvalStep.status = 'running';
+    approvalStep.startedAt = new Date().toISOString();
+    const timeoutMs = (input.approvalTimeoutSeconds ?? 3600) * 1000;
+    const decided = await condition(() => decision !== undefined, timeoutMs);
+    approvalStep.endedAt = new Date().toISOString();
+    if (!decided || decision!.decision === 'rejected') {
+      approvalStep.status = 'failed';
+      approvalStep.detail = decided ? `rejected by ${decision!.by}${decision!.reason ? `: ${decision!.reason}` : ''}` : `no decision within ${timeoutMs / 1000} s`;
+      progress.approval = decided ? decision : undefined;
+      progress.state = 'rejected';
+      skip(...STEPS.slice(2));
+      if (!decided) throw ApplicationFailure.nonRetryable(`cluster "${input.cluster}": recovery not approved within ${timeoutMs / 1000} s; nothing was changed`, 'ApprovalTimeout');
+      return result('rejected');
+    }
+    approvalStep.status = 'done';
+    approvalStep.detail = `approved by ${decision!.by}${decision!.reason ? `: ${decision!.reason}` : ''}`;
+    progress.approval = decision;
+  } else {
+    skip('approval');
+    progress.approval = { by: 'policy', decision: 'auto' };
+  }
+
+  progress.state = 'running';
+  const timeoutSeconds = input.controlPlaneTimeoutSeconds ?? 300;
+  const paused = await step('pause backups', () => quick.pauseBackups({ cluster: input.cluster, note: `paused by ${info.workflowId} (recovery)` }), (p) =>
+    p.paused ? `paused ${p.scheduleId}` : p.existed ? `${p.scheduleId} was already paused: left as is` : 'no backup schedule',
+  );
+  let stopped = false;
+  let downSince: number | undefined;
+  try {
+    await step('fetch', async () => {
+      const fetched = await transfer.fetchSnapshot({ plan });
+      if (plan.mode === 'new-node') await transfer.restoreControlPlaneFiles({ plan });
+      return fetched;
+    }, (f) => `${f.path}${f.reused ? ' (already there)' : ''}`);
+    downSince = Date.now();
+    stopped = true;
+    const stop = await step('stop control plane', () => waiting.stopControlPlane({ plan, timeoutSeconds }), (r) => `moved ${r.moved.join(', ') || 'nothing'} to ${r.to}`);
+    const restored = await step('restore', () => waiting.restoreEtcdData({ plan }), (r) => `${r.restoredWith}; previous data dir kept at ${r.previousDataDir ?? '(none)'}`);
+    await step('start control plane', () => waiting.startControlPlane({ plan, timeoutSeconds }), (r) => `started ${r.started.join(', ')}`);
+    const verification = await step('verify', () => quick.verifyApi({ plan }), (v) => `${v.namespaces.length} namespaces; ${v.matched.length} resources match the backup${v.differed.length ? `, ${v.differed.length} differ (volatile)` : ''}`);
+    const downtimeSeconds = Math.round((Date.now() - downSince) / 1000);
+    progress.state = 'succeeded';
+    return result('restored', { previousDataDir: restored.previousDataDir, manifestsMovedTo: stop.to, verification, downtimeSeconds });
+  } catch (err) {
+    progress.state = 'failed';
+    log.error('recovery failed', { cluster: input.cluster, step: current, error: failureMessage(err) });
+    if (stopped && !input.keepRestoredOnFailure) {
+      // Saga compensation, not cancellable: the node must not be left half-restored.
+      await CancellationScope.nonCancellable(async () => {
+        const r = await quick.rollbackRecovery({ plan });
+        const s = stepOf(current);
+        s.status = 'compensated';
+        s.detail = `${s.detail ?? ''}; rolled back: ${r.actions.join(', ') || 'nothing to undo'}`;
+      });
+    }
+    throw ApplicationFailure.create({
+      message: `cluster "${input.cluster}", step ${current}: ${failureMessage(err)}`,
+      type: (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause.type : undefined) ?? 'RecoveryFailed',
+      nonRetryable: true,
+      cause: err as Error,
+    });
+  } finally {
+    await CancellationScope.nonCancellable(async () => {
+      if (paused.paused) await step('resume backups', () => quick.resumeBackups({ cluster: input.cluster, note: `resumed by ${info.workflowId}` }), () => 'resumed');
+      else skip('resume backups');
+    });
+  }
+}
+
+function failureMessage(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  return (err as Error).message;
+}

@@ -1,0 +1,64 @@
+/**
+ * The recovery workflow's input, typed and checked before any step runs. It is what an operator types into the
+ * Temporal UI's start form, what the CLI sends and what an alert webhook sends, so every field is checked here with
+ * the field named in the error. Pure: imported by the workflow (deterministic) and by the CLI.
+ */
+export interface RecoverClusterInput {
+  cluster: string;
+  /** "latest" (newest backup whose manifest and checksum verify) or a backup key from `lifeboat backup list`. */
+  snapshot?: string;
+  /** A node name from the config, or a host (then targetHostKey is required). Default: the cluster's first node. */
+  target?: string;
+  targetHostKey?: string;
+  mode?: 'in-place' | 'new-node';
+  approval?: 'required' | 'auto';
+  dryRun?: boolean;
+  reason?: string;
+  /** On failure after the control plane was stopped, keep the restored state instead of rolling back. */
+  keepRestoredOnFailure?: boolean;
+  /** Test and drill knobs: how long to wait for approval and for the control plane. */
+  approvalTimeoutSeconds?: number;
+  controlPlaneTimeoutSeconds?: number;
+}
+
+export type NormalizedRecoveryInput = Required<Pick<RecoverClusterInput, 'cluster' | 'snapshot' | 'mode' | 'approval' | 'dryRun' | 'keepRestoredOnFailure'>> &
+  Pick<RecoverClusterInput, 'target' | 'targetHostKey' | 'reason' | 'approvalTimeoutSeconds' | 'controlPlaneTimeoutSeconds'>;
+
+const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const HOST = /^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$/;
+const KEY = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
+const HOST_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+$|^SHA256:[A-Za-z0-9+/]{43}=?$/;
+
+/** Returns the problems, one per field ("snapshot: ..."); empty when the input is usable. */
+export function recoveryInputProblems(input: RecoverClusterInput): string[] {
+  const problems: string[] = [];
+  if (!input || typeof input !== 'object') return ['input: expected an object like {"cluster": "prod"}'];
+  if (typeof input.cluster !== 'string' || !NAME.test(input.cluster)) problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-")');
+  if (input.snapshot !== undefined && input.snapshot !== 'latest' && (typeof input.snapshot !== 'string' || !KEY.test(input.snapshot) || input.snapshot.split('/').includes('..'))) {
+    problems.push('snapshot: expected "latest" or a backup key as `lifeboat backup list` prints it (letters, digits, . _ - and /; no spaces or shell characters)');
+  }
+  if (input.target !== undefined && (typeof input.target !== 'string' || !HOST.test(input.target))) problems.push('target: expected a node name from the config or a host name/IP');
+  if (input.targetHostKey !== undefined && (typeof input.targetHostKey !== 'string' || !HOST_KEY.test(input.targetHostKey))) {
+    problems.push('targetHostKey: expected "ssh-ed25519 AAAA..." (from ssh-keyscan) or "SHA256:..."');
+  }
+  if (input.mode !== undefined && input.mode !== 'in-place' && input.mode !== 'new-node') problems.push('mode: expected "in-place" or "new-node"');
+  if (input.approval !== undefined && input.approval !== 'required' && input.approval !== 'auto') problems.push('approval: expected "required" or "auto"');
+  if (input.dryRun !== undefined && typeof input.dryRun !== 'boolean') problems.push('dryRun: expected true or false');
+  if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > 500)) problems.push('reason: expected text of at most 500 characters');
+  for (const f of ['approvalTimeoutSeconds', 'controlPlaneTimeoutSeconds'] as const) {
+    const v = input[f];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) problems.push(`${f}: expected a whole number of seconds`);
+  }
+  return problems;
+}
+
+export function normalizeRecoveryInput(input: RecoverClusterInput): NormalizedRecoveryInput {
+  return {
+    ...input,
+    snapshot: input.snapshot ?? 'latest',
+    mode: input.mode ?? 'in-place',
+    approval: input.approval ?? 'required',
+    dryRun: input.dryRun ?? false,
+    keepRestoredOnFailure: input.keepRestoredOnFailure ?? false,
+  };
+}
