@@ -67,7 +67,9 @@ export async function createSandboxCluster(o: SandboxClusterOptions): Promise<Sa
   try {
     const controlPlane = await addNode('cp1');
     for (const spare of o.spareNodes ?? []) await addNode(spare);
-    const { apiServer } = await bootstrapControlPlane(controlPlane, { etcdLine, withApiserver: o.withApiserver ?? false });
+    const etcdVersion = /etcd-v([\d.]+)/.exec(binaries.etcd[etcdLine])?.[1] ?? '3.4.23';
+    const kubernetesVersion = /kubernetes-(v[\d.]+)/.exec(binaries.kubeApiserver)?.[1];
+    const { apiServer } = await bootstrapControlPlane(controlPlane, { etcdLine, etcdTag: `${etcdVersion}-0`, kubernetesVersion, withApiserver: o.withApiserver ?? false });
     const config = clusterSchema.parse({
       name,
       nodes: [...nodes.values()].map((n) => ({ name: n.name, host: n.ip, user: 'root', privateKey: { file: sshKeyFile }, hostKey: n.hostKey })),

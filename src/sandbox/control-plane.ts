@@ -13,6 +13,9 @@ export const APISERVER_IMAGE = 'registry.k8s.io/kube-apiserver';
 
 export interface ControlPlaneOptions {
   etcdLine: EtcdLine;
+  /** Image tags as kubeadm would write them (the fixture maps images to binaries by name, not tag). */
+  etcdTag?: string;
+  kubernetesVersion?: string;
   /** Without it only etcd runs (enough for backup tests that need no API). */
   withApiserver: boolean;
   /** Reuse a PKI instead of creating one (a new node that takes over an old one's identity). */
@@ -32,8 +35,8 @@ export async function bootstrapControlPlane(node: SandboxNode, o: ControlPlaneOp
   const manifestOptions = {
     nodeName: node.name,
     ip: node.ip,
-    etcdImage: `${ETCD_IMAGE}:${o.etcdLine}`,
-    apiserverImage: `${APISERVER_IMAGE}:sandbox`,
+    etcdImage: `${ETCD_IMAGE}:${o.etcdTag ?? `${o.etcdLine}.0-0`}`,
+    apiserverImage: `${APISERVER_IMAGE}:${o.kubernetesVersion ?? 'v1.34.0'}`,
     etcdFastFlags: o.etcdLine !== '3.4',
   };
   const manifests = node.path('/etc/kubernetes/manifests');

@@ -1,0 +1,135 @@
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { WorkflowFailedError } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
+import { readFile, stat } from 'node:fs/promises';
+import { KubeClient } from '../../src/kube/client';
+import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
+import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
+import { scheduleIdOf, syncBackupSchedules } from '../../src/schedules/backup-schedules';
+import { workflowsPath } from '../../src/temporal/worker';
+import { minioClient, minioStorage } from '../support/bed';
+import { keyFile, runBackup, withBackup } from '../support/backups';
+import { nodeFingerprint, recover, startRecovery } from '../support/recovery';
+import { startTestWorker, type RunningWorker } from '../support/worker';
+import type { BackupClusterResult } from '../../workflows/backup-cluster';
+import type { RecoverClusterResult } from '../../workflows/recover-cluster';
+
+const BUCKET = 'recovery';
+const configMap = (name: string) => ({ metadata: { name }, data: { name } });
+
+describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
+  let cluster: SandboxCluster;
+  let worker: RunningWorker;
+  let api: KubeClient;
+  let older: BackupClusterResult;
+  let newest: BackupClusterResult;
+  const s3 = minioClient();
+  const histories: { workflowId: string; history: unknown }[] = [];
+
+  const names = async () => (await api.list('/api/v1/namespaces/default/configmaps')).map((c) => c.metadata.name).filter((n) => !n.startsWith('kube-')).sort();
+
+  beforeAll(async () => {
+    const key = await keyFile();
+    cluster = await createSandboxCluster({ name: 'rec', etcdLine: '3.6', withApiserver: true, storage: minioStorage(BUCKET) });
+    api = new KubeClient(credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer));
+    await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
+    worker = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1' })], { encryptionKeys: { k1: { file: key.path } } });
+    await syncBackupSchedules(worker.client, worker.config);
+    await api.create('/api/v1/namespaces/default/configmaps', configMap('first'));
+    older = await runBackup(worker.client, worker.taskQueue, 'rec');
+    await api.create('/api/v1/namespaces/default/configmaps', configMap('before-backup'));
+    await api.create('/api/v1/namespaces', { metadata: { name: 'team-before' } });
+    newest = await runBackup(worker.client, worker.taskQueue, 'rec');
+    await api.create('/api/v1/namespaces/default/configmaps', configMap('after-backup'));
+    await api.create('/api/v1/namespaces', { metadata: { name: 'team-after' } });
+  });
+  afterAll(async () => {
+    await worker?.client.schedule.getHandle(scheduleIdOf('rec')).delete().catch(() => undefined);
+    if (histories.length) {
+      // Every recovery history this file produced replays against the current workflow code without non-determinism.
+      await Worker.runReplayHistories({ workflowsPath }, histories.map((h) => ({ workflowId: h.workflowId, history: h.history as never })));
+    }
+    await worker?.stop();
+    await cluster?.destroy();
+    s3.destroy();
+  });
+
+  const keep = async (workflowId: string) => histories.push({ workflowId, history: await worker.client.workflow.getHandle(workflowId).fetchHistory() });
+
+  it('a dry run returns the plan and leaves the node byte-for-byte unchanged', async () => {
+    const before = await nodeFingerprint(cluster.controlPlane);
+    const result = await recover(worker.client, worker.taskQueue, { cluster: 'rec', dryRun: true });
+    await keep('recover-rec');
+    expect(result.outcome).toBe('planned');
+    expect(result.plan.snapshot.manifestKey).toBe(newest.manifestKey);
+    expect(result.plan.tool).toMatchObject({ kind: 'etcdutl', bumpRevision: true });
+    expect(result.plan.paths.dataDir).toBe('/var/lib/etcd');
+    expect(result.plan.steps.length).toBeGreaterThan(4);
+    expect(await nodeFingerprint(cluster.controlPlane)).toBe(before);
+  });
+
+  it('twenty concurrent starts join one execution; a rejection changes nothing and backups stay on', async () => {
+    const before = await nodeFingerprint(cluster.controlPlane);
+    const handles = await Promise.all(Array.from({ length: 20 }, () => startRecovery(worker.client, worker.taskQueue, { cluster: 'rec', approval: 'required', reason: 'alert' })));
+    const runIds = new Set(handles.map((h) => h.firstExecutionRunId));
+    expect(runIds.size).toBe(1);
+    await handles[0]!.signal('reject', { by: 'oncall', reason: 'false alarm' });
+    const result = (await handles[0]!.result()) as RecoverClusterResult;
+    await keep('recover-rec');
+    expect(result.outcome).toBe('rejected');
+    expect(result.approval).toMatchObject({ by: 'oncall', decision: 'rejected' });
+    expect(await nodeFingerprint(cluster.controlPlane)).toBe(before);
+    expect((await worker.client.schedule.getHandle(scheduleIdOf('rec')).describe()).state.paused).toBe(false);
+  });
+
+  it('refuses a tampered backup named by key, and passes over a tampered newest one for "latest"', async () => {
+    // Corrupt the newest backup's snapshot object in the bucket (one byte flipped, as bit rot or an attacker would).
+    const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey }))).Body!.transformToByteArray());
+    const original = Buffer.from(body);
+    body[Math.floor(body.length / 2)]! ^= 0xff;
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey, Body: body }));
+    try {
+      const before = await nodeFingerprint(cluster.controlPlane);
+      const err = await recover(worker.client, worker.taskQueue, { cluster: 'rec', snapshot: newest.snapshotKey, approval: 'auto' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      expect(((err as WorkflowFailedError).cause as { type?: string }).type).toBe('CorruptSnapshot');
+      expect(((err as WorkflowFailedError).cause as Error).message).toMatch(/refusing .*checksum/);
+      const plan = await recover(worker.client, worker.taskQueue, { cluster: 'rec', dryRun: true });
+      expect(plan.plan.snapshot.manifestKey).toBe(older.manifestKey);
+      expect(plan.plan.skipped).toEqual([expect.objectContaining({ manifestKey: newest.manifestKey, reason: expect.stringMatching(/checksum/) })]);
+      expect(await nodeFingerprint(cluster.controlPlane)).toBe(before);
+    } finally {
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey, Body: original }));
+    }
+  });
+
+  it('rejects bad input before any step runs, naming the field', async () => {
+    const err = await recover(worker.client, worker.taskQueue, { cluster: 'rec', snapshot: 'x; rm -rf /', mode: 'sideways' as never }).catch((e: unknown) => e);
+    const message = ((err as WorkflowFailedError).cause as Error).message;
+    expect(message).toMatch(/snapshot: expected "latest" or a backup key/);
+    expect(message).toMatch(/mode: expected "in-place" or "new-node"/);
+    const unknown = await recover(worker.client, worker.taskQueue, { cluster: 'nope' }).catch((e: unknown) => e);
+    expect(((unknown as WorkflowFailedError).cause as Error).message).toMatch(/unknown cluster "nope"/);
+  });
+
+  it('restores: objects from before the backup are back, those after it are gone, the old data dir is kept', async () => {
+    expect(await names()).toEqual(['after-backup', 'before-backup', 'first']);
+    const result = await recover(worker.client, worker.taskQueue, { cluster: 'rec', approval: 'auto', reason: 'test', controlPlaneTimeoutSeconds: 120 });
+    await keep('recover-rec');
+    expect(result.outcome).toBe('restored');
+    expect(result.plan.snapshot.manifestKey).toBe(newest.manifestKey);
+    expect(await names()).toEqual(['before-backup', 'first']);
+    const namespaces = (await api.list('/api/v1/namespaces')).map((n) => n.metadata.name);
+    expect(namespaces).toContain('team-before');
+    expect(namespaces).not.toContain('team-after');
+    expect(result.previousDataDir).toMatch(/^\/var\/lib\/etcd\.before-/);
+    expect((await stat(cluster.controlPlane.path(`${result.previousDataDir}/member`))).isDirectory()).toBe(true);
+    expect(result.verification?.differed.filter((d) => d.strict)).toEqual([]);
+    expect(result.verification?.matched.map((m) => m.resource)).toEqual(expect.arrayContaining(['configmaps', 'namespaces']));
+    expect(result.steps.every((s) => s.status === 'done' || s.step === 'approval')).toBe(true);
+    expect((await worker.client.schedule.getHandle(scheduleIdOf('rec')).describe()).state.paused).toBe(false);
+    // Revisions moved forward, not back: watchers and informers see no time travel.
+    const status = JSON.parse(await cluster.controlPlane.exec(['etcdctl', '--endpoints=https://127.0.0.1:2379', '--cacert=/etc/kubernetes/pki/etcd/ca.crt', '--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt', '--key=/etc/kubernetes/pki/etcd/healthcheck-client.key', 'endpoint', 'status', '-w', 'json'])) as { Status: { header: { revision: number } } }[];
+    expect(status[0]!.Status.header.revision).toBeGreaterThan(1_000_000_000);
+  });
+});
