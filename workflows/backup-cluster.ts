@@ -103,8 +103,9 @@ export async function backupCluster(input: BackupClusterInput): Promise<BackupCl
       etcd: inspection.etcd,
       kubernetesVersion: inspection.kubernetesVersion,
       resourceCounts: inspection.resourceCounts,
-      snapshot: snapshotObject,
-      controlPlaneFiles: archive,
+      // Keep the bucket's checksum only where the bucket confirmed it: a restore re-checks it with one HEAD request.
+      snapshot: { ...snapshotObject, s3Checksum: confirmed[0]!.checkedBy === 'sha256' ? snapshotObject.s3Checksum : undefined },
+      controlPlaneFiles: { ...archive, s3Checksum: confirmed[1]!.checkedBy === 'sha256' ? archive.s3Checksum : undefined },
       verified: true,
       workflow: { workflowId: info.workflowId, runId: info.runId },
       engineVersion: ENGINE_VERSION,

@@ -86,6 +86,7 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
     } catch (err) {
       s.status = 'failed';
       s.detail = failureMessage(err);
+      if (name === 'plan') throw failureOf(input.cluster, name, err); // nothing to undo yet
       throw err;
     } finally {
       s.endedAt = new Date().toISOString();
@@ -93,10 +94,10 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
   };
   const skip = (...names: string[]) => names.forEach((n) => (stepOf(n).status = 'skipped'));
 
-  await quick.resolveCluster({ cluster: input.cluster });
-  const plan = await step('plan', () =>
-    quick.planRecovery({ cluster: input.cluster, snapshot: input.snapshot, target: input.target, targetHostKey: input.targetHostKey, mode: input.mode, runKey }),
-    (p) => `backup ${p.snapshot.key} (revision ${p.snapshot.revision}) onto node ${p.node}${p.skipped.length ? `; passed over: ${p.skipped.map((s) => `${s.manifestKey} (${s.reason})`).join(', ')}` : ''}`,
+  const plan = await step('plan', async () => {
+    await quick.resolveCluster({ cluster: input.cluster });
+    return quick.planRecovery({ cluster: input.cluster, snapshot: input.snapshot, target: input.target, targetHostKey: input.targetHostKey, mode: input.mode, runKey });
+  }, (p) => `backup ${p.snapshot.key} (revision ${p.snapshot.revision}) onto node ${p.node}${p.skipped.length ? `; passed over: ${p.skipped.map((s) => `${s.manifestKey} (${s.reason})`).join(', ')}` : ''}`,
   );
   progress.plan = plan;
   const rpoSeconds = Math.round((Date.parse(info.startTime.toISOString()) - Date.parse(plan.snapshot.created)) / 1000);
@@ -175,18 +176,25 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
         s.detail = `${s.detail ?? ''}; rolled back: ${r.actions.join(', ') || 'nothing to undo'}`;
       });
     }
-    throw ApplicationFailure.create({
-      message: `cluster "${input.cluster}", step ${current}: ${failureMessage(err)}`,
-      type: (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause.type : undefined) ?? 'RecoveryFailed',
-      nonRetryable: true,
-      cause: err as Error,
-    });
+    throw failureOf(input.cluster, current, err);
   } finally {
     await CancellationScope.nonCancellable(async () => {
       if (paused.paused) await step('resume backups', () => quick.resumeBackups({ cluster: input.cluster, note: `resumed by ${info.workflowId}` }), () => 'resumed');
       else skip('resume backups');
     });
   }
+}
+
+/** The workflow's failure: names cluster and step, keeps the activity's failure type (CorruptSnapshot, ...). */
+function failureOf(cluster: string, step: string, err: unknown): ApplicationFailure {
+  if (err instanceof ApplicationFailure) return err;
+  const message = failureMessage(err);
+  return ApplicationFailure.create({
+    message: message.startsWith(`cluster "${cluster}"`) ? message : `cluster "${cluster}", step ${step}: ${message}`,
+    type: (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause.type : undefined) ?? 'RecoveryFailed',
+    nonRetryable: true,
+    cause: err as Error,
+  });
 }
 
 function failureMessage(err: unknown): string {

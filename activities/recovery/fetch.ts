@@ -16,7 +16,7 @@ async function streamObjectTo(deps: ActivityDeps, s: TargetSession, obj: StoredO
   const key = obj.encryption ? await loadEncryptionKey(deps.config, obj.encryption.keyId) : undefined;
   const s3 = await s3ClientFor(s.cluster.storage);
   const heartbeat = throttledHeartbeat();
-  const remote = await streamOnNode(s.ssh, s.node.name, argv);
+  const remote = await streamOnNode(s.ssh, s.node.name, argv, 'to-node');
   try {
     await Promise.all([
       readStoredObject(s3, s.cluster.storage.bucket, obj, () => key, remote.stdin, (bytes) => heartbeat({ key: obj.key, bytes }), cancellationSignal()),

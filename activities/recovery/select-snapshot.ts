@@ -8,7 +8,9 @@ export async function storedObjectProblem(s3: S3Client, bucket: string, obj: Sto
   try {
     const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: obj.key, ChecksumMode: 'ENABLED' }));
     if (head.ContentLength !== obj.storedSize) return `${obj.key}: size ${head.ContentLength}, manifest says ${obj.storedSize}`;
-    if (obj.s3Checksum && head.ChecksumSHA256 && head.ChecksumSHA256 !== obj.s3Checksum) return `${obj.key}: checksum ${head.ChecksumSHA256}, manifest says ${obj.s3Checksum} (changed since the backup)`;
+    // The manifest holds the bucket's checksum only where the bucket confirmed it at backup time, so any difference,
+    // including a missing one, means the object was rewritten since.
+    if (obj.s3Checksum && head.ChecksumSHA256 !== obj.s3Checksum) return `${obj.key}: checksum ${head.ChecksumSHA256 ?? '(none)'}, manifest says ${obj.s3Checksum} (rewritten since the backup)`;
     return undefined;
   } catch (err) {
     const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;

@@ -121,7 +121,12 @@ abstract class ChunkedTransform extends Transform {
       this.parked = false;
       this.blocked = false;
       this.pump();
-      return;
+      // Parked again: we hold the write's callback, nothing else to do until the next _read.
+      if (this.parked) return;
+      // The write finished here. Transform decides whether to acknowledge it by comparing the readable length with
+      // the one at the start of the write (before this _read's caller took its chunk off), so it may have deferred
+      // the acknowledgement to a later _read that would never come: nothing was pushed since this _read, so the
+      // readable still counts as `reading`. Let Transform's own _read acknowledge it now.
     }
     super._read(size);
   }

@@ -6,6 +6,7 @@ import { workerCommand } from './worker';
 import { backupCommand } from './backup';
 import { scheduleCommand } from './schedule';
 import { storageCommand } from './storage';
+import { recoveryCommand, restoreCommand } from './recovery';
 
 /** `lifeboat`: one binary for operators; each subcommand lives in its own file. */
 export function buildProgram(): Command {
@@ -26,6 +27,8 @@ export function buildProgram(): Command {
   program.addCommand(backupCommand());
   program.addCommand(scheduleCommand());
   program.addCommand(storageCommand());
+  program.addCommand(restoreCommand());
+  program.addCommand(recoveryCommand());
   return program;
 }
 

@@ -1,12 +1,12 @@
 import type { NodeSSH } from 'node-ssh';
-import type { Readable, Writable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { command } from './quote';
 import { RemoteCommandError } from './run';
 
 export interface RemoteStream {
   /** The command's stdout, with backpressure (SSH window). */
   stdout: Readable;
-  /** The command's stdin (for uploads to the node). */
+  /** The command's stdin (for uploads to the node): a plain Writable whose end() sends EOF. */
   stdin: Writable;
   /** Resolves when the command exits 0; rejects with RemoteCommandError (stderr included) otherwise. */
   done: Promise<void>;
@@ -14,8 +14,12 @@ export interface RemoteStream {
   close(): void;
 }
 
-/** Runs one quoted argument vector and hands back its streams, for transfers too large to buffer. */
-export async function streamOnNode(ssh: NodeSSH, nodeName: string, argv: readonly string[]): Promise<RemoteStream> {
+/**
+ * Runs one quoted argument vector and hands back its streams, for transfers too large to buffer. With
+ * `direction: 'to-node'` the command's stdout is drained (a stream nobody reads never ends, and the command's exit
+ * would never be seen) and stdin is wrapped so a pipeline into it completes when the data is written.
+ */
+export async function streamOnNode(ssh: NodeSSH, nodeName: string, argv: readonly string[], direction: 'from-node' | 'to-node' = 'from-node'): Promise<RemoteStream> {
   const line = command(argv);
   const connection = ssh.connection;
   if (!connection) throw new Error(`SSH connection to node "${nodeName}" is not open`);
@@ -37,7 +41,15 @@ export async function streamOnNode(ssh: NodeSSH, nodeName: string, argv: readonl
         });
       });
       done.catch(() => undefined); // observed by the caller; avoid an unhandled rejection if it never awaits
-      resolve({ stdout: channel, stdin: channel, done, close: () => channel.close() });
+      if (direction === 'to-node') channel.resume();
+      const stdin = new Writable({
+        write: (chunk: Buffer, _enc, cb) => void channel.write(chunk, cb),
+        final: (cb) => {
+          channel.end();
+          cb();
+        },
+      });
+      resolve({ stdout: channel, stdin, done, close: () => channel.close() });
     });
   });
 }

@@ -99,7 +99,9 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
       expect(plan.plan.skipped).toEqual([expect.objectContaining({ manifestKey: newest.manifestKey, reason: expect.stringMatching(/checksum/) })]);
       expect(await nodeFingerprint(cluster.controlPlane)).toBe(before);
     } finally {
-      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey, Body: original }));
+      // Put the original bytes back the way the backup stored them (single part, SHA-256 checksum), so the bucket's
+      // checksum matches the manifest again.
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey, Body: original, ChecksumAlgorithm: 'SHA256' }));
     }
   });
 

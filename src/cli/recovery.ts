@@ -1,0 +1,109 @@
+import { Command } from 'commander';
+import { WorkflowIdConflictPolicy, WorkflowNotFoundError } from '@temporalio/client';
+import { findCluster, loadConfig } from '../config/load';
+import { normalizeRecoveryInput, recoveryInputProblems, type RecoverClusterInput } from '../../workflows/recovery-input';
+import type { RecoverClusterResult, RecoveryProgress } from '../../workflows/recover-cluster';
+import { configFileOf } from './config';
+import { openClient } from './temporal-client';
+import { printReport, printSteps } from './recovery-report';
+
+export const recoveryWorkflowId = (cluster: string) => `recover-${cluster}`;
+
+export function restoreCommand(): Command {
+  return new Command('restore')
+    .description('restore a cluster\'s control plane from a backup (workflow recover-<cluster>; a running one is joined, not duplicated)')
+    .argument('<cluster>')
+    .option('--snapshot <key>', 'a backup key from `backup list`, or "latest"', 'latest')
+    .option('--target <node>', 'node name from the config, or a host (then --target-host-key)')
+    .option('--target-host-key <key>', 'pinned SSH host key of a target that is not in the config')
+    .option('--mode <mode>', 'in-place | new-node', 'in-place')
+    .option('--approve', 'approve up front (approval: auto)')
+    .option('--dry-run', 'plan and preflight only; change nothing')
+    .option('--reason <text>', 'why (kept in the result)')
+    .option('--no-wait', 'start and return')
+    .action(async (cluster: string, opts: { snapshot: string; target?: string; targetHostKey?: string; mode: string; approve?: boolean; dryRun?: boolean; reason?: string; wait: boolean }, cmd: Command) => {
+      const config = await loadConfig(configFileOf(cmd));
+      const clusterConfig = findCluster(config, cluster);
+      const input: RecoverClusterInput = {
+        cluster,
+        snapshot: opts.snapshot,
+        target: opts.target,
+        targetHostKey: opts.targetHostKey,
+        mode: opts.mode as RecoverClusterInput['mode'],
+        approval: opts.approve ? 'auto' : clusterConfig.recovery.approval,
+        dryRun: opts.dryRun ?? false,
+        reason: opts.reason,
+      };
+      const problems = recoveryInputProblems(input);
+      if (problems.length) throw new Error(`invalid input:\n  ${problems.join('\n  ')}`);
+      const { client, taskQueue, close } = await openClient(config);
+      try {
+        const handle = await client.workflow.start('recoverCluster', {
+          taskQueue,
+          workflowId: recoveryWorkflowId(cluster),
+          workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+          args: [normalizeRecoveryInput(input)],
+        });
+        console.log(`recovery ${handle.workflowId} (run ${handle.firstExecutionRunId})`);
+        if (!opts.wait) return;
+        let last = '';
+        const poll = setInterval(async () => {
+          const p = await handle.query<RecoveryProgress>('progress').catch(() => undefined);
+          if (!p) return;
+          const line = `${p.state}: ${p.steps.filter((s) => s.status !== 'pending').map((s) => `${s.step} ${s.status}`).join(' > ')}`;
+          if (line !== last) {
+            console.log(`  ${(last = line)}`);
+            if (p.state === 'awaiting-approval') console.log(`  waiting for approval: lifeboat recovery approve ${cluster} --by <you>`);
+          }
+        }, 1000);
+        try {
+          printReport((await handle.result()) as RecoverClusterResult);
+        } finally {
+          clearInterval(poll);
+        }
+      } finally {
+        await close();
+      }
+    });
+}
+
+export function recoveryCommand(): Command {
+  const recovery = new Command('recovery').description('follow and decide running recoveries');
+  recovery
+    .command('status <cluster>')
+    .description('steps of the cluster\'s current or last recovery')
+    .action(async (cluster: string, _o: unknown, cmd: Command) => {
+      const config = await loadConfig(configFileOf(cmd));
+      const { client, close } = await openClient(config);
+      try {
+        const handle = client.workflow.getHandle(recoveryWorkflowId(cluster));
+        const p = await handle.query<RecoveryProgress>('progress').catch((err: unknown) => {
+          if (err instanceof WorkflowNotFoundError) throw new Error(`no recovery of cluster "${cluster}" has run`);
+          throw err;
+        });
+        console.log(`${handle.workflowId}: ${p.state}`);
+        printSteps(p.steps);
+        if (p.plan) console.log(`plan: ${p.plan.steps.map((s, i) => `\n  ${i + 1}. ${s}`).join('')}`);
+      } finally {
+        await close();
+      }
+    });
+  for (const decision of ['approve', 'reject'] as const) {
+    recovery
+      .command(`${decision} <cluster>`)
+      .description(`${decision} the cluster's recovery that waits for approval`)
+      .requiredOption('--by <name>', 'who decides (recorded)')
+      .option('--reason <text>', 'why (recorded)')
+      .action(async (cluster: string, opts: { by: string; reason?: string }, cmd: Command) => {
+        const config = await loadConfig(configFileOf(cmd));
+        const { client, close } = await openClient(config);
+        try {
+          await client.workflow.getHandle(recoveryWorkflowId(cluster)).signal(decision, { by: opts.by, reason: opts.reason });
+          console.log(`${decision === 'approve' ? 'approved' : 'rejected'} recovery of ${cluster}`);
+        } finally {
+          await close();
+        }
+      });
+  }
+  return recovery;
+}

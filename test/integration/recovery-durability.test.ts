@@ -1,0 +1,90 @@
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { KubeClient } from '../../src/kube/client';
+import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
+import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
+import { startProcess, waitFor, type ManagedProcess } from '../../src/sandbox/processes';
+import { fillEtcd, keyFile, runBackup } from '../support/backups';
+import { minioClient, minioStorage, testBed } from '../support/bed';
+import type { RecoverClusterResult } from '../../workflows/recover-cluster';
+
+describe('a recovery survives its worker being killed (SIGKILL) mid-fetch and mid-wait', () => {
+  let cluster: SandboxCluster;
+  let admin: KubeClient;
+
+  beforeAll(async () => {
+    const s3 = minioClient();
+    await s3.send(new CreateBucketCommand({ Bucket: 'durable' })).catch(() => undefined);
+    s3.destroy();
+    cluster = await createSandboxCluster({ name: 'dur', etcdLine: '3.6', withApiserver: true, storage: minioStorage('durable') });
+    admin = new KubeClient(credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer));
+  });
+  afterAll(async () => {
+    await cluster?.destroy();
+  });
+
+  it('completes after two worker kills, with every side effect done once', async () => {
+    const key = await keyFile();
+    const { temporalAddress } = testBed();
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-durable-'));
+    const taskQueue = `durable-${Date.now()}`;
+    const configFile = join(dir, 'config.yaml');
+    await writeFile(
+      configFile,
+      stringify({
+        temporal: { address: temporalAddress, taskQueue },
+        encryptionKeys: { k1: { file: key.path } },
+        clusters: [{ ...cluster.config, backup: { encryptionKey: 'k1', compression: 'none' } }],
+      }),
+    );
+    const cli = join(__dirname, '../../dist/src/cli/main.js');
+    const launch = (): ManagedProcess => startProcess('worker', 'node', [cli, '--config', configFile, 'worker'], { logFile: join(dir, 'worker.log'), env: { ...process.env, LOG_FORMAT: 'json' } });
+    const connection = await Connection.connect({ address: temporalAddress });
+    const client = new Client({ connection });
+    let worker = launch();
+    try {
+      // ~120 MiB of data, so the fetch lasts long enough to be interrupted.
+      await fillEtcd(cluster, 120, 1024 * 1024);
+      await admin.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'before-backup' } });
+      await runBackup(client, taskQueue, 'dur');
+      await admin.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'after-backup' } });
+
+      const handle = await client.workflow.start('recoverCluster', {
+        taskQueue,
+        workflowId: 'recover-dur',
+        workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+        args: [{ cluster: 'dur', approval: 'auto', controlPlaneTimeoutSeconds: 180 }],
+      });
+      const killDuring = async (activity: string) => {
+        await waitFor(`activity ${activity} to run`, async () => (await handle.describe()).raw.pendingActivities?.some((a) => a.activityType?.name === activity && a.state === 2 /* STARTED */), 120_000, 50);
+        worker.child.kill('SIGKILL');
+        await worker.exited;
+        worker = launch();
+      };
+      await killDuring('fetchSnapshot');
+      await killDuring('startControlPlane');
+      const result = (await handle.result()) as RecoverClusterResult;
+      expect(result.outcome).toBe('restored');
+
+      const names = (await admin.list('/api/v1/namespaces/default/configmaps')).map((c) => c.metadata.name);
+      expect(names).toContain('before-backup');
+      expect(names).not.toContain('after-backup');
+      // Done once: one kept data dir, no rolled-back or half-restored leftovers, one run folder.
+      const varLib = (await cluster.controlPlane.exec(['ls', '-A', '/var/lib'])).split('\n').filter(Boolean).sort();
+      expect(varLib.filter((e) => e.startsWith('etcd'))).toEqual(['etcd', expect.stringMatching(/^etcd\.before-/)]);
+      expect((await cluster.controlPlane.exec(['ls', '-A', '/var/lib/lifeboat/recoveries'])).trim().split('\n')).toHaveLength(1);
+      const history = await handle.fetchHistory();
+      const restores = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restoreEtcdData');
+      expect(restores).toHaveLength(1);
+      const retried = (history.events ?? []).filter((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1);
+      expect(retried.length).toBeGreaterThanOrEqual(2); // both killed activities were retried
+    } finally {
+      await worker.stop();
+      await connection.close();
+    }
+  });
+});

@@ -1,0 +1,68 @@
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { KubeClient } from '../../src/kube/client';
+import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
+import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
+import { issueClientCertificate } from '../../src/sandbox/pki';
+import { minioClient, minioStorage } from '../support/bed';
+import { keyFile, runBackup, withBackup } from '../support/backups';
+import { recover } from '../support/recovery';
+import { startTestWorker, type RunningWorker } from '../support/worker';
+
+describe('recovery onto a new node that takes over the dead node\'s address', () => {
+  let cluster: SandboxCluster;
+  let worker: RunningWorker;
+  let admin: KubeClient;
+  let alice: { certPem: string; keyPem: string };
+  let caPem: Buffer;
+
+  beforeAll(async () => {
+    const key = await keyFile();
+    const s3 = minioClient();
+    await s3.send(new CreateBucketCommand({ Bucket: 'newnode' })).catch(() => undefined);
+    s3.destroy();
+    cluster = await createSandboxCluster({ name: 'nn', etcdLine: '3.6', withApiserver: true, storage: minioStorage('newnode') });
+    admin = new KubeClient(credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer));
+    caPem = await readFile(cluster.controlPlane.path('/etc/kubernetes/pki/ca.crt'));
+    // A client certificate issued before the disaster, as a user's kubeconfig would hold.
+    alice = await issueClientCertificate(cluster.controlPlane.path('/etc/kubernetes/pki'), 'alice', ['system:masters']);
+    worker = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1' })], { encryptionKeys: { k1: { file: key.path } } });
+    await admin.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'before-backup' } });
+    await runBackup(worker.client, worker.taskQueue, 'nn');
+    await admin.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'after-backup' } });
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await cluster?.destroy();
+  });
+
+  it('rebuilds the control plane from the backup with the original CA and data', async () => {
+    const dead = cluster.controlPlane;
+    await dead.destroy(); // the machine is gone, disks and all
+    expect(await admin.ready()).toBe(false);
+    const replacement = await cluster.addNode('cp1-new', { subnet: dead.subnet });
+    expect(replacement.ip).toBe(dead.ip);
+    expect(replacement.hostKey).not.toBe(dead.hostKey);
+
+    const result = await recover(worker.client, worker.taskQueue, {
+      cluster: 'nn',
+      mode: 'new-node',
+      target: replacement.ip,
+      targetHostKey: replacement.hostKey,
+      approval: 'auto',
+      controlPlaneTimeoutSeconds: 120,
+    });
+    expect(result.outcome).toBe('restored');
+    expect(result.plan.mode).toBe('new-node');
+
+    const names = (await admin.list('/api/v1/namespaces/default/configmaps')).map((c) => c.metadata.name);
+    expect(names).toContain('before-backup');
+    expect(names).not.toContain('after-backup');
+    // The old identity came back: a certificate issued by the original CA before the disaster is accepted.
+    const asAlice = new KubeClient({ server: cluster.apiServer!, caPem, certPem: Buffer.from(alice.certPem), keyPem: Buffer.from(alice.keyPem) });
+    expect((await asAlice.list('/api/v1/namespaces')).map((n) => n.metadata.name)).toContain('default');
+    expect(await readFile(replacement.path('/etc/kubernetes/pki/ca.crt'))).toEqual(caPem);
+    expect(await readFile(join(replacement.path('/etc/kubernetes/manifests'), 'etcd.yaml'), 'utf8')).toContain(`--name=cp1`);
+  });
+});
