@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# `npm run demo`: dependencies, the real servers (built once per machine), then the whole backup-and-recovery story.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure-deps.sh
+bash scripts/servers.sh
+exec node dist/src/demo.js
