@@ -1,7 +1,9 @@
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { WorkflowFailedError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
 import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
@@ -25,6 +27,7 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
   let newest: BackupClusterResult;
   const s3 = minioClient();
   const histories: { workflowId: string; history: unknown }[] = [];
+  const replayErrors: string[] = [];
 
   const names = async () => (await api.list('/api/v1/namespaces/default/configmaps')).map((c) => c.metadata.name).filter((n) => !n.startsWith('kube-')).sort();
 
@@ -47,8 +50,14 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
     await worker?.client.schedule.getHandle(scheduleIdOf('rec')).delete().catch(() => undefined);
     if (histories.length) {
       // Every recovery history this file produced replays against the current workflow code without non-determinism.
-      await Worker.runReplayHistories({ workflowsPath }, histories.map((h) => ({ workflowId: h.workflowId, history: h.history as never })));
+      for await (const r of Worker.runReplayHistories({ workflowsPath }, histories.map((h) => ({ workflowId: h.workflowId, history: h.history as never })))) {
+        replayErrors.push(...(r.error ? [`${r.workflowId}: ${String(r.error)}`] : []));
+      }
+      // LIFEBOAT_RECORD_HISTORIES=test/histories keeps them as fixtures for the replay test of later versions.
+      const out = process.env.LIFEBOAT_RECORD_HISTORIES;
+      if (out) for (const [i, h] of histories.entries()) await writeFile(join(out, `recover-${i}.json`), historyToJSON(h.history as never));
     }
+    expect(replayErrors).toEqual([]);
     await worker?.stop();
     await cluster?.destroy();
     s3.destroy();

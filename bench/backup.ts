@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createSandboxCluster } from '../src/sandbox/cluster';
+import { etcdctlArgs } from '../src/sandbox/control-plane';
+import type { BackupClusterResult } from '../workflows/backup-cluster';
+import { awsCli, benchEnv, fill, startWorkerProcess, timed } from './env';
+
+/**
+ * Backup benchmark: in one run, against the same etcd, (a) the plain script users run today — `etcdctl snapshot save`
+ * and an upload with the AWS CLI — and (b) this engine's backup workflow with encryption off and on (and gzip), at
+ * ~100 MiB and ~1 GiB. Prints wall times, the worker's peak RSS, and the ratios b/a.
+ */
+async function main(): Promise<void> {
+  const env = await benchEnv();
+  const cluster = await createSandboxCluster({ name: 'bench', etcdLine: '3.6', withApiserver: false, storage: { bucket: 'bench', prefix: 'x', region: 'us-east-1', forcePathStyle: true }, dir: join(env.dir, 'cluster') });
+  const keyPath = join(env.dir, 'bench.key');
+  await writeFile(keyPath, randomBytes(32).toString('base64'));
+  const rows: string[] = [];
+  const figures: Record<string, { plain: number; engine: number; encrypted: number; gzipEncrypted: number; rss: number; rssEncrypted: number }> = {};
+  let filled = 0;
+  try {
+    for (const [label, mib] of [['100MiB', 100], ['1GiB', 1024]] as const) {
+      await fill(cluster, mib - filled, filled + 1);
+      filled = mib;
+      // (a) the plain script
+      const plain = await timed(async () => {
+        await cluster.controlPlane.exec(['etcdctl', ...etcdctlArgs(), 'snapshot', 'save', '/var/lib/plain.db']);
+        await awsCli(env, ['s3', 'cp', '--only-show-errors', cluster.controlPlane.path('/var/lib/plain.db'), `s3://bench/plain/${label}.db`]);
+      });
+      await cluster.controlPlane.exec(['rm', '-f', '/var/lib/plain.db']);
+      // (b) the engine, one worker process per variant so each peak RSS is its own
+      const variant = async (name: string, backup: Record<string, unknown>) => {
+        const tq = `${label}-${name}`.toLowerCase();
+        const w = await startWorkerProcess(env, cluster, backup, keyPath, tq);
+        try {
+          const r = await timed(() => env.client.workflow.execute('backupCluster', { taskQueue: tq, workflowId: `bench-${tq}`, args: [{ cluster: 'bench' }] }) as Promise<BackupClusterResult>);
+          const rss = await w.peakRssMiB();
+          rows.push(`${label.padEnd(7)} ${name.padEnd(18)} ${r.seconds.toFixed(1).padStart(7)} s  ratio ${(r.seconds / plain.seconds).toFixed(2)}  peak RSS ${rss.toFixed(0)} MiB  stored ${(r.value.storedBytes / 1048576).toFixed(0)} MiB  steps: ${r.value.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}`).join(', ')}`);
+          return { seconds: r.seconds, rss };
+        } finally {
+          await w.proc.stop();
+        }
+      };
+      rows.push(`${label.padEnd(7)} ${'plain script'.padEnd(18)} ${plain.seconds.toFixed(1).padStart(7)} s  (etcdctl snapshot save + aws s3 cp)`);
+      const off = await variant('engine', { allowUnencrypted: true, compression: 'none' });
+      const on = await variant('engine+encrypt', { encryptionKey: 'bench', compression: 'none' });
+      const gz = await variant('engine+gzip+encrypt', { encryptionKey: 'bench', compression: 'gzip' });
+      figures[label] = { plain: plain.seconds, engine: off.seconds, encrypted: on.seconds, gzipEncrypted: gz.seconds, rss: off.rss, rssEncrypted: on.rss };
+    }
+  } finally {
+    await cluster.destroy();
+    await env.close();
+  }
+  console.log('\nsize    run                   wall          ratio vs plain');
+  for (const r of rows) console.log(r);
+  const big = figures['1GiB']!;
+  const small = figures['100MiB']!;
+  const peak = Math.max(big.rss, big.rssEncrypted, small.rss, small.rssEncrypted);
+  console.log(
+    `backup: wall_ratio=${(big.engine / big.plain).toFixed(2)} wall_ratio_encrypted=${(big.encrypted / big.plain).toFixed(2)} peak_rss_mib=${peak.toFixed(0)} rss_growth=${(big.rssEncrypted / small.rssEncrypted).toFixed(2)}`,
+  );
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,102 @@
+import { Client, Connection } from '@temporalio/client';
+import { execFile } from 'node:child_process';
+import { readFile, writeFile, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { stringify } from 'yaml';
+import { startTemporalDevServer, type DevServer } from '../src/devserver/temporal';
+import { serverBinaries, type ServerBinaries } from '../src/sandbox/binaries';
+import { startMinio, type MinioServer } from '../src/sandbox/minio';
+import { freePort, startProcess, type ManagedProcess } from '../src/sandbox/processes';
+import type { SandboxCluster } from '../src/sandbox/cluster';
+
+export const run = promisify(execFile);
+
+export interface BenchEnv {
+  dir: string;
+  bins: ServerBinaries;
+  temporal: DevServer;
+  minio: MinioServer;
+  client: Client;
+  close(): Promise<void>;
+}
+
+export async function benchEnv(): Promise<BenchEnv> {
+  const dir = await mkdtemp(join(tmpdir(), 'lifeboat-bench-'));
+  const bins = await serverBinaries();
+  const temporal = await startTemporalDevServer({ binary: bins.temporal, port: await freePort(), logFile: join(dir, 'temporal.log'), startTimeoutMs: 120_000 });
+  const minio = await startMinio(bins.minio, join(dir, 'minio'));
+  await minio.createBucket('bench');
+  const connection = await Connection.connect({ address: temporal.address });
+  return {
+    dir,
+    bins,
+    temporal,
+    minio,
+    client: new Client({ connection }),
+    async close() {
+      await connection.close();
+      await minio.stop();
+      await temporal.stop();
+    },
+  };
+}
+
+/** The engine's worker as its own process (as users run it), so its peak RSS (VmHWM) is its own. */
+export async function startWorkerProcess(env: BenchEnv, cluster: SandboxCluster, backup: Record<string, unknown>, keyPath: string, taskQueue: string): Promise<{ proc: ManagedProcess; peakRssMiB(): Promise<number> }> {
+  const configFile = join(env.dir, `${taskQueue}.yaml`);
+  process.env.LIFEBOAT_BENCH_S3_KEY = env.minio.accessKeyId;
+  process.env.LIFEBOAT_BENCH_S3_SECRET = env.minio.secretAccessKey;
+  await writeFile(
+    configFile,
+    stringify({
+      temporal: { address: env.temporal.address, taskQueue },
+      encryptionKeys: { bench: { file: keyPath } },
+      clusters: [
+        {
+          ...cluster.config,
+          storage: {
+            bucket: 'bench',
+            prefix: taskQueue,
+            region: env.minio.region,
+            endpoint: env.minio.endpoint,
+            forcePathStyle: true,
+            credentials: { accessKeyId: { env: 'LIFEBOAT_BENCH_S3_KEY' }, secretAccessKey: { env: 'LIFEBOAT_BENCH_S3_SECRET' } },
+          },
+          backup,
+          recovery: { approval: 'auto' },
+        },
+      ],
+    }),
+  );
+  const proc = startProcess('worker', 'node', [join(__dirname, '../src/cli/main.js'), '--config', configFile, 'worker'], { logFile: join(env.dir, `${taskQueue}.log`), env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: 'warn' } });
+  await new Promise((r) => setTimeout(r, 3000)); // let it connect and poll
+  return {
+    proc,
+    async peakRssMiB() {
+      const status = await readFile(`/proc/${proc.child.pid}/status`, 'utf8');
+      return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) / 1024;
+    },
+  };
+}
+
+export async function timed<T>(body: () => Promise<T>): Promise<{ seconds: number; value: T }> {
+  const start = process.hrtime.bigint();
+  const value = await body();
+  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, value };
+}
+
+export function awsCli(env: BenchEnv, args: string[]): Promise<{ stdout: string }> {
+  const aws = process.env.LIFEBOAT_AWS_CLI ?? 'aws';
+  return run(aws, ['--endpoint-url', env.minio.endpoint, '--region', env.minio.region, ...args], {
+    env: { ...process.env, AWS_ACCESS_KEY_ID: env.minio.accessKeyId, AWS_SECRET_ACCESS_KEY: env.minio.secretAccessKey },
+    maxBuffer: 64 * 1024 * 1024,
+  });
+}
+
+/** Fills etcd with `mib` MiB of incompressible-ish values (base64 of random bytes), 1 MiB per key. */
+export async function fill(cluster: SandboxCluster, mib: number, from = 1): Promise<void> {
+  const etcdctl = 'etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key';
+  await cluster.controlPlane.exec(['bash', '-c', `for i in $(seq ${from} ${from + mib - 1}); do head -c 786432 /dev/urandom | base64 -w0 | ${etcdctl} put /bench/$i >/dev/null || exit 1; done`]);
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# `npm run bench:backup` / `npm run bench:recovery`: builds what the benchmark needs (node modules, the servers, the
+# AWS CLI from PyPI for the plain-script baseline) and runs it. Prints figures; asserts nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+which="${1:?usage: bench.sh backup|recovery}"
+bash scripts/ensure-deps.sh
+bash scripts/servers.sh
+CACHE="${LIFEBOAT_CACHE:-$HOME/.cache/lifeboat}"
+venv="$CACHE/awscli-venv"
+if [[ ! -x "$venv/bin/aws" ]]; then
+  echo "[bench] installing the AWS CLI (PyPI) into $venv" >&2
+  python3 -m venv "$venv" 2>/dev/null || { apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "$venv"; }
+  "$venv/bin/pip" install -q awscli
+fi
+export LIFEBOAT_AWS_CLI="$venv/bin/aws"
+exec node "dist/bench/$which.js"
