@@ -1,13 +1,13 @@
 import { ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { Client, Connection } from '@temporalio/client';
 import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
 import { serverBinaries } from '../../src/sandbox/binaries';
 import { startMinio, type MinioServer } from '../../src/sandbox/minio';
-import { startProcess, waitFor, type ManagedProcess } from '../../src/sandbox/processes';
+import { waitFor } from '../../src/sandbox/processes';
+import { workerProcess } from '../support/worker-process';
 import type { StorageConfig } from '../../src/config/schema';
 import { fillEtcd, keyFile, withBackup } from '../support/backups';
 import { testBed } from '../support/bed';
@@ -80,20 +80,7 @@ describe('backups survive faults mid-upload', () => {
 
   it('completes with one object when the worker is SIGKILLed during the upload and started again', async () => {
     const { temporalAddress } = testBed();
-    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-killworker-'));
-    const taskQueue = `kill-${Date.now()}`;
-    const configFile = join(dir, 'config.yaml');
-    await writeFile(
-      configFile,
-      stringify({
-        temporal: { address: temporalAddress, taskQueue },
-        encryptionKeys: { k1: { file: key.path } },
-        clusters: [{ ...cluster.config, storage, backup: { encryptionKey: 'k1', compression: 'gzip' } }],
-      }),
-    );
-    const cli = join(__dirname, '../../dist/src/cli/main.js');
-    const launch = (): ManagedProcess =>
-      startProcess('worker', 'node', [cli, '--config', configFile, 'worker'], { logFile: join(dir, 'worker.log'), env: { ...process.env, LOG_FORMAT: 'json' } });
+    const { taskQueue, launch } = await workerProcess('killworker', { ...cluster.config, storage, backup: { ...cluster.config.backup, encryptionKey: 'k1', compression: 'gzip' } }, key.path);
     const connection = await Connection.connect({ address: temporalAddress });
     const client = new Client({ connection });
     let worker = launch();

@@ -1,13 +1,11 @@
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { stringify } from 'yaml';
+import { readFile } from 'node:fs/promises';
 import { KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
 import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
-import { startProcess, waitFor, type ManagedProcess } from '../../src/sandbox/processes';
+import { waitFor } from '../../src/sandbox/processes';
+import { workerProcess } from '../support/worker-process';
 import { fillEtcd, keyFile, runBackup } from '../support/backups';
 import { minioClient, minioStorage, testBed } from '../support/bed';
 import type { RecoverClusterResult } from '../../workflows/recover-cluster';
@@ -30,19 +28,7 @@ describe('a recovery survives its worker being killed (SIGKILL) mid-fetch and mi
   it('completes after two worker kills, with every side effect done once', async () => {
     const key = await keyFile();
     const { temporalAddress } = testBed();
-    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-durable-'));
-    const taskQueue = `durable-${Date.now()}`;
-    const configFile = join(dir, 'config.yaml');
-    await writeFile(
-      configFile,
-      stringify({
-        temporal: { address: temporalAddress, taskQueue },
-        encryptionKeys: { k1: { file: key.path } },
-        clusters: [{ ...cluster.config, backup: { encryptionKey: 'k1', compression: 'none' } }],
-      }),
-    );
-    const cli = join(__dirname, '../../dist/src/cli/main.js');
-    const launch = (): ManagedProcess => startProcess('worker', 'node', [cli, '--config', configFile, 'worker'], { logFile: join(dir, 'worker.log'), env: { ...process.env, LOG_FORMAT: 'json' } });
+    const { taskQueue, launch } = await workerProcess('durable', { ...cluster.config, backup: { ...cluster.config.backup, encryptionKey: 'k1', compression: 'none' } }, key.path);
     const connection = await Connection.connect({ address: temporalAddress });
     const client = new Client({ connection });
     let worker = launch();
