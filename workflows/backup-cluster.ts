@@ -37,8 +37,6 @@ export interface BackupClusterResult {
   reason?: string;
 }
 
-const ENGINE_VERSION = '0.1.0';
-
 const quick = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 },
@@ -108,7 +106,7 @@ export async function backupCluster(input: BackupClusterInput): Promise<BackupCl
       controlPlaneFiles: { ...archive, s3Checksum: confirmed[1]!.checkedBy === 'sha256' ? archive.s3Checksum : undefined },
       verified: true,
       workflow: { workflowId: info.workflowId, runId: info.runId },
-      engineVersion: ENGINE_VERSION,
+      engineVersion: plan.engineVersion,
     };
     await timed('manifest', () => quick.writeManifest({ cluster: plan.cluster, key: keys.manifest, manifest }));
     uploaded.length = 0; // complete: nothing to discard from here on

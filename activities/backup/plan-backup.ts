@@ -4,6 +4,7 @@ import { loadEncryptionKey } from '../../src/backup/keyring';
 import type { Compression } from '../../src/backup/object-keys';
 import { findCluster } from '../../src/config/load';
 import { describeLocation, s3ClientFor } from '../../src/storage/s3-client';
+import { engineVersion } from '../../src/version';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
 
@@ -16,7 +17,8 @@ export interface BackupPlan {
   compression: Compression;
   /** Key id only; null when the operator chose allowUnencrypted. */
   encryptionKeyId: string | null;
-  objectLockDays?: number;
+  /** Recorded in the manifest; read here because workflow code cannot read files. */
+  engineVersion: string;
 }
 
 /**
@@ -59,6 +61,7 @@ export function planBackup(deps: ActivityDeps) {
         location: describeLocation(cluster.storage),
         compression: cluster.backup.compression,
         encryptionKeyId: keyId,
+        engineVersion: engineVersion(),
       };
     });
 }

@@ -23,8 +23,6 @@ export interface StreamToS3Options {
   encryption?: { key: Buffer; keyId: string };
   onProgress?: (plainBytes: number) => void;
   signal?: AbortSignal;
-  /** Object lock retention for buckets with object lock (WORM). */
-  retainUntil?: Date;
 }
 
 export interface StreamedObject extends StoredObject {
@@ -62,7 +60,6 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
       Body: body,
       ContentType: 'application/octet-stream',
       ChecksumAlgorithm: 'SHA256',
-      ...(o.retainUntil ? { ObjectLockMode: 'GOVERNANCE' as const, ObjectLockRetainUntilDate: o.retainUntil } : {}),
     },
   });
   const onAbort = () => void upload.abort();

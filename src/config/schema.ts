@@ -108,8 +108,6 @@ export const storageSchema = z
       })
       .strict()
       .optional(),
-    /** Object-lock retention (days) set on each uploaded object when the bucket has object lock enabled (WORM). */
-    objectLockDays: z.number().int().min(1).optional(),
     /** Without credentials the AWS default chain is used (env, profile, instance role). */
     credentials: z
       .union([
