@@ -11,7 +11,13 @@ import { temporalTarget } from './temporal/connection';
 export async function runWorker(configPath?: string): Promise<void> {
   const logger = createLogger('lifeboat-worker');
   const config = await loadConfig(configPath);
-  Runtime.install({ logger: temporalLoggerFrom(logger), shutdownSignals: ['SIGINT', 'SIGTERM'] });
+  // Prometheus metrics (SDK and engine: lifeboat_backups_failed{cluster,step}, ...) when LIFEBOAT_METRICS_ADDRESS is set.
+  const metrics = process.env.LIFEBOAT_METRICS_ADDRESS;
+  Runtime.install({
+    logger: temporalLoggerFrom(logger),
+    shutdownSignals: ['SIGINT', 'SIGTERM'],
+    ...(metrics ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metrics } } } } : {}),
+  });
   const target = await temporalTarget(config);
   const { worker, close, taskQueue } = await createWorker({ config, logger });
   logger.info(
