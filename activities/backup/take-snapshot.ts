@@ -17,7 +17,6 @@ export interface SnapshotFile {
   path: string;
   takenAt: string;
   sizeBytes: number;
-  sha256: string;
 }
 
 /**
@@ -53,14 +52,12 @@ export function takeSnapshot(deps: ActivityDeps) {
         }
         const stat = await run(['stat', '-c', '%s %Y', path]);
         const [size, mtime] = stat.stdout.trim().split(' ').map(Number);
-        const sum = await run(['sha256sum', path]);
         return {
           node: node.name,
           runDir,
           path,
           takenAt: new Date(mtime! * 1000).toISOString(),
           sizeBytes: size!,
-          sha256: sum.stdout.split(/\s+/)[0]!,
         };
       }),
     );

@@ -22,8 +22,6 @@ interface UploadCommon {
 
 export interface UploadSnapshotInput extends UploadCommon {
   path: string;
-  /** sha256 of the file as computed on the node: the streamed bytes must match it. */
-  expectedSha256: string;
 }
 
 /** The kubeconfigs kubeadm writes next to the manifests; those present are archived. */
@@ -67,13 +65,15 @@ export function uploadSnapshot(deps: ActivityDeps) {
   return (input: UploadSnapshotInput): Promise<StreamedObject> =>
     classified(() =>
       withNode(deps, input.cluster, input.node, async (session) => {
-        const stored = await streamCommand(deps, session, ['cat', '--', input.path], input);
-        if (stored.plainSha256 !== input.expectedSha256) {
+        // The node hashes its file while the same bytes stream out (a second reader, from the page cache), so the
+        // end-to-end check costs no time on the critical path.
+        const [stored, onNode] = await Promise.all([
+          streamCommand(deps, session, ['cat', '--', input.path], input),
+          runOnNode(session.ssh, session.node.name, ['sha256sum', '--', input.path]).then((r) => r.stdout.split(/\s+/)[0]),
+        ]);
+        if (stored.plainSha256 !== onNode) {
           // The file on the node is intact (its hash was taken there); the bytes changed on the way: try again.
-          throw ApplicationFailure.retryable(
-            `cluster "${input.cluster}", step upload: the streamed snapshot's sha256 ${stored.plainSha256} differs from the node's ${input.expectedSha256}`,
-            'TransferCorrupted',
-          );
+          throw ApplicationFailure.retryable(`cluster "${input.cluster}", step upload: the streamed snapshot's sha256 ${stored.plainSha256} differs from the node's ${onNode}`, 'TransferCorrupted');
         }
         return stored;
       }),

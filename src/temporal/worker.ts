@@ -1,5 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createActivities } from '../../activities';
 import type { Config } from '../config/schema';
@@ -18,6 +20,12 @@ export interface WorkerOptions {
 
 export const workflowsPath = require.resolve('../../workflows');
 
+/** The bundle `npm run build` writes next to the compiled code; absent when running from source (tests). */
+function prebuiltBundle(): { codePath: string } | undefined {
+  const codePath = join(__dirname, '../../workflow-bundle.js');
+  return __dirname.includes('/dist/') && existsSync(codePath) ? { codePath } : undefined;
+}
+
 /** A worker bound to the engine's workflows and activities; the caller runs and shuts it down. */
 export async function createWorker(o: WorkerOptions): Promise<{ worker: Worker; taskQueue: string; close(): Promise<void> }> {
   const target = await temporalTarget(o.config);
@@ -32,7 +40,7 @@ export async function createWorker(o: WorkerOptions): Promise<{ worker: Worker; 
     namespace,
     taskQueue,
     activities: createActivities({ config: o.config, logger: o.logger, client }),
-    ...(o.workflowBundle ? { workflowBundle: o.workflowBundle } : { workflowsPath }),
+    ...((bundle) => (bundle ? { workflowBundle: bundle } : { workflowsPath }))(o.workflowBundle ?? prebuiltBundle()),
   });
   const close = async () => {
     await clientConnection.close();
