@@ -11,17 +11,18 @@ import { classified } from '../errors';
 import { cancellationSignal, throttledHeartbeat } from '../heartbeat';
 import { onTarget, type TargetSession } from './on-target';
 
-/** Streams a stored object, decrypted and decompressed, into a command's stdin on the node. */
-async function streamObjectTo(deps: ActivityDeps, s: TargetSession, obj: StoredObject, argv: string[]): Promise<void> {
+/** Streams a stored object, decrypted and decompressed, into a command's stdin on the node; returns its stdout. */
+async function streamObjectTo(deps: ActivityDeps, s: TargetSession, obj: StoredObject, argv: string[]): Promise<string> {
   const key = obj.encryption ? await loadEncryptionKey(deps.config, obj.encryption.keyId) : undefined;
   const s3 = await s3ClientFor(s.cluster.storage);
   const heartbeat = throttledHeartbeat();
   const remote = await streamOnNode(s.ssh, s.node.name, argv, 'to-node');
   try {
-    await Promise.all([
+    const [, stdout] = await Promise.all([
       readStoredObject(s3, s.cluster.storage.bucket, obj, () => key, remote.stdin, (bytes) => heartbeat({ key: obj.key, bytes }), cancellationSignal()),
       remote.done,
     ]);
+    return stdout;
   } catch (err) {
     remote.close();
     if (err instanceof BackupIntegrityError) throw ApplicationFailure.nonRetryable(`cluster "${s.cluster.name}", step fetch: ${err.message}; the node was not changed`, 'CorruptSnapshot');
@@ -46,8 +47,9 @@ export function fetchSnapshot(deps: ActivityDeps) {
         await s.run(['mkdir', '-p', '-m', '0700', paths.runDir]);
         if ((await s.exists(paths.snapshotFile)) && (await hashOf(paths.snapshotFile)) === manifest.snapshot.plainSha256) return { path: paths.snapshotFile, reused: true };
         const part = `${paths.snapshotFile}.part`;
-        await streamObjectTo(deps, s, manifest.snapshot, ['sh', '-c', 'cat > "$1"', 'sh', part]);
-        const onNode = await hashOf(part);
+        // The node writes the file and hashes what it wrote in one pass (tee | sha256sum).
+        const written = await streamObjectTo(deps, s, manifest.snapshot, ['bash', '-c', 'set -o pipefail; tee -- "$1" | sha256sum', 'bash', part]);
+        const onNode = written.split(/\s+/)[0];
         if (onNode !== manifest.snapshot.plainSha256) {
           throw ApplicationFailure.retryable(`cluster "${s.cluster.name}", step fetch: the file on node "${s.node.name}" hashes to ${onNode}, the backup to ${manifest.snapshot.plainSha256}`, 'TransferCorrupted');
         }

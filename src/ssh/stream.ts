@@ -8,8 +8,8 @@ export interface RemoteStream {
   stdout: Readable;
   /** The command's stdin (for uploads to the node): a plain Writable whose end() sends EOF. */
   stdin: Writable;
-  /** Resolves when the command exits 0; rejects with RemoteCommandError (stderr included) otherwise. */
-  done: Promise<void>;
+  /** Resolves when the command exits 0 (with its stdout when direction is 'to-node'); rejects with RemoteCommandError otherwise. */
+  done: Promise<string>;
   /** Closes the channel (on cancellation). */
   close(): void;
 }
@@ -27,21 +27,27 @@ export async function streamOnNode(ssh: NodeSSH, nodeName: string, argv: readonl
     connection.exec(line, (err, channel) => {
       if (err) return reject(err);
       let stderr = '';
+      let stdout = '';
       channel.stderr.on('data', (d: Buffer) => {
         if (stderr.length < 64 * 1024) stderr += d.toString('utf8');
       });
-      const done = new Promise<void>((res, rej) => {
+      const done = new Promise<string>((res, rej) => {
         let code: number | null = null;
         channel.on('exit', (c: number | null) => {
           code = c;
         });
         channel.on('close', () => {
-          if (code === 0) res();
-          else rej(new RemoteCommandError(nodeName, line, { stdout: '', stderr, code }));
+          if (code === 0) res(stdout);
+          else rej(new RemoteCommandError(nodeName, line, { stdout, stderr, code }));
         });
       });
       done.catch(() => undefined); // observed by the caller; avoid an unhandled rejection if it never awaits
-      if (direction === 'to-node') channel.resume();
+      if (direction === 'to-node') {
+        // Nobody else reads it: keep the (small) output, so the command's end is seen and its result is available.
+        channel.on('data', (d: Buffer) => {
+          if (stdout.length < 64 * 1024) stdout += d.toString('utf8');
+        });
+      }
       const stdin = new Writable({
         write: (chunk: Buffer, _enc, cb) => void channel.write(chunk, cb),
         final: (cb) => {
