@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     await api.create('/api/v1/namespaces', { metadata: { name: 'payments' } });
     const backup = (await client.workflow.execute('backupCluster', { taskQueue: 'lifeboat', workflowId: `backup-demo-${Date.now()}`, args: [{ cluster: 'demo', reason: 'demo' }] })) as BackupClusterResult;
     console.log(`   backup ${backup.snapshotKey}: revision ${backup.revision}, ${backup.totalKeys} keys, ${backup.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}s`).join(', ')}`);
-    const backupTakenAt = Date.now();
+    const backupTakenAt = Date.parse(backup.created);
 
     say('creating more objects after the backup (these will be lost: that is the RPO)');
     await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'app-after-backup' } });
@@ -108,7 +108,9 @@ async function main(): Promise<void> {
     const back = await cms();
     console.log(`\n   configmaps after recovery: ${back.join(', ')}`);
     console.log(`   came back: ${['app-config', 'app-feature-flags'].filter((n) => back.includes(n)).join(', ')}; lost (created after the backup): ${back.includes('app-after-backup') ? 'none' : 'app-after-backup'}`);
-    console.log(`   RPO this run: ${Math.round((disasterAt - backupTakenAt) / 1000)} s of changes lost; RTO: ${Math.round((recoveredAt - disasterAt) / 1000)} s from disaster to verified API`);
+    console.log(
+      `   RPO this run: ${((disasterAt - backupTakenAt) / 1000).toFixed(1)} s (snapshot to disaster: changes in that window are lost); RTO: ${((recoveredAt - disasterAt) / 1000).toFixed(1)} s from disaster to verified API`,
+    );
     console.log(`   Temporal UI: ${temporal.uiUrl}/namespaces/default/workflows/recover-demo`);
     if (process.stdout.isTTY && !process.env.LIFEBOAT_DEMO_EXIT) {
       console.log('\n   Everything stays up for you to explore. Ctrl-C to stop and clean up.');
