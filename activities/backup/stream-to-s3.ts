@@ -10,7 +10,7 @@ import { HashMeter, PartChecksumMeter } from '../../src/backup/meters';
 import type { Compression } from '../../src/backup/object-keys';
 import { abortUnfinishedUploads } from '../../src/storage/multipart';
 
-export const PART_SIZE = 16 * 1024 * 1024;
+export const PART_SIZE = 8 * 1024 * 1024;
 /** Parts in flight at once: memory stays near PART_SIZE * (QUEUE_SIZE + 1) whatever the object's size. */
 export const QUEUE_SIZE = 4;
 
