@@ -1,7 +1,27 @@
 import type { ClusterConfig } from '../src/config/schema';
+import { command } from '../src/ssh/quote';
 
 /** etcdctl against the node's local endpoint with the node's client certificates (kubeadm paths by default). */
 export function etcdctl(cluster: ClusterConfig, ...args: string[]): string[] {
   const e = cluster.etcd;
   return [e.etcdctl, `--endpoints=${e.endpoint}`, `--cacert=${e.caFile}`, `--cert=${e.certFile}`, `--key=${e.keyFile}`, ...args];
+}
+
+/**
+ * A remote command printing "<resource> <count>" for every /registry/<resource>/ prefix, counted on the node so only
+ * the totals cross the wire; at revision `rev` when given. bash for pipefail: a failed etcdctl must not read as zero.
+ */
+export function registryCountCommand(cluster: ClusterConfig, rev?: number): string[] {
+  const get = command(etcdctl(cluster, 'get', '/registry/', '--prefix', '--keys-only', ...(rev ? [`--rev=${rev}`] : [])));
+  return ['bash', '-c', `set -o pipefail; ${get} | awk -F/ 'NF >= 3 && $3 != "" { c[$3]++ } END { for (k in c) print k, c[k] }'`];
+}
+
+/** "configmaps 12\nsecrets 3" -> { configmaps: 12, secrets: 3 } */
+export function parseCounts(stdout: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const line of stdout.split('\n')) {
+    const [name, n] = line.trim().split(/\s+/);
+    if (name && n && /^\d+$/.test(n)) counts[name] = Number(n);
+  }
+  return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => a.localeCompare(b)));
 }

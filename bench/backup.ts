@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createSandboxCluster } from '../src/sandbox/cluster';
+import { fillEtcd } from '../src/sandbox/fill';
 import { etcdctlArgs } from '../src/sandbox/control-plane';
 import type { BackupClusterResult } from '../workflows/backup-cluster';
-import { awsCli, benchEnv, fill, startWorkerProcess, timed } from './env';
+import { awsCli, benchEnv, startWorkerProcess, timed } from './env';
 
 /**
  * Backup benchmark: in one run, against the same etcd, (a) the plain script users run today — `etcdctl snapshot save`
@@ -21,7 +22,7 @@ async function main(): Promise<void> {
   let filled = 0;
   try {
     for (const [label, mib] of [['100MiB', 100], ['1GiB', 1024]] as const) {
-      await fill(cluster, mib - filled, filled + 1);
+      await fillEtcd(cluster, mib - filled, 1024 * 1024, { prefix: '/bench/', from: filled + 1 });
       filled = mib;
       // (a) the plain script
       const plain = await timed(async () => {

@@ -96,8 +96,3 @@ export function awsCli(env: BenchEnv, args: string[]): Promise<{ stdout: string 
   });
 }
 
-/** Fills etcd with `mib` MiB of incompressible-ish values (base64 of random bytes), 1 MiB per key. */
-export async function fill(cluster: SandboxCluster, mib: number, from = 1): Promise<void> {
-  const etcdctl = 'etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key';
-  await cluster.controlPlane.exec(['bash', '-c', `for i in $(seq ${from} ${from + mib - 1}); do head -c 786432 /dev/urandom | base64 -w0 | ${etcdctl} put /bench/$i >/dev/null || exit 1; done`]);
-}

@@ -5,10 +5,11 @@ import { WorkflowIdConflictPolicy } from '@temporalio/client';
 import { KubeClient } from '../src/kube/client';
 import { credentialsFromKubeconfig } from '../src/kube/kubeconfig';
 import { createSandboxCluster } from '../src/sandbox/cluster';
+import { fillEtcd } from '../src/sandbox/fill';
 import { waitFor } from '../src/sandbox/processes';
 import type { BackupClusterResult } from '../workflows/backup-cluster';
 import type { RecoverClusterResult } from '../workflows/recover-cluster';
-import { awsCli, benchEnv, fill, startWorkerProcess, timed } from './env';
+import { awsCli, benchEnv, startWorkerProcess, timed } from './env';
 
 /**
  * RTO benchmark: on a sandbox with ~200 MiB of etcd data, the kubeadm restore runbook as plain shell commands on the
@@ -25,7 +26,7 @@ async function main(): Promise<void> {
   const tq = 'rto';
   const w = await startWorkerProcess(env, cluster, { allowUnencrypted: true, compression: 'none' }, keyPath, tq);
   try {
-    await fill(cluster, 200);
+    await fillEtcd(cluster, 200, 1024 * 1024, { prefix: '/bench/' });
     // One backup, stored plain, so the runbook can download the very same object as a .db file.
     const backup = (await env.client.workflow.execute('backupCluster', { taskQueue: tq, workflowId: 'bench-rto-backup', args: [{ cluster: 'rto' }] })) as BackupClusterResult;
     console.log(`backup ${backup.snapshotKey}: ${(backup.plainBytes / 1048576).toFixed(0)} MiB, revision ${backup.revision}`);

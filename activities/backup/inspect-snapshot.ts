@@ -5,7 +5,7 @@ import { command } from '../../src/ssh/quote';
 import { runOnNode } from '../../src/ssh/run';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
-import { etcdctl } from '../etcd-commands';
+import { etcdctl, parseCounts, registryCountCommand } from '../etcd-commands';
 import { withNode } from '../node-session';
 
 export interface InspectSnapshotInput {
@@ -27,16 +27,6 @@ export function parseSnapshotStatus(stdout: string): Omit<EtcdSnapshotInfo, 'ser
   const s = JSON.parse(stdout) as { hash: number; revision: number; totalKey: number; totalSize: number; version?: string };
   if (typeof s.revision !== 'number' || typeof s.totalKey !== 'number') throw new Error(`unexpected snapshot status output: ${stdout.slice(0, 200)}`);
   return { hash: s.hash, revision: s.revision, totalKeys: s.totalKey, totalSize: s.totalSize, storageVersion: s.version || undefined };
-}
-
-/** "configmaps 12\nsecrets 3" -> { configmaps: 12, secrets: 3 } */
-export function parseCounts(stdout: string): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const line of stdout.split('\n')) {
-    const [name, n] = line.trim().split(/\s+/);
-    if (name && n && /^\d+$/.test(n)) counts[name] = Number(n);
-  }
-  return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => a.localeCompare(b)));
 }
 
 /**
@@ -65,8 +55,7 @@ export function inspectSnapshot(deps: ActivityDeps) {
         const endpoint = await run(etcdctl(cluster, 'endpoint', 'status', '-w', 'json'), true);
         const serverVersion = endpoint.code === 0 ? (JSON.parse(endpoint.stdout) as { Status?: { version?: string } }[])[0]?.Status?.version : undefined;
 
-        const countAt = (rev?: number) =>
-          run(['bash', '-c', `set -o pipefail; ${command(etcdctl(cluster, 'get', '/registry/', '--prefix', '--keys-only', ...(rev ? [`--rev=${rev}`] : [])))} | awk -F/ 'NF >= 3 && $3 != "" { c[$3]++ } END { for (k in c) print k, c[k] }'`], true);
+        const countAt = (rev?: number) => run(registryCountCommand(cluster, rev), true);
         // At the snapshot's revision while etcd still has it (the API server compacts every few minutes), else now.
         let counted = await countAt(info.revision);
         if (counted.code !== 0) counted = await countAt();

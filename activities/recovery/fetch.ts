@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { loadEncryptionKey } from '../../src/backup/keyring';
-import { readManifest } from '../../src/backup/catalog';
+import { readBackupManifest } from '../../src/backup/catalog';
 import { BackupIntegrityError, readStoredObject } from '../../src/backup/read-object';
 import type { StoredObject } from '../../src/backup/manifest';
 import type { RecoveryPlan } from '../../src/recovery/plan';
@@ -41,8 +41,7 @@ export function fetchSnapshot(deps: ActivityDeps) {
     classified(() =>
       onTarget(deps, input.plan, async (s) => {
         const { paths, snapshot } = input.plan;
-        const s3 = await s3ClientFor(s.cluster.storage);
-        const manifest = await readManifest(s3, s.cluster.storage.bucket, snapshot.manifestKey).finally(() => s3.destroy());
+        const manifest = await readBackupManifest(s.cluster.storage, snapshot.manifestKey);
         const hashOf = async (p: string) => (await s.run(['sha256sum', p], true)).stdout.split(/\s+/)[0];
         await s.run(['mkdir', '-p', '-m', '0700', paths.runDir]);
         if ((await s.exists(paths.snapshotFile)) && (await hashOf(paths.snapshotFile)) === manifest.snapshot.plainSha256) return { path: paths.snapshotFile, reused: true };
@@ -69,8 +68,7 @@ export function restoreControlPlaneFiles(deps: ActivityDeps) {
     classified(() =>
       onTarget(deps, input.plan, async (s) => {
         const { paths, snapshot } = input.plan;
-        const s3 = await s3ClientFor(s.cluster.storage);
-        const manifest = await readManifest(s3, s.cluster.storage.bucket, snapshot.manifestKey).finally(() => s3.destroy());
+        const manifest = await readBackupManifest(s.cluster.storage, snapshot.manifestKey);
         const files = manifest.controlPlaneFiles;
         if (!files) throw ApplicationFailure.nonRetryable(`backup ${snapshot.manifestKey} has no control-plane files; a new node cannot be built from it`, 'IncompleteBackup');
         const done = `${paths.controlPlaneFilesDir}/.complete`;

@@ -1,12 +1,9 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { readManifest } from '../../src/backup/catalog';
-import { parseCounts } from '../backup/inspect-snapshot';
+import { readBackupManifest } from '../../src/backup/catalog';
 import type { RecoveryPlan } from '../../src/recovery/plan';
-import { s3ClientFor } from '../../src/storage/s3-client';
-import { command } from '../../src/ssh/quote';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
-import { etcdctl } from '../etcd-commands';
+import { parseCounts, registryCountCommand } from '../etcd-commands';
 import { apiClientFor } from './api-client';
 import { onTarget } from './on-target';
 
@@ -41,12 +38,11 @@ export function verifyApi(deps: ActivityDeps) {
   return (input: { plan: RecoveryPlan }): Promise<ApiVerification> =>
     classified(() =>
       onTarget(deps, input.plan, async (s) => {
-        const s3 = await s3ClientFor(s.cluster.storage);
-        const manifest = await readManifest(s3, s.cluster.storage.bucket, input.plan.snapshot.manifestKey).finally(() => s3.destroy());
+        const manifest = await readBackupManifest(s.cluster.storage, input.plan.snapshot.manifestKey);
         const api = await apiClientFor(s, input.plan);
         const namespaces = (await api.list('/api/v1/namespaces')).map((n) => n.metadata.name);
         const nodes = (await api.list('/api/v1/nodes')).map((n) => n.metadata.name);
-        const counted = await s.run(['bash', '-c', `set -o pipefail; ${command(etcdctl(s.cluster, 'get', '/registry/', '--prefix', '--keys-only'))} | awk -F/ 'NF >= 3 && $3 != "" { c[$3]++ } END { for (k in c) print k, c[k] }'`]);
+        const counted = await s.run(registryCountCommand(s.cluster));
         const now = parseCounts(counted.stdout);
         const matched: CountComparison[] = [];
         const differed: CountComparison[] = [];

@@ -2,6 +2,8 @@ import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/
 import type { BackupManifest } from './manifest';
 import { MANIFEST_FORMAT } from './manifest';
 import { clusterBackupPrefix } from './object-keys';
+import type { StorageConfig } from '../config/schema';
+import { s3ClientFor } from '../storage/s3-client';
 
 export interface CatalogEntry {
   manifestKey: string;
@@ -32,6 +34,16 @@ export async function readManifest(s3: S3Client, bucket: string, key: string): P
   const manifest = JSON.parse(await res.Body!.transformToString('utf8')) as BackupManifest;
   if (manifest.format !== MANIFEST_FORMAT) throw new Error(`unknown manifest format ${JSON.stringify(manifest.format)}`);
   return manifest;
+}
+
+/** readManifest with a client of its own, for callers that need nothing else from the bucket. */
+export async function readBackupManifest(storage: StorageConfig, key: string): Promise<BackupManifest> {
+  const s3 = await s3ClientFor(storage);
+  try {
+    return await readManifest(s3, storage.bucket, key);
+  } finally {
+    s3.destroy();
+  }
 }
 
 /** Every backup of a cluster, newest first, read from its manifests (a backup without a manifest is not a backup). */

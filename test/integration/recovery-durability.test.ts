@@ -6,7 +6,8 @@ import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
 import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
 import { waitFor } from '../../src/sandbox/processes';
 import { workerProcess } from '../support/worker-process';
-import { fillEtcd, keyFile, runBackup } from '../support/backups';
+import { keyFile, runBackup } from '../support/backups';
+import { fillEtcd } from '../../src/sandbox/fill';
 import { minioClient, minioStorage, testBed } from '../support/bed';
 import type { RecoverClusterResult } from '../../workflows/recover-cluster';
 

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
 import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
+import { etcdctlArgs } from '../../src/sandbox/control-plane';
 import { scheduleIdOf, syncBackupSchedules } from '../../src/schedules/backup-schedules';
 import { workflowsPath } from '../../src/temporal/worker';
 import { minioClient, minioStorage, testBed } from '../support/bed';
@@ -133,7 +134,7 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
     expect(result.steps.every((s) => s.status === 'done' || s.step === 'approval')).toBe(true);
     expect((await worker.client.schedule.getHandle(scheduleIdOf('rec')).describe()).state.paused).toBe(false);
     // Revisions moved forward, not back: watchers and informers see no time travel.
-    const status = JSON.parse(await cluster.controlPlane.exec(['etcdctl', '--endpoints=https://127.0.0.1:2379', '--cacert=/etc/kubernetes/pki/etcd/ca.crt', '--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt', '--key=/etc/kubernetes/pki/etcd/healthcheck-client.key', 'endpoint', 'status', '-w', 'json'])) as { Status: { header: { revision: number } } }[];
+    const status = JSON.parse(await cluster.controlPlane.exec(['etcdctl', ...etcdctlArgs(), 'endpoint', 'status', '-w', 'json'])) as { Status: { header: { revision: number } } }[];
     expect(status[0]!.Status.header.revision).toBeGreaterThan(1_000_000_000);
   });
 

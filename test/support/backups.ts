@@ -6,7 +6,6 @@ import type { Client } from '@temporalio/client';
 import type { ClusterConfig } from '../../src/config/schema';
 import { clusterSchema } from '../../src/config/schema';
 import type { SandboxCluster } from '../../src/sandbox/cluster';
-import { etcdctlArgs } from '../../src/sandbox/control-plane';
 import type { BackupClusterResult } from '../../workflows/backup-cluster';
 
 /** A fresh 32-byte key in a file, referenced from config as users do. */
@@ -23,13 +22,8 @@ export function withBackup(cluster: SandboxCluster, backup: Record<string, unkno
   return clusterSchema.parse({ ...cluster.config, storage: storage ?? cluster.config.storage, backup: { ...cluster.config.backup, ...backup } });
 }
 
-/** Writes `count` keys of `valueBytes` random (incompressible) data into the node's etcd. */
-export async function fillEtcd(cluster: SandboxCluster, count: number, valueBytes: number, prefix = '/fill/'): Promise<void> {
-  const raw = Math.floor((valueBytes * 3) / 4);
-  const script = `for i in $(seq 1 ${count}); do head -c ${raw} /dev/urandom | base64 -w0 | etcdctl ${etcdctlArgs().join(' ')} put ${prefix}$i >/dev/null || exit 1; done`;
-  await cluster.controlPlane.exec(['bash', '-c', script]);
-}
 
 export async function runBackup(client: Client, taskQueue: string, cluster: string, workflowId = `backup-${cluster}-${Date.now()}`): Promise<BackupClusterResult> {
   return client.workflow.execute('backupCluster', { taskQueue, workflowId, args: [{ cluster }] });
 }
+
