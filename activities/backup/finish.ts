@@ -3,6 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { BackupManifest } from '../../src/backup/manifest';
 import { findCluster } from '../../src/config/load';
 import { s3ClientFor } from '../../src/storage/s3-client';
+import { objectLockFor } from '../../src/storage/upload-stream';
 import { runOnNode } from '../../src/ssh/run';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
@@ -55,9 +56,17 @@ export function writeManifest(deps: ActivityDeps) {
     classified(async () => {
       const cluster = findCluster(deps.config, input.cluster);
       const s3 = await s3ClientFor(cluster.storage);
+      const lock = objectLockFor(cluster.storage);
       try {
         await s3.send(
-          new PutObjectCommand({ Bucket: cluster.storage.bucket, Key: input.key, Body: JSON.stringify(input.manifest, null, 2), ContentType: 'application/json', ChecksumAlgorithm: 'SHA256' }),
+          new PutObjectCommand({
+            Bucket: cluster.storage.bucket,
+            Key: input.key,
+            Body: JSON.stringify(input.manifest, null, 2),
+            ContentType: 'application/json',
+            ChecksumAlgorithm: 'SHA256',
+            ...(lock ? { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: lock.retainUntil } : {}),
+          }),
         );
       } finally {
         s3.destroy();

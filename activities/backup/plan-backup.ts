@@ -1,4 +1,4 @@
-import { HeadBucketCommand } from '@aws-sdk/client-s3';
+import { GetObjectLockConfigurationCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { loadEncryptionKey } from '../../src/backup/keyring';
 import type { Compression } from '../../src/backup/object-keys';
@@ -41,15 +41,16 @@ export function planBackup(deps: ActivityDeps) {
       }
       const s3 = await s3ClientFor(cluster.storage, `clusters.${cluster.name}.storage`);
       try {
-        await s3.send(new HeadBucketCommand({ Bucket: cluster.storage.bucket }));
-      } catch (err) {
-        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-        const where = describeLocation(cluster.storage);
-        if (status === 404) throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}", step plan: bucket ${where} does not exist; create it or fix storage.bucket`, 'BucketMissing');
-        if (status === 403 || status === 401) {
-          throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}", step plan: access to ${where} denied; check storage.credentials and the bucket policy (s3:ListBucket, s3:PutObject, s3:GetObject, s3:DeleteObject, s3:AbortMultipartUpload)`, 'BucketAccessDenied');
-        }
-        throw err;
+        await s3.send(new HeadBucketCommand({ Bucket: cluster.storage.bucket })).catch((err: unknown) => {
+          const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+          const where = describeLocation(cluster.storage);
+          if (status === 404) throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}", step plan: bucket ${where} does not exist; create it or fix storage.bucket`, 'BucketMissing');
+          if (status === 403 || status === 401) {
+            throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}", step plan: access to ${where} denied; check storage.credentials and the bucket policy (s3:ListBucket, s3:PutObject, s3:GetObject, s3:DeleteObject, s3:AbortMultipartUpload)`, 'BucketAccessDenied');
+          }
+          throw err;
+        });
+        if (cluster.storage.objectLock) await requireObjectLock(s3, cluster.name, cluster.storage.bucket);
       } finally {
         s3.destroy();
       }
@@ -64,4 +65,21 @@ export function planBackup(deps: ActivityDeps) {
         engineVersion: engineVersion(),
       };
     });
+}
+
+/** Object-lock retention can only be set in a bucket created with Object Lock: say so before uploading anything. */
+async function requireObjectLock(s3: import('@aws-sdk/client-s3').S3Client, cluster: string, bucket: string): Promise<void> {
+  const enabled = await s3
+    .send(new GetObjectLockConfigurationCommand({ Bucket: bucket }))
+    .then((r) => r.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled')
+    .catch((err: { name?: string }) => {
+      if (err.name === 'ObjectLockConfigurationNotFoundError' || /ObjectLockConfiguration/.test(err.name ?? '')) return false;
+      throw err;
+    });
+  if (!enabled) {
+    throw ApplicationFailure.nonRetryable(
+      `cluster "${cluster}", step plan: storage.objectLock is set but bucket ${bucket} has no Object Lock; create the bucket with Object Lock enabled (it cannot be turned on later for existing buckets) or remove storage.objectLock`,
+      'ObjectLockUnavailable',
+    );
+  }
 }

@@ -1,17 +1,16 @@
-import { Upload } from '@aws-sdk/lib-storage';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { PassThrough, type Readable, type Transform } from 'node:stream';
+import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import * as zlib from 'node:zlib';
 import { createEncryptStream } from '../../src/backup/encryption';
 import type { StoredObject } from '../../src/backup/manifest';
-import { HashMeter, PartChecksumMeter } from '../../src/backup/meters';
+import { HashMeter } from '../../src/backup/meters';
 import type { Compression } from '../../src/backup/object-keys';
-import { abortUnfinishedUploads } from '../../src/storage/multipart';
+import { uploadStream, type ObjectLockRetention, type UploadedStream } from '../../src/storage/upload-stream';
 
 export const PART_SIZE = 8 * 1024 * 1024;
-/** Parts in flight at once: memory stays near PART_SIZE * (QUEUE_SIZE + 1) whatever the object's size. */
+/** Parts in flight at once: memory stays at PART_SIZE * (QUEUE_SIZE + 1) whatever the object's size. */
 export const QUEUE_SIZE = 4;
 
 export interface StreamToS3Options {
@@ -21,6 +20,7 @@ export interface StreamToS3Options {
   source: Readable;
   compression: Compression;
   encryption?: { key: Buffer; keyId: string };
+  objectLock?: ObjectLockRetention;
   onProgress?: (plainBytes: number) => void;
   signal?: AbortSignal;
 }
@@ -40,55 +40,45 @@ function compressor(c: Compression): Transform[] {
 }
 
 /**
- * source -> sha256(plain) -> compress -> encrypt -> sha256(stored) + S3 part checksums -> multipart upload.
- * Nothing is buffered beyond the upload queue. Unfinished uploads of this key from a crashed attempt are aborted
- * first, and this attempt's own parts are aborted if it fails, so the bucket never keeps half an object.
+ * source -> sha256(plain) -> compress -> encrypt -> S3 (sha256 of the stored bytes and per-part checksums taken by
+ * the uploader). With neither compression nor encryption the stored bytes are the plain bytes, hashed once.
  */
 export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> {
-  await abortUnfinishedUploads(o.s3, o.bucket, o.key);
-  const plain = new HashMeter(o.onProgress);
-  const stored = new PartChecksumMeter(PART_SIZE);
-  const body = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const upload = new Upload({
-    client: o.s3,
-    queueSize: QUEUE_SIZE,
-    partSize: PART_SIZE,
-    leavePartsOnError: false,
-    params: {
-      Bucket: o.bucket,
-      Key: o.key,
-      Body: body,
-      ContentType: 'application/octet-stream',
-      ChecksumAlgorithm: 'SHA256',
-    },
-  });
-  const onAbort = () => void upload.abort();
-  o.signal?.addEventListener('abort', onAbort, { once: true });
-  const stages: Transform[] = [plain, ...compressor(o.compression), ...(o.encryption ? [createEncryptStream(o.encryption.key, o.encryption.keyId)] : []), stored];
-  try {
-    const piping = pipeline([o.source, ...stages, body]);
-    // If the upload fails first, tear the pipeline down so the source (an SSH channel) is released too.
-    await Promise.all([
-      piping,
-      upload.done().catch((err: unknown) => {
-        body.destroy(err as Error);
-        throw err;
-      }),
-    ]);
-  } catch (err) {
-    await abortUnfinishedUploads(o.s3, o.bucket, o.key).catch(() => undefined);
-    throw err;
-  } finally {
-    o.signal?.removeEventListener('abort', onAbort);
-  }
+  const transforms: Transform[] = [...compressor(o.compression), ...(o.encryption ? [createEncryptStream(o.encryption.key, o.encryption.keyId)] : [])];
+  const plain = transforms.length > 0 ? new HashMeter(o.onProgress) : undefined;
+  let uploaded: UploadedStream | undefined;
+  let progressed = 0;
+  const sink = async (stored: AsyncIterable<Buffer>) => {
+    uploaded = await uploadStream({
+      s3: o.s3,
+      bucket: o.bucket,
+      key: o.key,
+      source: plain ? stored : counted(stored, (n) => o.onProgress?.((progressed += n))),
+      partSize: PART_SIZE,
+      queueSize: QUEUE_SIZE,
+      contentType: 'application/octet-stream',
+      objectLock: o.objectLock,
+      signal: o.signal,
+    });
+  };
+  const stages: unknown[] = [o.source, ...(plain ? [plain] : []), ...transforms, sink];
+  await (pipeline as (...streams: unknown[]) => Promise<void>)(...stages, { signal: o.signal });
+  const u = uploaded!;
   return {
     key: o.key,
-    plainSize: plain.bytes,
-    plainSha256: plain.sha256(),
-    storedSize: stored.bytes,
-    storedSha256: stored.sha256(),
-    s3Checksum: stored.s3Checksum(),
+    plainSize: plain ? plain.bytes : u.bytes,
+    plainSha256: plain ? plain.sha256() : u.sha256,
+    storedSize: u.bytes,
+    storedSha256: u.sha256,
+    s3Checksum: u.s3Checksum,
     compression: o.compression,
     encryption: o.encryption ? { algorithm: 'aes-256-gcm-stream', keyId: o.encryption.keyId } : null,
   };
+}
+
+async function* counted(source: AsyncIterable<Buffer>, onBytes: (n: number) => void): AsyncIterable<Buffer> {
+  for await (const chunk of source) {
+    onBytes(chunk.length);
+    yield chunk;
+  }
 }

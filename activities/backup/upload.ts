@@ -4,6 +4,7 @@ import { loadEncryptionKey } from '../../src/backup/keyring';
 import type { Compression } from '../../src/backup/object-keys';
 import type { ClusterConfig } from '../../src/config/schema';
 import { s3ClientFor } from '../../src/storage/s3-client';
+import { objectLockFor } from '../../src/storage/upload-stream';
 import { runOnNode } from '../../src/ssh/run';
 import { streamOnNode } from '../../src/ssh/stream';
 import type { ActivityDeps } from '../deps';
@@ -45,6 +46,7 @@ async function streamCommand(deps: ActivityDeps, session: NodeSession, argv: str
         source: remote.stdout,
         compression: input.compression,
         encryption,
+        objectLock: objectLockFor(cluster.storage),
         onProgress: (bytes) => heartbeat({ key: input.key, bytes }),
         signal,
       }),
@@ -98,10 +100,11 @@ export function uploadControlPlaneFiles(deps: ActivityDeps) {
   return (input: UploadCommon): Promise<ControlPlaneArchive> =>
     classified(() =>
       withNode(deps, input.cluster, input.node, async (session) => {
-        const present: { dir: string; name: string }[] = [];
-        for (const src of archiveSources(session.cluster)) {
-          if ((await runOnNode(session.ssh, session.node.name, ['test', '-e', `${src.dir}/${src.name}`], { allowFailure: true })).code === 0) present.push(src);
-        }
+        // One round trip: the node prints which of the candidate paths exist (paths passed as arguments, not pasted).
+        const sources = archiveSources(session.cluster);
+        const probe = await runOnNode(session.ssh, session.node.name, ['sh', '-c', 'for p; do [ -e "$p" ] && printf "%s\\n" "$p"; done; true', 'sh', ...sources.map((s) => `${s.dir}/${s.name}`)]);
+        const existing = new Set(probe.stdout.split('\n'));
+        const present = sources.filter((s) => existing.has(`${s.dir}/${s.name}`));
         if (!present.some((s) => s.name === posix.basename(session.cluster.paths.pkiDir))) {
           throw ApplicationFailure.nonRetryable(`cluster "${input.cluster}", step control-plane files: ${session.cluster.paths.pkiDir} does not exist on node "${session.node.name}"; check paths.pkiDir`, 'PkiMissing');
         }

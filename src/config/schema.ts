@@ -73,6 +73,24 @@ export const etcdSchema = z
     /** Commands on the node: a name looked up in PATH or an absolute path. */
     etcdctl: z.union([absolutePath, z.literal('etcdctl')]).default('etcdctl'),
     etcdutl: z.union([absolutePath, z.literal('etcdutl')]).default('etcdutl'),
+    /**
+     * Direct mode: the worker takes the snapshot itself, from endpoints it can reach, with certificates on the
+     * worker. The node is still reached over SSH for the PKI, manifests and kubeconfigs archive.
+     */
+    direct: z
+      .object({
+        endpoints: z.array(z.string().regex(/^https?:\/\/[A-Za-z0-9.:\[\]-]+$/, 'expected a URL like https://10.0.0.10:2379')).min(1),
+        caFile: absolutePath,
+        certFile: absolutePath,
+        keyFile: absolutePath,
+        /** Commands on the worker: a name looked up in PATH or an absolute path. */
+        etcdctl: z.union([absolutePath, z.literal('etcdctl')]).default('etcdctl'),
+        etcdutl: z.union([absolutePath, z.literal('etcdutl')]).default('etcdutl'),
+        /** Where the worker keeps snapshots in flight (removed once the backup is confirmed). */
+        workDir: absolutePath.default('/var/lib/lifeboat'),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -105,6 +123,17 @@ export const storageSchema = z
         storageClass: z.enum(['STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER', 'GLACIER_IR', 'DEEP_ARCHIVE']).default('GLACIER'),
         expireAfterDays: z.number().int().min(1).optional(),
         abortIncompleteUploadsAfterDays: z.number().int().min(1).default(1),
+      })
+      .strict()
+      .optional(),
+    /**
+     * Write-once retention on every object a backup uploads, for buckets created with S3 Object Lock: until it
+     * expires nobody (GOVERNANCE: nobody without s3:BypassGovernanceRetention) can delete or overwrite the backup.
+     */
+    objectLock: z
+      .object({
+        mode: z.enum(['GOVERNANCE', 'COMPLIANCE']).default('GOVERNANCE'),
+        days: z.number().int().min(1),
       })
       .strict()
       .optional(),

@@ -1,0 +1,151 @@
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  PutObjectCommand,
+  UploadPartCommand,
+  type CompletedPart,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { createHash, type Hash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { abortUnfinishedUploads } from './multipart';
+
+/** Write-once retention on each object, for buckets with S3 Object Lock (WORM against deletion and ransomware). */
+export interface ObjectLockRetention {
+  mode: 'GOVERNANCE' | 'COMPLIANCE';
+  retainUntil: Date;
+}
+
+/** The retention for an object uploaded now, from the storage config (none when the config sets none). */
+export function objectLockFor(config: { objectLock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; days: number } }, now = new Date()): ObjectLockRetention | undefined {
+  if (!config.objectLock) return undefined;
+  return { mode: config.objectLock.mode, retainUntil: new Date(now.getTime() + config.objectLock.days * 86_400_000) };
+}
+
+export interface UploadStreamOptions {
+  s3: S3Client;
+  bucket: string;
+  key: string;
+  source: AsyncIterable<Buffer> | Readable;
+  partSize: number;
+  /** Parts uploading at once. Memory is (queueSize + 1) part buffers, allocated once and reused. */
+  queueSize: number;
+  contentType?: string;
+  objectLock?: ObjectLockRetention;
+  signal?: AbortSignal;
+}
+
+export interface UploadedStream {
+  bytes: number;
+  /** SHA-256 (hex) of every byte uploaded. */
+  sha256: string;
+  /** The bucket's checksum of the object: base64 SHA-256, or SHA-256 of the part digests with "-<parts>". */
+  s3Checksum: string;
+  parts: number;
+}
+
+/**
+ * Streams into one S3 object with a fixed set of part buffers. Each part is hashed once, and that one digest is
+ * the part's ChecksumSHA256 (the store checks it), its SigV4 payload hash (so the SDK does not hash it again), and
+ * a term of the object's composite checksum. Objects smaller than a part go up as one PutObject. Any unfinished
+ * upload of this key from a crashed attempt is aborted first, and this one is aborted if it fails, so the bucket
+ * never keeps parts nobody will complete.
+ */
+export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStream> {
+  if (o.partSize < 5 * 1024 * 1024) throw new Error(`part size ${o.partSize} is below S3's minimum of 5 MiB`);
+  await abortUnfinishedUploads(o.s3, o.bucket, o.key);
+  const whole: Hash = createHash('sha256');
+  const free: Buffer[] = [];
+  for (let i = 0; i <= o.queueSize; i++) free.push(Buffer.allocUnsafeSlow(o.partSize));
+  const waiting: (() => void)[] = [];
+  const inFlight = new Set<Promise<void>>();
+  const completed: CompletedPart[] = [];
+  const partDigests: Buffer[] = [];
+  let uploadId: string | undefined;
+  let failure: unknown;
+  let bytes = 0;
+  let current = free.pop()!;
+  let filled = 0;
+  const lock = o.objectLock ? { ObjectLockMode: o.objectLock.mode, ObjectLockRetainUntilDate: o.objectLock.retainUntil } : {};
+
+  const takeBuffer = async (): Promise<Buffer> => {
+    while (free.length === 0) await new Promise<void>((r) => waiting.push(r));
+    return free.pop()!;
+  };
+  const giveBack = (b: Buffer) => {
+    free.push(b);
+    waiting.shift()?.();
+  };
+  const withPayloadHash = <C extends { middlewareStack: { add: (...a: never[]) => void } }>(command: C, digest: Buffer): C => {
+    // SigV4 signs this header's value instead of hashing the body a second time.
+    (command.middlewareStack.add as (m: unknown, o: unknown) => void)(
+      (next: (a: unknown) => unknown) => (args: { request: { headers: Record<string, string> } }) => {
+        args.request.headers['x-amz-content-sha256'] = digest.toString('hex');
+        return next(args);
+      },
+      { step: 'build', name: 'lifeboatPayloadHash' },
+    );
+    return command;
+  };
+
+  const sendPart = (buffer: Buffer, length: number) => {
+    const body = buffer.subarray(0, length);
+    const digest = createHash('sha256').update(body).digest();
+    partDigests.push(digest);
+    const partNumber = partDigests.length;
+    const checksum = digest.toString('base64');
+    const task: Promise<void> = o.s3
+      .send(withPayloadHash(new UploadPartCommand({ Bucket: o.bucket, Key: o.key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: length, ChecksumSHA256: checksum }), digest), { abortSignal: o.signal })
+      .then((r) => {
+        completed.push({ PartNumber: partNumber, ETag: r.ETag, ChecksumSHA256: checksum });
+      })
+      .catch((err: unknown) => {
+        failure ??= err;
+      })
+      .finally(() => {
+        inFlight.delete(task);
+        giveBack(buffer);
+      });
+    inFlight.add(task);
+  };
+
+  try {
+    for await (const chunk of o.source as AsyncIterable<Buffer>) {
+      whole.update(chunk);
+      bytes += chunk.length;
+      let offset = 0;
+      while (offset < chunk.length) {
+        if (failure) throw failure;
+        const take = Math.min(o.partSize - filled, chunk.length - offset);
+        chunk.copy(current, filled, offset, offset + take);
+        filled += take;
+        offset += take;
+        if (filled === o.partSize) {
+          uploadId ??= (await o.s3.send(new CreateMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, ContentType: o.contentType, ChecksumAlgorithm: 'SHA256', ...lock }), { abortSignal: o.signal })).UploadId;
+          sendPart(current, filled);
+          current = await takeBuffer();
+          filled = 0;
+        }
+      }
+    }
+    if (uploadId === undefined) {
+      // Smaller than one part: a single PutObject whose checksum is the plain SHA-256.
+      const body = current.subarray(0, filled);
+      const digest = createHash('sha256').update(body).digest();
+      await o.s3.send(withPayloadHash(new PutObjectCommand({ Bucket: o.bucket, Key: o.key, Body: body, ContentLength: filled, ContentType: o.contentType, ChecksumSHA256: digest.toString('base64'), ...lock }), digest), { abortSignal: o.signal });
+      return { bytes, sha256: whole.digest('hex'), s3Checksum: digest.toString('base64'), parts: 1 };
+    }
+    if (filled > 0) sendPart(current, filled);
+    while (inFlight.size > 0) await Promise.all([...inFlight]);
+    if (failure) throw failure;
+    completed.sort((a, b) => a.PartNumber! - b.PartNumber!);
+    await o.s3.send(new CompleteMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, UploadId: uploadId, MultipartUpload: { Parts: completed } }), { abortSignal: o.signal });
+    const composite = `${createHash('sha256').update(Buffer.concat(partDigests)).digest('base64')}-${partDigests.length}`;
+    return { bytes, sha256: whole.digest('hex'), s3Checksum: composite, parts: partDigests.length };
+  } catch (err) {
+    await Promise.allSettled([...inFlight]);
+    if (uploadId) await o.s3.send(new AbortMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, UploadId: uploadId })).catch(() => undefined);
+    throw err;
+  }
+}
