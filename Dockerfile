@@ -8,6 +8,11 @@
 # glibc binaries selected per platform by npm, so building on Alpine/musl here and running elsewhere would break.
 # SSH to the control-plane nodes goes through the ssh2 library, so no openssh-client is installed.
 
+############################ etcd: etcdctl/etcdutl for direct mode ############################
+# With etcd.direct in the config the worker takes snapshots itself; it needs etcd's own tools, taken from the
+# project's release image (static Go binaries).
+FROM gcr.io/etcd-development/etcd:v3.6.16 AS etcd
+
 ############################ build: compile TypeScript ############################
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
@@ -32,6 +37,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 COPY --from=build /app/dist ./dist
+COPY --from=etcd /usr/local/bin/etcdctl /usr/local/bin/etcdutl /usr/local/bin/
 
 # Files stay owned by root (read-only to the app); the process runs as the image's unprivileged `node` user
 # (uid/gid 1000, home /home/node). Mount SSH keys at /home/node/.ssh and the config at /etc/lifeboat.

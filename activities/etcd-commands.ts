@@ -8,11 +8,11 @@ export function etcdctl(cluster: ClusterConfig, ...args: string[]): string[] {
 }
 
 /**
- * A remote command printing "<resource> <count>" for every /registry/<resource>/ prefix, counted on the node so only
+ * A command printing "<resource> <count>" for every /registry/<resource>/ prefix, counted on the node so only
  * the totals cross the wire; at revision `rev` when given. bash for pipefail: a failed etcdctl must not read as zero.
  */
-export function registryCountCommand(cluster: ClusterConfig, rev?: number): string[] {
-  const get = command(etcdctl(cluster, 'get', '/registry/', '--prefix', '--keys-only', ...(rev ? [`--rev=${rev}`] : [])));
+export function registryCountCommand(etcdctlFor: (...args: string[]) => string[], rev?: number): string[] {
+  const get = command(etcdctlFor('get', '/registry/', '--prefix', '--keys-only', ...(rev ? [`--rev=${rev}`] : [])));
   return ['bash', '-c', `set -o pipefail; ${get} | awk -F/ 'NF >= 3 && $3 != "" { c[$3]++ } END { for (k in c) print k, c[k] }'`];
 }
 

@@ -73,7 +73,7 @@ export async function backupCluster(input: BackupClusterInput): Promise<BackupCl
     const plan = await timed('plan', () => quick.planBackup({ cluster: input.cluster }));
     const runKey = `${info.workflowId}-${info.runId.slice(0, 8)}`.replace(/[^A-Za-z0-9._-]/g, '_').slice(-120);
     const snap = await timed('snapshot', () => snapshotting.takeSnapshot({ cluster: plan.cluster, runKey }));
-    const inspection = await timed('verify', () => quick.inspectSnapshot({ cluster: plan.cluster, node: snap.node, path: snap.path }));
+    const inspection = await timed('verify', () => quick.inspectSnapshot({ cluster: plan.cluster, node: snap.node, path: snap.path, source: snap.source }));
     const keys = backupObjectKeys({
       prefix: plan.prefix,
       cluster: plan.cluster,
@@ -86,7 +86,7 @@ export async function backupCluster(input: BackupClusterInput): Promise<BackupCl
     uploaded.push(keys.snapshot, keys.controlPlaneFiles);
     // Both streams at once: the archive is small and rides alongside the snapshot.
     const [snapshotObject, archive] = await Promise.all([
-      timed('upload', () => transfers.uploadSnapshot({ ...common, key: keys.snapshot, path: snap.path })),
+      timed('upload', () => transfers.uploadSnapshot({ ...common, key: keys.snapshot, path: snap.path, source: snap.source })),
       timed('control-plane files', () => transfers.uploadControlPlaneFiles({ ...common, key: keys.controlPlaneFiles })),
     ]);
     const confirmed = await timed('confirm', () =>
@@ -112,7 +112,7 @@ export async function backupCluster(input: BackupClusterInput): Promise<BackupCl
     };
     await timed('manifest', () => quick.writeManifest({ cluster: plan.cluster, key: keys.manifest, manifest }));
     uploaded.length = 0; // complete: nothing to discard from here on
-    await timed('clean node', () => quick.removeNodeRunFiles({ cluster: plan.cluster, node: snap.node, runDir: snap.runDir }));
+    await timed('clean node', () => quick.removeNodeRunFiles({ cluster: plan.cluster, node: snap.node, runDir: snap.runDir, source: snap.source }));
     const retention = await timed('retention', () =>
       quick.applyRetention({ cluster: plan.cluster, now: new Date(Date.now()).toISOString(), dryRun: input.retentionDryRun ?? false }),
     );

@@ -4,10 +4,9 @@ import type { BackupManifest } from '../../src/backup/manifest';
 import { findCluster } from '../../src/config/load';
 import { s3ClientFor } from '../../src/storage/s3-client';
 import { objectLockFor } from '../../src/storage/upload-stream';
-import { runOnNode } from '../../src/ssh/run';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
-import { withNode } from '../node-session';
+import { withSnapshotHost, type SnapshotSource } from './snapshot-host';
 
 export interface ObjectToConfirm {
   key: string;
@@ -89,16 +88,16 @@ export function discardIncompleteBackup(deps: ActivityDeps) {
     });
 }
 
-/** Removes the run's folder on the node (its snapshot copy) once the backup is confirmed in the bucket. */
+/** Removes the run's folder (its snapshot copy) where the snapshot was taken, once the backup is confirmed in the bucket. */
 export function removeNodeRunFiles(deps: ActivityDeps) {
-  return (input: { cluster: string; node: string; runDir: string }): Promise<void> =>
+  return (input: { cluster: string; node: string; runDir: string; source?: SnapshotSource }): Promise<void> =>
     classified(() =>
-      withNode(deps, input.cluster, input.node, async ({ cluster, node, ssh }) => {
-        const base = `${cluster.paths.workDir}/backups/`;
+      withSnapshotHost(deps, input.cluster, input.node, input.source ?? 'node', async (host) => {
+        const base = `${host.workDir}/backups/`;
         if (!input.runDir.startsWith(base) || input.runDir.slice(base.length).includes('/') || input.runDir.length === base.length) {
           throw ApplicationFailure.nonRetryable(`refusing to remove ${input.runDir}: not a run folder under ${base}`, 'InvalidPath');
         }
-        await runOnNode(ssh, node.name, ['rm', '-rf', '--', input.runDir]);
+        await host.run(['rm', '-rf', '--', input.runDir]);
       }),
     );
 }

@@ -5,13 +5,16 @@ import { command } from '../../src/ssh/quote';
 import { runOnNode } from '../../src/ssh/run';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
-import { etcdctl, parseCounts, registryCountCommand } from '../etcd-commands';
+import { parseCounts, registryCountCommand } from '../etcd-commands';
 import { withNode } from '../node-session';
+import { withSnapshotHost, type SnapshotSource } from './snapshot-host';
 
 export interface InspectSnapshotInput {
   cluster: string;
   node: string;
   path: string;
+  /** Where the file is (absent in histories from before direct mode: the node). */
+  source?: SnapshotSource;
 }
 
 export interface SnapshotInspection {
@@ -37,37 +40,45 @@ export function parseSnapshotStatus(stdout: string): Omit<EtcdSnapshotInfo, 'ser
 export function inspectSnapshot(deps: ActivityDeps) {
   return (input: InspectSnapshotInput): Promise<SnapshotInspection> =>
     classified(() =>
-      withNode(deps, input.cluster, input.node, async ({ cluster, node, ssh }) => {
-        const run = (argv: string[], allowFailure = false) => runOnNode(ssh, node.name, argv, { allowFailure });
-        const hasEtcdutl = (await run(['sh', '-c', `command -v ${command([cluster.etcd.etcdutl])}`], true)).code === 0;
-        const statusArgv = hasEtcdutl ? [cluster.etcd.etcdutl, 'snapshot', 'status', '-w', 'json', input.path] : [cluster.etcd.etcdctl, 'snapshot', 'status', '-w', 'json', input.path];
+      withSnapshotHost(deps, input.cluster, input.node, input.source ?? 'node', async (host) => {
+        const { cluster } = host;
+        const run = (argv: string[], allowFailure = false) => host.run(argv, allowFailure);
+        // Read alongside the checks below: it needs the node, which in direct mode is another connection.
+        const kubernetesVersion = kubernetesVersionOn(deps, cluster.name, input.node).catch(() => undefined);
+        const hasEtcdutl = (await run(['sh', '-c', `command -v ${command([host.etcdutl])}`], true)).code === 0;
+        const statusArgv = hasEtcdutl ? [host.etcdutl, 'snapshot', 'status', '-w', 'json', input.path] : [host.etcdctl()[0]!, 'snapshot', 'status', '-w', 'json', input.path];
         const status = await run(statusArgv, true);
         if (status.code !== 0) {
           throw ApplicationFailure.nonRetryable(
-            `cluster "${cluster.name}", step verify: the snapshot ${input.path} on node "${node.name}" is unreadable: ${status.stderr.trim().split('\n').pop()}`,
+            `cluster "${cluster.name}", step verify: the snapshot ${input.path} on ${host.label} is unreadable: ${status.stderr.trim().split('\n').pop()}`,
             'UnreadableSnapshot',
           );
         }
         const info = parseSnapshotStatus(status.stdout);
         if (info.totalKeys === 0 || info.revision <= 1) {
-          throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}", step verify: the snapshot on node "${node.name}" is empty (${info.totalKeys} keys, revision ${info.revision}); refusing to store it as a backup`, 'EmptySnapshot');
+          throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}", step verify: the snapshot on ${host.label} is empty (${info.totalKeys} keys, revision ${info.revision}); refusing to store it as a backup`, 'EmptySnapshot');
         }
-        const endpoint = await run(etcdctl(cluster, 'endpoint', 'status', '-w', 'json'), true);
+        const endpointStatus = run(host.etcdctl('endpoint', 'status', '-w', 'json'), true);
+        const countAt = (rev?: number) => run(registryCountCommand(host.etcdctl, rev), true);
+        // At the snapshot's revision while etcd still has it (the API server compacts every few minutes), else now.
+        const counting = countAt(info.revision).then((r) => (r.code === 0 ? r : countAt()));
+        const endpoint = await endpointStatus;
         const serverVersion = endpoint.code === 0 ? (JSON.parse(endpoint.stdout) as { Status?: { version?: string } }[])[0]?.Status?.version : undefined;
 
-        const countAt = (rev?: number) => run(registryCountCommand(cluster, rev), true);
-        // At the snapshot's revision while etcd still has it (the API server compacts every few minutes), else now.
-        let counted = await countAt(info.revision);
-        if (counted.code !== 0) counted = await countAt();
+        const counted = await counting;
         const resourceCounts = counted.code === 0 ? parseCounts(counted.stdout) : {};
 
-        const manifest = await run(['cat', `${cluster.paths.manifestsDir}/kube-apiserver.yaml`], true);
-        let kubernetesVersion: string | undefined;
-        if (manifest.code === 0) {
-          const image = (parse(manifest.stdout) as { spec?: { containers?: { image?: string }[] } })?.spec?.containers?.[0]?.image;
-          kubernetesVersion = image?.split(':').pop();
-        }
-        return { etcd: { ...info, serverVersion }, kubernetesVersion, resourceCounts, statusTool: hasEtcdutl ? 'etcdutl' : 'etcdctl' };
+        return { etcd: { ...info, serverVersion }, kubernetesVersion: await kubernetesVersion, resourceCounts, statusTool: hasEtcdutl ? 'etcdutl' : 'etcdctl' };
       }),
     );
+}
+
+/** The kube-apiserver image tag in the node's static-pod manifest; undefined when the node does not say. */
+async function kubernetesVersionOn(deps: ActivityDeps, cluster: string, nodeName: string): Promise<string | undefined> {
+  return withNode(deps, cluster, nodeName, async ({ cluster: c, node, ssh }) => {
+    const manifest = await runOnNode(ssh, node.name, ['cat', `${c.paths.manifestsDir}/kube-apiserver.yaml`], { allowFailure: true });
+    if (manifest.code !== 0) return undefined;
+    const image = (parse(manifest.stdout) as { spec?: { containers?: { image?: string }[] } })?.spec?.containers?.[0]?.image;
+    return image?.split(':').pop();
+  });
 }

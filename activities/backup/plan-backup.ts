@@ -1,5 +1,8 @@
 import { GetObjectLockConfigurationCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
+import type { ClusterConfig } from '../../src/config/schema';
 import { loadEncryptionKey } from '../../src/backup/keyring';
 import type { Compression } from '../../src/backup/object-keys';
 import { findCluster } from '../../src/config/load';
@@ -39,6 +42,7 @@ export function planBackup(deps: ActivityDeps) {
           'MissingEncryptionKey',
         );
       }
+      if (cluster.etcd.direct) await checkDirectMode(cluster.name, cluster.etcd.direct);
       const s3 = await s3ClientFor(cluster.storage, `clusters.${cluster.name}.storage`);
       try {
         await s3.send(new HeadBucketCommand({ Bucket: cluster.storage.bucket })).catch((err: unknown) => {
@@ -82,4 +86,24 @@ async function requireObjectLock(s3: import('@aws-sdk/client-s3').S3Client, clus
       'ObjectLockUnavailable',
     );
   }
+}
+
+/** Direct mode runs etcdctl on the worker with certificates on the worker: check both are there before starting. */
+async function checkDirectMode(cluster: string, d: NonNullable<ClusterConfig['etcd']['direct']>): Promise<void> {
+  for (const field of ['caFile', 'certFile', 'keyFile'] as const) {
+    await access(d[field], constants.R_OK).catch((err: NodeJS.ErrnoException) => {
+      throw ApplicationFailure.nonRetryable(`cluster "${cluster}", step plan: etcd.direct.${field} ${d[field]} is not readable on the worker (${err.code}); copy the etcd client certificate there or fix the path`, 'DirectModeMisconfigured');
+    });
+  }
+  const found = d.etcdctl.startsWith('/') ? await access(d.etcdctl, constants.X_OK).then(() => true, () => false) : await onPath(d.etcdctl);
+  if (!found) {
+    throw ApplicationFailure.nonRetryable(`cluster "${cluster}", step plan: etcd.direct.etcdctl "${d.etcdctl}" is not an executable on the worker; install etcdctl there (the image ships it) or set the path`, 'DirectModeMisconfigured');
+  }
+}
+
+async function onPath(name: string): Promise<boolean> {
+  for (const dir of (process.env.PATH ?? '').split(':').filter(Boolean)) {
+    if (await access(`${dir}/${name}`, constants.X_OK).then(() => true, () => false)) return true;
+  }
+  return false;
 }

@@ -1,9 +1,11 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { runOnNode } from '../../src/ssh/run';
+import { findCluster } from '../../src/config/load';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
-import { etcdctl } from '../etcd-commands';
-import { checkRunKey, withNode } from '../node-session';
+import { whileHeartbeating } from '../heartbeat';
+import { checkRunKey } from '../node-session';
+import type { RemoteResult } from '../../src/ssh/run';
+import { withSnapshotHost, snapshotSourceOf, type SnapshotHost, type SnapshotSource } from './snapshot-host';
 
 export interface TakeSnapshotInput {
   cluster: string;
@@ -13,6 +15,8 @@ export interface TakeSnapshotInput {
 
 export interface SnapshotFile {
   node: string;
+  /** Where the file is: on the node (taken over SSH) or on the worker (direct mode). */
+  source: SnapshotSource;
   runDir: string;
   path: string;
   takenAt: string;
@@ -27,33 +31,27 @@ export interface SnapshotFile {
 export function takeSnapshot(deps: ActivityDeps) {
   return (input: TakeSnapshotInput): Promise<SnapshotFile> =>
     classified(() =>
-      withNode(deps, input.cluster, undefined, async ({ cluster, node, ssh }) => {
-        const runDir = `${cluster.paths.workDir}/backups/${checkRunKey(input.runKey)}`;
+      withSnapshotHost(deps, input.cluster, undefined, snapshotSourceOf(findCluster(deps.config, input.cluster)), async (host) => {
+        const { cluster } = host;
+        const node = cluster.nodes[0]!;
+        const runDir = `${host.workDir}/backups/${checkRunKey(input.runKey)}`;
         const path = `${runDir}/snapshot.db`;
-        const run = (argv: string[], allowFailure = false) => runOnNode(ssh, node.name, argv, { allowFailure });
-        await run(['mkdir', '-p', '-m', '0700', runDir]);
+        const run = (argv: string[], allowFailure = false) => host.run(argv, allowFailure);
         const existing = await run(['test', '-s', path], true);
         if (existing.code !== 0) {
-          const saved = await run(etcdctl(cluster, '--command-timeout=600s', 'snapshot', 'save', path), true);
-          if (saved.code !== 0) {
-            const why = (saved.stderr || saved.stdout).trim().split('\n').slice(-3).join(' | ');
-            const hint = /certificate|x509|tls/i.test(why)
-              ? ' Check etcd.caFile/certFile/keyFile in the config.'
-              : /connection refused|deadline|unavailable/i.test(why)
-                ? ` Is etcd running on node "${node.name}" at ${cluster.etcd.endpoint}?`
-                : /not found|No such file/i.test(why)
-                  ? ` Is ${cluster.etcd.etcdctl} installed on node "${node.name}" (etcd.etcdctl in the config)?`
-                  : '';
-            // Bad certificates and a missing etcdctl will not fix themselves; an etcd that is down may come back.
-            const permanent = /certificate|x509|not found|No such file/i.test(why);
-            const message = `cluster "${cluster.name}", step snapshot: etcdctl snapshot save failed on node "${node.name}": ${why}.${hint}`;
-            throw permanent ? ApplicationFailure.nonRetryable(message, 'SnapshotFailed') : ApplicationFailure.retryable(message, 'SnapshotFailed');
-          }
+          // A short probe first: an untrusted client certificate (TLS 1.3 reports it after the handshake) or an
+          // unreachable etcd would otherwise keep snapshot save retrying for its whole 10-minute command timeout.
+          const probe = await run(host.etcdctl('--command-timeout=15s', 'endpoint', 'status', '-w', 'json'), true);
+          if (probe.code !== 0) throw snapshotFailure(host, 'cannot reach etcd', probe);
+          await run(['mkdir', '-p', '-m', '0700', runDir]);
+          const saved = await whileHeartbeating(() => ({ step: 'snapshot', path }), () => run(host.etcdctl('--command-timeout=600s', 'snapshot', 'save', path), true));
+          if (saved.code !== 0) throw snapshotFailure(host, 'etcdctl snapshot save failed', saved);
         }
         const stat = await run(['stat', '-c', '%s %Y', path]);
         const [size, mtime] = stat.stdout.trim().split(' ').map(Number);
         return {
           node: node.name,
+          source: snapshotSourceOf(cluster),
           runDir,
           path,
           takenAt: new Date(mtime! * 1000).toISOString(),
@@ -61,4 +59,24 @@ export function takeSnapshot(deps: ActivityDeps) {
         };
       }),
     );
+}
+
+/** Names the host, the cause and the fix; bad certificates and a missing etcdctl are not retried, an etcd that is down may come back. */
+function snapshotFailure(host: SnapshotHost, what: string, r: RemoteResult): ApplicationFailure {
+  const { cluster } = host;
+  const direct = cluster.etcd.direct;
+  const lines = (r.stderr || r.stdout).trim().split('\n');
+  // etcdctl's own last line is often just "context deadline exceeded"; the gRPC warning above it has the reason.
+  const reason = lines.find((l) => /certificate|x509|tls:/i.test(l))?.match(/(x509|tls)[^"\\]*/)?.[0];
+  const why = [reason, ...lines.slice(-2)].filter(Boolean).join(' | ');
+  const hint = /certificate|x509|tls/i.test(why)
+    ? ` Check ${direct ? 'etcd.direct.' : 'etcd.'}caFile/certFile/keyFile in the config.`
+    : /connection refused|deadline|unavailable/i.test(why)
+      ? ` Is etcd running and reachable from ${host.label} at ${direct ? direct.endpoints.join(',') : cluster.etcd.endpoint}?`
+      : /not found|No such file/i.test(why)
+        ? ` Is ${direct ? direct.etcdctl : cluster.etcd.etcdctl} installed on ${host.label} (${direct ? 'etcd.direct.etcdctl' : 'etcd.etcdctl'} in the config)?`
+        : '';
+  const permanent = /certificate|x509|tls:|not found|No such file/i.test(why);
+  const message = `cluster "${cluster.name}", step snapshot: ${what} on ${host.label}: ${why}.${hint}`;
+  return permanent ? ApplicationFailure.nonRetryable(message, 'SnapshotFailed') : ApplicationFailure.retryable(message, 'SnapshotFailed');
 }

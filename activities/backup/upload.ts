@@ -1,5 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { posix } from 'node:path';
+import type { Readable } from 'node:stream';
 import { loadEncryptionKey } from '../../src/backup/keyring';
 import type { Compression } from '../../src/backup/object-keys';
 import type { ClusterConfig } from '../../src/config/schema';
@@ -10,7 +12,8 @@ import { streamOnNode } from '../../src/ssh/stream';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
 import { cancellationSignal, throttledHeartbeat } from '../heartbeat';
-import { withNode, type NodeSession } from '../node-session';
+import { withNode } from '../node-session';
+import { withSnapshotHost, type SnapshotSource } from './snapshot-host';
 import { streamToS3, type StreamedObject } from './stream-to-s3';
 
 interface UploadCommon {
@@ -23,21 +26,22 @@ interface UploadCommon {
 
 export interface UploadSnapshotInput extends UploadCommon {
   path: string;
+  /** Where the file is (absent in histories from before direct mode: the node). */
+  source?: SnapshotSource;
 }
 
 /** The kubeconfigs kubeadm writes next to the manifests; those present are archived. */
 export const KUBECONFIGS = ['admin.conf', 'super-admin.conf', 'controller-manager.conf', 'scheduler.conf', 'kubelet.conf'];
 
-async function streamCommand(deps: ActivityDeps, session: NodeSession, argv: string[], input: UploadCommon): Promise<StreamedObject> {
-  const { cluster } = session;
-  const encryption = input.encryptionKeyId ? { key: await loadEncryptionKey(deps.config, input.encryptionKeyId), keyId: input.encryptionKeyId } : undefined;
-  const s3 = await s3ClientFor(cluster.storage, `clusters.${cluster.name}.storage`);
-  const heartbeat = throttledHeartbeat();
-  const remote = await streamOnNode(session.ssh, session.node.name, argv);
+async function streamCommand(deps: ActivityDeps, cluster: ClusterConfig, remote: { stdout: Readable; done: Promise<unknown>; close(): void }, input: UploadCommon): Promise<StreamedObject> {
   const signal = cancellationSignal();
   const onAbort = () => remote.close();
   signal?.addEventListener('abort', onAbort, { once: true });
+  let s3: S3Client | undefined;
   try {
+    const encryption = input.encryptionKeyId ? { key: await loadEncryptionKey(deps.config, input.encryptionKeyId), keyId: input.encryptionKeyId } : undefined;
+    s3 = await s3ClientFor(cluster.storage, `clusters.${cluster.name}.storage`);
+    const heartbeat = throttledHeartbeat();
     const [stored] = await Promise.all([
       streamToS3({
         s3,
@@ -58,24 +62,24 @@ async function streamCommand(deps: ActivityDeps, session: NodeSession, argv: str
     throw err;
   } finally {
     signal?.removeEventListener('abort', onAbort);
-    s3.destroy();
+    s3?.destroy();
   }
 }
 
-/** Streams the snapshot file from the node through the worker to S3; nothing is staged on the worker's disk. */
+/** Streams the snapshot file from where it was taken (the node, or the worker in direct mode) to S3; nothing is staged. */
 export function uploadSnapshot(deps: ActivityDeps) {
   return (input: UploadSnapshotInput): Promise<StreamedObject> =>
     classified(() =>
-      withNode(deps, input.cluster, input.node, async (session) => {
-        // The node hashes its file while the same bytes stream out (a second reader, from the page cache), so the
+      withSnapshotHost(deps, input.cluster, input.node, input.source ?? 'node', async (host) => {
+        // The host hashes its file while the same bytes stream out (a second reader, from the page cache), so the
         // end-to-end check costs no time on the critical path.
-        const [stored, onNode] = await Promise.all([
-          streamCommand(deps, session, ['cat', '--', input.path], input),
-          runOnNode(session.ssh, session.node.name, ['sha256sum', '--', input.path]).then((r) => r.stdout.split(/\s+/)[0]),
+        const [stored, onHost] = await Promise.all([
+          host.stream(['cat', '--', input.path]).then((remote) => streamCommand(deps, host.cluster, remote, input)),
+          host.run(['sha256sum', '--', input.path]).then((r) => r.stdout.split(/\s+/)[0]),
         ]);
-        if (stored.plainSha256 !== onNode) {
-          // The file on the node is intact (its hash was taken there); the bytes changed on the way: try again.
-          throw ApplicationFailure.retryable(`cluster "${input.cluster}", step upload: the streamed snapshot's sha256 ${stored.plainSha256} differs from the node's ${onNode}`, 'TransferCorrupted');
+        if (stored.plainSha256 !== onHost) {
+          // The file is intact (its hash was taken where it lies); the bytes changed on the way: try again.
+          throw ApplicationFailure.retryable(`cluster "${input.cluster}", step upload: the streamed snapshot's sha256 ${stored.plainSha256} differs from ${host.label}'s ${onHost}`, 'TransferCorrupted');
         }
         return stored;
       }),
@@ -111,7 +115,7 @@ export function uploadControlPlaneFiles(deps: ActivityDeps) {
         const tarArgs = present.flatMap((s) => ['-C', s.dir, s.name]);
         const listing = await runOnNode(session.ssh, session.node.name, ['tar', '-cf', '/dev/null', '-v', ...tarArgs]);
         const files = listing.stdout.split('\n').filter((f) => f && !f.endsWith('/'));
-        const stored = await streamCommand(deps, session, ['tar', '-cf', '-', ...tarArgs], input);
+        const stored = await streamCommand(deps, session.cluster, await streamOnNode(session.ssh, session.node.name, ['tar', '-cf', '-', ...tarArgs]), input);
         return { ...stored, files };
       }),
     );

@@ -3,7 +3,7 @@ import { readBackupManifest } from '../../src/backup/catalog';
 import type { RecoveryPlan } from '../../src/recovery/plan';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
-import { parseCounts, registryCountCommand } from '../etcd-commands';
+import { etcdctl, parseCounts, registryCountCommand } from '../etcd-commands';
 import { apiClientFor } from './api-client';
 import { onTarget } from './on-target';
 
@@ -42,7 +42,7 @@ export function verifyApi(deps: ActivityDeps) {
         const api = await apiClientFor(s, input.plan);
         const namespaces = (await api.list('/api/v1/namespaces')).map((n) => n.metadata.name);
         const nodes = (await api.list('/api/v1/nodes')).map((n) => n.metadata.name);
-        const counted = await s.run(registryCountCommand(s.cluster));
+        const counted = await s.run(registryCountCommand((...args) => etcdctl(s.cluster, ...args)));
         const now = parseCounts(counted.stdout);
         const matched: CountComparison[] = [];
         const differed: CountComparison[] = [];

@@ -1,0 +1,105 @@
+import { spawn } from 'node:child_process';
+import { PassThrough, type Readable } from 'node:stream';
+import type { ClusterConfig } from '../../src/config/schema';
+import { command } from '../../src/ssh/quote';
+import { RemoteCommandError, runOnNode, type RemoteResult } from '../../src/ssh/run';
+import { streamOnNode } from '../../src/ssh/stream';
+import type { ActivityDeps } from '../deps';
+import { etcdctl } from '../etcd-commands';
+import { withNode } from '../node-session';
+import { findCluster } from '../../src/config/load';
+
+/**
+ * Where a snapshot is taken, checked and read from: the control-plane node over SSH (the default), or — in direct
+ * mode (`etcd.direct` in config) — the worker itself, against etcd endpoints it can reach. The backup steps are the
+ * same commands either way; only where they run differs.
+ */
+export type SnapshotSource = 'node' | 'worker';
+
+export interface SnapshotHost {
+  /** For messages: `node "cp1"` or `the worker`. */
+  readonly label: string;
+  readonly cluster: ClusterConfig;
+  /** Work dir for this host's run folders. */
+  readonly workDir: string;
+  /** etcdctl with the endpoint and client certificates as this host reaches etcd. */
+  etcdctl(...args: string[]): string[];
+  readonly etcdutl: string;
+  run(argv: readonly string[], allowFailure?: boolean): Promise<RemoteResult>;
+  /** A long-running command's stdout, with its exit awaited by `done`. */
+  stream(argv: readonly string[]): Promise<{ stdout: Readable; done: Promise<unknown>; close(): void }>;
+}
+
+export function snapshotSourceOf(cluster: ClusterConfig): SnapshotSource {
+  return cluster.etcd.direct ? 'worker' : 'node';
+}
+
+function runLocally(argv: readonly string[], allowFailure: boolean): Promise<RemoteResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => {
+      if (stderr.length < 256 * 1024) stderr += d.toString('utf8');
+    });
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      // A missing command reads like a shell's "not found", so callers classify it the same way on either host.
+      const result = { stdout, stderr: `${argv[0]}: ${err.code === 'ENOENT' ? 'command not found' : err.message}`, code: 127 };
+      if (allowFailure) resolve(result);
+      else reject(new RemoteCommandError('worker', command(argv), result));
+    });
+    child.on('close', (code) => {
+      const result = { stdout, stderr, code };
+      if (code !== 0 && !allowFailure) reject(new RemoteCommandError('worker', command(argv), result));
+      else resolve(result);
+    });
+  });
+}
+
+function streamLocally(argv: readonly string[]): { stdout: Readable; done: Promise<unknown>; close(): void } {
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    if (stderr.length < 64 * 1024) stderr += d.toString('utf8');
+  });
+  const stdout = child.stdout.pipe(new PassThrough({ highWaterMark: 1024 * 1024 }));
+  const done = new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(undefined) : reject(new RemoteCommandError('worker', command(argv), { stdout: '', stderr, code }))));
+  });
+  done.catch(() => undefined);
+  return { stdout, done, close: () => child.kill('SIGTERM') };
+}
+
+/**
+ * Runs `body` with the host the snapshot of this cluster comes from. `node` names the control-plane node for the
+ * SSH case (the first node when omitted).
+ */
+export async function withSnapshotHost<T>(deps: ActivityDeps, clusterName: string, nodeName: string | undefined, source: SnapshotSource, body: (h: SnapshotHost) => Promise<T>): Promise<T> {
+  if (source === 'worker') {
+    const cluster = findCluster(deps.config, clusterName);
+    const d = cluster.etcd.direct;
+    if (!d) throw new Error(`cluster "${clusterName}": this backup was started in direct mode but etcd.direct is no longer in the config`);
+    return body({
+      label: 'the worker',
+      cluster,
+      workDir: d.workDir,
+      etcdctl: (...args) => [d.etcdctl, `--endpoints=${d.endpoints.join(',')}`, `--cacert=${d.caFile}`, `--cert=${d.certFile}`, `--key=${d.keyFile}`, ...args],
+      etcdutl: d.etcdutl,
+      run: (argv, allowFailure = false) => runLocally(argv, allowFailure),
+      stream: async (argv) => streamLocally(argv),
+    });
+  }
+  return withNode(deps, clusterName, nodeName, ({ cluster, node, ssh }) =>
+    body({
+      label: `node "${node.name}"`,
+      cluster,
+      workDir: cluster.paths.workDir,
+      etcdctl: (...args) => etcdctl(cluster, ...args),
+      etcdutl: cluster.etcd.etcdutl,
+      run: (argv, allowFailure = false) => runOnNode(ssh, node.name, argv, { allowFailure }),
+      stream: (argv) => streamOnNode(ssh, node.name, argv),
+    }),
+  );
+}

@@ -1,0 +1,96 @@
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { WorkflowFailedError } from '@temporalio/client';
+import { execFile } from 'node:child_process';
+import { createWriteStream, existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { readManifest } from '../../src/backup/catalog';
+import { readStoredObject } from '../../src/backup/read-object';
+import type { ClusterConfig } from '../../src/config/schema';
+import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
+import { etcdctlArgs } from '../../src/sandbox/control-plane';
+import { minioClient, minioStorage } from '../support/bed';
+import { keyFile, runBackup, withBackup } from '../support/backups';
+import { startTestWorker, type RunningWorker } from '../support/worker';
+
+const run = promisify(execFile);
+
+/**
+ * Direct mode: the worker reaches etcd itself (endpoints and client certificates on the worker) and takes the
+ * snapshot with its own etcdctl; only the PKI/manifests archive still comes over SSH. etcd 3.5 here, so the 3.5
+ * etcdctl/etcdutl pair is proven as well.
+ */
+describe('backup in direct mode (worker -> etcd 3.5 over TLS)', () => {
+  let cluster: SandboxCluster;
+  let worker: RunningWorker;
+  let key: { path: string; key: Buffer };
+  let workDir: string;
+  let config: ClusterConfig;
+  const s3 = minioClient();
+
+  beforeAll(async () => {
+    key = await keyFile();
+    await s3.send(new CreateBucketCommand({ Bucket: 'direct' })).catch(() => undefined);
+    cluster = await createSandboxCluster({ name: 'direct', etcdLine: '3.5', withApiserver: false, storage: minioStorage('direct') });
+    for (let i = 0; i < 7; i++) await cluster.controlPlane.exec(['etcdctl', ...etcdctlArgs(), 'put', `/registry/configmaps/default/cm-${i}`, `v${i}`]);
+    // The worker's own copy of a client certificate, as an operator would install it next to the worker.
+    const certs = await mkdtemp(join(tmpdir(), 'lifeboat-direct-certs-'));
+    for (const f of ['ca.crt', 'healthcheck-client.crt', 'healthcheck-client.key']) await copyFile(cluster.controlPlane.path(`/etc/kubernetes/pki/etcd/${f}`), join(certs, f));
+    workDir = await mkdtemp(join(tmpdir(), 'lifeboat-direct-work-'));
+    const bin = cluster.binaries.etcd['3.5'];
+    const direct = { endpoints: [`https://${cluster.controlPlane.ip}:2379`], caFile: join(certs, 'ca.crt'), certFile: join(certs, 'healthcheck-client.crt'), keyFile: join(certs, 'healthcheck-client.key'), etcdctl: join(bin, 'etcdctl'), etcdutl: join(bin, 'etcdutl'), workDir };
+    config = withBackup(cluster, { encryptionKey: 'k1', compression: 'none' });
+    config = { ...config, etcd: { ...config.etcd, direct } };
+    // A second cluster entry with a client key that etcd's CA never signed.
+    const stranger = join(certs, 'stranger');
+    await mkdir(stranger);
+    await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(stranger, 'c.key'), '-out', join(stranger, 'c.crt'), '-subj', '/CN=stranger', '-days', '1']);
+    const badCerts = { ...config, name: 'direct-badcert', etcd: { ...config.etcd, direct: { ...direct, certFile: join(stranger, 'c.crt'), keyFile: join(stranger, 'c.key') } } };
+    const noBucket = { ...config, name: 'direct-nobucket', storage: { ...config.storage, bucket: 'no-such-bucket' } };
+    const noEtcdctl = { ...config, name: 'direct-noetcdctl', etcd: { ...config.etcd, direct: { ...direct, etcdctl: '/opt/nowhere/etcdctl' } } };
+    worker = await startTestWorker([config, badCerts, noBucket, noEtcdctl], { encryptionKeys: { k1: { file: key.path } } });
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await cluster?.destroy();
+    s3.destroy();
+  });
+
+  it('takes the snapshot on the worker; the stored object is a snapshot etcdutl 3.5 accepts, and nothing is left on the worker or the node', async () => {
+    const result = await runBackup(worker.client, worker.taskQueue, 'direct');
+    const manifest = await readManifest(s3, 'direct', result.manifestKey);
+    expect(manifest.etcd.serverVersion).toMatch(/^3\.5\./);
+    expect(manifest.resourceCounts).toMatchObject({ configmaps: 7 });
+    expect(manifest.controlPlaneFiles?.key).toBeDefined(); // the PKI archive still came from the node
+    const file = join(await mkdtemp(join(tmpdir(), 'lifeboat-direct-')), 'snapshot.db');
+    await readStoredObject(s3, 'direct', manifest.snapshot, () => key.key, createWriteStream(file));
+    const { stdout } = await run(join(cluster.binaries.etcd['3.5'], 'etcdutl'), ['snapshot', 'status', '-w', 'json', file]);
+    expect(JSON.parse(stdout)).toMatchObject({ revision: manifest.etcd.revision, totalKey: manifest.etcd.totalKeys, hash: manifest.etcd.hash });
+    // The run folder on the worker is gone once the bucket confirmed the backup; the node never held a snapshot.
+    expect(await readdir(join(workDir, 'backups'))).toEqual([]);
+    expect(existsSync(cluster.controlPlane.path('/var/lib/lifeboat/backups'))).toBe(false);
+  });
+
+  it('refuses a client certificate etcd does not trust, naming the direct-mode settings, without retrying', async () => {
+    const started = Date.now();
+    const err = await runBackup(worker.client, worker.taskQueue, 'direct-badcert').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const text = String((err as WorkflowFailedError).cause?.message);
+    expect(text).toMatch(/step snapshot/);
+    expect(text).toMatch(/etcd\.direct\.caFile\/certFile\/keyFile/);
+    expect(Date.now() - started).toBeLessThan(60_000);
+  });
+
+  it.each([
+    ['direct-nobucket', 'BucketMissing', /step plan: bucket s3:\/\/no-such-bucket.* does not exist; create it or fix storage\.bucket/],
+    ['direct-noetcdctl', 'DirectModeMisconfigured', /step plan: etcd\.direct\.etcdctl "\/opt\/nowhere\/etcdctl" is not an executable on the worker/],
+  ])('%s: fails in the plan step with %s, naming the field, and writes nothing', async (name, type, message) => {
+    const err = await runBackup(worker.client, worker.taskQueue, name).catch((e: unknown) => e);
+    const failure = (err as WorkflowFailedError).cause as { type?: string; message: string };
+    expect(failure.type).toBe(type);
+    expect(failure.message).toMatch(message);
+    expect(await readdir(join(workDir, 'backups')).catch(() => [])).toEqual([]);
+  });
+});
