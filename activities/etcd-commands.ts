@@ -25,3 +25,10 @@ export function parseCounts(stdout: string): Record<string, number> {
   }
   return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => a.localeCompare(b)));
 }
+
+/**
+ * Shell text hashing stdin (or the files given as "$@") with SHA-256, printing "<hex> ..." like sha256sum. OpenSSL
+ * first: coreutils' sha256sum (Debian 12's 9.1) does not use the CPU's SHA instructions and runs at about a sixth
+ * of its speed, which on a 1 GiB snapshot is seconds of a restore.
+ */
+export const SHA256_SHELL = 'if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r "$@"; else sha256sum "$@"; fi';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { copyFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createSandboxCluster } from '../src/sandbox/cluster';
 import { fillEtcd } from '../src/sandbox/fill';
@@ -18,10 +18,17 @@ async function main(): Promise<void> {
   const keyPath = join(env.dir, 'bench.key');
   await writeFile(keyPath, randomBytes(32).toString('base64'));
   const rows: string[] = [];
-  const figures: Record<string, { plain: number; engine: number; encrypted: number; gzipEncrypted: number; rss: number; rssEncrypted: number }> = {};
+  const figures: Record<string, { plain: number; engine: number; encrypted: number; gzipEncrypted: number; rss: number; rssEncrypted: number; direct: number; directEncrypted: number; rssDirect: number }> = {};
+  // The worker's copy of an etcd client certificate, for direct mode.
+  const etcdCerts = { ca: join(env.dir, 'etcd-ca.crt'), cert: join(env.dir, 'etcd-client.crt'), key: join(env.dir, 'etcd-client.key') };
+  await copyFile(cluster.controlPlane.path('/etc/kubernetes/pki/etcd/ca.crt'), etcdCerts.ca);
+  await copyFile(cluster.controlPlane.path('/etc/kubernetes/pki/etcd/healthcheck-client.crt'), etcdCerts.cert);
+  await copyFile(cluster.controlPlane.path('/etc/kubernetes/pki/etcd/healthcheck-client.key'), etcdCerts.key);
   let filled = 0;
   try {
-    for (const [label, mib] of [['100MiB', 100], ['1GiB', 1024]] as const) {
+    // LIFEBOAT_BENCH_QUICK=1: the 100 MiB round only, for a quick look (the summary line needs both).
+    const sizes = process.env.LIFEBOAT_BENCH_QUICK ? ([['100MiB', 100]] as const) : ([['100MiB', 100], ['1GiB', 1024]] as const);
+    for (const [label, mib] of sizes) {
       await fillEtcd(cluster, mib - filled, 1024 * 1024, { prefix: '/bench/', from: filled + 1 });
       filled = mib;
       // (a) the plain script
@@ -31,9 +38,9 @@ async function main(): Promise<void> {
       });
       await cluster.controlPlane.exec(['rm', '-f', '/var/lib/plain.db']);
       // (b) the engine, one worker process per variant so each peak RSS is its own
-      const variant = async (name: string, backup: Record<string, unknown>) => {
+      const variant = async (name: string, backup: Record<string, unknown>, clusterExtra: Record<string, unknown> = {}) => {
         const tq = `${label}-${name}`.toLowerCase().replace(/[^a-z0-9-]/g, '-');
-        const w = await startWorkerProcess(env, cluster, backup, keyPath, tq);
+        const w = await startWorkerProcess(env, cluster, backup, keyPath, tq, clusterExtra);
         try {
           const r = await timed(() => env.client.workflow.execute('backupCluster', { taskQueue: tq, workflowId: `bench-${tq}`, args: [{ cluster: 'bench' }] }) as Promise<BackupClusterResult>);
           const rss = await w.peakRssMiB();
@@ -47,7 +54,11 @@ async function main(): Promise<void> {
       const off = await variant('engine', { allowUnencrypted: true, compression: 'none' });
       const on = await variant('engine+encrypt', { encryptionKey: 'bench', compression: 'none' });
       const gz = await variant('engine+gzip+encrypt', { encryptionKey: 'bench', compression: 'gzip' });
-      figures[label] = { plain: plain.seconds, engine: off.seconds, encrypted: on.seconds, gzipEncrypted: gz.seconds, rss: off.rss, rssEncrypted: on.rss };
+      // Direct mode: the worker takes the snapshot itself (no SSH in the data path), like the plain script's etcdctl.
+      const direct = { etcd: { ...cluster.config.etcd, direct: { endpoints: [`https://${cluster.controlPlane.ip}:2379`], caFile: etcdCerts.ca, certFile: etcdCerts.cert, keyFile: etcdCerts.key, etcdctl: join(cluster.binaries.etcd['3.6'], 'etcdctl'), etcdutl: join(cluster.binaries.etcd['3.6'], 'etcdutl'), workDir: join(env.dir, 'direct-work') } } };
+      const dOff = await variant('direct', { allowUnencrypted: true, compression: 'none' }, direct);
+      const dOn = await variant('direct+encrypt', { encryptionKey: 'bench', compression: 'none' }, direct);
+      figures[label] = { plain: plain.seconds, engine: off.seconds, encrypted: on.seconds, gzipEncrypted: gz.seconds, rss: off.rss, rssEncrypted: on.rss, direct: dOff.seconds, directEncrypted: dOn.seconds, rssDirect: Math.max(dOff.rss, dOn.rss) };
     }
   } finally {
     await cluster.destroy();
@@ -55,9 +66,12 @@ async function main(): Promise<void> {
   }
   console.log('\nsize    run                   wall          ratio vs plain');
   for (const r of rows) console.log(r);
+  if (!figures['1GiB']) return;
   const big = figures['1GiB']!;
   const small = figures['100MiB']!;
-  const peak = Math.max(big.rss, big.rssEncrypted, small.rss, small.rssEncrypted);
+  const peak = Math.max(big.rss, big.rssEncrypted, small.rss, small.rssEncrypted, big.rssDirect, small.rssDirect);
+  // Direct mode on its own line, so the summary line below keeps its format (its ratios are the default SSH mode).
+  console.log(`backup (direct mode): wall_ratio=${(big.direct / big.plain).toFixed(2)} wall_ratio_encrypted=${(big.directEncrypted / big.plain).toFixed(2)}`);
   console.log(
     `backup: wall_ratio=${(big.engine / big.plain).toFixed(2)} wall_ratio_encrypted=${(big.encrypted / big.plain).toFixed(2)} peak_rss_mib=${peak.toFixed(0)} rss_growth=${(big.rssEncrypted / small.rssEncrypted).toFixed(2)}`,
   );

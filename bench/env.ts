@@ -13,6 +13,9 @@ import type { SandboxCluster } from '../src/sandbox/cluster';
 
 export const run = promisify(execFile);
 
+/** The V8 flags the image and `npm start` give the worker (see Dockerfile): the bench measures the worker as shipped. */
+export const WORKER_NODE_FLAGS = ['--max-semi-space-size=2', '--expose-gc'];
+
 export interface BenchEnv {
   dir: string;
   bins: ServerBinaries;
@@ -44,7 +47,7 @@ export async function benchEnv(): Promise<BenchEnv> {
 }
 
 /** The engine's worker as its own process (as users run it), so its peak RSS (VmHWM) is its own. */
-export async function startWorkerProcess(env: BenchEnv, cluster: SandboxCluster, backup: Record<string, unknown>, keyPath: string, taskQueue: string): Promise<{ proc: ManagedProcess; peakRssMiB(): Promise<number> }> {
+export async function startWorkerProcess(env: BenchEnv, cluster: SandboxCluster, backup: Record<string, unknown>, keyPath: string, taskQueue: string, clusterExtra: Record<string, unknown> = {}): Promise<{ proc: ManagedProcess; peakRssMiB(): Promise<number> }> {
   const configFile = join(env.dir, `${taskQueue}.yaml`);
   process.env.LIFEBOAT_BENCH_S3_KEY = env.minio.accessKeyId;
   process.env.LIFEBOAT_BENCH_S3_SECRET = env.minio.secretAccessKey;
@@ -66,11 +69,12 @@ export async function startWorkerProcess(env: BenchEnv, cluster: SandboxCluster,
           },
           backup,
           recovery: { approval: 'auto' },
+          ...clusterExtra,
         },
       ],
     }),
   );
-  const proc = startProcess('worker', 'node', [join(__dirname, '../src/cli/main.js'), '--config', configFile, 'worker'], { logFile: join(env.dir, `${taskQueue}.log`), env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: 'warn' } });
+  const proc = startProcess('worker', 'node', [...WORKER_NODE_FLAGS, join(__dirname, '../src/cli/main.js'), '--config', configFile, 'worker'], { logFile: join(env.dir, `${taskQueue}.log`), env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: 'warn' } });
   await new Promise((r) => setTimeout(r, 3000)); // let it connect and poll
   if (proc.child.exitCode !== null) throw new Error(`the worker exited: ${await readFile(join(env.dir, `${taskQueue}.log`), 'utf8')}`);
   return {

@@ -9,11 +9,11 @@ import { fillEtcd } from '../src/sandbox/fill';
 import { waitFor } from '../src/sandbox/processes';
 import type { BackupClusterResult } from '../workflows/backup-cluster';
 import type { RecoverClusterResult } from '../workflows/recover-cluster';
-import { awsCli, benchEnv, startWorkerProcess, timed } from './env';
+import { awsCli, benchEnv, run, startWorkerProcess, timed } from './env';
 
 /**
- * RTO benchmark: on a sandbox with ~200 MiB of etcd data, the kubeadm restore runbook as plain shell commands on the
- * node (download, stop, restore, swap, restart, wait for /readyz) against this engine's recovery workflow (approval
+ * RTO benchmark: on a sandbox with ~200 MiB of etcd data, the kubeadm restore runbook as plain shell commands over
+ * SSH (download, stop, restore, swap, restart, wait for /readyz) against this engine's recovery workflow (approval
  * auto), in one run, from the same backup object. Prints both, per-step times and the ratio.
  */
 async function main(): Promise<void> {
@@ -33,18 +33,22 @@ async function main(): Promise<void> {
 
     const plainSteps: [string, number][] = [];
     const step = async (name: string, body: () => Promise<unknown>) => plainSteps.push([name, (await timed(body)).seconds]);
-    const listening = async () => (await node.exec(['sh', '-c', "ss -Htln | awk '{print $4}' | grep -cE ':(2379|6443)$' || true"])).trim() !== '0';
-    const etcdFlags = ['--name=cp1', `--initial-cluster=cp1=https://${node.ip}:2380`, `--initial-advertise-peer-urls=https://${node.ip}:2380`, '--initial-cluster-token=etcd-cluster'];
+    // The runbook's commands go over SSH like an operator's would (OpenSSH, host key pinned); only the download
+    // writes straight into the node's disk, because the sandbox's MinIO is on the host's loopback.
+    const knownHosts = join(env.dir, 'known_hosts');
+    await writeFile(knownHosts, `${node.ip} ${node.hostKey}\n`);
+    const ssh = (script: string) =>
+      run('ssh', ['-i', cluster.sshKeyFile, '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', `root@${node.ip}`, script], { maxBuffer: 64 * 1024 * 1024 });
+    const etcdFlags = `--name=cp1 --initial-cluster=cp1=https://${node.ip}:2380 --initial-advertise-peer-urls=https://${node.ip}:2380 --initial-cluster-token=etcd-cluster`;
     const plain = await timed(async () => {
       await step('download', () => awsCli(env, ['s3', 'cp', '--only-show-errors', `s3://bench/${backup.snapshotKey}`, node.path('/var/lib/plain-snapshot.db')]));
-      await step('stop', async () => {
-        await node.exec(['bash', '-c', 'mkdir -p /var/lib/plain-aside && mv /etc/kubernetes/manifests/*.yaml /var/lib/plain-aside/']);
-        await waitFor('ports closed', async () => !(await listening()), 120_000, 200);
-      });
-      await step('restore', () => node.exec(['etcdutl', 'snapshot', 'restore', '/var/lib/plain-snapshot.db', '--data-dir=/var/lib/etcd.plain-restore', ...etcdFlags, '--bump-revision=1000000000', '--mark-compacted']));
-      await step('swap', () => node.exec(['bash', '-c', 'mv /var/lib/etcd /var/lib/etcd.plain-old && mv /var/lib/etcd.plain-restore /var/lib/etcd']));
+      await step('stop', () =>
+        ssh("mkdir -p /var/lib/plain-aside && mv /etc/kubernetes/manifests/*.yaml /var/lib/plain-aside/ && while ss -Htln | awk '{print $4}' | grep -qE ':(2379|6443)$'; do sleep 0.2; done"),
+      );
+      await step('restore', () => ssh(`etcdutl snapshot restore /var/lib/plain-snapshot.db --data-dir=/var/lib/etcd.plain-restore ${etcdFlags} --bump-revision=1000000000 --mark-compacted`));
+      await step('swap', () => ssh('mv /var/lib/etcd /var/lib/etcd.plain-old && mv /var/lib/etcd.plain-restore /var/lib/etcd'));
       await step('restart + readyz', async () => {
-        await node.exec(['bash', '-c', 'mv /var/lib/plain-aside/*.yaml /etc/kubernetes/manifests/']);
+        await ssh('mv /var/lib/plain-aside/*.yaml /etc/kubernetes/manifests/');
         await waitFor('readyz', () => api.ready(), 180_000, 200);
       });
     });
@@ -58,7 +62,7 @@ async function main(): Promise<void> {
       });
       return (await handle.result()) as RecoverClusterResult;
     });
-    console.log('\nplain runbook (shell commands on the node):');
+    console.log('\nplain runbook (shell commands over SSH):');
     for (const [name, s] of plainSteps) console.log(`  ${name.padEnd(20)} ${s.toFixed(1).padStart(6)} s`);
     console.log(`  ${'total'.padEnd(20)} ${plain.seconds.toFixed(1).padStart(6)} s`);
     console.log('recovery workflow:');

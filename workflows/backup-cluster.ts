@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, log, metricMeter, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, log, metricMeter, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { BackupManifest } from '../src/backup/manifest';
 import { backupObjectKeys } from '../src/backup/object-keys';
@@ -63,31 +63,41 @@ export async function backupCluster(input: BackupClusterInput): Promise<BackupCl
   const timed = async <T>(name: string, body: () => Promise<T>): Promise<T> => {
     step = name;
     const started = Date.now();
-    const result = await body();
-    steps.push({ step: name, ms: Date.now() - started });
-    return result;
+    try {
+      const result = await body();
+      steps.push({ step: name, ms: Date.now() - started });
+      return result;
+    } catch (err) {
+      step = name; // steps run side by side: the failure is reported with the step that failed
+      throw err;
+    }
   };
   const info = workflowInfo();
   const uploaded: string[] = [];
   try {
     const plan = await timed('plan', () => quick.planBackup({ cluster: input.cluster }));
     const runKey = `${info.workflowId}-${info.runId.slice(0, 8)}`.replace(/[^A-Za-z0-9._-]/g, '_').slice(-120);
+    // Runs from before this change replay the old order: verify, then the uploads.
+    const alongside = patched('verify-alongside-upload');
     const snap = await timed('snapshot', () => snapshotting.takeSnapshot({ cluster: plan.cluster, runKey }));
-    const inspection = await timed('verify', () => quick.inspectSnapshot({ cluster: plan.cluster, node: snap.node, path: snap.path, source: snap.source }));
+    const inspectionFirst = alongside ? undefined : await timed('verify', () => quick.inspectSnapshot({ cluster: plan.cluster, node: snap.node, path: snap.path, source: snap.source }));
     const keys = backupObjectKeys({
       prefix: plan.prefix,
       cluster: plan.cluster,
       takenAt: snap.takenAt,
-      revision: inspection.etcd.revision,
+      // The snapshot step already read the file with etcd's reader: its revision names the objects.
+      revision: inspectionFirst ? inspectionFirst.etcd.revision : snap.status.revision,
       compression: plan.compression,
       encrypted: plan.encryptionKeyId !== null,
     });
     const common = { cluster: plan.cluster, node: snap.node, compression: plan.compression, encryptionKeyId: plan.encryptionKeyId };
     uploaded.push(keys.snapshot, keys.controlPlaneFiles);
-    // Both streams at once: the archive is small and rides alongside the snapshot.
-    const [snapshotObject, archive] = await Promise.all([
-      timed('upload', () => transfers.uploadSnapshot({ ...common, key: keys.snapshot, path: snap.path, source: snap.source })),
+    // The streams at once (the archive is small and rides alongside), and what the manifest records about the
+    // snapshot (versions, counts per resource) is read meanwhile: none of it changes the bytes being uploaded.
+    const [snapshotObject, archive, inspection] = await Promise.all([
+      timed('upload', () => transfers.uploadSnapshot({ ...common, key: keys.snapshot, path: snap.path, source: snap.source, sizeBytes: alongside ? snap.sizeBytes : undefined })),
       timed('control-plane files', () => transfers.uploadControlPlaneFiles({ ...common, key: keys.controlPlaneFiles })),
+      inspectionFirst ?? timed('verify', () => quick.inspectSnapshot({ cluster: plan.cluster, node: snap.node, path: snap.path, source: snap.source, status: snap.status })),
     ]);
     const confirmed = await timed('confirm', () =>
       quick.confirmObjects({
@@ -112,10 +122,11 @@ export async function backupCluster(input: BackupClusterInput): Promise<BackupCl
     };
     await timed('manifest', () => quick.writeManifest({ cluster: plan.cluster, key: keys.manifest, manifest }));
     uploaded.length = 0; // complete: nothing to discard from here on
-    await timed('clean node', () => quick.removeNodeRunFiles({ cluster: plan.cluster, node: snap.node, runDir: snap.runDir, source: snap.source }));
-    const retention = await timed('retention', () =>
-      quick.applyRetention({ cluster: plan.cluster, now: new Date(Date.now()).toISOString(), dryRun: input.retentionDryRun ?? false }),
-    );
+    const cleanNode = () => timed('clean node', () => quick.removeNodeRunFiles({ cluster: plan.cluster, node: snap.node, runDir: snap.runDir, source: snap.source }));
+    const applyRetention = () =>
+      timed('retention', () => quick.applyRetention({ cluster: plan.cluster, now: new Date(Date.now()).toISOString(), dryRun: input.retentionDryRun ?? false }));
+    // Independent once the manifest is written: the node's copy and the bucket's old backups.
+    const retention = alongside ? (await Promise.all([cleanNode(), applyRetention()]))[1] : (await cleanNode(), await applyRetention());
     metricMeter.createCounter('lifeboat_backups_succeeded', 'backups', 'Backups that completed').add(1, { cluster: plan.cluster });
     log.info('backup complete', { cluster: plan.cluster, revision: inspection.etcd.revision, key: keys.snapshot });
     return {

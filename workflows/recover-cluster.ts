@@ -6,6 +6,7 @@ import {
   defineQuery,
   defineSignal,
   log,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -94,20 +95,20 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
   };
   const skip = (...names: string[]) => names.forEach((n) => (stepOf(n).status = 'skipped'));
 
-  const plan = await step('plan', async () => {
+  const planInput = { cluster: input.cluster, snapshot: input.snapshot, target: input.target, targetHostKey: input.targetHostKey, mode: input.mode, runKey };
+  let plan = await step('plan', async () => {
     await quick.resolveCluster({ cluster: input.cluster });
-    return quick.planRecovery({ cluster: input.cluster, snapshot: input.snapshot, target: input.target, targetHostKey: input.targetHostKey, mode: input.mode, runKey });
+    return quick.planRecovery(planInput);
   }, (p) => `backup ${p.snapshot.key} (revision ${p.snapshot.revision}) onto node ${p.node}${p.skipped.length ? `; passed over: ${p.skipped.map((s) => `${s.manifestKey} (${s.reason})`).join(', ')}` : ''}`,
   );
   progress.plan = plan;
-  const rpoSeconds = Math.round((Date.parse(info.startTime.toISOString()) - Date.parse(plan.snapshot.created)) / 1000);
   const result = (outcome: RecoverClusterResult['outcome'], extra: Partial<RecoverClusterResult> = {}): RecoverClusterResult => ({
     cluster: input.cluster,
     outcome,
     plan,
     approval: progress.approval,
     steps: progress.steps,
-    rpoSeconds,
+    rpoSeconds: Math.round((Date.parse(info.startTime.toISOString()) - Date.parse(plan.snapshot.created)) / 1000),
     reason: input.reason,
     ...extra,
   });
@@ -150,11 +151,26 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
   let stopped = false;
   let downSince: number | undefined;
   try {
+    const passOver: { manifestKey: string; reason: string }[] = [];
     await step('fetch', async () => {
-      const fetched = await transfer.fetchSnapshot({ plan });
-      if (plan.mode === 'new-node') await transfer.restoreControlPlaneFiles({ plan });
-      return fetched;
-    }, (f) => `${f.path}${f.reused ? ' (already there)' : ''}`);
+      for (;;) {
+        try {
+          const fetched = await transfer.fetchSnapshot({ plan });
+          if (plan.mode === 'new-node') await transfer.restoreControlPlaneFiles({ plan });
+          return fetched;
+        } catch (err) {
+          // "latest" means the newest backup that verifies. One whose bytes fail the check on the way to the node
+          // (the bucket's checksum agreed, the content did not) is passed over like one caught by the plan; the
+          // node has not been changed yet. A backup named by key is never substituted.
+          const corrupt = input.snapshot === 'latest' && err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'CorruptSnapshot';
+          if (!corrupt || !patched('latest-passes-over-corrupt-fetch')) throw err;
+          passOver.push({ manifestKey: plan.snapshot.manifestKey, reason: `failed verification while fetched: ${failureMessage(err)}` });
+          log.warn('passing over a backup that failed verification while fetched', { cluster: input.cluster, manifestKey: plan.snapshot.manifestKey });
+          plan = await quick.planRecovery({ ...planInput, passOver });
+          progress.plan = plan;
+        }
+      }
+    }, (f) => `${f.path}${f.reused ? ' (already there)' : ''}${passOver.length ? `; passed over ${passOver.map((p) => p.manifestKey).join(', ')}` : ''}`);
     downSince = Date.now();
     stopped = true;
     const stop = await step('stop control plane', () => waiting.stopControlPlane({ plan, timeoutSeconds }), (r) => `moved ${r.moved.join(', ') || 'nothing'} to ${r.to}`);

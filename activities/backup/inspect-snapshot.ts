@@ -7,7 +7,7 @@ import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
 import { parseCounts, registryCountCommand } from '../etcd-commands';
 import { withNode } from '../node-session';
-import { withSnapshotHost, type SnapshotSource } from './snapshot-host';
+import { withSnapshotHost, type SnapshotHost, type SnapshotSource } from './snapshot-host';
 
 export interface InspectSnapshotInput {
   cluster: string;
@@ -15,7 +15,11 @@ export interface InspectSnapshotInput {
   path: string;
   /** Where the file is (absent in histories from before direct mode: the node). */
   source?: SnapshotSource;
+  /** The file's status, when the snapshot step already read it; read here otherwise. */
+  status?: SnapshotFileStatus;
 }
+
+export type SnapshotFileStatus = Omit<EtcdSnapshotInfo, 'serverVersion'> & { tool: 'etcdutl' | 'etcdctl' };
 
 export interface SnapshotInspection {
   etcd: EtcdSnapshotInfo;
@@ -45,19 +49,8 @@ export function inspectSnapshot(deps: ActivityDeps) {
         const run = (argv: string[], allowFailure = false) => host.run(argv, allowFailure);
         // Read alongside the checks below: it needs the node, which in direct mode is another connection.
         const kubernetesVersion = kubernetesVersionOn(deps, cluster.name, input.node).catch(() => undefined);
-        const hasEtcdutl = (await run(['sh', '-c', `command -v ${command([host.etcdutl])}`], true)).code === 0;
-        const statusArgv = hasEtcdutl ? [host.etcdutl, 'snapshot', 'status', '-w', 'json', input.path] : [host.etcdctl()[0]!, 'snapshot', 'status', '-w', 'json', input.path];
-        const status = await run(statusArgv, true);
-        if (status.code !== 0) {
-          throw ApplicationFailure.nonRetryable(
-            `cluster "${cluster.name}", step verify: the snapshot ${input.path} on ${host.label} is unreadable: ${status.stderr.trim().split('\n').pop()}`,
-            'UnreadableSnapshot',
-          );
-        }
-        const info = parseSnapshotStatus(status.stdout);
-        if (info.totalKeys === 0 || info.revision <= 1) {
-          throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}", step verify: the snapshot on ${host.label} is empty (${info.totalKeys} keys, revision ${info.revision}); refusing to store it as a backup`, 'EmptySnapshot');
-        }
+        const status = input.status ?? (await checkSnapshotFile(host, input.path));
+        const { tool, ...info } = status;
         const endpointStatus = run(host.etcdctl('endpoint', 'status', '-w', 'json'), true);
         const countAt = (rev?: number) => run(registryCountCommand(host.etcdctl, rev), true);
         // At the snapshot's revision while etcd still has it (the API server compacts every few minutes), else now.
@@ -68,7 +61,7 @@ export function inspectSnapshot(deps: ActivityDeps) {
         const counted = await counting;
         const resourceCounts = counted.code === 0 ? parseCounts(counted.stdout) : {};
 
-        return { etcd: { ...info, serverVersion }, kubernetesVersion: await kubernetesVersion, resourceCounts, statusTool: hasEtcdutl ? 'etcdutl' : 'etcdctl' };
+        return { etcd: { ...info, serverVersion }, kubernetesVersion: await kubernetesVersion, resourceCounts, statusTool: tool };
       }),
     );
 }
@@ -81,4 +74,23 @@ async function kubernetesVersionOn(deps: ActivityDeps, cluster: string, nodeName
     const image = (parse(manifest.stdout) as { spec?: { containers?: { image?: string }[] } })?.spec?.containers?.[0]?.image;
     return image?.split(':').pop();
   });
+}
+
+/**
+ * etcd's own reader on the file (etcdutl 3.5+, etcdctl 3.4): revision, keys, size and hash. An unreadable or empty
+ * snapshot is refused here, before anything is uploaded.
+ */
+export async function checkSnapshotFile(host: SnapshotHost, path: string): Promise<SnapshotFileStatus> {
+  const { cluster } = host;
+  const hasEtcdutl = (await host.run(['sh', '-c', `command -v ${command([host.etcdutl])}`], true)).code === 0;
+  const statusArgv = hasEtcdutl ? [host.etcdutl, 'snapshot', 'status', '-w', 'json', path] : [host.etcdctl()[0]!, 'snapshot', 'status', '-w', 'json', path];
+  const status = await host.run(statusArgv, true);
+  if (status.code !== 0) {
+    throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}", step verify: the snapshot ${path} on ${host.label} is unreadable: ${status.stderr.trim().split('\n').pop()}`, 'UnreadableSnapshot');
+  }
+  const info = parseSnapshotStatus(status.stdout);
+  if (info.totalKeys === 0 || info.revision <= 1) {
+    throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}", step verify: the snapshot on ${host.label} is empty (${info.totalKeys} keys, revision ${info.revision}); refusing to store it as a backup`, 'EmptySnapshot');
+  }
+  return { ...info, tool: hasEtcdutl ? 'etcdutl' : 'etcdctl' };
 }

@@ -9,9 +9,9 @@ import { HashMeter } from '../../src/backup/meters';
 import type { Compression } from '../../src/backup/object-keys';
 import { uploadStream, type ObjectLockRetention, type UploadedStream } from '../../src/storage/upload-stream';
 
-export const PART_SIZE = 8 * 1024 * 1024;
+export const PART_SIZE = 5 * 1024 * 1024;
 /** Parts in flight at once: memory stays at PART_SIZE * (QUEUE_SIZE + 1) whatever the object's size. */
-export const QUEUE_SIZE = 4;
+export const QUEUE_SIZE = 3;
 
 export interface StreamToS3Options {
   s3: S3Client;

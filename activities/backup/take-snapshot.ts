@@ -5,6 +5,7 @@ import { classified } from '../errors';
 import { whileHeartbeating } from '../heartbeat';
 import { checkRunKey } from '../node-session';
 import type { RemoteResult } from '../../src/ssh/run';
+import { checkSnapshotFile, type SnapshotFileStatus } from './inspect-snapshot';
 import { withSnapshotHost, snapshotSourceOf, type SnapshotHost, type SnapshotSource } from './snapshot-host';
 
 export interface TakeSnapshotInput {
@@ -21,12 +22,15 @@ export interface SnapshotFile {
   path: string;
   takenAt: string;
   sizeBytes: number;
+  /** etcd's reader on the file: it is whole and not empty, and its revision names the backup. */
+  status: SnapshotFileStatus;
 }
 
 /**
- * `etcdctl snapshot save` on the control-plane node, into a run-specific folder under the work dir. etcdctl writes
- * `<file>.part` and renames it only when the snapshot is complete, so an existing file is a whole snapshot from an
- * earlier attempt of this same run and is reused rather than taken twice.
+ * `etcdctl snapshot save` on the control-plane node (or on the worker, in direct mode), into a run-specific folder
+ * under the work dir, then etcd's reader on the file. etcdctl writes `<file>.part` and renames it only when the
+ * snapshot is complete, so an existing file is a whole snapshot from an earlier attempt of this same run and is
+ * reused rather than taken twice.
  */
 export function takeSnapshot(deps: ActivityDeps) {
   return (input: TakeSnapshotInput): Promise<SnapshotFile> =>
@@ -47,6 +51,7 @@ export function takeSnapshot(deps: ActivityDeps) {
           const saved = await whileHeartbeating(() => ({ step: 'snapshot', path }), () => run(host.etcdctl('--command-timeout=600s', 'snapshot', 'save', path), true));
           if (saved.code !== 0) throw snapshotFailure(host, 'etcdctl snapshot save failed', saved);
         }
+        const status = await whileHeartbeating(() => ({ step: 'snapshot status', path }), () => checkSnapshotFile(host, path));
         const stat = await run(['stat', '-c', '%s %Y', path]);
         const [size, mtime] = stat.stdout.trim().split(' ').map(Number);
         return {
@@ -56,6 +61,7 @@ export function takeSnapshot(deps: ActivityDeps) {
           path,
           takenAt: new Date(mtime! * 1000).toISOString(),
           sizeBytes: size!,
+          status,
         };
       }),
     );

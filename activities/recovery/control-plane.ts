@@ -1,29 +1,59 @@
 import { ApplicationFailure } from '@temporalio/common';
-import type { RecoveryPlan } from '../../src/recovery/plan';
+import { REVISION_BUMP, type RecoveryPlan } from '../../src/recovery/plan';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
 import { activityContext, whileHeartbeating } from '../heartbeat';
 import { etcdctl } from '../etcd-commands';
+import { command } from '../../src/ssh/quote';
 import { apiClientFor } from './api-client';
 import { listening, onTarget, type TargetSession } from './on-target';
 
-const STATIC_POD = /\.(ya?ml|json)$/;
 const CONTROL_PLANE_PORTS = [2379, 6443];
 
-async function staticPodFiles(s: TargetSession, dir: string): Promise<string[]> {
-  const r = await s.run(['ls', '-A', dir], true);
-  return r.code === 0 ? r.stdout.split('\n').filter((f) => f && !f.startsWith('.') && STATIC_POD.test(f)) : [];
-}
-
-async function waitUntil(what: string, timeoutMs: number, check: () => Promise<boolean>, detail: () => Promise<string> = async () => ''): Promise<void> {
+async function waitUntil(what: string, timeoutMs: number, check: () => Promise<boolean>, detail: () => Promise<string> = async () => '', everyMs = 500): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const ctx = activityContext();
   while (!(await check())) {
     ctx?.heartbeat({ waitingFor: what });
     if (ctx?.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
     if (Date.now() > deadline) throw ApplicationFailure.retryable(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}${await detail()}`, 'Timeout');
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * Moves (or copies) the static-pod manifests of folder $1 into $2, never over a file already there, and prints
+ * every manifest name that is in $2 afterwards: the whole step in one round trip, and safe to repeat.
+ */
+const MOVE_MANIFESTS = `set -e; from="$1"; to="$2"; how="$3"; mkdir -p -m 0700 "$to"
+for p in "$from"/*; do
+  f="\${p##*/}"; case "$f" in .*) continue ;; *.yaml|*.yml|*.json) ;; *) continue ;; esac
+  [ -e "$p" ] || continue
+  [ -e "$to/$f" ] || if [ "$how" = cp ]; then cp -p "$p" "$to/$f"; else mv -n "$p" "$to/$f"; fi
+done
+for p in "$to"/*; do f="\${p##*/}"; case "$f" in .*) ;; *.yaml|*.yml|*.json) [ -e "$p" ] && echo "$f" ;; esac; done; true`;
+
+/** Exit 0 once neither etcd's nor kube-apiserver's port listens. */
+const PORTS_CLOSED = `! ss -Htln 2>/dev/null | awk '{print $4}' | grep -qE ':(${CONTROL_PLANE_PORTS.join('|')})$'`;
+
+/**
+ * $1 data dir, $2 where it goes aside, $3 the restored dir, $4 the marker that says the swap is done. Exit 3 when
+ * the aside name is taken (nothing is ever moved over it).
+ */
+const SWAP_DATA_DIR = `set -e; data="$1"; aside="$2"; restored="$3"; marker="$4"
+[ -e "$data/$marker" ] && exit 0
+if [ -e "$data" ]; then [ -e "$aside" ] && exit 3; mv -T "$data" "$aside"; fi
+touch "$restored/$marker"; mv -T "$restored" "$data"`;
+
+/**
+ * Polls a shell condition on the node itself (every 200 ms, like an operator's while loop) in one long command,
+ * heartbeating meanwhile; closing the session on cancellation ends the loop.
+ */
+async function waitOnNode(s: TargetSession, what: string, timeoutSeconds: number, condition: string, detail: () => Promise<string> = async () => ''): Promise<void> {
+  const tries = Math.max(1, Math.ceil(timeoutSeconds * 5));
+  const loop = `i=0; while [ $i -lt ${tries} ]; do if ${condition}; then exit 0; fi; sleep 0.2; i=$((i+1)); done; exit 1`;
+  const r = await whileHeartbeating(() => ({ waitingFor: what }), () => s.run(['sh', '-c', loop], true));
+  if (r.code !== 0) throw ApplicationFailure.retryable(`timed out after ${timeoutSeconds} s waiting for ${what}${await detail()}`, 'Timeout');
 }
 
 /**
@@ -35,19 +65,10 @@ export function stopControlPlane(deps: ActivityDeps) {
     classified(() =>
       onTarget(deps, input.plan, async (s) => {
         const { manifestsDir, asideManifestsDir } = input.plan.paths;
-        await s.run(['mkdir', '-p', '-m', '0700', asideManifestsDir]);
-        const moved: string[] = [];
-        for (const f of await staticPodFiles(s, manifestsDir)) {
-          await s.run(['mv', '-n', `${manifestsDir}/${f}`, `${asideManifestsDir}/${f}`]);
-          moved.push(f);
-        }
-        await waitUntil(
-          'etcd and kube-apiserver to stop (ports 2379, 6443)',
-          input.timeoutSeconds * 1000,
-          async () => (await listening(s, CONTROL_PLANE_PORTS)).length === 0,
-          async () => `; still listening: ${(await listening(s, CONTROL_PLANE_PORTS)).join(', ')}`,
-        );
-        return { moved: [...new Set([...moved, ...(await staticPodFiles(s, asideManifestsDir))])], to: asideManifestsDir };
+        // One round trip: move every static-pod manifest aside (never over one already there), print the names.
+        const moved = await s.run(['sh', '-c', MOVE_MANIFESTS, 'sh', manifestsDir, asideManifestsDir, 'mv']);
+        await waitOnNode(s, 'etcd and kube-apiserver to stop (ports 2379, 6443)', input.timeoutSeconds, PORTS_CLOSED, async () => `; still listening: ${(await listening(s, CONTROL_PLANE_PORTS)).join(', ')}`);
+        return { moved: moved.stdout.split('\n').filter(Boolean), to: asideManifestsDir };
       }),
     );
 }
@@ -63,11 +84,11 @@ export function restoreEtcdData(deps: ActivityDeps) {
     classified(() =>
       onTarget(deps, input.plan, async (s) => {
         const { paths, member, tool } = input.plan;
-        const swapped = (await s.exists(`${paths.dataDir}/.lifeboat-restored-${paths.restoreDir.split('.restored-').pop()}`));
-        if (!swapped && !(await s.exists(`${paths.restoreDir}/member`))) {
+        const marker = `.lifeboat-restored-${paths.restoreDir.split('.restored-').pop()}`;
+        const state = (await s.run(['sh', '-c', '[ -e "$1/$2" ] && echo swapped; [ -e "$3/member" ] && echo restored; true', 'sh', paths.dataDir, marker, paths.restoreDir])).stdout;
+        const swapped = state.includes('swapped');
+        if (!swapped && !state.includes('restored')) {
           const tmp = `${paths.restoreDir}.tmp`;
-          // Our own half-written output from a crashed attempt: nothing anyone needs, and restore refuses an existing dir.
-          await s.run(['rm', '-rf', '--', tmp]);
           const argv = [
             tool.command,
             'snapshot',
@@ -78,25 +99,23 @@ export function restoreEtcdData(deps: ActivityDeps) {
             `--initial-cluster=${member.initialCluster}`,
             `--initial-cluster-token=${member.initialClusterToken}`,
             `--initial-advertise-peer-urls=${member.initialAdvertisePeerUrls}`,
-            ...(tool.bumpRevision ? ['--bump-revision=1000000000', '--mark-compacted'] : []),
+            ...(tool.bumpRevision ? [`--bump-revision=${REVISION_BUMP}`, '--mark-compacted'] : []),
           ];
-          const r = await whileHeartbeating(() => ({ restoring: tmp }), () => s.run(tool.kind === 'etcdctl' ? ['env', 'ETCDCTL_API=3', ...argv] : argv, true));
+          // Our own half-written output from a crashed attempt is nothing anyone needs (and restore refuses an
+          // existing dir); the finished restore becomes visible under its final name only by rename.
+          const script = 'set -e; tmp="$1"; dest="$2"; shift 2; rm -rf -- "$tmp"; "$@"; chmod 0700 "$tmp"; mv -T "$tmp" "$dest"';
+          const r = await whileHeartbeating(() => ({ restoring: tmp }), () => s.run(['bash', '-c', script, 'bash', tmp, paths.restoreDir, ...(tool.kind === 'etcdctl' ? ['env', 'ETCDCTL_API=3', ...argv] : argv)], true));
           if (r.code !== 0) {
             throw ApplicationFailure.nonRetryable(`cluster "${s.cluster.name}", step restore: ${tool.kind} snapshot restore failed on node "${s.node.name}": ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`, 'RestoreFailed');
           }
-          await s.run(['chmod', '0700', tmp]);
-          await s.run(['mv', '-T', tmp, paths.restoreDir]);
         }
-        let previous: string | null = null;
         if (!swapped) {
-          if (await s.exists(paths.dataDir)) {
-            if (await s.exists(paths.asideDataDir)) throw ApplicationFailure.nonRetryable(`${paths.asideDataDir} already exists on node "${s.node.name}"; refusing to overwrite it`, 'RestoreFailed');
-            await s.run(['mv', '-T', paths.dataDir, paths.asideDataDir]);
-          }
-          await s.run(['touch', `${paths.restoreDir}/.lifeboat-restored-${paths.restoreDir.split('.restored-').pop()}`]);
-          await s.run(['mv', '-T', paths.restoreDir, paths.dataDir]);
+          // The swap, by rename: the live dir is moved aside (kept, never overwritten), the restored one takes its name.
+          const swap = await s.run(['sh', '-c', SWAP_DATA_DIR, 'sh', paths.dataDir, paths.asideDataDir, paths.restoreDir, marker], true);
+          if (swap.code === 3) throw ApplicationFailure.nonRetryable(`${paths.asideDataDir} already exists on node "${s.node.name}"; refusing to overwrite it`, 'RestoreFailed');
+          if (swap.code !== 0) throw new Error(`swapping the data dir on node "${s.node.name}" failed: ${swap.stderr.trim()}`);
         }
-        if (await s.exists(paths.asideDataDir)) previous = paths.asideDataDir;
+        const previous = (await s.exists(paths.asideDataDir)) ? paths.asideDataDir : null;
         return { dataDir: paths.dataDir, previousDataDir: previous, restoredWith: `${tool.kind} ${tool.version}` };
       }),
     );
@@ -109,15 +128,12 @@ export function startControlPlane(deps: ActivityDeps) {
       onTarget(deps, input.plan, async (s) => {
         const { paths, mode } = input.plan;
         const source = mode === 'new-node' ? `${paths.controlPlaneFilesDir}/${paths.manifestsDir.split('/').pop()}` : paths.asideManifestsDir;
-        await s.run(['mkdir', '-p', paths.manifestsDir]);
-        const started: string[] = [];
-        for (const f of await staticPodFiles(s, source)) {
-          if (!(await s.exists(`${paths.manifestsDir}/${f}`))) await s.run(mode === 'new-node' ? ['cp', '-p', `${source}/${f}`, `${paths.manifestsDir}/${f}`] : ['mv', '-n', `${source}/${f}`, `${paths.manifestsDir}/${f}`]);
-          started.push(f);
-        }
-        await waitUntil('etcd to report healthy', input.timeoutSeconds * 1000, async () => (await s.run(etcdctl(s.cluster, 'endpoint', 'health'), true)).code === 0);
+        // One round trip: the manifests go back (a new node gets copies of the backup's), names printed.
+        const put = await s.run(['sh', '-c', MOVE_MANIFESTS, 'sh', source, paths.manifestsDir, mode === 'new-node' ? 'cp' : 'mv']);
+        const started = put.stdout.split('\n').filter(Boolean);
+        await waitOnNode(s, 'etcd to report healthy', input.timeoutSeconds, `${command(etcdctl(s.cluster, '--command-timeout=2s', 'endpoint', 'health'))} >/dev/null 2>&1`);
         const api = await apiClientFor(s, input.plan);
-        await waitUntil(`kube-apiserver /readyz at ${api.server}`, input.timeoutSeconds * 1000, () => api.ready());
+        await waitUntil(`kube-apiserver /readyz at ${api.server}`, input.timeoutSeconds * 1000, () => api.ready(), undefined, 200);
         return { started };
       }),
     );

@@ -9,6 +9,7 @@ import { streamOnNode } from '../../src/ssh/stream';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
 import { cancellationSignal, throttledHeartbeat } from '../heartbeat';
+import { SHA256_SHELL } from '../etcd-commands';
 import { onTarget, type TargetSession } from './on-target';
 
 /** Streams a stored object, decrypted and decompressed, into a command's stdin on the node; returns its stdout. */
@@ -33,7 +34,7 @@ async function streamObjectTo(deps: ActivityDeps, s: TargetSession, obj: StoredO
 }
 
 /**
- * Puts the snapshot on the node as <runDir>/snapshot.db: written to a .part file, checked there with sha256sum
+ * Puts the snapshot on the node as <runDir>/snapshot.db: written to a .part file, checked there with SHA-256
  * against the manifest, then renamed. A file already in place with the right hash is not fetched again.
  */
 export function fetchSnapshot(deps: ActivityDeps) {
@@ -42,12 +43,12 @@ export function fetchSnapshot(deps: ActivityDeps) {
       onTarget(deps, input.plan, async (s) => {
         const { paths, snapshot } = input.plan;
         const manifest = await readBackupManifest(s.cluster.storage, snapshot.manifestKey);
-        const hashOf = async (p: string) => (await s.run(['sha256sum', p], true)).stdout.split(/\s+/)[0];
+        const hashOf = async (p: string) => (await s.run(['sh', '-c', SHA256_SHELL, 'sh', p], true)).stdout.split(/\s+/)[0];
         await s.run(['mkdir', '-p', '-m', '0700', paths.runDir]);
         if ((await s.exists(paths.snapshotFile)) && (await hashOf(paths.snapshotFile)) === manifest.snapshot.plainSha256) return { path: paths.snapshotFile, reused: true };
         const part = `${paths.snapshotFile}.part`;
-        // The node writes the file and hashes what it wrote in one pass (tee | sha256sum).
-        const written = await streamObjectTo(deps, s, manifest.snapshot, ['bash', '-c', 'set -o pipefail; tee -- "$1" | sha256sum', 'bash', part]);
+        // The node writes the file and hashes what it wrote in one pass (tee | sha256).
+        const written = await streamObjectTo(deps, s, manifest.snapshot, ['bash', '-c', `set -o pipefail; tee -- "$1" | { set --; ${SHA256_SHELL}; }`, 'bash', part]);
         const onNode = written.split(/\s+/)[0];
         if (onNode !== manifest.snapshot.plainSha256) {
           throw ApplicationFailure.retryable(`cluster "${s.cluster.name}", step fetch: the file on node "${s.node.name}" hashes to ${onNode}, the backup to ${manifest.snapshot.plainSha256}`, 'TransferCorrupted');

@@ -25,6 +25,8 @@ export interface PlanRecoveryInput {
   targetHostKey?: string;
   mode: 'in-place' | 'new-node';
   runKey: string;
+  /** For "latest": backups to pass over, with why (one that failed verification while it was fetched). */
+  passOver?: { manifestKey: string; reason: string }[];
 }
 
 /** The node to restore onto: a configured node by name, or a host with its pinned key, reached like the cluster's nodes. */
@@ -102,7 +104,7 @@ export function planRecovery(deps: ActivityDeps) {
       const s3 = await s3ClientFor(cluster.storage);
       let choice;
       try {
-        choice = await selectSnapshot(s3, cluster.storage.bucket, cluster.storage.prefix, cluster.name, input.snapshot, input.mode === 'new-node');
+        choice = await selectSnapshot(s3, cluster.storage.bucket, cluster.storage.prefix, cluster.name, input.snapshot, input.mode === 'new-node', input.passOver);
       } catch (err) {
         if (err instanceof SnapshotSelectionError) throw ApplicationFailure.nonRetryable(err.message, err.type);
         throw err;

@@ -46,7 +46,15 @@ async function problemsOf(s3: S3Client, bucket: string, m: BackupManifest, needF
  * "latest": the newest backup whose manifest reads and whose objects the bucket still holds unchanged; corrupt ones
  * are passed over and reported. A named key: that backup or a clear refusal — never a silent substitute.
  */
-export async function selectSnapshot(s3: S3Client, bucket: string, prefix: string, cluster: string, wanted: string, needFiles: boolean): Promise<SnapshotChoice> {
+export async function selectSnapshot(
+  s3: S3Client,
+  bucket: string,
+  prefix: string,
+  cluster: string,
+  wanted: string,
+  needFiles: boolean,
+  passOver: { manifestKey: string; reason: string }[] = [],
+): Promise<SnapshotChoice> {
   if (wanted !== 'latest') {
     let manifestKey: string;
     try {
@@ -67,6 +75,11 @@ export async function selectSnapshot(s3: S3Client, bucket: string, prefix: strin
   }
   const skipped: SnapshotChoice['skipped'] = [];
   for (const entry of await listBackups(s3, bucket, prefix, cluster)) {
+    const known = passOver.find((p) => p.manifestKey === entry.manifestKey);
+    if (known) {
+      skipped.push(known);
+      continue;
+    }
     if (!entry.manifest) {
       skipped.push({ manifestKey: entry.manifestKey, reason: `manifest unreadable: ${entry.problem}` });
       continue;

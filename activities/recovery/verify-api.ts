@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { readBackupManifest } from '../../src/backup/catalog';
-import type { RecoveryPlan } from '../../src/recovery/plan';
+import { REVISION_BUMP, type RecoveryPlan } from '../../src/recovery/plan';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
 import { etcdctl, parseCounts, registryCountCommand } from '../etcd-commands';
@@ -42,7 +42,14 @@ export function verifyApi(deps: ActivityDeps) {
         const api = await apiClientFor(s, input.plan);
         const namespaces = (await api.list('/api/v1/namespaces')).map((n) => n.metadata.name);
         const nodes = (await api.list('/api/v1/nodes')).map((n) => n.metadata.name);
-        const counted = await s.run(registryCountCommand((...args) => etcdctl(s.cluster, ...args)));
+        // Counted at the revision the restore produced, so what the restarted control plane writes on its own in
+        // its first seconds (kube-apiserver's bootstrap ConfigMaps, say) is not mistaken for a wrong restore.
+        // Compacted since (a restore verified much later): the current counts.
+        const restoredAt = input.plan.snapshot.revision + (input.plan.tool.bumpRevision ? REVISION_BUMP : 0);
+        const count = (rev?: number) => s.run(registryCountCommand((...args) => etcdctl(s.cluster, ...args), rev), true);
+        let counted = await count(restoredAt);
+        if (counted.code !== 0) counted = await count();
+        if (counted.code !== 0) throw new Error(`counting keys in etcd on node "${s.node.name}" failed: ${counted.stderr.trim().split('\n').pop()}`);
         const now = parseCounts(counted.stdout);
         const matched: CountComparison[] = [];
         const differed: CountComparison[] = [];

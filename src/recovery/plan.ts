@@ -47,3 +47,10 @@ export interface RecoveryStepStatus {
   endedAt?: string;
   detail?: string;
 }
+
+/**
+ * How far a restore moves etcd's revision forward (etcdutl --bump-revision, 3.5+): beyond anything a watcher or an
+ * informer can have seen, so none of them sees time go backwards. A restore's data is exactly what is at
+ * snapshot revision + this.
+ */
+export const REVISION_BUMP = 1_000_000_000;

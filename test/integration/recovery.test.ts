@@ -1,10 +1,12 @@
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { WorkflowFailedError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
+import { createHash } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { readManifest } from '../../src/backup/catalog';
 import { KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
 import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
@@ -136,6 +138,28 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
     // Revisions moved forward, not back: watchers and informers see no time travel.
     const status = JSON.parse(await cluster.controlPlane.exec(['etcdctl', ...etcdctlArgs(), 'endpoint', 'status', '-w', 'json'])) as { Status: { header: { revision: number } } }[];
     expect(status[0]!.Status.header.revision).toBeGreaterThan(1_000_000_000);
+  });
+
+  it('passes over a newest backup whose content fails on the way to the node (its checksum rewritten to match) for the previous good one', async () => {
+    // As someone with write access to the bucket would: flip a byte of the newest snapshot and rewrite its manifest's
+    // checksum so the bucket agrees. Only the content check (authenticated encryption) can tell.
+    const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey }))).Body!.transformToByteArray());
+    body[Math.floor(body.length / 2)]! ^= 0xff;
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey, Body: body, ChecksumAlgorithm: 'SHA256' }));
+    const manifest = await readManifest(s3, BUCKET, newest.manifestKey);
+    manifest.snapshot.s3Checksum = createHash('sha256').update(body).digest('base64');
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: newest.manifestKey, Body: JSON.stringify(manifest) }));
+    const plan = await recover(worker.client, worker.taskQueue, { cluster: 'rec', dryRun: true });
+    expect(plan.plan.snapshot.manifestKey).toBe(newest.manifestKey); // the plan's checks cannot see it
+    await api.create('/api/v1/namespaces/default/configmaps', configMap('after-restore'));
+
+    const result = await recover(worker.client, worker.taskQueue, { cluster: 'rec', approval: 'auto', controlPlaneTimeoutSeconds: 120 });
+    await keep('recover-rec');
+    expect(result.outcome).toBe('restored');
+    expect(result.plan.snapshot.manifestKey).toBe(older.manifestKey);
+    expect(result.plan.skipped).toEqual(expect.arrayContaining([expect.objectContaining({ manifestKey: newest.manifestKey, reason: expect.stringMatching(/failed verification while fetched/) })]));
+    expect(result.steps.find((st) => st.step === 'fetch')?.detail).toMatch(/passed over/);
+    expect(await names()).toEqual(['first']);
   });
 
   it('its recovery histories replay against the current workflow code without non-determinism', async () => {
