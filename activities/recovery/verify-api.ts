@@ -64,6 +64,10 @@ export function verifyApi(deps: ActivityDeps) {
             const cp = node.metadata.labels?.['node-role.kubernetes.io/control-plane'] !== undefined;
             if (cp && !known.has(node.metadata.name) && node.metadata.name !== input.plan.node) {
               await api.delete(`/api/v1/nodes/${encodeURIComponent(node.metadata.name)}`);
+              // Its heartbeat lease goes with it; already gone is fine (a retried attempt, or no kubelet ever ran).
+              await api.delete(`/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/${encodeURIComponent(node.metadata.name)}`).catch((err: { status?: number }) => {
+                if (err.status !== 404) throw err;
+              });
               staleNodesRemoved.push(node.metadata.name);
             }
           }

@@ -27,8 +27,14 @@ describe('recovery onto a new node that takes over the dead node\'s address', ()
     caPem = await readFile(cluster.controlPlane.path('/etc/kubernetes/pki/ca.crt'));
     // A client certificate issued before the disaster, as a user's kubeconfig would hold.
     alice = await issueClientCertificate(cluster.controlPlane.path('/etc/kubernetes/pki'), 'alice', ['system:masters']);
-    worker = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1' })], { encryptionKeys: { k1: { file: key.path } } });
+    const config = withBackup(cluster, { encryptionKey: 'k1' });
+    worker = await startTestWorker([{ ...config, recovery: { ...config.recovery, removeStaleNodes: true } }], { encryptionKeys: { k1: { file: key.path } } });
     await admin.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'before-backup' } });
+    // Node objects as a kubelet would have registered them (none runs here): the configured control-plane node, a
+    // retired control-plane node no longer in the config (with its heartbeat lease), and a worker.
+    const cp = { 'node-role.kubernetes.io/control-plane': '' };
+    for (const [name, labels] of [['cp1', cp], ['cp-retired', cp], ['worker-1', {}]] as const) await admin.create('/api/v1/nodes', { metadata: { name, labels } });
+    await admin.create('/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', { metadata: { name: 'cp-retired' }, spec: { holderIdentity: 'cp-retired' } });
     await runBackup(worker.client, worker.taskQueue, 'nn');
     await admin.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'after-backup' } });
   });
@@ -64,5 +70,9 @@ describe('recovery onto a new node that takes over the dead node\'s address', ()
     expect((await asAlice.list('/api/v1/namespaces')).map((n) => n.metadata.name)).toContain('default');
     expect(await readFile(replacement.path('/etc/kubernetes/pki/ca.crt'))).toEqual(caPem);
     expect(await readFile(join(replacement.path('/etc/kubernetes/manifests'), 'etcd.yaml'), 'utf8')).toContain(`--name=cp1`);
+    // removeStaleNodes: the retired control-plane node and its lease are gone; the configured node and the worker stay.
+    expect(result.verification?.staleNodesRemoved).toEqual(['cp-retired']);
+    expect((await admin.list('/api/v1/nodes')).map((n) => n.metadata.name).sort()).toEqual(['cp1', 'worker-1']);
+    expect((await admin.list('/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases')).map((l) => l.metadata.name)).not.toContain('cp-retired');
   });
 });
