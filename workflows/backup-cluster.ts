@@ -2,6 +2,7 @@ import { ActivityFailure, ApplicationFailure, log, metricMeter, patched, proxyAc
 import type { Activities } from '../activities';
 import type { BackupManifest } from '../src/backup/manifest';
 import { backupObjectKeys } from '../src/backup/object-keys';
+import { runKeyOf } from './run-key';
 
 export interface BackupClusterInput {
   cluster: string;
@@ -76,7 +77,7 @@ export async function backupCluster(input: BackupClusterInput): Promise<BackupCl
   const uploaded: string[] = [];
   try {
     const plan = await timed('plan', () => quick.planBackup({ cluster: input.cluster }));
-    const runKey = `${info.workflowId}-${info.runId.slice(0, 8)}`.replace(/[^A-Za-z0-9._-]/g, '_').slice(-120);
+    const runKey = `${info.workflowId}-${runKeyOf(info.runId)}`.replace(/[^A-Za-z0-9._-]/g, '_').slice(-120);
     // Runs from before this change replay the old order: verify, then the uploads.
     const alongside = patched('verify-alongside-upload');
     const snap = await timed('snapshot', () => snapshotting.takeSnapshot({ cluster: plan.cluster, runKey }));

@@ -14,6 +14,7 @@ import {
 import type { Activities } from '../activities';
 import type { RecoveryPlan, RecoveryStepStatus } from '../src/recovery/plan';
 import { normalizeRecoveryInput, recoveryInputProblems, type RecoverClusterInput } from './recovery-input';
+import { runKeyOf } from './run-key';
 
 export interface ApprovalDecision {
   by: string;
@@ -65,7 +66,7 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
   if (problems.length) throw ApplicationFailure.nonRetryable(`invalid recovery input: ${problems.join('; ')}`, 'InvalidInput');
   const input = normalizeRecoveryInput(rawInput);
   const info = workflowInfo();
-  const runKey = `${info.runId.slice(0, 8)}`;
+  const runKey = runKeyOf(info.runId);
   const progress: RecoveryProgress = { cluster: input.cluster, state: 'planning', steps: STEPS.map((step) => ({ step, status: 'pending' })) };
   setHandler(progressQuery, () => progress);
   let decision: (ApprovalDecision & { decision: 'approved' | 'rejected' }) | undefined;

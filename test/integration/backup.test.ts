@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { WorkflowFailedError } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
 import { readManifest } from '../../src/backup/catalog';
 import type { BackupManifest } from '../../src/backup/manifest';
 import { BackupIntegrityError, readStoredObject } from '../../src/backup/read-object';
@@ -18,6 +19,7 @@ import { minioClient, minioStorage, testBed } from '../support/bed';
 import { keyFile, runBackup, withBackup } from '../support/backups';
 import { historyText } from '../support/history';
 import { startTestWorker, type RunningWorker } from '../support/worker';
+import { workflowsPath } from '../../src/temporal/worker';
 import type { BackupClusterResult } from '../../workflows/backup-cluster';
 
 const run = promisify(execFile);
@@ -143,6 +145,12 @@ describe('backup of a sandbox cluster (etcd 3.6 + kube-apiserver) to MinIO', () 
       caKey.split('\n')[1]!,
     ];
     for (const secret of forbidden) expect(text).not.toContain(secret);
+  });
+
+  it('its history replays against the current workflow code without non-determinism (verify alongside the upload)', async () => {
+    const history = await worker.client.workflow.getHandle(workflowId!).fetchHistory();
+    expect(historyText(history)).toContain('verify-alongside-upload'); // the patched path is the one recorded
+    await expect(Worker.runReplayHistory({ workflowsPath }, history, workflowId)).resolves.toBeUndefined();
   });
 
   it('fails fast, naming the fix, when no encryption key is configured; nothing is written', async () => {
