@@ -1,10 +1,14 @@
 import type { ClusterConfig } from '../src/config/schema';
 import { command } from '../src/ssh/quote';
 
+/** etcdctl with endpoints and client certificates, as given (the node's settings, or direct mode's on the worker). */
+export function etcdctlWith(c: { etcdctl: string; endpoints: string; caFile: string; certFile: string; keyFile: string }, ...args: string[]): string[] {
+  return [c.etcdctl, `--endpoints=${c.endpoints}`, `--cacert=${c.caFile}`, `--cert=${c.certFile}`, `--key=${c.keyFile}`, ...args];
+}
+
 /** etcdctl against the node's local endpoint with the node's client certificates (kubeadm paths by default). */
 export function etcdctl(cluster: ClusterConfig, ...args: string[]): string[] {
-  const e = cluster.etcd;
-  return [e.etcdctl, `--endpoints=${e.endpoint}`, `--cacert=${e.caFile}`, `--cert=${e.certFile}`, `--key=${e.keyFile}`, ...args];
+  return etcdctlWith({ ...cluster.etcd, endpoints: cluster.etcd.endpoint }, ...args);
 }
 
 /**

@@ -3,7 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { BackupManifest } from '../../src/backup/manifest';
 import { findCluster } from '../../src/config/load';
 import { s3ClientFor } from '../../src/storage/s3-client';
-import { objectLockFor } from '../../src/storage/upload-stream';
+import { objectLockFor, objectLockParams } from '../../src/storage/upload-stream';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
 import { withSnapshotHost, type SnapshotSource } from './snapshot-host';
@@ -55,7 +55,6 @@ export function writeManifest(deps: ActivityDeps) {
     classified(async () => {
       const cluster = findCluster(deps.config, input.cluster);
       const s3 = await s3ClientFor(cluster.storage);
-      const lock = objectLockFor(cluster.storage);
       try {
         await s3.send(
           new PutObjectCommand({
@@ -64,7 +63,7 @@ export function writeManifest(deps: ActivityDeps) {
             Body: JSON.stringify(input.manifest, null, 2),
             ContentType: 'application/json',
             ChecksumAlgorithm: 'SHA256',
-            ...(lock ? { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: lock.retainUntil } : {}),
+            ...objectLockParams(objectLockFor(cluster.storage)),
           }),
         );
       } finally {

@@ -2,7 +2,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { parse } from 'yaml';
 import type { EtcdSnapshotInfo } from '../../src/backup/manifest';
 import { command } from '../../src/ssh/quote';
-import { runOnNode } from '../../src/ssh/run';
+import type { ClusterConfig } from '../../src/config/schema';
+import { runOnNode, type RemoteResult } from '../../src/ssh/run';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
 import { parseCounts, registryCountCommand } from '../etcd-commands';
@@ -47,8 +48,10 @@ export function inspectSnapshot(deps: ActivityDeps) {
       withSnapshotHost(deps, input.cluster, input.node, input.source ?? 'node', async (host) => {
         const { cluster } = host;
         const run = (argv: string[], allowFailure = false) => host.run(argv, allowFailure);
-        // Read alongside the checks below: it needs the node, which in direct mode is another connection.
-        const kubernetesVersion = kubernetesVersionOn(deps, cluster.name, input.node).catch(() => undefined);
+        // Read alongside the checks below, from the node: over this session, or in direct mode over one of its own.
+        const kubernetesVersion = (
+          host.source === 'node' ? kubernetesVersionFrom(cluster, host.run) : withNode(deps, cluster.name, input.node, (s) => kubernetesVersionFrom(s.cluster, (argv, allowFailure) => runOnNode(s.ssh, s.node.name, argv, { allowFailure })))
+        ).catch(() => undefined);
         const status = input.status ?? (await checkSnapshotFile(host, input.path));
         const { tool, ...info } = status;
         const endpointStatus = run(host.etcdctl('endpoint', 'status', '-w', 'json'), true);
@@ -67,13 +70,11 @@ export function inspectSnapshot(deps: ActivityDeps) {
 }
 
 /** The kube-apiserver image tag in the node's static-pod manifest; undefined when the node does not say. */
-async function kubernetesVersionOn(deps: ActivityDeps, cluster: string, nodeName: string): Promise<string | undefined> {
-  return withNode(deps, cluster, nodeName, async ({ cluster: c, node, ssh }) => {
-    const manifest = await runOnNode(ssh, node.name, ['cat', `${c.paths.manifestsDir}/kube-apiserver.yaml`], { allowFailure: true });
-    if (manifest.code !== 0) return undefined;
-    const image = (parse(manifest.stdout) as { spec?: { containers?: { image?: string }[] } })?.spec?.containers?.[0]?.image;
-    return image?.split(':').pop();
-  });
+async function kubernetesVersionFrom(cluster: ClusterConfig, run: (argv: string[], allowFailure?: boolean) => Promise<RemoteResult>): Promise<string | undefined> {
+  const manifest = await run(['cat', `${cluster.paths.manifestsDir}/kube-apiserver.yaml`], true);
+  if (manifest.code !== 0) return undefined;
+  const image = (parse(manifest.stdout) as { spec?: { containers?: { image?: string }[] } })?.spec?.containers?.[0]?.image;
+  return image?.split(':').pop();
 }
 
 /**

@@ -77,7 +77,7 @@ async function requireObjectLock(s3: import('@aws-sdk/client-s3').S3Client, clus
     .send(new GetObjectLockConfigurationCommand({ Bucket: bucket }))
     .then((r) => r.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled')
     .catch((err: { name?: string }) => {
-      if (err.name === 'ObjectLockConfigurationNotFoundError' || /ObjectLockConfiguration/.test(err.name ?? '')) return false;
+      if (/ObjectLockConfiguration/.test(err.name ?? '')) return false;
       throw err;
     });
   if (!enabled) {

@@ -5,7 +5,7 @@ import { command } from '../../src/ssh/quote';
 import { RemoteCommandError, runOnNode, type RemoteResult } from '../../src/ssh/run';
 import { streamOnNode } from '../../src/ssh/stream';
 import type { ActivityDeps } from '../deps';
-import { etcdctl } from '../etcd-commands';
+import { etcdctl, etcdctlWith } from '../etcd-commands';
 import { withNode } from '../node-session';
 import { findCluster } from '../../src/config/load';
 
@@ -17,6 +17,7 @@ import { findCluster } from '../../src/config/load';
 export type SnapshotSource = 'node' | 'worker';
 
 export interface SnapshotHost {
+  readonly source: SnapshotSource;
   /** For messages: `node "cp1"` or `the worker`. */
   readonly label: string;
   readonly cluster: ClusterConfig;
@@ -82,10 +83,11 @@ export async function withSnapshotHost<T>(deps: ActivityDeps, clusterName: strin
     const d = cluster.etcd.direct;
     if (!d) throw new Error(`cluster "${clusterName}": this backup was started in direct mode but etcd.direct is no longer in the config`);
     return body({
+      source,
       label: 'the worker',
       cluster,
       workDir: d.workDir,
-      etcdctl: (...args) => [d.etcdctl, `--endpoints=${d.endpoints.join(',')}`, `--cacert=${d.caFile}`, `--cert=${d.certFile}`, `--key=${d.keyFile}`, ...args],
+      etcdctl: (...args) => etcdctlWith({ ...d, endpoints: d.endpoints.join(',') }, ...args),
       etcdutl: d.etcdutl,
       run: (argv, allowFailure = false) => runLocally(argv, allowFailure),
       stream: async (argv) => streamLocally(argv),
@@ -93,6 +95,7 @@ export async function withSnapshotHost<T>(deps: ActivityDeps, clusterName: strin
   }
   return withNode(deps, clusterName, nodeName, ({ cluster, node, ssh }) =>
     body({
+      source,
       label: `node "${node.name}"`,
       cluster,
       workDir: cluster.paths.workDir,

@@ -56,7 +56,7 @@ export function takeSnapshot(deps: ActivityDeps) {
         const [size, mtime] = stat.stdout.trim().split(' ').map(Number);
         return {
           node: node.name,
-          source: snapshotSourceOf(cluster),
+          source: host.source,
           runDir,
           path,
           takenAt: new Date(mtime! * 1000).toISOString(),

@@ -23,6 +23,11 @@ export function objectLockFor(config: { objectLock?: { mode: 'GOVERNANCE' | 'COM
   return { mode: config.objectLock.mode, retainUntil: new Date(now.getTime() + config.objectLock.days * 86_400_000) };
 }
 
+/** The request parameters that set `lock` on an uploaded object (none without a lock). */
+export function objectLockParams(lock: ObjectLockRetention | undefined): { ObjectLockMode?: ObjectLockRetention['mode']; ObjectLockRetainUntilDate?: Date } {
+  return lock ? { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: lock.retainUntil } : {};
+}
+
 export interface UploadStreamOptions {
   s3: S3Client;
   bucket: string;
@@ -68,7 +73,7 @@ export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStre
   let bytes = 0;
   let current: Buffer = Buffer.allocUnsafeSlow(o.partSize);
   let filled = 0;
-  const lock = o.objectLock ? { ObjectLockMode: o.objectLock.mode, ObjectLockRetainUntilDate: o.objectLock.retainUntil } : {};
+  const lock = objectLockParams(o.objectLock);
 
   const takeBuffer = async (): Promise<Buffer> => {
     if (free.length === 0 && allocated <= o.queueSize) {
