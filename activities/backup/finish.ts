@@ -3,6 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { BackupManifest } from '../../src/backup/manifest';
 import { findCluster } from '../../src/config/load';
 import { s3ClientFor } from '../../src/storage/s3-client';
+import { parseChecksum, reportedChecksum } from '../../src/storage/checksum';
 import { objectLockFor, objectLockParams } from '../../src/storage/upload-stream';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
@@ -17,8 +18,8 @@ export interface ObjectToConfirm {
 export interface ConfirmedObject {
   key: string;
   size: number;
-  /** 'sha256' when the store's own checksum matched ours; 'size' when the store reports none. */
-  checkedBy: 'sha256' | 'size';
+  /** 'crc32' or 'sha256' when the store's own checksum matched ours; 'size' when the store reports none. */
+  checkedBy: 'crc32' | 'sha256' | 'size';
 }
 
 /** Reads back, from the bucket, the size and checksum of what was stored, before anything on the node is removed. */
@@ -31,16 +32,18 @@ export function confirmObjects(deps: ActivityDeps) {
         return await Promise.all(
           input.objects.map(async (o): Promise<ConfirmedObject> => {
             const head = await s3.send(new HeadObjectCommand({ Bucket: cluster.storage.bucket, Key: o.key, ChecksumMode: 'ENABLED' }));
+            const ours = parseChecksum(o.s3Checksum);
+            const theirs = reportedChecksum(head, ours.algorithm);
             const problem =
               head.ContentLength !== o.storedSize
                 ? `size ${head.ContentLength} instead of ${o.storedSize}`
-                : head.ChecksumSHA256 && head.ChecksumSHA256 !== o.s3Checksum
-                  ? `checksum ${head.ChecksumSHA256} instead of ${o.s3Checksum}`
+                : theirs && theirs !== ours.value
+                  ? `${ours.algorithm} checksum ${theirs} instead of ${ours.value}`
                   : undefined;
             if (problem) {
               throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}", step confirm: s3://${cluster.storage.bucket}/${o.key} holds ${problem}`, 'StoredObjectMismatch');
             }
-            return { key: o.key, size: o.storedSize, checkedBy: head.ChecksumSHA256 ? 'sha256' : 'size' };
+            return { key: o.key, size: o.storedSize, checkedBy: theirs ? (ours.algorithm === 'CRC32' ? 'crc32' : 'sha256') : 'size' };
           }),
         );
       } finally {

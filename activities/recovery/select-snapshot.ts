@@ -2,6 +2,7 @@ import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { listBackups, readManifest } from '../../src/backup/catalog';
 import type { BackupManifest, StoredObject } from '../../src/backup/manifest';
 import { manifestKeyOf } from '../../src/backup/object-keys';
+import { parseChecksum, reportedChecksum } from '../../src/storage/checksum';
 
 /** What the bucket says about a stored object, compared with its manifest; undefined when they agree. */
 export async function storedObjectProblem(s3: S3Client, bucket: string, obj: StoredObject): Promise<string | undefined> {
@@ -10,7 +11,11 @@ export async function storedObjectProblem(s3: S3Client, bucket: string, obj: Sto
     if (head.ContentLength !== obj.storedSize) return `${obj.key}: size ${head.ContentLength}, manifest says ${obj.storedSize}`;
     // The manifest holds the bucket's checksum only where the bucket confirmed it at backup time, so any difference,
     // including a missing one, means the object was rewritten since.
-    if (obj.s3Checksum && head.ChecksumSHA256 !== obj.s3Checksum) return `${obj.key}: checksum ${head.ChecksumSHA256 ?? '(none)'}, manifest says ${obj.s3Checksum} (rewritten since the backup)`;
+    if (obj.s3Checksum) {
+      const recorded = parseChecksum(obj.s3Checksum);
+      const reported = reportedChecksum(head, recorded.algorithm);
+      if (reported !== recorded.value) return `${obj.key}: ${recorded.algorithm} checksum ${reported ?? '(none)'}, manifest says ${recorded.value} (rewritten since the backup)`;
+    }
     return undefined;
   } catch (err) {
     const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;

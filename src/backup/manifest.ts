@@ -7,7 +7,7 @@ export interface StoredObject {
   plainSha256: string;
   storedSize: number;
   storedSha256: string;
-  /** The bucket's own checksum of the object (SHA-256, "-N" for multipart): a HEAD request re-checks it cheaply. */
+  /** The bucket's own checksum of the object (`crc32:…`, or SHA-256 in older manifests; "-N" for multipart): a HEAD request re-checks it cheaply. */
   s3Checksum?: string;
   compression: Compression;
   /** Key id only: the key itself lives with the operator, never in the bucket or in history. */

@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { compositeChecksum, formatChecksum, partDigest, type ChecksumAlgorithm } from './checksum';
 import { abortUnfinishedUploads } from './multipart';
 
 /** Write-once retention on each object, for buckets with S3 Object Lock (WORM against deletion and ransomware). */
@@ -38,6 +39,8 @@ export interface UploadStreamOptions {
   queueSize: number;
   contentType?: string;
   objectLock?: ObjectLockRetention;
+  /** The parts' checksum, which the store verifies: CRC32 (the default) or SHA-256. */
+  checksum?: ChecksumAlgorithm;
   signal?: AbortSignal;
 }
 
@@ -45,15 +48,16 @@ export interface UploadedStream {
   bytes: number;
   /** SHA-256 (hex) of every byte uploaded. */
   sha256: string;
-  /** The bucket's checksum of the object: base64 SHA-256, or SHA-256 of the part digests with "-<parts>". */
+  /** The bucket's checksum of the object as a manifest records it (see checksum.ts): the object's, or the composite of its parts. */
   s3Checksum: string;
   parts: number;
 }
 
 /**
- * Streams into one S3 object with a fixed set of part buffers. Each part is hashed once, and that one digest is
- * the part's ChecksumSHA256 (the store checks it), its SigV4 payload hash (so the SDK does not hash it again), and
- * a term of the object's composite checksum. Objects smaller than a part go up as one PutObject. Any unfinished
+ * Streams into one S3 object with a fixed set of part buffers. Each part gets one checksum (CRC32 by default), which
+ * the store verifies on arrival and which is a term of the object's composite checksum; with SHA-256 that digest is
+ * also the SigV4 payload hash, and with CRC32 the payload goes unsigned (the checksum guards it) so neither side
+ * spends a SHA-256 pass per part. Objects smaller than a part go up as one PutObject. Any unfinished
  * upload of this key from a crashed attempt is aborted first, and this one is aborted if it fails, so the bucket
  * never keeps parts nobody will complete.
  */
@@ -74,6 +78,8 @@ export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStre
   let current: Buffer = Buffer.allocUnsafeSlow(o.partSize);
   let filled = 0;
   const lock = objectLockParams(o.objectLock);
+  const algorithm: ChecksumAlgorithm = o.checksum ?? 'CRC32';
+  const checksumParams = (digest: Buffer) => (algorithm === 'CRC32' ? { ChecksumCRC32: digest.toString('base64') } : { ChecksumSHA256: digest.toString('base64') });
 
   const takeBuffer = async (): Promise<Buffer> => {
     if (free.length === 0 && allocated <= o.queueSize) {
@@ -88,10 +94,11 @@ export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStre
     waiting.shift()?.();
   };
   const withPayloadHash = <C extends { middlewareStack: { add: (...a: never[]) => void } }>(command: C, digest: Buffer): C => {
-    // SigV4 signs this header's value instead of hashing the body a second time.
+    // SigV4 signs this header's value instead of hashing the body a second time (or at all, with CRC32 parts).
+    const payloadHash = algorithm === 'SHA256' ? digest.toString('hex') : 'UNSIGNED-PAYLOAD';
     (command.middlewareStack.add as (m: unknown, o: unknown) => void)(
       (next: (a: unknown) => unknown) => (args: { request: { headers: Record<string, string> } }) => {
-        args.request.headers['x-amz-content-sha256'] = digest.toString('hex');
+        args.request.headers['x-amz-content-sha256'] = payloadHash;
         return next(args);
       },
       { step: 'build', name: 'lifeboatPayloadHash' },
@@ -101,14 +108,14 @@ export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStre
 
   const sendPart = (buffer: Buffer, length: number) => {
     const body = buffer.subarray(0, length);
-    const digest = createHash('sha256').update(body).digest();
+    const digest = partDigest(algorithm, body);
     partDigests.push(digest);
     const partNumber = partDigests.length;
-    const checksum = digest.toString('base64');
+    const checksum = checksumParams(digest);
     const task: Promise<void> = o.s3
-      .send(withPayloadHash(new UploadPartCommand({ Bucket: o.bucket, Key: o.key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: length, ChecksumSHA256: checksum }), digest), { abortSignal: o.signal })
+      .send(withPayloadHash(new UploadPartCommand({ Bucket: o.bucket, Key: o.key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: length, ...checksum }), digest), { abortSignal: o.signal })
       .then((r) => {
-        completed.push({ PartNumber: partNumber, ETag: r.ETag, ChecksumSHA256: checksum });
+        completed.push({ PartNumber: partNumber, ETag: r.ETag, ...checksum });
       })
       .catch((err: unknown) => {
         failure ??= err;
@@ -132,7 +139,7 @@ export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStre
         filled += take;
         offset += take;
         if (filled === o.partSize) {
-          uploadId ??= (await o.s3.send(new CreateMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, ContentType: o.contentType, ChecksumAlgorithm: 'SHA256', ...lock }), { abortSignal: o.signal })).UploadId;
+          uploadId ??= (await o.s3.send(new CreateMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, ContentType: o.contentType, ChecksumAlgorithm: algorithm, ...lock }), { abortSignal: o.signal })).UploadId;
           sendPart(current, filled);
           collectGarbage(partDigests.length);
           current = await takeBuffer();
@@ -141,19 +148,18 @@ export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStre
       }
     }
     if (uploadId === undefined) {
-      // Smaller than one part: a single PutObject whose checksum is the plain SHA-256.
+      // Smaller than one part: a single PutObject whose checksum is the whole object's.
       const body = current.subarray(0, filled);
-      const digest = createHash('sha256').update(body).digest();
-      await o.s3.send(withPayloadHash(new PutObjectCommand({ Bucket: o.bucket, Key: o.key, Body: body, ContentLength: filled, ContentType: o.contentType, ChecksumSHA256: digest.toString('base64'), ...lock }), digest), { abortSignal: o.signal });
-      return { bytes, sha256: whole.digest('hex'), s3Checksum: digest.toString('base64'), parts: 1 };
+      const digest = partDigest(algorithm, body);
+      await o.s3.send(withPayloadHash(new PutObjectCommand({ Bucket: o.bucket, Key: o.key, Body: body, ContentLength: filled, ContentType: o.contentType, ...checksumParams(digest), ...lock }), digest), { abortSignal: o.signal });
+      return { bytes, sha256: whole.digest('hex'), s3Checksum: formatChecksum({ algorithm, value: digest.toString('base64') }), parts: 1 };
     }
     if (filled > 0) sendPart(current, filled);
     while (inFlight.size > 0) await Promise.all([...inFlight]);
     if (failure) throw failure;
     completed.sort((a, b) => a.PartNumber! - b.PartNumber!);
     await o.s3.send(new CompleteMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, UploadId: uploadId, MultipartUpload: { Parts: completed } }), { abortSignal: o.signal });
-    const composite = `${createHash('sha256').update(Buffer.concat(partDigests)).digest('base64')}-${partDigests.length}`;
-    return { bytes, sha256: whole.digest('hex'), s3Checksum: composite, parts: partDigests.length };
+    return { bytes, sha256: whole.digest('hex'), s3Checksum: formatChecksum({ algorithm, value: compositeChecksum(algorithm, partDigests) }), parts: partDigests.length };
   } catch (err) {
     await Promise.allSettled([...inFlight]);
     if (uploadId) await o.s3.send(new AbortMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, UploadId: uploadId })).catch(() => undefined);

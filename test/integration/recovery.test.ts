@@ -104,9 +104,9 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
       expect(plan.plan.skipped).toEqual([expect.objectContaining({ manifestKey: newest.manifestKey, reason: expect.stringMatching(/checksum/) })]);
       expect(await nodeFingerprint(cluster.controlPlane)).toBe(before);
     } finally {
-      // Put the original bytes back the way the backup stored them (single part, SHA-256 checksum), so the bucket's
+      // Put the original bytes back the way the backup stored them (single part, CRC32 checksum), so the bucket's
       // checksum matches the manifest again.
-      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey, Body: original, ChecksumAlgorithm: 'SHA256' }));
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey, Body: original, ChecksumAlgorithm: 'CRC32' }));
     }
   });
 
@@ -142,7 +142,8 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
 
   it('passes over a newest backup whose content fails on the way to the node (its checksum rewritten to match) for the previous good one', async () => {
     // As someone with write access to the bucket would: flip a byte of the newest snapshot and rewrite its manifest's
-    // checksum so the bucket agrees. Only the content check (authenticated encryption) can tell.
+    // checksum so the bucket agrees. Only the content check (authenticated encryption) can tell. The rewritten manifest
+    // records a bare SHA-256, as manifests from before CRC32 parts do, so that format is still checked too.
     const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey }))).Body!.transformToByteArray());
     body[Math.floor(body.length / 2)]! ^= 0xff;
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey, Body: body, ChecksumAlgorithm: 'SHA256' }));

@@ -1,6 +1,8 @@
-import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { crc32 } from 'node:zlib';
+import { compositeChecksum, parseChecksum } from '../../src/storage/checksum';
 import { objectLockFor, uploadStream } from '../../src/storage/upload-stream';
 import { minioClient } from '../support/bed';
 
@@ -26,26 +28,55 @@ describe('uploadStream (MinIO)', () => {
   });
   afterAll(() => s3.destroy());
 
-  it('stores a multi-part object byte for byte, and its composite checksum is the one the store reports', async () => {
+  const crc32Of = (b: Buffer) => {
+    const d = Buffer.alloc(4);
+    d.writeUInt32BE(crc32(b) >>> 0);
+    return d;
+  };
+
+  it('stores a multi-part object byte for byte, and its composite CRC32 (of the parts as cut) is the one the store reports', async () => {
     const data = randomBytes(21 * MiB + 12_345);
     const up = await uploadStream({ s3, bucket, key: 'multi.bin', source: chunked(data), partSize: 5 * MiB, queueSize: 2 });
     expect(up.parts).toBe(5);
     expect(up.bytes).toBe(data.length);
     expect(up.sha256).toBe(sha256(data));
+    const parts = [0, 1, 2, 3, 4].map((i) => crc32Of(data.subarray(i * 5 * MiB, (i + 1) * 5 * MiB)));
+    expect(up.s3Checksum).toBe(`crc32:${compositeChecksum('CRC32', parts)}`);
     const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'multi.bin', ChecksumMode: 'ENABLED' }));
     expect(head.ContentLength).toBe(data.length);
-    expect(head.ChecksumSHA256).toBe(up.s3Checksum);
+    expect(head.ChecksumCRC32).toBe(parseChecksum(up.s3Checksum).value);
     const got = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: 'multi.bin' }))).Body!.transformToByteArray());
     expect(sha256(got)).toBe(sha256(data));
   });
 
-  it('stores an object smaller than a part with one PutObject and its plain SHA-256 checksum', async () => {
+  it('with SHA-256 parts, the composite SHA-256 is the one the store reports', async () => {
+    const data = randomBytes(11 * MiB);
+    const up = await uploadStream({ s3, bucket, key: 'multi-sha.bin', source: chunked(data), partSize: 5 * MiB, queueSize: 2, checksum: 'SHA256' });
+    expect(parseChecksum(up.s3Checksum).algorithm).toBe('SHA256');
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'multi-sha.bin', ChecksumMode: 'ENABLED' }));
+    expect(head.ChecksumSHA256).toBe(up.s3Checksum);
+  });
+
+  it('stores an object smaller than a part with one PutObject and its whole CRC32', async () => {
     const data = randomBytes(300_000);
     const up = await uploadStream({ s3, bucket, key: 'small.bin', source: chunked(data), partSize: 5 * MiB, queueSize: 2 });
     expect(up.parts).toBe(1);
-    expect(up.s3Checksum).toBe(createHash('sha256').update(data).digest('base64'));
+    expect(up.s3Checksum).toBe(`crc32:${crc32Of(data).toString('base64')}`);
     const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'small.bin', ChecksumMode: 'ENABLED' }));
-    expect(head.ChecksumSHA256).toBe(up.s3Checksum);
+    expect(head.ChecksumCRC32).toBe(parseChecksum(up.s3Checksum).value);
+  });
+
+  it('the store checks an unsigned payload against its CRC32 (what the uploader relies on), refusing one that does not match', async () => {
+    const put = new PutObjectCommand({ Bucket: bucket, Key: 'bad-crc.bin', Body: randomBytes(1000), ChecksumCRC32: crc32Of(Buffer.from('other bytes')).toString('base64') });
+    put.middlewareStack.add(
+      (next) => (args) => {
+        (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+        return next(args);
+      },
+      { step: 'build', name: 'unsignedPayload' },
+    );
+    await expect(s3.send(put)).rejects.toThrow(/checksum|digest/i);
+    await expect(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'bad-crc.bin' }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 404 } });
   });
 
   it('leaves no object and no unfinished multipart upload when the source fails half-way', async () => {
