@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   const keyPath = join(env.dir, 'bench.key');
   await writeFile(keyPath, randomBytes(32).toString('base64'));
   const rows: string[] = [];
-  const figures: Record<string, { plain: number; engine: number; encrypted: number; gzipEncrypted: number; rss: number; rssEncrypted: number; direct: number; directEncrypted: number; rssDirect: number }> = {};
+  const figures: Record<string, { plain: number; engine: number; encrypted: number; gzipEncrypted: number; rss: number; rssEncrypted: number; direct: number; directEncrypted: number; rssDirect: number; cpu: Record<string, number> }> = {};
   // The worker's copy of an etcd client certificate, for direct mode.
   const etcdCerts = { ca: join(env.dir, 'etcd-ca.crt'), cert: join(env.dir, 'etcd-client.crt'), key: join(env.dir, 'etcd-client.key') };
   await copyFile(cluster.controlPlane.path('/etc/kubernetes/pki/etcd/ca.crt'), etcdCerts.ca);
@@ -44,13 +44,13 @@ async function main(): Promise<void> {
         try {
           const r = await timed(() => env.client.workflow.execute('backupCluster', { taskQueue: tq, workflowId: `bench-${tq}`, args: [{ cluster: 'bench' }] }) as Promise<BackupClusterResult>);
           const rss = await w.peakRssMiB();
-          rows.push(`${label.padEnd(7)} ${name.padEnd(18)} ${r.seconds.toFixed(1).padStart(7)} s  ratio ${(r.seconds / plain.seconds).toFixed(2)}  peak RSS ${rss.toFixed(0)} MiB  stored ${(r.value.storedBytes / 1048576).toFixed(0)} MiB  steps: ${r.value.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}`).join(', ')}`);
-          return { seconds: r.seconds, rss };
+          rows.push(`${label.padEnd(7)} ${name.padEnd(18)} ${r.seconds.toFixed(1).padStart(7)} s  ratio ${(r.seconds / plain.seconds).toFixed(2)}  cpu ${r.cpuSeconds.toFixed(1)} s  peak RSS ${rss.toFixed(0)} MiB  stored ${(r.value.storedBytes / 1048576).toFixed(0)} MiB  steps: ${r.value.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}`).join(', ')}`);
+          return { seconds: r.seconds, rss, cpuSeconds: r.cpuSeconds };
         } finally {
           await w.proc.stop();
         }
       };
-      rows.push(`${label.padEnd(7)} ${'plain script'.padEnd(18)} ${plain.seconds.toFixed(1).padStart(7)} s  (etcdctl snapshot save + aws s3 cp)`);
+      rows.push(`${label.padEnd(7)} ${'plain script'.padEnd(18)} ${plain.seconds.toFixed(1).padStart(7)} s              cpu ${plain.cpuSeconds.toFixed(1)} s  (etcdctl snapshot save + aws s3 cp)`);
       const off = await variant('engine', { allowUnencrypted: true, compression: 'none' });
       const on = await variant('engine+encrypt', { encryptionKey: 'bench', compression: 'none' });
       const gz = await variant('engine+gzip+encrypt', { encryptionKey: 'bench', compression: 'gzip' });
@@ -58,7 +58,18 @@ async function main(): Promise<void> {
       const direct = { etcd: { ...cluster.config.etcd, direct: { endpoints: [`https://${cluster.controlPlane.ip}:2379`], caFile: etcdCerts.ca, certFile: etcdCerts.cert, keyFile: etcdCerts.key, etcdctl: join(cluster.binaries.etcd['3.6'], 'etcdctl'), etcdutl: join(cluster.binaries.etcd['3.6'], 'etcdutl'), workDir: join(env.dir, 'direct-work') } } };
       const dOff = await variant('direct', { allowUnencrypted: true, compression: 'none' }, direct);
       const dOn = await variant('direct+encrypt', { encryptionKey: 'bench', compression: 'none' }, direct);
-      figures[label] = { plain: plain.seconds, engine: off.seconds, encrypted: on.seconds, gzipEncrypted: gz.seconds, rss: off.rss, rssEncrypted: on.rss, direct: dOff.seconds, directEncrypted: dOn.seconds, rssDirect: Math.max(dOff.rss, dOn.rss) };
+      figures[label] = {
+        plain: plain.seconds,
+        engine: off.seconds,
+        encrypted: on.seconds,
+        gzipEncrypted: gz.seconds,
+        rss: off.rss,
+        rssEncrypted: on.rss,
+        direct: dOff.seconds,
+        directEncrypted: dOn.seconds,
+        rssDirect: Math.max(dOff.rss, dOn.rss),
+        cpu: { plain: plain.cpuSeconds, engine: off.cpuSeconds, encrypted: on.cpuSeconds, direct: dOff.cpuSeconds, directEncrypted: dOn.cpuSeconds },
+      };
     }
   } finally {
     await cluster.destroy();
@@ -70,6 +81,10 @@ async function main(): Promise<void> {
   const big = figures['1GiB']!;
   const small = figures['100MiB']!;
   const peak = Math.max(big.rss, big.rssEncrypted, small.rss, small.rssEncrypted, big.rssDirect, small.rssDirect);
+  // What the machine's cores did: with node, worker, etcd and MinIO on one 2-core machine, SSH mode's extra work
+  // (encrypting on the node, decrypting on the worker) shows up here as well as in the wall time.
+  const cores = (await import('node:os')).cpus().length;
+  console.log(`backup (cpu seconds, ${cores} cores shared): ${Object.entries(big.cpu).map(([k, v]) => `${k}=${v.toFixed(1)}`).join(' ')} cpu_ratio=${(big.cpu.engine! / big.cpu.plain!).toFixed(2)} cpu_ratio_direct=${(big.cpu.direct! / big.cpu.plain!).toFixed(2)}`);
   // Direct mode on its own line, so the summary line below keeps its format (its ratios are the default SSH mode).
   console.log(`backup (direct mode): wall_ratio=${(big.direct / big.plain).toFixed(2)} wall_ratio_encrypted=${(big.directEncrypted / big.plain).toFixed(2)}`);
   console.log(

@@ -1,6 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
 import { execFile } from 'node:child_process';
-import { readFile, writeFile, mkdtemp } from 'node:fs/promises';
+import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -42,6 +42,9 @@ export async function benchEnv(): Promise<BenchEnv> {
       await connection.close();
       await minio.stop();
       await temporal.stop();
+      // The bucket holds several GiB after a run: keep it only when asked to.
+      if (process.env.LIFEBOAT_KEEP_TMP) console.error(`[bench] kept ${dir}`);
+      else await rm(dir, { recursive: true, force: true });
     },
   };
 }
@@ -86,10 +89,23 @@ export async function startWorkerProcess(env: BenchEnv, cluster: SandboxCluster,
   };
 }
 
-export async function timed<T>(body: () => Promise<T>): Promise<{ seconds: number; value: T }> {
+/** CPU time the whole machine spent busy (user, nice, system, irq, softirq) since boot, in seconds. */
+async function machineBusySeconds(): Promise<number> {
+  const fields = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return (fields[0]! + fields[1]! + fields[2]! + fields[5]! + fields[6]!) / 100; // USER_HZ is 100 on Linux
+}
+
+/**
+ * Wall time of `body`, and the CPU seconds the whole machine was busy meanwhile: the node, the worker, etcd and
+ * MinIO share this machine's cores, so when the busy time nears cores × wall, the run is CPU-bound and the ratio
+ * says how much work each side does rather than how long it waits.
+ */
+export async function timed<T>(body: () => Promise<T>): Promise<{ seconds: number; cpuSeconds: number; value: T }> {
+  const busy = await machineBusySeconds();
   const start = process.hrtime.bigint();
   const value = await body();
-  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, value };
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  return { seconds, cpuSeconds: (await machineBusySeconds()) - busy, value };
 }
 
 export function awsCli(env: BenchEnv, args: string[]): Promise<{ stdout: string }> {

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
-import { PassThrough, type Readable } from 'node:stream';
+import { createReadStream } from 'node:fs';
+import { once } from 'node:events';
+import type { Readable } from 'node:stream';
 import type { ClusterConfig } from '../../src/config/schema';
 import { command } from '../../src/ssh/quote';
 import { RemoteCommandError, runOnNode, type RemoteResult } from '../../src/ssh/run';
@@ -27,8 +29,8 @@ export interface SnapshotHost {
   etcdctl(...args: string[]): string[];
   readonly etcdutl: string;
   run(argv: readonly string[], allowFailure?: boolean): Promise<RemoteResult>;
-  /** A long-running command's stdout, with its exit awaited by `done`. */
-  stream(argv: readonly string[]): Promise<{ stdout: Readable; done: Promise<unknown>; close(): void }>;
+  /** A file's bytes as a stream, with the end of the read awaited by `done`. */
+  readFile(path: string): Promise<{ stdout: Readable; done: Promise<unknown>; close(): void }>;
 }
 
 export function snapshotSourceOf(cluster: ClusterConfig): SnapshotSource {
@@ -58,19 +60,13 @@ function runLocally(argv: readonly string[], allowFailure: boolean): Promise<Rem
   });
 }
 
-function streamLocally(argv: readonly string[]): { stdout: Readable; done: Promise<unknown>; close(): void } {
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => {
-    if (stderr.length < 64 * 1024) stderr += d.toString('utf8');
-  });
-  const stdout = child.stdout.pipe(new PassThrough({ highWaterMark: 1024 * 1024 }));
-  const done = new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(undefined) : reject(new RemoteCommandError('worker', command(argv), { stdout: '', stderr, code }))));
-  });
+/** Reads in 1 MiB blocks straight from the file: no child process, no pipe, a sixteenth of the chunks a pipe hands over. */
+async function readLocalFile(path: string): Promise<{ stdout: Readable; done: Promise<unknown>; close(): void }> {
+  const stdout = createReadStream(path, { highWaterMark: 1024 * 1024 });
+  await once(stdout, 'open'); // a missing file fails here, as `cat` on the node would
+  const done = once(stdout, 'close');
   done.catch(() => undefined);
-  return { stdout, done, close: () => child.kill('SIGTERM') };
+  return { stdout, done, close: () => stdout.destroy() };
 }
 
 /**
@@ -90,7 +86,7 @@ export async function withSnapshotHost<T>(deps: ActivityDeps, clusterName: strin
       etcdctl: (...args) => etcdctlWith({ ...d, endpoints: d.endpoints.join(',') }, ...args),
       etcdutl: d.etcdutl,
       run: (argv, allowFailure = false) => runLocally(argv, allowFailure),
-      stream: async (argv) => streamLocally(argv),
+      readFile: (path) => readLocalFile(path),
     });
   }
   return withNode(deps, clusterName, nodeName, ({ cluster, node, ssh }) =>
@@ -102,7 +98,7 @@ export async function withSnapshotHost<T>(deps: ActivityDeps, clusterName: strin
       etcdctl: (...args) => etcdctl(cluster, ...args),
       etcdutl: cluster.etcd.etcdutl,
       run: (argv, allowFailure = false) => runOnNode(ssh, node.name, argv, { allowFailure }),
-      stream: (argv) => streamOnNode(ssh, node.name, argv),
+      readFile: (path) => streamOnNode(ssh, node.name, ['cat', '--', path]),
     }),
   );
 }

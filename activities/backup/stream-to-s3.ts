@@ -47,9 +47,11 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
   const transforms: Transform[] = [...compressor(o.compression), ...(o.encryption ? [createEncryptStream(o.encryption.key, o.encryption.keyId)] : [])];
   const plain = transforms.length > 0 ? new HashMeter(o.onProgress) : undefined;
   let uploaded: UploadedStream | undefined;
+  let uploadFailure: unknown;
+  let uploading: Promise<unknown> | undefined;
   let progressed = 0;
-  const sink = async (stored: AsyncIterable<Buffer>) => {
-    uploaded = await uploadStream({
+  const sink = (stored: AsyncIterable<Buffer>) =>
+    (uploading = uploadStream({
       s3: o.s3,
       bucket: o.bucket,
       key: o.key,
@@ -59,10 +61,26 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
       contentType: 'application/octet-stream',
       objectLock: o.objectLock,
       signal: o.signal,
-    });
-  };
+    }).then(
+      (u) => {
+        uploaded = u;
+      },
+      (err: unknown) => {
+        uploadFailure = err;
+        throw err;
+      },
+    ));
   const stages: unknown[] = [o.source, ...(plain ? [plain] : []), ...transforms, sink];
-  await (pipeline as (...streams: unknown[]) => Promise<void>)(...stages, { signal: o.signal });
+  try {
+    await (pipeline as (...streams: unknown[]) => Promise<void>)(...stages, { signal: o.signal });
+  } catch (err) {
+    // When the store refuses a part, the uploader stops reading, which tears the transforms down, and pipeline
+    // reports that teardown (an AbortError) while the uploader is still aborting its multipart upload. Wait for the
+    // uploader to finish cleaning up, and report the store's own error (no space, access denied, ...): it is the one
+    // that says what to fix.
+    await uploading?.catch(() => undefined);
+    throw uploadFailure ?? err;
+  }
   const u = uploaded!;
   return {
     key: o.key,

@@ -77,7 +77,7 @@ export function uploadSnapshot(deps: ActivityDeps) {
   return (input: UploadSnapshotInput): Promise<StreamedObject> =>
     classified(() =>
       withSnapshotHost(deps, input.cluster, input.node, input.source ?? 'node', async (host) => {
-        const stored = await streamCommand(deps, host.cluster, await host.stream(['cat', '--', input.path]), input);
+        const stored = await streamCommand(deps, host.cluster, await host.readFile(input.path), input);
         if (input.sizeBytes !== undefined && stored.plainSize !== input.sizeBytes) {
           throw ApplicationFailure.retryable(`cluster "${input.cluster}", step upload: ${stored.plainSize} bytes of the snapshot arrived from ${host.label}, the file has ${input.sizeBytes}`, 'TransferCorrupted');
         }
