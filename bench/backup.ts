@@ -5,7 +5,7 @@ import { createSandboxCluster } from '../src/sandbox/cluster';
 import { fillEtcd } from '../src/sandbox/fill';
 import { etcdctlArgs } from '../src/sandbox/control-plane';
 import type { BackupClusterResult } from '../workflows/backup-cluster';
-import { awsCli, benchEnv, startWorkerProcess, timed } from './env';
+import { awsCli, benchEnv, formatCpu, startWorkerProcess, timed } from './env';
 
 /**
  * Backup benchmark: in one run, against the same etcd, (a) the plain script users run today — `etcdctl snapshot save`
@@ -44,13 +44,15 @@ async function main(): Promise<void> {
         try {
           const r = await timed(() => env.client.workflow.execute('backupCluster', { taskQueue: tq, workflowId: `bench-${tq}`, args: [{ cluster: 'bench' }] }) as Promise<BackupClusterResult>);
           const rss = await w.peakRssMiB();
-          rows.push(`${label.padEnd(7)} ${name.padEnd(18)} ${r.seconds.toFixed(1).padStart(7)} s  ratio ${(r.seconds / plain.seconds).toFixed(2)}  cpu ${r.cpuSeconds.toFixed(1)} s  peak RSS ${rss.toFixed(0)} MiB  stored ${(r.value.storedBytes / 1048576).toFixed(0)} MiB  steps: ${r.value.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}`).join(', ')}`);
+          rows.push(`${label.padEnd(7)} ${name.padEnd(18)} ${r.seconds.toFixed(1).padStart(7)} s  ratio ${(r.seconds / plain.seconds).toFixed(2)}  peak RSS ${rss.toFixed(0)} MiB  stored ${(r.value.storedBytes / 1048576).toFixed(0)} MiB  steps: ${r.value.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}`).join(', ')}`);
+          rows.push(`${''.padEnd(27)} ${formatCpu(r)}`);
           return { seconds: r.seconds, rss, cpuSeconds: r.cpuSeconds };
         } finally {
           await w.proc.stop();
         }
       };
-      rows.push(`${label.padEnd(7)} ${'plain script'.padEnd(18)} ${plain.seconds.toFixed(1).padStart(7)} s              cpu ${plain.cpuSeconds.toFixed(1)} s  (etcdctl snapshot save + aws s3 cp)`);
+      rows.push(`${label.padEnd(7)} ${'plain script'.padEnd(18)} ${plain.seconds.toFixed(1).padStart(7)} s  (etcdctl snapshot save + aws s3 cp)`);
+      rows.push(`${''.padEnd(27)} ${formatCpu(plain)}`);
       const off = await variant('engine', { allowUnencrypted: true, compression: 'none' });
       const on = await variant('engine+encrypt', { encryptionKey: 'bench', compression: 'none' });
       const gz = await variant('engine+gzip+encrypt', { encryptionKey: 'bench', compression: 'gzip' });

@@ -1,6 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
 import { execFile } from 'node:child_process';
-import { readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { readdir, readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -95,17 +95,40 @@ async function machineBusySeconds(): Promise<number> {
   return (fields[0]! + fields[1]! + fields[2]! + fields[5]! + fields[6]!) / 100; // USER_HZ is 100 on Linux
 }
 
+/** CPU seconds (user + system, its own and its reaped children's) of every process now running, by pid, with its command name. */
+async function processCpu(): Promise<Map<string, { name: string; seconds: number }>> {
+  const byPid = new Map<string, { name: string; seconds: number }>();
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+    if (!stat) continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    byPid.set(pid, { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), seconds: (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100 });
+  }
+  return byPid;
+}
+
 /**
- * Wall time of `body`, and the CPU seconds the whole machine was busy meanwhile: the node, the worker, etcd and
- * MinIO share this machine's cores, so when the busy time nears cores × wall, the run is CPU-bound and the ratio
- * says how much work each side does rather than how long it waits.
+ * Wall time of `body`, the CPU seconds the whole machine was busy meanwhile, and which programs spent them: the
+ * node, the worker, etcd and MinIO share this machine's cores, so when the busy time nears cores × wall, the run is
+ * CPU-bound and the ratio says how much work each side does rather than how long it waits. A command that exited
+ * meanwhile (etcdctl, the AWS CLI, an SSH session) counts under the process that waited for it.
  */
-export async function timed<T>(body: () => Promise<T>): Promise<{ seconds: number; cpuSeconds: number; value: T }> {
+export async function timed<T>(body: () => Promise<T>): Promise<{ seconds: number; cpuSeconds: number; cpuByProgram: [string, number][]; value: T }> {
   const busy = await machineBusySeconds();
+  const before = await processCpu();
   const start = process.hrtime.bigint();
   const value = await body();
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  return { seconds, cpuSeconds: (await machineBusySeconds()) - busy, value };
+  const cpuSeconds = (await machineBusySeconds()) - busy;
+  const byProgram = new Map<string, number>();
+  for (const [pid, now] of await processCpu()) byProgram.set(now.name, (byProgram.get(now.name) ?? 0) + now.seconds - (before.get(pid)?.seconds ?? 0));
+  const cpuByProgram = [...byProgram].filter(([, s]) => s >= 0.1).sort((a, b) => b[1] - a[1]);
+  return { seconds, cpuSeconds, cpuByProgram, value };
+}
+
+export function formatCpu(t: { cpuSeconds: number; cpuByProgram: [string, number][] }): string {
+  return `cpu ${t.cpuSeconds.toFixed(1)} s (${t.cpuByProgram.slice(0, 5).map(([name, s]) => `${name} ${s.toFixed(1)}`).join(', ')})`;
 }
 
 export function awsCli(env: BenchEnv, args: string[]): Promise<{ stdout: string }> {

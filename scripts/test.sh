@@ -6,12 +6,12 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 bash scripts/servers.sh || { echo "server build failed"; echo "0 passed, 1 failed"; exit 1; }
 # Everything the tests write to a temp dir (MinIO data, node folders, keys) goes under one folder for this run,
-# removed at the end (LIFEBOAT_KEEP_TMP=1 keeps it for a look), so repeated runs do not fill the disk.
+# removed at the end (LIFEBOAT_KEEP_TMP=1 or LIFEBOAT_KEEP_SANDBOX=1 keeps it for a look), so repeated runs do not fill the disk.
 run_tmp="$(mktemp -d -t lifeboat-run-XXXXXX)"
 export TMPDIR="$run_tmp"
 results="$run_tmp/jest-results.json"
 npx jest --runInBand --json --outputFile="$results" "$@"
 status=$?
 node scripts/summary.js "$results" || status=1
-if [[ -n "${LIFEBOAT_KEEP_TMP:-}" ]]; then echo "[test] kept $run_tmp" >&2; else rm -rf "$run_tmp" 2>/dev/null || true; fi
+if [[ -n "${LIFEBOAT_KEEP_TMP:-}${LIFEBOAT_KEEP_SANDBOX:-}" ]]; then echo "[test] kept $run_tmp" >&2; else rm -rf "$run_tmp" 2>/dev/null || true; fi
 exit $status
