@@ -18,6 +18,13 @@ import { findCluster } from '../../src/config/load';
  */
 export type SnapshotSource = 'node' | 'worker';
 
+/** A command's or a file's bytes as a stream, with the end awaited by `done` and `close` to stop early. */
+export interface ByteStream {
+  stdout: Readable;
+  done: Promise<unknown>;
+  close(): void;
+}
+
 export interface SnapshotHost {
   readonly source: SnapshotSource;
   /** For messages: `node "cp1"` or `the worker`. */
@@ -29,8 +36,8 @@ export interface SnapshotHost {
   etcdctl(...args: string[]): string[];
   readonly etcdutl: string;
   run(argv: readonly string[], allowFailure?: boolean): Promise<RemoteResult>;
-  /** A file's bytes as a stream, with the end of the read awaited by `done`. */
-  readFile(path: string): Promise<{ stdout: Readable; done: Promise<unknown>; close(): void }>;
+  /** A file's bytes as a stream. */
+  readFile(path: string): Promise<ByteStream>;
 }
 
 export function snapshotSourceOf(cluster: ClusterConfig): SnapshotSource {
@@ -61,7 +68,7 @@ function runLocally(argv: readonly string[], allowFailure: boolean): Promise<Rem
 }
 
 /** Reads in 1 MiB blocks straight from the file: no child process, no pipe, a sixteenth of the chunks a pipe hands over. */
-async function readLocalFile(path: string): Promise<{ stdout: Readable; done: Promise<unknown>; close(): void }> {
+async function readLocalFile(path: string): Promise<ByteStream> {
   const stdout = createReadStream(path, { highWaterMark: 1024 * 1024 });
   await once(stdout, 'open'); // a missing file fails here, as `cat` on the node would
   const done = once(stdout, 'close');

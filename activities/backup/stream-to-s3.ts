@@ -46,10 +46,8 @@ function compressor(c: Compression): Transform[] {
 export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> {
   const transforms: Transform[] = [...compressor(o.compression), ...(o.encryption ? [createEncryptStream(o.encryption.key, o.encryption.keyId)] : [])];
   const plain = transforms.length > 0 ? new HashMeter(o.onProgress) : undefined;
-  let uploaded: UploadedStream | undefined;
-  let uploadFailure: unknown;
-  let uploading: Promise<unknown> | undefined;
   let progressed = 0;
+  let uploading: Promise<UploadedStream> | undefined;
   const sink = (stored: AsyncIterable<Buffer>) =>
     (uploading = uploadStream({
       s3: o.s3,
@@ -61,15 +59,7 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
       contentType: 'application/octet-stream',
       objectLock: o.objectLock,
       signal: o.signal,
-    }).then(
-      (u) => {
-        uploaded = u;
-      },
-      (err: unknown) => {
-        uploadFailure = err;
-        throw err;
-      },
-    ));
+    }));
   const stages: unknown[] = [o.source, ...(plain ? [plain] : []), ...transforms, sink];
   try {
     await (pipeline as (...streams: unknown[]) => Promise<void>)(...stages, { signal: o.signal });
@@ -78,10 +68,9 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
     // reports that teardown (an AbortError) while the uploader is still aborting its multipart upload. Wait for the
     // uploader to finish cleaning up, and report the store's own error (no space, access denied, ...): it is the one
     // that says what to fix.
-    await uploading?.catch(() => undefined);
-    throw uploadFailure ?? err;
+    throw (await uploading?.then(() => undefined, (uploadFailure: unknown) => uploadFailure)) ?? err;
   }
-  const u = uploaded!;
+  const u = await uploading!;
   return {
     key: o.key,
     plainSize: plain ? plain.bytes : u.bytes,

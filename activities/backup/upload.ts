@@ -1,7 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { posix } from 'node:path';
-import type { Readable } from 'node:stream';
 import { loadEncryptionKey } from '../../src/backup/keyring';
 import type { Compression } from '../../src/backup/object-keys';
 import type { ClusterConfig } from '../../src/config/schema';
@@ -13,7 +12,7 @@ import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
 import { cancellationSignal, throttledHeartbeat } from '../heartbeat';
 import { withNode } from '../node-session';
-import { withSnapshotHost, type SnapshotSource } from './snapshot-host';
+import { withSnapshotHost, type ByteStream, type SnapshotSource } from './snapshot-host';
 import { streamToS3, type StreamedObject } from './stream-to-s3';
 
 interface UploadCommon {
@@ -35,7 +34,7 @@ export interface UploadSnapshotInput extends UploadCommon {
 /** The kubeconfigs kubeadm writes next to the manifests; those present are archived. */
 export const KUBECONFIGS = ['admin.conf', 'super-admin.conf', 'controller-manager.conf', 'scheduler.conf', 'kubelet.conf'];
 
-async function streamCommand(deps: ActivityDeps, cluster: ClusterConfig, remote: { stdout: Readable; done: Promise<unknown>; close(): void }, input: UploadCommon): Promise<StreamedObject> {
+async function streamCommand(deps: ActivityDeps, cluster: ClusterConfig, remote: ByteStream, input: UploadCommon): Promise<StreamedObject> {
   const signal = cancellationSignal();
   const onAbort = () => remote.close();
   signal?.addEventListener('abort', onAbort, { once: true });
