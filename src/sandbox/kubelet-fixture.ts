@@ -102,6 +102,9 @@ function startPod(file: string, text: string, hash: string): void {
   let manifest: PodManifest;
   try {
     manifest = parse(text) as PodManifest;
+    // An empty file (caught mid-write) parses as null: no pod yet, as with a real kubelet. The finished write
+    // changes the hash, and the next sync starts the pod.
+    if (manifest === null || typeof manifest !== 'object') throw new Error('not a pod manifest (empty, or still being written)');
   } catch (err) {
     console.error(`kubelet-fixture: ${file}: not valid YAML: ${(err as Error).message}`);
     pods.set(file, { file, hash, name: file, containers: [], stopping: false });
