@@ -171,12 +171,38 @@ export const backupSchema = z
   })
   .strict();
 
+export const confirmSchema = z
+  .object({
+    /** How long an alert-triggered response keeps re-probing before it believes the alert. */
+    window: duration.default('2m'),
+    /** Probes spread over the window; every one must fail for the response to go on. */
+    probes: z.number().int().min(1).max(60).default(4),
+  })
+  .strict();
+
 export const recoverySchema = z
   .object({
     approval: z.enum(['required', 'auto']).default('required'),
     approvalTimeout: duration.default('1h'),
     /** Remove Node objects and leases of control-plane nodes that no longer exist after a restore. */
     removeStaleNodes: z.boolean().default(false),
+    /**
+     * What an alert may do for this cluster once confirmed and diagnosed: notify (report only), plan (a dry-run
+     * recovery), approve (a recovery that waits for a human), auto (a recovery without waiting).
+     */
+    onAlert: z.enum(['notify', 'plan', 'approve', 'auto']).default('approve'),
+    confirm: confirmSchema.default(confirmSchema.parse({})),
+    /** A spare node (by name, from nodes) that takes over when the control-plane node is gone. */
+    standbyNode: name.optional(),
+  })
+  .strict();
+
+export const healthSchema = z
+  .object({
+    /** How often the health-<cluster> schedule probes the control plane. */
+    interval: duration.default('1m'),
+    /** Each probe's own timeout: one slow component or node never holds up the others. */
+    timeout: duration.default('5s'),
   })
   .strict();
 
@@ -191,6 +217,7 @@ export const clusterSchema = z
     storage: storageSchema,
     backup: backupSchema.default(backupSchema.parse({})),
     recovery: recoverySchema.default(recoverySchema.parse({})),
+    health: healthSchema.default(healthSchema.parse({})),
   })
   .strict();
 
@@ -211,9 +238,41 @@ export const temporalSchema = z
   })
   .strict();
 
+/** Alert names that start a response when no `alerts.triggers` is configured: the shipped rules and kube-prometheus's. */
+export const DEFAULT_ALERT_TRIGGERS = [
+  'LifeboatControlPlaneComponentDown',
+  'LifeboatEtcdNoLeader',
+  'LifeboatNodeUnreachable',
+  'KubeAPIDown',
+  'KubeAPITerminatedRequests',
+  'etcdNoLeader',
+  'etcdInsufficientMembers',
+  'etcdMembersDown',
+  'KubeSchedulerDown',
+  'KubeControllerManagerDown',
+];
+
+export const alertsSchema = z
+  .object({
+    /** Bearer token Alertmanager sends (http_config.authorization.credentials); required to accept alerts. */
+    token: secretRef.optional(),
+    /** The alert label that names the cluster. */
+    clusterLabel: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a Prometheus label name').default('cluster'),
+    /** Alert names that start (or join) a response; others are acknowledged and ignored. */
+    triggers: z.array(z.string().regex(/^[A-Za-z_:][A-Za-z0-9_:]*$/, 'expected an alert name')).min(1).default(DEFAULT_ALERT_TRIGGERS),
+    /** Largest webhook body accepted. */
+    maxBodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
+    /** Optional TLS for the receiver (files on the worker). */
+    tls: z.object({ certFile: absolutePath, keyFile: absolutePath }).strict().optional(),
+    /** Outbound notifications (Slack-compatible JSON: {"text": ...}); the URL is a secret reference. */
+    notify: z.object({ url: secretRef }).strict().optional(),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     temporal: temporalSchema.default(temporalSchema.parse({})),
+    alerts: alertsSchema.default(alertsSchema.parse({})),
     /** Key ring: key id -> where the 32-byte key lives. Old ids stay so old backups can still be decrypted. */
     encryptionKeys: z.record(name, secretRef).default({}),
     clusters: z.array(clusterSchema).default([]),
@@ -243,6 +302,10 @@ export const configSchema = z
           ctx.addIssue({ code: 'custom', path: ['clusters', i, 'storage', 'lifecycle', 'transitionAfterDays'], message: 'must be less than expireAfterDays' });
         }
       }
+      const standby = c.recovery.standbyNode;
+      if (standby !== undefined && !nodeNames.has(standby)) {
+        ctx.addIssue({ code: 'custom', path: ['clusters', i, 'recovery', 'standbyNode'], message: `unknown node "${standby}": name one of this cluster's nodes (${[...nodeNames].join(', ')})` });
+      }
       const key = c.backup.encryptionKey;
       if (key !== undefined && !(key in cfg.encryptionKeys)) {
         ctx.addIssue({
@@ -259,3 +322,4 @@ export type ClusterConfig = z.infer<typeof clusterSchema>;
 export type NodeConfig = z.infer<typeof nodeSchema>;
 export type StorageConfig = z.infer<typeof storageSchema>;
 export type SecretRef = z.infer<typeof secretRef>;
+export type AlertsConfig = z.infer<typeof alertsSchema>;
