@@ -22,6 +22,7 @@ const ALERTS = [
   'LifeboatControlPlaneComponentDown',
   'LifeboatNodeUnreachable',
   'LifeboatEtcdNoLeader',
+  'LifeboatEtcdDataLost',
   'LifeboatEtcdDatabaseQuotaLow',
   'LifeboatEtcdDiskLow',
   'LifeboatBackupTooOld',
