@@ -12,7 +12,11 @@ import { restoreEtcdData, startControlPlane, stopControlPlane } from './recovery
 import { fetchSnapshot, restoreControlPlaneFiles } from './recovery/fetch';
 import { planRecovery } from './recovery/plan-recovery';
 import { rollbackRecovery } from './recovery/rollback';
+import { checkHealth } from './health/check-health';
 import { verifyApi } from './recovery/verify-api';
+import { diagnoseCluster } from './response/diagnose';
+import { notify } from './response/notify';
+import { responsePolicy } from './response/policy';
 
 /** Every activity the worker registers, bound to its dependencies. Workflows import only the type. */
 export function createActivities(deps: ActivityDeps) {
@@ -39,6 +43,10 @@ export function createActivities(deps: ActivityDeps) {
     startControlPlane: startControlPlane(deps),
     verifyApi: verifyApi(deps),
     rollbackRecovery: rollbackRecovery(deps),
+    checkHealth: checkHealth(deps),
+    responsePolicy: responsePolicy(deps),
+    diagnoseCluster: diagnoseCluster(deps),
+    notify: notify(deps),
   };
 }
 
@@ -46,3 +54,4 @@ export type Activities = ReturnType<typeof createActivities>;
 export type { ActivityDeps };
 export type { NodeProbe, ProbeNodeInput } from './probe-node';
 export type { ClusterSummary } from './resolve-cluster';
+export type { CheckHealthInput } from './health/check-health';

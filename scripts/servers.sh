@@ -29,6 +29,8 @@ print_env() {
   echo "LIFEBOAT_ETCD35_DIR=$etcd35_dir"
   echo "LIFEBOAT_ETCD34_DIR=/usr/bin"
   echo "LIFEBOAT_KUBE_APISERVER_BIN=$kube_dir/kube-apiserver"
+  echo "LIFEBOAT_KUBE_SCHEDULER_BIN=$kube_dir/kube-scheduler"
+  echo "LIFEBOAT_KUBE_CONTROLLER_MANAGER_BIN=$kube_dir/kube-controller-manager"
 }
 if [[ "${1:-}" == "--print" ]]; then print_env; exit 0; fi
 
@@ -46,7 +48,7 @@ timed() { # name, command...
   log "built $name in $((SECONDS - start))s"
 }
 
-apt_packages=(etcd-server etcd-client openssh-server iproute2 docker-compose openssl zstd)
+apt_packages=(etcd-server etcd-client openssh-server iproute2 docker-compose openssl zstd prometheus prometheus-alertmanager)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ! want apt; then :; elif ((${#missing[@]})); then
@@ -104,11 +106,14 @@ for pair in "$ETCD36_VERSION:$etcd36_dir" "$ETCD35_VERSION:$etcd35_dir"; do
   fi
 done
 
-# kube-apiserver from the k8s.io/kubernetes module: its go.mod requires the staging modules (k8s.io/api, ...) at
-# v0.0.0 and maps them to ./staging with replace directives, which a dependent module ignores. Our go.mod maps each
-# one to its published v0.<minor>.<patch>, read from the kubernetes go.mod itself so the list never goes stale.
-build_kube() {
-  local v="$1" dest="$2" tmp staging_version gomod
+# kube-apiserver, kube-scheduler and kube-controller-manager from the k8s.io/kubernetes module: its go.mod requires
+# the staging modules (k8s.io/api, ...) at v0.0.0 and maps them to ./staging with replace directives, which a
+# dependent module ignores. Our go.mod maps each one to its published v0.<minor>.<patch>, read from the kubernetes
+# go.mod itself so the list never goes stale. Only the binaries missing from the kube dir are built (and added).
+kube_binaries=(kube-apiserver kube-scheduler kube-controller-manager)
+build_kube() { # version, dest dir, binaries...
+  local v="$1" dest="$2" tmp staging_version gomod b
+  shift 2
   staging_version="v0.${v#v1.}"
   tmp="$(mktemp -d "$CACHE/.build.XXXXXX")"
   (
@@ -119,15 +124,18 @@ build_kube() {
       echo "require k8s.io/kubernetes $v"
       grep -E '^[[:space:]]*k8s\.io/[a-z0-9-]+ v0\.0\.0([[:space:]]|$)' "$gomod" | awk -v sv="$staging_version" '{print "replace " $1 " => " $1 " " sv}' | sort -u
     } >> go.mod
-    GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/kube-apiserver@$v" >/dev/null 2>&1 || true
+    for b in "$@"; do GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/$b@$v" >/dev/null 2>&1 || true; done
     mkdir -p out
-    GOFLAGS="-mod=mod -buildvcs=false" go build -o out/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+    for b in "$@"; do GOFLAGS="-mod=mod -buildvcs=false" go build -o "out/$b" "k8s.io/kubernetes/cmd/$b"; done
   )
-  rm -rf "$dest.part" && mv "$tmp/out" "$dest.part" && mv "$dest.part" "$dest"
+  mkdir -p "$dest"
+  for b in "$@"; do mv "$tmp/out/$b" "$dest/$b.part" && mv "$dest/$b.part" "$dest/$b"; done
   rm -rf "$tmp"
 }
-if ! want kube; then :; elif [[ -x "$kube_dir/kube-apiserver" ]]; then log "kube-apiserver $KUBE_VERSION cached"; else
-  timed "kube-apiserver $KUBE_VERSION" build_kube "$KUBE_VERSION" "$kube_dir"
+missing_kube=()
+for b in "${kube_binaries[@]}"; do [[ -x "$kube_dir/$b" ]] || missing_kube+=("$b"); done
+if ! want kube; then :; elif ((${#missing_kube[@]} == 0)); then log "${kube_binaries[*]} $KUBE_VERSION cached"; else
+  timed "${missing_kube[*]} $KUBE_VERSION" build_kube "$KUBE_VERSION" "$kube_dir" "${missing_kube[@]}"
 fi
 
 if ((${#timings[@]})); then log "cold build times: ${timings[*]}"; else log "everything was cached"; fi

@@ -1,7 +1,9 @@
 import { Runtime } from '@temporalio/worker';
 import { loadConfig } from './config/load';
 import { createLogger, temporalLoggerFrom } from './logging';
+import { startMetricsServer } from './metrics/server';
 import { createWorker } from './temporal/worker';
+import { startAlertReceiver } from './alerts/receiver';
 import { temporalTarget } from './temporal/connection';
 
 /**
@@ -11,15 +13,18 @@ import { temporalTarget } from './temporal/connection';
 export async function runWorker(configPath?: string): Promise<void> {
   const logger = createLogger('lifeboat-worker');
   const config = await loadConfig(configPath);
-  // Prometheus metrics (SDK and engine: lifeboat_backups_failed{cluster,step}, ...) when LIFEBOAT_METRICS_ADDRESS is set.
-  const metrics = process.env.LIFEBOAT_METRICS_ADDRESS;
+  // One Prometheus endpoint at LIFEBOAT_METRICS_ADDRESS: the engine's gauges, then the runtime's (SDK, lifeboat_backups_failed).
+  const metricsServer = await startMetricsServer(process.env.LIFEBOAT_METRICS_ADDRESS, logger);
   Runtime.install({
     logger: temporalLoggerFrom(logger),
     shutdownSignals: ['SIGINT', 'SIGTERM'],
-    ...(metrics ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metrics } } } } : {}),
+    ...metricsServer?.runtimeOptions,
   });
   const target = await temporalTarget(config);
-  const { worker, close, taskQueue } = await createWorker({ config, logger });
+  const { worker, close, taskQueue, client } = await createWorker({ config, logger });
+  // Alertmanager's webhook (LIFEBOAT_ALERTS_ADDRESS=host:port): alerts start or join each cluster's response workflow.
+  const alertsAddress = process.env.LIFEBOAT_ALERTS_ADDRESS;
+  const receiver = alertsAddress ? await startAlertReceiver({ config, client, taskQueue, logger, address: alertsAddress }) : undefined;
   logger.info(
     { address: target.address, namespace: target.namespace, taskQueue, clusters: config.clusters.map((c) => c.name) },
     'worker started',
@@ -27,7 +32,9 @@ export async function runWorker(configPath?: string): Promise<void> {
   try {
     await worker.run();
   } finally {
+    await receiver?.close();
     await close();
+    await metricsServer?.close();
     logger.info('worker stopped');
   }
 }

@@ -1,4 +1,6 @@
 // Workflow code only: deterministic, bundled by the worker. Import activities and clients as types.
 export { checkCluster } from './check-cluster';
+export { checkClusterHealth } from './check-cluster-health';
 export { backupCluster } from './backup-cluster';
 export { recoverCluster, approveSignal, rejectSignal, progressQuery } from './recover-cluster';
+export { respondToAlert, alertSignal, responseQuery } from './respond-to-alert';

@@ -11,7 +11,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
+import type { Activities, ClusterSummary } from '../activities';
 import type { RecoveryPlan, RecoveryStepStatus } from '../src/recovery/plan';
 import { normalizeRecoveryInput, recoveryInputProblems, type RecoverClusterInput } from './recovery-input';
 import { runKeyOf } from './run-key';
@@ -97,8 +97,9 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
   const skip = (...names: string[]) => names.forEach((n) => (stepOf(n).status = 'skipped'));
 
   const planInput = { cluster: input.cluster, snapshot: input.snapshot, target: input.target, targetHostKey: input.targetHostKey, mode: input.mode, runKey };
+  let policy: ClusterSummary['recovery'];
   let plan = await step('plan', async () => {
-    await quick.resolveCluster({ cluster: input.cluster });
+    policy = (await quick.resolveCluster({ cluster: input.cluster })).recovery;
     return quick.planRecovery(planInput);
   }, (p) => `backup ${p.snapshot.key} (revision ${p.snapshot.revision}) onto node ${p.node}${p.skipped.length ? `; passed over: ${p.skipped.map((s) => `${s.manifestKey} (${s.reason})`).join(', ')}` : ''}`,
   );
@@ -119,12 +120,15 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
     return result('planned');
   }
 
-  if (input.approval === 'required') {
+  // The cluster's recovery.approval and approvalTimeout apply to every start that does not choose for itself; histories
+  // recorded before the policy was returned (policy undefined) keep the old defaults, so they replay unchanged.
+  const approval = rawInput.approval ?? policy?.approval ?? input.approval;
+  if (approval === 'required') {
     progress.state = 'awaiting-approval';
     const approvalStep = stepOf('approval');
     approvalStep.status = 'running';
     approvalStep.startedAt = new Date().toISOString();
-    const timeoutMs = (input.approvalTimeoutSeconds ?? 3600) * 1000;
+    const timeoutMs = (input.approvalTimeoutSeconds ?? policy?.approvalTimeoutSeconds ?? 3600) * 1000;
     const decided = await condition(() => decision !== undefined, timeoutMs);
     approvalStep.endedAt = new Date().toISOString();
     if (!decided || decision!.decision === 'rejected') {

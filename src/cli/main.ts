@@ -7,6 +7,7 @@ import { backupCommand } from './backup';
 import { scheduleCommand } from './schedule';
 import { storageCommand } from './storage';
 import { recoveryCommand, restoreCommand } from './recovery';
+import { healthCommand } from './health';
 
 /** `lifeboat`: one binary for operators; each subcommand lives in its own file. */
 export function buildProgram(): Command {
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   program.addCommand(storageCommand());
   program.addCommand(restoreCommand());
   program.addCommand(recoveryCommand());
+  program.addCommand(healthCommand());
   return program;
 }
 

@@ -23,14 +23,15 @@ export function restoreCommand(): Command {
     .option('--no-wait', 'start and return')
     .action(async (cluster: string, opts: { snapshot: string; target?: string; targetHostKey?: string; mode: string; approve?: boolean; dryRun?: boolean; reason?: string; wait: boolean }, cmd: Command) => {
       const config = await loadConfig(configFileOf(cmd));
-      const clusterConfig = findCluster(config, cluster);
+      findCluster(config, cluster);
       const input: RecoverClusterInput = {
         cluster,
         snapshot: opts.snapshot,
         target: opts.target,
         targetHostKey: opts.targetHostKey,
         mode: opts.mode as RecoverClusterInput['mode'],
-        approval: opts.approve ? 'auto' : clusterConfig.recovery.approval,
+        // Without --approve the workflow applies the cluster's recovery.approval and approvalTimeout itself.
+        approval: opts.approve ? 'auto' : undefined,
         dryRun: opts.dryRun ?? false,
         reason: opts.reason,
       };

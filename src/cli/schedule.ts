@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { findCluster, loadConfig } from '../config/load';
-import { scheduleIdOf, syncBackupSchedules } from '../schedules/backup-schedules';
+import { isManagedSchedule, scheduleIdOf, syncBackupSchedules } from '../schedules/backup-schedules';
 import { configFileOf } from './config';
 import { openClient } from './temporal-client';
 import { warnAboutEncryption } from './warnings';
@@ -16,11 +16,11 @@ async function withClient(cmd: Command, body: (c: Awaited<ReturnType<typeof open
 }
 
 export function scheduleCommand(): Command {
-  const schedule = new Command('schedule').description('backup schedules (Temporal Schedules, one per cluster: backup-<cluster>)');
+  const schedule = new Command('schedule').description('Temporal Schedules per cluster: backup-<cluster> (backups) and health-<cluster> (health checks)');
   schedule
     .command('sync')
-    .description('create or update the schedule of every configured cluster (idempotent)')
-    .option('--prune', 'also delete backup-* schedules of clusters no longer in the config')
+    .description('create or update the backup and health schedules of every configured cluster (idempotent)')
+    .option('--prune', 'also delete backup-* and health-* schedules of clusters no longer in the config')
     .action(async (opts: { prune?: boolean }, cmd: Command) =>
       withClient(cmd, async ({ client }, config) => {
         config.clusters.forEach(warnAboutEncryption);
@@ -33,11 +33,11 @@ export function scheduleCommand(): Command {
     );
   schedule
     .command('list')
-    .description('list backup schedules with their state and next runs')
+    .description('list backup and health schedules with their state and next runs')
     .action(async (_o: unknown, cmd: Command) =>
       withClient(cmd, async ({ client }) => {
         for await (const s of client.schedule.list()) {
-          if (!s.scheduleId.startsWith('backup-')) continue;
+          if (!isManagedSchedule(s.scheduleId)) continue;
           const d = await client.schedule.getHandle(s.scheduleId).describe();
           const next = d.info.nextActionTimes.slice(0, 2).map((t) => t.toISOString()).join(', ');
           const last = d.info.recentActions.at(-1);

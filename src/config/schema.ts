@@ -242,6 +242,7 @@ export const temporalSchema = z
 export const DEFAULT_ALERT_TRIGGERS = [
   'LifeboatControlPlaneComponentDown',
   'LifeboatEtcdNoLeader',
+  'LifeboatEtcdDataLost',
   'LifeboatNodeUnreachable',
   'KubeAPIDown',
   'KubeAPITerminatedRequests',

@@ -9,6 +9,8 @@ export interface ServerBinaries {
   minio: string;
   etcd: Record<EtcdLine, string>;
   kubeApiserver: string;
+  kubeScheduler: string;
+  kubeControllerManager: string;
 }
 export type EtcdLine = '3.4' | '3.5' | '3.6';
 
@@ -27,6 +29,8 @@ export async function serverBinaries(): Promise<ServerBinaries> {
     minio: env.LIFEBOAT_MINIO_BIN!,
     etcd: { '3.4': env.LIFEBOAT_ETCD34_DIR!, '3.5': env.LIFEBOAT_ETCD35_DIR!, '3.6': env.LIFEBOAT_ETCD36_DIR! },
     kubeApiserver: env.LIFEBOAT_KUBE_APISERVER_BIN!,
+    kubeScheduler: env.LIFEBOAT_KUBE_SCHEDULER_BIN!,
+    kubeControllerManager: env.LIFEBOAT_KUBE_CONTROLLER_MANAGER_BIN!,
   };
   return bins;
 }

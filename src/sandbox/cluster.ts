@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { ClusterConfig, StorageConfig } from '../config/schema';
 import { clusterSchema } from '../config/schema';
 import { serverBinaries, requireBinary, type EtcdLine, type ServerBinaries } from './binaries';
-import { APISERVER_IMAGE, bootstrapControlPlane, ETCD_IMAGE } from './control-plane';
+import { APISERVER_IMAGE, bootstrapControlPlane, CONTROLLER_MANAGER_IMAGE, ETCD_IMAGE, SCHEDULER_IMAGE } from './control-plane';
 import { sh } from './netns';
 import { createSandboxNode, type SandboxNode } from './node';
 
@@ -12,6 +12,8 @@ export interface SandboxClusterOptions {
   name?: string;
   etcdLine?: EtcdLine;
   withApiserver?: boolean;
+  /** kube-scheduler and kube-controller-manager static pods (default: on with the API server). */
+  withSchedulerAndControllerManager?: boolean;
   /** Extra, empty nodes (sshd only) that can become the control plane in a new-node recovery. */
   spareNodes?: string[];
   storage: StorageConfig;
@@ -43,6 +45,10 @@ export async function createSandboxCluster(o: SandboxClusterOptions): Promise<Sa
   const binaries = await serverBinaries();
   await requireBinary(join(binaries.etcd[etcdLine], 'etcd'), `etcd ${etcdLine}`);
   if (o.withApiserver) await requireBinary(binaries.kubeApiserver, 'kube-apiserver');
+  if (o.withApiserver && (o.withSchedulerAndControllerManager ?? true)) {
+    await requireBinary(binaries.kubeScheduler, 'kube-scheduler');
+    await requireBinary(binaries.kubeControllerManager, 'kube-controller-manager');
+  }
   const dir = o.dir ?? (await mkdtemp(join(tmpdir(), `lifeboat-${name}-`)));
   await mkdir(dir, { recursive: true });
   const sshKeyFile = join(dir, 'engine_ed25519');
@@ -57,7 +63,12 @@ export async function createSandboxCluster(o: SandboxClusterOptions): Promise<Sa
       dir: join(dir, 'nodes', `${nodeName}-${nodes.size}`),
       authorizedKey,
       etcdBinDir: binaries.etcd[line],
-      images: { [ETCD_IMAGE]: binaries.etcd[line], [APISERVER_IMAGE]: join(binaries.kubeApiserver, '..') },
+      images: {
+        [ETCD_IMAGE]: binaries.etcd[line],
+        [APISERVER_IMAGE]: join(binaries.kubeApiserver, '..'),
+        [SCHEDULER_IMAGE]: join(binaries.kubeScheduler, '..'),
+        [CONTROLLER_MANAGER_IMAGE]: join(binaries.kubeControllerManager, '..'),
+      },
       subnet: opts.subnet,
     });
     nodes.set(nodeName, node);
@@ -69,7 +80,7 @@ export async function createSandboxCluster(o: SandboxClusterOptions): Promise<Sa
     for (const spare of o.spareNodes ?? []) await addNode(spare);
     const etcdVersion = /etcd-v([\d.]+)/.exec(binaries.etcd[etcdLine])?.[1] ?? '3.4.23';
     const kubernetesVersion = /kubernetes-(v[\d.]+)/.exec(binaries.kubeApiserver)?.[1];
-    const { apiServer } = await bootstrapControlPlane(controlPlane, { etcdLine, etcdTag: `${etcdVersion}-0`, kubernetesVersion, withApiserver: o.withApiserver ?? false });
+    const { apiServer } = await bootstrapControlPlane(controlPlane, { etcdLine, etcdTag: `${etcdVersion}-0`, kubernetesVersion, withApiserver: o.withApiserver ?? false, withSchedulerAndControllerManager: o.withSchedulerAndControllerManager });
     const config = clusterSchema.parse({
       name,
       nodes: [...nodes.values()].map((n) => ({ name: n.name, host: n.ip, user: 'root', privateKey: { file: sshKeyFile }, hostKey: n.hostKey })),

@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { KubeClient } from '../kube/client';
 import { credentialsFromKubeconfig } from '../kube/kubeconfig';
-import { etcdManifest, kubeApiserverManifest } from './manifests';
+import { etcdManifest, kubeApiserverManifest, kubeControllerManagerManifest, kubeSchedulerManifest } from './manifests';
 import type { SandboxNode } from './node';
 import { createControlPlanePki } from './pki';
 import { waitFor } from './processes';
@@ -10,6 +10,8 @@ import type { EtcdLine } from './binaries';
 
 export const ETCD_IMAGE = 'registry.k8s.io/etcd';
 export const APISERVER_IMAGE = 'registry.k8s.io/kube-apiserver';
+export const SCHEDULER_IMAGE = 'registry.k8s.io/kube-scheduler';
+export const CONTROLLER_MANAGER_IMAGE = 'registry.k8s.io/kube-controller-manager';
 
 export interface ControlPlaneOptions {
   etcdLine: EtcdLine;
@@ -18,6 +20,8 @@ export interface ControlPlaneOptions {
   kubernetesVersion?: string;
   /** Without it only etcd runs (enough for backup tests that need no API). */
   withApiserver: boolean;
+  /** kube-scheduler and kube-controller-manager as static pods too (default: with the API server, as kubeadm does). */
+  withSchedulerAndControllerManager?: boolean;
   /** Reuse a PKI instead of creating one (a new node that takes over an old one's identity). */
   skipPki?: boolean;
   startTimeoutMs?: number;
@@ -37,14 +41,42 @@ export async function bootstrapControlPlane(node: SandboxNode, o: ControlPlaneOp
     ip: node.ip,
     etcdImage: `${ETCD_IMAGE}:${o.etcdTag ?? `${o.etcdLine}.0-0`}`,
     apiserverImage: `${APISERVER_IMAGE}:${o.kubernetesVersion ?? 'v1.34.0'}`,
+    schedulerImage: `${SCHEDULER_IMAGE}:${o.kubernetesVersion ?? 'v1.34.0'}`,
+    controllerManagerImage: `${CONTROLLER_MANAGER_IMAGE}:${o.kubernetesVersion ?? 'v1.34.0'}`,
     etcdFastFlags: o.etcdLine !== '3.4',
   };
+  const withControllers = o.withApiserver && (o.withSchedulerAndControllerManager ?? true);
   const manifests = node.path('/etc/kubernetes/manifests');
   await writeFile(join(manifests, 'etcd.yaml'), etcdManifest(manifestOptions));
   if (o.withApiserver) await writeFile(join(manifests, 'kube-apiserver.yaml'), kubeApiserverManifest(manifestOptions));
+  if (withControllers) {
+    await writeFile(join(manifests, 'kube-scheduler.yaml'), kubeSchedulerManifest(manifestOptions));
+    await writeFile(join(manifests, 'kube-controller-manager.yaml'), kubeControllerManagerManifest(manifestOptions));
+  }
   await waitForControlPlane(node, { withApiserver: o.withApiserver, timeoutMs: o.startTimeoutMs });
   if (o.withApiserver && !o.skipPki) await grantKubeadmClusterAdmins(node);
+  if (withControllers) await waitForControllers(node, o.startTimeoutMs);
   return { apiServer };
+}
+
+/**
+ * kube-scheduler and kube-controller-manager answer /healthz on their loopback secure ports, and the controller
+ * manager has published the cluster CA into the default namespace (its controllers run): objects it creates on its
+ * own do not appear in the middle of a test.
+ */
+export async function waitForControllers(node: SandboxNode, timeoutMs = 120_000): Promise<void> {
+  const healthz = (port: number) => node.exec(['curl', '-sfk', '--max-time', '2', `https://127.0.0.1:${port}/healthz`]).then((t) => t.trim() === 'ok', () => false);
+  const client = await adminClient(node);
+  try {
+    await waitFor(`kube-scheduler /healthz (10259) on node ${node.name}`, () => healthz(10259), timeoutMs, 300);
+    await waitFor(`kube-controller-manager /healthz (10257) on node ${node.name}`, () => healthz(10257), timeoutMs, 300);
+    await waitFor(`kube-controller-manager publishing kube-root-ca.crt on node ${node.name}`, async () => {
+      const { status } = await client.raw('GET', '/api/v1/namespaces/default/configmaps/kube-root-ca.crt');
+      return status === 200;
+    }, timeoutMs, 300);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${await node.logs()}`);
+  }
 }
 
 export async function waitForEtcd(node: SandboxNode, timeoutMs = 60_000): Promise<void> {

@@ -9,6 +9,9 @@ export interface ManifestOptions {
   ip: string;
   etcdImage: string;
   apiserverImage: string;
+  /** kube-scheduler and kube-controller-manager images (same Kubernetes version as the API server). */
+  schedulerImage?: string;
+  controllerManagerImage?: string;
   /** etcd >= 3.5 flags that speed up a test server; 3.4 rejects them. */
   etcdFastFlags: boolean;
 }
@@ -130,6 +133,116 @@ export function kubeApiserverManifest(o: ManifestOptions): string {
       volumes: [
         hostPathVolume('ca-certs', '/etc/ssl/certs', 'DirectoryOrCreate'),
         hostPathVolume('k8s-certs', '/etc/kubernetes/pki', 'DirectoryOrCreate'),
+      ],
+    },
+  });
+}
+
+/** A kubeconfig file mounted at its own path, as kubeadm mounts scheduler.conf and controller-manager.conf. */
+function kubeconfigVolume(name: string, path: string) {
+  return { volume: hostPathVolume(name, path, 'FileOrCreate'), mount: { mountPath: path, name, readOnly: true } };
+}
+
+/** kubeadm's liveness/startup probes: HTTPS /healthz on the component's loopback secure port. */
+function healthzProbe(port: number, failureThreshold: number) {
+  return {
+    failureThreshold,
+    httpGet: { host: '127.0.0.1', path: '/healthz', port, scheme: 'HTTPS' },
+    initialDelaySeconds: 10,
+    periodSeconds: 10,
+    timeoutSeconds: 15,
+  };
+}
+
+export function kubeSchedulerManifest(o: ManifestOptions): string {
+  const conf = '/etc/kubernetes/scheduler.conf';
+  const kubeconfig = kubeconfigVolume('kubeconfig', conf);
+  const command = [
+    'kube-scheduler',
+    `--authentication-kubeconfig=${conf}`,
+    `--authorization-kubeconfig=${conf}`,
+    '--bind-address=127.0.0.1',
+    `--kubeconfig=${conf}`,
+    '--leader-elect=true',
+  ];
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { labels: { component: 'kube-scheduler', tier: 'control-plane' }, name: 'kube-scheduler', namespace: 'kube-system' },
+    spec: {
+      containers: [
+        {
+          name: 'kube-scheduler',
+          image: o.schedulerImage ?? 'registry.k8s.io/kube-scheduler:v1.34.0',
+          imagePullPolicy: 'IfNotPresent',
+          command,
+          livenessProbe: healthzProbe(10259, 8),
+          startupProbe: healthzProbe(10259, 24),
+          resources: { requests: { cpu: '100m' } },
+          volumeMounts: [kubeconfig.mount],
+        },
+      ],
+      hostNetwork: true,
+      priority: 2000001000,
+      priorityClassName: 'system-node-critical',
+      securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
+      volumes: [kubeconfig.volume],
+    },
+  });
+}
+
+export function kubeControllerManagerManifest(o: ManifestOptions): string {
+  const pki = '/etc/kubernetes/pki';
+  const conf = '/etc/kubernetes/controller-manager.conf';
+  const kubeconfig = kubeconfigVolume('kubeconfig', conf);
+  const command = [
+    'kube-controller-manager',
+    `--authentication-kubeconfig=${conf}`,
+    `--authorization-kubeconfig=${conf}`,
+    '--bind-address=127.0.0.1',
+    `--client-ca-file=${pki}/ca.crt`,
+    '--cluster-name=kubernetes',
+    `--cluster-signing-cert-file=${pki}/ca.crt`,
+    `--cluster-signing-key-file=${pki}/ca.key`,
+    '--controllers=*,bootstrapsigner,tokencleaner',
+    `--kubeconfig=${conf}`,
+    '--leader-elect=true',
+    `--requestheader-client-ca-file=${pki}/front-proxy-ca.crt`,
+    `--root-ca-file=${pki}/ca.crt`,
+    `--service-account-private-key-file=${pki}/sa.key`,
+    '--use-service-account-credentials=true',
+  ];
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { labels: { component: 'kube-controller-manager', tier: 'control-plane' }, name: 'kube-controller-manager', namespace: 'kube-system' },
+    spec: {
+      containers: [
+        {
+          name: 'kube-controller-manager',
+          image: o.controllerManagerImage ?? 'registry.k8s.io/kube-controller-manager:v1.34.0',
+          imagePullPolicy: 'IfNotPresent',
+          command,
+          livenessProbe: healthzProbe(10257, 8),
+          startupProbe: healthzProbe(10257, 24),
+          resources: { requests: { cpu: '200m' } },
+          volumeMounts: [
+            { mountPath: '/etc/ssl/certs', name: 'ca-certs', readOnly: true },
+            { mountPath: '/usr/libexec/kubernetes/kubelet-plugins/volume/exec', name: 'flexvolume-dir' },
+            { mountPath: pki, name: 'k8s-certs', readOnly: true },
+            kubeconfig.mount,
+          ],
+        },
+      ],
+      hostNetwork: true,
+      priority: 2000001000,
+      priorityClassName: 'system-node-critical',
+      securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
+      volumes: [
+        hostPathVolume('ca-certs', '/etc/ssl/certs', 'DirectoryOrCreate'),
+        hostPathVolume('flexvolume-dir', '/usr/libexec/kubernetes/kubelet-plugins/volume/exec', 'DirectoryOrCreate'),
+        hostPathVolume('k8s-certs', pki, 'DirectoryOrCreate'),
+        kubeconfig.volume,
       ],
     },
   });

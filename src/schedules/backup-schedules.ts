@@ -1,5 +1,6 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import type { ClusterConfig, Config } from '../config/schema';
+import { HEALTH_SCHEDULE_PREFIX, healthScheduleFor, healthScheduleIdOf } from './health-schedules';
 
 export const SCHEDULE_PREFIX = 'backup-';
 export const scheduleIdOf = (cluster: string) => `${SCHEDULE_PREFIX}${cluster}`;
@@ -42,10 +43,18 @@ export interface SyncResult {
   orphaned: string[];
 }
 
-/** Creates or updates one schedule per configured cluster; idempotent. Removes others only when asked to. */
+/**
+ * Creates or updates the schedules of every configured cluster — backup-<cluster> and health-<cluster> — idempotently.
+ * Removes schedules of either kind whose cluster left the config only when asked to. The one sync entry point.
+ */
 export async function syncBackupSchedules(client: Client, config: Config, options: { prune?: boolean } = {}): Promise<SyncResult> {
   const result: SyncResult = { created: [], updated: [], removed: [], orphaned: [] };
-  const wanted = new Map(config.clusters.map((c) => [scheduleIdOf(c.name), scheduleFor(c, config.temporal.taskQueue)]));
+  const taskQueue = config.temporal.taskQueue;
+  const wanted = new Map<string, ScheduleOptions>();
+  for (const c of config.clusters) {
+    wanted.set(scheduleIdOf(c.name), scheduleFor(c, taskQueue));
+    wanted.set(healthScheduleIdOf(c.name), healthScheduleFor(c, taskQueue));
+  }
   for (const [id, options_] of wanted) {
     const handle = client.schedule.getHandle(id);
     try {
@@ -59,7 +68,7 @@ export async function syncBackupSchedules(client: Client, config: Config, option
     }
   }
   for await (const s of client.schedule.list()) {
-    if (!s.scheduleId.startsWith(SCHEDULE_PREFIX) || wanted.has(s.scheduleId)) continue;
+    if (!isManagedSchedule(s.scheduleId) || wanted.has(s.scheduleId)) continue;
     if (options.prune) {
       await client.schedule.getHandle(s.scheduleId).delete();
       result.removed.push(s.scheduleId);
@@ -68,4 +77,12 @@ export async function syncBackupSchedules(client: Client, config: Config, option
     }
   }
   return result;
+}
+
+/** Same function, by what it does now. */
+export const syncSchedules = syncBackupSchedules;
+
+/** Schedules `lifeboat schedule sync` manages: backup-<cluster> and health-<cluster>. */
+export function isManagedSchedule(id: string): boolean {
+  return id.startsWith(SCHEDULE_PREFIX) || id.startsWith(HEALTH_SCHEDULE_PREFIX);
 }

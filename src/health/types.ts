@@ -1,0 +1,35 @@
+/** What a health check reports about one cluster's control plane (the checkHealth activity and `lifeboat health`). */
+export type Component = 'kube-apiserver' | 'etcd' | 'kube-scheduler' | 'kube-controller-manager' | 'node';
+
+export const COMPONENTS: readonly Component[] = ['kube-apiserver', 'etcd', 'kube-scheduler', 'kube-controller-manager', 'node'];
+
+export interface ComponentHealth {
+  component: Component;
+  up: boolean;
+  detail: string;
+}
+
+export interface CertificateExpiry {
+  /** As `kubeadm certs check-expiration` names it: apiserver, etcd-server, admin.conf, ca, ... */
+  name: string;
+  /** The file on the node (the kubeconfig for certificates embedded in one). */
+  path: string;
+  /** ISO time. */
+  notAfter: string;
+}
+
+export interface HealthReport {
+  cluster: string;
+  node: string;
+  /** ISO time the check started. */
+  checkedAt: string;
+  /** All five components, always, in the order of COMPONENTS. */
+  components: ComponentHealth[];
+  etcd?: { hasLeader?: boolean; dbSizeBytes?: number; quotaBytes?: number };
+  /** The filesystem of paths.etcdDataDir (measured at its nearest existing parent when it does not exist). */
+  disk?: { path: string; freeBytes: number; totalBytes: number };
+  certificates: CertificateExpiry[];
+  newestBackup?: { key: string; created: string; ageSeconds: number; sizeBytes: number };
+  /** One human line for every component down and every probe that failed. */
+  problems: string[];
+}

@@ -1,0 +1,33 @@
+import { ScheduleOverlapPolicy, type ScheduleOptions } from '@temporalio/client';
+import type { ClusterConfig } from '../config/schema';
+import { durationMs } from './backup-schedules';
+
+export const HEALTH_SCHEDULE_PREFIX = 'health-';
+export const healthScheduleIdOf = (cluster: string) => `${HEALTH_SCHEDULE_PREFIX}${cluster}`;
+
+/**
+ * health-<cluster>: the checkClusterHealth workflow every `health.interval`. A check still running when the next is
+ * due is not doubled (overlap SKIP), missed checks are not replayed beyond one interval (the server's minimum
+ * catch-up window is 10 s), and a check that no worker picks up ends after a few intervals instead of piling up.
+ */
+export function healthScheduleFor(cluster: ClusterConfig, taskQueue: string): ScheduleOptions {
+  const every = Math.max(1000, durationMs(cluster.health.interval));
+  return {
+    scheduleId: healthScheduleIdOf(cluster.name),
+    spec: { intervals: [{ every }] },
+    action: {
+      type: 'startWorkflow',
+      workflowType: 'checkClusterHealth',
+      workflowId: healthScheduleIdOf(cluster.name),
+      taskQueue,
+      args: [{ cluster: cluster.name }],
+      workflowExecutionTimeout: Math.max(3 * every, 5 * 60_000),
+    },
+    policies: {
+      overlap: ScheduleOverlapPolicy.SKIP,
+      catchupWindow: Math.max(10_000, Math.min(every, 5 * 60_000)),
+      pauseOnFailure: false,
+    },
+    state: { note: 'managed by `lifeboat schedule sync`' },
+  };
+}

@@ -1,0 +1,199 @@
+import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import type { Activities } from '../../activities';
+import type { HealthReport } from '../../activities/health/check-health';
+import type { Diagnosis } from '../../activities/response/diagnose';
+import type { ResponsePolicy } from '../../activities/response/policy';
+import type { RecoveryPlan } from '../../src/recovery/plan';
+import { approveSignal, rejectSignal } from '../../workflows/recover-cluster';
+import { alertSignal, respondToAlert, type RespondToAlertResult } from '../../workflows/respond-to-alert';
+import type { AlertNotice } from '../../workflows/response-input';
+import { testBed } from '../support/bed';
+import { workflowBundle } from '../support/worker';
+
+/**
+ * The response workflow's decisions, with stub activities on the real dev server: what it does for each probe
+ * sequence, diagnosis and policy, in seconds. The real-server path (sandbox, Prometheus, Alertmanager) is in
+ * alert-recovery.test.ts.
+ */
+const COMPONENTS = ['kube-apiserver', 'etcd', 'kube-scheduler', 'kube-controller-manager', 'node'] as const;
+function health(down: string[]): HealthReport {
+  return {
+    cluster: 'c',
+    node: 'cp1',
+    checkedAt: new Date().toISOString(),
+    components: COMPONENTS.map((component) => ({ component, up: !down.includes(component), detail: down.includes(component) ? 'connection refused' : 'ok' })),
+    certificates: [],
+    problems: down.map((d) => `${d} down`),
+  };
+}
+
+const plan = { cluster: 'c', mode: 'in-place', node: 'cp1', host: '10.0.0.1', snapshot: { manifestKey: 'm', key: 'k.db', created: new Date().toISOString(), revision: 5, totalKeys: 1, plainSize: 1, encryptionKeyId: null }, skipped: [], steps: [] } as unknown as RecoveryPlan;
+
+interface Script {
+  policy: Partial<ResponsePolicy>;
+  probes: string[][];
+  diagnosis?: Partial<Diagnosis>;
+}
+
+const alert: AlertNotice = { name: 'LifeboatControlPlaneComponentDown', status: 'firing', fingerprint: 'f00d', labels: { component: 'etcd' } };
+
+describe('respondToAlert decisions (stub activities, real dev server)', () => {
+  let connection: Connection;
+  let client: Client;
+  const calls: string[] = [];
+  let script: Script;
+
+  const stubs: Partial<Activities> = {
+    responsePolicy: async ({ cluster }) => ({ cluster, onAlert: 'auto', confirmWindowSeconds: 2, confirmProbes: 3, approvalTimeoutSeconds: 5, ...script.policy }),
+    checkHealth: (async () => {
+      calls.push('checkHealth');
+      return health(script.probes.shift() ?? ['etcd']);
+    }) as Activities['checkHealth'],
+    diagnoseCluster: async ({ cluster }) => {
+      calls.push('diagnoseCluster');
+      return { cluster, node: 'cp1', cause: 'etcd-data-corrupt', verdict: 'restore-in-place', summary: 'etcd db corrupt', advice: 'restore', findings: [], ...script.diagnosis } as Diagnosis;
+    },
+    notify: async ({ event }) => {
+      calls.push(`notify:${event}`);
+      return { sent: false };
+    },
+    resolveCluster: async ({ cluster }) => ({ name: cluster, nodes: ['cp1'] }),
+    planRecovery: async () => {
+      calls.push('planRecovery');
+      return plan;
+    },
+    pauseBackups: async () => ({ paused: false, existed: false, scheduleId: 'backup-c' }),
+    resumeBackups: async () => undefined,
+    fetchSnapshot: async () => ({ path: '/x', reused: false }) as never,
+    stopControlPlane: async () => {
+      calls.push('stopControlPlane');
+      return { moved: ['etcd.yaml'], to: '/aside' } as never;
+    },
+    restoreEtcdData: async () => {
+      calls.push('restoreEtcdData');
+      return { restoredWith: 'etcdutl', previousDataDir: '/var/lib/etcd.before' } as never;
+    },
+    startControlPlane: async () => ({ started: ['etcd.yaml'] }) as never,
+    verifyApi: async () => ({ namespaces: ['default'], matched: [], differed: [] }) as never,
+    rollbackRecovery: async () => ({ actions: [] }) as never,
+  };
+
+  let worker: Worker;
+  let running: Promise<void>;
+  const taskQueue = `response-logic-${process.pid}`;
+
+  beforeAll(async () => {
+    try {
+      Runtime.install({ logger: new DefaultLogger('WARN') });
+    } catch {
+      // installed by another test file in this process
+    }
+    connection = await Connection.connect({ address: testBed().temporalAddress });
+    client = new Client({ connection });
+    worker = await Worker.create({ connection: await (await import('@temporalio/worker')).NativeConnection.connect({ address: testBed().temporalAddress }), taskQueue, activities: stubs, workflowBundle: await workflowBundle() });
+    running = worker.run();
+  });
+  afterAll(async () => {
+    worker?.shutdown();
+    await running;
+    await connection?.close();
+  });
+  beforeEach(() => {
+    calls.length = 0;
+  });
+
+  let n = 0;
+  const respond = async (s: Script, during?: (id: string) => Promise<void>): Promise<RespondToAlertResult> => {
+    script = s;
+    const cluster = `c${++n}`;
+    const handle = await client.workflow.start(respondToAlert, { taskQueue, workflowId: `respond-${cluster}`, args: [{ cluster, alert }], workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING });
+    if (during) await during(cluster);
+    return handle.result();
+  };
+
+  it('stands down when a later probe finds every component up, before any diagnosis or change', async () => {
+    const r = await respond({ policy: {}, probes: [['etcd'], []] });
+    expect(r.outcome).toBe('stood-down');
+    expect(r.evidence.map((e) => e.down)).toEqual([['etcd'], []]);
+    expect(calls).toEqual(['checkHealth', 'checkHealth', 'notify:stood-down']);
+  });
+
+  it('stands down when the alert resolves during the confirm window', async () => {
+    const r = await respond({ policy: { confirmWindowSeconds: 30, confirmProbes: 2 }, probes: [['etcd'], ['etcd']] }, async (cluster) => {
+      await new Promise((res) => setTimeout(res, 1500));
+      await client.workflow.getHandle(`respond-${cluster}`).signal(alertSignal, { ...alert, status: 'resolved' });
+    });
+    expect(r.outcome).toBe('stood-down');
+    expect(r.summary).toMatch(/resolved/);
+    expect(calls).not.toContain('diagnoseCluster');
+  });
+
+  it('ignores a malformed signal instead of failing its workflow task', async () => {
+    const r = await respond({ policy: { confirmWindowSeconds: 3, confirmProbes: 2 }, probes: [['etcd'], []] }, async (cluster) => {
+      await client.workflow.getHandle(`respond-${cluster}`).signal(alertSignal, { name: '$(reboot)', status: 'resolved', fingerprint: '../../x' } as AlertNotice);
+    });
+    expect(r.outcome).toBe('stood-down');
+    expect(r.summary).toMatch(/every component answered/);
+  });
+
+  it('does not restore when the diagnosis says the data is intact', async () => {
+    const r = await respond({ policy: {}, probes: [['kube-scheduler'], ['kube-scheduler'], ['kube-scheduler']], diagnosis: { cause: 'components-down', verdict: 'no-restore', summary: 'only kube-scheduler down', advice: 'restart it' } });
+    expect(r.outcome).toBe('no-restore');
+    expect(r.summary).toMatch(/Not a restore case: restart it/);
+    expect(calls).not.toContain('planRecovery');
+  });
+
+  it('policy notify recommends without starting anything; policy plan only plans', async () => {
+    const notified = await respond({ policy: { onAlert: 'notify' }, probes: [['etcd'], ['etcd'], ['etcd']] });
+    expect(notified.outcome).toBe('notified');
+    expect(calls).not.toContain('planRecovery');
+    calls.length = 0;
+    const planned = await respond({ policy: { onAlert: 'plan' }, probes: [['etcd'], ['etcd'], ['etcd']] });
+    expect(planned.outcome).toBe('planned');
+    expect(calls).toContain('planRecovery');
+    expect(calls).not.toContain('stopControlPlane');
+  });
+
+  it('policy auto restores through the child recover-<cluster>', async () => {
+    const r = await respond({ policy: { onAlert: 'auto' }, probes: [['etcd'], ['etcd'], ['etcd']] });
+    expect(r.outcome).toBe('recovered');
+    expect(r.recovery).toMatchObject({ workflowId: expect.stringMatching(/^recover-c\d+$/), outcome: 'restored' });
+    expect(calls.filter((c) => c === 'restoreEtcdData')).toHaveLength(1);
+    expect(calls).toContain('notify:recovery-started');
+  });
+
+  it('policy approve waits: approved -> restored; rejected or timed out -> nothing changed', async () => {
+    const waitThen = (signal: typeof approveSignal | typeof rejectSignal) => async (cluster: string) => {
+      const recovery = client.workflow.getHandle(`recover-${cluster}`);
+      for (let i = 0; i < 100; i++) {
+        const p = await recovery.query<{ state: string }>('progress').catch(() => undefined);
+        if (p?.state === 'awaiting-approval') break;
+        await new Promise((res) => setTimeout(res, 200));
+      }
+      expect(calls).not.toContain('stopControlPlane');
+      await recovery.signal(signal, { by: 'alice', reason: 'test' });
+    };
+    const approved = await respond({ policy: { onAlert: 'approve' }, probes: [['etcd'], ['etcd'], ['etcd']] }, waitThen(approveSignal));
+    expect(approved.outcome).toBe('recovered');
+    expect(calls).toContain('notify:needs-approval');
+    calls.length = 0;
+    const rejected = await respond({ policy: { onAlert: 'approve' }, probes: [['etcd'], ['etcd'], ['etcd']] }, waitThen(rejectSignal));
+    expect(rejected.outcome).toBe('rejected');
+    expect(calls).not.toContain('stopControlPlane');
+    calls.length = 0;
+    const timedOut = await respond({ policy: { onAlert: 'approve', approvalTimeoutSeconds: 2 }, probes: [['etcd'], ['etcd'], ['etcd']] });
+    expect(timedOut.outcome).toBe('rejected');
+    expect(timedOut.summary).toMatch(/No approval within 2 s/);
+    expect(calls).not.toContain('stopControlPlane');
+  });
+
+  it('fails fast on hostile input, before any activity', async () => {
+    const bad = client.workflow.execute(respondToAlert, { taskQueue, workflowId: `respond-bad-${Date.now()}`, args: [{ cluster: 'c; rm -rf /', alert: { ...alert, name: 'x'.repeat(300), labels: { 'a b': '1' } } }] });
+    await expect(bad).rejects.toThrow();
+    const err = await bad.catch((e: Error & { cause?: Error }) => e.cause?.message ?? e.message);
+    expect(err).toMatch(/cluster: expected a cluster name/);
+    expect(err).toMatch(/alert\.name/);
+    expect(err).toMatch(/alert\.labels/);
+  });
+});

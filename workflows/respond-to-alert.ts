@@ -1,0 +1,191 @@
+import {
+  ApplicationFailure,
+  ChildWorkflowFailure,
+  condition,
+  defineQuery,
+  defineSignal,
+  executeChild,
+  log,
+  ParentClosePolicy,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import type { Activities } from '../activities';
+import type { HealthReport } from '../activities/health/check-health';
+import type { Diagnosis } from '../activities/response/diagnose';
+import type { ResponseEvent } from '../activities/response/notify';
+import type { ResponsePolicy } from '../activities/response/policy';
+import { recoverCluster, type RecoverClusterResult } from './recover-cluster';
+import type { RecoverClusterInput } from './recovery-input';
+import { alertNoticeProblems, responseInputProblems, type AlertNotice, type RespondToAlertInput } from './response-input';
+
+/** Further alerts of the same cluster (firing or resolved) while the response runs; the receiver sends them. */
+export const alertSignal = defineSignal<[AlertNotice]>('alert');
+export const responseQuery = defineQuery<ResponseProgress>('response');
+
+export type ResponseOutcome = 'stood-down' | 'no-restore' | 'notified' | 'planned' | 'recovered' | 'rejected' | 'recovery-failed' | 'already-recovering';
+
+export interface ProbeEvidence {
+  at: string;
+  down: string[];
+  detail: string[];
+}
+
+export interface ResponseProgress {
+  cluster: string;
+  state: 'confirming' | 'diagnosing' | 'recovering' | 'done';
+  policy?: ResponsePolicy['onAlert'];
+  /** Alerts seen, by fingerprint, with their last status. */
+  alerts: Record<string, { name: string; status: AlertNotice['status'] }>;
+  evidence: ProbeEvidence[];
+  diagnosis?: Diagnosis;
+}
+
+export interface RespondToAlertResult {
+  cluster: string;
+  outcome: ResponseOutcome;
+  /** One line for people: what was found and what was (not) done. */
+  summary: string;
+  policy: ResponsePolicy['onAlert'];
+  evidence: ProbeEvidence[];
+  diagnosis?: Diagnosis;
+  recovery?: { workflowId: string; outcome?: RecoverClusterResult['outcome']; snapshot?: string; error?: string };
+  notifications: { event: ResponseEvent; sent: boolean; error?: string }[];
+}
+
+const quick = proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 } });
+// A probe that cannot finish is itself evidence; retrying it for long would only delay the decision.
+const probe = proxyActivities<Activities>({ startToCloseTimeout: '45 seconds', retry: { initialInterval: '1 second', maximumAttempts: 2 } });
+const outbound = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: { initialInterval: '2 seconds', maximumAttempts: 3 } });
+
+/**
+ * What happens when an alert says a cluster's control plane is in trouble. Workflow id respond-<cluster>: the
+ * receiver starts it or, when it runs, signals it, so a storm of alerts gives one response.
+ * 1. Confirm: probe again, several times over the configured window. A component that answers again, or an alert
+ *    that resolves, stands the response down. Nothing on the node is changed before this.
+ * 2. Diagnose: what kind of failure it is (node gone, etcd data lost or corrupt, only some components down, disk
+ *    full, certificates expired). Only lost or corrupt data, or a lost node with a standby, is a restore case.
+ * 3. Decide by the cluster's `recovery.onAlert` policy and act: the recovery runs as the child recover-<cluster>,
+ *    the same workflow the CLI and the UI start, so there is one recovery per cluster whoever asks.
+ */
+export async function respondToAlert(rawInput: RespondToAlertInput): Promise<RespondToAlertResult> {
+  const problems = responseInputProblems(rawInput);
+  if (problems.length) throw ApplicationFailure.nonRetryable(`invalid alert response input: ${problems.join('; ')}`, 'InvalidInput');
+  const input = rawInput;
+  const cluster = input.cluster;
+  const info = workflowInfo();
+  const progress: ResponseProgress = { cluster, state: 'confirming', alerts: {}, evidence: [] };
+  const firing = new Set<string>();
+  const see = (a: AlertNotice) => {
+    progress.alerts[a.fingerprint] = { name: a.name, status: a.status };
+    if (a.status === 'firing') firing.add(a.fingerprint);
+    else firing.delete(a.fingerprint);
+  };
+  see(input.alert);
+  setHandler(responseQuery, () => progress);
+  setHandler(alertSignal, (a) => {
+    // Signals are as untrusted as the input: a malformed one is logged and dropped, never allowed to fail the task.
+    const bad = alertNoticeProblems(a, 'signal');
+    if (bad.length) return void log.warn('ignored a malformed alert signal', { cluster, problems: bad.slice(0, 3) });
+    see(a);
+  });
+
+  const policy = await quick.responsePolicy({ cluster });
+  progress.policy = policy.onAlert;
+  const notifications: RespondToAlertResult['notifications'] = [];
+  const tell = async (event: ResponseEvent, text: string) => {
+    try {
+      const r = await outbound.notify({ cluster, event, text, workflowId: info.workflowId });
+      notifications.push({ event, sent: r.sent });
+    } catch (err) {
+      // A notification that cannot be sent never changes what the response does.
+      notifications.push({ event, sent: false, error: messageOf(err) });
+    }
+  };
+  const finish = async (outcome: ResponseOutcome, summary: string, extra: Partial<RespondToAlertResult> = {}, event: ResponseEvent = outcome as ResponseEvent): Promise<RespondToAlertResult> => {
+    progress.state = 'done';
+    await tell(event, summary);
+    return { cluster, outcome, summary, policy: policy.onAlert, evidence: progress.evidence, diagnosis: progress.diagnosis, notifications, ...extra };
+  };
+
+  // 1. Confirm.
+  const probes = policy.confirmProbes;
+  const gapMs = probes > 1 ? (policy.confirmWindowSeconds * 1000) / (probes - 1) : 0;
+  let last: HealthReport | undefined;
+  let unreachableSince: string | undefined;
+  for (let i = 0; i < probes; i++) {
+    if (i > 0 && (await condition(() => firing.size === 0, gapMs))) break;
+    if (firing.size === 0) break;
+    last = await probe.checkHealth({ cluster });
+    const down = last.components.filter((c) => !c.up);
+    progress.evidence.push({ at: last.checkedAt, down: down.map((c) => c.component), detail: down.map((c) => `${c.component}: ${c.detail}`) });
+    if (down.some((c) => c.component === 'node')) unreachableSince ??= last.checkedAt;
+    if (down.length === 0) {
+      return finish('stood-down', `every component answered on probe ${i + 1} of ${probes}: the alert was transient; nothing was changed`);
+    }
+  }
+  if (firing.size === 0) {
+    return finish('stood-down', `the alert resolved during the confirm window (${progress.evidence.length} probe(s) taken); nothing was changed`);
+  }
+
+  // 2. Diagnose.
+  progress.state = 'diagnosing';
+  const diagnosis = await quick.diagnoseCluster({ cluster, health: last!, unreachableSince });
+  progress.diagnosis = diagnosis;
+  if (diagnosis.verdict === 'no-restore') {
+    return finish('no-restore', `${diagnosis.summary}. Not a restore case: ${diagnosis.advice}`);
+  }
+
+  // 3. Decide and act.
+  const recovery: RecoverClusterInput = {
+    cluster,
+    snapshot: 'latest',
+    mode: diagnosis.verdict === 'restore-new-node' ? 'new-node' : 'in-place',
+    ...(diagnosis.target ? { target: diagnosis.target } : {}),
+    reason: `alert ${input.alert.name}: ${diagnosis.summary}`.slice(0, 500),
+  };
+  if (policy.onAlert === 'notify') {
+    return finish('notified', `${diagnosis.summary}. Recommended: ${diagnosis.advice} (policy notify: nothing started; \`lifeboat restore ${cluster}${recovery.mode === 'new-node' ? ` --mode new-node --target ${recovery.target}` : ''}\`)`);
+  }
+  if (policy.onAlert === 'plan') {
+    recovery.dryRun = true;
+  } else if (policy.onAlert === 'approve') {
+    recovery.approval = 'required';
+    recovery.approvalTimeoutSeconds = policy.approvalTimeoutSeconds;
+    await tell('needs-approval', `${diagnosis.summary}. A recovery waits for approval: \`lifeboat recovery approve ${cluster} --by <you>\` or reject (within ${policy.approvalTimeoutSeconds} s)`);
+  } else {
+    recovery.approval = 'auto';
+    await tell('recovery-started', `${diagnosis.summary}. Recovering (policy auto): ${diagnosis.advice}`);
+  }
+
+  progress.state = 'recovering';
+  const workflowId = `recover-${cluster}`;
+  try {
+    const result = await executeChild(recoverCluster, {
+      workflowId,
+      args: [recovery],
+      // The recovery outlives this response if the response is terminated: it must never be cut off half way.
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+    });
+    const rec = { workflowId, outcome: result.outcome, snapshot: result.plan.snapshot.key };
+    if (result.outcome === 'planned') return finish('planned', `${diagnosis.summary}. Planned (policy plan, nothing changed): restore ${result.plan.snapshot.key} onto ${result.plan.node}`, { recovery: rec });
+    if (result.outcome === 'rejected') return finish('rejected', `${diagnosis.summary}. The recovery was rejected${result.approval?.by ? ` by ${result.approval.by}` : ''}; nothing was changed`, { recovery: rec });
+    return finish('recovered', `${diagnosis.summary}. Restored ${result.plan.snapshot.key} onto ${result.plan.node}; API verified`, { recovery: rec });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      return finish('already-recovering', `${diagnosis.summary}. A recovery (${workflowId}) is already running; follow it there`, { recovery: { workflowId } }, 'notified');
+    }
+    const error = messageOf(err);
+    const timedOut = err instanceof ChildWorkflowFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'ApprovalTimeout';
+    if (timedOut) return finish('rejected', `${diagnosis.summary}. No approval within ${policy.approvalTimeoutSeconds} s; nothing was changed`, { recovery: { workflowId, error } });
+    return finish('recovery-failed', `${diagnosis.summary}. The recovery failed: ${error}`, { recovery: { workflowId, error } }, 'recovery-failed');
+  }
+}
+
+function messageOf(err: unknown): string {
+  let e = err as Error & { cause?: unknown };
+  while (e && (e instanceof ChildWorkflowFailure || e.name === 'ActivityFailure') && e.cause) e = e.cause as Error & { cause?: unknown };
+  return (e?.message ?? String(err)).slice(0, 1000);
+}
