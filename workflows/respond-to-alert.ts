@@ -14,6 +14,7 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities';
 import type { HealthReport } from '../activities/health/check-health';
+import { troublesOf } from '../src/health/troubles';
 import type { Diagnosis } from '../activities/response/diagnose';
 import type { ResponseEvent } from '../activities/response/notify';
 import type { ResponsePolicy } from '../activities/response/policy';
@@ -119,11 +120,13 @@ export async function respondToAlert(rawInput: RespondToAlertInput): Promise<Res
     if (i > 0 && (await condition(() => firing.size === 0, gapMs))) break;
     if (firing.size === 0) break;
     last = await probe.checkHealth({ cluster });
-    const down = last.components.filter((c) => !c.up);
-    progress.evidence.push({ at: last.checkedAt, down: down.map((c) => c.component), detail: down.map((c) => `${c.component}: ${c.detail}`) });
-    if (down.some((c) => c.component === 'node')) unreachableSince ??= last.checkedAt;
+    const report = last;
+    const down = troublesOf(report);
+    const detail = down.map((t) => (t === 'etcd-data' ? `etcd-data: revision ${report.etcd?.revision} is below the newest backup's ${report.newestBackup?.revision}` : `${t}: ${report.components.find((c) => c.component === t)?.detail ?? ''}`));
+    progress.evidence.push({ at: report.checkedAt, down, detail });
+    if (down.includes('node')) unreachableSince ??= report.checkedAt;
     if (down.length === 0) {
-      return finish('stood-down', `every component answered on probe ${i + 1} of ${probes}: the alert was transient; nothing was changed`);
+      return finish('stood-down', `the control plane was healthy on probe ${i + 1} of ${probes}: the alert was transient; nothing was changed`);
     }
   }
   if (firing.size === 0) {

@@ -34,7 +34,10 @@ export function checkHealth(deps: ActivityDeps) {
         deps.client ? recoveryState(deps.client, cluster.name, timeoutMs).catch((err: Error) => err) : undefined,
       ]);
       if (recovery instanceof Error) report.problems.push(`recovery state: cannot describe recover-${cluster.name} in Temporal: ${recovery.message}`);
-      else if (recovery) recordRecovery(cluster.name, recovery);
+      else if (recovery) {
+        recordRecovery(cluster.name, recovery);
+        report.recovery = { inProgress: recovery.inProgress, ...(recovery.last?.success ? { lastSuccessAt: recovery.last.closedAt } : {}) };
+      }
       recordHealth(report);
       const down = report.components.filter((c) => !c.up).map((c) => c.component);
       deps.logger.info({ cluster: cluster.name, node: report.node, down, problems: report.problems.length }, down.length ? 'health check: components down' : 'health check: all up');

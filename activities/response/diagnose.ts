@@ -3,6 +3,7 @@ import type { ClusterConfig } from '../../src/config/schema';
 import { connectToNode } from '../../src/ssh/connect';
 import { runOnNode } from '../../src/ssh/run';
 import type { HealthReport } from '../health/check-health';
+import { etcdDataLost } from '../../src/health/troubles';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
 import { cancellationSignal } from '../heartbeat';
@@ -13,6 +14,7 @@ export type DiagnosisCause =
   | 'certificates-expired'
   | 'disk-full'
   | 'etcd-data-missing'
+  | 'etcd-data-lost'
   | 'etcd-data-corrupt'
   | 'etcd-manifest-missing'
   | 'etcd-not-running'
@@ -106,6 +108,10 @@ export function diagnoseCluster(deps: ActivityDeps) {
       findings.push({ check: 'etcd manifest', ok: facts.manifest === 'yes', detail: `${cluster.paths.manifestsDir}/etcd.yaml ${facts.manifest === 'yes' ? 'present' : 'missing'}` });
 
       if (up('etcd')) {
+        const h = input.health;
+        if (etcdDataLost(h)) {
+          return { ...base, cause: 'etcd-data-lost', verdict: 'restore-in-place', summary: `etcd answers but has lost its data: revision ${h.etcd?.revision} is below the newest backup's ${h.newestBackup?.revision} (${h.newestBackup?.key})`, advice: 'restore the newest verified backup in place; the current data dir is kept aside' };
+        }
         if (down.length === 0) return { ...base, cause: 'healthy', verdict: 'no-restore', summary: 'every component answers', advice: 'nothing to do' };
         if (!up('kube-apiserver')) {
           return { ...base, cause: 'apiserver-down', verdict: 'no-restore', summary: `etcd is healthy; down: ${down.join(', ')}`, advice: 'etcd holds the cluster\'s data intact: look at kube-apiserver\'s static pod and logs on the node; a restore would lose every write since the backup' };

@@ -29,6 +29,7 @@ export async function newestBackup(storage: StorageConfig, cluster: string, time
               created: created.toISOString(),
               ageSeconds: Math.max(0, Math.round((now.getTime() - created.getTime()) / 1000)),
               sizeBytes: manifest.snapshot.storedSize,
+              revision: manifest.etcd.revision,
             };
           } catch {
             // unreadable manifest: the next one

@@ -22,7 +22,7 @@ export const ETCD_METRICS_URL = 'http://127.0.0.1:2381';
 export const SCHEDULER_HEALTHZ = 'https://127.0.0.1:10259/healthz';
 export const CONTROLLER_MANAGER_HEALTHZ = 'https://127.0.0.1:10257/healthz';
 
-const ETCD_METRICS = ['etcd_server_has_leader', 'etcd_server_quota_backend_bytes', 'etcd_mvcc_db_total_size_in_bytes'];
+const ETCD_METRICS = ['etcd_server_has_leader', 'etcd_server_quota_backend_bytes', 'etcd_mvcc_db_total_size_in_bytes', 'etcd_debugging_mvcc_current_revision'];
 
 /** etcdctl with the node's client certificates and short timeouts (same flags as activities/etcd-commands.ts). */
 function etcdctlStatus(cluster: ClusterConfig, timeoutSeconds: number): string[] {
@@ -131,6 +131,7 @@ export function interpretNodeProbe(stdout: string, timeoutSeconds: number): Node
     hasLeader: hasLeaderMetric !== undefined ? hasLeaderMetric === 1 : status?.leader !== undefined ? status.leader !== 0 : undefined,
     dbSizeBytes: status?.dbSize ?? metrics.get('etcd_mvcc_db_total_size_in_bytes'),
     quotaBytes: metrics.get('etcd_server_quota_backend_bytes'),
+    revision: status?.revision ?? metrics.get('etcd_debugging_mvcc_current_revision'),
   };
   const facts = [
     status?.version ? `version ${status.version}` : undefined,

@@ -85,6 +85,8 @@ export interface EtcdEndpointStatus {
   dbSize?: number;
   leader?: number;
   memberId?: number;
+  /** etcd's current revision (the response header's). */
+  revision?: number;
 }
 
 /** `etcdctl endpoint status -w json`: [{"Endpoint": ..., "Status": {"header": {...}, "version", "dbSize", "leader", ...}}] */
@@ -92,10 +94,10 @@ export function parseEtcdEndpointStatus(text: string): EtcdEndpointStatus | unde
   const start = text.indexOf('[');
   if (start < 0) return undefined;
   try {
-    const parsed = JSON.parse(text.slice(start)) as { Status?: { version?: string; dbSize?: number; leader?: number; header?: { member_id?: number } } }[];
+    const parsed = JSON.parse(text.slice(start)) as { Status?: { version?: string; dbSize?: number; leader?: number; header?: { member_id?: number; revision?: number } } }[];
     const status = parsed[0]?.Status;
     if (!status) return undefined;
-    return { version: status.version, dbSize: status.dbSize, leader: status.leader, memberId: status.header?.member_id };
+    return { version: status.version, dbSize: status.dbSize, leader: status.leader, memberId: status.header?.member_id, revision: status.header?.revision };
   } catch {
     return undefined;
   }

@@ -25,11 +25,13 @@ export interface HealthReport {
   checkedAt: string;
   /** All five components, always, in the order of COMPONENTS. */
   components: ComponentHealth[];
-  etcd?: { hasLeader?: boolean; dbSizeBytes?: number; quotaBytes?: number };
+  etcd?: { hasLeader?: boolean; dbSizeBytes?: number; quotaBytes?: number; revision?: number };
   /** The filesystem of paths.etcdDataDir (measured at its nearest existing parent when it does not exist). */
   disk?: { path: string; freeBytes: number; totalBytes: number };
   certificates: CertificateExpiry[];
-  newestBackup?: { key: string; created: string; ageSeconds: number; sizeBytes: number };
+  newestBackup?: { key: string; created: string; ageSeconds: number; sizeBytes: number; revision?: number };
+  /** From Temporal (recover-<cluster>): whether a recovery runs, and when the last one that restored ended. */
+  recovery?: { inProgress: boolean; lastSuccessAt?: string };
   /** One human line for every component down and every probe that failed. */
   problems: string[];
 }

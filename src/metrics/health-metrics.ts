@@ -19,6 +19,8 @@ export const healthGauges = {
   certificateExpiry: gauge('lifeboat_certificate_expiry_timestamp_seconds', 'When each kubeadm certificate expires (Unix time).', ['cluster', 'certificate']),
   lastBackupTime: gauge('lifeboat_last_successful_backup_timestamp_seconds', 'When the newest complete backup in the bucket was taken (Unix time).', ['cluster']),
   lastBackupSize: gauge('lifeboat_last_successful_backup_size_bytes', 'Stored size in bytes of the newest complete backup snapshot.', ['cluster']),
+  etcdRevision: gauge('lifeboat_etcd_revision', 'etcd\'s current revision: it only grows, so one below the newest backup\'s means etcd lost its data.', ['cluster']),
+  lastBackupRevision: gauge('lifeboat_last_successful_backup_revision', 'etcd revision of the newest complete backup in the bucket.', ['cluster']),
   checkTime: gauge('lifeboat_health_check_timestamp_seconds', 'When the last health check of the cluster completed (Unix time).', ['cluster']),
   recoveryInProgress: gauge('lifeboat_recovery_in_progress', 'Whether a recovery (workflow recover-<cluster>) is running (1) or not (0).', ['cluster']),
   lastRecoveryDuration: gauge('lifeboat_last_recovery_duration_seconds', 'Duration of the last finished recovery run in seconds.', ['cluster']),
@@ -44,6 +46,7 @@ export function recordHealth(report: HealthReport, completedAt = new Date()): vo
   setOrRemove(healthGauges.etcdDbSize, cluster, report.etcd?.dbSizeBytes);
   setOrRemove(healthGauges.etcdDbQuota, cluster, report.etcd?.quotaBytes);
   setOrRemove(healthGauges.dataDirFree, cluster, report.disk?.freeBytes);
+  setOrRemove(healthGauges.etcdRevision, cluster, report.etcd?.revision);
   // Certificates that are gone lose their series; while the node cannot be read the last known expiries stay.
   if (report.certificates.length > 0) {
     const names = new Set(report.certificates.map((c) => c.name));
@@ -54,6 +57,7 @@ export function recordHealth(report: HealthReport, completedAt = new Date()): vo
   if (report.newestBackup) {
     healthGauges.lastBackupTime.set({ cluster }, seconds(report.newestBackup.created));
     healthGauges.lastBackupSize.set({ cluster }, report.newestBackup.sizeBytes);
+    setOrRemove(healthGauges.lastBackupRevision, cluster, report.newestBackup.revision);
   }
   healthGauges.checkTime.set({ cluster }, completedAt.getTime() / 1000);
 }

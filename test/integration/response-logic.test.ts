@@ -34,6 +34,8 @@ interface Script {
   policy: Partial<ResponsePolicy>;
   probes: string[][];
   diagnosis?: Partial<Diagnosis>;
+  /** Changes each probe's report (etcd revision, newest backup, ...). */
+  report?: (h: HealthReport) => HealthReport;
 }
 
 const alert: AlertNotice = { name: 'LifeboatControlPlaneComponentDown', status: 'firing', fingerprint: 'f00d', labels: { component: 'etcd' } };
@@ -48,7 +50,7 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
     responsePolicy: async ({ cluster }) => ({ cluster, onAlert: 'auto', confirmWindowSeconds: 2, confirmProbes: 3, approvalTimeoutSeconds: 5, ...script.policy }),
     checkHealth: (async () => {
       calls.push('checkHealth');
-      return health(script.probes.shift() ?? ['etcd']);
+      return (script.report ?? ((h) => h))(health(script.probes.shift() ?? ['etcd']));
     }) as Activities['checkHealth'],
     diagnoseCluster: async ({ cluster }) => {
       calls.push('diagnoseCluster');
@@ -134,7 +136,16 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
       await client.workflow.getHandle(`respond-${cluster}`).signal(alertSignal, { name: '$(reboot)', status: 'resolved', fingerprint: '../../x' } as AlertNotice);
     });
     expect(r.outcome).toBe('stood-down');
-    expect(r.summary).toMatch(/every component answered/);
+    expect(r.summary).toMatch(/healthy on probe 2/);
+  });
+
+  it('keeps going while etcd answers without its data (revision below the newest backup\'s), unless a recovery explains it', async () => {
+    const lost = (h: HealthReport): HealthReport => ({ ...h, etcd: { revision: 12 }, newestBackup: { key: 'k', created: new Date(Date.now() - 60_000).toISOString(), ageSeconds: 60, sizeBytes: 1, revision: 5000 } });
+    const r = await respond({ policy: { onAlert: 'notify' }, probes: [[], [], []], report: lost, diagnosis: { cause: 'etcd-data-lost', verdict: 'restore-in-place', summary: 'etcd lost its data' } });
+    expect(r.outcome).toBe('notified');
+    expect(r.evidence.map((e) => e.down)).toEqual([['etcd-data'], ['etcd-data'], ['etcd-data']]);
+    const explained = await respond({ policy: {}, probes: [[], [], []], report: (h) => ({ ...lost(h), recovery: { inProgress: false, lastSuccessAt: new Date().toISOString() } }) });
+    expect(explained.outcome).toBe('stood-down');
   });
 
   it('does not restore when the diagnosis says the data is intact', async () => {
