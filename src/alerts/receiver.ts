@@ -97,7 +97,7 @@ export async function startAlertReceiver(o: AlertReceiverOptions): Promise<Alert
         continue;
       }
       const notice = noticeOf(alert, name);
-      const started = await withTimeout(timeoutMs, () => deliver(o, cluster, notice));
+      const started = await withTimeout(timeoutMs, (signal) => o.client.withAbortSignal(signal, () => deliver(o, cluster, notice)));
       accepted.push(`${name} -> ${responseWorkflowId(cluster)} (${started})`);
       alertsReceived.inc({ outcome: started });
       o.logger.info({ cluster, alert: name, status: notice.status, fingerprint: notice.fingerprint, delivered: started }, 'alert delivered');
@@ -189,13 +189,18 @@ async function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-async function withTimeout<T>(ms: number, body: () => Promise<T>): Promise<T> {
+/** Runs body with a signal that aborts its Temporal calls after `ms` (the client would otherwise retry on and on). */
+async function withTimeout<T>(ms: number, body: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
-      body(),
+      body(abort.signal),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
+        timer = setTimeout(() => {
+          abort.abort();
+          reject(new Error(`no answer within ${ms / 1000} s`));
+        }, ms);
       }),
     ]);
   } finally {
