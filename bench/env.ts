@@ -50,7 +50,16 @@ export async function benchEnv(): Promise<BenchEnv> {
 }
 
 /** The engine's worker as its own process (as users run it), so its peak RSS (VmHWM) is its own. */
-export async function startWorkerProcess(env: BenchEnv, cluster: SandboxCluster, backup: Record<string, unknown>, keyPath: string, taskQueue: string, clusterExtra: Record<string, unknown> = {}): Promise<{ proc: ManagedProcess; peakRssMiB(): Promise<number> }> {
+export async function startWorkerProcess(
+  env: BenchEnv,
+  cluster: SandboxCluster,
+  backup: Record<string, unknown>,
+  keyPath: string,
+  taskQueue: string,
+  clusterExtra: Record<string, unknown> = {},
+  /** Top-level config (alerts, ...) and environment (LIFEBOAT_METRICS_ADDRESS, ...) for the worker. */
+  extra: { config?: Record<string, unknown>; env?: Record<string, string> } = {},
+): Promise<{ proc: ManagedProcess; peakRssMiB(): Promise<number> }> {
   const configFile = join(env.dir, `${taskQueue}.yaml`);
   process.env.LIFEBOAT_BENCH_S3_KEY = env.minio.accessKeyId;
   process.env.LIFEBOAT_BENCH_S3_SECRET = env.minio.secretAccessKey;
@@ -59,6 +68,7 @@ export async function startWorkerProcess(env: BenchEnv, cluster: SandboxCluster,
     stringify({
       temporal: { address: env.temporal.address, taskQueue },
       encryptionKeys: { bench: { file: keyPath } },
+      ...extra.config,
       clusters: [
         {
           ...cluster.config,
@@ -77,7 +87,7 @@ export async function startWorkerProcess(env: BenchEnv, cluster: SandboxCluster,
       ],
     }),
   );
-  const proc = startProcess('worker', 'node', [...WORKER_NODE_FLAGS, join(__dirname, '../src/cli/main.js'), '--config', configFile, 'worker'], { logFile: join(env.dir, `${taskQueue}.log`), env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: 'warn' } });
+  const proc = startProcess('worker', 'node', [...WORKER_NODE_FLAGS, join(__dirname, '../src/cli/main.js'), '--config', configFile, 'worker'], { logFile: join(env.dir, `${taskQueue}.log`), env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...extra.env } });
   await new Promise((r) => setTimeout(r, 3000)); // let it connect and poll
   if (proc.child.exitCode !== null) throw new Error(`the worker exited: ${await readFile(join(env.dir, `${taskQueue}.log`), 'utf8')}`);
   return {

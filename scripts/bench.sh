@@ -4,12 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pinned-node.sh
-which="${1:?usage: bench.sh backup|recovery}"
+which="${1:?usage: bench.sh backup|recovery|alert}"
 bash scripts/ensure-deps.sh
 bash scripts/servers.sh
 CACHE="${LIFEBOAT_CACHE:-$HOME/.cache/lifeboat}"
 venv="$CACHE/awscli-venv"
-if [[ ! -x "$venv/bin/aws" ]]; then
+if [[ "$which" != alert && ! -x "$venv/bin/aws" ]]; then
   echo "[bench] installing the AWS CLI (PyPI) into $venv" >&2
   python3 -m venv "$venv" 2>/dev/null || { apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "$venv"; }
   "$venv/bin/pip" install -q awscli

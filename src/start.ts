@@ -7,6 +7,8 @@ import { startTemporalDevServer } from './devserver/temporal';
 import { createLogger, temporalLoggerFrom } from './logging';
 import { requireBinary, serverBinaries } from './sandbox/binaries';
 import { createWorker } from './temporal/worker';
+import { startAlertReceiver } from './alerts/receiver';
+import { startMetricsServer } from './metrics/server';
 
 /**
  * `npm start`: the engine on embedded defaults — a local Temporal dev server whose state survives restarts (SQLite
@@ -33,8 +35,12 @@ async function main(): Promise<void> {
   }).catch((err: Error) => {
     throw new Error(`${err.message}\nIs another Temporal server using port ${port}? Set LIFEBOAT_DEV_PORT to use another.`);
   });
-  Runtime.install({ logger: temporalLoggerFrom(logger), shutdownSignals: ['SIGINT', 'SIGTERM'] });
-  const { worker, close, taskQueue } = await createWorker({ config, logger, address: server.address });
+  // As `lifeboat worker` does: metrics at LIFEBOAT_METRICS_ADDRESS, Alertmanager's webhook at LIFEBOAT_ALERTS_ADDRESS.
+  const metrics = await startMetricsServer(process.env.LIFEBOAT_METRICS_ADDRESS, logger);
+  Runtime.install({ logger: temporalLoggerFrom(logger), shutdownSignals: ['SIGINT', 'SIGTERM'], ...metrics?.runtimeOptions });
+  const { worker, close, taskQueue, client } = await createWorker({ config, logger, address: server.address });
+  const alertsAddress = process.env.LIFEBOAT_ALERTS_ADDRESS;
+  const receiver = alertsAddress ? await startAlertReceiver({ config, client, taskQueue, logger, address: alertsAddress }) : undefined;
   console.log(
     [
       '',
@@ -42,6 +48,8 @@ async function main(): Promise<void> {
       `  Temporal UI:      ${server.uiUrl}`,
       `  Temporal address: ${server.address} (namespace default, task queue ${taskQueue})`,
       `  State and logs:   ${dataDir}`,
+      ...(metrics ? [`  Metrics:          http://${metrics.address}/metrics`] : []),
+      ...(receiver ? [`  Alert receiver:   ${receiver.url} (Alertmanager webhook, bearer alerts.token)`] : []),
       '  Stop with Ctrl-C.',
       '',
     ].join('\n'),
@@ -49,6 +57,8 @@ async function main(): Promise<void> {
   try {
     await worker.run();
   } finally {
+    await receiver?.close();
+    await metrics?.close();
     await close();
     await server.stop();
     logger.info('stopped');

@@ -1,6 +1,8 @@
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -10,6 +12,7 @@ import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
 import { startMetricsServer, type MetricsServer } from '../../src/metrics/server';
 import { startAlertmanager, type AlertmanagerServer } from '../../src/sandbox/alertmanager';
 import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
+import { advanceRevision } from '../../src/sandbox/fill';
 import { repoRoot } from '../../src/sandbox/binaries';
 import { waitFor } from '../../src/sandbox/processes';
 import { startPrometheus, type PrometheusServer } from '../../src/sandbox/prometheus';
@@ -23,6 +26,7 @@ import { startTestWorker, type RunningWorker } from '../support/worker';
 const BUCKET = 'alerting';
 const NAME = 'alerting';
 const TOKEN = 'alert-recovery-test-token-5f1c0e9a7b';
+const NOTIFY_SECRET = 'T000-B000-notify-secret-9d2e';
 
 /** Every run ever started under a workflow id, oldest first. */
 async function runs(client: Client, workflowId: string): Promise<{ runId: string; status: string; startTime: Date }[]> {
@@ -47,6 +51,9 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
   let prometheus: PrometheusServer;
   let api: KubeClient;
   const s3 = minioClient();
+  /** What the engine posted to the notification webhook (alerts.notify), in order. */
+  const notifications: { event: string; text: string; raw: string }[] = [];
+  let hook: Server;
   const names = async () => (await api.list('/api/v1/namespaces/default/configmaps')).map((c) => c.metadata.name).filter((n) => !n.startsWith('kube-')).sort();
 
   /** The response run started after `since`, once it has ended. */
@@ -71,13 +78,27 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
       recovery: { approval: 'required', onAlert: 'auto', confirm: { window: '6s', probes: 3 } },
       health: { interval: '2s', timeout: '3s' },
     };
-    worker = await startTestWorker([config as never], { encryptionKeys: { k1: { file: key.path } }, alerts: { token: { env: 'LIFEBOAT_TEST_ALERTS_TOKEN' } } });
+    hook = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (c: Buffer) => (raw += c.toString()));
+      req.on('end', () => {
+        const body = JSON.parse(raw) as { text: string; lifeboat: { event: string } };
+        notifications.push({ event: body.lifeboat.event, text: body.text, raw: raw + (req.url ?? '') });
+        res.writeHead(200).end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    // The URL carries a secret, as Slack's does: it must never show up in what the engine writes anywhere.
+    process.env.LIFEBOAT_TEST_NOTIFY_URL = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook/${NOTIFY_SECRET}`;
+    worker = await startTestWorker([config as never], { encryptionKeys: { k1: { file: key.path } }, alerts: { token: { env: 'LIFEBOAT_TEST_ALERTS_TOKEN' }, notify: { url: { env: 'LIFEBOAT_TEST_NOTIFY_URL' } } } });
     metrics = (await startMetricsServer('127.0.0.1:0'))!;
     receiver = await startAlertReceiver({ config: worker.config, client: worker.client, taskQueue: worker.taskQueue, logger: pino({ level: 'silent' }), address: '127.0.0.1:0' });
     alertmanager = await startAlertmanager({ dir: join(dir, 'alertmanager'), webhookUrl: receiver.url, bearerTokenFile: tokenFile });
     prometheus = await startPrometheus({ dir: join(dir, 'prometheus'), scrapeTargets: [metrics.address], rulesFiles: [join(repoRoot, 'deploy/prometheus/lifeboat.rules.yml')], forOverride: '2s', alertmanagerUrl: alertmanager.url });
     await syncSchedules(worker.client, worker.config);
     await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'before-backup' } });
+    // A cluster in use is far past the few hundred revisions a fresh API server writes while it bootstraps.
+    await advanceRevision(cluster, 3000);
     await runBackup(worker.client, worker.taskQueue, NAME);
     await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'after-backup' } });
     // A healthy cluster: probes say so, and nothing fires.
@@ -94,6 +115,7 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     await metrics?.close();
     await worker?.stop();
     await cluster?.destroy();
+    hook?.close();
     s3.destroy();
   });
 
@@ -107,6 +129,7 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     expect(result.diagnosis).toMatchObject({ cause: 'components-down', verdict: 'no-restore' });
     expect(result.evidence.every((e) => e.down.includes('kube-scheduler'))).toBe(true);
     expect(await runs(worker.client, `recover-${NAME}`)).toEqual([]);
+    expect(notifications.at(-1)).toMatchObject({ event: 'no-restore', text: expect.stringMatching(/^lifeboat \[alerting\] no-restore: .*kube-scheduler/) });
     await node.exec(['mv', '/var/lib/kube-scheduler.yaml.aside', '/etc/kubernetes/manifests/kube-scheduler.yaml']);
     expect(await nodeFingerprint(node)).toBe(before);
     await quiet();
@@ -151,5 +174,12 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
       expect(later.outcome).toBe('stood-down');
     }
     expect(await runs(worker.client, `recover-${NAME}`)).toHaveLength(1);
+    const events = notifications.map((n) => n.event);
+    expect(events.slice(events.indexOf('recovery-started'))).toEqual(expect.arrayContaining(['recovery-started', 'recovered']));
+    // Neither the webhook's secret nor the alert token reaches a notification or the response's history.
+    for (const n of notifications) expect(n.text).not.toMatch(new RegExp(`${NOTIFY_SECRET}|${TOKEN}`));
+    const history = JSON.stringify(await worker.client.workflow.getHandle(`respond-${NAME}`).fetchHistory());
+    expect(history).not.toContain(NOTIFY_SECRET);
+    expect(history).not.toContain(TOKEN);
   });
 });

@@ -5,7 +5,7 @@ import type { HealthReport } from '../../activities/health/check-health';
 import type { Diagnosis } from '../../activities/response/diagnose';
 import type { ResponsePolicy } from '../../activities/response/policy';
 import type { RecoveryPlan } from '../../src/recovery/plan';
-import { approveSignal, rejectSignal } from '../../workflows/recover-cluster';
+import { approveSignal, recoverCluster, rejectSignal } from '../../workflows/recover-cluster';
 import { alertSignal, respondToAlert, type RespondToAlertResult } from '../../workflows/respond-to-alert';
 import type { AlertNotice } from '../../workflows/response-input';
 import { testBed } from '../support/bed';
@@ -36,6 +36,8 @@ interface Script {
   diagnosis?: Partial<Diagnosis>;
   /** Changes each probe's report (etcd revision, newest backup, ...). */
   report?: (h: HealthReport) => HealthReport;
+  /** The cluster's recovery policy from its config, as resolveCluster returns it. */
+  clusterPolicy?: { approval: 'required' | 'auto'; approvalTimeoutSeconds: number };
 }
 
 const alert: AlertNotice = { name: 'LifeboatControlPlaneComponentDown', status: 'firing', fingerprint: 'f00d', labels: { component: 'etcd' } };
@@ -60,7 +62,7 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
       calls.push(`notify:${event}`);
       return { sent: false };
     },
-    resolveCluster: async ({ cluster }) => ({ name: cluster, nodes: ['cp1'] }),
+    resolveCluster: async ({ cluster }) => ({ name: cluster, nodes: ['cp1'], ...(script?.clusterPolicy ? { recovery: script.clusterPolicy } : {}) }),
     planRecovery: async () => {
       calls.push('planRecovery');
       return plan;
@@ -197,6 +199,21 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
     expect(timedOut.outcome).toBe('rejected');
     expect(timedOut.summary).toMatch(/No approval within 2 s/);
     expect(calls).not.toContain('stopControlPlane');
+  });
+
+  it('applies the cluster\'s recovery.approval and approvalTimeout to a recovery started without them (UI, scripts)', async () => {
+    const start = (cluster: string, extra: Record<string, unknown> = {}) =>
+      client.workflow.start(recoverCluster, { taskQueue, workflowId: `recover-${cluster}`, args: [{ cluster, ...extra }] });
+    script = { policy: {}, probes: [], clusterPolicy: { approval: 'required', approvalTimeoutSeconds: 2 } };
+    const waits = await start(`cfg-required-${n++}`);
+    await expect(waits.result()).rejects.toThrow();
+    const err = await waits.result().catch((e: Error & { cause?: Error }) => e.cause?.message ?? e.message);
+    expect(err).toMatch(/not approved within 2 s; nothing was changed/);
+    expect(calls).not.toContain('stopControlPlane');
+    script = { policy: {}, probes: [], clusterPolicy: { approval: 'auto', approvalTimeoutSeconds: 2 } };
+    const auto = await (await start(`cfg-auto-${n++}`)).result();
+    expect(auto.outcome).toBe('restored');
+    expect(auto.approval).toMatchObject({ decision: 'auto' });
   });
 
   it('fails fast on hostile input, before any activity', async () => {
