@@ -19,7 +19,12 @@ import { startPrometheus, type PrometheusServer } from '../../src/sandbox/promet
 import { syncSchedules } from '../../src/schedules/backup-schedules';
 import type { RespondToAlertResult } from '../../workflows/respond-to-alert';
 import { keyFile, runBackup, withBackup } from '../support/backups';
-import { minioClient, minioStorage } from '../support/bed';
+import { minioClient, minioStorage, testBed } from '../support/bed';
+import { historyText } from '../support/history';
+import { Worker } from '@temporalio/worker';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { workflowsPath } from '../../src/temporal/worker';
 import { nodeFingerprint } from '../support/recovery';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 
@@ -178,8 +183,18 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     expect(events.slice(events.indexOf('recovery-started'))).toEqual(expect.arrayContaining(['recovery-started', 'recovered']));
     // Neither the webhook's secret nor the alert token reaches a notification or the response's history.
     for (const n of notifications) expect(n.text).not.toMatch(new RegExp(`${NOTIFY_SECRET}|${TOKEN}`));
-    const history = JSON.stringify(await worker.client.workflow.getHandle(`respond-${NAME}`).fetchHistory());
-    expect(history).not.toContain(NOTIFY_SECRET);
-    expect(history).not.toContain(TOKEN);
+    const response = (await runs(worker.client, `respond-${NAME}`)).find((r) => r.startTime >= since)!;
+    const history = await worker.client.workflow.getHandle(`respond-${NAME}`, response.runId).fetchHistory();
+    expect(historyText(history)).not.toMatch(new RegExp(`${NOTIFY_SECRET}|${TOKEN}`));
+    // The response (with its child recovery) replays against the current workflow code; LIFEBOAT_RECORD_HISTORIES=<dir>
+    // keeps it as a fixture for test/unit/replay.test.ts.
+    const errors: string[] = [];
+    for await (const r of Worker.runReplayHistories({ workflowsPath }, [{ workflowId: `respond-${NAME}`, history }])) if (r.error) errors.push(String(r.error));
+    expect(errors).toEqual([]);
+    const out = process.env.LIFEBOAT_RECORD_HISTORIES;
+    if (out) {
+      const { stdout } = await promisify(execFile)(cluster.binaries.temporal, ['workflow', 'show', '-w', `respond-${NAME}`, '-r', response.runId, '--output', 'json', '--address', testBed().temporalAddress], { maxBuffer: 64 << 20 });
+      await writeFile(join(out, 'respond-0.json'), stdout);
+    }
   });
 });
