@@ -1,6 +1,7 @@
 import { findCluster } from '../../src/config/load';
 import { checkClusterHealth } from '../../src/health/check';
 import { recoveryState } from '../../src/health/recovery-state';
+import { backupIntervalSeconds } from '../../src/health/backup-interval';
 import type { HealthReport } from '../../src/health/types';
 
 export type { Component, ComponentHealth, HealthReport } from '../../src/health/types';
@@ -29,10 +30,12 @@ export function checkHealth(deps: ActivityDeps) {
     classified(async () => {
       const cluster = findCluster(deps.config, input.cluster);
       const timeoutMs = input.timeoutSeconds !== undefined && input.timeoutSeconds > 0 ? input.timeoutSeconds * 1000 : durationMs(cluster.health.timeout) || 5000;
-      const [report, recovery] = await Promise.all([
+      const [report, recovery, interval] = await Promise.all([
         checkClusterHealth(cluster, { node: input.node, timeoutMs, signal: cancellationSignal() }),
         deps.client ? recoveryState(deps.client, cluster.name, timeoutMs).catch((err: Error) => err) : undefined,
+        deps.client ? backupIntervalSeconds(deps.client, cluster.name, timeoutMs).catch(() => undefined) : undefined,
       ]);
+      if (interval !== undefined) report.backupIntervalSeconds = interval;
       if (recovery instanceof Error) report.problems.push(`recovery state: cannot describe recover-${cluster.name} in Temporal: ${recovery.message}`);
       else if (recovery) {
         recordRecovery(cluster.name, recovery);

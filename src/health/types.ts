@@ -30,6 +30,8 @@ export interface HealthReport {
   disk?: { path: string; freeBytes: number; totalBytes: number };
   certificates: CertificateExpiry[];
   newestBackup?: { key: string; created: string; ageSeconds: number; sizeBytes: number; revision?: number };
+  /** Between the next two runs of the cluster's backup-<cluster> schedule. */
+  backupIntervalSeconds?: number;
   /** From Temporal (recover-<cluster>): whether a recovery runs, and when the last one that restored ended. */
   recovery?: { inProgress: boolean; lastSuccessAt?: string };
   /** One human line for every component down and every probe that failed. */

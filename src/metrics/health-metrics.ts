@@ -21,6 +21,7 @@ export const healthGauges = {
   lastBackupSize: gauge('lifeboat_last_successful_backup_size_bytes', 'Stored size in bytes of the newest complete backup snapshot.', ['cluster']),
   etcdRevision: gauge('lifeboat_etcd_revision', 'etcd\'s current revision: it only grows, so one below the newest backup\'s means etcd lost its data.', ['cluster']),
   lastBackupRevision: gauge('lifeboat_last_successful_backup_revision', 'etcd revision of the newest complete backup in the bucket.', ['cluster']),
+  backupInterval: gauge('lifeboat_backup_interval_seconds', 'Time between the cluster\'s scheduled backups (its backup-<cluster> schedule).', ['cluster']),
   checkTime: gauge('lifeboat_health_check_timestamp_seconds', 'When the last health check of the cluster completed (Unix time).', ['cluster']),
   recoveryInProgress: gauge('lifeboat_recovery_in_progress', 'Whether a recovery (workflow recover-<cluster>) is running (1) or not (0).', ['cluster']),
   lastRecoveryDuration: gauge('lifeboat_last_recovery_duration_seconds', 'Duration of the last finished recovery run in seconds.', ['cluster']),
@@ -47,6 +48,7 @@ export function recordHealth(report: HealthReport, completedAt = new Date()): vo
   setOrRemove(healthGauges.etcdDbQuota, cluster, report.etcd?.quotaBytes);
   setOrRemove(healthGauges.dataDirFree, cluster, report.disk?.freeBytes);
   setOrRemove(healthGauges.etcdRevision, cluster, report.etcd?.revision);
+  setOrRemove(healthGauges.backupInterval, cluster, report.backupIntervalSeconds);
   // Certificates that are gone lose their series; while the node cannot be read the last known expiries stay.
   if (report.certificates.length > 0) {
     const names = new Set(report.certificates.map((c) => c.name));

@@ -116,7 +116,7 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
     expect(r.components.map((c) => c.component)).toEqual(['kube-apiserver', 'etcd', 'kube-scheduler', 'kube-controller-manager', 'node']);
     expect(r.components.filter((c) => !c.up)).toEqual([]);
     expect(byName(r)['kube-apiserver']!.detail).toMatch(/\/livez ok, \/readyz ok/);
-    expect(r.etcd).toEqual({ hasLeader: true, dbSizeBytes: expect.any(Number), quotaBytes: 2 * 1024 ** 3 });
+    expect(r.etcd).toEqual({ hasLeader: true, dbSizeBytes: expect.any(Number), quotaBytes: 2 * 1024 ** 3, revision: expect.any(Number) });
     expect(r.etcd!.dbSizeBytes).toBeGreaterThan(100_000);
     expect(r.disk!.path).toBe('/var/lib/etcd');
     expect(r.disk!.freeBytes).toBeGreaterThan(0);
@@ -140,7 +140,7 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
   it('finds the newest backup once one is taken', async () => {
     backup = await runBackup(client, taskQueue, 'hc', `backup-hc-${Date.now()}`);
     const r = await check({ cluster: 'hc' });
-    expect(r.newestBackup).toEqual({ key: backup.snapshotKey, created: backup.created, ageSeconds: expect.any(Number), sizeBytes: backup.storedBytes });
+    expect(r.newestBackup).toEqual({ key: backup.snapshotKey, created: backup.created, ageSeconds: expect.any(Number), sizeBytes: backup.storedBytes, revision: backup.revision });
     expect(r.newestBackup!.ageSeconds).toBeLessThan(120);
     expect(r.problems).toEqual([]);
   });
@@ -240,6 +240,10 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
     expect(value('lifeboat_last_successful_backup_timestamp_seconds')).toBe(Date.parse(backup.created) / 1000);
     expect(value('lifeboat_last_successful_backup_size_bytes')).toBe(backup.storedBytes);
     expect(value('lifeboat_health_check_timestamp_seconds')).toBeGreaterThanOrEqual(Math.floor(before));
+    expect(value('lifeboat_etcd_revision')).toBeGreaterThan(backup.revision);
+    expect(value('lifeboat_last_successful_backup_revision')).toBe(backup.revision);
+    // backup-hc from schedule sync: the default cron, every 6 h, each run moved by up to the 5 min jitter.
+    expect(Math.abs(value('lifeboat_backup_interval_seconds')! - 6 * 3600)).toBeLessThanOrEqual(300);
     expect(value('lifeboat_recovery_in_progress')).toBe(0);
     expect(value('lifeboat_last_recovery_success')).toBe(0); // rejected: not a restore
     expect(value('lifeboat_last_recovery_duration_seconds')).toBeGreaterThan(0);
