@@ -18,6 +18,7 @@ import { waitFor } from '../../src/sandbox/processes';
 import { startPrometheus, type PrometheusServer } from '../../src/sandbox/prometheus';
 import { syncSchedules } from '../../src/schedules/backup-schedules';
 import type { RespondToAlertResult } from '../../workflows/respond-to-alert';
+import { approveSignal } from '../../workflows/recover-cluster';
 import { keyFile, runBackup, withBackup } from '../support/backups';
 import { minioClient, minioStorage, testBed } from '../support/bed';
 import { historyText } from '../support/history';
@@ -56,6 +57,8 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
   let prometheus: PrometheusServer;
   let api: KubeClient;
   const s3 = minioClient();
+  let clusterWith: (onAlert: string) => Record<string, unknown>;
+  let workerExtra: Record<string, unknown>;
   /** What the engine posted to the notification webhook (alerts.notify), in order. */
   const notifications: { event: string; text: string; raw: string }[] = [];
   let hook: Server;
@@ -78,10 +81,14 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     process.env.LIFEBOAT_TEST_ALERTS_TOKEN = TOKEN;
     const tokenFile = join(dir, 'token');
     await writeFile(tokenFile, TOKEN, { mode: 0o600 });
-    const config = {
+    clusterWith = (onAlert: string) => ({
       ...withBackup(cluster, { encryptionKey: 'k1' }),
-      recovery: { approval: 'required', onAlert: 'auto', confirm: { window: '6s', probes: 3 } },
+      recovery: { approval: 'required', onAlert, confirm: { window: '6s', probes: 3 } },
       health: { interval: '2s', timeout: '3s' },
+    });
+    workerExtra = { encryptionKeys: { k1: { file: key.path } }, alerts: { token: { env: 'LIFEBOAT_TEST_ALERTS_TOKEN' }, notify: { url: { env: 'LIFEBOAT_TEST_NOTIFY_URL' } } } };
+    const config = {
+      ...clusterWith('auto'),
     };
     hook = createServer((req, res) => {
       let raw = '';
@@ -95,7 +102,7 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
     // The URL carries a secret, as Slack's does: it must never show up in what the engine writes anywhere.
     process.env.LIFEBOAT_TEST_NOTIFY_URL = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook/${NOTIFY_SECRET}`;
-    worker = await startTestWorker([config as never], { encryptionKeys: { k1: { file: key.path } }, alerts: { token: { env: 'LIFEBOAT_TEST_ALERTS_TOKEN' }, notify: { url: { env: 'LIFEBOAT_TEST_NOTIFY_URL' } } } });
+    worker = await startTestWorker([config as never], workerExtra);
     metrics = (await startMetricsServer('127.0.0.1:0'))!;
     receiver = await startAlertReceiver({ config: worker.config, client: worker.client, taskQueue: worker.taskQueue, logger: pino({ level: 'silent' }), address: '127.0.0.1:0' });
     alertmanager = await startAlertmanager({ dir: join(dir, 'alertmanager'), webhookUrl: receiver.url, bearerTokenFile: tokenFile });
@@ -196,5 +203,47 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
       const { stdout } = await promisify(execFile)(cluster.binaries.temporal, ['workflow', 'show', '-w', `respond-${NAME}`, '-r', response.runId, '--output', 'json', '--address', testBed().temporalAddress], { maxBuffer: 64 << 20 });
       await writeFile(join(out, 'respond-0.json'), stdout);
     }
+  });
+  it('policy approve: the recovery waits for a person, changes nothing meanwhile, and restores once approved', async () => {
+    // The same engine with onAlert: approve (a new worker and receiver on the receiver's address).
+    const address = new URL(receiver.url).host;
+    const taskQueue = worker.taskQueue;
+    await receiver.close();
+    await worker.stop();
+    worker = await startTestWorker([clusterWith('approve') as never], workerExtra as never, { taskQueue });
+    receiver = await startAlertReceiver({ config: worker.config, client: worker.client, taskQueue: worker.taskQueue, logger: pino({ level: 'silent' }), address });
+    await syncSchedules(worker.client, worker.config);
+    await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'after-first-recovery' } });
+    await runBackup(worker.client, worker.taskQueue, NAME);
+    await waitFor('a health check of the new backup', async () => {
+      const text = await (await fetch(`http://${metrics.address}/metrics`)).text();
+      return Number(/lifeboat_last_successful_backup_revision\{cluster="alerting"\} (\d+)/.exec(text)?.[1]) > 1_000_000_000;
+    }, 60_000, 500);
+
+    const node = cluster.controlPlane;
+    const since = new Date();
+    const recoveriesBefore = (await runs(worker.client, `recover-${NAME}`)).length;
+    const asideDirs = () => node.exec(['bash', '-c', 'ls -d /var/lib/etcd.* 2>/dev/null | sort']);
+    const asideBefore = await asideDirs();
+    const pods = await node.pods();
+    await node.exec(['bash', '-c', `kill -9 ${pods.flatMap((p) => p.containers.map((c) => c.pid)).filter(Boolean).join(' ')}; rm -rf /var/lib/etcd/member`]);
+    const recovery = await waitFor('a recovery waiting for approval', async () => {
+      const run = (await runs(worker.client, `recover-${NAME}`)).find((r) => r.startTime >= since);
+      const p = run && (await worker.client.workflow.getHandle(`recover-${NAME}`, run.runId).query<{ state: string; steps: { step: string; status: string }[] }>('progress'));
+      return p?.state === 'awaiting-approval' ? { run: run!, progress: p } : undefined;
+    }, 120_000, 500);
+    expect(recovery.progress.steps.find((s) => s.step === 'stop control plane')?.status).toBe('pending');
+    expect(notifications.map((n) => n.event)).toContain('needs-approval');
+    // While it waits, nothing on the node is touched: no data dir moved aside, no restore started.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(await asideDirs()).toBe(asideBefore);
+    expect((await worker.client.workflow.getHandle(`recover-${NAME}`, recovery.run.runId).query<{ state: string }>('progress')).state).toBe('awaiting-approval');
+    await worker.client.workflow.getHandle(`recover-${NAME}`, recovery.run.runId).signal(approveSignal, { by: 'alice', reason: 'etcd wiped, approved in test' });
+    const result = await nextResponse(since, 180_000);
+    expect(result.outcome).toBe('recovered');
+    expect(result.diagnosis?.cause).toBe('etcd-data-lost');
+    expect(await runs(worker.client, `recover-${NAME}`)).toHaveLength(recoveriesBefore + 1);
+    expect(await names()).toEqual(['after-first-recovery', 'before-backup']);
+    await quiet();
   });
 });

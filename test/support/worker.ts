@@ -30,10 +30,11 @@ export interface RunningWorker {
 }
 
 /** A real worker on the shared dev server, on a task queue of its own, with the given clusters configured. */
-export async function startTestWorker(clusters: ClusterConfig[], extra: Partial<Record<keyof Config, unknown>> = {}): Promise<RunningWorker> {
+export async function startTestWorker(clusters: ClusterConfig[], extra: Partial<Record<keyof Config, unknown>> = {}, options: { taskQueue?: string } = {}): Promise<RunningWorker> {
   const { temporalAddress } = testBed();
   quietRuntime();
-  const taskQueue = `test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  // A restarted worker takes over its predecessor's queue (options.taskQueue), as a redeployed worker does.
+  const taskQueue = options.taskQueue ?? `test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const config = parseConfig({ ...extra, temporal: { address: temporalAddress, taskQueue }, clusters }, 'test config');
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const { worker, close } = await createWorker({ config, logger, workflowBundle: await workflowBundle() });
