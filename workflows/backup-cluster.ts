@@ -2,6 +2,7 @@ import { ActivityFailure, ApplicationFailure, log, metricMeter, patched, proxyAc
 import type { Activities } from '../activities';
 import type { BackupManifest } from '../src/backup/manifest';
 import { backupObjectKeys } from '../src/backup/object-keys';
+import { backupInputProblems } from './backup-input';
 import { runKeyOf } from './run-key';
 
 export interface BackupClusterInput {
@@ -59,6 +60,8 @@ const transfers = proxyActivities<Activities>({
  * clean the node, then prune by the retention policy. Every step is its own retryable, idempotent activity.
  */
 export async function backupCluster(input: BackupClusterInput): Promise<BackupClusterResult> {
+  const problems = backupInputProblems(input);
+  if (problems.length) throw ApplicationFailure.nonRetryable(`invalid backup input: ${problems.join('; ')}`, 'InvalidInput');
   const steps: BackupStepTiming[] = [];
   let step = 'plan';
   const timed = async <T>(name: string, body: () => Promise<T>): Promise<T> => {

@@ -96,7 +96,7 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
   };
   const skip = (...names: string[]) => names.forEach((n) => (stepOf(n).status = 'skipped'));
 
-  const planInput = { cluster: input.cluster, snapshot: input.snapshot, target: input.target, targetHostKey: input.targetHostKey, mode: input.mode, runKey };
+  const planInput = { cluster: input.cluster, snapshot: input.snapshot, target: input.target, targetHostKey: input.targetHostKey, mode: input.mode, runKey, overrideCooldown: input.overrideCooldown };
   let policy: ClusterSummary['recovery'];
   let plan = await step('plan', async () => {
     policy = (await quick.resolveCluster({ cluster: input.cluster })).recovery;

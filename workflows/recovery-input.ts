@@ -16,23 +16,33 @@ export interface RecoverClusterInput {
   reason?: string;
   /** On failure after the control plane was stopped, keep the restored state instead of rolling back. */
   keepRestoredOnFailure?: boolean;
+  /** A person's go-ahead for a restore within recovery.cooldown of a successful one (alerts never set it). */
+  overrideCooldown?: boolean;
   /** Test and drill knobs: how long to wait for approval and for the control plane. */
   approvalTimeoutSeconds?: number;
   controlPlaneTimeoutSeconds?: number;
 }
 
 export type NormalizedRecoveryInput = Required<Pick<RecoverClusterInput, 'cluster' | 'snapshot' | 'mode' | 'approval' | 'dryRun' | 'keepRestoredOnFailure'>> &
-  Pick<RecoverClusterInput, 'target' | 'targetHostKey' | 'reason' | 'approvalTimeoutSeconds' | 'controlPlaneTimeoutSeconds'>;
+  Pick<RecoverClusterInput, 'target' | 'targetHostKey' | 'reason' | 'overrideCooldown' | 'approvalTimeoutSeconds' | 'controlPlaneTimeoutSeconds'>;
 
 const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const HOST = /^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$/;
 const KEY = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
+const LIMITS: [string, number][] = [['cluster', 63], ['snapshot', 1024], ['target', 253], ['targetHostKey', 2048], ['reason', 500]];
+const FIELDS = ['cluster', 'snapshot', 'target', 'targetHostKey', 'mode', 'approval', 'dryRun', 'reason', 'keepRestoredOnFailure', 'overrideCooldown', 'approvalTimeoutSeconds', 'controlPlaneTimeoutSeconds'];
 const HOST_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+$|^SHA256:[A-Za-z0-9+/]{43}=?$/;
 
 /** Returns the problems, one per field ("snapshot: ..."); empty when the input is usable. */
 export function recoveryInputProblems(input: RecoverClusterInput): string[] {
   const problems: string[] = [];
   if (!input || typeof input !== 'object') return ['input: expected an object like {"cluster": "prod"}'];
+  // Lengths first: a 200 KB value is refused before any pattern looks at it, and is never echoed back.
+  for (const [field, max] of LIMITS) {
+    const v = (input as unknown as Record<string, unknown>)[field];
+    if (typeof v === 'string' && v.length > max) problems.push(`${field}: at most ${max} characters (got ${v.length})`);
+  }
+  if (problems.length) return problems;
   if (typeof input.cluster !== 'string' || !NAME.test(input.cluster)) problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-")');
   if (input.snapshot !== undefined && input.snapshot !== 'latest' && (typeof input.snapshot !== 'string' || !KEY.test(input.snapshot) || input.snapshot.split('/').includes('..'))) {
     problems.push('snapshot: expected "latest" or a backup key as `lifeboat backup list` prints it (letters, digits, . _ - and /; no spaces or shell characters)');
@@ -45,10 +55,13 @@ export function recoveryInputProblems(input: RecoverClusterInput): string[] {
   if (input.approval !== undefined && input.approval !== 'required' && input.approval !== 'auto') problems.push('approval: expected "required" or "auto"');
   if (input.dryRun !== undefined && typeof input.dryRun !== 'boolean') problems.push('dryRun: expected true or false');
   if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > 500)) problems.push('reason: expected text of at most 500 characters');
-  for (const f of ['approvalTimeoutSeconds', 'controlPlaneTimeoutSeconds'] as const) {
+  for (const [f, max] of [['approvalTimeoutSeconds', 7 * 86400], ['controlPlaneTimeoutSeconds', 3600]] as const) {
     const v = input[f];
-    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1)) problems.push(`${f}: expected a whole number of seconds`);
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max)) problems.push(`${f}: expected a whole number of seconds from 1 to ${max}`);
   }
+  for (const f of ['keepRestoredOnFailure', 'overrideCooldown'] as const) if (input[f] !== undefined && typeof input[f] !== 'boolean') problems.push(`${f}: expected true or false`);
+  const extra = Object.keys(input).filter((k) => !FIELDS.includes(k));
+  if (extra.length) problems.push(`input: unknown field ${extra.slice(0, 5).map((k) => `"${k.slice(0, 40)}"`).join(', ')} (known: ${FIELDS.join(', ')})`);
   return problems;
 }
 

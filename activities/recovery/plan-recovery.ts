@@ -1,3 +1,5 @@
+import { refuseWithinCooldown } from './recent-recovery';
+import { durationMs } from '../../src/schedules/backup-schedules';
 import { ApplicationFailure } from '@temporalio/common';
 import { Writable } from 'node:stream';
 import { posix } from 'node:path';
@@ -27,6 +29,8 @@ export interface PlanRecoveryInput {
   runKey: string;
   /** For "latest": backups to pass over, with why (one that failed verification while it was fetched). */
   passOver?: { manifestKey: string; reason: string }[];
+  /** A person's explicit go-ahead for a restore within recovery.cooldown of the last one. */
+  overrideCooldown?: boolean;
 }
 
 /** The node to restore onto: a configured node by name, or a host with its pinned key, reached like the cluster's nodes. */
@@ -101,6 +105,7 @@ export function planRecovery(deps: ActivityDeps) {
       const cluster = findCluster(deps.config, input.cluster);
       const node = targetNode(cluster, input.target, input.targetHostKey);
       const runKey = checkRunKey(input.runKey);
+      await refuseWithinCooldown(deps.client, cluster.name, durationMs(cluster.recovery.cooldown), input.overrideCooldown);
       const s3 = await s3ClientFor(cluster.storage);
       let choice;
       try {

@@ -19,9 +19,10 @@ export function restoreCommand(): Command {
     .option('--mode <mode>', 'in-place | new-node', 'in-place')
     .option('--approve', 'approve up front (approval: auto)')
     .option('--dry-run', 'plan and preflight only; change nothing')
+    .option('--override-cooldown', 'restore even though a recovery restored this cluster within recovery.cooldown')
     .option('--reason <text>', 'why (kept in the result)')
     .option('--no-wait', 'start and return')
-    .action(async (cluster: string, opts: { snapshot: string; target?: string; targetHostKey?: string; mode: string; approve?: boolean; dryRun?: boolean; reason?: string; wait: boolean }, cmd: Command) => {
+    .action(async (cluster: string, opts: { snapshot: string; target?: string; targetHostKey?: string; mode: string; approve?: boolean; dryRun?: boolean; overrideCooldown?: boolean; reason?: string; wait: boolean }, cmd: Command) => {
       const config = await loadConfig(configFileOf(cmd));
       findCluster(config, cluster);
       const input: RecoverClusterInput = {
@@ -33,6 +34,7 @@ export function restoreCommand(): Command {
         // Without --approve the workflow applies the cluster's recovery.approval and approvalTimeout itself.
         approval: opts.approve ? 'auto' : undefined,
         dryRun: opts.dryRun ?? false,
+        ...(opts.overrideCooldown ? { overrideCooldown: true } : {}),
         reason: opts.reason,
       };
       const problems = recoveryInputProblems(input);

@@ -194,6 +194,11 @@ export const recoverySchema = z
     confirm: confirmSchema.default(confirmSchema.parse({})),
     /** A spare node (by name, from nodes) that takes over when the control-plane node is gone. */
     standbyNode: name.optional(),
+    /**
+     * After a recovery restored the cluster, another one within this window is refused unless a person overrides it:
+     * a late second trigger would restore the same backup again and lose what was written in between. "0s" turns it off.
+     */
+    cooldown: duration.default('30m'),
   })
   .strict();
 

@@ -86,6 +86,8 @@ export async function createSandboxCluster(o: SandboxClusterOptions): Promise<Sa
       nodes: [...nodes.values()].map((n) => ({ name: n.name, host: n.ip, user: 'root', privateKey: { file: sshKeyFile }, hostKey: n.hostKey })),
       apiServer: o.withApiserver ? apiServer : undefined,
       storage: o.storage,
+      // Tests restore the same cluster several times in a row on purpose; the cooldown has tests of its own.
+      recovery: { cooldown: '0s' },
     });
     const cluster: SandboxCluster = {
       name,

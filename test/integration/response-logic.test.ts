@@ -7,6 +7,8 @@ import type { ResponsePolicy } from '../../activities/response/policy';
 import type { RecoveryPlan } from '../../src/recovery/plan';
 import { approveSignal, recoverCluster, rejectSignal } from '../../workflows/recover-cluster';
 import { alertSignal, respondToAlert, type RespondToAlertResult } from '../../workflows/respond-to-alert';
+import { backupCluster } from '../../workflows/backup-cluster';
+import { refuseWithinCooldown } from '../../activities/recovery/recent-recovery';
 import type { AlertNotice } from '../../workflows/response-input';
 import { testBed } from '../support/bed';
 import { workflowBundle } from '../support/worker';
@@ -214,6 +216,31 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
     const auto = await (await start(`cfg-auto-${n++}`)).result();
     expect(auto.outcome).toBe('restored');
     expect(auto.approval).toMatchObject({ decision: 'auto' });
+  });
+
+  it('a backup started with malformed input fails at once, naming the field, instead of wedging its workflow task', async () => {
+    for (const [i, input] of ([null, { cluster: 42 }, { cluster: 'prod', reason: 'r'.repeat(200_000) }] as unknown[]).entries()) {
+      const handle = await client.workflow.start(backupCluster, { taskQueue, workflowId: `backup-bad-${Date.now()}-${i}`, args: [input as never] });
+      const err = await handle.result().then(() => 'completed', (e: Error & { cause?: Error }) => e.cause?.message ?? e.message);
+      expect(err).toMatch(/^invalid backup input: (input|cluster|reason): /);
+      expect((await handle.describe()).status.name).toBe('FAILED');
+    }
+    expect(calls).toEqual([]);
+  });
+
+  it('refuses a second restore within recovery.cooldown of a successful one, unless a person overrides it', async () => {
+    script = { policy: {}, probes: [] };
+    const cluster = `cooldown-${n++}`;
+    const first = await client.workflow.execute(recoverCluster, { taskQueue, workflowId: `recover-${cluster}`, args: [{ cluster, approval: 'auto' }] });
+    expect(first.outcome).toBe('restored');
+    const refused = await refuseWithinCooldown(client, cluster, 30 * 60_000, false).then(() => 'allowed', (e: Error & { type?: string }) => `${e.type}: ${e.message}`);
+    expect(refused).toMatch(/^RecentlyRecovered: cluster "cooldown-\d+" was restored 0 min ago \(from k\.db, run .*\), within recovery\.cooldown; .*overrideCooldown: true \(CLI: --override-cooldown\)/);
+    await expect(refuseWithinCooldown(client, cluster, 30 * 60_000, true)).resolves.toBeUndefined();
+    await expect(refuseWithinCooldown(client, cluster, 0, false)).resolves.toBeUndefined();
+    // A dry run or a rejected recovery restored nothing: no cooldown after it.
+    const planned = `cooldown-${n++}`;
+    expect((await client.workflow.execute(recoverCluster, { taskQueue, workflowId: `recover-${planned}`, args: [{ cluster: planned, dryRun: true }] })).outcome).toBe('planned');
+    await expect(refuseWithinCooldown(client, planned, 30 * 60_000, false)).resolves.toBeUndefined();
   });
 
   it('fails fast on hostile input, before any activity', async () => {

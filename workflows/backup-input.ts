@@ -1,0 +1,21 @@
+import type { BackupClusterInput } from './backup-cluster';
+
+const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const MAX_REASON = 500;
+
+/**
+ * The backup workflow's input, checked before anything runs: schedules, the CLI, the Temporal UI's start form and
+ * scripts all start it, and a malformed input must fail the run with a message naming the field, never wedge its
+ * workflow task (a task that throws a TypeError is retried forever and the run stays RUNNING).
+ * Pure: imported by the workflow.
+ */
+export function backupInputProblems(input: BackupClusterInput): string[] {
+  if (!input || typeof input !== 'object' || Array.isArray(input)) return ['input: expected an object like {"cluster": "prod"}'];
+  const problems: string[] = [];
+  if (typeof input.cluster !== 'string' || !NAME.test(input.cluster)) problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-", at most 63)');
+  if (input.retentionDryRun !== undefined && typeof input.retentionDryRun !== 'boolean') problems.push('retentionDryRun: expected true or false');
+  if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > MAX_REASON)) problems.push(`reason: expected text of at most ${MAX_REASON} characters`);
+  const extra = Object.keys(input).filter((k) => !['cluster', 'retentionDryRun', 'reason'].includes(k));
+  if (extra.length) problems.push(`input: unknown field ${extra.slice(0, 5).map((k) => `"${k.slice(0, 40)}"`).join(', ')} (expected cluster, retentionDryRun, reason)`);
+  return problems;
+}
