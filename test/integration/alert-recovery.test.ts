@@ -70,6 +70,11 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     return worker.client.workflow.getHandle(`respond-${NAME}`, run.runId).result();
   };
   const firing = async () => (await prometheus.alerts()).filter((a) => a.state === 'firing' && a.labels.cluster === NAME).map((a) => `${a.labels.alertname}${a.labels.component ? `/${a.labels.component}` : ''}`);
+  /** Puts kube-scheduler's manifest back if a test moved it aside (also when that test failed half way). */
+  const schedulerBack = () => cluster.controlPlane.exec(['bash', '-c', 'if [ -e /var/lib/kube-scheduler.yaml.aside ]; then mv /var/lib/kube-scheduler.yaml.aside /etc/kubernetes/manifests/kube-scheduler.yaml; fi']);
+  afterEach(async () => {
+    await schedulerBack().catch(() => undefined);
+  });
   const quiet = () => waitFor('every alert of the cluster to resolve', async () => (await firing()).length === 0, 90_000, 500);
 
   beforeAll(async () => {
@@ -120,15 +125,20 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     }, 60_000, 500);
   });
   afterAll(async () => {
-    for (const id of [`health-${NAME}`, `backup-${NAME}`]) await worker?.client.schedule.getHandle(id).delete().catch(() => undefined);
-    await prometheus?.stop();
-    await alertmanager?.stop();
-    await receiver?.close();
-    await metrics?.close();
-    await worker?.stop();
-    await cluster?.destroy();
-    hook?.close();
-    s3.destroy();
+    // Each step on its own: a failure in one (a worker already stopped by a failed test) must not leave the sandbox,
+    // Prometheus or Alertmanager running, which would keep jest from exiting.
+    const steps: (() => Promise<unknown> | undefined)[] = [
+      ...[`health-${NAME}`, `backup-${NAME}`].map((id) => () => worker?.client.schedule.getHandle(id).delete()),
+      () => prometheus?.stop(),
+      () => alertmanager?.stop(),
+      () => receiver?.close(),
+      () => metrics?.close(),
+      () => worker?.stop(),
+      () => cluster?.destroy(),
+      async () => hook?.close(),
+      async () => s3.destroy(),
+    ];
+    for (const step of steps) await Promise.resolve(step()).catch(() => undefined);
   });
 
   it('only kube-scheduler stopped: the alert is confirmed, diagnosed as not a restore case, and nothing is restored', async () => {
@@ -142,7 +152,7 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     expect(result.evidence.every((e) => e.down.includes('kube-scheduler'))).toBe(true);
     expect(await runs(worker.client, `recover-${NAME}`)).toEqual([]);
     expect(notifications.at(-1)).toMatchObject({ event: 'no-restore', text: expect.stringMatching(/^lifeboat \[alerting\] no-restore: .*kube-scheduler/) });
-    await node.exec(['mv', '/var/lib/kube-scheduler.yaml.aside', '/etc/kubernetes/manifests/kube-scheduler.yaml']);
+    await schedulerBack();
     expect(await nodeFingerprint(node)).toBe(before);
     await quiet();
   });
@@ -157,7 +167,7 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
       const p = await worker.client.workflow.getHandle(`respond-${NAME}`, run.runId).query<{ evidence: unknown[] }>('response');
       return p.evidence.length > 0;
     }, 30_000, 200);
-    await node.exec(['mv', '/var/lib/kube-scheduler.yaml.aside', '/etc/kubernetes/manifests/kube-scheduler.yaml']);
+    await schedulerBack();
     const result = await worker.client.workflow.getHandle(`respond-${NAME}`, run.runId).result();
     expect(result.outcome).toBe('stood-down');
     expect(result.diagnosis).toBeUndefined();

@@ -46,7 +46,7 @@ export async function startTestWorker(clusters: ClusterConfig[], extra: Partial<
     taskQueue,
     config,
     async stop() {
-      worker.shutdown();
+      if (worker.getState() === 'RUNNING') worker.shutdown(); // stopping twice is not an error
       await running;
       await close();
       await clientConnection.close();
