@@ -39,7 +39,10 @@ export function checkHealth(deps: ActivityDeps) {
       if (recovery instanceof Error) report.problems.push(`recovery state: cannot describe recover-${cluster.name} in Temporal: ${recovery.message}`);
       else if (recovery) {
         recordRecovery(cluster.name, recovery);
-        report.recovery = { inProgress: recovery.inProgress, ...(recovery.last?.success ? { lastSuccessAt: recovery.last.closedAt } : {}) };
+        report.recovery = {
+          inProgress: recovery.inProgress,
+          ...(recovery.last?.success ? { lastSuccessAt: recovery.last.closedAt, restoredRevision: recovery.last.restoredRevision } : {}),
+        };
       }
       recordHealth(report);
       const down = report.components.filter((c) => !c.up).map((c) => c.component);

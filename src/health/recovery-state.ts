@@ -1,3 +1,4 @@
+import { REVISION_BUMP } from '../recovery/plan';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 
 /** Where the cluster's recovery stands, read from Temporal itself (workflow `recover-<cluster>`). */
@@ -12,6 +13,8 @@ export interface RecoveryState {
     startedAt: string;
     closedAt: string;
     durationSeconds: number;
+    /** etcd's revision right after a restore (snapshot revision, plus the bump when one was applied). */
+    restoredRevision?: number;
   };
   /** No recover-<cluster> workflow exists. */
   never: boolean;
@@ -42,9 +45,15 @@ export async function recoveryState(client: Client, cluster: string, timeoutMs: 
   if (status === 'RUNNING' || status === 'PAUSED') return { inProgress: true, never: false };
   const closedAt = d.closeTime ?? new Date();
   let outcome: string | undefined;
+  let restoredRevision: number | undefined;
   if (status === 'COMPLETED') {
-    const result = await within(timeoutMs, `result of ${workflowId}`, client.workflow.getHandle(workflowId, d.runId, { followRuns: false }).result()).catch(() => undefined);
-    outcome = (result as { outcome?: string } | undefined)?.outcome;
+    const result = (await within(timeoutMs, `result of ${workflowId}`, client.workflow.getHandle(workflowId, d.runId, { followRuns: false }).result()).catch(() => undefined)) as
+      | { outcome?: string; plan?: { snapshot?: { revision?: number }; tool?: { bumpRevision?: boolean } } }
+      | undefined;
+    outcome = result?.outcome;
+    const revision = result?.plan?.snapshot?.revision;
+    // What etcd's revision was right after that restore: the snapshot's, moved forward by --bump-revision if used.
+    if (outcome === 'restored' && typeof revision === 'number') restoredRevision = revision + (result?.plan?.tool?.bumpRevision ? REVISION_BUMP : 0);
   }
   return {
     inProgress: false,
@@ -56,6 +65,7 @@ export async function recoveryState(client: Client, cluster: string, timeoutMs: 
       startedAt: d.startTime.toISOString(),
       closedAt: closedAt.toISOString(),
       durationSeconds: Math.max(0, (closedAt.getTime() - d.startTime.getTime()) / 1000),
+      ...(restoredRevision !== undefined ? { restoredRevision } : {}),
     },
   };
 }

@@ -33,7 +33,7 @@ export interface HealthReport {
   /** Between the next two runs of the cluster's backup-<cluster> schedule. */
   backupIntervalSeconds?: number;
   /** From Temporal (recover-<cluster>): whether a recovery runs, and when the last one that restored ended. */
-  recovery?: { inProgress: boolean; lastSuccessAt?: string };
+  recovery?: { inProgress: boolean; lastSuccessAt?: string; restoredRevision?: number };
   /** One human line for every component down and every probe that failed. */
   problems: string[];
 }

@@ -18,7 +18,7 @@ import { waitFor } from '../../src/sandbox/processes';
 import { startPrometheus, type PrometheusServer } from '../../src/sandbox/prometheus';
 import { syncSchedules } from '../../src/schedules/backup-schedules';
 import type { RespondToAlertResult } from '../../workflows/respond-to-alert';
-import { approveSignal } from '../../workflows/recover-cluster';
+import { approveSignal, recoverCluster } from '../../workflows/recover-cluster';
 import { keyFile, runBackup, withBackup } from '../support/backups';
 import { minioClient, minioStorage, testBed } from '../support/bed';
 import { historyText } from '../support/history';
@@ -57,7 +57,22 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
   let prometheus: PrometheusServer;
   let api: KubeClient;
   const s3 = minioClient();
-  let clusterWith: (onAlert: string) => Record<string, unknown>;
+  let clusterWith: (onAlert: string, cooldown?: string) => Record<string, unknown>;
+  /** The same engine with another cluster policy: a new worker on the old one's queue, a new receiver on its address. */
+  const restartWith = async (onAlert: string, cooldown?: string) => {
+    const address = new URL(receiver.url).host;
+    const taskQueue = worker.taskQueue;
+    await receiver.close();
+    await worker.stop();
+    worker = await startTestWorker([clusterWith(onAlert, cooldown) as never], workerExtra as never, { taskQueue });
+    receiver = await startAlertReceiver({ config: worker.config, client: worker.client, taskQueue: worker.taskQueue, logger: pino({ level: 'silent' }), address });
+    await syncSchedules(worker.client, worker.config);
+  };
+  /** Kills every static pod's process and wipes etcd's data: etcd comes back empty. */
+  const wipe = async () => {
+    const pods = await cluster.controlPlane.pods();
+    await cluster.controlPlane.exec(['bash', '-c', `kill -9 ${pods.flatMap((p) => p.containers.map((c) => c.pid)).filter(Boolean).join(' ')}; rm -rf /var/lib/etcd/member`]);
+  };
   let workerExtra: Record<string, unknown>;
   /** What the engine posted to the notification webhook (alerts.notify), in order. */
   const notifications: { event: string; text: string; raw: string }[] = [];
@@ -86,9 +101,9 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     process.env.LIFEBOAT_TEST_ALERTS_TOKEN = TOKEN;
     const tokenFile = join(dir, 'token');
     await writeFile(tokenFile, TOKEN, { mode: 0o600 });
-    clusterWith = (onAlert: string) => ({
+    clusterWith = (onAlert: string, cooldown = '30m') => ({
       ...withBackup(cluster, { encryptionKey: 'k1' }),
-      recovery: { approval: 'required', onAlert, confirm: { window: '6s', probes: 3 } },
+      recovery: { approval: 'required', onAlert, confirm: { window: '6s', probes: 3 }, cooldown },
       health: { interval: '2s', timeout: '3s' },
     });
     workerExtra = { encryptionKeys: { k1: { file: key.path } }, alerts: { token: { env: 'LIFEBOAT_TEST_ALERTS_TOKEN' }, notify: { url: { env: 'LIFEBOAT_TEST_NOTIFY_URL' } } } };
@@ -215,14 +230,8 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     }
   });
   it('policy approve: the recovery waits for a person, changes nothing meanwhile, and restores once approved', async () => {
-    // The same engine with onAlert: approve (a new worker and receiver on the receiver's address).
-    const address = new URL(receiver.url).host;
-    const taskQueue = worker.taskQueue;
-    await receiver.close();
-    await worker.stop();
-    worker = await startTestWorker([clusterWith('approve') as never], workerExtra as never, { taskQueue });
-    receiver = await startAlertReceiver({ config: worker.config, client: worker.client, taskQueue: worker.taskQueue, logger: pino({ level: 'silent' }), address });
-    await syncSchedules(worker.client, worker.config);
+    // onAlert: approve; no cooldown here, so that this second disaster is a case for a recovery (see the next test).
+    await restartWith('approve', '0s');
     await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'after-first-recovery' } });
     await runBackup(worker.client, worker.taskQueue, NAME);
     await waitFor('a health check of the new backup', async () => {
@@ -235,8 +244,7 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     const recoveriesBefore = (await runs(worker.client, `recover-${NAME}`)).length;
     const asideDirs = () => node.exec(['bash', '-c', 'ls -d /var/lib/etcd.* 2>/dev/null | sort']);
     const asideBefore = await asideDirs();
-    const pods = await node.pods();
-    await node.exec(['bash', '-c', `kill -9 ${pods.flatMap((p) => p.containers.map((c) => c.pid)).filter(Boolean).join(' ')}; rm -rf /var/lib/etcd/member`]);
+    await wipe();
     const recovery = await waitFor('a recovery waiting for approval', async () => {
       const run = (await runs(worker.client, `recover-${NAME}`)).find((r) => r.startTime >= since);
       const p = run && (await worker.client.workflow.getHandle(`recover-${NAME}`, run.runId).query<{ state: string; steps: { step: string; status: string }[] }>('progress'));
@@ -253,6 +261,27 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     expect(result.outcome).toBe('recovered');
     expect(result.diagnosis?.cause).toBe('etcd-data-lost');
     expect(await runs(worker.client, `recover-${NAME}`)).toHaveLength(recoveriesBefore + 1);
+    expect(await names()).toEqual(['after-first-recovery', 'before-backup']);
+    await quiet();
+  });
+  it('within recovery.cooldown of a restore, an alert cannot restore again; a person can, explicitly', async () => {
+    await restartWith('auto'); // the default cooldown, 30m: the last test's restore is minutes old
+    await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'written-after-restore' } });
+    const recoveriesBefore = (await runs(worker.client, `recover-${NAME}`)).length;
+    const since = new Date();
+    await wipe();
+    const result = await nextResponse(since, 180_000);
+    expect(result.diagnosis?.cause).toBe('etcd-data-lost');
+    expect(result.outcome).toBe('recovery-failed');
+    expect(result.summary).toMatch(/was restored \d+ min ago .*within recovery\.cooldown.*overrideCooldown: true/);
+    // The refused recovery stopped at its plan: nothing on the node was moved aside.
+    const refused = (await runs(worker.client, `recover-${NAME}`)).slice(recoveriesBefore);
+    expect(refused.map((r) => r.status)).toEqual(['FAILED']);
+    const progress = await worker.client.workflow.getHandle(`recover-${NAME}`, refused[0]!.runId).query<{ steps: { step: string; status: string }[] }>('progress');
+    expect(progress.steps.filter((s) => s.status !== 'pending' && s.status !== 'skipped').map((s) => `${s.step}:${s.status}`)).toEqual(['plan:failed']);
+    // A person decides to restore anyway (`lifeboat restore alerting --override-cooldown --approve`).
+    const restored = await worker.client.workflow.execute(recoverCluster, { taskQueue: worker.taskQueue, workflowId: `recover-${NAME}`, args: [{ cluster: NAME, approval: 'auto', overrideCooldown: true, reason: 'second disaster, restore anyway' }] });
+    expect(restored.outcome).toBe('restored');
     expect(await names()).toEqual(['after-first-recovery', 'before-backup']);
     await quiet();
   });

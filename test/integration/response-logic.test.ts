@@ -150,6 +150,9 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
     expect(r.evidence.map((e) => e.down)).toEqual([['etcd-data'], ['etcd-data'], ['etcd-data']]);
     const explained = await respond({ policy: {}, probes: [[], [], []], report: (h) => ({ ...lost(h), recovery: { inProgress: false, lastSuccessAt: new Date().toISOString() } }) });
     expect(explained.outcome).toBe('stood-down');
+    // A wipe after a restore: below what the restore left (its snapshot's revision plus the bump) is lost again.
+    const again = await respond({ policy: { onAlert: 'notify' }, probes: [[], [], []], report: (h) => ({ ...lost(h), recovery: { inProgress: false, lastSuccessAt: new Date().toISOString(), restoredRevision: 1_000_005_000 } }) });
+    expect(again.outcome).toBe('notified');
   });
 
   it('does not restore when the diagnosis says the data is intact', async () => {
