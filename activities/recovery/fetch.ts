@@ -13,7 +13,7 @@ import { SHA256_SHELL } from '../etcd-commands';
 import { onTarget, type TargetSession } from './on-target';
 
 /** Streams a stored object, decrypted and decompressed, into a command's stdin on the node; returns its stdout. */
-async function streamObjectTo(deps: ActivityDeps, s: TargetSession, obj: StoredObject, argv: string[]): Promise<string> {
+async function streamObjectTo(deps: ActivityDeps, s: TargetSession, obj: StoredObject, argv: string[], into: string): Promise<string> {
   const key = obj.encryption ? await loadEncryptionKey(deps.config, obj.encryption.keyId) : undefined;
   const s3 = await s3ClientFor(s.cluster.storage);
   const heartbeat = throttledHeartbeat();
@@ -27,6 +27,13 @@ async function streamObjectTo(deps: ActivityDeps, s: TargetSession, obj: StoredO
   } catch (err) {
     remote.close();
     if (err instanceof BackupIntegrityError) throw ApplicationFailure.nonRetryable(`cluster "${s.cluster.name}", step fetch: ${err.message}; the node was not changed`, 'CorruptSnapshot');
+    // A full disk does not empty itself: retrying would only fail again for a quarter of an hour.
+    if (/No space left on device/i.test((err as Error).message ?? '')) {
+      throw ApplicationFailure.nonRetryable(
+        `cluster "${s.cluster.name}", step fetch: node "${s.node.name}" ran out of space writing into ${into} (${Math.ceil(obj.plainSize / 1048576)} MiB needed there); free space and start again; the partial file was removed`,
+        'NoSpace',
+      );
+    }
     throw err;
   } finally {
     s3.destroy();
@@ -48,7 +55,11 @@ export function fetchSnapshot(deps: ActivityDeps) {
         if ((await s.exists(paths.snapshotFile)) && (await hashOf(paths.snapshotFile)) === manifest.snapshot.plainSha256) return { path: paths.snapshotFile, reused: true };
         const part = `${paths.snapshotFile}.part`;
         // The node writes the file and hashes what it wrote in one pass (tee | sha256).
-        const written = await streamObjectTo(deps, s, manifest.snapshot, ['bash', '-c', `set -o pipefail; tee -- "$1" | { set --; ${SHA256_SHELL}; }`, 'bash', part]);
+        const written = await streamObjectTo(deps, s, manifest.snapshot, ['bash', '-c', `set -o pipefail; tee -- "$1" | { set --; ${SHA256_SHELL}; }`, 'bash', part], paths.runDir).catch(async (err: unknown) => {
+          // No partial file is left behind (a cancelled or failed fetch would otherwise keep up to a snapshot's size).
+          await s.run(['rm', '-f', '--', part], true).catch(() => undefined);
+          throw err;
+        });
         const onNode = written.split(/\s+/)[0];
         if (onNode !== manifest.snapshot.plainSha256) {
           throw ApplicationFailure.retryable(`cluster "${s.cluster.name}", step fetch: the file on node "${s.node.name}" hashes to ${onNode}, the backup to ${manifest.snapshot.plainSha256}`, 'TransferCorrupted');
@@ -76,7 +87,7 @@ export function restoreControlPlaneFiles(deps: ActivityDeps) {
         if (!(await s.exists(done))) {
           const staging = `${paths.controlPlaneFilesDir}.part`;
           await s.run(['mkdir', '-p', '-m', '0700', staging]);
-          await streamObjectTo(deps, s, files, ['tar', '-xf', '-', '-C', staging]);
+          await streamObjectTo(deps, s, files, ['tar', '-xf', '-', '-C', staging], staging);
           await s.run(['touch', `${staging}/.complete`]);
           await s.run(['mv', '-T', staging, paths.controlPlaneFilesDir]);
         }

@@ -141,14 +141,23 @@ export function planRecovery(deps: ActivityDeps) {
         }
         const dataDir = member.hostDataDir;
         const parent = posix.dirname(dataDir);
-        await run(['mkdir', '-p', parent]);
-        const df = await run(['df', '-Pk', parent]);
-        const freeBytes = Number(df.stdout.trim().split('\n').pop()!.split(/\s+/)[3]) * 1024;
-        if (freeBytes < 2 * m.snapshot.plainSize) {
-          throw ApplicationFailure.nonRetryable(
-            `node "${node.name}": ${parent} has ${Math.floor(freeBytes / 1048576)} MiB free; the restore needs at least ${Math.ceil((2 * m.snapshot.plainSize) / 1048576)} MiB (twice the snapshot); free space first`,
-            'PreflightFailed',
-          );
+        await run(['mkdir', '-p', parent, cluster.paths.workDir]);
+        // The restored data dir (about twice the snapshot) lands beside the data dir; the fetched snapshot itself in the
+        // work dir. Where both are on one filesystem, it must hold all of it.
+        const df = await run(['df', '-Pk', parent, cluster.paths.workDir]);
+        const [dataFs, workFs] = df.stdout.trim().split('\n').slice(-2).map((l) => {
+          const f = l.split(/\s+/);
+          return { free: Number(f[3]) * 1024, mount: f[5] };
+        });
+        const freeBytes = dataFs!.free;
+        const mib = (b: number) => Math.ceil(b / 1048576);
+        const need = (where: string, free: number, bytes: number, what: string) => {
+          if (free < bytes) throw ApplicationFailure.nonRetryable(`node "${node.name}": ${where} has ${Math.floor(free / 1048576)} MiB free; the restore needs at least ${mib(bytes)} MiB there (${what}); free space first`, 'PreflightFailed');
+        };
+        if (dataFs!.mount === workFs!.mount) need(`${parent} (with ${cluster.paths.workDir}, same filesystem)`, freeBytes, 3 * m.snapshot.plainSize, 'the fetched snapshot and twice its size for the restore');
+        else {
+          need(parent, freeBytes, 2 * m.snapshot.plainSize, 'twice the snapshot');
+          need(cluster.paths.workDir, workFs!.free, m.snapshot.plainSize, 'the fetched snapshot');
         }
         const runDir = `${cluster.paths.workDir}/recoveries/${runKey}`;
         const paths: RecoveryPlan['paths'] = {

@@ -1,0 +1,49 @@
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { WorkflowFailedError } from '@temporalio/client';
+import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
+import { fillEtcd } from '../../src/sandbox/fill';
+import { minioClient, minioStorage } from '../support/bed';
+import { keyFile, runBackup, withBackup } from '../support/backups';
+import { nodeFingerprint, recover } from '../support/recovery';
+import { startTestWorker, type RunningWorker } from '../support/worker';
+
+/**
+ * Too little disk on the target is found by the plan, before anything changes: the work dir (where the snapshot is
+ * fetched) as well as the data dir's filesystem. Here the node's work dir is a 1 MiB tmpfs.
+ */
+describe('recovery preflight: disk space on the target', () => {
+  let cluster: SandboxCluster;
+  let worker: RunningWorker;
+  const s3 = minioClient();
+
+  beforeAll(async () => {
+    const key = await keyFile();
+    await s3.send(new CreateBucketCommand({ Bucket: 'preflight' })).catch(() => undefined);
+    cluster = await createSandboxCluster({ name: 'pre', etcdLine: '3.6', withApiserver: false, storage: minioStorage('preflight') });
+    worker = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1' })], { encryptionKeys: { k1: { file: key.path } } });
+    await fillEtcd(cluster, 8, 512 * 1024); // a snapshot of a few MiB
+    await runBackup(worker.client, worker.taskQueue, 'pre');
+  });
+  afterAll(async () => {
+    await cluster?.controlPlane.exec(['bash', '-c', 'umount /var/lib/lifeboat 2>/dev/null; true']).catch(() => undefined);
+    await worker?.stop();
+    await cluster?.destroy();
+    s3.destroy();
+  });
+
+  it('refuses a work dir too small for the snapshot, naming the folder and the space needed, and changes nothing', async () => {
+    const node = cluster.controlPlane;
+    await node.exec(['bash', '-c', 'mkdir -p /var/lib/lifeboat && mount -t tmpfs -o size=1m lifeboat-small /var/lib/lifeboat']);
+    const before = await nodeFingerprint(node);
+    const err = await recover(worker.client, worker.taskQueue, { cluster: 'pre', approval: 'auto' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause as Error & { type?: string };
+    expect(cause.type).toBe('PreflightFailed');
+    expect(cause.message).toMatch(/node "cp1": \/var\/lib\/lifeboat has \d+ MiB free; the restore needs at least \d+ MiB there \(the fetched snapshot\); free space first/);
+    expect(await nodeFingerprint(node)).toBe(before);
+    await node.exec(['umount', '/var/lib/lifeboat']);
+  });
+});
