@@ -85,7 +85,7 @@ async function toolOnNode(ssh: NodeSSH, node: NodeConfig, cluster: ClusterConfig
     throw ApplicationFailure.nonRetryable(`node "${node.name}" has neither ${cluster.etcd.etcdutl} nor ${cluster.etcd.etcdctl}; install the etcd ${wantedMinor ?? ''} tools there or set etcd.etcdutl / etcd.etcdctl in the config`, 'PreflightFailed');
   }
   if (wantedMinor && minorOf(pick.version) !== wantedMinor) {
-    throw ApplicationFailure.nonRetryable(
+    throw new UnusableBackup(
       `node "${node.name}" has ${pick.kind} ${pick.version} but the backup is from etcd ${wantedMinor}: restore with the same etcd minor version (install etcd ${wantedMinor} tools, set etcd.${pick.kind} in the config)`,
       'PreflightFailed',
     );
@@ -94,12 +94,38 @@ async function toolOnNode(ssh: NodeSSH, node: NodeConfig, cluster: ClusterConfig
   return { ...pick, bumpRevision: pick.kind === 'etcdutl' && (major! > 3 || minor! >= 6 || (minor === 5 && Number(pick.version.split('.')[2]) >= 6)) };
 }
 
+/** A backup that cannot be restored on this target for a reason known before anything changes. */
+class UnusableBackup extends Error {
+  manifestKey?: string;
+  constructor(message: string, readonly type: 'PreflightFailed' | 'MissingSecret') {
+    super(message);
+  }
+}
+
 /**
  * Resolves the snapshot and checks the target before anything changes: the node is reached with its pinned host key,
  * its etcd tools must match the backup's etcd version, it needs twice the snapshot's size free, and (new node) the
- * control-plane ports must be free. Returns the full plan; changes nothing anywhere.
+ * control-plane ports must be free. Returns the full plan; changes nothing anywhere. For "latest", a backup that
+ * cannot be used here (its key id is not in the key ring, its etcd version has no tools on the target) is passed
+ * over and named, like a corrupt one; a backup named by key is refused with the reason.
  */
 export function planRecovery(deps: ActivityDeps) {
+  const once = planRecoveryOnce(deps);
+  return async (input: PlanRecoveryInput): Promise<RecoveryPlan> => {
+    const passOver = [...(input.passOver ?? [])];
+    for (;;) {
+      try {
+        return await once({ ...input, passOver });
+      } catch (err) {
+        if (!(err instanceof UnusableBackup)) throw err;
+        if (input.snapshot !== 'latest' || !err.manifestKey) throw ApplicationFailure.nonRetryable(err.message, err.type);
+        passOver.push({ manifestKey: err.manifestKey, reason: err.message });
+      }
+    }
+  };
+}
+
+function planRecoveryOnce(deps: ActivityDeps) {
   return (input: PlanRecoveryInput): Promise<RecoveryPlan> =>
     classified(async () => {
       const cluster = findCluster(deps.config, input.cluster);
@@ -117,13 +143,19 @@ export function planRecovery(deps: ActivityDeps) {
         s3.destroy();
       }
       const m = choice.manifest;
-      if (m.snapshot.encryption) await loadEncryptionKey(deps.config, m.snapshot.encryption.keyId);
+      const unusable = (err: unknown): never => {
+        if (err instanceof UnusableBackup) err.manifestKey = choice.manifestKey;
+        throw err;
+      };
+      if (m.snapshot.encryption) {
+        await loadEncryptionKey(deps.config, m.snapshot.encryption.keyId).catch((err: Error) => unusable(new UnusableBackup(`backup ${choice.manifestKey}: ${err.message}`, 'MissingSecret')));
+      }
 
       const ssh = await connectToNode(node);
       try {
         const run = (argv: string[], allowFailure = false) => runOnNode(ssh, node.name, argv, { allowFailure });
         const wantedMinor = minorOf(m.etcd.serverVersion);
-        const tool = await toolOnNode(ssh, node, cluster, wantedMinor);
+        const tool = await toolOnNode(ssh, node, cluster, wantedMinor).catch(unusable);
         const etcdYamlPath = `${cluster.paths.manifestsDir}/etcd.yaml`;
         let member: EtcdMember;
         if (input.mode === 'in-place') {
