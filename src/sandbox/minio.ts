@@ -48,7 +48,8 @@ export async function startMinio(binary: string, dir: string): Promise<MinioServ
     get process() {
       return proc;
     },
-    client: () => new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId, secretAccessKey } }),
+    // Timeouts as the engine's own clients have them: a request on a socket to a MinIO that was stopped must fail, not wait.
+    client: () => new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId, secretAccessKey }, requestHandler: { connectionTimeout: 10_000, requestTimeout: 60_000 } }),
     async createBucket(name, options = {}) {
       const s3 = server.client();
       try {

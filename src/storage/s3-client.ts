@@ -22,6 +22,9 @@ export async function s3ClientFor(storage: StorageConfig, field = 'storage'): Pr
     credentials,
     profile: creds && 'profile' in creds ? creds.profile : undefined,
     maxAttempts: 5,
+    // A store that dies mid-request can leave the socket open and silent (seen on Node 24 with MinIO killed during
+    // a part upload): without these the request waits forever and the upload never fails over to a retry.
+    requestHandler: { connectionTimeout: 10_000, requestTimeout: 60_000 },
   });
 }
 

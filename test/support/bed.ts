@@ -40,5 +40,6 @@ export function minioClient(): S3Client {
     region: minio.region,
     forcePathStyle: true,
     credentials: { accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey },
+    requestHandler: { connectionTimeout: 10_000, requestTimeout: 60_000 },
   });
 }
