@@ -177,11 +177,14 @@ export async function createSandboxNode(o: SandboxNodeOptions): Promise<SandboxN
     if (cgroupCreated) await removeCgroupRoot(netns).catch((err: Error) => problems.push(err.message));
     if (sysctlsSaved) await restoreHostSysctls().catch((err: Error) => problems.push(`restoring host sysctls: ${err.message}`));
     await deleteNamespace(netns);
+    // The kernel tears a namespace down in the background; its veth pair (and the node's address) can outlive it
+    // for a while. Deleting the host's end removes the pair now, so a replacement can take the address at once.
+    if (subnet !== undefined) await sh('ip', ['link', 'del', `lbh${subnet}`]).catch(() => undefined);
     if (problems.length) throw new Error(`tearing down node ${o.name}: ${problems.join('; ')}`);
   };
 
   let ip: string;
-  let subnet: number;
+  let subnet: number | undefined;
   try {
     ({ ip, subnet } = await createNamespace(netns, o.subnet));
     await writeFile(
@@ -235,13 +238,14 @@ export async function createSandboxNode(o: SandboxNodeOptions): Promise<SandboxN
     throw new Error(`${(err as Error).message}\n${logs}`);
   }
   const initPid = init.child.pid!;
+  let tornDown: Promise<void> | undefined;
   const exec = (argv: readonly string[]) => sh('nsenter', ['-t', String(initPid), '-n', '-m', '--', ...argv]);
   const crictl = (args: readonly string[]) => exec(['/usr/local/bin/crictl', '--runtime-endpoint', 'unix:///run/containerd/containerd.sock', ...args]);
 
   const node: SandboxNode = {
     name: o.name,
     ip,
-    subnet,
+    subnet: subnet!,
     netns,
     dir: o.dir,
     hostKey,
@@ -274,7 +278,7 @@ export async function createSandboxNode(o: SandboxNodeOptions): Promise<SandboxN
       return pods;
     },
     logs: () => nodeLogs(o.dir),
-    destroy: teardown,
+    destroy: () => (tornDown ??= teardown()), // once: the host sysctls are counted per kubelet
   };
   return node;
 }

@@ -86,10 +86,10 @@ const CGROUP_FS = '/sys/fs/cgroup';
 /** Parent of every sandbox kubelet's cgroup root: /lifeboat/<node> in each v1 hierarchy. */
 export const CGROUP_PARENT = 'lifeboat';
 
-async function v1Hierarchies(): Promise<string[]> {
+/** The v1 hierarchies (real mounts: cpu,cpuacct may also appear as symlinks); with `unified`, the v2 part too. */
+async function hierarchies(withUnified = false): Promise<string[]> {
   const entries = await readdir(CGROUP_FS, { withFileTypes: true }).catch(() => []);
-  // Real mounts only (cpu,cpuacct may also appear as symlinks); the unified (v2) part of a hybrid setup is not used.
-  return entries.filter((e) => e.isDirectory() && e.name !== 'unified').map((e) => join(CGROUP_FS, e.name));
+  return entries.filter((e) => e.isDirectory() && (withUnified || e.name !== 'unified')).map((e) => join(CGROUP_FS, e.name));
 }
 
 /**
@@ -97,7 +97,7 @@ async function v1Hierarchies(): Promise<string[]> {
  * A new cpuset cgroup starts with no CPUs and no memory nodes: both are copied from the parent.
  */
 export async function createCgroupRoot(name: string): Promise<string> {
-  for (const h of await v1Hierarchies()) {
+  for (const h of await hierarchies()) {
     for (const dir of [join(h, CGROUP_PARENT), join(h, CGROUP_PARENT, name)]) {
       if (!existsSync(dir)) await mkdir(dir);
       if (h.endsWith('/cpuset')) {
@@ -130,13 +130,14 @@ export async function removeCgroupRoot(name: string, timeoutMs = 10_000): Promis
       }
     }
   };
-  for (const h of await v1Hierarchies()) await removeTree(join(h, CGROUP_PARENT, name));
+  // runc also mirrors the containers' cgroups into the unified hierarchy of a hybrid setup: those go too.
+  for (const h of await hierarchies(true)) await removeTree(join(h, CGROUP_PARENT, name));
 }
 
-/** Cgroup roots under /lifeboat whose names are not in `keep` (left behind by a test run that died). */
+/** Cgroup roots under /lifeboat that `isStale` picks (left behind by a test run that died). */
 export async function staleCgroupRoots(isStale: (name: string) => boolean): Promise<string[]> {
   const names = new Set<string>();
-  for (const h of await v1Hierarchies()) {
+  for (const h of await hierarchies(true)) {
     for (const e of await readdir(join(h, CGROUP_PARENT), { withFileTypes: true }).catch(() => [])) if (e.isDirectory() && isStale(e.name)) names.add(e.name);
   }
   return [...names];
