@@ -11,6 +11,7 @@ import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
 import { startMetricsServer, type MetricsServer } from '../../src/metrics/server';
 import { startAlertmanager, type AlertmanagerServer } from '../../src/sandbox/alertmanager';
 import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
+import { advanceRevision } from '../../src/sandbox/fill';
 import { repoRoot } from '../../src/sandbox/binaries';
 import { waitFor } from '../../src/sandbox/processes';
 import { startPrometheus, type PrometheusServer } from '../../src/sandbox/prometheus';
@@ -79,6 +80,8 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     prometheus = await startPrometheus({ dir: join(dir, 'prometheus'), scrapeTargets: [metrics.address], rulesFiles: [join(repoRoot, 'deploy/prometheus/lifeboat.rules.yml')], forOverride: '2s', alertmanagerUrl: alertmanager.url });
     await syncSchedules(worker.client, worker.config);
     await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'before-backup' } });
+    // A cluster in use is far past the few hundred revisions a fresh API server writes while it bootstraps.
+    await advanceRevision(cluster, 3000);
     await runBackup(worker.client, worker.taskQueue, NAME);
     await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'after-backup' } });
     // A healthy cluster: probes say so, and nothing fires.
