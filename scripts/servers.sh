@@ -3,7 +3,7 @@
 # version. Anything already built is skipped. Prints progress and, at the end, how long each cold build took.
 #
 #   scripts/servers.sh                 build/install everything missing
-#   scripts/servers.sh temporal minio  only these (of: apt temporal minio etcd kube)
+#   scripts/servers.sh temporal minio  only these (of: apt temporal minio etcd kube crictl pause)
 #   scripts/servers.sh --print         print the env lines (LIFEBOAT_*_BIN=...) the tests read, build nothing
 set -euo pipefail
 
@@ -15,12 +15,17 @@ MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
 ETCD36_VERSION="${ETCD36_VERSION:-v3.6.16}"
 ETCD35_VERSION="${ETCD35_VERSION:-v3.5.35}"
 KUBE_VERSION="${KUBE_VERSION:-v1.34.4}"
+CRICTL_VERSION="${CRICTL_VERSION:-v1.34.0}"
+# The sandbox's pause image: scripts/pause/main.go, built static. Bump when that file changes.
+PAUSE_VERSION="${PAUSE_VERSION:-1}"
 
 temporal_bin="$CACHE/temporal-$TEMPORAL_CLI_VERSION/temporal"
 minio_bin="$CACHE/minio-$MINIO_VERSION/minio"
 etcd36_dir="$CACHE/etcd-$ETCD36_VERSION"
 etcd35_dir="$CACHE/etcd-$ETCD35_VERSION"
 kube_dir="$CACHE/kubernetes-$KUBE_VERSION"
+crictl_bin="$CACHE/crictl-$CRICTL_VERSION/crictl"
+pause_bin="$CACHE/pause-$PAUSE_VERSION/pause"
 
 print_env() {
   echo "LIFEBOAT_TEMPORAL_BIN=$temporal_bin"
@@ -31,11 +36,18 @@ print_env() {
   echo "LIFEBOAT_KUBE_APISERVER_BIN=$kube_dir/kube-apiserver"
   echo "LIFEBOAT_KUBE_SCHEDULER_BIN=$kube_dir/kube-scheduler"
   echo "LIFEBOAT_KUBE_CONTROLLER_MANAGER_BIN=$kube_dir/kube-controller-manager"
+  echo "LIFEBOAT_KUBELET_BIN=$kube_dir/kubelet"
+  echo "LIFEBOAT_CRICTL_BIN=$crictl_bin"
+  echo "LIFEBOAT_PAUSE_BIN=$pause_bin"
+  echo "LIFEBOAT_CONTAINERD_BIN=/usr/bin/containerd"
+  echo "LIFEBOAT_CTR_BIN=/usr/bin/ctr"
+  echo "LIFEBOAT_RUNC_BIN=/usr/sbin/runc"
+  echo "LIFEBOAT_IMAGES_DIR=$CACHE/images"
 }
 if [[ "${1:-}" == "--print" ]]; then print_env; exit 0; fi
 
 mkdir -p "$CACHE"
-wanted=" ${*:-apt temporal minio etcd kube} "
+wanted=" ${*:-apt temporal minio etcd kube crictl pause} "
 want() { [[ "$wanted" == *" $1 "* ]]; }
 declare -a timings=()
 log() { printf '[servers] %s\n' "$*" >&2; }
@@ -48,14 +60,16 @@ timed() { # name, command...
   log "built $name in $((SECONDS - start))s"
 }
 
-apt_packages=(etcd-server etcd-client openssh-server iproute2 docker-compose openssl zstd prometheus prometheus-alertmanager)
+# containerd and runc run the sandbox nodes' static pods under a real kubelet (each node starts its own containerd).
+apt_packages=(etcd-server etcd-client openssh-server iproute2 docker-compose openssl zstd prometheus prometheus-alertmanager containerd runc)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ! want apt; then :; elif ((${#missing[@]})); then
   log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  # Debian's etcd-server package starts a system etcd on 2379; policy-rc.d keeps it from starting.
+  # Debian's etcd-server package starts a system etcd on 2379, containerd a system containerd; policy-rc.d keeps
+  # every service from starting.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   rm -f /usr/sbin/policy-rc.d
@@ -110,7 +124,8 @@ done
 # the staging modules (k8s.io/api, ...) at v0.0.0 and maps them to ./staging with replace directives, which a
 # dependent module ignores. Our go.mod maps each one to its published v0.<minor>.<patch>, read from the kubernetes
 # go.mod itself so the list never goes stale. Only the binaries missing from the kube dir are built (and added).
-kube_binaries=(kube-apiserver kube-scheduler kube-controller-manager)
+# The kubelet too (the sandbox nodes run a real one); its version is stamped in, or it reports v0.0.0-master.
+kube_binaries=(kube-apiserver kube-scheduler kube-controller-manager kubelet)
 build_kube() { # version, dest dir, binaries...
   local v="$1" dest="$2" tmp staging_version gomod b
   shift 2
@@ -126,7 +141,10 @@ build_kube() { # version, dest dir, binaries...
     } >> go.mod
     for b in "$@"; do GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/$b@$v" >/dev/null 2>&1 || true; done
     mkdir -p out
-    for b in "$@"; do GOFLAGS="-mod=mod -buildvcs=false" go build -o "out/$b" "k8s.io/kubernetes/cmd/$b"; done
+    for b in "$@"; do
+      ldflags=""; [[ $b == kubelet ]] && ldflags="-X k8s.io/component-base/version.gitVersion=$v"
+      GOFLAGS="-mod=mod -buildvcs=false" go build -ldflags "$ldflags" -o "out/$b" "k8s.io/kubernetes/cmd/$b"
+    done
   )
   mkdir -p "$dest"
   for b in "$@"; do mv "$tmp/out/$b" "$dest/$b.part" && mv "$dest/$b.part" "$dest/$b"; done
@@ -136,6 +154,18 @@ missing_kube=()
 for b in "${kube_binaries[@]}"; do [[ -x "$kube_dir/$b" ]] || missing_kube+=("$b"); done
 if ! want kube; then :; elif ((${#missing_kube[@]} == 0)); then log "${kube_binaries[*]} $KUBE_VERSION cached"; else
   timed "${missing_kube[*]} $KUBE_VERSION" build_kube "$KUBE_VERSION" "$kube_dir" "${missing_kube[@]}"
+fi
+
+if ! want crictl; then :; elif [[ -x "$crictl_bin" ]]; then log "crictl $CRICTL_VERSION cached"; else
+  mkdir -p "$(dirname "$crictl_bin")"
+  timed "crictl $CRICTL_VERSION" go_install "$crictl_bin" "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
+fi
+
+# The pause container of every sandbox pod: a static binary, so its image needs no libc.
+if ! want pause; then :; elif [[ -x "$pause_bin" ]]; then log "pause $PAUSE_VERSION cached"; else
+  mkdir -p "$(dirname "$pause_bin")"
+  timed "pause $PAUSE_VERSION" env CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -ldflags "-s -w" -o "$pause_bin.part" "$(cd "$(dirname "$0")" && pwd)/pause/main.go"
+  mv "$pause_bin.part" "$pause_bin"
 fi
 
 if ((${#timings[@]})); then log "cold build times: ${timings[*]}"; else log "everything was cached"; fi

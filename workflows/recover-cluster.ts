@@ -178,9 +178,11 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
     }, (f) => `${f.path}${f.reused ? ' (already there)' : ''}${passOver.length ? `; passed over ${passOver.map((p) => p.manifestKey).join(', ')}` : ''}`);
     downSince = Date.now();
     stopped = true;
-    const stop = await step('stop control plane', () => waiting.stopControlPlane({ plan, timeoutSeconds }), (r) => `moved ${r.moved.join(', ') || 'nothing'} to ${r.to}`);
+    const stop = await step('stop control plane', () => waiting.stopControlPlane({ plan, timeoutSeconds }), (r) =>
+      `moved ${r.moved.join(', ') || 'nothing'} to ${r.to}${r.forced?.length ? `; stopped through the container runtime: ${r.forced.join(', ')}` : ''}${r.criUnavailable ? `; container runtime not used (${r.criUnavailable})` : ''}`,
+    );
     const restored = await step('restore', () => waiting.restoreEtcdData({ plan }), (r) => `${r.restoredWith}; previous data dir kept at ${r.previousDataDir ?? '(none)'}`);
-    await step('start control plane', () => waiting.startControlPlane({ plan, timeoutSeconds }), (r) => `started ${r.started.join(', ')}`);
+    await step('start control plane', () => waiting.startControlPlane({ plan, timeoutSeconds }), (r) => `started ${r.started.join(', ')}${r.annotated?.length ? ' (as new pods: annotated lifeboat/recovery)' : ''}`);
     const verification = await step('verify', () => quick.verifyApi({ plan }), (v) => `${v.namespaces.length} namespaces; ${v.matched.length} resources match the backup${v.differed.length ? `, ${v.differed.length} differ (volatile)` : ''}`);
     const downtimeSeconds = Math.round((Date.now() - downSince) / 1000);
     progress.state = 'succeeded';

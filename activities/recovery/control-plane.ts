@@ -6,7 +6,10 @@ import { activityContext, whileHeartbeating } from '../heartbeat';
 import { etcdctl } from '../etcd-commands';
 import { command } from '../../src/ssh/quote';
 import { apiClientFor } from './api-client';
-import { listening, onTarget, type TargetSession } from './on-target';
+import { onTarget, type TargetSession } from './on-target';
+import { annotateStaticPodManifest } from '../../src/recovery/static-pod-manifest';
+import { parse as parseYaml } from 'yaml';
+import { waitForStaticPodsToStop, type ManifestPod } from './static-pods';
 
 const CONTROL_PLANE_PORTS = [2379, 6443];
 
@@ -22,19 +25,17 @@ async function waitUntil(what: string, timeoutMs: number, check: () => Promise<b
 }
 
 /**
- * Moves (or copies) the static-pod manifests of folder $1 into $2, never over a file already there, and prints
- * every manifest name that is in $2 afterwards: the whole step in one round trip, and safe to repeat.
+ * Moves the static-pod manifests of folder $1 into $2, never over a file already there, and prints every manifest
+ * name that is in $2 afterwards: the whole step in one round trip, and safe to repeat.
  */
-const MOVE_MANIFESTS = `set -e; from="$1"; to="$2"; how="$3"; mkdir -p -m 0700 "$to"
+const MOVE_MANIFESTS = `set -e; from="$1"; to="$2"; mkdir -p -m 0700 "$to"
 for p in "$from"/*; do
   f="\${p##*/}"; case "$f" in .*) continue ;; *.yaml|*.yml|*.json) ;; *) continue ;; esac
   [ -e "$p" ] || continue
-  [ -e "$to/$f" ] || if [ "$how" = cp ]; then cp -p "$p" "$to/$f"; else mv -n "$p" "$to/$f"; fi
+  [ -e "$to/$f" ] || mv -n "$p" "$to/$f"
 done
 for p in "$to"/*; do f="\${p##*/}"; case "$f" in .*) ;; *.yaml|*.yml|*.json) [ -e "$p" ] && echo "$f" ;; esac; done; true`;
 
-/** Exit 0 once neither etcd's nor kube-apiserver's port listens. */
-const PORTS_CLOSED = `! ss -Htln 2>/dev/null | awk '{print $4}' | grep -qE ':(${CONTROL_PLANE_PORTS.join('|')})$'`;
 
 /**
  * $1 data dir, $2 where it goes aside, $3 the restored dir, $4 the marker that says the swap is done. Exit 3 when
@@ -56,19 +57,58 @@ async function waitOnNode(s: TargetSession, what: string, timeoutSeconds: number
   if (r.code !== 0) throw ApplicationFailure.retryable(`timed out after ${timeoutSeconds} s waiting for ${what}${await detail()}`, 'Timeout');
 }
 
+/** Prints "<name> <base64 of the file>" for each manifest $2... of folder $1: their contents in one round trip. */
+const READ_MANIFESTS = 'dir="$1"; shift; for f in "$@"; do printf "%s " "$f"; base64 -w0 "$dir/$f"; echo; done';
+
+/** The contents of manifests `names` of folder `dir` on the node. */
+export async function readManifests(s: TargetSession, dir: string, names: string[]): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  if (!names.length) return files;
+  const out = await s.run(['sh', '-c', READ_MANIFESTS, 'sh', dir, ...names]);
+  for (const line of out.stdout.split('\n')) {
+    const at = line.indexOf(' ');
+    if (at > 0) files.set(line.slice(0, at), Buffer.from(line.slice(at + 1), 'base64').toString('utf8'));
+  }
+  return files;
+}
+
+/** The static pod a manifest describes (namespace and name); undefined when it does not parse. */
+export function manifestPod(text: string): ManifestPod | undefined {
+  try {
+    const pod = parseYaml(text) as { metadata?: { name?: string; namespace?: string } } | null;
+    return pod?.metadata?.name ? { namespace: pod.metadata.namespace ?? 'default', name: pod.metadata.name } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Stops the static pods the way the kubelet understands: their manifests leave the manifests folder (moved, with the
- * run id in the destination). Then waits until etcd and kube-apiserver really stopped listening.
+ * run id in the destination). Then waits until etcd and kube-apiserver really stopped listening and, where the
+ * container runtime is reachable with crictl, until their containers are gone, shortening kube-apiserver's long
+ * graceful stop through the runtime (see static-pods.ts for why that is safe and the manifests are not edited).
  */
 export function stopControlPlane(deps: ActivityDeps) {
-  return (input: { plan: RecoveryPlan; timeoutSeconds: number }): Promise<{ moved: string[]; to: string }> =>
+  return (input: { plan: RecoveryPlan; timeoutSeconds: number }): Promise<{ moved: string[]; to: string; forced?: string[]; criUnavailable?: string }> =>
     classified(() =>
       onTarget(deps, input.plan, async (s) => {
         const { manifestsDir, asideManifestsDir } = input.plan.paths;
         // One round trip: move every static-pod manifest aside (never over one already there), print the names.
-        const moved = await s.run(['sh', '-c', MOVE_MANIFESTS, 'sh', manifestsDir, asideManifestsDir, 'mv']);
-        await waitOnNode(s, 'etcd and kube-apiserver to stop (ports 2379, 6443)', input.timeoutSeconds, PORTS_CLOSED, async () => `; still listening: ${(await listening(s, CONTROL_PLANE_PORTS)).join(', ')}`);
-        return { moved: moved.stdout.split('\n').filter(Boolean), to: asideManifestsDir };
+        const moved = (await s.run(['sh', '-c', MOVE_MANIFESTS, 'sh', manifestsDir, asideManifestsDir])).stdout.split('\n').filter(Boolean);
+        const movedAt = Date.now();
+        const manifests = [...(await readManifests(s, asideManifestsDir, moved)).values()].map(manifestPod).filter((p): p is ManifestPod => !!p);
+        const { forced, criUnavailable } = await waitForStaticPodsToStop(s, {
+          ports: CONTROL_PLANE_PORTS,
+          manifests,
+          timeoutSeconds: input.timeoutSeconds,
+          movedAt,
+          onTimeout: (state) =>
+            ApplicationFailure.retryable(
+              `timed out after ${input.timeoutSeconds} s waiting for etcd and kube-apiserver to stop (ports ${CONTROL_PLANE_PORTS.join(', ')}); still ${[...state.listening.map((p) => `listening: ${p}`), ...state.running.map((c) => `running: ${c.pod}/${c.name}`)].join(', ')}`,
+              'Timeout',
+            ),
+        });
+        return { moved, to: asideManifestsDir, forced, ...(criUnavailable ? { criUnavailable } : {}) };
       }),
     );
 }
@@ -121,20 +161,52 @@ export function restoreEtcdData(deps: ActivityDeps) {
     );
 }
 
-/** Puts the manifests back (new node: the backup's own) and waits for etcd health and kube-apiserver /readyz. */
+/**
+ * Writes each manifest of $1 into $2 unless one of that name is there: a copy that keeps the original's mode and
+ * owner, with the content read from stdin ("<name> <base64>" lines), renamed into place so the kubelet never reads a
+ * half-written file (it ignores dotfiles). Prints every manifest name in $2 afterwards.
+ */
+const PUT_MANIFESTS = `set -e; from="$1"; to="$2"; mkdir -p "$to"
+while read -r f b64; do
+  [ -n "$f" ] || continue
+  [ -e "$to/$f" ] && continue
+  tmp="$to/.lifeboat-$f.tmp"
+  cp -p "$from/$f" "$tmp"
+  printf '%s' "$b64" | base64 -d > "$tmp"
+  mv -n "$tmp" "$to/$f"; rm -f "$tmp"
+done
+for p in "$to"/*; do f="\${p##*/}"; case "$f" in .*) ;; *.yaml|*.yml|*.json) [ -e "$p" ] && echo "$f" ;; esac; done; true`;
+
+/**
+ * Puts the manifests back (new node: the backup's own) and waits for etcd health and kube-apiserver /readyz. Each
+ * goes back as a copy annotated with this run (RECOVERY_ANNOTATION): the kubelet then sees new pods and starts them
+ * at once, where byte-identical manifests would bring back the stopped pods under their old UIDs, crash back-off
+ * included. The originals stay where the stop step put them (manifests-before), or in the backup's files.
+ */
 export function startControlPlane(deps: ActivityDeps) {
-  return (input: { plan: RecoveryPlan; timeoutSeconds: number }): Promise<{ started: string[] }> =>
+  return (input: { plan: RecoveryPlan; timeoutSeconds: number }): Promise<{ started: string[]; annotated?: string[] }> =>
     classified(() =>
       onTarget(deps, input.plan, async (s) => {
         const { paths, mode } = input.plan;
+        const run = paths.runDir.split('/').pop()!;
         const source = mode === 'new-node' ? `${paths.controlPlaneFilesDir}/${paths.manifestsDir.split('/').pop()}` : paths.asideManifestsDir;
-        // One round trip: the manifests go back (a new node gets copies of the backup's), names printed.
-        const put = await s.run(['sh', '-c', MOVE_MANIFESTS, 'sh', source, paths.manifestsDir, mode === 'new-node' ? 'cp' : 'mv']);
+        // Which of the source's manifests are not back yet (a retried attempt skips those that are).
+        const state = await s.run(['sh', '-c', 'for p in "$1"/*; do f="${p##*/}"; case "$f" in .*) ;; *.yaml|*.yml|*.json) [ -e "$p" ] && [ ! -e "$2/$f" ] && echo "$f" ;; esac; done; true', 'sh', source, paths.manifestsDir]);
+        const pending = state.stdout.split('\n').filter(Boolean);
+        const annotated: string[] = [];
+        const lines: string[] = [];
+        for (const [name, text] of await readManifests(s, source, pending)) {
+          const out = annotateStaticPodManifest(text, name, run);
+          if (out.annotated) annotated.push(name);
+          lines.push(`${name} ${Buffer.from(out.text).toString('base64')}`);
+        }
+        // One round trip: the manifests go back, names printed.
+        const put = await s.run(['sh', '-c', PUT_MANIFESTS, 'sh', source, paths.manifestsDir], false, `${lines.join('\n')}\n`);
         const started = put.stdout.split('\n').filter(Boolean);
         await waitOnNode(s, 'etcd to report healthy', input.timeoutSeconds, `${command(etcdctl(s.cluster, '--command-timeout=2s', 'endpoint', 'health'))} >/dev/null 2>&1`);
         const api = await apiClientFor(s, input.plan);
         await waitUntil(`kube-apiserver /readyz at ${api.server}`, input.timeoutSeconds * 1000, () => api.ready(), undefined, 200);
-        return { started };
+        return { started, annotated };
       }),
     );
 }

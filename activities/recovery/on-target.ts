@@ -12,7 +12,7 @@ export interface TargetSession {
   cluster: ClusterConfig;
   node: NodeConfig;
   ssh: NodeSSH;
-  run(argv: string[], allowFailure?: boolean): Promise<RemoteResult>;
+  run(argv: string[], allowFailure?: boolean, stdin?: string): Promise<RemoteResult>;
   exists(path: string): Promise<boolean>;
 }
 
@@ -21,7 +21,7 @@ export async function onTarget<T>(deps: ActivityDeps, plan: RecoveryPlan, body: 
   const cluster = findCluster(deps.config, plan.cluster);
   const node = targetNode(cluster, plan.targetHostKey ? plan.host : plan.node, plan.targetHostKey);
   const ssh = await connectToNode(node, { signal: cancellationSignal() });
-  const run = (argv: string[], allowFailure = false) => runOnNode(ssh, node.name, argv, { allowFailure });
+  const run = (argv: string[], allowFailure = false, stdin?: string) => runOnNode(ssh, node.name, argv, { allowFailure, stdin });
   try {
     return await body({ cluster, node, ssh, run, exists: async (p) => (await run(['test', '-e', p], true)).code === 0 });
   } finally {

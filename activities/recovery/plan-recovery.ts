@@ -205,10 +205,10 @@ function planRecoveryOnce(deps: ActivityDeps) {
         const steps = [
           `fetch ${m.snapshot.key} (revision ${m.etcd.revision}, ${m.etcd.totalKeys} keys) to ${paths.snapshotFile}, checking its sha256 on the node`,
           ...(input.mode === 'new-node' ? [`put back the backup's PKI and kubeconfigs into ${cluster.paths.kubernetesDir} (anything there is moved to ${runDir}/replaced)`] : []),
-          `stop the control plane: move the static-pod manifests from ${paths.manifestsDir} to ${paths.asideManifestsDir}`,
+          `stop the control plane: move the static-pod manifests from ${paths.manifestsDir} to ${paths.asideManifestsDir}; where crictl reaches the container runtime, stop all but etcd with crictl stop --timeout 2 instead of waiting out kube-apiserver's grace period`,
           `${tool.kind} snapshot restore into ${paths.restoreDir}${tool.bumpRevision ? ' (--bump-revision --mark-compacted)' : ''}`,
           `move the current data dir ${dataDir} to ${paths.asideDataDir} (kept), then ${paths.restoreDir} to ${dataDir}`,
-          `start the control plane: manifests back into ${paths.manifestsDir}; wait for etcd and kube-apiserver /readyz`,
+          `start the control plane: the manifests back into ${paths.manifestsDir}, annotated lifeboat/recovery=${runKey} (the kubelet starts them as new pods); wait for etcd and kube-apiserver /readyz`,
           'verify the API: namespaces, nodes and object counts against the backup',
         ];
         return {

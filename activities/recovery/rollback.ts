@@ -1,7 +1,12 @@
 import type { RecoveryPlan } from '../../src/recovery/plan';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
+import { manifestPod, readManifests } from './control-plane';
 import { onTarget } from './on-target';
+import { waitForStaticPodsToStop, type ManifestPod } from './static-pods';
+
+/** How long a rollback waits for the failed attempt's control plane to stop before it moves the data dirs anyway. */
+const ROLLBACK_STOP_SECONDS = 60; // within the activity's 2 minutes
 
 /**
  * Compensation after a failed recovery: the node goes back to how the plan found it. The restored data dir is
@@ -24,9 +29,18 @@ export function rollbackRecovery(deps: ActivityDeps) {
         if (placed.length) {
           const failedManifests = `${paths.runDir}/manifests-failed`;
           await s.run(['mkdir', '-p', failedManifests]);
+          const movedOut: string[] = [];
           for (const f of placed) {
             if (mode === 'in-place' && !(await s.exists(`${paths.asideManifestsDir}/${f}`))) continue; // not ours to move
             await mv(`${paths.manifestsDir}/${f}`, `${failedManifests}/${f}`);
+            movedOut.push(f);
+          }
+          // The data dirs move next: the failed attempt's etcd must be gone first, like in the stop step.
+          if (movedOut.length) {
+            const manifests = [...(await readManifests(s, failedManifests, movedOut)).values()].map(manifestPod).filter((p): p is ManifestPod => !!p);
+            await waitForStaticPodsToStop(s, { ports: [2379, 6443], manifests, timeoutSeconds: ROLLBACK_STOP_SECONDS, movedAt: Date.now(), onTimeout: () => new Error('still running') }).catch(() =>
+              actions.push(`the failed attempt's control plane was still running after ${ROLLBACK_STOP_SECONDS} s; data dirs moved anyway`),
+            );
           }
         }
         if (await s.exists(`${paths.dataDir}/.lifeboat-restored-${run}`)) await mv(paths.dataDir, `${paths.dataDir}.failed-${run}`);

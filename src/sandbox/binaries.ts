@@ -11,6 +11,12 @@ export interface ServerBinaries {
   kubeApiserver: string;
   kubeScheduler: string;
   kubeControllerManager: string;
+  kubelet: string;
+  crictl: string;
+  /** The static pause binary of the sandbox's pause image. */
+  pause: string;
+  /** Where the sandbox's image tarballs are cached (src/sandbox/images.ts). */
+  imagesDir: string;
 }
 export type EtcdLine = '3.4' | '3.5' | '3.6';
 
@@ -31,6 +37,10 @@ export async function serverBinaries(): Promise<ServerBinaries> {
     kubeApiserver: env.LIFEBOAT_KUBE_APISERVER_BIN!,
     kubeScheduler: env.LIFEBOAT_KUBE_SCHEDULER_BIN!,
     kubeControllerManager: env.LIFEBOAT_KUBE_CONTROLLER_MANAGER_BIN!,
+    kubelet: env.LIFEBOAT_KUBELET_BIN!,
+    crictl: env.LIFEBOAT_CRICTL_BIN!,
+    pause: env.LIFEBOAT_PAUSE_BIN!,
+    imagesDir: env.LIFEBOAT_IMAGES_DIR!,
   };
   return bins;
 }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import { clusterSchema } from '../config/schema';
 import { serverBinaries, requireBinary, type EtcdLine, type ServerBinaries } from './binaries';
 import { APISERVER_IMAGE, bootstrapControlPlane, CONTROLLER_MANAGER_IMAGE, ETCD_IMAGE, SCHEDULER_IMAGE } from './control-plane';
 import { sh } from './netns';
+import { binariesImage, ensureImage, pauseImage } from './images';
 import { createSandboxNode, type SandboxNode } from './node';
 
 export interface SandboxClusterOptions {
@@ -38,17 +40,42 @@ export interface SandboxCluster {
   destroy(): Promise<void>;
 }
 
+/** etcd's image tag as kubeadm writes it (3.6.16-0), from the version in the binaries' folder name. */
+function etcdTag(binaries: ServerBinaries, line: EtcdLine): string {
+  return `${/etcd-v([\d.]+)/.exec(binaries.etcd[line])?.[1] ?? '3.4.23'}-0`;
+}
+
 /** A whole single-control-plane cluster in network namespaces, with the engine's SSH identity and its config. */
 export async function createSandboxCluster(o: SandboxClusterOptions): Promise<SandboxCluster> {
   const name = o.name ?? 'sandbox';
   const etcdLine = o.etcdLine ?? '3.6';
   const binaries = await serverBinaries();
   await requireBinary(join(binaries.etcd[etcdLine], 'etcd'), `etcd ${etcdLine}`);
+  for (const [path, what] of [[binaries.kubelet, 'kubelet'], [binaries.crictl, 'crictl'], [binaries.pause, 'the pause binary'], ['/usr/bin/containerd', 'containerd (Debian package)'], ['/usr/sbin/runc', 'runc (Debian package)']]) {
+    await requireBinary(path!, what!);
+  }
   if (o.withApiserver) await requireBinary(binaries.kubeApiserver, 'kube-apiserver');
   if (o.withApiserver && (o.withSchedulerAndControllerManager ?? true)) {
     await requireBinary(binaries.kubeScheduler, 'kube-scheduler');
     await requireBinary(binaries.kubeControllerManager, 'kube-controller-manager');
   }
+  const kubernetesVersion = /kubernetes-(v[\d.]+)/.exec(binaries.kubeApiserver)?.[1];
+  // The images every node of this cluster imports: the pause image, its etcd line's, and the control plane's when
+  // the cluster has one (a spare node may become the control plane).
+  const kubeImages = o.withApiserver
+    ? [
+        binariesImage(`${APISERVER_IMAGE}:${kubernetesVersion ?? 'v1.34.0'}`, [binaries.kubeApiserver]),
+        ...((o.withSchedulerAndControllerManager ?? true)
+          ? [binariesImage(`${SCHEDULER_IMAGE}:${kubernetesVersion ?? 'v1.34.0'}`, [binaries.kubeScheduler]), binariesImage(`${CONTROLLER_MANAGER_IMAGE}:${kubernetesVersion ?? 'v1.34.0'}`, [binaries.kubeControllerManager])]
+          : []),
+      ]
+    : [];
+  const imagesFor = async (line: EtcdLine) => {
+    const specs = [pauseImage(binaries.pause), binariesImage(`${ETCD_IMAGE}:${etcdTag(binaries, line)}`, ['etcd', 'etcdctl', 'etcdutl'].map((b) => join(binaries.etcd[line], b)).filter((b) => existsSync(b))), ...kubeImages];
+    const tarballs: string[] = [];
+    for (const spec of specs) tarballs.push(await ensureImage(spec, binaries.imagesDir));
+    return tarballs;
+  };
   const dir = o.dir ?? (await mkdtemp(join(tmpdir(), `lifeboat-${name}-`)));
   await mkdir(dir, { recursive: true });
   const sshKeyFile = join(dir, 'engine_ed25519');
@@ -63,12 +90,7 @@ export async function createSandboxCluster(o: SandboxClusterOptions): Promise<Sa
       dir: join(dir, 'nodes', `${nodeName}-${nodes.size}`),
       authorizedKey,
       etcdBinDir: binaries.etcd[line],
-      images: {
-        [ETCD_IMAGE]: binaries.etcd[line],
-        [APISERVER_IMAGE]: join(binaries.kubeApiserver, '..'),
-        [SCHEDULER_IMAGE]: join(binaries.kubeScheduler, '..'),
-        [CONTROLLER_MANAGER_IMAGE]: join(binaries.kubeControllerManager, '..'),
-      },
+      kubelet: { binary: binaries.kubelet, crictl: binaries.crictl, images: await imagesFor(line) },
       subnet: opts.subnet,
     });
     nodes.set(nodeName, node);
@@ -78,9 +100,7 @@ export async function createSandboxCluster(o: SandboxClusterOptions): Promise<Sa
   try {
     const controlPlane = await addNode('cp1');
     for (const spare of o.spareNodes ?? []) await addNode(spare);
-    const etcdVersion = /etcd-v([\d.]+)/.exec(binaries.etcd[etcdLine])?.[1] ?? '3.4.23';
-    const kubernetesVersion = /kubernetes-(v[\d.]+)/.exec(binaries.kubeApiserver)?.[1];
-    const { apiServer } = await bootstrapControlPlane(controlPlane, { etcdLine, etcdTag: `${etcdVersion}-0`, kubernetesVersion, withApiserver: o.withApiserver ?? false, withSchedulerAndControllerManager: o.withSchedulerAndControllerManager });
+    const { apiServer } = await bootstrapControlPlane(controlPlane, { etcdLine, etcdTag: etcdTag(binaries, etcdLine), kubernetesVersion, withApiserver: o.withApiserver ?? false, withSchedulerAndControllerManager: o.withSchedulerAndControllerManager });
     const config = clusterSchema.parse({
       name,
       nodes: [...nodes.values()].map((n) => ({ name: n.name, host: n.ip, user: 'root', privateKey: { file: sshKeyFile }, hostKey: n.hostKey })),

@@ -15,7 +15,7 @@ export const CONTROLLER_MANAGER_IMAGE = 'registry.k8s.io/kube-controller-manager
 
 export interface ControlPlaneOptions {
   etcdLine: EtcdLine;
-  /** Image tags as kubeadm would write them (the fixture maps images to binaries by name, not tag). */
+  /** Image tags as kubeadm would write them; the node has these images imported (src/sandbox/images.ts). */
   etcdTag?: string;
   kubernetesVersion?: string;
   /** Without it only etcd runs (enough for backup tests that need no API). */
@@ -32,7 +32,7 @@ export function etcdctlArgs(): string[] {
   return ['--endpoints=https://127.0.0.1:2379', `--cacert=${pki}/ca.crt`, `--cert=${pki}/healthcheck-client.crt`, `--key=${pki}/healthcheck-client.key`];
 }
 
-/** `kubeadm init` in miniature: PKI, kubeconfigs, static-pod manifests; then waits until the kubelet fixture has them up. */
+/** `kubeadm init` in miniature: PKI, kubeconfigs, static-pod manifests; then waits until the node's kubelet has them up. */
 export async function bootstrapControlPlane(node: SandboxNode, o: ControlPlaneOptions): Promise<{ apiServer: string }> {
   const apiServer = `https://${node.ip}:6443`;
   if (!o.skipPki) await createControlPlanePki({ root: node.path('/etc/kubernetes'), nodeName: node.name, nodeIPs: [node.ip], apiServerUrl: apiServer });

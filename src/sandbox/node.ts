@@ -1,9 +1,19 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, symlink, writeFile, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { createNamespace, deleteNamespace, removeStaleNamespaces, sh } from './netns';
 import { startProcess, waitFor, type ManagedProcess } from './processes';
-import { kubeletFixtureScript } from './fixture-script';
+import {
+  containerdConfig,
+  createCgroupRoot,
+  KUBELET_CONFIG,
+  kubeletConfig,
+  removeCgroupRoot,
+  repairHostSysctls,
+  restoreHostSysctls,
+  saveHostSysctls,
+  staleCgroupRoots,
+} from './runtime';
 
 export interface SandboxNodeOptions {
   name: string;
@@ -13,22 +23,31 @@ export interface SandboxNodeOptions {
   authorizedKey: string;
   /** Folder with this node's etcd, etcdctl (and etcdutl) — they appear in /usr/local/bin on the node. */
   etcdBinDir: string;
-  /** Image name -> binaries folder, for the kubelet fixture. */
-  images: Record<string, string>;
+  /** The node's container runtime and kubelet. */
+  kubelet: {
+    binary: string;
+    /** crictl, put in the node's /usr/local/bin (where a kubeadm node has it). */
+    crictl: string;
+    /** docker-save tarballs imported into the node's containerd before the kubelet starts (src/sandbox/images.ts). */
+    images: string[];
+  };
   /** Take over the address of a node that is gone (its /24 index). */
   subnet?: number;
 }
 
 export interface PodStatus {
-  file: string;
+  /** The pod's name as the kubelet runs it: <manifest name>-<node name>. */
   name: string;
-  containers: { name: string; running: boolean; pid?: number; restarts: number }[];
+  namespace: string;
+  uid: string;
+  containers: { id: string; name: string; running: boolean; pid?: number; restarts: number }[];
 }
 
 /**
  * A sandbox "machine": its own network namespace and address, its own sshd with a fresh host key, and — through a
- * private mount namespace — its own /etc/kubernetes, /var/lib and /usr/local/bin, so commands that arrive over SSH
- * see kubeadm's real paths. The kubelet test fixture runs there too.
+ * private mount namespace — its own /etc/kubernetes, /var/lib, /var/log, /usr/local/bin, /usr/libexec/kubernetes
+ * and /run/containerd, so commands that arrive over SSH see kubeadm's real paths. It runs its own containerd and a
+ * real kubelet (standalone: static pods from /etc/kubernetes/manifests), under its own cgroup root.
  */
 export interface SandboxNode {
   readonly name: string;
@@ -38,121 +57,266 @@ export interface SandboxNode {
   readonly dir: string;
   /** "ssh-ed25519 AAAA..." of this node's sshd: what a user pins in config. */
   readonly hostKey: string;
-  /** Host path of a path as the node sees it (/etc/kubernetes/... and /var/lib/...). */
+  /** Host path of a path as the node sees it (/etc/kubernetes/..., /var/lib/... and /var/log/...). */
   path(nodePath: string): string;
   /** Runs a command inside the node's namespaces (not over SSH): for test setup and assertions. */
   exec(argv: readonly string[]): Promise<string>;
+  /** crictl on the node (its own containerd), for test setup and assertions. */
+  crictl(args: readonly string[]): Promise<string>;
+  /** The kubelet's ready pods, each with its containers (latest attempt per container name). */
   pods(): Promise<PodStatus[]>;
   logs(): Promise<string>;
   destroy(): Promise<void>;
 }
 
+/** Mount points the node's private views need on the host; they stay empty there. */
+const HOST_MOUNT_POINTS = ['/etc/kubernetes', '/usr/libexec/kubernetes', '/run/containerd'];
+
+/**
+ * Runs as the node's first process, inside its network namespace and a private mount namespace: the node-private
+ * folders, sshd, containerd (images imported before anything can ask for them), then the kubelet.
+ */
 const NODE_INIT = `
 set -e
-root="$1"
+root="$1"; name="$2"; ip="$3"; kubelet="$4"; shift 4
 mkdir -p /run/sshd
 mount --bind "$root/etc/kubernetes" /etc/kubernetes
 mount --bind "$root/var/lib" /var/lib
+mount --bind "$root/var/log" /var/log
 mount --bind "$root/usr/local/bin" /usr/local/bin
-/usr/sbin/sshd -D -e -f "$root/sshd_config" >>"$root/log/sshd.log" 2>&1 &
-node "$root/kubelet-fixture.js" "$root/kubelet-fixture.json" >>"$root/log/kubelet-fixture.log" 2>&1 &
+mount --bind "$root/usr/libexec/kubernetes" /usr/libexec/kubernetes
+mount -t tmpfs -o mode=0711 containerd-state /run/containerd
 trap 'kill -TERM $(jobs -p) 2>/dev/null; wait' TERM INT
+/usr/sbin/sshd -D -e -f "$root/sshd_config" >>"$root/log/sshd.log" 2>&1 &
+containerd --config "$root/containerd.toml" >>"$root/log/containerd.log" 2>&1 &
+i=0
+until ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1; do
+  i=$((i+1)); [ $i -lt 300 ] || { echo "containerd did not start (log: $root/log/containerd.log)" >&2; exit 1; }; sleep 0.1
+done
+for image in "$@"; do ctr --address /run/containerd/containerd.sock -n k8s.io images import "$image" >/dev/null; done
+"$kubelet" --config=${KUBELET_CONFIG} --hostname-override="$name" --node-ip="$ip" --v=2 >>"$root/log/kubelet.log" 2>&1 &
+touch "$root/runtime-started"
 wait
 `;
 
-export async function createSandboxNode(o: SandboxNodeOptions): Promise<SandboxNode> {
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Every process of the node: in its network namespace, or (a straggler that left it) in its cgroup tree. */
+async function nodeProcesses(netns: string, cgroupName: string): Promise<number[]> {
+  const pids = new Set((await sh('ip', ['netns', 'pids', netns]).catch(() => '')).split(/\s+/).filter(Boolean).map(Number));
+  const out = await sh('sh', ['-c', `cat /sys/fs/cgroup/*/lifeboat/${cgroupName}/cgroup.procs /sys/fs/cgroup/*/lifeboat/${cgroupName}/*/cgroup.procs /sys/fs/cgroup/*/lifeboat/${cgroupName}/*/*/cgroup.procs /sys/fs/cgroup/*/lifeboat/${cgroupName}/*/*/*/cgroup.procs /sys/fs/cgroup/*/lifeboat/${cgroupName}/*/*/*/*/cgroup.procs 2>/dev/null; true`]).catch(() => '');
+  for (const p of out.split(/\s+/).filter(Boolean)) pids.add(Number(p));
+  pids.delete(process.pid);
+  return [...pids];
+}
+
+/** Kills every process of the node (SIGKILL), again and again until none is left: containers, shims, kubelet, containerd. */
+async function killNode(netns: string, cgroupName: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const pids = (await nodeProcesses(netns, cgroupName)).filter(processAlive);
+    if (!pids.length) return;
+    if (Date.now() > deadline) throw new Error(`node ${netns}: processes still alive after SIGKILL: ${pids.join(' ')}`);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Namespaces, cgroups and host settings left by a test run that died. */
+async function removeStaleNodes(): Promise<void> {
   await removeStaleNamespaces();
+  for (const name of await staleCgroupRoots((n) => {
+    const m = /^lifeboat-(\d+)-/.exec(n);
+    return !!m && Number(m[1]) !== process.pid && !processAlive(Number(m[1]));
+  })) {
+    await killNode(`none-${name}`, name).catch(() => undefined);
+    await removeCgroupRoot(name).catch(() => undefined);
+  }
+  await repairHostSysctls();
+}
+
+export async function createSandboxNode(o: SandboxNodeOptions): Promise<SandboxNode> {
+  await removeStaleNodes();
   const netns = `lifeboat-${process.pid}-${o.name}`;
   // The host needs mount points for the node's private views; they stay empty on the host itself.
-  await mkdir('/etc/kubernetes', { recursive: true });
-  for (const d of ['etc/kubernetes/manifests', 'etc/kubernetes/pki', 'var/lib/etcd', 'usr/local/bin', 'ssh', 'log', 'pods']) {
+  for (const d of HOST_MOUNT_POINTS) await mkdir(d, { recursive: true });
+  for (const d of ['etc/kubernetes/manifests', 'etc/kubernetes/pki', 'var/lib/etcd', 'var/lib/kubelet', 'var/lib/containerd', 'var/log', 'usr/local/bin', 'usr/libexec/kubernetes', 'ssh', 'log']) {
     await mkdir(join(o.dir, d), { recursive: true });
   }
   await rm(join(o.dir, 'var/lib/etcd'), { recursive: true, force: true }); // etcd creates it (0700) on first start
   for (const bin of ['etcd', 'etcdctl', 'etcdutl']) {
     if (existsSync(join(o.etcdBinDir, bin))) await symlink(join(o.etcdBinDir, bin), join(o.dir, 'usr/local/bin', bin)).catch(() => undefined);
   }
+  await symlink(o.kubelet.crictl, join(o.dir, 'usr/local/bin/crictl')).catch(() => undefined);
   await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${o.name}-host`, '-f', join(o.dir, 'ssh/host_ed25519')]);
   const hostKey = (await readFile(join(o.dir, 'ssh/host_ed25519.pub'), 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
   await writeFile(join(o.dir, 'ssh/authorized_keys'), `${o.authorizedKey.trim()}\n`, { mode: 0o600 });
 
-  const { ip, subnet } = await createNamespace(netns, o.subnet);
-  await writeFile(
-    join(o.dir, 'sshd_config'),
-    [
-      `ListenAddress ${ip}:22`,
-      `HostKey ${join(o.dir, 'ssh/host_ed25519')}`,
-      `PidFile ${join(o.dir, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${join(o.dir, 'ssh/authorized_keys')}`,
-      'PermitRootLogin prohibit-password',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'UsePAM no',
-      'StrictModes no',
-      'PrintMotd no',
-      'MaxSessions 50',
-      'MaxStartups 50:30:100',
-      'Subsystem sftp internal-sftp',
-      '',
-    ].join('\n'),
-  );
-  await writeFile(join(o.dir, 'kubelet-fixture.js'), await kubeletFixtureScript());
-  await writeFile(
-    join(o.dir, 'kubelet-fixture.json'),
-    JSON.stringify({ manifestsDir: '/etc/kubernetes/manifests', stateDir: join(o.dir, 'pods'), images: o.images, pollMs: 250, graceMs: 10_000 }),
-  );
+  let init: ManagedProcess | undefined;
+  let sysctlsSaved = false;
+  let cgroupCreated = false;
+  const teardown = async () => {
+    const problems: string[] = [];
+    // SIGTERM to the init's group (sshd, containerd, kubelet), SIGKILL after 5 s; then whatever is left (the shims
+    // and the containers run in process groups of their own).
+    await init?.stop(5_000);
+    await killNode(netns, netns).catch((err: Error) => problems.push(err.message));
+    if (cgroupCreated) await removeCgroupRoot(netns).catch((err: Error) => problems.push(err.message));
+    if (sysctlsSaved) await restoreHostSysctls().catch((err: Error) => problems.push(`restoring host sysctls: ${err.message}`));
+    await deleteNamespace(netns);
+    // The kernel tears a namespace down in the background; its veth pair (and the node's address) can outlive it
+    // for a while. Deleting the host's end removes the pair now, so a replacement can take the address at once.
+    if (subnet !== undefined) await sh('ip', ['link', 'del', `lbh${subnet}`]).catch(() => undefined);
+    if (problems.length) throw new Error(`tearing down node ${o.name}: ${problems.join('; ')}`);
+  };
 
-  let init: ManagedProcess;
+  let ip: string;
+  let subnet: number | undefined;
   try {
-    init = startProcess(`node-${o.name}`, 'ip', ['netns', 'exec', netns, 'unshare', '--mount', '--propagation', 'private', '--', 'bash', '-c', NODE_INIT, 'node-init', o.dir], {
+    ({ ip, subnet } = await createNamespace(netns, o.subnet));
+    await writeFile(
+      join(o.dir, 'sshd_config'),
+      [
+        `ListenAddress ${ip}:22`,
+        `HostKey ${join(o.dir, 'ssh/host_ed25519')}`,
+        `PidFile ${join(o.dir, 'sshd.pid')}`,
+        `AuthorizedKeysFile ${join(o.dir, 'ssh/authorized_keys')}`,
+        'PermitRootLogin prohibit-password',
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'UsePAM no',
+        'StrictModes no',
+        'PrintMotd no',
+        'MaxSessions 50',
+        'MaxStartups 50:30:100',
+        'Subsystem sftp internal-sftp',
+        '',
+      ].join('\n'),
+    );
+    const cgroupRoot = await createCgroupRoot(netns);
+    cgroupCreated = true;
+    await writeFile(join(o.dir, 'containerd.toml'), containerdConfig());
+    await writeFile(join(o.dir, 'var/lib/kubelet/config.yaml'), kubeletConfig({ cgroupRoot }));
+    await saveHostSysctls();
+    sysctlsSaved = true;
+
+    // nsenter, not `ip netns exec`: the latter mounts a fresh /sys, which hides the cgroup mounts the kubelet needs.
+    init = startProcess(`node-${o.name}`, 'nsenter', [`--net=/run/netns/${netns}`, '--', 'unshare', '--mount', '--propagation', 'private', '--', 'bash', '-c', NODE_INIT, 'node-init', o.dir, o.name, ip, o.kubelet.binary, ...o.kubelet.images], {
       logFile: join(o.dir, 'log/init.log'),
     });
+    const running = () => {
+      if (init!.child.exitCode !== null) throw new Error(`node init exited with ${init!.child.exitCode}: ${readInitLog(o.dir)}`);
+    };
     await waitFor(`sshd on node ${o.name} (${ip}:22, log: ${join(o.dir, 'log')})`, async () => {
-      if (init.child.exitCode !== null) throw new Error(`node init exited with ${init.child.exitCode}`);
+      running();
       return (await sh('ip', ['netns', 'exec', netns, 'ss', '-Htln', `sport = :22`])).includes(':22');
     }, 20_000, 100);
+    await waitFor(`containerd and images on node ${o.name} (log: ${join(o.dir, 'log/containerd.log')})`, async () => {
+      running();
+      return existsSync(join(o.dir, 'runtime-started'));
+    }, 120_000, 100);
+    await waitFor(`kubelet /healthz on node ${o.name} (log: ${join(o.dir, 'log/kubelet.log')})`, async () => {
+      running();
+      return (await sh('ip', ['netns', 'exec', netns, 'curl', '-sf', '--max-time', '2', 'http://127.0.0.1:10248/healthz'])).trim() === 'ok';
+    }, 60_000, 200);
   } catch (err) {
-    await deleteNamespace(netns);
-    throw err;
+    const logs = await nodeLogs(o.dir).catch(() => '');
+    await teardown().catch(() => undefined);
+    throw new Error(`${(err as Error).message}\n${logs}`);
   }
   const initPid = init.child.pid!;
+  let tornDown: Promise<void> | undefined;
+  const exec = (argv: readonly string[]) => sh('nsenter', ['-t', String(initPid), '-n', '-m', '--', ...argv]);
+  const crictl = (args: readonly string[]) => exec(['/usr/local/bin/crictl', '--runtime-endpoint', 'unix:///run/containerd/containerd.sock', ...args]);
 
   const node: SandboxNode = {
     name: o.name,
     ip,
-    subnet,
+    subnet: subnet!,
     netns,
     dir: o.dir,
     hostKey,
     path(nodePath) {
-      for (const [prefix, local] of [['/etc/kubernetes', 'etc/kubernetes'], ['/var/lib', 'var/lib']] as const) {
+      for (const [prefix, local] of [['/etc/kubernetes', 'etc/kubernetes'], ['/var/lib', 'var/lib'], ['/var/log', 'var/log']] as const) {
         if (nodePath === prefix || nodePath.startsWith(`${prefix}/`)) return join(o.dir, local, nodePath.slice(prefix.length));
       }
       throw new Error(`sandbox node ${o.name}: ${nodePath} is not under a node-private folder`);
     },
-    exec: (argv) => sh('nsenter', ['-t', String(initPid), '-n', '-m', '--', ...argv]),
+    exec,
+    crictl,
     async pods() {
-      try {
-        return JSON.parse(await readFile(join(o.dir, 'pods/status.json'), 'utf8')) as PodStatus[];
-      } catch {
-        return [];
-      }
-    },
-    async logs() {
-      const parts: string[] = [];
-      for (const folder of ['log', 'pods']) {
-        for (const f of await readdir(join(o.dir, folder)).catch(() => [] as string[])) {
-          if (!f.endsWith('.log')) continue;
-          const text = await readFile(join(o.dir, folder, f), 'utf8').catch(() => '');
-          parts.push(`--- ${o.name}/${folder}/${f} (last 40 lines)\n${text.split('\n').slice(-40).join('\n')}`);
+      const sandboxes = (JSON.parse(await crictl(['pods', '--state', 'ready', '-o', 'json'])) as { items: CriPod[] }).items ?? [];
+      const containers = (JSON.parse(await crictl(['ps', '-a', '-o', 'json'])) as { containers: CriContainer[] }).containers ?? [];
+      const pods: PodStatus[] = [];
+      for (const p of sandboxes) {
+        const latest = new Map<string, CriContainer>();
+        for (const c of containers.filter((c) => c.podSandboxId === p.id)) {
+          const seen = latest.get(c.metadata.name);
+          if (!seen || c.metadata.attempt > seen.metadata.attempt) latest.set(c.metadata.name, c);
         }
+        const list: PodStatus['containers'] = [];
+        for (const c of latest.values()) {
+          const running = c.state === 'CONTAINER_RUNNING';
+          const pid = running ? Number((await crictl(['inspect', '-o', 'go-template', '--template', '{{.info.pid}}', c.id]).catch(() => '')).trim()) || undefined : undefined;
+          list.push({ id: c.id, name: c.metadata.name, running, pid, restarts: c.metadata.attempt });
+        }
+        pods.push({ name: p.metadata.name, namespace: p.metadata.namespace, uid: p.metadata.uid, containers: list });
       }
-      return parts.join('\n');
+      return pods;
     },
-    async destroy() {
-      await init.stop(15_000);
-      await deleteNamespace(netns);
-    },
+    logs: () => nodeLogs(o.dir),
+    destroy: () => (tornDown ??= teardown()), // once: the host sysctls are counted per kubelet
   };
   return node;
+}
+
+interface CriPod {
+  id: string;
+  metadata: { name: string; namespace: string; uid: string };
+}
+interface CriContainer {
+  id: string;
+  podSandboxId: string;
+  state: string;
+  metadata: { name: string; attempt: number };
+}
+
+function readInitLog(dir: string): string {
+  try {
+    return readFileSync(join(dir, 'log/init.log'), 'utf8').trim().split('\n').slice(-5).join(' | ');
+  } catch {
+    return '';
+  }
+}
+
+/** The last lines of the node's own logs (init, sshd, containerd, kubelet) and of every container log. */
+async function nodeLogs(dir: string): Promise<string> {
+  const files: string[] = [];
+  const walk = async (d: string) => {
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+      if (e.isDirectory()) await walk(join(d, e.name));
+      else if (e.name.endsWith('.log')) files.push(join(d, e.name));
+    }
+  };
+  await walk(join(dir, 'log'));
+  await walk(join(dir, 'var/log/pods'));
+  const parts: string[] = [];
+  for (const f of files) {
+    const text = await readFile(f, 'utf8').catch(() => '');
+    parts.push(`--- ${relative(join(dir, '..'), f)} (last 40 lines)\n${text.split('\n').slice(-40).join('\n')}`);
+  }
+  return parts.join('\n');
 }

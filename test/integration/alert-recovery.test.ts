@@ -1,11 +1,12 @@
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
+import { parseDocument } from 'yaml';
 import { startAlertReceiver, type AlertReceiver } from '../../src/alerts/receiver';
 import { KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
@@ -182,7 +183,14 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
       const p = await worker.client.workflow.getHandle(`respond-${NAME}`, run.runId).query<{ evidence: unknown[] }>('response');
       return p.evidence.length > 0;
     }, 30_000, 200);
-    await schedulerBack();
+    // Put back as a new pod: the kubelet derives a static pod's UID from the manifest, and the same bytes again can
+    // revive the stopped pod in crash back-off (~15 s), longer than the 6 s window. A changed annotation is what
+    // an operator's edit (or a recovery's start step) gives it.
+    const manifest = parseDocument(await readFile(node.path('/var/lib/kube-scheduler.yaml.aside'), 'utf8'));
+    manifest.setIn(['metadata', 'annotations', 'test/re-added'], new Date().toISOString());
+    await writeFile(node.path('/etc/kubernetes/manifests/.kube-scheduler.yaml.tmp'), manifest.toString(), { mode: 0o600 });
+    await rename(node.path('/etc/kubernetes/manifests/.kube-scheduler.yaml.tmp'), node.path('/etc/kubernetes/manifests/kube-scheduler.yaml'));
+    await rm(node.path('/var/lib/kube-scheduler.yaml.aside'));
     const result = await worker.client.workflow.getHandle(`respond-${NAME}`, run.runId).result();
     expect(result.outcome).toBe('stood-down');
     expect(result.diagnosis).toBeUndefined();

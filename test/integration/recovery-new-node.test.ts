@@ -30,7 +30,7 @@ describe('recovery onto a new node that takes over the dead node\'s address', ()
     const config = withBackup(cluster, { encryptionKey: 'k1' });
     worker = await startTestWorker([{ ...config, recovery: { ...config.recovery, removeStaleNodes: true } }], { encryptionKeys: { k1: { file: key.path } } });
     await admin.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'before-backup' } });
-    // Node objects as a kubelet would have registered them (none runs here): the configured control-plane node, a
+    // Node objects as a kubelet would have registered them (the sandbox's kubelets are standalone and register none): the configured control-plane node, a
     // retired control-plane node no longer in the config (with its heartbeat lease), and a worker.
     const cp = { 'node-role.kubernetes.io/control-plane': '' };
     for (const [name, labels] of [['cp1', cp], ['cp-retired', cp], ['worker-1', {}]] as const) await admin.create('/api/v1/nodes', { metadata: { name, labels } });

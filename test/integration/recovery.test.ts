@@ -121,9 +121,27 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
 
   it('restores: objects from before the backup are back, those after it are gone, the old data dir is kept', async () => {
     expect(await names()).toEqual(['after-backup', 'before-backup', 'first']);
+    const podsBefore = await cluster.controlPlane.pods();
+    const manifestsBefore = await cluster.controlPlane.exec(['bash', '-c', 'cd /etc/kubernetes/manifests && sha256sum *.yaml']);
     const result = await recover(worker.client, worker.taskQueue, { cluster: 'rec', approval: 'auto', reason: 'test', controlPlaneTimeoutSeconds: 120 });
     await keep('recover-rec');
     expect(result.outcome).toBe('restored');
+    // The real kubelet: kube-apiserver's 30 s grace period is cut short through the container runtime (etcd stops
+    // on its own SIGTERM) ...
+    const stop = result.steps.find((st) => st.step === 'stop control plane')!;
+    expect(stop.detail).toMatch(/stopped through the container runtime: .*kube-apiserver/);
+    expect(stop.detail).not.toMatch(/runtime: [^;]*\betcd\b/);
+    expect(Date.parse(stop.endedAt!) - Date.parse(stop.startedAt!)).toBeLessThan(15_000);
+    // ... and the manifests come back annotated with the run, so the kubelet starts new pods (new UIDs, no crash
+    // back-off inherited from the stopped ones); the originals stay untouched in manifests-before.
+    const runKey = result.plan.paths.runDir.split('/').pop()!;
+    for (const f of ['etcd.yaml', 'kube-apiserver.yaml', 'kube-controller-manager.yaml', 'kube-scheduler.yaml']) {
+      expect(await readFile(cluster.controlPlane.path(`/etc/kubernetes/manifests/${f}`), 'utf8')).toContain(`lifeboat/recovery: ${runKey}`);
+    }
+    expect(await cluster.controlPlane.exec(['bash', '-c', `cd ${result.plan.paths.asideManifestsDir} && sha256sum *.yaml`])).toBe(manifestsBefore);
+    const podsAfter = await cluster.controlPlane.pods();
+    expect(podsAfter.map((p) => p.name).sort()).toEqual(podsBefore.map((p) => p.name).sort());
+    for (const p of podsAfter) expect(podsBefore.find((b) => b.name === p.name)!.uid).not.toBe(p.uid);
     expect(result.plan.snapshot.manifestKey).toBe(newest.manifestKey);
     expect(await names()).toEqual(['before-backup', 'first']);
     const namespaces = (await api.list('/api/v1/namespaces')).map((n) => n.metadata.name);

@@ -15,6 +15,17 @@ describe('sandbox control-plane node (etcd 3.6, over SSH)', () => {
     await cluster?.destroy();
   });
 
+  it('runs etcd as a static pod of a real kubelet, in the node\'s own containerd and cgroup root', async () => {
+    const node = cluster.controlPlane;
+    expect(await node.crictl(['version'])).toMatch(/RuntimeName:\s+containerd/);
+    const pods = await node.pods();
+    expect(pods.map((p) => `${p.namespace}/${p.name}`)).toEqual(['kube-system/etcd-cp1']);
+    const etcd = pods[0]!.containers.find((c) => c.name === 'etcd');
+    expect(etcd).toMatchObject({ running: true, pid: expect.any(Number) });
+    const cgroups = await readFile(`/proc/${etcd!.pid}/cgroup`, 'utf8');
+    expect(cgroups).toMatch(new RegExp(`:memory:/lifeboat/${node.netns}/kubepods/`));
+  });
+
   it('etcdctl snapshot save over SSH writes a snapshot that etcdutl snapshot status accepts', async () => {
     const node = cluster.config.nodes[0]!;
     const ssh = await connectToNode(node);
