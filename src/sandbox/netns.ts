@@ -19,7 +19,8 @@ export async function sh(file: string, args: readonly string[]): Promise<string>
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid still runs (signal 0 checks without signalling). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, symlink, writeFile, readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { createNamespace, deleteNamespace, removeStaleNamespaces, sh } from './netns';
+import { alive, createNamespace, deleteNamespace, removeStaleNamespaces, sh } from './netns';
 import { startProcess, waitFor, type ManagedProcess } from './processes';
 import {
   containerdConfig,
@@ -99,14 +99,6 @@ touch "$root/runtime-started"
 wait
 `;
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Every process of the node: in its network namespace, or (a straggler that left it) in its cgroup tree. */
 async function nodeProcesses(netns: string, cgroupName: string): Promise<number[]> {
@@ -121,7 +113,7 @@ async function nodeProcesses(netns: string, cgroupName: string): Promise<number[
 async function killNode(netns: string, cgroupName: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const pids = (await nodeProcesses(netns, cgroupName)).filter(processAlive);
+    const pids = (await nodeProcesses(netns, cgroupName)).filter(alive);
     if (!pids.length) return;
     if (Date.now() > deadline) throw new Error(`node ${netns}: processes still alive after SIGKILL: ${pids.join(' ')}`);
     for (const pid of pids) {
@@ -140,7 +132,7 @@ async function removeStaleNodes(): Promise<void> {
   await removeStaleNamespaces();
   for (const name of await staleCgroupRoots((n) => {
     const m = /^lifeboat-(\d+)-/.exec(n);
-    return !!m && Number(m[1]) !== process.pid && !processAlive(Number(m[1]));
+    return !!m && Number(m[1]) !== process.pid && !alive(Number(m[1]));
   })) {
     await killNode(`none-${name}`, name).catch(() => undefined);
     await removeCgroupRoot(name).catch(() => undefined);

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PAUSE_IMAGE } from './images';
+import { alive } from './netns';
 
 /**
  * The container runtime and kubelet of a sandbox node: one containerd and one kubelet per node, started inside the
@@ -155,14 +156,6 @@ const SAVED_SYSCTLS = '/run/lifeboat-sandbox-sysctls.json';
 let kubeletsRunning = 0;
 let saved: Record<string, string> | undefined;
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function readSysctls(): Promise<Record<string, string>> {
   const values: Record<string, string> = {};
