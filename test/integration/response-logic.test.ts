@@ -8,6 +8,7 @@ import type { RecoveryPlan } from '../../src/recovery/plan';
 import { approveSignal, recoverCluster, rejectSignal } from '../../workflows/recover-cluster';
 import { alertSignal, respondToAlert, type RespondToAlertResult } from '../../workflows/respond-to-alert';
 import { backupCluster } from '../../workflows/backup-cluster';
+import { checkClusterHealth } from '../../workflows/check-cluster-health';
 import { refuseWithinCooldown } from '../../activities/recovery/recent-recovery';
 import type { AlertNotice } from '../../workflows/response-input';
 import { testBed } from '../support/bed';
@@ -228,6 +229,11 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
       expect(err).toMatch(/^invalid backup input: (input|cluster|reason): /);
       expect((await handle.describe()).status.name).toBe('FAILED');
     }
+    expect(calls).toEqual([]);
+    // The health check (schedules, UI) too.
+    const health = await client.workflow.start(checkClusterHealth, { taskQueue, workflowId: `health-bad-${Date.now()}`, args: [null as never] });
+    await expect(health.result()).rejects.toThrow();
+    expect((await health.describe()).status.name).toBe('FAILED');
     expect(calls).toEqual([]);
   });
 
