@@ -183,7 +183,7 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
     );
     const restored = await step('restore', () => waiting.restoreEtcdData({ plan }), (r) => `${r.restoredWith}; previous data dir kept at ${r.previousDataDir ?? '(none)'}`);
     await step('start control plane', () => waiting.startControlPlane({ plan, timeoutSeconds }), (r) => `started ${r.started.join(', ')}${r.annotated?.length ? ' (as new pods: annotated lifeboat/recovery)' : ''}`);
-    const verification = await step('verify', () => quick.verifyApi({ plan }), (v) => `${v.namespaces.length} namespaces; ${v.matched.length} resources match the backup${v.differed.length ? `, ${v.differed.length} differ (volatile)` : ''}`);
+    const verification = await step('verify', () => quick.verifyApi({ plan }), (v) => `${v.namespaces.length} namespaces; ${v.matched.length} resources match the backup${v.differed.length ? `, ${v.differed.length} differ (volatile)` : ''}${v.controlPlaneNode ? `; Node ${v.controlPlaneNode.node} Ready` : ''}`);
     const downtimeSeconds = Math.round((Date.now() - downSince) / 1000);
     progress.state = 'succeeded';
     return result('restored', { previousDataDir: restored.previousDataDir, manifestsMovedTo: stop.to, verification, downtimeSeconds });

@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { posix } from 'node:path';
 import { loadEncryptionKey } from '../../src/backup/keyring';
+import { KUBELET_FILES } from '../../src/recovery/kubelet-identity';
 import type { Compression } from '../../src/backup/object-keys';
 import type { ClusterConfig } from '../../src/config/schema';
 import { s3ClientFor } from '../../src/storage/s3-client';
@@ -95,10 +96,12 @@ function archiveSources(cluster: ClusterConfig): { dir: string; name: string }[]
     { dir: posix.dirname(p.pkiDir), name: posix.basename(p.pkiDir) },
     { dir: posix.dirname(p.manifestsDir), name: posix.basename(p.manifestsDir) },
     ...KUBECONFIGS.map((name) => ({ dir: p.kubernetesDir, name })),
+    // The kubelet's identity and settings: a new node's kubelet comes back as the same Node (src/recovery/kubelet-identity.ts).
+    ...KUBELET_FILES.map((f) => ({ dir: posix.dirname(p.kubeletDir), name: `${posix.basename(p.kubeletDir)}/${f}` })),
   ];
 }
 
-/** tar of the PKI, the static-pod manifests and kubeadm's kubeconfigs, streamed like the snapshot. */
+/** tar of the PKI, the static-pod manifests, kubeadm's kubeconfigs and the kubelet's identity, streamed like the snapshot. */
 export function uploadControlPlaneFiles(deps: ActivityDeps) {
   return (input: UploadCommon): Promise<ControlPlaneArchive> =>
     classified(() =>

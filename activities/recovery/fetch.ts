@@ -10,6 +10,7 @@ import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
 import { cancellationSignal, throttledHeartbeat } from '../heartbeat';
 import { SHA256_SHELL } from '../etcd-commands';
+import { restoreKubeletIdentity, type KubeletRestore } from './kubelet';
 import { onTarget, type TargetSession } from './on-target';
 
 /** Streams a stored object, decrypted and decompressed, into a command's stdin on the node; returns its stdout. */
@@ -71,12 +72,13 @@ export function fetchSnapshot(deps: ActivityDeps) {
 }
 
 /**
- * new-node: unpacks the backup's PKI, manifests and kubeconfigs into <runDir>/control-plane, then puts the PKI and
- * kubeconfigs in place — the old node's identity, so existing tokens and kubelets keep trusting the cluster.
+ * new-node: unpacks the backup's PKI, manifests, kubeconfigs and kubelet files into <runDir>/control-plane, then puts
+ * the PKI and kubeconfigs in place — the old node's identity, so existing tokens and kubelets keep trusting the
+ * cluster — and the kubelet's own identity, restarting the kubelet (./kubelet.ts).
  * Anything already at those paths is moved to <runDir>/replaced, never deleted. Manifests wait for the start step.
  */
 export function restoreControlPlaneFiles(deps: ActivityDeps) {
-  return (input: { plan: RecoveryPlan }): Promise<{ placed: string[]; movedAside: string[] }> =>
+  return (input: { plan: RecoveryPlan }): Promise<{ placed: string[]; movedAside: string[]; kubelet?: KubeletRestore }> =>
     classified(() =>
       onTarget(deps, input.plan, async (s) => {
         const { paths, snapshot } = input.plan;
@@ -99,6 +101,7 @@ export function restoreControlPlaneFiles(deps: ActivityDeps) {
         await s.run(['mkdir', '-p', k8s, `${paths.runDir}/replaced`]);
         for (const entry of entries) {
           if (entry === s.cluster.paths.manifestsDir.split('/').pop()) continue; // placed by the start step
+          if (entry === s.cluster.paths.kubeletDir.split('/').pop()) continue; // file by file, below
           const dest = entry === pkiName ? s.cluster.paths.pkiDir : `${k8s}/${entry}`;
           const marker = `${paths.runDir}/replaced/.placed-${entry}`;
           if (await s.exists(marker)) continue;
@@ -110,7 +113,8 @@ export function restoreControlPlaneFiles(deps: ActivityDeps) {
           await s.run(['touch', marker]);
           placed.push(dest);
         }
-        return { placed, movedAside };
+        const kubelet = await restoreKubeletIdentity(s, input.plan);
+        return { placed: [...placed, ...kubelet.placed], movedAside: [...movedAside, ...kubelet.movedAside], kubelet };
       }),
     );
 }

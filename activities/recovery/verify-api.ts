@@ -5,6 +5,7 @@ import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
 import { etcdctl, parseCounts, registryCountCommand } from '../etcd-commands';
 import { apiClientFor } from './api-client';
+import { kubeletNodeName, waitForNodeReady, type NodeReadiness } from './kubelet';
 import { onTarget } from './on-target';
 
 /**
@@ -28,7 +29,12 @@ export interface ApiVerification {
   matched: CountComparison[];
   differed: CountComparison[];
   staleNodesRemoved: string[];
+  /** new-node: the control-plane Node, Ready and reported by the new machine's kubelet (./kubelet.ts). */
+  controlPlaneNode?: NodeReadiness;
 }
+
+/** How long verify waits for a new node's kubelet to report its Node Ready (it renews its lease every 10 s). */
+const NODE_READY_TIMEOUT_MS = 75_000; // within the activity's 2 minutes
 
 /**
  * Proves the API is back: namespaces and nodes list through it, and the number of objects per resource in etcd
@@ -72,11 +78,24 @@ export function verifyApi(deps: ActivityDeps) {
             }
           }
         }
-        const result = { apiServer: api.server, namespaces, nodes, matched, differed, staleNodesRemoved };
+        // A new node's kubelet got the old one's identity in the fetch step: it must come back as the same, Ready,
+        // Node (without the kubelet's files in the backup there is nothing to wait for: the fetch step said so).
+        const controlPlaneNode =
+          input.plan.mode === 'new-node' && (await s.exists(`${s.cluster.paths.kubeletDir}/config.yaml`))
+            ? await waitForNodeReady(api, await kubeletNodeName(s), NODE_READY_TIMEOUT_MS)
+            : undefined;
+        const result: ApiVerification = { apiServer: api.server, namespaces, nodes, matched, differed, staleNodesRemoved, ...(controlPlaneNode ? { controlPlaneNode } : {}) };
         const failures = differed.filter((d) => d.strict);
         if (namespaces.length === 0 || failures.length > 0) {
           throw ApplicationFailure.nonRetryable(
             `cluster "${s.cluster.name}", step verify: the restored API does not match the backup: ${failures.map((f) => `${f.resource} ${f.actual} (backup: ${f.expected})`).join(', ') || 'no namespaces'}`,
+            'VerificationFailed',
+            result,
+          );
+        }
+        if (controlPlaneNode && !controlPlaneNode.ready) {
+          throw ApplicationFailure.nonRetryable(
+            `cluster "${s.cluster.name}", step verify: the API is restored, but Node "${controlPlaneNode.node}" is not Ready after ${controlPlaneNode.waitedSeconds} s (${controlPlaneNode.detail}): look at the kubelet on node "${s.node.name}" (journalctl -u kubelet)`,
             'VerificationFailed',
             result,
           );

@@ -100,6 +100,8 @@ export const nodePathsSchema = z
     manifestsDir: absolutePath.default('/etc/kubernetes/manifests'),
     pkiDir: absolutePath.default(kubeadmPki),
     etcdDataDir: absolutePath.default('/var/lib/etcd'),
+    /** The kubelet's folder: its config.yaml, kubeadm-flags.env and client certificate (pki/) go into each backup. */
+    kubeletDir: absolutePath.default('/var/lib/kubelet'),
     /** Where the engine keeps its run-specific files (snapshots in flight, moved-aside manifests). */
     workDir: absolutePath.default('/var/lib/lifeboat'),
   })

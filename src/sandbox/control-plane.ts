@@ -1,4 +1,5 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { stringify } from 'yaml';
 import { join } from 'node:path';
 import { KubeClient } from '../kube/client';
 import { credentialsFromKubeconfig } from '../kube/kubeconfig';
@@ -6,6 +7,7 @@ import { etcdManifest, kubeApiserverManifest, kubeControllerManagerManifest, kub
 import type { SandboxNode } from './node';
 import { createControlPlanePki } from './pki';
 import { waitFor } from './processes';
+import { kubeadmFlagsEnv, kubeletConfig, KUBELET_CONFIG } from './runtime';
 import type { EtcdLine } from './binaries';
 
 export const ETCD_IMAGE = 'registry.k8s.io/etcd';
@@ -32,7 +34,10 @@ export function etcdctlArgs(): string[] {
   return ['--endpoints=https://127.0.0.1:2379', `--cacert=${pki}/ca.crt`, `--cert=${pki}/healthcheck-client.crt`, `--key=${pki}/healthcheck-client.key`];
 }
 
-/** `kubeadm init` in miniature: PKI, kubeconfigs, static-pod manifests; then waits until the node's kubelet has them up. */
+/**
+ * `kubeadm init` in miniature: PKI, kubeconfigs, static-pod manifests, the kubelet's configuration (kubelet-start and
+ * kubelet-finalize); then waits until the node's kubelet has the control plane up.
+ */
 export async function bootstrapControlPlane(node: SandboxNode, o: ControlPlaneOptions): Promise<{ apiServer: string }> {
   const apiServer = `https://${node.ip}:6443`;
   if (!o.skipPki) await createControlPlanePki({ root: node.path('/etc/kubernetes'), nodeName: node.name, nodeIPs: [node.ip], apiServerUrl: apiServer });
@@ -53,6 +58,7 @@ export async function bootstrapControlPlane(node: SandboxNode, o: ControlPlaneOp
     await writeFile(join(manifests, 'kube-scheduler.yaml'), kubeSchedulerManifest(manifestOptions));
     await writeFile(join(manifests, 'kube-controller-manager.yaml'), kubeControllerManagerManifest(manifestOptions));
   }
+  await startKubelet(node, o.startTimeoutMs);
   await waitForControlPlane(node, { withApiserver: o.withApiserver, timeoutMs: o.startTimeoutMs });
   if (o.withApiserver && !o.skipPki) await grantKubeadmClusterAdmins(node);
   if (withControllers) await waitForControllers(node, o.startTimeoutMs);
@@ -113,4 +119,39 @@ async function grantKubeadmClusterAdmins(node: SandboxNode): Promise<void> {
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
     subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'kubeadm:cluster-admins' }],
   });
+}
+
+/**
+ * kubeadm's kubelet-start and kubelet-finalize phases: the kubelet's config.yaml and kubeadm-flags.env, its client
+ * certificate (kubelet.conf's, system:node:<name>) as the rotatable /var/lib/kubelet/pki/kubelet-client-current.pem
+ * that kubelet.conf then points at, and a restart of the kubelet the machine came with.
+ */
+export async function startKubelet(node: SandboxNode, timeoutMs = 60_000): Promise<void> {
+  const kubeletConf = node.path('/etc/kubernetes/kubelet.conf');
+  const creds = credentialsFromKubeconfig(await readFile(kubeletConf, 'utf8'));
+  const pki = node.path('/var/lib/kubelet/pki');
+  await mkdir(pki, { recursive: true, mode: 0o700 });
+  const stamp = new Date().toISOString().slice(0, 19).replace(/[T:]/g, '-');
+  const pem = `kubelet-client-${stamp}.pem`;
+  await writeFile(join(pki, pem), Buffer.concat([creds.certPem!, creds.keyPem!]), { mode: 0o600 });
+  await symlink(`/var/lib/kubelet/pki/${pem}`, join(pki, 'kubelet-client-current.pem'));
+  await writeFile(
+    kubeletConf,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'kubernetes', cluster: { 'certificate-authority-data': creds.caPem.toString('base64'), server: creds.server } }],
+      contexts: [{ name: `system:node:${node.name}@kubernetes`, context: { cluster: 'kubernetes', user: `system:node:${node.name}` } }],
+      'current-context': `system:node:${node.name}@kubernetes`,
+      users: [{ name: `system:node:${node.name}`, user: { 'client-certificate': '/var/lib/kubelet/pki/kubelet-client-current.pem', 'client-key': '/var/lib/kubelet/pki/kubelet-client-current.pem' } }],
+    }),
+    { mode: 0o600 },
+  );
+  await chmod(kubeletConf, 0o600);
+  await writeFile(node.path(KUBELET_CONFIG), kubeletConfig());
+  await writeFile(node.path('/var/lib/kubelet/kubeadm-flags.env'), kubeadmFlagsEnv());
+  await node.exec(['/usr/local/bin/systemctl', 'restart', 'kubelet']);
+  await waitFor(`kubelet /healthz on node ${node.name} (log: ${join(node.dir, 'log/kubelet.log')})`, async () =>
+    (await node.exec(['curl', '-sf', '--max-time', '2', 'http://127.0.0.1:10248/healthz']).catch(() => '')).trim() === 'ok',
+  timeoutMs, 200);
 }

@@ -6,8 +6,10 @@ import { startProcess, waitFor, type ManagedProcess } from './processes';
 import {
   containerdConfig,
   createCgroupRoot,
+  CNI_CONF_DIR,
+  CNI_CONFLIST,
   KUBELET_CONFIG,
-  kubeletConfig,
+  kubeletMachineEnv,
   removeCgroupRoot,
   repairHostSysctls,
   restoreHostSysctls,
@@ -73,12 +75,35 @@ export interface SandboxNode {
 const HOST_MOUNT_POINTS = ['/etc/kubernetes', '/usr/libexec/kubernetes', '/run/containerd'];
 
 /**
- * Runs as the node's first process, inside its network namespace and a private mount namespace: the node-private
- * folders, sshd, containerd (images imported before anything can ask for them), then the kubelet.
+ * kubeadm's kubelet unit (10-kubeadm.conf), restarted like systemd's Restart=always: the flags come from
+ * /var/lib/kubelet/kubeadm-flags.env (written by kubeadm, carried by backups) and the machine's own settings
+ * (kubelet.env in the node folder, as /etc/default/kubelet: its cgroup root, its address). On a freshly provisioned
+ * machine /var/lib/kubelet/config.yaml does not exist yet and the kubelet exits at once, again and again, until
+ * kubeadm (or a recovery) writes it and restarts it — as on a real machine. `systemctl restart kubelet` on the node
+ * (SYSTEMCTL) stops the running kubelet so the loop starts it again without waiting.
+ */
+const KUBELET_SERVICE = `
+while :; do
+  KUBELET_KUBEADM_ARGS=""; KUBELET_EXTRA_ARGS=""
+  [ -f /var/lib/kubelet/kubeadm-flags.env ] && . /var/lib/kubelet/kubeadm-flags.env
+  . "$root/kubelet.env"
+  "$kubelet" --bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf --config=${KUBELET_CONFIG} $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS >>"$root/log/kubelet.log" 2>&1 &
+  echo $! > "$root/kubelet.pid"
+  wait $! || true
+  rm -f "$root/kubelet.pid"
+  [ -f "$root/kubelet.restart" ] && rm -f "$root/kubelet.restart" || sleep 2
+done
+`;
+
+/**
+ * Runs as the node's first process, inside its network namespace, a private mount namespace and its own hostname:
+ * the node-private folders, sshd, containerd (images imported before anything can ask for them), then the kubelet as
+ * systemd runs it on a kubeadm machine (KUBELET_SERVICE).
  */
 const NODE_INIT = `
 set -e
-root="$1"; name="$2"; ip="$3"; kubelet="$4"; shift 4
+root="$1"; name="$2"; kubelet="$3"; shift 3
+hostname "$name"
 mkdir -p /run/sshd
 mount --bind "$root/etc/kubernetes" /etc/kubernetes
 mount --bind "$root/var/lib" /var/lib
@@ -86,7 +111,7 @@ mount --bind "$root/var/log" /var/log
 mount --bind "$root/usr/local/bin" /usr/local/bin
 mount --bind "$root/usr/libexec/kubernetes" /usr/libexec/kubernetes
 mount -t tmpfs -o mode=0711 containerd-state /run/containerd
-trap 'kill -TERM $(jobs -p) 2>/dev/null; wait' TERM INT
+trap 'kill -TERM $(jobs -p) 2>/dev/null; [ -f "$root/kubelet.pid" ] && kill -TERM "$(cat "$root/kubelet.pid")" 2>/dev/null; wait' TERM INT
 /usr/sbin/sshd -D -e -f "$root/sshd_config" >>"$root/log/sshd.log" 2>&1 &
 containerd --config "$root/containerd.toml" >>"$root/log/containerd.log" 2>&1 &
 i=0
@@ -94,10 +119,26 @@ until ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1; do
   i=$((i+1)); [ $i -lt 300 ] || { echo "containerd did not start (log: $root/log/containerd.log)" >&2; exit 1; }; sleep 0.1
 done
 for image in "$@"; do ctr --address /run/containerd/containerd.sock -n k8s.io images import "$image" >/dev/null; done
-"$kubelet" --config=${KUBELET_CONFIG} --hostname-override="$name" --node-ip="$ip" --v=2 >>"$root/log/kubelet.log" 2>&1 &
 touch "$root/runtime-started"
-wait
+${KUBELET_SERVICE}
 `;
+
+
+/** The node's systemctl, for the kubelet unit only: what a recovery (and kubeadm) calls on a real machine. */
+function systemctlScript(root: string): string {
+  return `#!/bin/sh
+# Sandbox stand-in for systemd's systemctl: the kubelet runs under a restart loop (src/sandbox/node.ts), not systemd.
+pid="$(cat ${root}/kubelet.pid 2>/dev/null)"
+case "$1 $2" in
+  "restart kubelet"|"restart kubelet.service"|"start kubelet"|"start kubelet.service")
+    touch ${root}/kubelet.restart; [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; exit 0 ;;
+  "is-active kubelet"|"is-active kubelet.service")
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo active; exit 0; else echo activating; exit 3; fi ;;
+  "daemon-reload "*|"enable kubelet"|"enable kubelet.service") exit 0 ;;
+  *) echo "systemctl (lifeboat sandbox): only the kubelet unit is managed here: $*" >&2; exit 1 ;;
+esac
+`;
+}
 
 
 /** Every process of the node: in its network namespace, or (a straggler that left it) in its cgroup tree. */
@@ -201,12 +242,17 @@ export async function createSandboxNode(o: SandboxNodeOptions): Promise<SandboxN
     const cgroupRoot = await createCgroupRoot(netns);
     cgroupCreated = true;
     await writeFile(join(o.dir, 'containerd.toml'), containerdConfig());
-    await writeFile(join(o.dir, 'var/lib/kubelet/config.yaml'), kubeletConfig({ cgroupRoot }));
+    // The machine as provisioned: a container runtime with a CNI config, the kubelet installed but not configured
+    // (kubeadm init or a recovery writes /var/lib/kubelet/config.yaml and restarts it).
+    await mkdir(join(o.dir, CNI_CONF_DIR.replace(/^\/var\/lib\//, 'var/lib/')), { recursive: true });
+    await writeFile(join(o.dir, CNI_CONF_DIR.replace(/^\/var\/lib\//, 'var/lib/'), '10-loopback.conflist'), CNI_CONFLIST);
+    await writeFile(join(o.dir, 'kubelet.env'), kubeletMachineEnv({ cgroupRoot, ip }));
+    await writeFile(join(o.dir, 'usr/local/bin/systemctl'), systemctlScript(o.dir), { mode: 0o755 });
     await saveHostSysctls();
     sysctlsSaved = true;
 
     // nsenter, not `ip netns exec`: the latter mounts a fresh /sys, which hides the cgroup mounts the kubelet needs.
-    init = startProcess(`node-${o.name}`, 'nsenter', [`--net=/run/netns/${netns}`, '--', 'unshare', '--mount', '--propagation', 'private', '--', 'bash', '-c', NODE_INIT, 'node-init', o.dir, o.name, ip, o.kubelet.binary, ...o.kubelet.images], {
+    init = startProcess(`node-${o.name}`, 'nsenter', [`--net=/run/netns/${netns}`, '--', 'unshare', '--mount', '--uts', '--propagation', 'private', '--', 'bash', '-c', NODE_INIT, 'node-init', o.dir, o.name, o.kubelet.binary, ...o.kubelet.images], {
       logFile: join(o.dir, 'log/init.log'),
     });
     const running = () => {
@@ -220,10 +266,6 @@ export async function createSandboxNode(o: SandboxNodeOptions): Promise<SandboxN
       running();
       return existsSync(join(o.dir, 'runtime-started'));
     }, 120_000, 100);
-    await waitFor(`kubelet /healthz on node ${o.name} (log: ${join(o.dir, 'log/kubelet.log')})`, async () => {
-      running();
-      return (await sh('ip', ['netns', 'exec', netns, 'curl', '-sf', '--max-time', '2', 'http://127.0.0.1:10248/healthz'])).trim() === 'ok';
-    }, 60_000, 200);
   } catch (err) {
     const logs = await nodeLogs(o.dir).catch(() => '');
     await teardown().catch(() => undefined);
@@ -231,7 +273,7 @@ export async function createSandboxNode(o: SandboxNodeOptions): Promise<SandboxN
   }
   const initPid = init.child.pid!;
   let tornDown: Promise<void> | undefined;
-  const exec = (argv: readonly string[]) => sh('nsenter', ['-t', String(initPid), '-n', '-m', '--', ...argv]);
+  const exec = (argv: readonly string[]) => sh('nsenter', ['-t', String(initPid), '-n', '-m', '-u', '--', ...argv]);
   const crictl = (args: readonly string[]) => exec(['/usr/local/bin/crictl', '--runtime-endpoint', 'unix:///run/containerd/containerd.sock', ...args]);
 
   const node: SandboxNode = {

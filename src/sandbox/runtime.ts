@@ -51,14 +51,28 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 `;
 }
 
-/** Standalone kubelet (no API server): static pods from kubeadm's folder, kubeadm's /var/lib/kubelet layout. */
-export function kubeletConfig(o: { cgroupRoot: string }): string {
+/** Where the node's containerd looks for CNI configs (node-private, like the rest of /var/lib). */
+export const CNI_CONF_DIR = '/var/lib/containerd/cni/net.d';
+
+/**
+ * The node's pod network: every control-plane pod uses the host network, so a loopback-only CNI network is enough for
+ * the runtime to report NetworkReady (without one the kubelet keeps the Node NotReady, as on a kubeadm machine
+ * before a CNI plugin is installed).
+ */
+export const CNI_CONFLIST = JSON.stringify({ cniVersion: '1.0.0', name: 'lifeboat-sandbox', plugins: [{ type: 'loopback' }] }, null, 2);
+
+/**
+ * The kubelet's configuration as kubeadm writes it to /var/lib/kubelet/config.yaml at init: client certificate
+ * rotation from /var/lib/kubelet/pki, static pods from kubeadm's folder. Nothing machine-specific (backups carry this
+ * file to a new machine): the cgroup root and the address are the machine's (kubeletMachineEnv).
+ */
+export function kubeletConfig(): string {
   return `apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 staticPodPath: /etc/kubernetes/manifests
 containerRuntimeEndpoint: unix://${CONTAINERD_SOCKET}
+rotateCertificates: true
 cgroupDriver: cgroupfs
-cgroupRoot: ${o.cgroupRoot}
 failSwapOn: false
 failCgroupV1: false
 oomScoreAdj: 0
@@ -78,6 +92,18 @@ authorization:
 evictionHard: { memory.available: "1Mi", nodefs.available: "1%", imagefs.available: "1%" }
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
+`;
+}
+
+/** kubeadm's kubelet-start phase writes the flags it manages here; the sandbox runs containerd at its own socket. */
+export function kubeadmFlagsEnv(): string {
+  return `KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix://${CONTAINERD_SOCKET}"
+`;
+}
+
+/** The machine's own kubelet settings (its /etc/default/kubelet): never in a backup. */
+export function kubeletMachineEnv(o: { cgroupRoot: string; ip: string }): string {
+  return `KUBELET_EXTRA_ARGS="--cgroup-root=${o.cgroupRoot} --node-ip=${o.ip} --v=2"
 `;
 }
 
