@@ -22,7 +22,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 
 COPY . .
-# tsc -p tsconfig.json -> dist/ (rootDir "." keeps the layout: dist/src, dist/workflows, dist/activities, ...).
+# tsc -p tsconfig.build.json -> dist/: the product only (src, workflows, activities; rootDir "." keeps the layout).
 RUN npm run build
 
 ############################ runtime: production deps + compiled JS ############################

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { copyFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createSandboxCluster } from '../src/sandbox/cluster';
-import { fillEtcd } from '../src/sandbox/fill';
-import { etcdctlArgs } from '../src/sandbox/control-plane';
+import { createSandboxCluster } from '../sandbox/cluster';
+import { fillEtcd } from '../sandbox/fill';
+import { etcdctlArgs } from '../sandbox/control-plane';
 import type { BackupClusterResult } from '../workflows/backup-cluster';
 import { awsCli, benchEnv, formatCpu, startWorkerProcess, timed } from './env';
 

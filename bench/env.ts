@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { startTemporalDevServer, type DevServer } from '../src/devserver/temporal';
-import { serverBinaries, type ServerBinaries } from '../src/sandbox/binaries';
-import { startMinio, type MinioServer } from '../src/sandbox/minio';
-import { freePort, startProcess, type ManagedProcess } from '../src/sandbox/processes';
-import type { SandboxCluster } from '../src/sandbox/cluster';
+import { serverBinaries, type ServerBinaries } from '../src/devserver/binaries';
+import { startMinio, type MinioServer } from '../sandbox/minio';
+import { freePort, startProcess, type ManagedProcess } from '../src/devserver/processes';
+import type { SandboxCluster } from '../sandbox/cluster';
 
 export const run = promisify(execFile);
 
@@ -87,7 +87,7 @@ export async function startWorkerProcess(
       ],
     }),
   );
-  const proc = startProcess('worker', 'node', [...WORKER_NODE_FLAGS, join(__dirname, '../src/cli/main.js'), '--config', configFile, 'worker'], { logFile: join(env.dir, `${taskQueue}.log`), env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...extra.env } });
+  const proc = startProcess('worker', 'node', [...WORKER_NODE_FLAGS, join(__dirname, '../../dist/src/cli/main.js'), '--config', configFile, 'worker'], { logFile: join(env.dir, `${taskQueue}.log`), env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...extra.env } });
   await new Promise((r) => setTimeout(r, 3000)); // let it connect and poll
   if (proc.child.exitCode !== null) throw new Error(`the worker exited: ${await readFile(join(env.dir, `${taskQueue}.log`), 'utf8')}`);
   return {

@@ -14,4 +14,4 @@ if [[ "$which" != alert && ! -x "$venv/bin/aws" ]]; then
   "$venv/bin/pip" install -q awscli
 fi
 export LIFEBOAT_AWS_CLI="$venv/bin/aws"
-exec node "dist/bench/$which.js"
+exec node "dist-testbed/bench/$which.js"

@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
 bash scripts/servers.sh
-exec node dist/src/demo.js
+exec node dist-testbed/sandbox/demo.js

@@ -5,7 +5,7 @@ import { Runtime } from '@temporalio/worker';
 import { loadConfig } from './config/load';
 import { startTemporalDevServer } from './devserver/temporal';
 import { createLogger, temporalLoggerFrom } from './logging';
-import { requireBinary, serverBinaries } from './sandbox/binaries';
+import { requireBinary, serverBinaries } from './devserver/binaries';
 import { createWorker } from './temporal/worker';
 import { startAlertReceiver } from './alerts/receiver';
 import { startMetricsServer } from './metrics/server';

@@ -2,9 +2,9 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTemporalDevServer } from '../src/devserver/temporal';
-import { requireBinary, serverBinaries } from '../src/sandbox/binaries';
-import { startMinio } from '../src/sandbox/minio';
-import { freePort } from '../src/sandbox/processes';
+import { requireBinary, serverBinaries } from '../src/devserver/binaries';
+import { startMinio } from '../sandbox/minio';
+import { freePort } from '../src/devserver/processes';
 import type { TestBedState } from './support/bed';
 
 /** One Temporal dev server and one MinIO for the whole run (real servers, loopback, free ports). */

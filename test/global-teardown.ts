@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import type { DevServer } from '../src/devserver/temporal';
-import type { MinioServer } from '../src/sandbox/minio';
+import type { MinioServer } from '../sandbox/minio';
 
 export default async function globalTeardown(): Promise<void> {
   const bed = (globalThis as Record<string, unknown>).__lifeboatTestBed as { temporal: DevServer; minio: MinioServer; dir: string } | undefined;

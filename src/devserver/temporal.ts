@@ -1,6 +1,6 @@
 import { Connection } from '@temporalio/client';
 import { connect } from 'node:net';
-import { startProcess, waitFor, type ManagedProcess } from '../sandbox/processes';
+import { startProcess, waitFor, type ManagedProcess } from './processes';
 
 /** Custom search attributes the engine sets on its workflows, registered on the dev server at start. */
 export const SEARCH_ATTRIBUTES = ['LifeboatCluster=Keyword'];

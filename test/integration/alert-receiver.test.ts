@@ -7,9 +7,9 @@ import { startAlertReceiver, type AlertReceiver } from '../../src/alerts/receive
 import { registry } from '../../src/metrics/registry';
 import { parseConfig } from '../../src/config/load';
 import { startTemporalDevServer, type DevServer } from '../../src/devserver/temporal';
-import { requireBinary, serverBinaries } from '../../src/sandbox/binaries';
-import { freePort, waitFor } from '../../src/sandbox/processes';
-import { startAlertmanager } from '../../src/sandbox/alertmanager';
+import { requireBinary, serverBinaries } from '../../src/devserver/binaries';
+import { freePort, waitFor } from '../../src/devserver/processes';
+import { startAlertmanager } from '../../sandbox/alertmanager';
 import { testBed } from '../support/bed';
 import { historyText } from '../support/history';
 

@@ -11,12 +11,12 @@ import { startAlertReceiver, type AlertReceiver } from '../../src/alerts/receive
 import { KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
 import { startMetricsServer, type MetricsServer } from '../../src/metrics/server';
-import { startAlertmanager, type AlertmanagerServer } from '../../src/sandbox/alertmanager';
-import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
-import { advanceRevision } from '../../src/sandbox/fill';
-import { repoRoot } from '../../src/sandbox/binaries';
-import { waitFor } from '../../src/sandbox/processes';
-import { startPrometheus, type PrometheusServer } from '../../src/sandbox/prometheus';
+import { startAlertmanager, type AlertmanagerServer } from '../../sandbox/alertmanager';
+import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
+import { advanceRevision } from '../../sandbox/fill';
+import { repoRoot } from '../../src/devserver/binaries';
+import { waitFor } from '../../src/devserver/processes';
+import { startPrometheus, type PrometheusServer } from '../../sandbox/prometheus';
 import { syncSchedules } from '../../src/schedules/backup-schedules';
 import type { RespondToAlertResult } from '../../workflows/respond-to-alert';
 import { approveSignal, recoverCluster } from '../../workflows/recover-cluster';

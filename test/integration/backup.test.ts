@@ -13,7 +13,7 @@ import type { BackupManifest } from '../../src/backup/manifest';
 import { BackupIntegrityError, readStoredObject } from '../../src/backup/read-object';
 import { KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
-import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
+import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { scheduleIdOf, syncBackupSchedules } from '../../src/schedules/backup-schedules';
 import { minioClient, minioStorage, testBed } from '../support/bed';
 import { keyFile, runBackup, withBackup } from '../support/backups';

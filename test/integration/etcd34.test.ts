@@ -9,7 +9,7 @@ import { readManifest } from '../../src/backup/catalog';
 import { readStoredObject } from '../../src/backup/read-object';
 import { KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
-import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
+import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { minioClient, minioStorage } from '../support/bed';
 import { keyFile, runBackup, withBackup } from '../support/backups';
 import { recover } from '../support/recovery';

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { KubeApiError, KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
-import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
-import { etcdctlArgs } from '../../src/sandbox/control-plane';
+import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
+import { etcdctlArgs } from '../../sandbox/control-plane';
 import { minioStorage } from '../support/bed';
 
 describe('kube-apiserver 1.34 on the sandbox node, backed by its etcd', () => {

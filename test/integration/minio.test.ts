@@ -1,8 +1,8 @@
 import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, ListBucketsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
 import { testBed, minioClient } from '../support/bed';
-import { startMinio } from '../../src/sandbox/minio';
-import { serverBinaries } from '../../src/sandbox/binaries';
+import { startMinio } from '../../sandbox/minio';
+import { serverBinaries } from '../../src/devserver/binaries';
 
 describe('MinIO (real S3 API on loopback)', () => {
   it('round-trips an object byte for byte through the AWS SDK', async () => {

@@ -4,9 +4,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startAlertmanager, type AlertmanagerServer } from '../../src/sandbox/alertmanager';
-import { startPrometheus, type PrometheusServer } from '../../src/sandbox/prometheus';
-import { waitFor } from '../../src/sandbox/processes';
+import { startAlertmanager, type AlertmanagerServer } from '../../sandbox/alertmanager';
+import { startPrometheus, type PrometheusServer } from '../../sandbox/prometheus';
+import { waitFor } from '../../src/devserver/processes';
 
 /**
  * The Prometheus + Alertmanager test bed end to end, without the engine: a tiny exporter stands in for the worker's

@@ -3,11 +3,11 @@ import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client
 import { readFile } from 'node:fs/promises';
 import { KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
-import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
-import { waitFor } from '../../src/sandbox/processes';
+import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
+import { waitFor } from '../../src/devserver/processes';
 import { workerProcess } from '../support/worker-process';
 import { keyFile, runBackup } from '../support/backups';
-import { fillEtcd } from '../../src/sandbox/fill';
+import { fillEtcd } from '../../sandbox/fill';
 import { minioClient, minioStorage, testBed } from '../support/bed';
 import type { RecoverClusterResult } from '../../workflows/recover-cluster';
 

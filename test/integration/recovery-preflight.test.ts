@@ -1,7 +1,7 @@
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { WorkflowFailedError } from '@temporalio/client';
-import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
-import { fillEtcd } from '../../src/sandbox/fill';
+import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
+import { fillEtcd } from '../../sandbox/fill';
 import { minioClient, minioStorage } from '../support/bed';
 import { keyFile, runBackup, withBackup } from '../support/backups';
 import { nodeFingerprint, recover } from '../support/recovery';

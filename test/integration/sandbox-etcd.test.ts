@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
-import { etcdctlArgs } from '../../src/sandbox/control-plane';
+import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
+import { etcdctlArgs } from '../../sandbox/control-plane';
 import { connectToNode } from '../../src/ssh/connect';
 import { runOnNode } from '../../src/ssh/run';
 import { minioStorage } from '../support/bed';

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { streamToS3 } from '../../activities/backup/stream-to-s3';
-import { serverBinaries } from '../../src/sandbox/binaries';
-import { startMinio, type MinioServer } from '../../src/sandbox/minio';
+import { serverBinaries } from '../../src/devserver/binaries';
+import { startMinio, type MinioServer } from '../../sandbox/minio';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;

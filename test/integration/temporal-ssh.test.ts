@@ -1,5 +1,5 @@
 import { WorkflowFailedError } from '@temporalio/client';
-import { createSandboxCluster, type SandboxCluster } from '../../src/sandbox/cluster';
+import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { minioStorage } from '../support/bed';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 import type { ClusterConfig } from '../../src/config/schema';

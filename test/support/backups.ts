@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { ClusterConfig } from '../../src/config/schema';
 import { clusterSchema } from '../../src/config/schema';
-import type { SandboxCluster } from '../../src/sandbox/cluster';
+import type { SandboxCluster } from '../../sandbox/cluster';
 import type { BackupClusterResult } from '../../workflows/backup-cluster';
 
 /** A fresh 32-byte key in a file, referenced from config as users do. */

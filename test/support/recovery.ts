@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { WorkflowIdConflictPolicy } from '@temporalio/client';
-import type { SandboxNode } from '../../src/sandbox/node';
+import type { SandboxNode } from '../../sandbox/node';
 import type { RecoverClusterInput } from '../../workflows/recovery-input';
 import type { RecoverClusterResult } from '../../workflows/recover-cluster';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { ClusterConfig } from '../../src/config/schema';
-import { startProcess, type ManagedProcess } from '../../src/sandbox/processes';
+import { startProcess, type ManagedProcess } from '../../src/devserver/processes';
 import { testBed } from './bed';
 
 /**

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
-import { overrideFor } from '../../src/sandbox/prometheus';
+import { overrideFor } from '../../sandbox/prometheus';
 
 /**
  * The shipped alert rules (deploy/prometheus): promtool's own checks and unit tests, the PrometheusRule generated

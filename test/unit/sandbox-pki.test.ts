@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
-import { createControlPlanePki, issueClientCertificate, Pki } from '../../src/sandbox/pki';
+import { createControlPlanePki, issueClientCertificate, Pki } from '../../sandbox/pki';
 
 const execFileAsync = promisify(execFile);
 const openssl = async (...args: string[]): Promise<string> => (await execFileAsync('openssl', args)).stdout;

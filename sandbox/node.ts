@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, symlink, writeFile, readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { alive, createNamespace, deleteNamespace, removeStaleNamespaces, sh } from './netns';
-import { startProcess, waitFor, type ManagedProcess } from './processes';
+import { startProcess, waitFor, type ManagedProcess } from '../src/devserver/processes';
 import {
   containerdConfig,
   createCgroupRoot,
@@ -30,7 +30,7 @@ export interface SandboxNodeOptions {
     binary: string;
     /** crictl, put in the node's /usr/local/bin (where a kubeadm node has it). */
     crictl: string;
-    /** docker-save tarballs imported into the node's containerd before the kubelet starts (src/sandbox/images.ts). */
+    /** docker-save tarballs imported into the node's containerd before the kubelet starts (sandbox/images.ts). */
     images: string[];
   };
   /** Take over the address of a node that is gone (its /24 index). */
@@ -127,7 +127,7 @@ ${KUBELET_SERVICE}
 /** The node's systemctl, for the kubelet unit only: what a recovery (and kubeadm) calls on a real machine. */
 function systemctlScript(root: string): string {
   return `#!/bin/sh
-# Sandbox stand-in for systemd's systemctl: the kubelet runs under a restart loop (src/sandbox/node.ts), not systemd.
+# Sandbox stand-in for systemd's systemctl: the kubelet runs under a restart loop (sandbox/node.ts), not systemd.
 pid="$(cat ${root}/kubelet.pid 2>/dev/null)"
 case "$1 $2" in
   "restart kubelet"|"restart kubelet.service"|"start kubelet"|"start kubelet.service")

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { access } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 
 /** Where scripts/servers.sh put the real servers; the script is the one source of truth for versions and paths. */
 export interface ServerBinaries {
@@ -15,12 +16,13 @@ export interface ServerBinaries {
   crictl: string;
   /** The static pause binary of the sandbox's pause image. */
   pause: string;
-  /** Where the sandbox's image tarballs are cached (src/sandbox/images.ts). */
+  /** Where the sandbox's image tarballs are cached (sandbox/images.ts). */
   imagesDir: string;
 }
 export type EtcdLine = '3.4' | '3.5' | '3.6';
 
-const repoRoot = join(__dirname, __dirname.includes('/dist/') ? '../../..' : '../..');
+/** The checkout this code runs from: src/devserver under jest, dist/src/devserver or dist-testbed/src/devserver compiled. */
+const repoRoot = [join(__dirname, '../..'), join(__dirname, '../../..')].find((d) => existsSync(join(d, 'scripts/servers.sh'))) ?? join(__dirname, '../..');
 
 export async function serverBinaries(): Promise<ServerBinaries> {
   const { stdout } = await promisify(execFile)('bash', [join(repoRoot, 'scripts/servers.sh'), '--print']);

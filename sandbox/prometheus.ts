@@ -2,7 +2,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isMap, isSeq, parseDocument, stringify } from 'yaml';
 import { keepDirs, ownDir, run, untilReady } from './alertmanager';
-import { freePort, startProcess, type ManagedProcess } from './processes';
+import { freePort, startProcess, type ManagedProcess } from '../src/devserver/processes';
 
 /**
  * A real Prometheus (Debian's `prometheus`) on loopback that scrapes the given targets, evaluates the given rule files

@@ -1,7 +1,7 @@
 import { S3Client, CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { freePort, startProcess, waitFor, type ManagedProcess } from './processes';
+import { freePort, startProcess, waitFor, type ManagedProcess } from '../src/devserver/processes';
 
 export interface MinioServer {
   endpoint: string;

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { freePort, startProcess, waitFor, type ManagedProcess } from './processes';
+import { freePort, startProcess, waitFor, type ManagedProcess } from '../src/devserver/processes';
 
 /**
  * A real Alertmanager (Debian's `prometheus-alertmanager`) on loopback, with one webhook receiver: the test bed's

@@ -1,14 +1,14 @@
 import { chmod, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { stringify } from 'yaml';
 import { join } from 'node:path';
-import { KubeClient } from '../kube/client';
-import { credentialsFromKubeconfig } from '../kube/kubeconfig';
+import { KubeClient } from '../src/kube/client';
+import { credentialsFromKubeconfig } from '../src/kube/kubeconfig';
 import { etcdManifest, kubeApiserverManifest, kubeControllerManagerManifest, kubeSchedulerManifest } from './manifests';
 import type { SandboxNode } from './node';
 import { createControlPlanePki } from './pki';
-import { waitFor } from './processes';
+import { waitFor } from '../src/devserver/processes';
 import { kubeadmFlagsEnv, kubeletConfig, KUBELET_CONFIG } from './runtime';
-import type { EtcdLine } from './binaries';
+import type { EtcdLine } from '../src/devserver/binaries';
 
 export const ETCD_IMAGE = 'registry.k8s.io/etcd';
 export const APISERVER_IMAGE = 'registry.k8s.io/kube-apiserver';
@@ -17,7 +17,7 @@ export const CONTROLLER_MANAGER_IMAGE = 'registry.k8s.io/kube-controller-manager
 
 export interface ControlPlaneOptions {
   etcdLine: EtcdLine;
-  /** Image tags as kubeadm would write them; the node has these images imported (src/sandbox/images.ts). */
+  /** Image tags as kubeadm would write them; the node has these images imported (sandbox/images.ts). */
   etcdTag?: string;
   kubernetesVersion?: string;
   /** Without it only etcd runs (enough for backup tests that need no API). */
