@@ -1,10 +1,9 @@
-import { findCluster } from '../src/config/load';
-import { connectToNode } from '../src/ssh/connect';
-import { runOnNode } from '../src/ssh/run';
+import { findCluster, findNode } from '../src/config/load';
+import { withSession } from '../src/ssh/session';
 import { command } from '../src/ssh/quote';
 import type { ActivityDeps } from './deps';
 import { classified } from './errors';
-import { findNode } from './find-node';
+import { cancellationSignal } from './heartbeat';
 
 export interface ProbeNodeInput {
   cluster: string;
@@ -29,9 +28,8 @@ export function probeNode(deps: ActivityDeps) {
     classified(async () => {
       const cluster = findCluster(deps.config, input.cluster);
       const node = findNode(cluster, input.node);
-      const ssh = await connectToNode(node);
-      try {
-        const run = (argv: string[]) => runOnNode(ssh, node.name, argv, { allowFailure: true });
+      return withSession(node, async (s) => {
+        const run = (argv: string[]) => s.run(argv, { allowFailure: true });
         const etcdctl = await run([cluster.etcd.etcdctl, 'version']);
         const etcdutl = await run(['sh', '-c', `command -v ${command([cluster.etcd.etcdutl])} >/dev/null && ${command([cluster.etcd.etcdutl, 'version'])}`]);
         const manifests = await run(['ls', '-1', cluster.paths.manifestsDir]);
@@ -44,8 +42,6 @@ export function probeNode(deps: ActivityDeps) {
           manifests: manifests.code === 0 ? manifests.stdout.split('\n').filter(Boolean) : [],
           etcdDataDirExists: dataDir.code === 0,
         };
-      } finally {
-        ssh.dispose();
-      }
+      }, { signal: cancellationSignal() });
     });
 }

@@ -6,8 +6,9 @@ import { s3ClientFor } from '../../src/storage/s3-client';
 import { parseChecksum, reportedChecksum } from '../../src/storage/checksum';
 import { objectLockFor, objectLockParams } from '../../src/storage/upload-stream';
 import type { ActivityDeps } from '../deps';
+import { cancellationSignal } from '../heartbeat';
 import { classified } from '../errors';
-import { withSnapshotHost, type SnapshotSource } from './snapshot-host';
+import { withSnapshotHost, type SnapshotSource } from '../../src/backup/snapshot-host';
 
 export interface ObjectToConfirm {
   key: string;
@@ -94,12 +95,12 @@ export function discardIncompleteBackup(deps: ActivityDeps) {
 export function removeNodeRunFiles(deps: ActivityDeps) {
   return (input: { cluster: string; node: string; runDir: string; source?: SnapshotSource }): Promise<void> =>
     classified(() =>
-      withSnapshotHost(deps, input.cluster, input.node, input.source ?? 'node', async (host) => {
+      withSnapshotHost(deps.config, input.cluster, input.node, input.source ?? 'node', async (host) => {
         const base = `${host.workDir}/backups/`;
         if (!input.runDir.startsWith(base) || input.runDir.slice(base.length).includes('/') || input.runDir.length === base.length) {
           throw ApplicationFailure.nonRetryable(`refusing to remove ${input.runDir}: not a run folder under ${base}`, 'InvalidPath');
         }
         await host.run(['rm', '-rf', '--', input.runDir]);
-      }),
+      }, { signal: cancellationSignal() }),
     );
 }

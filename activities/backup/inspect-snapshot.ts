@@ -3,12 +3,13 @@ import { parse } from 'yaml';
 import type { EtcdSnapshotInfo } from '../../src/backup/manifest';
 import { command } from '../../src/ssh/quote';
 import type { ClusterConfig } from '../../src/config/schema';
-import { runOnNode, type RemoteResult } from '../../src/ssh/run';
+import type { RemoteResult } from '../../src/ssh/run';
 import type { ActivityDeps } from '../deps';
+import { cancellationSignal } from '../heartbeat';
 import { classified } from '../errors';
-import { parseCounts, registryCountCommand } from '../etcd-commands';
-import { withNode } from '../node-session';
-import { withSnapshotHost, type SnapshotHost, type SnapshotSource } from './snapshot-host';
+import { parseCounts, registryCountCommand } from '../../src/etcd/commands';
+import { withClusterNode } from '../../src/ssh/session';
+import { withSnapshotHost, type SnapshotHost, type SnapshotSource } from '../../src/backup/snapshot-host';
 
 export interface InspectSnapshotInput {
   cluster: string;
@@ -45,12 +46,12 @@ export function parseSnapshotStatus(stdout: string): Omit<EtcdSnapshotInfo, 'ser
 export function inspectSnapshot(deps: ActivityDeps) {
   return (input: InspectSnapshotInput): Promise<SnapshotInspection> =>
     classified(() =>
-      withSnapshotHost(deps, input.cluster, input.node, input.source ?? 'node', async (host) => {
+      withSnapshotHost(deps.config, input.cluster, input.node, input.source ?? 'node', async (host) => {
         const { cluster } = host;
-        const run = (argv: string[], allowFailure = false) => host.run(argv, allowFailure);
+        const run = (argv: string[], allowFailure = false) => host.run(argv, { allowFailure });
         // Read alongside the checks below, from the node: over this session, or in direct mode over one of its own.
         const kubernetesVersion = (
-          host.source === 'node' ? kubernetesVersionFrom(cluster, host.run) : withNode(deps, cluster.name, input.node, (s) => kubernetesVersionFrom(s.cluster, (argv, allowFailure) => runOnNode(s.ssh, s.node.name, argv, { allowFailure })))
+          host.source === 'node' ? kubernetesVersionFrom(cluster, host.run) : withClusterNode(deps.config, cluster.name, input.node, (s) => kubernetesVersionFrom(s.cluster, s.run), { signal: cancellationSignal() })
         ).catch(() => undefined);
         const status = input.status ?? (await checkSnapshotFile(host, input.path));
         const { tool, ...info } = status;
@@ -65,13 +66,13 @@ export function inspectSnapshot(deps: ActivityDeps) {
         const resourceCounts = counted.code === 0 ? parseCounts(counted.stdout) : {};
 
         return { etcd: { ...info, serverVersion }, kubernetesVersion: await kubernetesVersion, resourceCounts, statusTool: tool };
-      }),
+      }, { signal: cancellationSignal() }),
     );
 }
 
 /** The kube-apiserver image tag in the node's static-pod manifest; undefined when the node does not say. */
-async function kubernetesVersionFrom(cluster: ClusterConfig, run: (argv: string[], allowFailure?: boolean) => Promise<RemoteResult>): Promise<string | undefined> {
-  const manifest = await run(['cat', `${cluster.paths.manifestsDir}/kube-apiserver.yaml`], true);
+async function kubernetesVersionFrom(cluster: ClusterConfig, run: (argv: string[], options?: { allowFailure?: boolean }) => Promise<RemoteResult>): Promise<string | undefined> {
+  const manifest = await run(['cat', `${cluster.paths.manifestsDir}/kube-apiserver.yaml`], { allowFailure: true });
   if (manifest.code !== 0) return undefined;
   const image = (parse(manifest.stdout) as { spec?: { containers?: { image?: string }[] } })?.spec?.containers?.[0]?.image;
   return image?.split(':').pop();
@@ -83,9 +84,9 @@ async function kubernetesVersionFrom(cluster: ClusterConfig, run: (argv: string[
  */
 export async function checkSnapshotFile(host: SnapshotHost, path: string): Promise<SnapshotFileStatus> {
   const { cluster } = host;
-  const hasEtcdutl = (await host.run(['sh', '-c', `command -v ${command([host.etcdutl])}`], true)).code === 0;
+  const hasEtcdutl = (await host.run(['sh', '-c', `command -v ${command([host.etcdutl])}`], { allowFailure: true })).code === 0;
   const statusArgv = hasEtcdutl ? [host.etcdutl, 'snapshot', 'status', '-w', 'json', path] : [host.etcdctl()[0]!, 'snapshot', 'status', '-w', 'json', path];
-  const status = await host.run(statusArgv, true);
+  const status = await host.run(statusArgv, { allowFailure: true });
   if (status.code !== 0) {
     throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}", step verify: the snapshot ${path} on ${host.label} is unreadable: ${status.stderr.trim().split('\n').pop()}`, 'UnreadableSnapshot');
   }

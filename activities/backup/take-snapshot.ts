@@ -2,11 +2,11 @@ import { ApplicationFailure } from '@temporalio/common';
 import { findCluster } from '../../src/config/load';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
-import { whileHeartbeating } from '../heartbeat';
-import { checkRunKey } from '../node-session';
+import { whileHeartbeating, cancellationSignal } from '../heartbeat';
+import { checkRunKey } from '../../src/run-key';
 import type { RemoteResult } from '../../src/ssh/run';
 import { checkSnapshotFile, type SnapshotFileStatus } from './inspect-snapshot';
-import { withSnapshotHost, snapshotSourceOf, type SnapshotHost, type SnapshotSource } from './snapshot-host';
+import { withSnapshotHost, snapshotSourceOf, type SnapshotHost, type SnapshotSource } from '../../src/backup/snapshot-host';
 
 export interface TakeSnapshotInput {
   cluster: string;
@@ -35,12 +35,12 @@ export interface SnapshotFile {
 export function takeSnapshot(deps: ActivityDeps) {
   return (input: TakeSnapshotInput): Promise<SnapshotFile> =>
     classified(() =>
-      withSnapshotHost(deps, input.cluster, undefined, snapshotSourceOf(findCluster(deps.config, input.cluster)), async (host) => {
+      withSnapshotHost(deps.config, input.cluster, undefined, snapshotSourceOf(findCluster(deps.config, input.cluster)), async (host) => {
         const { cluster } = host;
         const node = cluster.nodes[0]!;
         const runDir = `${host.workDir}/backups/${checkRunKey(input.runKey)}`;
         const path = `${runDir}/snapshot.db`;
-        const run = (argv: string[], allowFailure = false) => host.run(argv, allowFailure);
+        const run = (argv: string[], allowFailure = false) => host.run(argv, { allowFailure });
         const existing = await run(['test', '-s', path], true);
         if (existing.code !== 0) {
           // A short probe first: an untrusted client certificate (TLS 1.3 reports it after the handshake) or an
@@ -63,7 +63,7 @@ export function takeSnapshot(deps: ActivityDeps) {
           sizeBytes: size!,
           status,
         };
-      }),
+      }, { signal: cancellationSignal() }),
     );
 }
 

@@ -7,14 +7,12 @@ import type { Compression } from '../../src/backup/object-keys';
 import type { ClusterConfig } from '../../src/config/schema';
 import { s3ClientFor } from '../../src/storage/s3-client';
 import { objectLockFor } from '../../src/storage/upload-stream';
-import { runOnNode } from '../../src/ssh/run';
-import { streamOnNode } from '../../src/ssh/stream';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
 import { cancellationSignal, throttledHeartbeat } from '../heartbeat';
-import { withNode } from '../node-session';
-import { withSnapshotHost, type ByteStream, type SnapshotSource } from './snapshot-host';
-import { streamToS3, type StreamedObject } from './stream-to-s3';
+import { withClusterNode } from '../../src/ssh/session';
+import { withSnapshotHost, type ByteStream, type SnapshotSource } from '../../src/backup/snapshot-host';
+import { streamToS3, type StreamedObject } from '../../src/backup/stream-to-s3';
 
 interface UploadCommon {
   cluster: string;
@@ -76,13 +74,13 @@ async function streamCommand(deps: ActivityDeps, cluster: ClusterConfig, remote:
 export function uploadSnapshot(deps: ActivityDeps) {
   return (input: UploadSnapshotInput): Promise<StreamedObject> =>
     classified(() =>
-      withSnapshotHost(deps, input.cluster, input.node, input.source ?? 'node', async (host) => {
+      withSnapshotHost(deps.config, input.cluster, input.node, input.source ?? 'node', async (host) => {
         const stored = await streamCommand(deps, host.cluster, await host.readFile(input.path), input);
         if (input.sizeBytes !== undefined && stored.plainSize !== input.sizeBytes) {
           throw ApplicationFailure.retryable(`cluster "${input.cluster}", step upload: ${stored.plainSize} bytes of the snapshot arrived from ${host.label}, the file has ${input.sizeBytes}`, 'TransferCorrupted');
         }
         return stored;
-      }),
+      }, { signal: cancellationSignal() }),
     );
 }
 
@@ -105,20 +103,20 @@ function archiveSources(cluster: ClusterConfig): { dir: string; name: string }[]
 export function uploadControlPlaneFiles(deps: ActivityDeps) {
   return (input: UploadCommon): Promise<ControlPlaneArchive> =>
     classified(() =>
-      withNode(deps, input.cluster, input.node, async (session) => {
+      withClusterNode(deps.config, input.cluster, input.node, async (session) => {
         // One round trip: the node prints which of the candidate paths exist (paths passed as arguments, not pasted).
         const sources = archiveSources(session.cluster);
-        const probe = await runOnNode(session.ssh, session.node.name, ['sh', '-c', 'for p; do [ -e "$p" ] && printf "%s\\n" "$p"; done; true', 'sh', ...sources.map((s) => `${s.dir}/${s.name}`)]);
+        const probe = await session.run(['sh', '-c', 'for p; do [ -e "$p" ] && printf "%s\\n" "$p"; done; true', 'sh', ...sources.map((s) => `${s.dir}/${s.name}`)]);
         const existing = new Set(probe.stdout.split('\n'));
         const present = sources.filter((s) => existing.has(`${s.dir}/${s.name}`));
         if (!present.some((s) => s.name === posix.basename(session.cluster.paths.pkiDir))) {
           throw ApplicationFailure.nonRetryable(`cluster "${input.cluster}", step control-plane files: ${session.cluster.paths.pkiDir} does not exist on node "${session.node.name}"; check paths.pkiDir`, 'PkiMissing');
         }
         const tarArgs = present.flatMap((s) => ['-C', s.dir, s.name]);
-        const listing = await runOnNode(session.ssh, session.node.name, ['tar', '-cf', '/dev/null', '-v', ...tarArgs]);
+        const listing = await session.run(['tar', '-cf', '/dev/null', '-v', ...tarArgs]);
         const files = listing.stdout.split('\n').filter((f) => f && !f.endsWith('/'));
-        const stored = await streamCommand(deps, session.cluster, await streamOnNode(session.ssh, session.node.name, ['tar', '-cf', '-', ...tarArgs]), input);
+        const stored = await streamCommand(deps, session.cluster, await session.stream(['tar', '-cf', '-', ...tarArgs]), input);
         return { ...stored, files };
-      }),
+      }, { signal: cancellationSignal() }),
     );
 }

@@ -3,7 +3,7 @@ import { REVISION_BUMP, type RecoveryPlan } from '../../src/recovery/plan';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
 import { activityContext, whileHeartbeating } from '../heartbeat';
-import { etcdctl } from '../etcd-commands';
+import { etcdctl } from '../../src/etcd/commands';
 import { command } from '../../src/ssh/quote';
 import { apiClientFor } from './api-client';
 import { onTarget, type TargetSession } from './on-target';
@@ -53,7 +53,7 @@ touch "$restored/$marker"; mv -T "$restored" "$data"`;
 async function waitOnNode(s: TargetSession, what: string, timeoutSeconds: number, condition: string, detail: () => Promise<string> = async () => ''): Promise<void> {
   const tries = Math.max(1, Math.ceil(timeoutSeconds * 5));
   const loop = `i=0; while [ $i -lt ${tries} ]; do if ${condition}; then exit 0; fi; sleep 0.2; i=$((i+1)); done; exit 1`;
-  const r = await whileHeartbeating(() => ({ waitingFor: what }), () => s.run(['sh', '-c', loop], true));
+  const r = await whileHeartbeating(() => ({ waitingFor: what }), () => s.run(['sh', '-c', loop], { allowFailure: true }));
   if (r.code !== 0) throw ApplicationFailure.retryable(`timed out after ${timeoutSeconds} s waiting for ${what}${await detail()}`, 'Timeout');
 }
 
@@ -144,14 +144,14 @@ export function restoreEtcdData(deps: ActivityDeps) {
           // Our own half-written output from a crashed attempt is nothing anyone needs (and restore refuses an
           // existing dir); the finished restore becomes visible under its final name only by rename.
           const script = 'set -e; tmp="$1"; dest="$2"; shift 2; rm -rf -- "$tmp"; "$@"; chmod 0700 "$tmp"; mv -T "$tmp" "$dest"';
-          const r = await whileHeartbeating(() => ({ restoring: tmp }), () => s.run(['bash', '-c', script, 'bash', tmp, paths.restoreDir, ...(tool.kind === 'etcdctl' ? ['env', 'ETCDCTL_API=3', ...argv] : argv)], true));
+          const r = await whileHeartbeating(() => ({ restoring: tmp }), () => s.run(['bash', '-c', script, 'bash', tmp, paths.restoreDir, ...(tool.kind === 'etcdctl' ? ['env', 'ETCDCTL_API=3', ...argv] : argv)], { allowFailure: true }));
           if (r.code !== 0) {
             throw ApplicationFailure.nonRetryable(`cluster "${s.cluster.name}", step restore: ${tool.kind} snapshot restore failed on node "${s.node.name}": ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`, 'RestoreFailed');
           }
         }
         if (!swapped) {
           // The swap, by rename: the live dir is moved aside (kept, never overwritten), the restored one takes its name.
-          const swap = await s.run(['sh', '-c', SWAP_DATA_DIR, 'sh', paths.dataDir, paths.asideDataDir, paths.restoreDir, marker], true);
+          const swap = await s.run(['sh', '-c', SWAP_DATA_DIR, 'sh', paths.dataDir, paths.asideDataDir, paths.restoreDir, marker], { allowFailure: true });
           if (swap.code === 3) throw ApplicationFailure.nonRetryable(`${paths.asideDataDir} already exists on node "${s.node.name}"; refusing to overwrite it`, 'RestoreFailed');
           if (swap.code !== 0) throw new Error(`swapping the data dir on node "${s.node.name}" failed: ${swap.stderr.trim()}`);
         }
@@ -201,7 +201,7 @@ export function startControlPlane(deps: ActivityDeps) {
           lines.push(`${name} ${Buffer.from(out.text).toString('base64')}`);
         }
         // One round trip: the manifests go back, names printed.
-        const put = await s.run(['sh', '-c', PUT_MANIFESTS, 'sh', source, paths.manifestsDir], false, `${lines.join('\n')}\n`);
+        const put = await s.run(['sh', '-c', PUT_MANIFESTS, 'sh', source, paths.manifestsDir], { stdin: `${lines.join('\n')}\n` });
         const started = put.stdout.split('\n').filter(Boolean);
         await waitOnNode(s, 'etcd to report healthy', input.timeoutSeconds, `${command(etcdctl(s.cluster, '--command-timeout=2s', 'endpoint', 'health'))} >/dev/null 2>&1`);
         const api = await apiClientFor(s, input.plan);

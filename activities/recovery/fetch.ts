@@ -5,11 +5,10 @@ import { BackupIntegrityError, readStoredObject } from '../../src/backup/read-ob
 import type { StoredObject } from '../../src/backup/manifest';
 import type { RecoveryPlan } from '../../src/recovery/plan';
 import { s3ClientFor } from '../../src/storage/s3-client';
-import { streamOnNode } from '../../src/ssh/stream';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
 import { cancellationSignal, throttledHeartbeat } from '../heartbeat';
-import { SHA256_SHELL } from '../etcd-commands';
+import { SHA256_SHELL } from '../../src/etcd/commands';
 import { restoreKubeletIdentity, type KubeletRestore } from './kubelet';
 import { onTarget, type TargetSession } from './on-target';
 
@@ -18,7 +17,7 @@ async function streamObjectTo(deps: ActivityDeps, s: TargetSession, obj: StoredO
   const key = obj.encryption ? await loadEncryptionKey(deps.config, obj.encryption.keyId) : undefined;
   const s3 = await s3ClientFor(s.cluster.storage);
   const heartbeat = throttledHeartbeat();
-  const remote = await streamOnNode(s.ssh, s.node.name, argv, 'to-node');
+  const remote = await s.stream(argv, 'to-node');
   try {
     const [, stdout] = await Promise.all([
       readStoredObject(s3, s.cluster.storage.bucket, obj, () => key, remote.stdin, (bytes) => heartbeat({ key: obj.key, bytes }), cancellationSignal()),
@@ -51,14 +50,14 @@ export function fetchSnapshot(deps: ActivityDeps) {
       onTarget(deps, input.plan, async (s) => {
         const { paths, snapshot } = input.plan;
         const manifest = await readBackupManifest(s.cluster.storage, snapshot.manifestKey);
-        const hashOf = async (p: string) => (await s.run(['sh', '-c', SHA256_SHELL, 'sh', p], true)).stdout.split(/\s+/)[0];
+        const hashOf = async (p: string) => (await s.run(['sh', '-c', SHA256_SHELL, 'sh', p], { allowFailure: true })).stdout.split(/\s+/)[0];
         await s.run(['mkdir', '-p', '-m', '0700', paths.runDir]);
         if ((await s.exists(paths.snapshotFile)) && (await hashOf(paths.snapshotFile)) === manifest.snapshot.plainSha256) return { path: paths.snapshotFile, reused: true };
         const part = `${paths.snapshotFile}.part`;
         // The node writes the file and hashes what it wrote in one pass (tee | sha256).
         const written = await streamObjectTo(deps, s, manifest.snapshot, ['bash', '-c', `set -o pipefail; tee -- "$1" | { set --; ${SHA256_SHELL}; }`, 'bash', part], paths.runDir).catch(async (err: unknown) => {
           // No partial file is left behind (a cancelled or failed fetch would otherwise keep up to a snapshot's size).
-          await s.run(['rm', '-f', '--', part], true).catch(() => undefined);
+          await s.run(['rm', '-f', '--', part], { allowFailure: true }).catch(() => undefined);
           throw err;
         });
         const onNode = written.split(/\s+/)[0];

@@ -60,14 +60,14 @@ export async function restoreKubeletIdentity(s: TargetSession, plan: RecoveryPla
   let hostnameOverride = false;
   if (hostname !== node) {
     const flagsFile = `${kubeletDir}/${KUBEADM_FLAGS_FILE}`;
-    const current = (await s.run(['cat', flagsFile], true)).stdout;
+    const current = (await s.run(['cat', flagsFile], { allowFailure: true })).stdout;
     const pinned = withHostnameOverride(current, node);
     if (pinned !== current) {
-      await s.run(['sh', '-c', 'umask 077; cat > "$1.lifeboat" && mv -f "$1.lifeboat" "$1"', 'sh', flagsFile], false, pinned);
+      await s.run(['sh', '-c', 'umask 077; cat > "$1.lifeboat" && mv -f "$1.lifeboat" "$1"', 'sh', flagsFile], { stdin: pinned });
     }
     hostnameOverride = true;
   }
-  const restart = await s.run(['systemctl', 'restart', 'kubelet'], true);
+  const restart = await s.run(['systemctl', 'restart', 'kubelet'], { allowFailure: true });
   if (restart.code !== 0) {
     throw ApplicationFailure.retryable(
       `cluster "${s.cluster.name}", step fetch: the kubelet's identity is in place on node "${s.node.name}" but \`systemctl restart kubelet\` failed (${restart.stderr.trim().split('\n').pop() ?? `exit ${restart.code}`}): start the kubelet there`,

@@ -3,7 +3,6 @@ import { durationMs } from '../../src/schedules/backup-schedules';
 import { ApplicationFailure } from '@temporalio/common';
 import { Writable } from 'node:stream';
 import { posix } from 'node:path';
-import type { NodeSSH } from 'node-ssh';
 import { loadEncryptionKey } from '../../src/backup/keyring';
 import { readStoredObject } from '../../src/backup/read-object';
 import { readTarEntry } from '../../src/backup/tar';
@@ -12,12 +11,12 @@ import type { ClusterConfig, Config, NodeConfig } from '../../src/config/schema'
 import { minorOf, parseEtcdManifest, type EtcdMember } from '../../src/etcd/static-pod';
 import type { RecoveryPlan } from '../../src/recovery/plan';
 import { s3ClientFor } from '../../src/storage/s3-client';
-import { connectToNode } from '../../src/ssh/connect';
+import { withSession, type NodeSession } from '../../src/ssh/session';
 import { command } from '../../src/ssh/quote';
-import { runOnNode } from '../../src/ssh/run';
 import type { ActivityDeps } from '../deps';
+import { cancellationSignal } from '../heartbeat';
 import { classified } from '../errors';
-import { checkRunKey } from '../node-session';
+import { checkRunKey } from '../../src/run-key';
 import { selectSnapshot, SnapshotSelectionError } from './select-snapshot';
 
 export interface PlanRecoveryInput {
@@ -72,9 +71,10 @@ async function etcdManifestFromBackup(config: Config, cluster: ClusterConfig, ma
   }
 }
 
-async function toolOnNode(ssh: NodeSSH, node: NodeConfig, cluster: ClusterConfig, wantedMinor: string | undefined): Promise<RecoveryPlan['tool']> {
+async function toolOnNode(s: NodeSession, cluster: ClusterConfig, wantedMinor: string | undefined): Promise<RecoveryPlan['tool']> {
+  const node = s.node;
   const versionOf = async (argv: string[]) => {
-    const r = await runOnNode(ssh, node.name, ['sh', '-c', `${command(argv)} 2>/dev/null`], { allowFailure: true });
+    const r = await s.run(['sh', '-c', `${command(argv)} 2>/dev/null`], { allowFailure: true });
     return r.code === 0 ? /version:\s*(\S+)/i.exec(r.stdout)?.[1] : undefined;
   };
   const etcdutl = await versionOf([cluster.etcd.etcdutl, 'version']);
@@ -151,11 +151,10 @@ function planRecoveryOnce(deps: ActivityDeps) {
         await loadEncryptionKey(deps.config, m.snapshot.encryption.keyId).catch((err: Error) => unusable(new UnusableBackup(`backup ${choice.manifestKey}: ${err.message}`, 'MissingSecret')));
       }
 
-      const ssh = await connectToNode(node);
-      try {
-        const run = (argv: string[], allowFailure = false) => runOnNode(ssh, node.name, argv, { allowFailure });
+      return withSession(node, async (s) => {
+        const run = (argv: string[], allowFailure = false) => s.run(argv, { allowFailure });
         const wantedMinor = minorOf(m.etcd.serverVersion);
-        const tool = await toolOnNode(ssh, node, cluster, wantedMinor).catch(unusable);
+        const tool = await toolOnNode(s, cluster, wantedMinor).catch(unusable);
         const etcdYamlPath = `${cluster.paths.manifestsDir}/etcd.yaml`;
         let member: EtcdMember;
         if (input.mode === 'in-place') {
@@ -235,8 +234,6 @@ function planRecoveryOnce(deps: ActivityDeps) {
           apiServer: cluster.apiServer ?? `https://${node.host}:6443`,
           steps,
         };
-      } finally {
-        ssh.dispose();
-      }
+      }, { signal: cancellationSignal() });
     });
 }

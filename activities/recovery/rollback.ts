@@ -25,7 +25,7 @@ export function rollbackRecovery(deps: ActivityDeps) {
           actions.push(`${from} -> ${to}`);
         };
         // Stop whatever the failed attempt started, so the data dirs can move.
-        const placed = (await s.run(['ls', '-A', paths.manifestsDir], true)).stdout.split('\n').filter((f) => f && !f.startsWith('.'));
+        const placed = (await s.run(['ls', '-A', paths.manifestsDir], { allowFailure: true })).stdout.split('\n').filter((f) => f && !f.startsWith('.'));
         if (placed.length) {
           const failedManifests = `${paths.runDir}/manifests-failed`;
           await s.run(['mkdir', '-p', failedManifests]);
@@ -46,7 +46,7 @@ export function rollbackRecovery(deps: ActivityDeps) {
         if (await s.exists(`${paths.dataDir}/.lifeboat-restored-${run}`)) await mv(paths.dataDir, `${paths.dataDir}.failed-${run}`);
         if ((await s.exists(paths.asideDataDir)) && !(await s.exists(paths.dataDir))) await mv(paths.asideDataDir, paths.dataDir);
         if (mode === 'in-place') {
-          for (const f of (await s.run(['ls', '-A', paths.asideManifestsDir], true)).stdout.split('\n').filter(Boolean)) {
+          for (const f of (await s.run(['ls', '-A', paths.asideManifestsDir], { allowFailure: true })).stdout.split('\n').filter(Boolean)) {
             if (!(await s.exists(`${paths.manifestsDir}/${f}`))) await mv(`${paths.asideManifestsDir}/${f}`, `${paths.manifestsDir}/${f}`);
           }
         }

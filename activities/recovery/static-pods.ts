@@ -92,7 +92,7 @@ export function parseControlPlaneState(out: string, ports: number[], manifests: 
 }
 
 export async function controlPlaneState(s: TargetSession, ports: number[], manifests: ManifestPod[]): Promise<ControlPlaneState> {
-  const r = await s.run(['sh', '-c', STATE_SCRIPT], true);
+  const r = await s.run(['sh', '-c', STATE_SCRIPT], { allowFailure: true });
   return parseControlPlaneState(r.stdout, ports, manifests);
 }
 
@@ -119,7 +119,7 @@ export async function waitForStaticPodsToStop(
       for (const c of toStop) forced.set(c.id, c);
       const ids = toStop.map((c) => c.id);
       // In parallel: crictl stop takes one container after another, each up to the timeout.
-      await s.run(['sh', '-c', `for id in "$@"; do timeout 30 crictl stop --timeout ${CRI_STOP_TIMEOUT_SECONDS} "$id" >/dev/null 2>&1 & done; wait`, 'sh', ...ids], true);
+      await s.run(['sh', '-c', `for id in "$@"; do timeout 30 crictl stop --timeout ${CRI_STOP_TIMEOUT_SECONDS} "$id" >/dev/null 2>&1 & done; wait`, 'sh', ...ids], { allowFailure: true });
       continue;
     }
     ctx?.heartbeat({ waitingFor: `control plane to stop: ${[...state.listening.map((p) => `port ${p}`), ...state.running.map((c) => c.name)].join(', ')}` });

@@ -3,7 +3,7 @@ import { readBackupManifest } from '../../src/backup/catalog';
 import { REVISION_BUMP, type RecoveryPlan } from '../../src/recovery/plan';
 import type { ActivityDeps } from '../deps';
 import { classified } from '../errors';
-import { etcdctl, parseCounts, registryCountCommand } from '../etcd-commands';
+import { etcdctl, parseCounts, registryCountCommand } from '../../src/etcd/commands';
 import { apiClientFor } from './api-client';
 import { kubeletNodeName, waitForNodeReady, type NodeReadiness } from './kubelet';
 import { onTarget } from './on-target';
@@ -52,7 +52,7 @@ export function verifyApi(deps: ActivityDeps) {
         // its first seconds (kube-apiserver's bootstrap ConfigMaps, say) is not mistaken for a wrong restore.
         // Compacted since (a restore verified much later): the current counts.
         const restoredAt = input.plan.snapshot.revision + (input.plan.tool.bumpRevision ? REVISION_BUMP : 0);
-        const count = (rev?: number) => s.run(registryCountCommand((...args) => etcdctl(s.cluster, ...args), rev), true);
+        const count = (rev?: number) => s.run(registryCountCommand((...args) => etcdctl(s.cluster, ...args), rev), { allowFailure: true });
         let counted = await count(restoredAt);
         if (counted.code !== 0) counted = await count();
         if (counted.code !== 0) throw new Error(`counting keys in etcd on node "${s.node.name}" failed: ${counted.stderr.trim().split('\n').pop()}`);

@@ -1,7 +1,6 @@
 import { findCluster } from '../../src/config/load';
 import type { ClusterConfig } from '../../src/config/schema';
-import { connectToNode } from '../../src/ssh/connect';
-import { runOnNode } from '../../src/ssh/run';
+import { withSession } from '../../src/ssh/session';
 import type { HealthReport } from '../health/check-health';
 import { etcdDataLost } from '../../src/health/troubles';
 import type { ActivityDeps } from '../deps';
@@ -49,7 +48,7 @@ const DISK_FULL_BYTES = 64 * 1024 * 1024;
 
 /**
  * The facts about etcd's data on the node, read in one round trip. The script is fixed text; the paths travel as
- * positional parameters, quoted by runOnNode, so nothing from the config is pasted into shell code.
+ * positional parameters, quoted by the session, so nothing from the config is pasted into shell code.
  */
 const DATA_PROBE = [
   'd="$1"; m="$2"',
@@ -139,11 +138,9 @@ function standbyFor(cluster: ClusterConfig, deadNode: string): string | undefine
 
 async function readDataFacts(cluster: ClusterConfig, nodeName: string): Promise<Record<string, string>> {
   const node = cluster.nodes.find((n) => n.name === nodeName)!;
-  const ssh = await connectToNode(node, { readyTimeoutMs: 10_000, signal: cancellationSignal() });
-  try {
-    const r = await runOnNode(ssh, node.name, ['sh', '-c', DATA_PROBE, 'diagnose', cluster.paths.etcdDataDir, cluster.paths.manifestsDir]);
-    return parseFacts(r.stdout);
-  } finally {
-    ssh.dispose();
-  }
+  return withSession(
+    node,
+    async (s) => parseFacts((await s.run(['sh', '-c', DATA_PROBE, 'diagnose', cluster.paths.etcdDataDir, cluster.paths.manifestsDir])).stdout),
+    { readyTimeoutMs: 10_000, signal: cancellationSignal() },
+  );
 }

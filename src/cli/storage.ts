@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { findCluster, loadConfig } from '../config/load';
-import { applyLifecycle, getLifecycleRules } from '../storage/lifecycle';
+import { applyLifecycle, getLifecycleRules } from '../backup/lifecycle';
 import { describeLocation, s3ClientFor } from '../storage/s3-client';
 import { configFileOf } from './config';
 

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { configSchema, type Config, type ClusterConfig } from './schema';
+import { configSchema, type Config, type ClusterConfig, type NodeConfig } from './schema';
 
 /** Raised for a config that cannot be used; `problems` holds one line per problem, each naming its path. */
 export class ConfigError extends Error {
@@ -75,4 +75,13 @@ export function findCluster(config: Config, name: string): ClusterConfig {
     throw new ConfigError('cluster', [`unknown cluster "${name}": known clusters are ${known}; add it under clusters: in the config file`]);
   }
   return cluster;
+}
+
+/** A cluster's node by name, or a ConfigError naming the nodes it has. */
+export function findNode(cluster: ClusterConfig, name: string): NodeConfig {
+  const node = cluster.nodes.find((n) => n.name === name);
+  if (!node) {
+    throw new ConfigError('node', [`cluster "${cluster.name}" has no node "${name}": known nodes are ${cluster.nodes.map((n) => n.name).join(', ')}`]);
+  }
+  return node;
 }

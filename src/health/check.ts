@@ -1,9 +1,7 @@
-import type { NodeSSH } from 'node-ssh';
 import { ConfigError } from '../config/load';
 import type { ClusterConfig, NodeConfig } from '../config/schema';
 import { durationMs } from '../schedules/backup-schedules';
-import { connectToNode } from '../ssh/connect';
-import { runOnNode } from '../ssh/run';
+import { withSession } from '../ssh/session';
 import { describeLocation } from '../storage/s3-client';
 import { probeApiserver } from './apiserver-probe';
 import { newestBackup } from './newest-backup';
@@ -51,29 +49,28 @@ export async function checkClusterHealth(cluster: ClusterConfig, o: HealthCheckO
   const problems: string[] = [];
 
   const nodeSide = (async (): Promise<{ node: ComponentHealth; probe?: NodeProbeResult; api: ComponentHealth; nodeProblem?: string }> => {
-    let ssh: NodeSSH;
+    let connected = false;
     try {
-      ssh = await connectToNode(node, { readyTimeoutMs: timeoutMs, signal: o.signal });
-    } catch (err) {
-      const api = await probeApiserver(apiServer, knownCa.get(caKey), timeoutMs);
-      return { node: { component: 'node', up: false, detail: (err as Error).message }, api };
-    }
-    try {
+      return await withSession(node, async (s) => {
+      connected = true;
       const endpoint = `${node.user}@${node.host}:${node.port}`;
       // The CA first (one quick command), so the API probe runs alongside the node's batch, not after it.
       const ca = await Promise.race([
-        runOnNode(ssh, node.name, ['cat', '--', `${cluster.paths.pkiDir}/ca.crt`], { allowFailure: true }).then((r) => (r.code === 0 && r.stdout.includes('BEGIN CERTIFICATE') ? `${r.stdout.trim()}\n` : undefined)),
+        s.run(['cat', '--', `${cluster.paths.pkiDir}/ca.crt`], { allowFailure: true }).then((r) => (r.code === 0 && r.stdout.includes('BEGIN CERTIFICATE') ? `${r.stdout.trim()}\n` : undefined)),
         new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), timeoutMs).unref()),
       ]);
       if (ca) knownCa.set(caKey, ca);
       const [probe, api] = await Promise.all([
-        probeNode(ssh, node.name, cluster, timeoutSeconds, timeoutMs * 2 + 2000),
+        probeNode(s, cluster, timeoutSeconds, timeoutMs * 2 + 2000),
         probeApiserver(apiServer, ca ?? knownCa.get(caKey), timeoutMs),
       ]);
       if (!probe) return { node: { component: 'node', up: true, detail: `ssh ${endpoint} ok` }, api, nodeProblem: `node probe: no answer within ${Math.round((timeoutMs * 2 + 2000) / 1000)} s` };
       return { node: { component: 'node', up: true, detail: `ssh ${endpoint} ok` }, probe, api };
-    } finally {
-      ssh.dispose();
+      }, { readyTimeoutMs: timeoutMs, signal: o.signal });
+    } catch (err) {
+      if (connected) throw err;
+      const api = await probeApiserver(apiServer, knownCa.get(caKey), timeoutMs);
+      return { node: { component: 'node', up: false, detail: (err as Error).message }, api };
     }
   })();
 

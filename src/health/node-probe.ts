@@ -1,7 +1,6 @@
-import type { NodeSSH } from 'node-ssh';
 import type { ClusterConfig } from '../config/schema';
 import { command } from '../ssh/quote';
-import { runOnNode } from '../ssh/run';
+import type { NodeSession } from '../ssh/session';
 import { kubeadmCertificates, parseOpensslDate } from './certificates';
 import {
   curlFailure,
@@ -177,11 +176,11 @@ export function interpretNodeProbe(stdout: string, timeoutSeconds: number): Node
 }
 
 /** Runs the probe script over an open SSH session (one remote command); resolves undefined when it overran `guardMs`. */
-export async function probeNode(ssh: NodeSSH, nodeName: string, cluster: ClusterConfig, timeoutSeconds: number, guardMs: number): Promise<NodeProbeResult | undefined> {
+export async function probeNode(s: NodeSession, cluster: ClusterConfig, timeoutSeconds: number, guardMs: number): Promise<NodeProbeResult | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const overran = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), guardMs)));
   try {
-    const r = await Promise.race([runOnNode(ssh, nodeName, ['sh', '-c', nodeProbeScript(cluster, timeoutSeconds)], { allowFailure: true }), overran]);
+    const r = await Promise.race([s.run(['sh', '-c', nodeProbeScript(cluster, timeoutSeconds)], { allowFailure: true }), overran]);
     return r ? interpretNodeProbe(r.stdout, timeoutSeconds) : undefined;
   } finally {
     clearTimeout(timer);

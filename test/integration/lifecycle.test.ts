@@ -1,6 +1,6 @@
 import { CreateBucketCommand, PutBucketLifecycleConfigurationCommand } from '@aws-sdk/client-s3';
 import { parseConfig } from '../../src/config/load';
-import { applyLifecycle, getLifecycleRules, lifecycleRulesFor } from '../../src/storage/lifecycle';
+import { applyLifecycle, getLifecycleRules, lifecycleRulesFor } from '../../src/backup/lifecycle';
 import { s3ClientFor } from '../../src/storage/s3-client';
 import { minioClient, minioStorage } from '../support/bed';
 

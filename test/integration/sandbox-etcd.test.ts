@@ -1,8 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { etcdctlArgs } from '../../sandbox/control-plane';
-import { connectToNode } from '../../src/ssh/connect';
-import { runOnNode } from '../../src/ssh/run';
+import { withSession } from '../../src/ssh/session';
 import { minioStorage } from '../support/bed';
 
 describe('sandbox control-plane node (etcd 3.6, over SSH)', () => {
@@ -28,20 +27,17 @@ describe('sandbox control-plane node (etcd 3.6, over SSH)', () => {
 
   it('etcdctl snapshot save over SSH writes a snapshot that etcdutl snapshot status accepts', async () => {
     const node = cluster.config.nodes[0]!;
-    const ssh = await connectToNode(node);
-    try {
-      const put = await runOnNode(ssh, node.name, ['etcdctl', ...etcdctlArgs(), 'put', '/smoke/key', 'value-1']);
+    await withSession(node, async (s) => {
+      const put = await s.run(['etcdctl', ...etcdctlArgs(), 'put', '/smoke/key', 'value-1']);
       expect(put.stdout.trim()).toBe('OK');
-      await runOnNode(ssh, node.name, ['mkdir', '-p', '/var/lib/lifeboat/work']);
-      await runOnNode(ssh, node.name, ['etcdctl', ...etcdctlArgs(), 'snapshot', 'save', '/var/lib/lifeboat/work/smoke.db']);
-      const status = await runOnNode(ssh, node.name, ['etcdutl', 'snapshot', 'status', '-w', 'json', '/var/lib/lifeboat/work/smoke.db']);
+      await s.run(['mkdir', '-p', '/var/lib/lifeboat/work']);
+      await s.run(['etcdctl', ...etcdctlArgs(), 'snapshot', 'save', '/var/lib/lifeboat/work/smoke.db']);
+      const status = await s.run(['etcdutl', 'snapshot', 'status', '-w', 'json', '/var/lib/lifeboat/work/smoke.db']);
       const parsed = JSON.parse(status.stdout) as { hash: number; revision: number; totalKey: number; totalSize: number };
       expect(parsed.revision).toBeGreaterThan(1);
       expect(parsed.totalKey).toBeGreaterThan(0);
       expect(parsed.totalSize).toBeGreaterThan(0);
-    } finally {
-      ssh.dispose();
-    }
+    });
     // The file is the node's own: it sits in the node's private /var/lib, not the host's.
     const onHost = await readFile(cluster.controlPlane.path('/var/lib/lifeboat/work/smoke.db'));
     expect(onHost.length).toBeGreaterThan(0);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
-import { streamToS3 } from '../../activities/backup/stream-to-s3';
+import { streamToS3 } from '../../src/backup/stream-to-s3';
 import { serverBinaries } from '../../src/devserver/binaries';
 import { startMinio, type MinioServer } from '../../sandbox/minio';
 

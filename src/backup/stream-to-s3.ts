@@ -3,11 +3,11 @@ import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import * as zlib from 'node:zlib';
-import { createEncryptStream } from '../../src/backup/encryption';
-import type { StoredObject } from '../../src/backup/manifest';
-import { HashMeter } from '../../src/backup/meters';
-import type { Compression } from '../../src/backup/object-keys';
-import { uploadStream, type ObjectLockRetention, type UploadedStream } from '../../src/storage/upload-stream';
+import { createEncryptStream } from './encryption';
+import type { StoredObject } from './manifest';
+import { HashMeter } from './meters';
+import type { Compression } from './object-keys';
+import { uploadStream, type ObjectLockRetention, type UploadedStream } from '../storage/upload-stream';
 
 export const PART_SIZE = 5 * 1024 * 1024;
 /** Parts in flight at once: memory stays at PART_SIZE * (QUEUE_SIZE + 1) whatever the object's size. */

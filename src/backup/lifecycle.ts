@@ -1,5 +1,5 @@
 import { GetBucketLifecycleConfigurationCommand, PutBucketLifecycleConfigurationCommand, type LifecycleRule, type S3Client } from '@aws-sdk/client-s3';
-import { clusterBackupPrefix } from '../backup/object-keys';
+import { clusterBackupPrefix } from './object-keys';
 import type { ClusterConfig } from '../config/schema';
 
 export const RULE_PREFIX = 'lifeboat-';

@@ -2,14 +2,12 @@ import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
-import type { ClusterConfig } from '../../src/config/schema';
-import { command } from '../../src/ssh/quote';
-import { RemoteCommandError, runOnNode, type RemoteResult } from '../../src/ssh/run';
-import { streamOnNode } from '../../src/ssh/stream';
-import type { ActivityDeps } from '../deps';
-import { etcdctl, etcdctlWith } from '../etcd-commands';
-import { withNode } from '../node-session';
-import { findCluster } from '../../src/config/load';
+import type { ClusterConfig, Config } from '../config/schema';
+import { command } from '../ssh/quote';
+import { RemoteCommandError, type RemoteResult } from '../ssh/run';
+import { etcdctl, etcdctlWith } from '../etcd/commands';
+import { findCluster } from '../config/load';
+import { withClusterNode, type SessionOptions } from '../ssh/session';
 
 /**
  * Where a snapshot is taken, checked and read from: the control-plane node over SSH (the default), or — in direct
@@ -35,7 +33,7 @@ export interface SnapshotHost {
   /** etcdctl with the endpoint and client certificates as this host reaches etcd. */
   etcdctl(...args: string[]): string[];
   readonly etcdutl: string;
-  run(argv: readonly string[], allowFailure?: boolean): Promise<RemoteResult>;
+  run(argv: readonly string[], options?: { allowFailure?: boolean }): Promise<RemoteResult>;
   /** A file's bytes as a stream. */
   readFile(path: string): Promise<ByteStream>;
 }
@@ -80,9 +78,9 @@ async function readLocalFile(path: string): Promise<ByteStream> {
  * Runs `body` with the host the snapshot of this cluster comes from. `node` names the control-plane node for the
  * SSH case (the first node when omitted).
  */
-export async function withSnapshotHost<T>(deps: ActivityDeps, clusterName: string, nodeName: string | undefined, source: SnapshotSource, body: (h: SnapshotHost) => Promise<T>): Promise<T> {
+export async function withSnapshotHost<T>(config: Config, clusterName: string, nodeName: string | undefined, source: SnapshotSource, body: (h: SnapshotHost) => Promise<T>, options: SessionOptions = {}): Promise<T> {
   if (source === 'worker') {
-    const cluster = findCluster(deps.config, clusterName);
+    const cluster = findCluster(config, clusterName);
     const d = cluster.etcd.direct;
     if (!d) throw new Error(`cluster "${clusterName}": this backup was started in direct mode but etcd.direct is no longer in the config`);
     return body({
@@ -92,20 +90,21 @@ export async function withSnapshotHost<T>(deps: ActivityDeps, clusterName: strin
       workDir: d.workDir,
       etcdctl: (...args) => etcdctlWith({ ...d, endpoints: d.endpoints.join(',') }, ...args),
       etcdutl: d.etcdutl,
-      run: (argv, allowFailure = false) => runLocally(argv, allowFailure),
+      run: (argv, options) => runLocally(argv, options?.allowFailure ?? false),
       readFile: (path) => readLocalFile(path),
     });
   }
-  return withNode(deps, clusterName, nodeName, ({ cluster, node, ssh }) =>
+  return withClusterNode(config, clusterName, nodeName, (s) =>
     body({
       source,
-      label: `node "${node.name}"`,
-      cluster,
-      workDir: cluster.paths.workDir,
-      etcdctl: (...args) => etcdctl(cluster, ...args),
-      etcdutl: cluster.etcd.etcdutl,
-      run: (argv, allowFailure = false) => runOnNode(ssh, node.name, argv, { allowFailure }),
-      readFile: (path) => streamOnNode(ssh, node.name, ['cat', '--', path]),
+      label: `node "${s.node.name}"`,
+      cluster: s.cluster,
+      workDir: s.cluster.paths.workDir,
+      etcdctl: (...args) => etcdctl(s.cluster, ...args),
+      etcdutl: s.cluster.etcd.etcdutl,
+      run: (argv, options) => s.run(argv, options),
+      readFile: (path) => s.stream(['cat', '--', path]),
     }),
+    options,
   );
 }

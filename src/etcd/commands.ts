@@ -1,5 +1,5 @@
-import type { ClusterConfig } from '../src/config/schema';
-import { command } from '../src/ssh/quote';
+import type { ClusterConfig } from '../config/schema';
+import { command } from '../ssh/quote';
 
 /** etcdctl with endpoints and client certificates, as given (the node's settings, or direct mode's on the worker). */
 export function etcdctlWith(c: { etcdctl: string; endpoints: string; caFile: string; certFile: string; keyFile: string }, ...args: string[]): string[] {

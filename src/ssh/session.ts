@@ -1,0 +1,68 @@
+import type { NodeSSH } from 'node-ssh';
+import { findCluster, findNode } from '../config/load';
+import type { ClusterConfig, Config, NodeConfig } from '../config/schema';
+import { connectToNode } from './connect';
+import { runOnNode, type RemoteResult } from './run';
+import { streamOnNode, type RemoteStream } from './stream';
+
+export interface RunOptions {
+  /** A non-zero exit is returned, not thrown (RemoteCommandError). */
+  allowFailure?: boolean;
+  /** Sent to the command's stdin (small inputs: file contents, "<name> <base64>" lines). */
+  stdin?: string;
+}
+
+/**
+ * The one way the engine works on a node: an SSH session with the node's host key checked against its pin, where
+ * every command is an argument vector quoted for the remote shell (nothing from config or input is pasted into shell
+ * code). Opened by withSession, which closes it however the body ends and when `signal` aborts (an activity's
+ * cancellation): a command in flight then fails at once instead of running on after nobody waits for it.
+ */
+export interface NodeSession {
+  readonly node: NodeConfig;
+  /** Runs a command to its end; its output is buffered (use stream for large transfers). */
+  run(argv: readonly string[], options?: RunOptions): Promise<RemoteResult>;
+  /** True when the path exists on the node (`test -e`). */
+  exists(path: string): Promise<boolean>;
+  /** A command's streams, for transfers too large to buffer: `from-node` reads its stdout, `to-node` writes its stdin. */
+  stream(argv: readonly string[], direction?: 'from-node' | 'to-node'): Promise<RemoteStream>;
+}
+
+export interface SessionOptions {
+  signal?: AbortSignal;
+  readyTimeoutMs?: number;
+}
+
+function sessionOn(ssh: NodeSSH, node: NodeConfig): NodeSession {
+  const run = (argv: readonly string[], options: RunOptions = {}) => runOnNode(ssh, node.name, argv, options);
+  return {
+    node,
+    run,
+    exists: async (path) => (await run(['test', '-e', path], { allowFailure: true })).code === 0,
+    stream: (argv, direction = 'from-node') => streamOnNode(ssh, node.name, argv, direction),
+  };
+}
+
+/** Opens a session to the node for the body and always closes it (also when `signal` aborts mid-way). */
+export async function withSession<T>(node: NodeConfig, body: (s: NodeSession) => Promise<T>, options: SessionOptions = {}): Promise<T> {
+  const ssh = await connectToNode(node, options);
+  const onAbort = () => ssh.dispose();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await body(sessionOn(ssh, node));
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+    ssh.dispose();
+  }
+}
+
+export interface ClusterNodeSession extends NodeSession {
+  cluster: ClusterConfig;
+}
+
+/** A session on a cluster's node named in the config (the first node when `nodeName` is omitted). */
+export async function withClusterNode<T>(config: Config, clusterName: string, nodeName: string | undefined, body: (s: ClusterNodeSession) => Promise<T>, options: SessionOptions = {}): Promise<T> {
+  const cluster = findCluster(config, clusterName);
+  const node = nodeName ? findNode(cluster, nodeName) : cluster.nodes[0]!;
+  return withSession(node, (s) => body({ ...s, cluster }), options);
+}
