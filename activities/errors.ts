@@ -31,3 +31,11 @@ export async function classified<T>(body: () => Promise<T>): Promise<T> {
     classify(err);
   }
 }
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any activity signature
+type AnyActivity = (...args: any[]) => Promise<unknown>;
+
+/** The activities, each wrapped by classified: the one place where failures are classified. */
+export function classifiedAll<T extends Record<string, AnyActivity>>(activities: T): T {
+  return Object.fromEntries(Object.entries(activities).map(([name, fn]) => [name, (...args: unknown[]) => classified(() => fn(...args))])) as T;
+}

@@ -1,4 +1,5 @@
 import type { ActivityDeps } from './deps';
+import { classifiedAll } from './errors';
 import { probeNode } from './probe-node';
 import { resolveCluster } from './resolve-cluster';
 import { confirmObjects, discardIncompleteBackup, removeNodeRunFiles, writeManifest } from './backup/finish';
@@ -18,9 +19,12 @@ import { diagnoseCluster } from './response/diagnose';
 import { notify } from './response/notify';
 import { responsePolicy } from './response/policy';
 
-/** Every activity the worker registers, bound to its dependencies. Workflows import only the type. */
+/**
+ * Every activity the worker registers, bound to its dependencies. Workflows import only the type. Each goes through
+ * classified (./errors.ts) here, once: a failure retrying cannot fix becomes a typed, non-retryable one.
+ */
 export function createActivities(deps: ActivityDeps) {
-  return {
+  return classifiedAll({
     probeNode: probeNode(deps),
     resolveCluster: resolveCluster(deps),
     planBackup: planBackup(deps),
@@ -47,7 +51,7 @@ export function createActivities(deps: ActivityDeps) {
     responsePolicy: responsePolicy(deps),
     diagnoseCluster: diagnoseCluster(deps),
     notify: notify(deps),
-  };
+  });
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -2,7 +2,6 @@ import { findCluster, findNode } from '../src/config/load';
 import { withSession } from '../src/ssh/session';
 import { command } from '../src/ssh/quote';
 import type { ActivityDeps } from './deps';
-import { classified } from './errors';
 import { cancellationSignal } from './heartbeat';
 
 export interface ProbeNodeInput {
@@ -24,8 +23,7 @@ const versionOf = (out: string) => /(?:etcdctl|etcdutl) version:\s*(\S+)/i.exec(
 
 /** Reads what the engine needs to know about a node over SSH (host key pinned); changes nothing there. */
 export function probeNode(deps: ActivityDeps) {
-  return (input: ProbeNodeInput): Promise<NodeProbe> =>
-    classified(async () => {
+  return async (input: ProbeNodeInput): Promise<NodeProbe> => {
       const cluster = findCluster(deps.config, input.cluster);
       const node = findNode(cluster, input.node);
       return withSession(node, async (s) => {
@@ -43,5 +41,5 @@ export function probeNode(deps: ActivityDeps) {
           etcdDataDirExists: dataDir.code === 0,
         };
       }, { signal: cancellationSignal() });
-    });
+    };
 }

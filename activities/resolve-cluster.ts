@@ -1,7 +1,6 @@
 import { findCluster } from '../src/config/load';
 import { durationMs } from '../src/schedules/backup-schedules';
 import type { ActivityDeps } from './deps';
-import { classified } from './errors';
 
 export interface ClusterSummary {
   name: string;
@@ -12,13 +11,12 @@ export interface ClusterSummary {
 
 /** Workflows carry only a cluster's name; this checks it exists and returns what is safe to keep in history. */
 export function resolveCluster(deps: ActivityDeps) {
-  return (input: { cluster: string }): Promise<ClusterSummary> =>
-    classified(async () => {
+  return async (input: { cluster: string }): Promise<ClusterSummary> => {
       const cluster = findCluster(deps.config, input.cluster);
       return {
         name: cluster.name,
         nodes: cluster.nodes.map((n) => n.name),
         recovery: { approval: cluster.recovery.approval, approvalTimeoutSeconds: Math.round(durationMs(cluster.recovery.approvalTimeout) / 1000) },
       };
-    });
+    };
 }

@@ -11,9 +11,9 @@ import { advanceRevision } from '../sandbox/fill';
 import { freePort, waitFor } from '../src/devserver/processes';
 import { startPrometheus } from '../sandbox/prometheus';
 import { syncSchedules } from '../src/schedules/backup-schedules';
-import type { BackupClusterResult } from '../workflows/backup-cluster';
 import type { RespondToAlertResult } from '../workflows/respond-to-alert';
 import { benchEnv, startWorkerProcess } from './env';
+import { backupCluster } from '../workflows';
 
 /** The timings this bench runs with, printed with its figures: they decide detect and decide. */
 const TIMINGS = { healthInterval: '5s', scrapeInterval: '5s', for: '15s', groupWait: '1s', confirmWindow: '10s', confirmProbes: 3 };
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     for (const n of ['app-config', 'app-flags']) await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: n } });
     // A cluster in use is far past the few hundred revisions a fresh API server writes while it bootstraps.
     await advanceRevision(cluster, 3000);
-    const backup = (await client.workflow.execute('backupCluster', { taskQueue: tq, workflowId: 'bench-alert-backup', args: [{ cluster: NAME }] })) as BackupClusterResult;
+    const backup = (await client.workflow.execute(backupCluster, { taskQueue: tq, workflowId: 'bench-alert-backup', args: [{ cluster: NAME }] }));
     await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'after-backup' } });
     console.log(`backup ${backup.snapshotKey} (revision ${backup.revision})`);
     await waitFor('the first health check to record the backup', async () => /lifeboat_last_successful_backup_revision\{cluster="alert"\} \d+/.test(await (await fetch(`http://${metricsAddress}/metrics`)).text()), 60_000, 500);

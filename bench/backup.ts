@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { createSandboxCluster } from '../sandbox/cluster';
 import { fillEtcd } from '../sandbox/fill';
 import { etcdctlArgs } from '../sandbox/control-plane';
-import type { BackupClusterResult } from '../workflows/backup-cluster';
 import { awsCli, benchEnv, formatCpu, startWorkerProcess, timed } from './env';
+import { backupCluster } from '../workflows';
 
 /**
  * Backup benchmark: in one run, against the same etcd, (a) the plain script users run today — `etcdctl snapshot save`
@@ -42,7 +42,7 @@ async function main(): Promise<void> {
         const tq = `${label}-${name}`.toLowerCase().replace(/[^a-z0-9-]/g, '-');
         const w = await startWorkerProcess(env, cluster, backup, keyPath, tq, clusterExtra);
         try {
-          const r = await timed(() => env.client.workflow.execute('backupCluster', { taskQueue: tq, workflowId: `bench-${tq}`, args: [{ cluster: 'bench' }] }) as Promise<BackupClusterResult>);
+          const r = await timed(() => env.client.workflow.execute(backupCluster, { taskQueue: tq, workflowId: `bench-${tq}`, args: [{ cluster: 'bench' }] }));
           const rss = await w.peakRssMiB();
           rows.push(`${label.padEnd(7)} ${name.padEnd(18)} ${r.seconds.toFixed(1).padStart(7)} s  ratio ${(r.seconds / plain.seconds).toFixed(2)}  peak RSS ${rss.toFixed(0)} MiB  stored ${(r.value.storedBytes / 1048576).toFixed(0)} MiB  steps: ${r.value.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}`).join(', ')}`);
           rows.push(`${''.padEnd(27)} ${formatCpu(r)}`);

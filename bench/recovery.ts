@@ -7,9 +7,8 @@ import { credentialsFromKubeconfig } from '../src/kube/kubeconfig';
 import { createSandboxCluster } from '../sandbox/cluster';
 import { fillEtcd } from '../sandbox/fill';
 import { waitFor } from '../src/devserver/processes';
-import type { BackupClusterResult } from '../workflows/backup-cluster';
-import type { RecoverClusterResult } from '../workflows/recover-cluster';
 import { awsCli, benchEnv, run, startWorkerProcess, timed } from './env';
+import { backupCluster, recoverCluster } from '../workflows';
 
 /**
  * RTO benchmark: on a sandbox with ~200 MiB of etcd data, the kubeadm restore runbook as plain shell commands over
@@ -28,7 +27,7 @@ async function main(): Promise<void> {
   try {
     await fillEtcd(cluster, 200, 1024 * 1024, { prefix: '/bench/' });
     // One backup, stored plain, so the runbook can download the very same object as a .db file.
-    const backup = (await env.client.workflow.execute('backupCluster', { taskQueue: tq, workflowId: 'bench-rto-backup', args: [{ cluster: 'rto' }] })) as BackupClusterResult;
+    const backup = (await env.client.workflow.execute(backupCluster, { taskQueue: tq, workflowId: 'bench-rto-backup', args: [{ cluster: 'rto' }] }));
     console.log(`backup ${backup.snapshotKey}: ${(backup.plainBytes / 1048576).toFixed(0)} MiB, revision ${backup.revision}`);
 
     const plainSteps: [string, number][] = [];
@@ -54,13 +53,13 @@ async function main(): Promise<void> {
     });
 
     const workflow = await timed(async () => {
-      const handle = await env.client.workflow.start('recoverCluster', {
+      const handle = await env.client.workflow.start(recoverCluster, {
         taskQueue: tq,
         workflowId: 'recover-rto',
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
         args: [{ cluster: 'rto', snapshot: backup.snapshotKey, approval: 'auto', controlPlaneTimeoutSeconds: 300 }],
       });
-      return (await handle.result()) as RecoverClusterResult;
+      return await handle.result();
     });
     console.log('\nplain runbook (shell commands over SSH):');
     for (const [name, s] of plainSteps) console.log(`  ${name.padEnd(20)} ${s.toFixed(1).padStart(6)} s`);

@@ -18,8 +18,7 @@ import { freePort, waitFor } from '../src/devserver/processes';
 import { syncBackupSchedules } from '../src/schedules/backup-schedules';
 import { createWorker } from '../src/temporal/worker';
 import { printReport } from '../src/cli/recovery-report';
-import type { BackupClusterResult } from '../workflows/backup-cluster';
-import type { RecoverClusterResult } from '../workflows/recover-cluster';
+import { backupCluster, recoverCluster } from '../workflows';
 
 const say = (text: string) => console.log(`\n== ${text}`);
 
@@ -77,7 +76,7 @@ async function main(): Promise<void> {
     say('creating objects, then taking a backup');
     for (const name of ['app-config', 'app-feature-flags']) await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name }, data: { created: new Date().toISOString() } });
     await api.create('/api/v1/namespaces', { metadata: { name: 'payments' } });
-    const backup = (await client.workflow.execute('backupCluster', { taskQueue: 'lifeboat', workflowId: `backup-demo-${Date.now()}`, args: [{ cluster: 'demo', reason: 'demo' }] })) as BackupClusterResult;
+    const backup = (await client.workflow.execute(backupCluster, { taskQueue: 'lifeboat', workflowId: `backup-demo-${Date.now()}`, args: [{ cluster: 'demo', reason: 'demo' }] }));
     console.log(`   backup ${backup.snapshotKey}: revision ${backup.revision}, ${backup.totalKeys} keys, ${backup.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}s`).join(', ')}`);
     const backupTakenAt = Date.parse(backup.created);
 
@@ -96,13 +95,13 @@ async function main(): Promise<void> {
     console.log(`   etcd restarted with an empty data dir: the cluster has lost its state (configmaps: ${(await cms().catch(() => [])).join(', ') || 'none'})`);
 
     say('recovering: workflow recover-demo (approval: auto)');
-    const handle = await client.workflow.start('recoverCluster', {
+    const handle = await client.workflow.start(recoverCluster, {
       taskQueue: 'lifeboat',
       workflowId: 'recover-demo',
       workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
       args: [{ cluster: 'demo', approval: 'auto', reason: 'demo: control plane destroyed' }],
     });
-    const result = (await handle.result()) as RecoverClusterResult;
+    const result = await handle.result();
     const recoveredAt = Date.now();
     printReport(result);
     const back = await cms();

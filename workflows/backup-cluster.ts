@@ -1,9 +1,11 @@
-import { ActivityFailure, ApplicationFailure, log, metricMeter, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, log, metricMeter, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { BackupManifest } from '../src/backup/manifest';
 import { backupObjectKeys } from '../src/backup/object-keys';
 import { backupInputProblems } from './backup-input';
 import { runKeyOf } from './run-key';
+import { stepFailure } from './step-failure';
+import { ACTIVITY_OPTIONS } from './activity-options';
 
 export interface BackupClusterInput {
   cluster: string;
@@ -39,20 +41,9 @@ export interface BackupClusterResult {
   reason?: string;
 }
 
-const quick = proxyActivities<Activities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 },
-});
-const snapshotting = proxyActivities<Activities>({
-  startToCloseTimeout: '20 minutes',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
-});
-const transfers = proxyActivities<Activities>({
-  startToCloseTimeout: '3 hours',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20 },
-});
+const quick = proxyActivities<Activities>(ACTIVITY_OPTIONS.quick);
+const snapshotting = proxyActivities<Activities>(ACTIVITY_OPTIONS.snapshot);
+const transfers = proxyActivities<Activities>(ACTIVITY_OPTIONS.transfer);
 
 /**
  * One backup of one cluster: snapshot on the node, verify it with etcd's reader, stream it (and the PKI, manifests
@@ -160,14 +151,6 @@ export async function backupCluster(input: BackupClusterInput): Promise<BackupCl
       // Objects without a manifest are no backup: remove them rather than leave half a backup in the bucket.
       await quick.discardIncompleteBackup({ cluster: input.cluster, keys: uploaded }).catch(() => undefined);
     }
-    // The failure names the cluster and the step, with the activity's own failure (type, message) as its cause.
-    const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
-    const detail = cause?.message ?? (err as Error).message;
-    throw ApplicationFailure.create({
-      message: detail.startsWith(`cluster "${input.cluster}"`) ? detail : `cluster "${input.cluster}", step ${step}: ${detail}`,
-      type: cause?.type ?? 'BackupFailed',
-      nonRetryable: true,
-      cause: err as Error,
-    });
+    throw stepFailure(input.cluster, step, err, 'BackupFailed');
   }
 }

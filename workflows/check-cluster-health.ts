@@ -1,12 +1,9 @@
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { HealthReport } from '../src/health/types';
+import { ACTIVITY_OPTIONS } from './activity-options';
 
-// A health check is only worth having now: a short timeout and one retry; the next scheduled run is the real retry.
-const { checkHealth } = proxyActivities<Activities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '2 seconds', maximumAttempts: 2 },
-});
+const { checkHealth } = proxyActivities<Activities>(ACTIVITY_OPTIONS.health);
 
 const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 

@@ -1,10 +1,8 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities, NodeProbe } from '../activities';
+import { ACTIVITY_OPTIONS } from './activity-options';
 
-const { probeNode, resolveCluster } = proxyActivities<Activities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { maximumAttempts: 5, initialInterval: '2 seconds' },
-});
+const { probeNode, resolveCluster } = proxyActivities<Activities>(ACTIVITY_OPTIONS.quick);
 
 export interface CheckClusterInput {
   cluster: string;

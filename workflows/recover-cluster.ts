@@ -15,6 +15,8 @@ import type { Activities, ClusterSummary } from '../activities';
 import type { RecoveryPlan, RecoveryStepStatus } from '../src/recovery/plan';
 import { normalizeRecoveryInput, recoveryInputProblems, type RecoverClusterInput } from './recovery-input';
 import { runKeyOf } from './run-key';
+import { stepFailure } from './step-failure';
+import { ACTIVITY_OPTIONS } from './activity-options';
 
 export interface ApprovalDecision {
   by: string;
@@ -51,9 +53,9 @@ export interface RecoverClusterResult {
 
 const STEPS = ['plan', 'approval', 'pause backups', 'fetch', 'stop control plane', 'restore', 'start control plane', 'verify', 'resume backups'];
 
-const quick = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 } });
-const transfer = proxyActivities<Activities>({ startToCloseTimeout: '3 hours', heartbeatTimeout: '30 seconds', retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 20 } });
-const waiting = proxyActivities<Activities>({ startToCloseTimeout: '30 minutes', heartbeatTimeout: '30 seconds', retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 } });
+const quick = proxyActivities<Activities>(ACTIVITY_OPTIONS.quick);
+const transfer = proxyActivities<Activities>(ACTIVITY_OPTIONS.transfer);
+const waiting = proxyActivities<Activities>(ACTIVITY_OPTIONS.waiting);
 
 /**
  * Restores a cluster's control plane from a backup, in place or onto a new node: plan and preflight, approval,
@@ -88,7 +90,7 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
     } catch (err) {
       s.status = 'failed';
       s.detail = failureMessage(err);
-      if (name === 'plan') throw failureOf(input.cluster, name, err); // nothing to undo yet
+      if (name === 'plan') throw stepFailure(input.cluster, name, err, 'RecoveryFailed'); // nothing to undo yet
       throw err;
     } finally {
       s.endedAt = new Date().toISOString();
@@ -199,25 +201,13 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
         s.detail = `${s.detail ?? ''}; rolled back: ${r.actions.join(', ') || 'nothing to undo'}`;
       });
     }
-    throw failureOf(input.cluster, current, err);
+    throw stepFailure(input.cluster, current, err, 'RecoveryFailed');
   } finally {
     await CancellationScope.nonCancellable(async () => {
       if (paused.paused) await step('resume backups', () => quick.resumeBackups({ cluster: input.cluster, note: `resumed by ${info.workflowId}` }), () => 'resumed');
       else skip('resume backups');
     });
   }
-}
-
-/** The workflow's failure: names cluster and step, keeps the activity's failure type (CorruptSnapshot, ...). */
-function failureOf(cluster: string, step: string, err: unknown): ApplicationFailure {
-  if (err instanceof ApplicationFailure) return err;
-  const message = failureMessage(err);
-  return ApplicationFailure.create({
-    message: message.startsWith(`cluster "${cluster}"`) ? message : `cluster "${cluster}", step ${step}: ${message}`,
-    type: (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause.type : undefined) ?? 'RecoveryFailed',
-    nonRetryable: true,
-    cause: err as Error,
-  });
 }
 
 function failureMessage(err: unknown): string {

@@ -12,6 +12,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { ACTIVITY_OPTIONS } from './activity-options';
 import type { Activities } from '../activities';
 import type { HealthReport } from '../activities/health/check-health';
 import { troublesOf } from '../src/health/troubles';
@@ -56,10 +57,9 @@ export interface RespondToAlertResult {
   notifications: { event: ResponseEvent; sent: boolean; error?: string }[];
 }
 
-const quick = proxyActivities<Activities>({ startToCloseTimeout: '1 minute', retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 } });
-// A probe that cannot finish is itself evidence; retrying it for long would only delay the decision.
-const probe = proxyActivities<Activities>({ startToCloseTimeout: '45 seconds', retry: { initialInterval: '1 second', maximumAttempts: 2 } });
-const outbound = proxyActivities<Activities>({ startToCloseTimeout: '30 seconds', retry: { initialInterval: '2 seconds', maximumAttempts: 3 } });
+const quick = proxyActivities<Activities>(ACTIVITY_OPTIONS.response);
+const probe = proxyActivities<Activities>(ACTIVITY_OPTIONS.diagnosis);
+const outbound = proxyActivities<Activities>(ACTIVITY_OPTIONS.outbound);
 
 /**
  * What happens when an alert says a cluster's control plane is in trouble. Workflow id respond-<cluster>: the

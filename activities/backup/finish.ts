@@ -7,7 +7,6 @@ import { parseChecksum, reportedChecksum } from '../../src/storage/checksum';
 import { objectLockFor, objectLockParams } from '../../src/storage/upload-stream';
 import type { ActivityDeps } from '../deps';
 import { cancellationSignal } from '../heartbeat';
-import { classified } from '../errors';
 import { withSnapshotHost, type SnapshotSource } from '../../src/backup/snapshot-host';
 
 export interface ObjectToConfirm {
@@ -25,8 +24,7 @@ export interface ConfirmedObject {
 
 /** Reads back, from the bucket, the size and checksum of what was stored, before anything on the node is removed. */
 export function confirmObjects(deps: ActivityDeps) {
-  return (input: { cluster: string; objects: ObjectToConfirm[] }): Promise<ConfirmedObject[]> =>
-    classified(async () => {
+  return async (input: { cluster: string; objects: ObjectToConfirm[] }): Promise<ConfirmedObject[]> => {
       const cluster = findCluster(deps.config, input.cluster);
       const s3 = await s3ClientFor(cluster.storage);
       try {
@@ -42,7 +40,7 @@ export function confirmObjects(deps: ActivityDeps) {
                   ? `${ours.algorithm} checksum ${theirs} instead of ${ours.value}`
                   : undefined;
             if (problem) {
-              throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}", step confirm: s3://${cluster.storage.bucket}/${o.key} holds ${problem}`, 'StoredObjectMismatch');
+              throw ApplicationFailure.nonRetryable(`s3://${cluster.storage.bucket}/${o.key} holds ${problem}`, 'StoredObjectMismatch');
             }
             return { key: o.key, size: o.storedSize, checkedBy: theirs ? (ours.algorithm === 'CRC32' ? 'crc32' : 'sha256') : 'size' };
           }),
@@ -50,13 +48,12 @@ export function confirmObjects(deps: ActivityDeps) {
       } finally {
         s3.destroy();
       }
-    });
+    };
 }
 
 /** Written last: a manifest in the bucket always stands for a complete, confirmed backup. */
 export function writeManifest(deps: ActivityDeps) {
-  return (input: { cluster: string; key: string; manifest: BackupManifest }): Promise<void> =>
-    classified(async () => {
+  return async (input: { cluster: string; key: string; manifest: BackupManifest }): Promise<void> => {
       const cluster = findCluster(deps.config, input.cluster);
       const s3 = await s3ClientFor(cluster.storage);
       try {
@@ -73,13 +70,12 @@ export function writeManifest(deps: ActivityDeps) {
       } finally {
         s3.destroy();
       }
-    });
+    };
 }
 
 /** Removes this run's objects that never got a manifest (a backup that failed after uploading). */
 export function discardIncompleteBackup(deps: ActivityDeps) {
-  return (input: { cluster: string; keys: string[] }): Promise<string[]> =>
-    classified(async () => {
+  return async (input: { cluster: string; keys: string[] }): Promise<string[]> => {
       const cluster = findCluster(deps.config, input.cluster);
       const s3 = await s3ClientFor(cluster.storage);
       try {
@@ -88,19 +84,17 @@ export function discardIncompleteBackup(deps: ActivityDeps) {
       } finally {
         s3.destroy();
       }
-    });
+    };
 }
 
 /** Removes the run's folder (its snapshot copy) where the snapshot was taken, once the backup is confirmed in the bucket. */
 export function removeNodeRunFiles(deps: ActivityDeps) {
   return (input: { cluster: string; node: string; runDir: string; source?: SnapshotSource }): Promise<void> =>
-    classified(() =>
-      withSnapshotHost(deps.config, input.cluster, input.node, input.source ?? 'node', async (host) => {
+    withSnapshotHost(deps.config, input.cluster, input.node, input.source ?? 'node', async (host) => {
         const base = `${host.workDir}/backups/`;
         if (!input.runDir.startsWith(base) || input.runDir.slice(base.length).includes('/') || input.runDir.length === base.length) {
           throw ApplicationFailure.nonRetryable(`refusing to remove ${input.runDir}: not a run folder under ${base}`, 'InvalidPath');
         }
         await host.run(['rm', '-rf', '--', input.runDir]);
-      }, { signal: cancellationSignal() }),
-    );
+      }, { signal: cancellationSignal() });
 }

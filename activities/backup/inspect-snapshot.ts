@@ -6,7 +6,6 @@ import type { ClusterConfig } from '../../src/config/schema';
 import type { RemoteResult } from '../../src/ssh/run';
 import type { ActivityDeps } from '../deps';
 import { cancellationSignal } from '../heartbeat';
-import { classified } from '../errors';
 import { parseCounts, registryCountCommand } from '../../src/etcd/commands';
 import { withClusterNode } from '../../src/ssh/session';
 import { withSnapshotHost, type SnapshotHost, type SnapshotSource } from '../../src/backup/snapshot-host';
@@ -45,8 +44,7 @@ export function parseSnapshotStatus(stdout: string): Omit<EtcdSnapshotInfo, 'ser
  */
 export function inspectSnapshot(deps: ActivityDeps) {
   return (input: InspectSnapshotInput): Promise<SnapshotInspection> =>
-    classified(() =>
-      withSnapshotHost(deps.config, input.cluster, input.node, input.source ?? 'node', async (host) => {
+    withSnapshotHost(deps.config, input.cluster, input.node, input.source ?? 'node', async (host) => {
         const { cluster } = host;
         const run = (argv: string[], allowFailure = false) => host.run(argv, { allowFailure });
         // Read alongside the checks below, from the node: over this session, or in direct mode over one of its own.
@@ -66,8 +64,7 @@ export function inspectSnapshot(deps: ActivityDeps) {
         const resourceCounts = counted.code === 0 ? parseCounts(counted.stdout) : {};
 
         return { etcd: { ...info, serverVersion }, kubernetesVersion: await kubernetesVersion, resourceCounts, statusTool: tool };
-      }, { signal: cancellationSignal() }),
-    );
+      }, { signal: cancellationSignal() });
 }
 
 /** The kube-apiserver image tag in the node's static-pod manifest; undefined when the node does not say. */
@@ -83,16 +80,15 @@ async function kubernetesVersionFrom(cluster: ClusterConfig, run: (argv: string[
  * snapshot is refused here, before anything is uploaded.
  */
 export async function checkSnapshotFile(host: SnapshotHost, path: string): Promise<SnapshotFileStatus> {
-  const { cluster } = host;
   const hasEtcdutl = (await host.run(['sh', '-c', `command -v ${command([host.etcdutl])}`], { allowFailure: true })).code === 0;
   const statusArgv = hasEtcdutl ? [host.etcdutl, 'snapshot', 'status', '-w', 'json', path] : [host.etcdctl()[0]!, 'snapshot', 'status', '-w', 'json', path];
   const status = await host.run(statusArgv, { allowFailure: true });
   if (status.code !== 0) {
-    throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}", step verify: the snapshot ${path} on ${host.label} is unreadable: ${status.stderr.trim().split('\n').pop()}`, 'UnreadableSnapshot');
+    throw ApplicationFailure.nonRetryable(`the snapshot ${path} on ${host.label} is unreadable: ${status.stderr.trim().split('\n').pop()}`, 'UnreadableSnapshot');
   }
   const info = parseSnapshotStatus(status.stdout);
   if (info.totalKeys === 0 || info.revision <= 1) {
-    throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}", step verify: the snapshot on ${host.label} is empty (${info.totalKeys} keys, revision ${info.revision}); refusing to store it as a backup`, 'EmptySnapshot');
+    throw ApplicationFailure.nonRetryable(`the snapshot on ${host.label} is empty (${info.totalKeys} keys, revision ${info.revision}); refusing to store it as a backup`, 'EmptySnapshot');
   }
   return { ...info, tool: hasEtcdutl ? 'etcdutl' : 'etcdctl' };
 }

@@ -9,7 +9,6 @@ import { findCluster } from '../../src/config/load';
 import { describeLocation, s3ClientFor } from '../../src/storage/s3-client';
 import { engineVersion } from '../../src/version';
 import type { ActivityDeps } from '../deps';
-import { classified } from '../errors';
 
 export interface BackupPlan {
   cluster: string;
@@ -29,14 +28,13 @@ export interface BackupPlan {
  * well-formed, and the bucket exists and accepts our credentials. Both are permanent problems with a clear fix.
  */
 export function planBackup(deps: ActivityDeps) {
-  return (input: { cluster: string }): Promise<BackupPlan> =>
-    classified(async () => {
+  return async (input: { cluster: string }): Promise<BackupPlan> => {
       const cluster = findCluster(deps.config, input.cluster);
       const keyId = cluster.backup.encryptionKey ?? null;
       if (keyId) await loadEncryptionKey(deps.config, keyId);
       else if (!cluster.backup.allowUnencrypted) {
         throw ApplicationFailure.nonRetryable(
-          `cluster "${cluster.name}", step plan: no encryption key set. A snapshot holds every Secret of the cluster and the PKI archive holds the cluster's private keys: ` +
+          `no encryption key set. A snapshot holds every Secret of the cluster and the PKI archive holds the cluster's private keys: ` +
             `set clusters[].backup.encryptionKey to a key id under encryptionKeys (generate one with \`openssl rand -base64 32 > key\`), ` +
             'or set backup.allowUnencrypted: true to store them in plain text.',
           'MissingEncryptionKey',
@@ -48,9 +46,9 @@ export function planBackup(deps: ActivityDeps) {
         await s3.send(new HeadBucketCommand({ Bucket: cluster.storage.bucket })).catch((err: unknown) => {
           const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
           const where = describeLocation(cluster.storage);
-          if (status === 404) throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}", step plan: bucket ${where} does not exist; create it or fix storage.bucket`, 'BucketMissing');
+          if (status === 404) throw ApplicationFailure.nonRetryable(`bucket ${where} does not exist; create it or fix storage.bucket`, 'BucketMissing');
           if (status === 403 || status === 401) {
-            throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}", step plan: access to ${where} denied; check storage.credentials and the bucket policy (s3:ListBucket, s3:PutObject, s3:GetObject, s3:DeleteObject, s3:AbortMultipartUpload)`, 'BucketAccessDenied');
+            throw ApplicationFailure.nonRetryable(`access to ${where} denied; check storage.credentials and the bucket policy (s3:ListBucket, s3:PutObject, s3:GetObject, s3:DeleteObject, s3:AbortMultipartUpload)`, 'BucketAccessDenied');
           }
           throw err;
         });
@@ -68,7 +66,7 @@ export function planBackup(deps: ActivityDeps) {
         encryptionKeyId: keyId,
         engineVersion: engineVersion(),
       };
-    });
+    };
 }
 
 /** Object-lock retention can only be set in a bucket created with Object Lock: say so before uploading anything. */
@@ -82,7 +80,7 @@ async function requireObjectLock(s3: import('@aws-sdk/client-s3').S3Client, clus
     });
   if (!enabled) {
     throw ApplicationFailure.nonRetryable(
-      `cluster "${cluster}", step plan: storage.objectLock is set but bucket ${bucket} has no Object Lock; create the bucket with Object Lock enabled (it cannot be turned on later for existing buckets) or remove storage.objectLock`,
+      `storage.objectLock is set but bucket ${bucket} has no Object Lock; create the bucket with Object Lock enabled (it cannot be turned on later for existing buckets) or remove storage.objectLock`,
       'ObjectLockUnavailable',
     );
   }
@@ -92,12 +90,12 @@ async function requireObjectLock(s3: import('@aws-sdk/client-s3').S3Client, clus
 async function checkDirectMode(cluster: string, d: NonNullable<ClusterConfig['etcd']['direct']>): Promise<void> {
   for (const field of ['caFile', 'certFile', 'keyFile'] as const) {
     await access(d[field], constants.R_OK).catch((err: NodeJS.ErrnoException) => {
-      throw ApplicationFailure.nonRetryable(`cluster "${cluster}", step plan: etcd.direct.${field} ${d[field]} is not readable on the worker (${err.code}); copy the etcd client certificate there or fix the path`, 'DirectModeMisconfigured');
+      throw ApplicationFailure.nonRetryable(`etcd.direct.${field} ${d[field]} is not readable on the worker (${err.code}); copy the etcd client certificate there or fix the path`, 'DirectModeMisconfigured');
     });
   }
   const found = d.etcdctl.startsWith('/') ? await access(d.etcdctl, constants.X_OK).then(() => true, () => false) : await onPath(d.etcdctl);
   if (!found) {
-    throw ApplicationFailure.nonRetryable(`cluster "${cluster}", step plan: etcd.direct.etcdctl "${d.etcdctl}" is not an executable on the worker; install etcdctl there (the image ships it) or set the path`, 'DirectModeMisconfigured');
+    throw ApplicationFailure.nonRetryable(`etcd.direct.etcdctl "${d.etcdctl}" is not an executable on the worker; install etcdctl there (the image ships it) or set the path`, 'DirectModeMisconfigured');
   }
 }
 

@@ -5,7 +5,6 @@ import { decideRetention } from '../../src/backup/retention';
 import { findCluster } from '../../src/config/load';
 import { s3ClientFor } from '../../src/storage/s3-client';
 import type { ActivityDeps } from '../deps';
-import { classified } from '../errors';
 
 export interface RetentionInput {
   cluster: string;
@@ -29,8 +28,7 @@ const ORPHAN_AGE_MS = 24 * 3600_000;
  * first, so it leaves listings at once; its objects follow, and any left behind by a crash are swept as orphans.
  */
 export function applyRetention(deps: ActivityDeps) {
-  return (input: RetentionInput): Promise<RetentionResult> =>
-    classified(async () => {
+  return async (input: RetentionInput): Promise<RetentionResult> => {
       const cluster = findCluster(deps.config, input.cluster);
       const { bucket, prefix } = cluster.storage;
       const s3 = await s3ClientFor(cluster.storage);
@@ -64,5 +62,5 @@ export function applyRetention(deps: ActivityDeps) {
       } finally {
         s3.destroy();
       }
-    });
+    };
 }

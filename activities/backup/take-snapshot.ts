@@ -1,7 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { findCluster } from '../../src/config/load';
 import type { ActivityDeps } from '../deps';
-import { classified } from '../errors';
 import { whileHeartbeating, cancellationSignal } from '../heartbeat';
 import { checkRunKey } from '../../src/run-key';
 import type { RemoteResult } from '../../src/ssh/run';
@@ -34,8 +33,7 @@ export interface SnapshotFile {
  */
 export function takeSnapshot(deps: ActivityDeps) {
   return (input: TakeSnapshotInput): Promise<SnapshotFile> =>
-    classified(() =>
-      withSnapshotHost(deps.config, input.cluster, undefined, snapshotSourceOf(findCluster(deps.config, input.cluster)), async (host) => {
+    withSnapshotHost(deps.config, input.cluster, undefined, snapshotSourceOf(findCluster(deps.config, input.cluster)), async (host) => {
         const { cluster } = host;
         const node = cluster.nodes[0]!;
         const runDir = `${host.workDir}/backups/${checkRunKey(input.runKey)}`;
@@ -63,8 +61,7 @@ export function takeSnapshot(deps: ActivityDeps) {
           sizeBytes: size!,
           status,
         };
-      }, { signal: cancellationSignal() }),
-    );
+      }, { signal: cancellationSignal() });
 }
 
 /** Names the host, the cause and the fix; bad certificates and a missing etcdctl are not retried, an etcd that is down may come back. */
@@ -83,6 +80,6 @@ function snapshotFailure(host: SnapshotHost, what: string, r: RemoteResult): App
         ? ` Is ${direct ? direct.etcdctl : cluster.etcd.etcdctl} installed on ${host.label} (${direct ? 'etcd.direct.etcdctl' : 'etcd.etcdctl'} in the config)?`
         : '';
   const permanent = /certificate|x509|tls:|not found|No such file/i.test(why);
-  const message = `cluster "${cluster.name}", step snapshot: ${what} on ${host.label}: ${why}.${hint}`;
+  const message = `${what} on ${host.label}: ${why}.${hint}`;
   return permanent ? ApplicationFailure.nonRetryable(message, 'SnapshotFailed') : ApplicationFailure.retryable(message, 'SnapshotFailed');
 }

@@ -8,7 +8,6 @@ import type { ClusterConfig } from '../../src/config/schema';
 import { s3ClientFor } from '../../src/storage/s3-client';
 import { objectLockFor } from '../../src/storage/upload-stream';
 import type { ActivityDeps } from '../deps';
-import { classified } from '../errors';
 import { cancellationSignal, throttledHeartbeat } from '../heartbeat';
 import { withClusterNode } from '../../src/ssh/session';
 import { withSnapshotHost, type ByteStream, type SnapshotSource } from '../../src/backup/snapshot-host';
@@ -73,15 +72,13 @@ async function streamCommand(deps: ActivityDeps, cluster: ClusterConfig, remote:
  */
 export function uploadSnapshot(deps: ActivityDeps) {
   return (input: UploadSnapshotInput): Promise<StreamedObject> =>
-    classified(() =>
-      withSnapshotHost(deps.config, input.cluster, input.node, input.source ?? 'node', async (host) => {
+    withSnapshotHost(deps.config, input.cluster, input.node, input.source ?? 'node', async (host) => {
         const stored = await streamCommand(deps, host.cluster, await host.readFile(input.path), input);
         if (input.sizeBytes !== undefined && stored.plainSize !== input.sizeBytes) {
-          throw ApplicationFailure.retryable(`cluster "${input.cluster}", step upload: ${stored.plainSize} bytes of the snapshot arrived from ${host.label}, the file has ${input.sizeBytes}`, 'TransferCorrupted');
+          throw ApplicationFailure.retryable(`${stored.plainSize} bytes of the snapshot arrived from ${host.label}, the file has ${input.sizeBytes}`, 'TransferCorrupted');
         }
         return stored;
-      }, { signal: cancellationSignal() }),
-    );
+      }, { signal: cancellationSignal() });
 }
 
 export interface ControlPlaneArchive extends StreamedObject {
@@ -102,21 +99,19 @@ function archiveSources(cluster: ClusterConfig): { dir: string; name: string }[]
 /** tar of the PKI, the static-pod manifests, kubeadm's kubeconfigs and the kubelet's identity, streamed like the snapshot. */
 export function uploadControlPlaneFiles(deps: ActivityDeps) {
   return (input: UploadCommon): Promise<ControlPlaneArchive> =>
-    classified(() =>
-      withClusterNode(deps.config, input.cluster, input.node, async (session) => {
+    withClusterNode(deps.config, input.cluster, input.node, async (session) => {
         // One round trip: the node prints which of the candidate paths exist (paths passed as arguments, not pasted).
         const sources = archiveSources(session.cluster);
         const probe = await session.run(['sh', '-c', 'for p; do [ -e "$p" ] && printf "%s\\n" "$p"; done; true', 'sh', ...sources.map((s) => `${s.dir}/${s.name}`)]);
         const existing = new Set(probe.stdout.split('\n'));
         const present = sources.filter((s) => existing.has(`${s.dir}/${s.name}`));
         if (!present.some((s) => s.name === posix.basename(session.cluster.paths.pkiDir))) {
-          throw ApplicationFailure.nonRetryable(`cluster "${input.cluster}", step control-plane files: ${session.cluster.paths.pkiDir} does not exist on node "${session.node.name}"; check paths.pkiDir`, 'PkiMissing');
+          throw ApplicationFailure.nonRetryable(`${session.cluster.paths.pkiDir} does not exist on node "${session.node.name}"; check paths.pkiDir`, 'PkiMissing');
         }
         const tarArgs = present.flatMap((s) => ['-C', s.dir, s.name]);
         const listing = await session.run(['tar', '-cf', '/dev/null', '-v', ...tarArgs]);
         const files = listing.stdout.split('\n').filter((f) => f && !f.endsWith('/'));
         const stored = await streamCommand(deps, session.cluster, await session.stream(['tar', '-cf', '-', ...tarArgs]), input);
         return { ...stored, files };
-      }, { signal: cancellationSignal() }),
-    );
+      }, { signal: cancellationSignal() });
 }

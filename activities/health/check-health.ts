@@ -8,7 +8,6 @@ export type { Component, ComponentHealth, HealthReport } from '../../src/health/
 import { recordHealth, recordRecovery } from '../../src/metrics/health-metrics';
 import { durationMs } from '../../src/schedules/backup-schedules';
 import type { ActivityDeps } from '../deps';
-import { classified } from '../errors';
 import { cancellationSignal } from '../heartbeat';
 
 export interface CheckHealthInput {
@@ -26,8 +25,7 @@ export interface CheckHealthInput {
  * only an unknown cluster or node fails the activity (non-retryable).
  */
 export function checkHealth(deps: ActivityDeps) {
-  return (input: CheckHealthInput): Promise<HealthReport> =>
-    classified(async () => {
+  return async (input: CheckHealthInput): Promise<HealthReport> => {
       const cluster = findCluster(deps.config, input.cluster);
       const timeoutMs = input.timeoutSeconds !== undefined && input.timeoutSeconds > 0 ? input.timeoutSeconds * 1000 : durationMs(cluster.health.timeout) || 5000;
       const [report, recovery, interval] = await Promise.all([
@@ -48,5 +46,5 @@ export function checkHealth(deps: ActivityDeps) {
       const down = report.components.filter((c) => !c.up).map((c) => c.component);
       deps.logger.info({ cluster: cluster.name, node: report.node, down, problems: report.problems.length }, down.length ? 'health check: components down' : 'health check: all up');
       return report;
-    });
+    };
 }

@@ -1,7 +1,6 @@
 import { ScheduleNotFoundError } from '@temporalio/client';
 import { scheduleIdOf } from '../../src/schedules/backup-schedules';
 import type { ActivityDeps } from '../deps';
-import { classified } from '../errors';
 
 /**
  * Pauses the cluster's backup schedule while its control plane is in flux (the engine's version of switching the
@@ -9,8 +8,7 @@ import { classified } from '../errors';
  * operator had paused on purpose.
  */
 export function pauseBackups(deps: ActivityDeps) {
-  return (input: { cluster: string; note: string }): Promise<{ paused: boolean; scheduleId: string; existed: boolean }> =>
-    classified(async () => {
+  return async (input: { cluster: string; note: string }): Promise<{ paused: boolean; scheduleId: string; existed: boolean }> => {
       const scheduleId = scheduleIdOf(input.cluster);
       if (!deps.client) throw new Error('pauseBackups needs a Temporal client in the activity dependencies');
       const handle = deps.client.schedule.getHandle(scheduleId);
@@ -23,17 +21,16 @@ export function pauseBackups(deps: ActivityDeps) {
         if (err instanceof ScheduleNotFoundError) return { paused: false, scheduleId, existed: false };
         throw err;
       }
-    });
+    };
 }
 
 export function resumeBackups(deps: ActivityDeps) {
-  return (input: { cluster: string; note: string }): Promise<void> =>
-    classified(async () => {
+  return async (input: { cluster: string; note: string }): Promise<void> => {
       if (!deps.client) throw new Error('resumeBackups needs a Temporal client in the activity dependencies');
       try {
         await deps.client.schedule.getHandle(scheduleIdOf(input.cluster)).unpause(input.note);
       } catch (err) {
         if (!(err instanceof ScheduleNotFoundError)) throw err;
       }
-    });
+    };
 }

@@ -1,7 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { REVISION_BUMP, type RecoveryPlan } from '../../src/recovery/plan';
 import type { ActivityDeps } from '../deps';
-import { classified } from '../errors';
 import { activityContext, whileHeartbeating } from '../heartbeat';
 import { etcdctl } from '../../src/etcd/commands';
 import { command } from '../../src/ssh/quote';
@@ -90,8 +89,7 @@ export function manifestPod(text: string): ManifestPod | undefined {
  */
 export function stopControlPlane(deps: ActivityDeps) {
   return (input: { plan: RecoveryPlan; timeoutSeconds: number }): Promise<{ moved: string[]; to: string; forced?: string[]; criUnavailable?: string }> =>
-    classified(() =>
-      onTarget(deps, input.plan, async (s) => {
+    onTarget(deps, input.plan, async (s) => {
         const { manifestsDir, asideManifestsDir } = input.plan.paths;
         // One round trip: move every static-pod manifest aside (never over one already there), print the names.
         const moved = (await s.run(['sh', '-c', MOVE_MANIFESTS, 'sh', manifestsDir, asideManifestsDir])).stdout.split('\n').filter(Boolean);
@@ -109,8 +107,7 @@ export function stopControlPlane(deps: ActivityDeps) {
             ),
         });
         return { moved, to: asideManifestsDir, forced, ...(criUnavailable ? { criUnavailable } : {}) };
-      }),
-    );
+      });
 }
 
 /**
@@ -121,8 +118,7 @@ export function stopControlPlane(deps: ActivityDeps) {
  */
 export function restoreEtcdData(deps: ActivityDeps) {
   return (input: { plan: RecoveryPlan }): Promise<{ dataDir: string; previousDataDir: string | null; restoredWith: string }> =>
-    classified(() =>
-      onTarget(deps, input.plan, async (s) => {
+    onTarget(deps, input.plan, async (s) => {
         const { paths, member, tool } = input.plan;
         const marker = `.lifeboat-restored-${paths.restoreDir.split('.restored-').pop()}`;
         const state = (await s.run(['sh', '-c', '[ -e "$1/$2" ] && echo swapped; [ -e "$3/member" ] && echo restored; true', 'sh', paths.dataDir, marker, paths.restoreDir])).stdout;
@@ -146,7 +142,7 @@ export function restoreEtcdData(deps: ActivityDeps) {
           const script = 'set -e; tmp="$1"; dest="$2"; shift 2; rm -rf -- "$tmp"; "$@"; chmod 0700 "$tmp"; mv -T "$tmp" "$dest"';
           const r = await whileHeartbeating(() => ({ restoring: tmp }), () => s.run(['bash', '-c', script, 'bash', tmp, paths.restoreDir, ...(tool.kind === 'etcdctl' ? ['env', 'ETCDCTL_API=3', ...argv] : argv)], { allowFailure: true }));
           if (r.code !== 0) {
-            throw ApplicationFailure.nonRetryable(`cluster "${s.cluster.name}", step restore: ${tool.kind} snapshot restore failed on node "${s.node.name}": ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`, 'RestoreFailed');
+            throw ApplicationFailure.nonRetryable(`${tool.kind} snapshot restore failed on node "${s.node.name}": ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`, 'RestoreFailed');
           }
         }
         if (!swapped) {
@@ -157,8 +153,7 @@ export function restoreEtcdData(deps: ActivityDeps) {
         }
         const previous = (await s.exists(paths.asideDataDir)) ? paths.asideDataDir : null;
         return { dataDir: paths.dataDir, previousDataDir: previous, restoredWith: `${tool.kind} ${tool.version}` };
-      }),
-    );
+      });
 }
 
 /**
@@ -185,8 +180,7 @@ for p in "$to"/*; do f="\${p##*/}"; case "$f" in .*) ;; *.yaml|*.yml|*.json) [ -
  */
 export function startControlPlane(deps: ActivityDeps) {
   return (input: { plan: RecoveryPlan; timeoutSeconds: number }): Promise<{ started: string[]; annotated?: string[] }> =>
-    classified(() =>
-      onTarget(deps, input.plan, async (s) => {
+    onTarget(deps, input.plan, async (s) => {
         const { paths, mode } = input.plan;
         const run = paths.runDir.split('/').pop()!;
         const source = mode === 'new-node' ? `${paths.controlPlaneFilesDir}/${paths.manifestsDir.split('/').pop()}` : paths.asideManifestsDir;
@@ -207,6 +201,5 @@ export function startControlPlane(deps: ActivityDeps) {
         const api = await apiClientFor(s, input.plan);
         await waitUntil(`kube-apiserver /readyz at ${api.server}`, input.timeoutSeconds * 1000, () => api.ready(), undefined, 200);
         return { started, annotated };
-      }),
-    );
+      });
 }

@@ -6,7 +6,6 @@ import type { StoredObject } from '../../src/backup/manifest';
 import type { RecoveryPlan } from '../../src/recovery/plan';
 import { s3ClientFor } from '../../src/storage/s3-client';
 import type { ActivityDeps } from '../deps';
-import { classified } from '../errors';
 import { cancellationSignal, throttledHeartbeat } from '../heartbeat';
 import { SHA256_SHELL } from '../../src/etcd/commands';
 import { restoreKubeletIdentity, type KubeletRestore } from './kubelet';
@@ -26,11 +25,11 @@ async function streamObjectTo(deps: ActivityDeps, s: TargetSession, obj: StoredO
     return stdout;
   } catch (err) {
     remote.close();
-    if (err instanceof BackupIntegrityError) throw ApplicationFailure.nonRetryable(`cluster "${s.cluster.name}", step fetch: ${err.message}; the node was not changed`, 'CorruptSnapshot');
+    if (err instanceof BackupIntegrityError) throw ApplicationFailure.nonRetryable(`${err.message}; the node was not changed`, 'CorruptSnapshot');
     // A full disk does not empty itself: retrying would only fail again for a quarter of an hour.
     if (/No space left on device/i.test((err as Error).message ?? '')) {
       throw ApplicationFailure.nonRetryable(
-        `cluster "${s.cluster.name}", step fetch: node "${s.node.name}" ran out of space writing into ${into} (${Math.ceil(obj.plainSize / 1048576)} MiB needed there); free space and start again; the partial file was removed`,
+        `node "${s.node.name}" ran out of space writing into ${into} (${Math.ceil(obj.plainSize / 1048576)} MiB needed there); free space and start again; the partial file was removed`,
         'NoSpace',
       );
     }
@@ -46,8 +45,7 @@ async function streamObjectTo(deps: ActivityDeps, s: TargetSession, obj: StoredO
  */
 export function fetchSnapshot(deps: ActivityDeps) {
   return (input: { plan: RecoveryPlan }): Promise<{ path: string; reused: boolean }> =>
-    classified(() =>
-      onTarget(deps, input.plan, async (s) => {
+    onTarget(deps, input.plan, async (s) => {
         const { paths, snapshot } = input.plan;
         const manifest = await readBackupManifest(s.cluster.storage, snapshot.manifestKey);
         const hashOf = async (p: string) => (await s.run(['sh', '-c', SHA256_SHELL, 'sh', p], { allowFailure: true })).stdout.split(/\s+/)[0];
@@ -62,12 +60,11 @@ export function fetchSnapshot(deps: ActivityDeps) {
         });
         const onNode = written.split(/\s+/)[0];
         if (onNode !== manifest.snapshot.plainSha256) {
-          throw ApplicationFailure.retryable(`cluster "${s.cluster.name}", step fetch: the file on node "${s.node.name}" hashes to ${onNode}, the backup to ${manifest.snapshot.plainSha256}`, 'TransferCorrupted');
+          throw ApplicationFailure.retryable(`the file on node "${s.node.name}" hashes to ${onNode}, the backup to ${manifest.snapshot.plainSha256}`, 'TransferCorrupted');
         }
         await s.run(['mv', '-f', part, paths.snapshotFile]);
         return { path: paths.snapshotFile, reused: false };
-      }),
-    );
+      });
 }
 
 /**
@@ -78,8 +75,7 @@ export function fetchSnapshot(deps: ActivityDeps) {
  */
 export function restoreControlPlaneFiles(deps: ActivityDeps) {
   return (input: { plan: RecoveryPlan }): Promise<{ placed: string[]; movedAside: string[]; kubelet?: KubeletRestore }> =>
-    classified(() =>
-      onTarget(deps, input.plan, async (s) => {
+    onTarget(deps, input.plan, async (s) => {
         const { paths, snapshot } = input.plan;
         const manifest = await readBackupManifest(s.cluster.storage, snapshot.manifestKey);
         const files = manifest.controlPlaneFiles;
@@ -114,6 +110,5 @@ export function restoreControlPlaneFiles(deps: ActivityDeps) {
         }
         const kubelet = await restoreKubeletIdentity(s, input.plan);
         return { placed: [...placed, ...kubelet.placed], movedAside: [...movedAside, ...kubelet.movedAside], kubelet };
-      }),
-    );
+      });
 }

@@ -70,7 +70,7 @@ export async function restoreKubeletIdentity(s: TargetSession, plan: RecoveryPla
   const restart = await s.run(['systemctl', 'restart', 'kubelet'], { allowFailure: true });
   if (restart.code !== 0) {
     throw ApplicationFailure.retryable(
-      `cluster "${s.cluster.name}", step fetch: the kubelet's identity is in place on node "${s.node.name}" but \`systemctl restart kubelet\` failed (${restart.stderr.trim().split('\n').pop() ?? `exit ${restart.code}`}): start the kubelet there`,
+      `the kubelet's identity is in place on node "${s.node.name}" but \`systemctl restart kubelet\` failed (${restart.stderr.trim().split('\n').pop() ?? `exit ${restart.code}`}): start the kubelet there`,
       'KubeletRestartFailed',
     );
   }

@@ -15,7 +15,6 @@ import { withSession, type NodeSession } from '../../src/ssh/session';
 import { command } from '../../src/ssh/quote';
 import type { ActivityDeps } from '../deps';
 import { cancellationSignal } from '../heartbeat';
-import { classified } from '../errors';
 import { checkRunKey } from '../../src/run-key';
 import { selectSnapshot, SnapshotSelectionError } from './select-snapshot';
 
@@ -126,8 +125,7 @@ export function planRecovery(deps: ActivityDeps) {
 }
 
 function planRecoveryOnce(deps: ActivityDeps) {
-  return (input: PlanRecoveryInput): Promise<RecoveryPlan> =>
-    classified(async () => {
+  return async (input: PlanRecoveryInput): Promise<RecoveryPlan> => {
       const cluster = findCluster(deps.config, input.cluster);
       const node = targetNode(cluster, input.target, input.targetHostKey);
       const runKey = checkRunKey(input.runKey);
@@ -235,5 +233,5 @@ function planRecoveryOnce(deps: ActivityDeps) {
           steps,
         };
       }, { signal: cancellationSignal() });
-    });
+    };
 }

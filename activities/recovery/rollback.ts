@@ -1,6 +1,5 @@
 import type { RecoveryPlan } from '../../src/recovery/plan';
 import type { ActivityDeps } from '../deps';
-import { classified } from '../errors';
 import { manifestPod, readManifests } from './control-plane';
 import { onTarget } from './on-target';
 import { waitForStaticPodsToStop, type ManifestPod } from './static-pods';
@@ -15,8 +14,7 @@ const ROLLBACK_STOP_SECONDS = 60; // within the activity's 2 minutes
  */
 export function rollbackRecovery(deps: ActivityDeps) {
   return (input: { plan: RecoveryPlan }): Promise<{ actions: string[] }> =>
-    classified(() =>
-      onTarget(deps, input.plan, async (s) => {
+    onTarget(deps, input.plan, async (s) => {
         const { paths, mode } = input.plan;
         const run = paths.restoreDir.split('.restored-').pop();
         const actions: string[] = [];
@@ -51,6 +49,5 @@ export function rollbackRecovery(deps: ActivityDeps) {
           }
         }
         return { actions };
-      }),
-    );
+      });
 }

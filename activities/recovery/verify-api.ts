@@ -2,7 +2,6 @@ import { ApplicationFailure } from '@temporalio/common';
 import { readBackupManifest } from '../../src/backup/catalog';
 import { REVISION_BUMP, type RecoveryPlan } from '../../src/recovery/plan';
 import type { ActivityDeps } from '../deps';
-import { classified } from '../errors';
 import { etcdctl, parseCounts, registryCountCommand } from '../../src/etcd/commands';
 import { apiClientFor } from './api-client';
 import { kubeletNodeName, waitForNodeReady, type NodeReadiness } from './kubelet';
@@ -42,8 +41,7 @@ const NODE_READY_TIMEOUT_MS = 75_000; // within the activity's 2 minutes
  */
 export function verifyApi(deps: ActivityDeps) {
   return (input: { plan: RecoveryPlan }): Promise<ApiVerification> =>
-    classified(() =>
-      onTarget(deps, input.plan, async (s) => {
+    onTarget(deps, input.plan, async (s) => {
         const manifest = await readBackupManifest(s.cluster.storage, input.plan.snapshot.manifestKey);
         const api = await apiClientFor(s, input.plan);
         const namespaces = (await api.list('/api/v1/namespaces')).map((n) => n.metadata.name);
@@ -88,19 +86,18 @@ export function verifyApi(deps: ActivityDeps) {
         const failures = differed.filter((d) => d.strict);
         if (namespaces.length === 0 || failures.length > 0) {
           throw ApplicationFailure.nonRetryable(
-            `cluster "${s.cluster.name}", step verify: the restored API does not match the backup: ${failures.map((f) => `${f.resource} ${f.actual} (backup: ${f.expected})`).join(', ') || 'no namespaces'}`,
+            `the restored API does not match the backup: ${failures.map((f) => `${f.resource} ${f.actual} (backup: ${f.expected})`).join(', ') || 'no namespaces'}`,
             'VerificationFailed',
             result,
           );
         }
         if (controlPlaneNode && !controlPlaneNode.ready) {
           throw ApplicationFailure.nonRetryable(
-            `cluster "${s.cluster.name}", step verify: the API is restored, but Node "${controlPlaneNode.node}" is not Ready after ${controlPlaneNode.waitedSeconds} s (${controlPlaneNode.detail}): look at the kubelet on node "${s.node.name}" (journalctl -u kubelet)`,
+            `the API is restored, but Node "${controlPlaneNode.node}" is not Ready after ${controlPlaneNode.waitedSeconds} s (${controlPlaneNode.detail}): look at the kubelet on node "${s.node.name}" (journalctl -u kubelet)`,
             'VerificationFailed',
             result,
           );
         }
         return result;
-      }),
-    );
+      });
 }

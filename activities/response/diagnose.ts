@@ -4,7 +4,6 @@ import { withSession } from '../../src/ssh/session';
 import type { HealthReport } from '../health/check-health';
 import { etcdDataLost } from '../../src/health/troubles';
 import type { ActivityDeps } from '../deps';
-import { classified } from '../errors';
 import { cancellationSignal } from '../heartbeat';
 
 export type DiagnosisCause =
@@ -70,8 +69,7 @@ function parseFacts(stdout: string): Record<string, string> {
  * a restore: a restore throws away every write since the backup, so intact data is never restored over.
  */
 export function diagnoseCluster(deps: ActivityDeps) {
-  return (input: DiagnoseInput): Promise<Diagnosis> =>
-    classified(async () => {
+  return async (input: DiagnoseInput): Promise<Diagnosis> => {
       const cluster = findCluster(deps.config, input.cluster);
       const node = cluster.nodes.find((n) => n.name === input.health.node) ?? cluster.nodes[0]!;
       const up = (c: string) => input.health.components.find((x) => x.component === c)?.up === true;
@@ -128,7 +126,7 @@ export function diagnoseCluster(deps: ActivityDeps) {
         return { ...base, cause: 'etcd-manifest-missing', verdict: 'no-restore', summary: `etcd is down: its static-pod manifest ${cluster.paths.manifestsDir}/etcd.yaml is missing; its data looks intact (${dbDetail})`, advice: 'put etcd.yaml back (a copy is in every backup\'s control-plane archive, and under the work dir\'s recoveries/*/manifests-before); a restore would lose writes' };
       }
       return { ...base, cause: 'etcd-not-running', verdict: 'no-restore', summary: `etcd is down but its data looks intact (${dbDetail})`, advice: 'look at the kubelet and etcd\'s logs on the node (crictl ps -a; crictl logs); a restore would lose every write since the backup' };
-    });
+    };
 }
 
 function standbyFor(cluster: ClusterConfig, deadNode: string): string | undefined {

@@ -1,7 +1,6 @@
 import { findCluster } from '../../src/config/load';
 import { durationMs } from '../../src/schedules/backup-schedules';
 import type { ActivityDeps } from '../deps';
-import { classified } from '../errors';
 
 export interface ResponsePolicy {
   cluster: string;
@@ -14,8 +13,7 @@ export interface ResponsePolicy {
 
 /** The cluster's alert policy from the config, as plain values a workflow may keep in its history. */
 export function responsePolicy(deps: ActivityDeps) {
-  return (input: { cluster: string }): Promise<ResponsePolicy> =>
-    classified(async () => {
+  return async (input: { cluster: string }): Promise<ResponsePolicy> => {
       const c = findCluster(deps.config, input.cluster);
       return {
         cluster: c.name,
@@ -25,5 +23,5 @@ export function responsePolicy(deps: ActivityDeps) {
         approvalTimeoutSeconds: Math.round(durationMs(c.recovery.approvalTimeout) / 1000),
         standbyNode: c.recovery.standbyNode,
       };
-    });
+    };
 }

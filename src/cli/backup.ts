@@ -3,10 +3,10 @@ import { listBackups, readManifest } from '../backup/catalog';
 import { clusterBackupPrefix, manifestKeyOf } from '../backup/object-keys';
 import { findCluster, loadConfig } from '../config/load';
 import { s3ClientFor } from '../storage/s3-client';
-import type { BackupClusterResult } from '../../workflows/backup-cluster';
 import { configFileOf } from './config';
 import { openClient } from './temporal-client';
 import { warnAboutEncryption } from './warnings';
+import { backupCluster } from '../../workflows';
 
 const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
 
@@ -24,7 +24,7 @@ export function backupCommand(): Command {
       const { client, taskQueue, close } = await openClient(config);
       try {
         const workflowId = `backup-${cluster.name}-manual-${new Date().toISOString().replace(/[:.]/g, '')}`;
-        const handle = await client.workflow.start('backupCluster', { taskQueue, workflowId, args: [{ cluster: cluster.name, reason: opts.reason }] });
+        const handle = await client.workflow.start(backupCluster, { taskQueue, workflowId, args: [{ cluster: cluster.name, reason: opts.reason }] });
         console.log(`started ${workflowId}`);
         if (!opts.wait) return;
         let lastLine = '';
@@ -45,7 +45,7 @@ export function backupCommand(): Command {
           if (line !== lastLine) console.log((lastLine = line));
         }, 1000);
         try {
-          const r = (await handle.result()) as BackupClusterResult;
+          const r = await handle.result();
           console.log(`backup of ${r.cluster} complete: revision ${r.revision}, ${r.totalKeys} keys, ${mib(r.plainBytes)} -> ${mib(r.storedBytes)} stored (${r.compression}, ${r.encryptionKeyId ? `encrypted with key ${r.encryptionKeyId}` : 'UNENCRYPTED'})`);
           console.log(`  ${r.location}/${r.snapshotKey.slice(r.snapshotKey.indexOf(`${r.cluster}/`))}`);
           console.log(`  steps: ${r.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}s`).join(', ')}`);

@@ -2,10 +2,11 @@ import { Command } from 'commander';
 import { WorkflowIdConflictPolicy, WorkflowNotFoundError } from '@temporalio/client';
 import { findCluster, loadConfig } from '../config/load';
 import { normalizeRecoveryInput, recoveryInputProblems, type RecoverClusterInput } from '../../workflows/recovery-input';
-import type { RecoverClusterResult, RecoveryProgress } from '../../workflows/recover-cluster';
+import type { RecoveryProgress } from '../../workflows/recover-cluster';
 import { configFileOf } from './config';
 import { openClient } from './temporal-client';
 import { printReport, printSteps } from './recovery-report';
+import { recoverCluster } from '../../workflows';
 
 export const recoveryWorkflowId = (cluster: string) => `recover-${cluster}`;
 
@@ -41,7 +42,7 @@ export function restoreCommand(): Command {
       if (problems.length) throw new Error(`invalid input:\n  ${problems.join('\n  ')}`);
       const { client, taskQueue, close } = await openClient(config);
       try {
-        const handle = await client.workflow.start('recoverCluster', {
+        const handle = await client.workflow.start(recoverCluster, {
           taskQueue,
           workflowId: recoveryWorkflowId(cluster),
           workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
@@ -60,7 +61,7 @@ export function restoreCommand(): Command {
           }
         }, 1000);
         try {
-          printReport((await handle.result()) as RecoverClusterResult);
+          printReport(await handle.result());
         } finally {
           clearInterval(poll);
         }

@@ -1,6 +1,7 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import type { ClusterConfig, Config } from '../config/schema';
 import { HEALTH_SCHEDULE_PREFIX, healthScheduleFor, healthScheduleIdOf } from './health-schedules';
+import { backupCluster } from '../../workflows';
 
 export const SCHEDULE_PREFIX = 'backup-';
 export const scheduleIdOf = (cluster: string) => `${SCHEDULE_PREFIX}${cluster}`;
@@ -20,7 +21,7 @@ export function scheduleFor(cluster: ClusterConfig, taskQueue: string): Schedule
     spec: { cronExpressions: cluster.backup.cron, timezone: cluster.backup.timezone, jitter: durationMs(cluster.backup.jitter) },
     action: {
       type: 'startWorkflow',
-      workflowType: 'backupCluster',
+      workflowType: backupCluster,
       workflowId: scheduleIdOf(cluster.name),
       taskQueue,
       args: [{ cluster: cluster.name, reason: 'schedule' }],

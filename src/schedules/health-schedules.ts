@@ -1,6 +1,7 @@
 import { ScheduleOverlapPolicy, type ScheduleOptions } from '@temporalio/client';
 import type { ClusterConfig } from '../config/schema';
 import { durationMs } from './backup-schedules';
+import { checkClusterHealth } from '../../workflows';
 
 export const HEALTH_SCHEDULE_PREFIX = 'health-';
 export const healthScheduleIdOf = (cluster: string) => `${HEALTH_SCHEDULE_PREFIX}${cluster}`;
@@ -17,7 +18,7 @@ export function healthScheduleFor(cluster: ClusterConfig, taskQueue: string): Sc
     spec: { intervals: [{ every }] },
     action: {
       type: 'startWorkflow',
-      workflowType: 'checkClusterHealth',
+      workflowType: checkClusterHealth,
       workflowId: healthScheduleIdOf(cluster.name),
       taskQueue,
       args: [{ cluster: cluster.name }],

@@ -13,7 +13,7 @@ import { keyFile, withBackup } from '../support/backups';
 import { fillEtcd } from '../../sandbox/fill';
 import { testBed } from '../support/bed';
 import { startTestWorker } from '../support/worker';
-import type { BackupClusterResult } from '../../workflows/backup-cluster';
+import { backupCluster } from '../../workflows';
 
 /** Waits until the bucket shows a multipart upload in progress: the moment the backup is mid-transfer. */
 async function uploadInProgress(s3: S3Client, bucket: string): Promise<void> {
@@ -60,12 +60,12 @@ describe('backups survive faults mid-upload', () => {
   it('completes when S3 goes down during the upload and comes back, leaving no multipart upload behind', async () => {
     const worker = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1', compression: 'none' }, storage)], { encryptionKeys: { k1: { file: key.path } } });
     try {
-      const handle = await worker.client.workflow.start('backupCluster', { taskQueue: worker.taskQueue, workflowId: `faults-s3-${Date.now()}`, args: [{ cluster: 'faults' }] });
+      const handle = await worker.client.workflow.start(backupCluster, { taskQueue: worker.taskQueue, workflowId: `faults-s3-${Date.now()}`, args: [{ cluster: 'faults' }] });
       await uploadInProgress(s3, 'faults');
       await minio.stop();
       await new Promise((r) => setTimeout(r, 4_000));
       await minio.restart();
-      const result = (await handle.result()) as BackupClusterResult;
+      const result = await handle.result();
       expect(result.plainBytes).toBeGreaterThan(150 * 1024 * 1024);
       const uploads = await minio.client().send(new ListMultipartUploadsCommand({ Bucket: 'faults' }));
       expect(uploads.Uploads ?? []).toEqual([]);
@@ -86,12 +86,12 @@ describe('backups survive faults mid-upload', () => {
     const client = new Client({ connection });
     let worker = launch();
     try {
-      const handle = await client.workflow.start('backupCluster', { taskQueue, workflowId: `faults-kill-${Date.now()}`, args: [{ cluster: 'faults' }] });
+      const handle = await client.workflow.start(backupCluster, { taskQueue, workflowId: `faults-kill-${Date.now()}`, args: [{ cluster: 'faults' }] });
       await uploadInProgress(s3, 'faults');
       worker.child.kill('SIGKILL');
       await worker.exited;
       worker = launch();
-      const result = (await handle.result()) as BackupClusterResult;
+      const result = await handle.result();
       const base = result.snapshotKey.replace(/\.db.*$/, '');
       expect(await objectsUnder(s3, 'faults', base)).toEqual([result.snapshotKey, result.controlPlaneFilesKey, result.manifestKey].sort());
       expect((await s3.send(new ListMultipartUploadsCommand({ Bucket: 'faults' }))).Uploads ?? []).toEqual([]);

@@ -19,6 +19,7 @@ import { minioClient, minioStorage, testBed } from '../support/bed';
 import { keyFile, runBackup, withBackup } from '../support/backups';
 import { startRecovery } from '../support/recovery';
 import type { BackupClusterResult } from '../../workflows/backup-cluster';
+import { checkClusterHealth, rejectSignal } from '../../workflows';
 
 const BUCKET = 'health';
 
@@ -78,7 +79,7 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
       (r) => ({ code: 0, stdout: r.stdout }),
       (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
     );
-  const runHealthWorkflow = (id: string) => client.workflow.execute('checkClusterHealth', { taskQueue, workflowId: id, args: [{ cluster: 'hc' }] }) as Promise<HealthReport>;
+  const runHealthWorkflow = (id: string) => client.workflow.execute(checkClusterHealth, { taskQueue, workflowId: id, args: [{ cluster: 'hc' }] });
 
   beforeAll(async () => {
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
@@ -203,7 +204,7 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
     // The schedule names each run health-hc-<scheduled time>.
     const started = await waitFor('the triggered health check', async () => (await schedule.describe()).info.recentActions[0]?.action.workflow, 30_000, 200);
     expect(started.workflowId).toMatch(/^health-hc-/);
-    const report = (await client.workflow.getHandle(started.workflowId, started.firstExecutionRunId).result()) as HealthReport;
+    const report = await client.workflow.getHandle<typeof checkClusterHealth>(started.workflowId, started.firstExecutionRunId).result();
     expect(report.components.every((c) => c.up)).toBe(true);
   });
 
@@ -220,7 +221,7 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
     expect(value('lifeboat_recovery_in_progress')).toBe(1);
     expect(value('lifeboat_last_recovery_success')).toBeUndefined();
 
-    await recovery.signal('reject', { by: 'health-test', reason: 'not needed' });
+    await recovery.signal(rejectSignal, { by: 'health-test', reason: 'not needed' });
     await recovery.result();
     const before = Date.now() / 1000;
     await runHealthWorkflow(`health-hc-${Date.now()}`);

@@ -9,7 +9,7 @@ import { workerProcess } from '../support/worker-process';
 import { keyFile, runBackup } from '../support/backups';
 import { fillEtcd } from '../../sandbox/fill';
 import { minioClient, minioStorage, testBed } from '../support/bed';
-import type { RecoverClusterResult } from '../../workflows/recover-cluster';
+import { recoverCluster } from '../../workflows';
 
 describe('a recovery survives its worker being killed (SIGKILL) mid-fetch and mid-wait', () => {
   let cluster: SandboxCluster;
@@ -40,7 +40,7 @@ describe('a recovery survives its worker being killed (SIGKILL) mid-fetch and mi
       await runBackup(client, taskQueue, 'dur');
       await admin.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'after-backup' } });
 
-      const handle = await client.workflow.start('recoverCluster', {
+      const handle = await client.workflow.start(recoverCluster, {
         taskQueue,
         workflowId: 'recover-dur',
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
@@ -54,7 +54,7 @@ describe('a recovery survives its worker being killed (SIGKILL) mid-fetch and mi
       };
       await killDuring('fetchSnapshot');
       await killDuring('startControlPlane');
-      const result = (await handle.result()) as RecoverClusterResult;
+      const result = await handle.result();
       expect(result.outcome).toBe('restored');
 
       const names = (await admin.list('/api/v1/namespaces/default/configmaps')).map((c) => c.metadata.name);

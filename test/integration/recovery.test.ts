@@ -18,7 +18,7 @@ import { keyFile, runBackup, withBackup } from '../support/backups';
 import { nodeFingerprint, recover, startRecovery } from '../support/recovery';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 import type { BackupClusterResult } from '../../workflows/backup-cluster';
-import type { RecoverClusterResult } from '../../workflows/recover-cluster';
+import { rejectSignal } from '../../workflows';
 
 const BUCKET = 'recovery';
 const configMap = (name: string) => ({ metadata: { name }, data: { name } });
@@ -78,8 +78,8 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
     const handles = await Promise.all(Array.from({ length: 20 }, () => startRecovery(worker.client, worker.taskQueue, { cluster: 'rec', approval: 'required', reason: 'alert' })));
     const runIds = new Set(handles.map((h) => h.firstExecutionRunId));
     expect(runIds.size).toBe(1);
-    await handles[0]!.signal('reject', { by: 'oncall', reason: 'false alarm' });
-    const result = (await handles[0]!.result()) as RecoverClusterResult;
+    await handles[0]!.signal(rejectSignal, { by: 'oncall', reason: 'false alarm' });
+    const result = await handles[0]!.result();
     await keep('recover-rec');
     expect(result.outcome).toBe('rejected');
     expect(result.approval).toMatchObject({ by: 'oncall', decision: 'rejected' });

@@ -3,6 +3,7 @@ import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster
 import { minioStorage } from '../support/bed';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 import type { ClusterConfig } from '../../src/config/schema';
+import { checkCluster } from '../../workflows';
 
 describe('a workflow on the Temporal dev server probes the sandbox node over SSH', () => {
   let cluster: SandboxCluster;
@@ -22,22 +23,22 @@ describe('a workflow on the Temporal dev server probes the sandbox node over SSH
   });
 
   it('reports etcd tooling and the static-pod manifests of every node', async () => {
-    const result = await worker.client.workflow.execute('checkCluster', {
+    const result = await worker.client.workflow.execute(checkCluster, {
       taskQueue: worker.taskQueue,
       workflowId: `check-${cluster.name}-${Date.now()}`,
       args: [{ cluster: cluster.name }],
     });
-    const cp1 = result.nodes.find((n: { node: string }) => n.node === 'cp1');
+    const cp1 = result.nodes.find((n) => n.node === 'cp1');
     expect(cp1).toMatchObject({ host: cluster.controlPlane.ip, etcdctlVersion: expect.stringMatching(/^3\.6\./), etcdutlVersion: expect.stringMatching(/^3\.6\./), etcdDataDirExists: true });
-    expect(cp1.manifests).toEqual(['etcd.yaml']);
-    const cp2 = result.nodes.find((n: { node: string }) => n.node === 'cp2');
+    expect(cp1?.manifests).toEqual(['etcd.yaml']);
+    const cp2 = result.nodes.find((n) => n.node === 'cp2');
     expect(cp2).toMatchObject({ manifests: [], etcdDataDirExists: false });
   });
 
   it('refuses a node whose host key does not match the pin, without retrying', async () => {
     const started = Date.now();
     const err = await worker.client.workflow
-      .execute('checkCluster', { taskQueue: worker.taskQueue, workflowId: `check-impostor-${Date.now()}`, args: [{ cluster: 'impostor' }] })
+      .execute(checkCluster, { taskQueue: worker.taskQueue, workflowId: `check-impostor-${Date.now()}`, args: [{ cluster: 'impostor' }] })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
     const cause = (err as WorkflowFailedError).cause?.cause as { type?: string; message?: string; nonRetryable?: boolean };
@@ -49,7 +50,7 @@ describe('a workflow on the Temporal dev server probes the sandbox node over SSH
 
   it('rejects an unknown cluster by name', async () => {
     const err = await worker.client.workflow
-      .execute('checkCluster', { taskQueue: worker.taskQueue, workflowId: `check-unknown-${Date.now()}`, args: [{ cluster: 'nope' }] })
+      .execute(checkCluster, { taskQueue: worker.taskQueue, workflowId: `check-unknown-${Date.now()}`, args: [{ cluster: 'nope' }] })
       .catch((e: unknown) => e);
     const cause = (err as WorkflowFailedError).cause?.cause as { type?: string; message?: string };
     expect(cause.type).toBe('InvalidConfig');

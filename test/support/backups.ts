@@ -7,6 +7,7 @@ import type { ClusterConfig } from '../../src/config/schema';
 import { clusterSchema } from '../../src/config/schema';
 import type { SandboxCluster } from '../../sandbox/cluster';
 import type { BackupClusterResult } from '../../workflows/backup-cluster';
+import { backupCluster } from '../../workflows';
 
 /** A fresh 32-byte key in a file, referenced from config as users do. */
 export async function keyFile(): Promise<{ path: string; key: Buffer }> {
@@ -24,6 +25,6 @@ export function withBackup(cluster: SandboxCluster, backup: Record<string, unkno
 
 
 export async function runBackup(client: Client, taskQueue: string, cluster: string, workflowId = `backup-${cluster}-${Date.now()}`): Promise<BackupClusterResult> {
-  return client.workflow.execute('backupCluster', { taskQueue, workflowId, args: [{ cluster }] });
+  return client.workflow.execute(backupCluster, { taskQueue, workflowId, args: [{ cluster }] });
 }
 

@@ -4,9 +4,10 @@ import { WorkflowIdConflictPolicy } from '@temporalio/client';
 import type { SandboxNode } from '../../sandbox/node';
 import type { RecoverClusterInput } from '../../workflows/recovery-input';
 import type { RecoverClusterResult } from '../../workflows/recover-cluster';
+import { recoverCluster } from '../../workflows';
 
 export function startRecovery(client: Client, taskQueue: string, input: RecoverClusterInput): Promise<WorkflowHandleWithFirstExecutionRunId> {
-  return client.workflow.start('recoverCluster', {
+  return client.workflow.start(recoverCluster, {
     taskQueue,
     workflowId: `recover-${input.cluster}`,
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
