@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { ConfigError } from '../src/config/load';
 import { MissingSecretError } from '../src/secrets';
+import { ManifestError } from '../src/backup/manifest';
 import { HostKeyMismatchError } from '../src/ssh/host-key';
 import { SshAuthError } from '../src/ssh/connect';
 
@@ -16,6 +17,7 @@ export function classify(err: unknown): never {
     [SshAuthError, 'SshAuthRefused'],
     [ConfigError, 'InvalidConfig'],
     [MissingSecretError, 'MissingSecret'],
+    [ManifestError, 'CorruptManifest'],
   ];
   for (const [cls, type] of types) {
     if (err instanceof cls) throw ApplicationFailure.nonRetryable(e.message, type);

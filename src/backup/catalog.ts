@@ -1,6 +1,5 @@
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import type { BackupManifest } from './manifest';
-import { MANIFEST_FORMAT } from './manifest';
+import { parseManifest, type BackupManifest } from './manifest';
 import { clusterBackupPrefix } from './object-keys';
 import type { StorageConfig } from '../config/schema';
 import { s3ClientFor } from '../storage/s3-client';
@@ -31,9 +30,7 @@ export async function listObjects(s3: S3Client, bucket: string, prefix: string):
 
 export async function readManifest(s3: S3Client, bucket: string, key: string): Promise<BackupManifest> {
   const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-  const manifest = JSON.parse(await res.Body!.transformToString('utf8')) as BackupManifest;
-  if (manifest.format !== MANIFEST_FORMAT) throw new Error(`unknown manifest format ${JSON.stringify(manifest.format)}`);
-  return manifest;
+  return parseManifest(key, await res.Body!.transformToString('utf8'));
 }
 
 /** readManifest with a client of its own, for callers that need nothing else from the bucket. */

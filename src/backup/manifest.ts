@@ -1,51 +1,87 @@
-import type { Compression } from './object-keys';
-
-/** What one stored object is: enough to verify it end to end and to decode it. */
-export interface StoredObject {
-  key: string;
-  plainSize: number;
-  plainSha256: string;
-  storedSize: number;
-  storedSha256: string;
-  /** The bucket's own checksum of the object (`crc32:…`, or SHA-256 in older manifests; "-N" for multipart): a HEAD request re-checks it cheaply. */
-  s3Checksum?: string;
-  compression: Compression;
-  /** Key id only: the key itself lives with the operator, never in the bucket or in history. */
-  encryption: { algorithm: 'aes-256-gcm-stream'; keyId: string } | null;
-}
-
-export interface EtcdSnapshotInfo {
-  /** etcd's own hash of the snapshot's key/value data (`snapshot status`). */
-  hash: number;
-  revision: number;
-  totalKeys: number;
-  totalSize: number;
-  /** Version of the etcd server the snapshot came from. */
-  serverVersion?: string;
-  /** Storage version recorded in the snapshot (3.6+). */
-  storageVersion?: string;
-}
+import { z } from 'zod';
+import { formatIssues } from '../config/load';
 
 /**
  * The JSON manifest written beside each backup, last, after its objects are confirmed in the bucket: a manifest
- * therefore always means a complete backup. Restores and listings read only manifests.
+ * therefore always means a complete backup. Restores and listings read only manifests, and read them through this
+ * schema: what comes back from a bucket is as untrusted as any input (a truncated upload, a hand edit, another
+ * tool's file), so a manifest that does not match is refused with the key and the field, never half-used.
+ * Unknown fields are kept out (stripped), so a newer engine's additions do not break an older reader.
  */
-export interface BackupManifest {
-  format: 'lifeboat-backup/v1';
-  cluster: string;
+export const MANIFEST_FORMAT = 'lifeboat-backup/v1' as const;
+
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, 'expected a hex SHA-256');
+const size = z.number().int().nonnegative();
+
+/** What one stored object is: enough to verify it end to end and to decode it. */
+export const storedObjectSchema = z.object({
+  key: z.string().min(1),
+  plainSize: size,
+  plainSha256: sha256,
+  storedSize: size,
+  storedSha256: sha256,
+  /** The bucket's own checksum of the object (`crc32:…`, or SHA-256 in older manifests; "-N" for multipart): a HEAD request re-checks it cheaply. */
+  s3Checksum: z.string().optional(),
+  compression: z.enum(['none', 'gzip', 'zstd']),
+  /** Key id only: the key itself lives with the operator, never in the bucket or in history. */
+  encryption: z.object({ algorithm: z.literal('aes-256-gcm-stream'), keyId: z.string().min(1) }).nullable(),
+});
+export type StoredObject = z.infer<typeof storedObjectSchema>;
+
+export const etcdSnapshotInfoSchema = z.object({
+  /** etcd's own hash of the snapshot's key/value data (`snapshot status`). */
+  hash: z.number().int(),
+  revision: z.number().int().positive(),
+  totalKeys: size,
+  totalSize: size,
+  /** Version of the etcd server the snapshot came from. */
+  serverVersion: z.string().optional(),
+  /** Storage version recorded in the snapshot (3.6+). */
+  storageVersion: z.string().optional(),
+});
+export type EtcdSnapshotInfo = z.infer<typeof etcdSnapshotInfoSchema>;
+
+export const backupManifestSchema = z.object({
+  format: z.literal(MANIFEST_FORMAT),
+  cluster: z.string().min(1),
   /** When etcd took the snapshot (UTC, ISO-8601). */
-  created: string;
-  node: string;
-  etcd: EtcdSnapshotInfo;
-  kubernetesVersion?: string;
+  created: z.iso.datetime(),
+  node: z.string(),
+  etcd: etcdSnapshotInfoSchema,
+  kubernetesVersion: z.string().optional(),
   /** Keys per resource under /registry/<resource>/ at the snapshot's revision. */
-  resourceCounts: Record<string, number>;
-  snapshot: StoredObject;
-  controlPlaneFiles: (StoredObject & { files: string[] }) | null;
+  resourceCounts: z.record(z.string(), size),
+  snapshot: storedObjectSchema,
+  controlPlaneFiles: storedObjectSchema.extend({ files: z.array(z.string()) }).nullable(),
   /** The snapshot was checked by `snapshot status` and its checksum matched end to end. */
-  verified: boolean;
-  workflow: { workflowId: string; runId: string };
-  engineVersion: string;
+  verified: z.boolean(),
+  workflow: z.object({ workflowId: z.string(), runId: z.string() }),
+  engineVersion: z.string(),
+});
+export type BackupManifest = z.infer<typeof backupManifestSchema>;
+
+/** A manifest in the bucket that is not one this engine can use; the message names the key and each problem. */
+export class ManifestError extends Error {
+  constructor(
+    readonly key: string,
+    readonly problems: string[],
+  ) {
+    super(`manifest ${key} is not a usable lifeboat backup manifest: ${problems.join('; ')}`);
+    this.name = 'ManifestError';
+  }
 }
 
-export const MANIFEST_FORMAT = 'lifeboat-backup/v1' as const;
+/** Parses a manifest's text as read from the bucket. */
+export function parseManifest(key: string, text: string): BackupManifest {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ManifestError(key, [`not JSON (${(err as Error).message})`]);
+  }
+  const format = (json as { format?: unknown } | null)?.format;
+  if (format !== MANIFEST_FORMAT) throw new ManifestError(key, [`unknown manifest format ${JSON.stringify(format)} (this engine reads ${MANIFEST_FORMAT})`]);
+  const parsed = backupManifestSchema.safeParse(json);
+  if (!parsed.success) throw new ManifestError(key, formatIssues(parsed.error.issues));
+  return parsed.data;
+}
