@@ -80,13 +80,13 @@ async function main(): Promise<void> {
   console.log('\nsize    run                   wall          ratio vs plain');
   for (const r of rows) console.log(r);
   if (!figures['1GiB']) return;
-  const big = figures['1GiB']!;
-  const small = figures['100MiB']!;
+  const big = figures['1GiB'];
+  const small = figures['100MiB'];
   const peak = Math.max(big.rss, big.rssEncrypted, small.rss, small.rssEncrypted, big.rssDirect, small.rssDirect);
   // What the machine's cores did: with node, worker, etcd and MinIO on one 2-core machine, SSH mode's extra work
   // (encrypting on the node, decrypting on the worker) shows up here as well as in the wall time.
   const cores = (await import('node:os')).cpus().length;
-  console.log(`backup (cpu seconds, ${cores} cores shared): ${Object.entries(big.cpu).map(([k, v]) => `${k}=${v.toFixed(1)}`).join(' ')} cpu_ratio=${(big.cpu.engine! / big.cpu.plain!).toFixed(2)} cpu_ratio_direct=${(big.cpu.direct! / big.cpu.plain!).toFixed(2)}`);
+  console.log(`backup (cpu seconds, ${cores} cores shared): ${Object.entries(big.cpu).map(([k, v]) => `${k}=${v.toFixed(1)}`).join(' ')} cpu_ratio=${(big.cpu.engine / big.cpu.plain).toFixed(2)} cpu_ratio_direct=${(big.cpu.direct / big.cpu.plain).toFixed(2)}`);
   // Direct mode on its own line, so the summary line below keeps its format (its ratios are the default SSH mode).
   console.log(`backup (direct mode): wall_ratio=${(big.direct / big.plain).toFixed(2)} wall_ratio_encrypted=${(big.directEncrypted / big.plain).toFixed(2)}`);
   console.log(

@@ -101,8 +101,8 @@ export async function startWorkerProcess(
 
 /** CPU time the whole machine spent busy (user, nice, system, irq, softirq) since boot, in seconds. */
 async function machineBusySeconds(): Promise<number> {
-  const fields = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return (fields[0]! + fields[1]! + fields[2]! + fields[5]! + fields[6]!) / 100; // USER_HZ is 100 on Linux
+  const fields = (await readFile('/proc/stat', 'utf8')).split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return (fields[0] + fields[1] + fields[2] + fields[5] + fields[6]) / 100; // USER_HZ is 100 on Linux
 }
 
 /** CPU seconds (user + system, its own and its reaped children's) of every process now running, by pid, with its command name. */

@@ -133,7 +133,7 @@ export async function untilReady(proc: ManagedProcess, what: string, logFile: st
   } catch (err) {
     const log = await readFile(logFile, 'utf8').catch(() => '');
     const tail = log.trim().split('\n').slice(-15).join('\n');
-    throw new Error(`${(err as Error).message}\n--- last lines of ${logFile} ---\n${tail}`);
+    throw new Error(`${(err as Error).message}\n--- last lines of ${logFile} ---\n${tail}`, { cause: err });
   } finally {
     done = true;
   }

@@ -52,7 +52,7 @@ export async function createSandboxCluster(o: SandboxClusterOptions): Promise<Sa
   const binaries = await serverBinaries();
   await requireBinary(join(binaries.etcd[etcdLine], 'etcd'), `etcd ${etcdLine}`);
   for (const [path, what] of [[binaries.kubelet, 'kubelet'], [binaries.crictl, 'crictl'], [binaries.pause, 'the pause binary'], ['/usr/bin/containerd', 'containerd (Debian package)'], ['/usr/sbin/runc', 'runc (Debian package)']]) {
-    await requireBinary(path!, what!);
+    await requireBinary(path, what);
   }
   if (o.withApiserver) await requireBinary(binaries.kubeApiserver, 'kube-apiserver');
   if (o.withApiserver && (o.withSchedulerAndControllerManager ?? true)) {
@@ -131,6 +131,6 @@ export async function createSandboxCluster(o: SandboxClusterOptions): Promise<Sa
   } catch (err) {
     const logs = await Promise.all([...nodes.values()].map((n) => n.logs().catch(() => '')));
     await Promise.all([...nodes.values()].map((n) => n.destroy().catch(() => undefined)));
-    throw new Error(`${(err as Error).message}\n${logs.join('\n')}`);
+    throw new Error(`${(err as Error).message}\n${logs.join('\n')}`, { cause: err });
   }
 }

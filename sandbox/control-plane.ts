@@ -81,7 +81,7 @@ export async function waitForControllers(node: SandboxNode, timeoutMs = 120_000)
       return status === 200;
     }, timeoutMs, 300);
   } catch (err) {
-    throw new Error(`${(err as Error).message}\n${await node.logs()}`);
+    throw new Error(`${(err as Error).message}\n${await node.logs()}`, { cause: err });
   }
 }
 
@@ -105,7 +105,7 @@ export async function waitForControlPlane(node: SandboxNode, o: { withApiserver:
   try {
     await waitFor(`kube-apiserver /readyz on node ${node.name}`, () => client.ready(), timeoutMs, 500);
   } catch (err) {
-    throw new Error(`${(err as Error).message}\n${await node.logs()}`);
+    throw new Error(`${(err as Error).message}\n${await node.logs()}`, { cause: err });
   }
 }
 

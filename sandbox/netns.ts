@@ -15,7 +15,7 @@ export async function sh(file: string, args: readonly string[]): Promise<string>
     return stdout;
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new Error(`${file} ${args.join(' ')}: ${(e.stderr ?? '').trim() || e.message}`);
+    throw new Error(`${file} ${args.join(' ')}: ${(e.stderr ?? '').trim() || e.message}`, { cause: err });
   }
 }
 
@@ -50,7 +50,7 @@ export async function removeStaleNamespaces(): Promise<void> {
   const list = await sh('ip', ['netns', 'list']).catch(() => '');
   for (const line of list.split('\n')) {
     const m = /^(lifeboat-(\d+)-\S+)/.exec(line.trim());
-    if (m && Number(m[2]) !== process.pid && !alive(Number(m[2]))) await deleteNamespace(m[1]!);
+    if (m && Number(m[2]) !== process.pid && !alive(Number(m[2]))) await deleteNamespace(m[1]);
   }
 }
 

@@ -269,7 +269,7 @@ export async function createSandboxNode(o: SandboxNodeOptions): Promise<SandboxN
   } catch (err) {
     const logs = await nodeLogs(o.dir).catch(() => '');
     await teardown().catch(() => undefined);
-    throw new Error(`${(err as Error).message}\n${logs}`);
+    throw new Error(`${(err as Error).message}\n${logs}`, { cause: err });
   }
   const initPid = init.child.pid!;
   let tornDown: Promise<void> | undefined;
@@ -279,7 +279,7 @@ export async function createSandboxNode(o: SandboxNodeOptions): Promise<SandboxN
   const node: SandboxNode = {
     name: o.name,
     ip,
-    subnet: subnet!,
+    subnet: subnet,
     netns,
     dir: o.dir,
     hostKey,

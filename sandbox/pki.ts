@@ -357,6 +357,6 @@ async function openssl(args: string[]): Promise<string> {
     return (await execFileAsync('openssl', args)).stdout;
   } catch (error) {
     const stderr = (error as { stderr?: string }).stderr?.trim();
-    throw new Error(`openssl ${args[0]} failed: ${stderr || (error as Error).message}`);
+    throw new Error(`openssl ${args[0]} failed: ${stderr || (error as Error).message}`, { cause: error });
   }
 }

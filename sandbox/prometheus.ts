@@ -63,7 +63,7 @@ export interface PrometheusServer {
  */
 export function overrideFor(rulesText: string, duration: string | undefined, file = 'rules'): { text: string; rules: number } {
   const doc = parseDocument(rulesText);
-  if (doc.errors.length) throw new Error(`${file}: ${doc.errors[0]!.message}`);
+  if (doc.errors.length) throw new Error(`${file}: ${doc.errors[0].message}`);
   const groups = doc.get('groups', true);
   if (!isSeq(groups)) throw new Error(`${file}: no groups`);
   let rules = 0;

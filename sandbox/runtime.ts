@@ -152,7 +152,7 @@ export async function removeCgroupRoot(name: string, timeoutMs = 10_000): Promis
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') return;
-        if (Date.now() > deadline) throw new Error(`cannot remove cgroup ${dir}: ${(err as Error).message}`);
+        if (Date.now() > deadline) throw new Error(`cannot remove cgroup ${dir}: ${(err as Error).message}`, { cause: err });
         await new Promise((r) => setTimeout(r, 100));
       }
     }

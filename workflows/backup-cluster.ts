@@ -109,8 +109,8 @@ export async function backupCluster(input: BackupClusterInput): Promise<BackupCl
       kubernetesVersion: inspection.kubernetesVersion,
       resourceCounts: inspection.resourceCounts,
       // Keep the bucket's checksum only where the bucket confirmed it: a restore re-checks it with one HEAD request.
-      snapshot: { ...snapshotObject, s3Checksum: confirmed[0]!.checkedBy !== 'size' ? snapshotObject.s3Checksum : undefined },
-      controlPlaneFiles: { ...archive, s3Checksum: confirmed[1]!.checkedBy !== 'size' ? archive.s3Checksum : undefined },
+      snapshot: { ...snapshotObject, s3Checksum: confirmed[0].checkedBy !== 'size' ? snapshotObject.s3Checksum : undefined },
+      controlPlaneFiles: { ...archive, s3Checksum: confirmed[1].checkedBy !== 'size' ? archive.s3Checksum : undefined },
       verified: true,
       workflow: { workflowId: info.workflowId, runId: info.runId },
       engineVersion: plan.engineVersion,

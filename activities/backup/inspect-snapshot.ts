@@ -81,7 +81,7 @@ async function kubernetesVersionFrom(cluster: ClusterConfig, run: (argv: string[
  */
 export async function checkSnapshotFile(host: SnapshotHost, path: string): Promise<SnapshotFileStatus> {
   const hasEtcdutl = (await host.run(['sh', '-c', `command -v ${command([host.etcdutl])}`], { allowFailure: true })).code === 0;
-  const statusArgv = hasEtcdutl ? [host.etcdutl, 'snapshot', 'status', '-w', 'json', path] : [host.etcdctl()[0]!, 'snapshot', 'status', '-w', 'json', path];
+  const statusArgv = hasEtcdutl ? [host.etcdutl, 'snapshot', 'status', '-w', 'json', path] : [host.etcdctl()[0], 'snapshot', 'status', '-w', 'json', path];
   const status = await host.run(statusArgv, { allowFailure: true });
   if (status.code !== 0) {
     throw ApplicationFailure.nonRetryable(`the snapshot ${path} on ${host.label} is unreadable: ${status.stderr.trim().split('\n').pop()}`, 'UnreadableSnapshot');

@@ -58,7 +58,7 @@ export function planBackup(deps: ActivityDeps) {
       }
       return {
         cluster: cluster.name,
-        node: cluster.nodes[0]!.name,
+        node: cluster.nodes[0].name,
         bucket: cluster.storage.bucket,
         prefix: cluster.storage.prefix,
         location: describeLocation(cluster.storage),

@@ -35,7 +35,7 @@ export function takeSnapshot(deps: ActivityDeps) {
   return (input: TakeSnapshotInput): Promise<SnapshotFile> =>
     withSnapshotHost(deps.config, input.cluster, undefined, snapshotSourceOf(findCluster(deps.config, input.cluster)), async (host) => {
         const { cluster } = host;
-        const node = cluster.nodes[0]!;
+        const node = cluster.nodes[0];
         const runDir = `${host.workDir}/backups/${checkRunKey(input.runKey)}`;
         const path = `${runDir}/snapshot.db`;
         const run = (argv: string[], allowFailure = false) => host.run(argv, { allowFailure });
@@ -57,8 +57,8 @@ export function takeSnapshot(deps: ActivityDeps) {
           source: host.source,
           runDir,
           path,
-          takenAt: new Date(mtime! * 1000).toISOString(),
-          sizeBytes: size!,
+          takenAt: new Date(mtime * 1000).toISOString(),
+          sizeBytes: size,
           status,
         };
       }, { signal: cancellationSignal() });

@@ -107,7 +107,7 @@ export async function waitForNodeReady(api: KubeClient, node: string, timeoutMs:
     return r?.status === 200 ? (JSON.parse(r.text) as LeaseObject).spec?.renewTime : undefined;
   };
   const first = await renewTime();
-  let detail = 'not seen yet';
+  let detail: string;
   for (;;) {
     const r = await api.raw('GET', `/api/v1/nodes/${name}`).catch((err: Error) => ({ status: 0, text: err.message }));
     let ready = false;

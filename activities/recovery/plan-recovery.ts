@@ -33,7 +33,7 @@ export interface PlanRecoveryInput {
 
 /** The node to restore onto: a configured node by name, or a host with its pinned key, reached like the cluster's nodes. */
 export function targetNode(cluster: ClusterConfig, target: string | undefined, targetHostKey: string | undefined): NodeConfig {
-  if (target === undefined) return cluster.nodes[0]!;
+  if (target === undefined) return cluster.nodes[0];
   const configured = cluster.nodes.find((n) => n.name === target);
   if (configured) return configured;
   if (!targetHostKey) {
@@ -42,7 +42,7 @@ export function targetNode(cluster: ClusterConfig, target: string | undefined, t
       'InvalidInput',
     );
   }
-  const template = cluster.nodes[0]!;
+  const template = cluster.nodes[0];
   return { ...template, name: target.replace(/[^a-z0-9-]/gi, '-').toLowerCase(), host: target, hostKey: targetHostKey, knownHostsFile: undefined };
 }
 
@@ -90,7 +90,7 @@ async function toolOnNode(s: NodeSession, cluster: ClusterConfig, wantedMinor: s
     );
   }
   const [major, minor] = pick.version.split('.').map(Number);
-  return { ...pick, bumpRevision: pick.kind === 'etcdutl' && (major! > 3 || minor! >= 6 || (minor === 5 && Number(pick.version.split('.')[2]) >= 6)) };
+  return { ...pick, bumpRevision: pick.kind === 'etcdutl' && (major > 3 || minor >= 6 || (minor === 5 && Number(pick.version.split('.')[2]) >= 6)) };
 }
 
 /** A backup that cannot be restored on this target for a reason known before anything changes. */
@@ -178,15 +178,15 @@ function planRecoveryOnce(deps: ActivityDeps) {
           const f = l.split(/\s+/);
           return { free: Number(f[3]) * 1024, mount: f[5] };
         });
-        const freeBytes = dataFs!.free;
+        const freeBytes = dataFs.free;
         const mib = (b: number) => Math.ceil(b / 1048576);
         const need = (where: string, free: number, bytes: number, what: string) => {
           if (free < bytes) throw ApplicationFailure.nonRetryable(`node "${node.name}": ${where} has ${Math.floor(free / 1048576)} MiB free; the restore needs at least ${mib(bytes)} MiB there (${what}); free space first`, 'PreflightFailed');
         };
-        if (dataFs!.mount === workFs!.mount) need(`${parent} (with ${cluster.paths.workDir}, same filesystem)`, freeBytes, 3 * m.snapshot.plainSize, 'the fetched snapshot and twice its size for the restore');
+        if (dataFs.mount === workFs.mount) need(`${parent} (with ${cluster.paths.workDir}, same filesystem)`, freeBytes, 3 * m.snapshot.plainSize, 'the fetched snapshot and twice its size for the restore');
         else {
           need(parent, freeBytes, 2 * m.snapshot.plainSize, 'twice the snapshot');
-          need(cluster.paths.workDir, workFs!.free, m.snapshot.plainSize, 'the fetched snapshot');
+          need(cluster.paths.workDir, workFs.free, m.snapshot.plainSize, 'the fetched snapshot');
         }
         const runDir = `${cluster.paths.workDir}/recoveries/${runKey}`;
         const paths: RecoveryPlan['paths'] = {

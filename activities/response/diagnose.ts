@@ -71,7 +71,7 @@ function parseFacts(stdout: string): Record<string, string> {
 export function diagnoseCluster(deps: ActivityDeps) {
   return async (input: DiagnoseInput): Promise<Diagnosis> => {
       const cluster = findCluster(deps.config, input.cluster);
-      const node = cluster.nodes.find((n) => n.name === input.health.node) ?? cluster.nodes[0]!;
+      const node = cluster.nodes.find((n) => n.name === input.health.node) ?? cluster.nodes[0];
       const up = (c: string) => input.health.components.find((x) => x.component === c)?.up === true;
       const down = input.health.components.filter((c) => !c.up).map((c) => c.component);
       const findings: Diagnosis['findings'] = input.health.components.map((c) => ({ check: c.component, ok: c.up, detail: c.detail }));

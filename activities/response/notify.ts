@@ -26,7 +26,8 @@ export function notify(deps: ActivityDeps) {
     try {
       res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(10_000) });
     } catch (err) {
-      // The cause may quote the URL: keep only its kind.
+      // The cause may quote the URL (and a token in it): keep only its kind, and not the cause itself.
+      // eslint-disable-next-line preserve-caught-error
       throw new Error(`alerts.notify.url: the notification could not be sent (${(err as Error).name})`);
     }
     if (res.status >= 400 && res.status < 500 && res.status !== 429) {

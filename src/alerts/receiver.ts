@@ -162,7 +162,7 @@ async function deliver(o: AlertReceiverOptions, cluster: string, notice: AlertNo
 /** The alert as the response workflow sees it: a few labels, bounded lengths, nothing else from the payload. */
 function noticeOf(alert: WebhookAlert, name: string): AlertNotice {
   const labels: Record<string, string> = {};
-  for (const k of KEPT_LABELS) if (alert.labels[k] !== undefined) labels[k] = alert.labels[k]!.slice(0, 500);
+  for (const k of KEPT_LABELS) if (alert.labels[k] !== undefined) labels[k] = alert.labels[k].slice(0, 500);
   return {
     name,
     status: alert.status,

@@ -255,7 +255,7 @@ class DecryptStream extends ChunkedTransform {
   }
 
   private headerNeeds(): number {
-    return this.headFill < FIXED_HEAD_BYTES ? FIXED_HEAD_BYTES : FIXED_HEAD_BYTES + this.head[MAGIC.length]! + FIXED_TAIL_BYTES;
+    return this.headFill < FIXED_HEAD_BYTES ? FIXED_HEAD_BYTES : FIXED_HEAD_BYTES + this.head[MAGIC.length] + FIXED_TAIL_BYTES;
   }
 
   private consumeHeader(input: Buffer, offset: number): number {
@@ -269,12 +269,12 @@ class DecryptStream extends ChunkedTransform {
     if (this.headFill >= FIXED_HEAD_BYTES && this.head[MAGIC.length] === 0) {
       throw new DecryptionError('not a valid encrypted lifeboat object: its header has an empty key id');
     }
-    if (this.headFill === FIXED_HEAD_BYTES + this.head[MAGIC.length]! + FIXED_TAIL_BYTES) this.parseHeader();
+    if (this.headFill === FIXED_HEAD_BYTES + this.head[MAGIC.length] + FIXED_TAIL_BYTES) this.parseHeader();
     return offset + n;
   }
 
   private parseHeader(): void {
-    const idLength = this.head[MAGIC.length]!;
+    const idLength = this.head[MAGIC.length];
     this.header = Buffer.from(this.head.subarray(0, this.headFill));
     this.keyId = this.header.toString('utf8', FIXED_HEAD_BYTES, FIXED_HEAD_BYTES + idLength);
     this.prefix = this.header.subarray(FIXED_HEAD_BYTES + idLength, FIXED_HEAD_BYTES + idLength + NONCE_PREFIX_BYTES);
@@ -431,7 +431,7 @@ export function createDecryptStream(keyring: (keyId: string) => Buffer | undefin
  */
 export function readKeyId(header: Buffer): string | undefined {
   if (header.length < FIXED_HEAD_BYTES || !header.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
-  const idLength = header[MAGIC.length]!;
+  const idLength = header[MAGIC.length];
   if (idLength === 0 || header.length < FIXED_HEAD_BYTES + idLength) return undefined;
   return header.toString('utf8', FIXED_HEAD_BYTES, FIXED_HEAD_BYTES + idLength);
 }

@@ -175,9 +175,9 @@ function normalize(backups: readonly BackupRecord[]): { dated: Dated[]; odd: Odd
     if (unreadable || conflicting) {
       const readable = copies.filter((c) => c.ms !== undefined).sort((a, b) => b.ms! - a.ms! || compareStrings(a.created, b.created));
       const reasons = [...(unreadable ? [REASON_UNREADABLE] : []), ...(conflicting ? [REASON_CONFLICT] : [])];
-      odd.push({ key, created: readable[0]?.created ?? strings[0]!, reasons });
+      odd.push({ key, created: readable[0]?.created ?? strings[0], reasons });
     } else {
-      dated.push({ key, created: strings[0]!, ms: copies[0]!.ms!, verified: copies[0]!.verified });
+      dated.push({ key, created: strings[0], ms: copies[0].ms!, verified: copies[0].verified });
     }
   }
   dated.sort(newestFirst);

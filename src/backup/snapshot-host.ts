@@ -44,7 +44,7 @@ export function snapshotSourceOf(cluster: ClusterConfig): SnapshotSource {
 
 function runLocally(argv: readonly string[], allowFailure: boolean): Promise<RemoteResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));

@@ -28,7 +28,7 @@ export function backupCommand(): Command {
         console.log(`started ${workflowId}`);
         if (!opts.wait) return;
         let lastLine = '';
-        const poll = setInterval(async () => {
+        const show = async () => {
           const d = await handle.describe().catch(() => undefined);
           const pending = d?.raw.pendingActivities?.[0];
           if (!pending) return;
@@ -43,7 +43,8 @@ export function backupCommand(): Command {
           }
           const line = `  ${pending.activityType?.name}${bytes}${(pending.attempt ?? 1) > 1 ? ` (attempt ${pending.attempt})` : ''}`;
           if (line !== lastLine) console.log((lastLine = line));
-        }, 1000);
+        };
+        const poll = setInterval(() => void show(), 1000);
         try {
           const r = await handle.result();
           console.log(`backup of ${r.cluster} complete: revision ${r.revision}, ${r.totalKeys} keys, ${mib(r.plainBytes)} -> ${mib(r.storedBytes)} stored (${r.compression}, ${r.encryptionKeyId ? `encrypted with key ${r.encryptionKeyId}` : 'UNENCRYPTED'})`);

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load';
 
 export function configFileOf(cmd: Command): string | undefined {
-  return (cmd.optsWithGlobals() as { config?: string }).config ?? process.env.LIFEBOAT_CONFIG;
+  return cmd.optsWithGlobals<{ config?: string }>().config ?? process.env.LIFEBOAT_CONFIG;
 }
 
 export function configCommand(): Command {

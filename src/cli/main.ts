@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
 import { engineVersion } from '../version';
 import { configCommand } from './config';
 import { workerCommand } from './worker';
@@ -20,7 +21,7 @@ export function buildProgram(): Command {
     .command('version')
     .description('print the engine version and the Temporal SDK it is built with')
     .action(() => {
-      const sdk = (require('@temporalio/worker/package.json') as { version: string }).version;
+      const sdk = (JSON.parse(readFileSync(require.resolve('@temporalio/worker/package.json'), 'utf8')) as { version: string }).version;
       console.log(`lifeboat ${engineVersion()} (Temporal TypeScript SDK ${sdk}, Node ${process.version})`);
     });
   program.addCommand(configCommand());

@@ -2,11 +2,10 @@ import { Command } from 'commander';
 import { WorkflowIdConflictPolicy, WorkflowNotFoundError } from '@temporalio/client';
 import { findCluster, loadConfig } from '../config/load';
 import { normalizeRecoveryInput, recoveryInputProblems, type RecoverClusterInput } from '../../workflows/recovery-input';
-import type { RecoveryProgress } from '../../workflows/recover-cluster';
 import { configFileOf } from './config';
 import { openClient } from './temporal-client';
 import { printReport, printSteps } from './recovery-report';
-import { recoverCluster } from '../../workflows';
+import { progressQuery, recoverCluster } from '../../workflows';
 
 export const recoveryWorkflowId = (cluster: string) => `recover-${cluster}`;
 
@@ -51,15 +50,16 @@ export function restoreCommand(): Command {
         console.log(`recovery ${handle.workflowId} (run ${handle.firstExecutionRunId})`);
         if (!opts.wait) return;
         let last = '';
-        const poll = setInterval(async () => {
-          const p = await handle.query<RecoveryProgress>('progress').catch(() => undefined);
+        const show = async () => {
+          const p = await handle.query(progressQuery).catch(() => undefined);
           if (!p) return;
           const line = `${p.state}: ${p.steps.filter((s) => s.status !== 'pending').map((s) => `${s.step} ${s.status}`).join(' > ')}`;
           if (line !== last) {
             console.log(`  ${(last = line)}`);
             if (p.state === 'awaiting-approval') console.log(`  waiting for approval: lifeboat recovery approve ${cluster} --by <you>`);
           }
-        }, 1000);
+        };
+        const poll = setInterval(() => void show(), 1000);
         try {
           printReport(await handle.result());
         } finally {
@@ -81,7 +81,7 @@ export function recoveryCommand(): Command {
       const { client, close } = await openClient(config);
       try {
         const handle = client.workflow.getHandle(recoveryWorkflowId(cluster));
-        const p = await handle.query<RecoveryProgress>('progress').catch((err: unknown) => {
+        const p = await handle.query(progressQuery).catch((err: unknown) => {
           if (err instanceof WorkflowNotFoundError) throw new Error(`no recovery of cluster "${cluster}" has run`);
           throw err;
         });

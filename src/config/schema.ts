@@ -15,7 +15,7 @@ export const name = z
 /** Absolute POSIX paths without shell metacharacters, spaces or "..": they are used on the node. */
 export const absolutePath = z
   .string()
-  .regex(/^\/[A-Za-z0-9._+@\/-]*$/, 'expected an absolute path of letters, digits and . _ + @ / - only (no spaces or shell characters)')
+  .regex(/^\/[A-Za-z0-9._+@/-]*$/, 'expected an absolute path of letters, digits and . _ + @ / - only (no spaces or shell characters)')
   .refine((p) => !p.split('/').includes('..'), 'expected a path without ".." segments');
 
 const hostName = z
@@ -66,7 +66,7 @@ const kubeadmPki = '/etc/kubernetes/pki';
 export const etcdSchema = z
   .object({
     /** As seen from the control-plane node (the snapshot is taken there). */
-    endpoint: z.string().regex(/^https?:\/\/[A-Za-z0-9.:\[\]-]+$/, 'expected a URL like https://127.0.0.1:2379').default('https://127.0.0.1:2379'),
+    endpoint: z.string().regex(/^https?:\/\/[A-Za-z0-9.:[\]-]+$/, 'expected a URL like https://127.0.0.1:2379').default('https://127.0.0.1:2379'),
     caFile: absolutePath.default(`${kubeadmPki}/etcd/ca.crt`),
     certFile: absolutePath.default(`${kubeadmPki}/etcd/healthcheck-client.crt`),
     keyFile: absolutePath.default(`${kubeadmPki}/etcd/healthcheck-client.key`),
@@ -79,7 +79,7 @@ export const etcdSchema = z
      */
     direct: z
       .object({
-        endpoints: z.array(z.string().regex(/^https?:\/\/[A-Za-z0-9.:\[\]-]+$/, 'expected a URL like https://10.0.0.10:2379')).min(1),
+        endpoints: z.array(z.string().regex(/^https?:\/\/[A-Za-z0-9.:[\]-]+$/, 'expected a URL like https://10.0.0.10:2379')).min(1),
         caFile: absolutePath,
         certFile: absolutePath,
         keyFile: absolutePath,

@@ -33,16 +33,16 @@ export async function serverBinaries(): Promise<ServerBinaries> {
       .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   ) as Record<string, string>;
   const bins: ServerBinaries = {
-    temporal: env.LIFEBOAT_TEMPORAL_BIN!,
-    minio: env.LIFEBOAT_MINIO_BIN!,
-    etcd: { '3.4': env.LIFEBOAT_ETCD34_DIR!, '3.5': env.LIFEBOAT_ETCD35_DIR!, '3.6': env.LIFEBOAT_ETCD36_DIR! },
-    kubeApiserver: env.LIFEBOAT_KUBE_APISERVER_BIN!,
-    kubeScheduler: env.LIFEBOAT_KUBE_SCHEDULER_BIN!,
-    kubeControllerManager: env.LIFEBOAT_KUBE_CONTROLLER_MANAGER_BIN!,
-    kubelet: env.LIFEBOAT_KUBELET_BIN!,
-    crictl: env.LIFEBOAT_CRICTL_BIN!,
-    pause: env.LIFEBOAT_PAUSE_BIN!,
-    imagesDir: env.LIFEBOAT_IMAGES_DIR!,
+    temporal: env.LIFEBOAT_TEMPORAL_BIN,
+    minio: env.LIFEBOAT_MINIO_BIN,
+    etcd: { '3.4': env.LIFEBOAT_ETCD34_DIR, '3.5': env.LIFEBOAT_ETCD35_DIR, '3.6': env.LIFEBOAT_ETCD36_DIR },
+    kubeApiserver: env.LIFEBOAT_KUBE_APISERVER_BIN,
+    kubeScheduler: env.LIFEBOAT_KUBE_SCHEDULER_BIN,
+    kubeControllerManager: env.LIFEBOAT_KUBE_CONTROLLER_MANAGER_BIN,
+    kubelet: env.LIFEBOAT_KUBELET_BIN,
+    crictl: env.LIFEBOAT_CRICTL_BIN,
+    pause: env.LIFEBOAT_PAUSE_BIN,
+    imagesDir: env.LIFEBOAT_IMAGES_DIR,
   };
   return bins;
 }

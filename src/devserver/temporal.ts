@@ -57,7 +57,7 @@ export async function startTemporalDevServer(o: DevServerOptions): Promise<DevSe
         const connection = await Connection.connect({ address, connectTimeout: 2_000 });
         try {
           const { status } = await connection.healthService.check({});
-          return status === 1; // SERVING
+          return Number(status) === 1; // grpc.health.v1 SERVING
         } finally {
           await connection.close();
         }

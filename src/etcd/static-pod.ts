@@ -24,11 +24,11 @@ interface PodSpec {
 export function flagsOf(argv: readonly string[]): Map<string, string> {
   const flags = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
-    const m = /^--?([^=]+)(?:=(.*))?$/.exec(argv[i]!);
+    const m = /^--?([^=]+)(?:=(.*))?$/.exec(argv[i]);
     if (!m) continue;
-    if (m[2] !== undefined) flags.set(m[1]!, m[2]);
-    else if (i + 1 < argv.length && !argv[i + 1]!.startsWith('-')) flags.set(m[1]!, argv[++i]!);
-    else flags.set(m[1]!, 'true');
+    if (m[2] !== undefined) flags.set(m[1], m[2]);
+    else if (i + 1 < argv.length && !argv[i + 1].startsWith('-')) flags.set(m[1], argv[++i]);
+    else flags.set(m[1], 'true');
   }
   return flags;
 }

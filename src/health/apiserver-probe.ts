@@ -41,7 +41,7 @@ export async function probeApiserver(server: string, caPem: string | undefined, 
     if (r.value.status === 401 || r.value.status === 403) return { ok: true, auth: true, text: `${name} HTTP ${r.value.status} (anonymous checks refused)` };
     return { ok: false, text: `${name} HTTP ${r.value.status}${r.value.body ? `: ${failedChecks(r.value.body)}` : ''}` };
   };
-  const l = describe('/livez', livez!);
-  const r = describe('/readyz', readyz!);
+  const l = describe('/livez', livez);
+  const r = describe('/readyz', readyz);
   return { component, up: l.ok && r.ok, detail: `${server}: ${l.text}, ${r.text}` };
 }

@@ -10,7 +10,7 @@ export async function backupIntervalSeconds(client: Client, cluster: string, tim
     const d = await client.withDeadline(Date.now() + timeoutMs, () => client.schedule.getHandle(scheduleIdOf(cluster)).describe());
     // The average gap over the upcoming runs: each run carries its own jitter, which a single gap would report.
     const times = d.info.nextActionTimes.map((t) => t.getTime());
-    return times.length >= 2 ? Math.round((times.at(-1)! - times[0]!) / (times.length - 1) / 1000) : undefined;
+    return times.length >= 2 ? Math.round((times.at(-1)! - times[0]) / (times.length - 1) / 1000) : undefined;
   } catch (err) {
     if (err instanceof ScheduleNotFoundError) return undefined;
     throw err;

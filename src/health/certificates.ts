@@ -40,7 +40,7 @@ const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', '
 export function parseOpensslDate(text: string): string | undefined {
   const m = /(?:notAfter=)?([A-Z][a-z]{2})\s+(\d{1,2})\s+(\d{2}):(\d{2}):(\d{2})\s+(\d{4})\s+GMT/.exec(text);
   if (!m) return undefined;
-  const month = MONTHS.indexOf(m[1]!);
+  const month = MONTHS.indexOf(m[1]);
   if (month < 0) return undefined;
   const t = Date.UTC(Number(m[6]), month, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]));
   return Number.isNaN(t) ? undefined : new Date(t).toISOString();

@@ -25,7 +25,7 @@ export interface HealthCheckOptions {
 const knownCa = new Map<string, string>();
 
 function nodeOf(cluster: ClusterConfig, name: string | undefined): NodeConfig {
-  if (name === undefined) return cluster.nodes[0]!;
+  if (name === undefined) return cluster.nodes[0];
   const node = cluster.nodes.find((n) => n.name === name);
   if (!node) throw new ConfigError('node', [`cluster "${cluster.name}" has no node "${name}": known nodes are ${cluster.nodes.map((n) => n.name).join(', ')}`]);
   return node;

@@ -19,7 +19,7 @@ export function parseSections(stdout: string): Map<string, Section> {
     const m = /^@@lifeboat (\S+)(?: (\d+))?\s*$/.exec(line);
     if (m) {
       flush();
-      current = { name: m[1]!, rc: m[2] === undefined ? undefined : Number(m[2]), lines: [] };
+      current = { name: m[1], rc: m[2] === undefined ? undefined : Number(m[2]), lines: [] };
     } else if (current) {
       current.lines.push(line);
     }
@@ -43,7 +43,7 @@ export function parseHttp(section: Section | undefined): HttpResult {
   let status = 0;
   const at = lines.findIndex((l) => /^@@status \d+$/.test(l.trim()));
   if (at >= 0) {
-    status = Number(lines[at]!.trim().split(' ')[1]);
+    status = Number(lines[at].trim().split(' ')[1]);
     lines.splice(at, 1);
   }
   return { rc: section.rc, status, body: lines.join('\n').trim() };
@@ -75,7 +75,7 @@ export function parsePrometheusSamples(text: string): Map<string, number> {
     const m = /^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{[^}]*\})?\s+(\S+)/.exec(line.trim());
     if (!m || line.startsWith('#')) continue;
     const value = Number(m[2]);
-    if (!samples.has(m[1]!) && !Number.isNaN(value)) samples.set(m[1]!, value);
+    if (!samples.has(m[1]) && !Number.isNaN(value)) samples.set(m[1], value);
   }
   return samples;
 }

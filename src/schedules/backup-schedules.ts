@@ -10,7 +10,7 @@ export const scheduleIdOf = (cluster: string) => `${SCHEDULE_PREFIX}${cluster}`;
 export function durationMs(text: string): number {
   const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
   let total = 0;
-  for (const m of text.matchAll(/(\d+)(ms|s|m|h|d)/g)) total += Number(m[1]) * units[m[2]!]!;
+  for (const m of text.matchAll(/(\d+)(ms|s|m|h|d)/g)) total += Number(m[1]) * units[m[2]];
   return total;
 }
 

@@ -53,7 +53,7 @@ export async function connectToNode(node: NodeConfig, options: ConnectOptions = 
     if (presented !== undefined && !expected.includes(presented)) throw new HostKeyMismatchError(node.name, endpoint, expected, presented);
     const message = (err as Error).message ?? String(err);
     if (/authentication methods failed|All configured authentication/i.test(message)) throw new SshAuthError(node.name, endpoint, message);
-    throw new Error(`cannot reach node "${node.name}" over SSH (${endpoint}): ${message}`);
+    throw new Error(`cannot reach node "${node.name}" over SSH (${endpoint}): ${message}`, { cause: err });
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
   }

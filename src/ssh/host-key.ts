@@ -50,9 +50,9 @@ export async function expectedFingerprints(pin: HostKeyPin, host: string, port: 
   const found: string[] = [];
   for (const line of text.split('\n')) {
     const parts = line.trim().split(/\s+/);
-    if (parts.length < 3 || parts[0]!.startsWith('#')) continue;
+    if (parts.length < 3 || parts[0].startsWith('#')) continue;
     if (parts[0] === '@revoked' || parts[0] === '@cert-authority') continue;
-    if (hostMatches(parts[0]!, host, port)) found.push(fingerprint(Buffer.from(parts[2]!, 'base64')));
+    if (hostMatches(parts[0], host, port)) found.push(fingerprint(Buffer.from(parts[2], 'base64')));
   }
   return found;
 }

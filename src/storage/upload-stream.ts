@@ -73,7 +73,7 @@ export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStre
   const completed: CompletedPart[] = [];
   const partDigests: Buffer[] = [];
   let uploadId: string | undefined;
-  let failure: unknown;
+  let failure: Error | undefined;
   let bytes = 0;
   let current: Buffer = Buffer.allocUnsafeSlow(o.partSize);
   let filled = 0;
@@ -118,7 +118,7 @@ export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStre
         completed.push({ PartNumber: partNumber, ETag: r.ETag, ...checksum });
       })
       .catch((err: unknown) => {
-        failure ??= err;
+        failure ??= err instanceof Error ? err : new Error(String(err));
       })
       .finally(() => {
         inFlight.delete(task);

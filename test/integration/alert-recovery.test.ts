@@ -29,6 +29,7 @@ import { promisify } from 'node:util';
 import { workflowsPath } from '../../src/temporal/worker';
 import { nodeFingerprint } from '../support/recovery';
 import { startTestWorker, type RunningWorker } from '../support/worker';
+import { progressQuery, responseQuery } from '../../workflows';
 
 const BUCKET = 'alerting';
 const NAME = 'alerting';
@@ -65,7 +66,7 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     const taskQueue = worker.taskQueue;
     await receiver.close();
     await worker.stop();
-    worker = await startTestWorker([clusterWith(onAlert, cooldown) as never], workerExtra as never, { taskQueue });
+    worker = await startTestWorker([clusterWith(onAlert, cooldown) as never], workerExtra, { taskQueue });
     receiver = await startAlertReceiver({ config: worker.config, client: worker.client, taskQueue: worker.taskQueue, logger: pino({ level: 'silent' }), address });
     await syncSchedules(worker.client, worker.config);
   };
@@ -180,7 +181,7 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     // As soon as the response has taken its first probe, the scheduler comes back.
     const run = await waitFor('the response to start', async () => (await runs(worker.client, `respond-${NAME}`)).find((r) => r.startTime >= since), 90_000, 200);
     await waitFor('its first probe', async () => {
-      const p = await worker.client.workflow.getHandle(`respond-${NAME}`, run.runId).query<{ evidence: unknown[] }>('response');
+      const p = await worker.client.workflow.getHandle(`respond-${NAME}`, run.runId).query(responseQuery);
       return p.evidence.length > 0;
     }, 30_000, 200);
     // Put back as a new pod: the kubelet derives a static pod's UID from the manifest, and the same bytes again can
@@ -255,7 +256,7 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     await wipe();
     const recovery = await waitFor('a recovery waiting for approval', async () => {
       const run = (await runs(worker.client, `recover-${NAME}`)).find((r) => r.startTime >= since);
-      const p = run && (await worker.client.workflow.getHandle(`recover-${NAME}`, run.runId).query<{ state: string; steps: { step: string; status: string }[] }>('progress'));
+      const p = run && (await worker.client.workflow.getHandle(`recover-${NAME}`, run.runId).query(progressQuery));
       return p?.state === 'awaiting-approval' ? { run: run!, progress: p } : undefined;
     }, 120_000, 500);
     expect(recovery.progress.steps.find((s) => s.step === 'stop control plane')?.status).toBe('pending');
@@ -263,7 +264,7 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     // While it waits, nothing on the node is touched: no data dir moved aside, no restore started.
     await new Promise((r) => setTimeout(r, 3000));
     expect(await asideDirs()).toBe(asideBefore);
-    expect((await worker.client.workflow.getHandle(`recover-${NAME}`, recovery.run.runId).query<{ state: string }>('progress')).state).toBe('awaiting-approval');
+    expect((await worker.client.workflow.getHandle(`recover-${NAME}`, recovery.run.runId).query(progressQuery)).state).toBe('awaiting-approval');
     await worker.client.workflow.getHandle(`recover-${NAME}`, recovery.run.runId).signal(approveSignal, { by: 'alice', reason: 'etcd wiped, approved in test' });
     const result = await nextResponse(since, 180_000);
     expect(result.outcome).toBe('recovered');
@@ -285,7 +286,7 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     // The refused recovery stopped at its plan: nothing on the node was moved aside.
     const refused = (await runs(worker.client, `recover-${NAME}`)).slice(recoveriesBefore);
     expect(refused.map((r) => r.status)).toEqual(['FAILED']);
-    const progress = await worker.client.workflow.getHandle(`recover-${NAME}`, refused[0]!.runId).query<{ steps: { step: string; status: string }[] }>('progress');
+    const progress = await worker.client.workflow.getHandle(`recover-${NAME}`, refused[0].runId).query(progressQuery);
     expect(progress.steps.filter((s) => s.status !== 'pending' && s.status !== 'skipped').map((s) => `${s.step}:${s.status}`)).toEqual(['plan:failed']);
     // A person decides to restore anyway (`lifeboat restore alerting --override-cooldown --approve`).
     const restored = await worker.client.workflow.execute(recoverCluster, { taskQueue: worker.taskQueue, workflowId: `recover-${NAME}`, args: [{ cluster: NAME, approval: 'auto', overrideCooldown: true, reason: 'second disaster, restore anyway' }] });

@@ -124,7 +124,7 @@ describe('backup of a sandbox cluster (etcd 3.6 + kube-apiserver) to MinIO', () 
   it('detects a tampered object (one byte flipped)', async () => {
     const original = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: manifest.snapshot.key }))).Body!.transformToByteArray());
     const tampered = Buffer.from(original);
-    tampered[Math.floor(tampered.length / 2)]! ^= 0x01;
+    tampered[Math.floor(tampered.length / 2)] ^= 0x01;
     const tamperedKey = `${manifest.snapshot.key}.tampered-copy`;
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: tamperedKey, Body: tampered }));
     const sink = createWriteStream(join(await mkdtemp(join(tmpdir(), 'lifeboat-t-')), 'x'));
@@ -142,7 +142,7 @@ describe('backup of a sandbox cluster (etcd 3.6 + kube-apiserver) to MinIO', () 
       key.key.toString('hex'),
       testBed().minio.secretAccessKey,
       'PRIVATE KEY',
-      caKey.split('\n')[1]!,
+      caKey.split('\n')[1],
     ];
     for (const secret of forbidden) expect(text).not.toContain(secret);
   });

@@ -19,7 +19,7 @@ import { minioClient, minioStorage, testBed } from '../support/bed';
 import { keyFile, runBackup, withBackup } from '../support/backups';
 import { startRecovery } from '../support/recovery';
 import type { BackupClusterResult } from '../../workflows/backup-cluster';
-import { checkClusterHealth, rejectSignal } from '../../workflows';
+import { checkClusterHealth, progressQuery, rejectSignal } from '../../workflows';
 
 const BUCKET = 'health';
 
@@ -38,10 +38,10 @@ function parseExposition(text: string): Sample[] {
     const m = /^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$/.exec(line.trim());
     if (!m) throw new Error(`not a Prometheus sample line: ${line}`);
     const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!.replace(/\\n/g, '\n').replace(/\\(["\\])/g, '$1');
+    for (const l of (m[2] ?? '').matchAll(/([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2].replace(/\\n/g, '\n').replace(/\\(["\\])/g, '$1');
     const value = m[3] === '+Inf' ? Infinity : m[3] === '-Inf' ? -Infinity : Number(m[3]);
     if (Number.isNaN(value) && m[3] !== 'NaN') throw new Error(`bad value in: ${line}`);
-    samples.push({ name: m[1]!, labels, value });
+    samples.push({ name: m[1], labels, value });
   }
   return samples;
 }
@@ -116,7 +116,7 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
     const r = await check({ cluster: 'hc' });
     expect(r.components.map((c) => c.component)).toEqual(['kube-apiserver', 'etcd', 'kube-scheduler', 'kube-controller-manager', 'node']);
     expect(r.components.filter((c) => !c.up)).toEqual([]);
-    expect(byName(r)['kube-apiserver']!.detail).toMatch(/\/livez ok, \/readyz ok/);
+    expect(byName(r)['kube-apiserver'].detail).toMatch(/\/livez ok, \/readyz ok/);
     expect(r.etcd).toEqual({ hasLeader: true, dbSizeBytes: expect.any(Number), quotaBytes: 2 * 1024 ** 3, revision: expect.any(Number) });
     expect(r.etcd!.dbSizeBytes).toBeGreaterThan(100_000);
     expect(r.disk!.path).toBe('/var/lib/etcd');
@@ -127,12 +127,12 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
     expect(Object.keys(certs).sort()).toEqual(
       ['admin.conf', 'apiserver', 'apiserver-etcd-client', 'apiserver-kubelet-client', 'ca', 'controller-manager.conf', 'etcd-ca', 'etcd-healthcheck-client', 'etcd-peer', 'etcd-server', 'front-proxy-ca', 'front-proxy-client', 'scheduler.conf', 'super-admin.conf'].sort(),
     );
-    const daysLeft = (name: string) => (Date.parse(certs[name]!.notAfter) - Date.now()) / 86_400_000;
+    const daysLeft = (name: string) => (Date.parse(certs[name].notAfter) - Date.now()) / 86_400_000;
     for (const leaf of ['apiserver', 'etcd-server', 'admin.conf', 'scheduler.conf']) expect(daysLeft(leaf)).toBeGreaterThan(363);
     for (const leaf of ['apiserver', 'etcd-server', 'admin.conf', 'scheduler.conf']) expect(daysLeft(leaf)).toBeLessThan(367);
     expect(daysLeft('ca')).toBeGreaterThan(3640);
-    expect(certs['etcd-ca']!.path).toBe('/etc/kubernetes/pki/etcd/ca.crt');
-    expect(certs['admin.conf']!.path).toBe('/etc/kubernetes/admin.conf');
+    expect(certs['etcd-ca'].path).toBe('/etc/kubernetes/pki/etcd/ca.crt');
+    expect(certs['admin.conf'].path).toBe('/etc/kubernetes/admin.conf');
     expect(r.newestBackup).toBeUndefined();
     expect(r.problems).toEqual([expect.stringMatching(/^backups: none found for cluster "hc"/)]);
     expect(JSON.stringify(r)).not.toMatch(/BEGIN|PRIVATE|secret/i);
@@ -154,7 +154,7 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
       const r = await check({ cluster: 'hc' });
       const c = byName(r);
       expect(c['kube-scheduler']).toEqual({ component: 'kube-scheduler', up: false, detail: 'connection refused at https://127.0.0.1:10259/healthz' });
-      for (const other of ['kube-apiserver', 'etcd', 'kube-controller-manager', 'node']) expect(c[other]!.up).toBe(true);
+      for (const other of ['kube-apiserver', 'etcd', 'kube-controller-manager', 'node']) expect(c[other].up).toBe(true);
       expect(r.problems).toEqual(['kube-scheduler down on node cp1: connection refused at https://127.0.0.1:10259/healthz']);
       const cli = await cliHealth('hc');
       expect(cli.code).toBe(1);
@@ -162,13 +162,13 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
       expect(cli.stdout).toMatch(/etcd\s+up\s+healthy/);
       // The same through the worker (workflow checkClusterHealth): its gauges now say so.
       const viaWorker = await runHealthWorkflow(`health-hc-down-${Date.now()}`);
-      expect(byName(viaWorker)['kube-scheduler']!.up).toBe(false);
+      expect(byName(viaWorker)['kube-scheduler'].up).toBe(false);
       const samples = parseExposition((await scrape(metricsAddress)).text);
       expect(samples.find((s) => s.name === 'lifeboat_component_up' && s.labels.cluster === 'hc' && s.labels.component === 'kube-scheduler')?.value).toBe(0);
     } finally {
       await node.exec(['mv', '/etc/kubernetes/kube-scheduler.yaml.aside', '/etc/kubernetes/manifests/kube-scheduler.yaml']);
     }
-    await waitFor('kube-scheduler back', async () => byName(await check({ cluster: 'hc' }))['kube-scheduler']!.up, 60_000, 1000);
+    await waitFor('kube-scheduler back', async () => byName(await check({ cluster: 'hc' }))['kube-scheduler'].up, 60_000, 1000);
     const cli = await cliHealth('hc');
     expect(cli.code).toBe(0);
     expect(cli.stdout).toMatch(/certificates \(soonest first\):\n\s+\S+\s+\d{4}-\d\d-\d\d\s+36\d days left/);
@@ -184,10 +184,10 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
     const r = await check({ cluster: 'hc', timeoutSeconds: 2 }, unreachable);
     expect(Date.now() - started).toBeLessThan(15_000);
     const c = byName(r);
-    expect(c.node!.up).toBe(false);
-    expect(c.node!.detail).toMatch(/cannot reach node "cp1" over SSH/);
+    expect(c.node.up).toBe(false);
+    expect(c.node.detail).toMatch(/cannot reach node "cp1" over SSH/);
     for (const name of ['etcd', 'kube-scheduler', 'kube-controller-manager']) expect(c[name]).toEqual({ component: name, up: false, detail: 'node unreachable' });
-    expect(c['kube-apiserver']!.up).toBe(true);
+    expect(c['kube-apiserver'].up).toBe(true);
     expect(r.certificates).toEqual([]);
     expect(r.problems).toHaveLength(4);
   });
@@ -213,7 +213,7 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
     await expect(runBackup(client, taskQueue, 'broken', `backup-broken-${Date.now()}`)).rejects.toBeInstanceOf(WorkflowFailedError);
     // A recovery waiting for approval is in progress; once rejected it is the last (unsuccessful) recovery.
     const recovery = await startRecovery(client, taskQueue, { cluster: 'hc', approval: 'required', reason: 'health test' });
-    await waitFor('the recovery to wait for approval', async () => (await recovery.query<{ state: string }>('progress')).state === 'awaiting-approval', 60_000, 500);
+    await waitFor('the recovery to wait for approval', async () => (await recovery.query(progressQuery)).state === 'awaiting-approval', 60_000, 500);
     await runHealthWorkflow(`health-hc-recovering-${Date.now()}`);
     let samples = parseExposition((await scrape(metricsAddress)).text);
     const value = (name: string, labels: Record<string, string> = { cluster: 'hc' }) =>
@@ -254,7 +254,7 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
     expect(samples.some((s) => s.name.startsWith('temporal_'))).toBe(true);
     const failed = samples.filter((s) => s.name.startsWith('lifeboat_backups_failed') && s.labels.cluster === 'broken');
     expect(failed).toEqual([expect.objectContaining({ labels: expect.objectContaining({ cluster: 'broken', step: 'plan' }), value: 1 })]);
-    console.log(`runtime exports the failed-backup counter as: ${failed[0]!.name}{${Object.entries(failed[0]!.labels).map(([k, v]) => `${k}="${v}"`).join(',')}}`);
+    console.log(`runtime exports the failed-backup counter as: ${failed[0].name}{${Object.entries(failed[0].labels).map(([k, v]) => `${k}="${v}"`).join(',')}}`);
     // One HELP/TYPE per family across both parts (Prometheus rejects a scrape that repeats one).
     const types = res.text.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]);
     expect(new Set(types).size).toBe(types.length);

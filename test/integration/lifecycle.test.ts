@@ -9,7 +9,7 @@ const node = { name: 'cp1', host: '192.0.2.1', hostKey: 'ssh-ed25519 AAAAC3NzaC1
 describe('storage lifecycle rules', () => {
   it('generates transition (skipping small manifests), expiry and abort-incomplete rules for the cluster prefix', () => {
     const config = parseConfig({ clusters: [{ name: 'prod', nodes: [node], storage: { bucket: 'dr-backups', prefix: 'dr', lifecycle: { transitionAfterDays: 30, storageClass: 'DEEP_ARCHIVE', expireAfterDays: 400 } } }] });
-    expect(lifecycleRulesFor(config.clusters[0]!)).toEqual([
+    expect(lifecycleRulesFor(config.clusters[0])).toEqual([
       { ID: 'lifeboat-prod-expire', Status: 'Enabled', Filter: { Prefix: 'dr/prod/etcd/' }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Expiration: { Days: 400 } },
       { ID: 'lifeboat-prod-transition', Status: 'Enabled', Filter: { And: { Prefix: 'dr/prod/etcd/', ObjectSizeGreaterThan: 131072 } }, Transitions: [{ Days: 30, StorageClass: 'DEEP_ARCHIVE' }] },
     ]);
@@ -27,10 +27,10 @@ describe('storage lifecycle rules', () => {
     const foreign = { ID: 'someone-elses', Status: 'Enabled' as const, Filter: { Prefix: 'logs/' }, Expiration: { Days: 7 } };
     await s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: 'lifecycle', LifecycleConfiguration: { Rules: [foreign] } }));
     const config = parseConfig({ clusters: [{ name: 'prod', nodes: [node], storage: { ...minioStorage('lifecycle'), lifecycle: { expireAfterDays: 200 } } }] });
-    const client = await s3ClientFor(config.clusters[0]!.storage);
-    const first = await applyLifecycle(client, config.clusters[0]!);
+    const client = await s3ClientFor(config.clusters[0].storage);
+    const first = await applyLifecycle(client, config.clusters[0]);
     expect(first.kept).toEqual(['someone-elses']);
-    await applyLifecycle(client, config.clusters[0]!); // idempotent: no duplicate rules
+    await applyLifecycle(client, config.clusters[0]); // idempotent: no duplicate rules
     const rules = await getLifecycleRules(client, 'lifecycle');
     expect(rules.map((r) => r.ID).sort()).toEqual(['lifeboat-prod-expire', 'someone-elses']);
     // MinIO stores the expiry but drops AbortIncompleteMultipartUpload (it expires stale uploads by itself); the rule

@@ -131,20 +131,20 @@ describe('Prometheus and Alertmanager harness (real servers, shipped rules, no e
     expect(firing.body.groupLabels).toEqual({ alertname: 'LifeboatControlPlaneComponentDown', cluster: 't1' });
     expect(firing.body.alerts).toHaveLength(1);
     const [alert] = firing.body.alerts;
-    expect(alert!.status).toBe('firing');
-    expect(alert!.labels).toMatchObject({ alertname: 'LifeboatControlPlaneComponentDown', cluster: 't1', component: 'etcd', severity: 'critical' });
-    expect(alert!.annotations.summary).toBe('etcd of cluster t1 is down');
-    expect(alert!.annotations.runbook_url).toBe('https://github.com/lifeboat-dr/lifeboat/blob/main/README.md#alerts-and-automated-recovery');
+    expect(alert.status).toBe('firing');
+    expect(alert.labels).toMatchObject({ alertname: 'LifeboatControlPlaneComponentDown', cluster: 't1', component: 'etcd', severity: 'critical' });
+    expect(alert.annotations.summary).toBe('etcd of cluster t1 is down');
+    expect(alert.annotations.runbook_url).toBe('https://github.com/lifeboat-dr/lifeboat/blob/main/README.md#alerts-and-automated-recovery');
 
     const backAt = Date.now();
     up = 1;
     const resolved = await waitFor('the resolved notification', async () => notifications.find((n) => n.body.status === 'resolved'), 60_000, 50);
     const resolvedAfterMs = resolved.receivedAt - backAt;
     expect(resolved.authorization).toBe(`Bearer ${token}`);
-    expect(resolved.body.alerts[0]!.status).toBe('resolved');
-    expect(resolved.body.alerts[0]!.fingerprint).toBe(alert!.fingerprint);
-    expect(resolved.body.alerts[0]!.startsAt).toBe(alert!.startsAt);
-    // eslint-disable-next-line no-console
+    expect(resolved.body.alerts[0].status).toBe('resolved');
+    expect(resolved.body.alerts[0].fingerprint).toBe(alert.fingerprint);
+    expect(resolved.body.alerts[0].startsAt).toBe(alert.startsAt);
+     
     console.log(`component down -> firing webhook POST: ${firingAfterMs} ms (for ${FOR}, scrape/eval 1s, group_wait 1s); back up -> resolved POST: ${resolvedAfterMs} ms`);
     expect(firingAfterMs).toBeLessThan(30_000);
   }, 120_000);

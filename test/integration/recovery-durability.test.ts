@@ -1,3 +1,4 @@
+import { temporal } from '@temporalio/proto';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
 import { readFile } from 'node:fs/promises';
@@ -47,7 +48,7 @@ describe('a recovery survives its worker being killed (SIGKILL) mid-fetch and mi
         args: [{ cluster: 'dur', approval: 'auto', controlPlaneTimeoutSeconds: 180 }],
       });
       const killDuring = async (activity: string) => {
-        await waitFor(`activity ${activity} to run`, async () => (await handle.describe()).raw.pendingActivities?.some((a) => a.activityType?.name === activity && a.state === 2 /* STARTED */), 120_000, 50);
+        await waitFor(`activity ${activity} to run`, async () => (await handle.describe()).raw.pendingActivities?.some((a) => a.activityType?.name === activity && a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED), 120_000, 50);
         worker.child.kill('SIGKILL');
         await worker.exited;
         worker = launch();

@@ -78,8 +78,8 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
     const handles = await Promise.all(Array.from({ length: 20 }, () => startRecovery(worker.client, worker.taskQueue, { cluster: 'rec', approval: 'required', reason: 'alert' })));
     const runIds = new Set(handles.map((h) => h.firstExecutionRunId));
     expect(runIds.size).toBe(1);
-    await handles[0]!.signal(rejectSignal, { by: 'oncall', reason: 'false alarm' });
-    const result = await handles[0]!.result();
+    await handles[0].signal(rejectSignal, { by: 'oncall', reason: 'false alarm' });
+    const result = await handles[0].result();
     await keep('recover-rec');
     expect(result.outcome).toBe('rejected');
     expect(result.approval).toMatchObject({ by: 'oncall', decision: 'rejected' });
@@ -91,7 +91,7 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
     // Corrupt the newest backup's snapshot object in the bucket (one byte flipped, as bit rot or an attacker would).
     const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey }))).Body!.transformToByteArray());
     const original = Buffer.from(body);
-    body[Math.floor(body.length / 2)]! ^= 0xff;
+    body[Math.floor(body.length / 2)] ^= 0xff;
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey, Body: body }));
     try {
       const before = await nodeFingerprint(cluster.controlPlane);
@@ -155,7 +155,7 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
     expect((await worker.client.schedule.getHandle(scheduleIdOf('rec')).describe()).state.paused).toBe(false);
     // Revisions moved forward, not back: watchers and informers see no time travel.
     const status = JSON.parse(await cluster.controlPlane.exec(['etcdctl', ...etcdctlArgs(), 'endpoint', 'status', '-w', 'json'])) as { Status: { header: { revision: number } } }[];
-    expect(status[0]!.Status.header.revision).toBeGreaterThan(1_000_000_000);
+    expect(status[0].Status.header.revision).toBeGreaterThan(1_000_000_000);
   });
 
   it('passes over a newest backup whose content fails on the way to the node (its checksum rewritten to match) for the previous good one', async () => {
@@ -163,7 +163,7 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
     // checksum so the bucket agrees. Only the content check (authenticated encryption) can tell. The rewritten manifest
     // records a bare SHA-256, as manifests from before CRC32 parts do, so that format is still checked too.
     const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey }))).Body!.transformToByteArray());
-    body[Math.floor(body.length / 2)]! ^= 0xff;
+    body[Math.floor(body.length / 2)] ^= 0xff;
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey, Body: body, ChecksumAlgorithm: 'SHA256' }));
     const manifest = await readManifest(s3, BUCKET, newest.manifestKey);
     manifest.snapshot.s3Checksum = createHash('sha256').update(body).digest('base64');

@@ -13,6 +13,7 @@ import { refuseWithinCooldown } from '../../activities/recovery/recent-recovery'
 import type { AlertNotice } from '../../workflows/response-input';
 import { testBed } from '../support/bed';
 import { workflowBundle } from '../support/worker';
+import { progressQuery } from '../../workflows';
 
 /**
  * The response workflow's decisions, with stub activities on the real dev server: what it does for each probe
@@ -56,10 +57,10 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
     checkHealth: (async () => {
       calls.push('checkHealth');
       return (script.report ?? ((h) => h))(health(script.probes.shift() ?? ['etcd']));
-    }) as Activities['checkHealth'],
+    }),
     diagnoseCluster: async ({ cluster }) => {
       calls.push('diagnoseCluster');
-      return { cluster, node: 'cp1', cause: 'etcd-data-corrupt', verdict: 'restore-in-place', summary: 'etcd db corrupt', advice: 'restore', findings: [], ...script.diagnosis } as Diagnosis;
+      return { cluster, node: 'cp1', cause: 'etcd-data-corrupt', verdict: 'restore-in-place', summary: 'etcd db corrupt', advice: 'restore', findings: [], ...script.diagnosis };
     },
     notify: async ({ event }) => {
       calls.push(`notify:${event}`);
@@ -72,18 +73,18 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
     },
     pauseBackups: async () => ({ paused: false, existed: false, scheduleId: 'backup-c' }),
     resumeBackups: async () => undefined,
-    fetchSnapshot: async () => ({ path: '/x', reused: false }) as never,
+    fetchSnapshot: async () => ({ path: '/x', reused: false }),
     stopControlPlane: async () => {
       calls.push('stopControlPlane');
-      return { moved: ['etcd.yaml'], to: '/aside' } as never;
+      return { moved: ['etcd.yaml'], to: '/aside' };
     },
     restoreEtcdData: async () => {
       calls.push('restoreEtcdData');
       return { restoredWith: 'etcdutl', previousDataDir: '/var/lib/etcd.before' } as never;
     },
-    startControlPlane: async () => ({ started: ['etcd.yaml'] }) as never,
+    startControlPlane: async () => ({ started: ['etcd.yaml'] }),
     verifyApi: async () => ({ namespaces: ['default'], matched: [], differed: [] }) as never,
-    rollbackRecovery: async () => ({ actions: [] }) as never,
+    rollbackRecovery: async () => ({ actions: [] }),
   };
 
   let worker: Worker;
@@ -138,7 +139,7 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
 
   it('ignores a malformed signal instead of failing its workflow task', async () => {
     const r = await respond({ policy: { confirmWindowSeconds: 3, confirmProbes: 2 }, probes: [['etcd'], []] }, async (cluster) => {
-      await client.workflow.getHandle(`respond-${cluster}`).signal(alertSignal, { name: '$(reboot)', status: 'resolved', fingerprint: '../../x' } as AlertNotice);
+      await client.workflow.getHandle(`respond-${cluster}`).signal(alertSignal, { name: '$(reboot)', status: 'resolved', fingerprint: '../../x' });
     });
     expect(r.outcome).toBe('stood-down');
     expect(r.summary).toMatch(/healthy on probe 2/);
@@ -183,10 +184,10 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
   });
 
   it('policy approve waits: approved -> restored; rejected or timed out -> nothing changed', async () => {
-    const waitThen = (signal: typeof approveSignal | typeof rejectSignal) => async (cluster: string) => {
+    const waitThen = (signal: typeof approveSignal  ) => async (cluster: string) => {
       const recovery = client.workflow.getHandle(`recover-${cluster}`);
       for (let i = 0; i < 100; i++) {
-        const p = await recovery.query<{ state: string }>('progress').catch(() => undefined);
+        const p = await recovery.query(progressQuery).catch(() => undefined);
         if (p?.state === 'awaiting-approval') break;
         await new Promise((res) => setTimeout(res, 200));
       }

@@ -75,7 +75,7 @@ describe('retention on a synthetic history in MinIO', () => {
     expect(leftBases).toEqual(keptBases);
     expect(left).toHaveLength(keptBases.length * 3); // no orphaned snapshot or archive of a deleted backup
     // The newest verified backup always survives.
-    const newestVerified = records.filter((r) => r.verified).sort((a, b) => b.created.localeCompare(a.created))[0]!;
+    const newestVerified = records.filter((r) => r.verified).sort((a, b) => b.created.localeCompare(a.created))[0];
     expect(keptBases).toContain(newestVerified.manifestKey.replace('.manifest.json', ''));
   });
 

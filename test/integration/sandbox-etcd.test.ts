@@ -19,14 +19,14 @@ describe('sandbox control-plane node (etcd 3.6, over SSH)', () => {
     expect(await node.crictl(['version'])).toMatch(/RuntimeName:\s+containerd/);
     const pods = await node.pods();
     expect(pods.map((p) => `${p.namespace}/${p.name}`)).toEqual(['kube-system/etcd-cp1']);
-    const etcd = pods[0]!.containers.find((c) => c.name === 'etcd');
+    const etcd = pods[0].containers.find((c) => c.name === 'etcd');
     expect(etcd).toMatchObject({ running: true, pid: expect.any(Number) });
     const cgroups = await readFile(`/proc/${etcd!.pid}/cgroup`, 'utf8');
     expect(cgroups).toMatch(new RegExp(`:memory:/lifeboat/${node.netns}/kubepods/`));
   });
 
   it('etcdctl snapshot save over SSH writes a snapshot that etcdutl snapshot status accepts', async () => {
-    const node = cluster.config.nodes[0]!;
+    const node = cluster.config.nodes[0];
     await withSession(node, async (s) => {
       const put = await s.run(['etcdctl', ...etcdctlArgs(), 'put', '/smoke/key', 'value-1']);
       expect(put.stdout.trim()).toBe('OK');

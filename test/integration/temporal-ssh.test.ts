@@ -14,7 +14,7 @@ describe('a workflow on the Temporal dev server probes the sandbox node over SSH
     cluster = await createSandboxCluster({ name: 'smoke-temporal', etcdLine: '3.6', spareNodes: ['cp2'], withApiserver: false, storage: minioStorage('smoke-temporal') });
     // The same cluster, but pinned to cp2's host key while connecting to cp1: what a rebuilt or spoofed host looks like.
     const [cp1, cp2] = cluster.config.nodes;
-    impostor = { ...cluster.config, name: 'impostor', nodes: [{ ...cp1!, hostKey: cp2!.hostKey }] };
+    impostor = { ...cluster.config, name: 'impostor', nodes: [{ ...cp1, hostKey: cp2.hostKey }] };
     worker = await startTestWorker([cluster.config, impostor]);
   });
   afterAll(async () => {

@@ -13,7 +13,7 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 function chunked(data: Buffer, sizes = [65_536, 1_000_003, 17, 3 * MiB + 5]): Readable {
   const pieces: Buffer[] = [];
   for (let at = 0, i = 0; at < data.length; i++) {
-    const n = sizes[i % sizes.length]!;
+    const n = sizes[i % sizes.length];
     pieces.push(data.subarray(at, at + n));
     at += n;
   }

@@ -20,7 +20,7 @@ function problemsOf(raw: unknown): string[] {
 describe('config', () => {
   it('fills kubeadm defaults for a minimal cluster', () => {
     const config = parseConfig({ clusters: [cluster] });
-    const c = config.clusters[0]!;
+    const c = config.clusters[0];
     expect(c.nodes[0]).toMatchObject({ port: 22, user: 'root' });
     expect(c.etcd).toMatchObject({ endpoint: 'https://127.0.0.1:2379', caFile: '/etc/kubernetes/pki/etcd/ca.crt', certFile: '/etc/kubernetes/pki/etcd/healthcheck-client.crt' });
     expect(c.paths).toMatchObject({ manifestsDir: '/etc/kubernetes/manifests', etcdDataDir: '/var/lib/etcd', pkiDir: '/etc/kubernetes/pki' });

@@ -87,7 +87,7 @@ async function decryptFailure(stored: Buffer, opts: { keys?: Record<string, Buff
 
 function flip(buf: Buffer, at: number, mask = 0x01): Buffer {
   const copy = Buffer.from(buf);
-  copy[at] = copy[at]! ^ mask;
+  copy[at] = copy[at] ^ mask;
   return copy;
 }
 
@@ -199,7 +199,7 @@ describe('tamper and corruption detection', () => {
     data = randomBytes(SIZE);
     stored = await encrypt(data);
     ranges = chunkRanges(SIZE);
-    expect(ranges[3]![1]).toBe(stored.length);
+    expect(ranges[3][1]).toBe(stored.length);
   });
 
   it('detects a flipped bit in every header byte', async () => {
@@ -229,7 +229,7 @@ describe('tamper and corruption detection', () => {
   });
 
   it('detects a flipped byte in a middle chunk, releasing only the chunks before it', async () => {
-    const [start, end] = ranges[1]!;
+    const [start, end] = ranges[1];
     for (const at of [start, start + 500, end - TAG - 1, end - TAG, end - 1]) {
       const { error, released } = await decryptFailure(flip(stored, at));
       expect(error).toBeInstanceOf(DecryptionError);
@@ -239,7 +239,7 @@ describe('tamper and corruption detection', () => {
   });
 
   it('detects a flipped byte in the last chunk and in its tag', async () => {
-    for (const at of [ranges[3]![0], stored.length - 1, stored.length - TAG]) {
+    for (const at of [ranges[3][0], stored.length - 1, stored.length - TAG]) {
       const { error, released } = await decryptFailure(flip(stored, at));
       expect(error).toBeInstanceOf(DecryptionError);
       expect(error.message).toMatch(/chunk 3, the last in the object, failed authentication/);
@@ -249,7 +249,7 @@ describe('tamper and corruption detection', () => {
 
   it('detects truncation at every chunk boundary', async () => {
     for (let i = 0; i < 3; i++) {
-      const { error, released } = await decryptFailure(stored.subarray(0, ranges[i]![1]));
+      const { error, released } = await decryptFailure(stored.subarray(0, ranges[i][1]));
       expect(error).toBeInstanceOf(DecryptionError);
       expect(error.message).toMatch(new RegExp(`truncated: it ends after chunk ${i}, which is not the final chunk`));
       expect(released.equals(data.subarray(0, i * CS))).toBe(true);
@@ -259,7 +259,7 @@ describe('tamper and corruption detection', () => {
   });
 
   it('detects truncation mid-chunk, inside a tag, and inside the header', async () => {
-    for (const cut of [ranges[2]![0] + 1, ranges[2]![0] + 10, ranges[2]![0] + 700, ranges[3]![1] - 1, ranges[3]![0] + 3]) {
+    for (const cut of [ranges[2][0] + 1, ranges[2][0] + 10, ranges[2][0] + 700, ranges[3][1] - 1, ranges[3][0] + 3]) {
       const { error } = await decryptFailure(stored.subarray(0, cut));
       expect(error).toBeInstanceOf(DecryptionError);
       expect(error.message).toMatch(/truncated/);
@@ -277,7 +277,7 @@ describe('tamper and corruption detection', () => {
       expect(error).toBeInstanceOf(DecryptionError);
     }
     // Re-appending an authentic chunk does not help either.
-    const dup = await decryptFailure(Buffer.concat([stored, stored.subarray(...ranges[3]!)]));
+    const dup = await decryptFailure(Buffer.concat([stored, stored.subarray(...ranges[3])]));
     expect(dup.error).toBeInstanceOf(DecryptionError);
   });
 
@@ -294,11 +294,11 @@ describe('tamper and corruption detection', () => {
     const head = stored.subarray(0, headerSize());
     const c = ranges.map((r) => stored.subarray(...r));
     const variants = [
-      [head, c[0]!, c[2]!, c[1]!, c[3]!], // swap 1 and 2
-      [head, c[1]!, c[0]!, c[2]!, c[3]!], // swap 0 and 1
-      [head, c[0]!, c[1]!, c[3]!], // drop 2
-      [head, c[0]!, c[1]!, c[1]!, c[2]!, c[3]!], // duplicate 1
-      [head, c[0]!, c[1]!, c[2]!], // drop the last
+      [head, c[0], c[2], c[1], c[3]], // swap 1 and 2
+      [head, c[1], c[0], c[2], c[3]], // swap 0 and 1
+      [head, c[0], c[1], c[3]], // drop 2
+      [head, c[0], c[1], c[1], c[2], c[3]], // duplicate 1
+      [head, c[0], c[1], c[2]], // drop the last
     ];
     for (const parts of variants) {
       const { error } = await decryptFailure(Buffer.concat(parts));
@@ -308,7 +308,7 @@ describe('tamper and corruption detection', () => {
 
   it('rejects chunks spliced in from another object under the same key', async () => {
     const other = await encrypt(randomBytes(SIZE));
-    const spliced = Buffer.concat([stored.subarray(0, ranges[1]![0]), other.subarray(...ranges[1]!), stored.subarray(ranges[1]![1])]);
+    const spliced = Buffer.concat([stored.subarray(0, ranges[1][0]), other.subarray(...ranges[1]), stored.subarray(ranges[1][1])]);
     const { error } = await decryptFailure(spliced);
     expect(error.message).toMatch(/chunk 1 failed authentication/);
   });
@@ -498,9 +498,9 @@ describe('bounded memory and backpressure', () => {
   it('never stalls, whatever the chunk size, write sizes, buffer sizes and consumer speed', async () => {
     for (let seed = 1; seed <= 40; seed++) {
       const rand = rng(seed);
-      const chunkSize = [7, 100, 1024, 65536][seed % 4]!;
+      const chunkSize = [7, 100, 1024, 65536][seed % 4];
       const data = randomBytes(Math.floor(rand() * 20 * chunkSize) + (seed % 3 === 0 ? chunkSize * 4 - (seed % 4 === 0 ? 0 : 1) : 0));
-      const maxPiece = [1, 13, chunkSize, 3 * chunkSize + 1, 1 << 20][seed % 5]!;
+      const maxPiece = [1, 13, chunkSize, 3 * chunkSize + 1, 1 << 20][seed % 5];
       const pieces = maxPiece === 1 && data.length > 5000 ? [data] : randomPieces(data, seed, maxPiece);
       const slow = seed % 2 === 0;
       const parts: Buffer[] = [];

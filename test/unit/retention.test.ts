@@ -28,7 +28,7 @@ function shuffled<T>(items: readonly T[], seed: number): T[] {
   const out = [...items];
   for (let i = out.length - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
+    [out[i], out[j]] = [out[j], out[i]];
   }
   return out;
 }
@@ -42,7 +42,7 @@ function referenceKept(backups: BackupRecord[], p: RetentionPolicy, now: Date): 
   const kept = new Set<string>();
   recs.slice(0, p.keepLast).forEach((r) => kept.add(r.key));
   const verified = recs.filter((r) => r.verified);
-  if (verified.length) kept.add(verified[0]!.key);
+  if (verified.length) kept.add(verified[0].key);
   const bucketed = (count: number, bucketOf: (ms: number) => string) => {
     const newestPerBucket = new Map<string, string>(); // insertion order = newest bucket first
     for (const r of verified) if (!newestPerBucket.has(bucketOf(r.ms))) newestPerBucket.set(bucketOf(r.ms), r.key);
@@ -197,8 +197,8 @@ describe('decideRetention: a small case checked by hand', () => {
     const widestReasons = 'last 2, daily 2026-11-25, weekly 2026-W48, monthly 2026-11, newest verified, inside the policy window';
     expect(lines[1]).toBe(`2026-11-25T06:00:00Z  KEEP    ${'last 2, inside the policy window'.padEnd(widestReasons.length)}  a`);
     expect(lines[2]).toBe(`2026-11-25T00:00:00Z  KEEP    ${widestReasons}  b`);
-    expect(lines.find((l) => l.endsWith('  k'))).toMatch(/^2026-11-22T12:00:00Z  DELETE  -\s+k$/);
-    expect(lines.find((l) => l.endsWith('  l'))).toMatch(/^not-a-date\s+KEEP    unreadable timestamp: kept\s+l$/);
+    expect(lines.find((l) => l.endsWith('  k'))).toMatch(/^2026-11-22T12:00:00Z {2}DELETE {2}-\s+k$/);
+    expect(lines.find((l) => l.endsWith('  l'))).toMatch(/^not-a-date\s+KEEP {4}unreadable timestamp: kept\s+l$/);
     expect(lines[lines.length - 1]).toBe('7 kept, 5 to delete');
     expect(formatDecision({ keep: [], delete: [] })).toBe('no backups');
   });

@@ -1,0 +1,35 @@
+// Lint: typescript-eslint's type-aware rules over the product, the test bed, the tests and the benches. The rules that
+// catch what tests miss come first: a promise nobody awaits (a step that runs after its activity ended, a rejection
+// nobody sees) and a promise handed to something that expects a plain callback.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/', 'dist-testbed/', 'node_modules/', 'coverage/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
+      // Plain closures are declared with method syntax in our interfaces (close(), stop()) and destructured freely.
+      '@typescript-eslint/unbound-method': 'off',
+      // An async function without await is how a function meets an interface that returns a promise.
+      '@typescript-eslint/require-await': 'off',
+    },
+  },
+  {
+    // jest's asymmetric matchers (expect.any, expect.stringMatching) are typed any; tests assert on shapes freely.
+    files: ['test/**/*.ts'],
+    rules: { '@typescript-eslint/no-unsafe-assignment': 'off', '@typescript-eslint/no-unsafe-member-access': 'off', '@typescript-eslint/no-unsafe-return': 'off', '@typescript-eslint/no-unsafe-argument': 'off' },
+  },
+  {
+    // The build and render scripts are plain CommonJS run by node.
+    files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable', __dirname: 'readonly', process: 'readonly', console: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+);

@@ -1,0 +1,18 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const root = join(__dirname, '../..');
+
+describe('npm run lint', () => {
+  // The type-aware rules (no-floating-promises, no-misused-promises, ...) and the formatter, enforced by npm test:
+  // a lint problem fails the run like any test, with eslint's own report as the message.
+  it('is clean', async () => {
+    const run = await promisify(execFile)('npm', ['run', '--silent', 'lint'], { cwd: root, maxBuffer: 16 * 1024 * 1024 }).then(
+      () => ({ ok: true, output: '' }),
+      (err: { stdout?: string; stderr?: string }) => ({ ok: false, output: `${err.stdout ?? ''}${err.stderr ?? ''}` }),
+    );
+    expect(run.output).toBe('');
+    expect(run.ok).toBe(true);
+  }, 300_000);
+});
