@@ -33,9 +33,9 @@ ENV NODE_ENV=production
 ENV NODE_OPTIONS="--max-semi-space-size=2 --expose-gc"
 WORKDIR /app
 
-# Production dependencies only, installed fresh rather than pruned from the build stage.
-# The Temporal worker bundles workflow code with webpack at start-up; webpack and its loaders are runtime
-# dependencies of @temporalio/worker, so they are kept by --omit=dev.
+# Production dependencies only, installed fresh rather than pruned from the build stage. The worker loads the
+# workflow bundle made at build time (dist/workflow-bundle.js) and runs no webpack at start-up; webpack still comes
+# along as a dependency of @temporalio/worker.
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 

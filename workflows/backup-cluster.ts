@@ -1,4 +1,4 @@
-import { ApplicationFailure, log, metricMeter, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, deprecatePatch, log, metricMeter, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { BackupManifest } from '../src/backup/manifest';
 import { backupObjectKeys } from '../src/backup/object-keys';
@@ -72,16 +72,16 @@ export async function backupCluster(input: BackupClusterInput): Promise<BackupCl
   try {
     const plan = await timed('plan', () => quick.planBackup({ cluster: input.cluster }));
     const runKey = `${info.workflowId}-${runKeyOf(info.runId)}`.replace(/[^A-Za-z0-9._-]/g, '_').slice(-120);
-    // Runs from before this change replay the old order: verify, then the uploads.
-    const alongside = patched('verify-alongside-upload');
+    // Every recorded run verifies alongside the uploads; the marker stays in their histories (no history of the
+    // older order, verify first, was ever recorded, so that branch is gone).
+    deprecatePatch('verify-alongside-upload');
     const snap = await timed('snapshot', () => snapshotting.takeSnapshot({ cluster: plan.cluster, runKey }));
-    const inspectionFirst = alongside ? undefined : await timed('verify', () => quick.inspectSnapshot({ cluster: plan.cluster, node: snap.node, path: snap.path, source: snap.source }));
     const keys = backupObjectKeys({
       prefix: plan.prefix,
       cluster: plan.cluster,
       takenAt: snap.takenAt,
       // The snapshot step already read the file with etcd's reader: its revision names the objects.
-      revision: inspectionFirst ? inspectionFirst.etcd.revision : snap.status.revision,
+      revision: snap.status.revision,
       compression: plan.compression,
       encrypted: plan.encryptionKeyId !== null,
     });
@@ -90,9 +90,9 @@ export async function backupCluster(input: BackupClusterInput): Promise<BackupCl
     // The streams at once (the archive is small and rides alongside), and what the manifest records about the
     // snapshot (versions, counts per resource) is read meanwhile: none of it changes the bytes being uploaded.
     const [snapshotObject, archive, inspection] = await Promise.all([
-      timed('upload', () => transfers.uploadSnapshot({ ...common, key: keys.snapshot, path: snap.path, source: snap.source, sizeBytes: alongside ? snap.sizeBytes : undefined })),
+      timed('upload', () => transfers.uploadSnapshot({ ...common, key: keys.snapshot, path: snap.path, source: snap.source, sizeBytes: snap.sizeBytes })),
       timed('control-plane files', () => transfers.uploadControlPlaneFiles({ ...common, key: keys.controlPlaneFiles })),
-      inspectionFirst ?? timed('verify', () => quick.inspectSnapshot({ cluster: plan.cluster, node: snap.node, path: snap.path, source: snap.source, status: snap.status })),
+      timed('verify', () => quick.inspectSnapshot({ cluster: plan.cluster, node: snap.node, path: snap.path, source: snap.source, status: snap.status })),
     ]);
     const confirmed = await timed('confirm', () =>
       quick.confirmObjects({
@@ -121,7 +121,7 @@ export async function backupCluster(input: BackupClusterInput): Promise<BackupCl
     const applyRetention = () =>
       timed('retention', () => quick.applyRetention({ cluster: plan.cluster, now: new Date(Date.now()).toISOString(), dryRun: input.retentionDryRun ?? false }));
     // Independent once the manifest is written: the node's copy and the bucket's old backups.
-    const retention = alongside ? (await Promise.all([cleanNode(), applyRetention()]))[1] : (await cleanNode(), await applyRetention());
+    const [, retention] = await Promise.all([cleanNode(), applyRetention()]);
     metricMeter.createCounter('lifeboat_backups_succeeded', 'backups', 'Backups that completed').add(1, { cluster: plan.cluster });
     log.info('backup complete', { cluster: plan.cluster, revision: inspection.etcd.revision, key: keys.snapshot });
     return {

@@ -6,7 +6,7 @@ import {
   defineQuery,
   defineSignal,
   log,
-  patched,
+  deprecatePatch,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -170,7 +170,9 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
           // (the bucket's checksum agreed, the content did not) is passed over like one caught by the plan; the
           // node has not been changed yet. A backup named by key is never substituted.
           const corrupt = input.snapshot === 'latest' && err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'CorruptSnapshot';
-          if (!corrupt || !patched('latest-passes-over-corrupt-fetch')) throw err;
+          if (!corrupt) throw err;
+          // No recorded history took the old path (a corrupt fetch failed the run): only the marker remains.
+          deprecatePatch('latest-passes-over-corrupt-fetch');
           passOver.push({ manifestKey: plan.snapshot.manifestKey, reason: `failed verification while fetched: ${failureMessage(err)}` });
           log.warn('passing over a backup that failed verification while fetched', { cluster: input.cluster, manifestKey: plan.snapshot.manifestKey });
           plan = await quick.planRecovery({ ...planInput, passOver });

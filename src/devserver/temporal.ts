@@ -2,9 +2,6 @@ import { Connection } from '@temporalio/client';
 import { connect } from 'node:net';
 import { startProcess, waitFor, type ManagedProcess } from './processes';
 
-/** Custom search attributes the engine sets on its workflows, registered on the dev server at start. */
-export const SEARCH_ATTRIBUTES = ['LifeboatCluster=Keyword'];
-
 export interface DevServerOptions {
   binary: string;
   ip?: string;
@@ -41,7 +38,6 @@ function portOpen(host: string, port: number): Promise<boolean> {
 export async function startTemporalDevServer(o: DevServerOptions): Promise<DevServer> {
   const ip = o.ip ?? '127.0.0.1';
   const args = ['server', 'start-dev', '--ip', ip, '--port', String(o.port), '--log-level', 'warn'];
-  for (const sa of SEARCH_ATTRIBUTES) args.push('--search-attribute', sa);
   args.push('--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true');
   if (o.uiPort !== undefined) args.push('--ui-port', String(o.uiPort));
   else args.push('--headless');
