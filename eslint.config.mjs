@@ -21,6 +21,17 @@ export default tseslint.config(
     },
   },
   {
+    // The house reads top-down: the layers below never call back up into activities or workflows.
+    files: ['src/**/*.ts'],
+    ignores: ['src/cli/**', 'src/schedules/**', 'src/alerts/**', 'src/temporal/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/activities', '**/activities/**', '**/workflows', '**/workflows/**'], message: 'src/ is below activities and workflows: pass what you need down instead' }] }] },
+  },
+  {
+    // Storage is a generic object store; backups are built on it, not the other way round.
+    files: ['src/storage/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['**/backup', '**/backup/**', '**/recovery/**', '**/activities/**', '**/workflows/**'], message: 'src/storage knows nothing of backups' }] }] },
+  },
+  {
     // jest's asymmetric matchers (expect.any, expect.stringMatching) are typed any; tests assert on shapes freely.
     files: ['test/**/*.ts'],
     rules: { '@typescript-eslint/no-unsafe-assignment': 'off', '@typescript-eslint/no-unsafe-member-access': 'off', '@typescript-eslint/no-unsafe-return': 'off', '@typescript-eslint/no-unsafe-argument': 'off' },
