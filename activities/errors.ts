@@ -39,5 +39,7 @@ type AnyActivity = (...args: any[]) => Promise<unknown>;
 
 /** The activities, each wrapped by classified: the one place where failures are classified. */
 export function classifiedAll<T extends Record<string, AnyActivity>>(activities: T): T {
-  return Object.fromEntries(Object.entries(activities).map(([name, fn]) => [name, (...args: unknown[]) => classified(() => fn(...args))])) as T;
+  return Object.fromEntries(
+    Object.entries(activities).map(([name, fn]) => [name, (...args: unknown[]) => classified(() => fn(...args))]),
+  ) as T;
 }

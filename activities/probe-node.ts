@@ -24,12 +24,18 @@ const versionOf = (out: string) => /(?:etcdctl|etcdutl) version:\s*(\S+)/i.exec(
 /** Reads what the engine needs to know about a node over SSH (host key pinned); changes nothing there. */
 export function probeNode(deps: ActivityDeps) {
   return async (input: ProbeNodeInput): Promise<NodeProbe> => {
-      const cluster = findCluster(deps.config, input.cluster);
-      const node = findNode(cluster, input.node);
-      return withSession(node, async (s) => {
+    const cluster = findCluster(deps.config, input.cluster);
+    const node = findNode(cluster, input.node);
+    return withSession(
+      node,
+      async (s) => {
         const run = (argv: string[]) => s.run(argv, { allowFailure: true });
         const etcdctl = await run([cluster.etcd.etcdctl, 'version']);
-        const etcdutl = await run(['sh', '-c', `command -v ${command([cluster.etcd.etcdutl])} >/dev/null && ${command([cluster.etcd.etcdutl, 'version'])}`]);
+        const etcdutl = await run([
+          'sh',
+          '-c',
+          `command -v ${command([cluster.etcd.etcdutl])} >/dev/null && ${command([cluster.etcd.etcdutl, 'version'])}`,
+        ]);
         const manifests = await run(['ls', '-1', cluster.paths.manifestsDir]);
         const dataDir = await run(['test', '-d', cluster.paths.etcdDataDir]);
         return {
@@ -40,6 +46,8 @@ export function probeNode(deps: ActivityDeps) {
           manifests: manifests.code === 0 ? manifests.stdout.split('\n').filter(Boolean) : [],
           etcdDataDirExists: dataDir.code === 0,
         };
-      }, { signal: cancellationSignal() });
-    };
+      },
+      { signal: cancellationSignal() },
+    );
+  };
 }

@@ -12,11 +12,14 @@ export interface ClusterSummary {
 /** Workflows carry only a cluster's name; this checks it exists and returns what is safe to keep in history. */
 export function resolveCluster(deps: ActivityDeps) {
   return async (input: { cluster: string }): Promise<ClusterSummary> => {
-      const cluster = findCluster(deps.config, input.cluster);
-      return {
-        name: cluster.name,
-        nodes: cluster.nodes.map((n) => n.name),
-        recovery: { approval: cluster.recovery.approval, approvalTimeoutSeconds: Math.round(durationMs(cluster.recovery.approvalTimeout) / 1000) },
-      };
+    const cluster = findCluster(deps.config, input.cluster);
+    return {
+      name: cluster.name,
+      nodes: cluster.nodes.map((n) => n.name),
+      recovery: {
+        approval: cluster.recovery.approval,
+        approvalTimeoutSeconds: Math.round(durationMs(cluster.recovery.approvalTimeout) / 1000),
+      },
     };
+  };
 }

@@ -21,7 +21,8 @@ const NAME = 'alert';
 
 async function runsOf(client: Client, workflowId: string): Promise<{ runId: string; startTime: Date; closeTime?: Date; status: string }[]> {
   const out: { runId: string; startTime: Date; closeTime?: Date; status: string }[] = [];
-  for await (const w of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) out.push({ runId: w.runId, startTime: w.startTime, closeTime: w.closeTime, status: w.status.name });
+  for await (const w of client.workflow.list({ query: `WorkflowId = '${workflowId}'` }))
+    out.push({ runId: w.runId, startTime: w.startTime, closeTime: w.closeTime, status: w.status.name });
   return out.sort((a, b) => a.startTime.getTime() - b.startTime.getTime());
 }
 
@@ -35,7 +36,13 @@ async function runsOf(client: Client, workflowId: string): Promise<{ runId: stri
  */
 async function main(): Promise<void> {
   const env = await benchEnv();
-  const cluster = await createSandboxCluster({ name: NAME, etcdLine: '3.6', withApiserver: true, storage: { bucket: 'bench', prefix: 'x', region: 'us-east-1', forcePathStyle: true }, dir: join(env.dir, 'cluster') });
+  const cluster = await createSandboxCluster({
+    name: NAME,
+    etcdLine: '3.6',
+    withApiserver: true,
+    storage: { bucket: 'bench', prefix: 'x', region: 'us-east-1', forcePathStyle: true },
+    dir: join(env.dir, 'cluster'),
+  });
   const node = cluster.controlPlane;
   const keyPath = join(env.dir, 'bench.key');
   await writeFile(keyPath, randomBytes(32).toString('base64'));
@@ -51,13 +58,35 @@ async function main(): Promise<void> {
     { encryptionKey: 'bench' },
     keyPath,
     tq,
-    { recovery: { approval: 'required', onAlert: 'auto', confirm: { window: TIMINGS.confirmWindow, probes: TIMINGS.confirmProbes } }, health: { interval: TIMINGS.healthInterval, timeout: '3s' } },
-    { config: { alerts: { token: { file: tokenFile } } }, env: { LIFEBOAT_METRICS_ADDRESS: metricsAddress, LIFEBOAT_ALERTS_ADDRESS: alertsAddress } },
+    {
+      recovery: { approval: 'required', onAlert: 'auto', confirm: { window: TIMINGS.confirmWindow, probes: TIMINGS.confirmProbes } },
+      health: { interval: TIMINGS.healthInterval, timeout: '3s' },
+    },
+    {
+      config: { alerts: { token: { file: tokenFile } } },
+      env: { LIFEBOAT_METRICS_ADDRESS: metricsAddress, LIFEBOAT_ALERTS_ADDRESS: alertsAddress },
+    },
   );
-  const alertmanager = await startAlertmanager({ dir: join(env.dir, 'alertmanager'), webhookUrl: `http://${alertsAddress}/alerts`, bearerTokenFile: tokenFile, groupWait: TIMINGS.groupWait });
-  const prometheus = await startPrometheus({ dir: join(env.dir, 'prometheus'), scrapeTargets: [metricsAddress], scrapeInterval: TIMINGS.scrapeInterval, rulesFiles: [join(repoRoot, 'deploy/prometheus/lifeboat.rules.yml')], forOverride: TIMINGS.for, alertmanagerUrl: alertmanager.url });
+  const alertmanager = await startAlertmanager({
+    dir: join(env.dir, 'alertmanager'),
+    webhookUrl: `http://${alertsAddress}/alerts`,
+    bearerTokenFile: tokenFile,
+    groupWait: TIMINGS.groupWait,
+  });
+  const prometheus = await startPrometheus({
+    dir: join(env.dir, 'prometheus'),
+    scrapeTargets: [metricsAddress],
+    scrapeInterval: TIMINGS.scrapeInterval,
+    rulesFiles: [join(repoRoot, 'deploy/prometheus/lifeboat.rules.yml')],
+    forOverride: TIMINGS.for,
+    alertmanagerUrl: alertmanager.url,
+  });
   const api = new KubeClient(credentialsFromKubeconfig(await readFile(node.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer));
-  const names = async () => (await api.list('/api/v1/namespaces/default/configmaps')).map((c) => c.metadata.name).filter((n) => !n.startsWith('kube-')).sort();
+  const names = async () =>
+    (await api.list('/api/v1/namespaces/default/configmaps'))
+      .map((c) => c.metadata.name)
+      .filter((n) => !n.startsWith('kube-'))
+      .sort();
   const firing = async () => (await prometheus.alerts()).filter((a) => a.state === 'firing' && a.labels.cluster === NAME);
   try {
     const { client } = env;
@@ -68,22 +97,50 @@ async function main(): Promise<void> {
     for (const n of ['app-config', 'app-flags']) await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: n } });
     // A cluster in use is far past the few hundred revisions a fresh API server writes while it bootstraps.
     await advanceRevision(cluster, 3000);
-    const backup = (await client.workflow.execute(backupCluster, { taskQueue: tq, workflowId: 'bench-alert-backup', args: [{ cluster: NAME }] }));
+    const backup = await client.workflow.execute(backupCluster, {
+      taskQueue: tq,
+      workflowId: 'bench-alert-backup',
+      args: [{ cluster: NAME }],
+    });
     await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'after-backup' } });
     console.log(`backup ${backup.snapshotKey} (revision ${backup.revision})`);
-    await waitFor('the first health check to record the backup', async () => /lifeboat_last_successful_backup_revision\{cluster="alert"\} \d+/.test(await (await fetch(`http://${metricsAddress}/metrics`)).text()), 60_000, 500);
-    console.log(`timings: health probe every ${TIMINGS.healthInterval}, scrape and rule evaluation every ${TIMINGS.scrapeInterval}, for: ${TIMINGS.for}, group_wait ${TIMINGS.groupWait}, confirm ${TIMINGS.confirmProbes} probes over ${TIMINGS.confirmWindow}`);
+    await waitFor(
+      'the first health check to record the backup',
+      async () =>
+        /lifeboat_last_successful_backup_revision\{cluster="alert"\} \d+/.test(
+          await (await fetch(`http://${metricsAddress}/metrics`)).text(),
+        ),
+      60_000,
+      500,
+    );
+    console.log(
+      `timings: health probe every ${TIMINGS.healthInterval}, scrape and rule evaluation every ${TIMINGS.scrapeInterval}, for: ${TIMINGS.for}, group_wait ${TIMINGS.groupWait}, confirm ${TIMINGS.confirmProbes} probes over ${TIMINGS.confirmWindow}`,
+    );
 
     // 1. Disaster: the control plane dies and etcd's data is wiped.
     const pods = await node.pods();
     const t0 = new Date();
-    await node.exec(['bash', '-c', `kill -9 ${pods.flatMap((p) => p.containers.map((c) => c.pid)).filter(Boolean).join(' ')}; rm -rf /var/lib/etcd/member`]);
-    const response = await waitFor('the response', async () => (await runsOf(client, `respond-${NAME}`)).find((r) => r.startTime >= t0), 300_000, 200);
+    await node.exec([
+      'bash',
+      '-c',
+      `kill -9 ${pods
+        .flatMap((p) => p.containers.map((c) => c.pid))
+        .filter(Boolean)
+        .join(' ')}; rm -rf /var/lib/etcd/member`,
+    ]);
+    const response = await waitFor(
+      'the response',
+      async () => (await runsOf(client, `respond-${NAME}`)).find((r) => r.startTime >= t0),
+      300_000,
+      200,
+    );
     const result = (await client.workflow.getHandle(`respond-${NAME}`, response.runId).result()) as RespondToAlertResult;
     const recovery = (await runsOf(client, `recover-${NAME}`))[0];
-    if (result.outcome !== 'recovered' || !recovery?.closeTime) throw new Error(`expected a recovery, got ${result.outcome}: ${result.summary}`);
+    if (result.outcome !== 'recovered' || !recovery?.closeTime)
+      throw new Error(`expected a recovery, got ${result.outcome}: ${result.summary}`);
     const back = await names();
-    if (!back.includes('app-config') || back.includes('after-backup')) throw new Error(`the API does not show the backup's objects: ${back.join(', ')}`);
+    if (!back.includes('app-config') || back.includes('after-backup'))
+      throw new Error(`the API does not show the backup's objects: ${back.join(', ')}`);
     const detect = (response.startTime.getTime() - t0.getTime()) / 1000;
     const decide = (recovery.startTime.getTime() - response.startTime.getTime()) / 1000;
     const recover = (recovery.closeTime.getTime() - recovery.startTime.getTime()) / 1000;
@@ -94,16 +151,27 @@ async function main(): Promise<void> {
     // 2. A transient outage: the scheduler goes for long enough to alert, and is back before the confirm window ends.
     const t1 = new Date();
     await node.exec(['mv', '/etc/kubernetes/manifests/kube-scheduler.yaml', '/var/lib/kube-scheduler.yaml.aside']);
-    const transient = await waitFor('the transient response', async () => (await runsOf(client, `respond-${NAME}`)).find((r) => r.startTime >= t1), 300_000, 200);
+    const transient = await waitFor(
+      'the transient response',
+      async () => (await runsOf(client, `respond-${NAME}`)).find((r) => r.startTime >= t1),
+      300_000,
+      200,
+    );
     await node.exec(['mv', '/var/lib/kube-scheduler.yaml.aside', '/etc/kubernetes/manifests/kube-scheduler.yaml']);
     const stood = (await client.workflow.getHandle(`respond-${NAME}`, transient.runId).result()) as RespondToAlertResult;
     const recoveries = (await runsOf(client, `recover-${NAME}`)).length;
     console.log(`transient scheduler outage: ${stood.outcome} (${stood.summary}); recoveries in all: ${recoveries}`);
     if (stood.outcome !== 'stood-down' || recoveries !== 1) throw new Error('the transient outage must stand down without a recovery');
 
-    console.log(`alert: detect_s=${detect.toFixed(1)} decide_s=${decide.toFixed(1)} recover_s=${recover.toFixed(1)} total_s=${total.toFixed(1)}`);
+    console.log(
+      `alert: detect_s=${detect.toFixed(1)} decide_s=${decide.toFixed(1)} recover_s=${recover.toFixed(1)} total_s=${total.toFixed(1)}`,
+    );
   } finally {
-    for (const id of [`health-${NAME}`, `backup-${NAME}`]) await env.client.schedule.getHandle(id).delete().catch(() => undefined);
+    for (const id of [`health-${NAME}`, `backup-${NAME}`])
+      await env.client.schedule
+        .getHandle(id)
+        .delete()
+        .catch(() => undefined);
     await prometheus.stop();
     await alertmanager.stop();
     await w.proc.stop();

@@ -28,7 +28,12 @@ export interface BenchEnv {
 export async function benchEnv(): Promise<BenchEnv> {
   const dir = await mkdtemp(join(tmpdir(), 'lifeboat-bench-'));
   const bins = await serverBinaries();
-  const temporal = await startTemporalDevServer({ binary: bins.temporal, port: await freePort(), logFile: join(dir, 'temporal.log'), startTimeoutMs: 120_000 });
+  const temporal = await startTemporalDevServer({
+    binary: bins.temporal,
+    port: await freePort(),
+    logFile: join(dir, 'temporal.log'),
+    startTimeoutMs: 120_000,
+  });
   const minio = await startMinio(bins.minio, join(dir, 'minio'));
   await minio.createBucket('bench');
   const connection = await Connection.connect({ address: temporal.address });
@@ -87,7 +92,12 @@ export async function startWorkerProcess(
       ],
     }),
   );
-  const proc = startProcess('worker', 'node', [...WORKER_NODE_FLAGS, join(__dirname, '../../dist/src/cli/main.js'), '--config', configFile, 'worker'], { logFile: join(env.dir, `${taskQueue}.log`), env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...extra.env } });
+  const proc = startProcess(
+    'worker',
+    'node',
+    [...WORKER_NODE_FLAGS, join(__dirname, '../../dist/src/cli/main.js'), '--config', configFile, 'worker'],
+    { logFile: join(env.dir, `${taskQueue}.log`), env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...extra.env } },
+  );
   await new Promise((r) => setTimeout(r, 3000)); // let it connect and poll
   if (proc.child.exitCode !== null) throw new Error(`the worker exited: ${await readFile(join(env.dir, `${taskQueue}.log`), 'utf8')}`);
   return {
@@ -113,7 +123,10 @@ async function processCpu(): Promise<Map<string, { name: string; seconds: number
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
     if (!stat) continue;
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    byPid.set(pid, { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), seconds: (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100 });
+    byPid.set(pid, {
+      name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
+      seconds: (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / 100,
+    });
   }
   return byPid;
 }
@@ -124,7 +137,9 @@ async function processCpu(): Promise<Map<string, { name: string; seconds: number
  * CPU-bound and the ratio says how much work each side does rather than how long it waits. A command that exited
  * meanwhile (etcdctl, the AWS CLI, an SSH session) counts under the process that waited for it.
  */
-export async function timed<T>(body: () => Promise<T>): Promise<{ seconds: number; cpuSeconds: number; cpuByProgram: [string, number][]; value: T }> {
+export async function timed<T>(
+  body: () => Promise<T>,
+): Promise<{ seconds: number; cpuSeconds: number; cpuByProgram: [string, number][]; value: T }> {
   const busy = await machineBusySeconds();
   const before = await processCpu();
   const start = process.hrtime.bigint();
@@ -132,13 +147,17 @@ export async function timed<T>(body: () => Promise<T>): Promise<{ seconds: numbe
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const cpuSeconds = (await machineBusySeconds()) - busy;
   const byProgram = new Map<string, number>();
-  for (const [pid, now] of await processCpu()) byProgram.set(now.name, (byProgram.get(now.name) ?? 0) + now.seconds - (before.get(pid)?.seconds ?? 0));
+  for (const [pid, now] of await processCpu())
+    byProgram.set(now.name, (byProgram.get(now.name) ?? 0) + now.seconds - (before.get(pid)?.seconds ?? 0));
   const cpuByProgram = [...byProgram].filter(([, s]) => s >= 0.1).sort((a, b) => b[1] - a[1]);
   return { seconds, cpuSeconds, cpuByProgram, value };
 }
 
 export function formatCpu(t: { cpuSeconds: number; cpuByProgram: [string, number][] }): string {
-  return `cpu ${t.cpuSeconds.toFixed(1)} s (${t.cpuByProgram.slice(0, 5).map(([name, s]) => `${name} ${s.toFixed(1)}`).join(', ')})`;
+  return `cpu ${t.cpuSeconds.toFixed(1)} s (${t.cpuByProgram
+    .slice(0, 5)
+    .map(([name, s]) => `${name} ${s.toFixed(1)}`)
+    .join(', ')})`;
 }
 
 export function awsCli(env: BenchEnv, args: string[]): Promise<{ stdout: string }> {
@@ -148,4 +167,3 @@ export function awsCli(env: BenchEnv, args: string[]): Promise<{ stdout: string 
     maxBuffer: 64 * 1024 * 1024,
   });
 }
-

@@ -17,7 +17,13 @@ import { backupCluster, recoverCluster } from '../workflows';
  */
 async function main(): Promise<void> {
   const env = await benchEnv();
-  const cluster = await createSandboxCluster({ name: 'rto', etcdLine: '3.6', withApiserver: true, storage: { bucket: 'bench', prefix: 'x', region: 'us-east-1', forcePathStyle: true }, dir: join(env.dir, 'cluster') });
+  const cluster = await createSandboxCluster({
+    name: 'rto',
+    etcdLine: '3.6',
+    withApiserver: true,
+    storage: { bucket: 'bench', prefix: 'x', region: 'us-east-1', forcePathStyle: true },
+    dir: join(env.dir, 'cluster'),
+  });
   const node = cluster.controlPlane;
   const keyPath = join(env.dir, 'bench.key');
   await writeFile(keyPath, randomBytes(32).toString('base64'));
@@ -27,7 +33,11 @@ async function main(): Promise<void> {
   try {
     await fillEtcd(cluster, 200, 1024 * 1024, { prefix: '/bench/' });
     // One backup, stored plain, so the runbook can download the very same object as a .db file.
-    const backup = (await env.client.workflow.execute(backupCluster, { taskQueue: tq, workflowId: 'bench-rto-backup', args: [{ cluster: 'rto' }] }));
+    const backup = await env.client.workflow.execute(backupCluster, {
+      taskQueue: tq,
+      workflowId: 'bench-rto-backup',
+      args: [{ cluster: 'rto' }],
+    });
     console.log(`backup ${backup.snapshotKey}: ${(backup.plainBytes / 1048576).toFixed(0)} MiB, revision ${backup.revision}`);
 
     const plainSteps: [string, number][] = [];
@@ -37,14 +47,37 @@ async function main(): Promise<void> {
     const knownHosts = join(env.dir, 'known_hosts');
     await writeFile(knownHosts, `${node.ip} ${node.hostKey}\n`);
     const ssh = (script: string) =>
-      run('ssh', ['-i', cluster.sshKeyFile, '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', `root@${node.ip}`, script], { maxBuffer: 64 * 1024 * 1024 });
+      run(
+        'ssh',
+        [
+          '-i',
+          cluster.sshKeyFile,
+          '-o',
+          `UserKnownHostsFile=${knownHosts}`,
+          '-o',
+          'StrictHostKeyChecking=yes',
+          '-o',
+          'BatchMode=yes',
+          `root@${node.ip}`,
+          script,
+        ],
+        { maxBuffer: 64 * 1024 * 1024 },
+      );
     const etcdFlags = `--name=cp1 --initial-cluster=cp1=https://${node.ip}:2380 --initial-advertise-peer-urls=https://${node.ip}:2380 --initial-cluster-token=etcd-cluster`;
     const plain = await timed(async () => {
-      await step('download', () => awsCli(env, ['s3', 'cp', '--only-show-errors', `s3://bench/${backup.snapshotKey}`, node.path('/var/lib/plain-snapshot.db')]));
-      await step('stop', () =>
-        ssh("mkdir -p /var/lib/plain-aside && mv /etc/kubernetes/manifests/*.yaml /var/lib/plain-aside/ && while ss -Htln | awk '{print $4}' | grep -qE ':(2379|6443)$'; do sleep 0.2; done"),
+      await step('download', () =>
+        awsCli(env, ['s3', 'cp', '--only-show-errors', `s3://bench/${backup.snapshotKey}`, node.path('/var/lib/plain-snapshot.db')]),
       );
-      await step('restore', () => ssh(`etcdutl snapshot restore /var/lib/plain-snapshot.db --data-dir=/var/lib/etcd.plain-restore ${etcdFlags} --bump-revision=1000000000 --mark-compacted`));
+      await step('stop', () =>
+        ssh(
+          "mkdir -p /var/lib/plain-aside && mv /etc/kubernetes/manifests/*.yaml /var/lib/plain-aside/ && while ss -Htln | awk '{print $4}' | grep -qE ':(2379|6443)$'; do sleep 0.2; done",
+        ),
+      );
+      await step('restore', () =>
+        ssh(
+          `etcdutl snapshot restore /var/lib/plain-snapshot.db --data-dir=/var/lib/etcd.plain-restore ${etcdFlags} --bump-revision=1000000000 --mark-compacted`,
+        ),
+      );
       await step('swap', () => ssh('mv /var/lib/etcd /var/lib/etcd.plain-old && mv /var/lib/etcd.plain-restore /var/lib/etcd'));
       await step('restart + readyz', async () => {
         await ssh('mv /var/lib/plain-aside/*.yaml /etc/kubernetes/manifests/');
@@ -70,7 +103,9 @@ async function main(): Promise<void> {
       console.log(`  ${s.step.padEnd(20)} ${secs.toFixed(1).padStart(6)} s  ${s.status}`);
     }
     console.log(`  ${'total'.padEnd(20)} ${workflow.seconds.toFixed(1).padStart(6)} s`);
-    console.log(`recovery: workflow_s=${workflow.seconds.toFixed(1)} plain_s=${plain.seconds.toFixed(1)} ratio=${(workflow.seconds / plain.seconds).toFixed(2)}`);
+    console.log(
+      `recovery: workflow_s=${workflow.seconds.toFixed(1)} plain_s=${plain.seconds.toFixed(1)} ratio=${(workflow.seconds / plain.seconds).toFixed(2)}`,
+    );
   } finally {
     await w.proc.stop();
     await cluster.destroy();

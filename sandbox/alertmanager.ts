@@ -73,12 +73,17 @@ export async function startAlertmanager(options: AlertmanagerOptions): Promise<A
 
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const proc = startProcess('alertmanager', binary, [
-    `--config.file=${configFile}`,
-    `--storage.path=${dataDir}`,
-    `--web.listen-address=127.0.0.1:${port}`,
-    '--cluster.listen-address=', // no gossip: a single instance
-  ], { logFile });
+  const proc = startProcess(
+    'alertmanager',
+    binary,
+    [
+      `--config.file=${configFile}`,
+      `--storage.path=${dataDir}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--cluster.listen-address=', // no gossip: a single instance
+    ],
+    { logFile },
+  );
   const stop = async () => {
     await proc.stop();
     await removeDir();
@@ -122,7 +127,13 @@ export function run(file: string, args: string[], what: string): Promise<{ code:
 }
 
 /** Waits for ready() while the process lives; an early exit or a timeout ends with the tail of its log. */
-export async function untilReady(proc: ManagedProcess, what: string, logFile: string, ready: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+export async function untilReady(
+  proc: ManagedProcess,
+  what: string,
+  logFile: string,
+  ready: () => Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
   let done = false;
   const exitedEarly = proc.exited.then((code) => {
     if (!done) throw new Error(`${what}: the process exited (code ${code}) before it was ready`);

@@ -51,7 +51,13 @@ export async function createSandboxCluster(o: SandboxClusterOptions): Promise<Sa
   const etcdLine = o.etcdLine ?? '3.6';
   const binaries = await serverBinaries();
   await requireBinary(join(binaries.etcd[etcdLine], 'etcd'), `etcd ${etcdLine}`);
-  for (const [path, what] of [[binaries.kubelet, 'kubelet'], [binaries.crictl, 'crictl'], [binaries.pause, 'the pause binary'], ['/usr/bin/containerd', 'containerd (Debian package)'], ['/usr/sbin/runc', 'runc (Debian package)']]) {
+  for (const [path, what] of [
+    [binaries.kubelet, 'kubelet'],
+    [binaries.crictl, 'crictl'],
+    [binaries.pause, 'the pause binary'],
+    ['/usr/bin/containerd', 'containerd (Debian package)'],
+    ['/usr/sbin/runc', 'runc (Debian package)'],
+  ]) {
     await requireBinary(path, what);
   }
   if (o.withApiserver) await requireBinary(binaries.kubeApiserver, 'kube-apiserver');
@@ -66,12 +72,22 @@ export async function createSandboxCluster(o: SandboxClusterOptions): Promise<Sa
     ? [
         binariesImage(`${APISERVER_IMAGE}:${kubernetesVersion ?? 'v1.34.0'}`, [binaries.kubeApiserver]),
         ...((o.withSchedulerAndControllerManager ?? true)
-          ? [binariesImage(`${SCHEDULER_IMAGE}:${kubernetesVersion ?? 'v1.34.0'}`, [binaries.kubeScheduler]), binariesImage(`${CONTROLLER_MANAGER_IMAGE}:${kubernetesVersion ?? 'v1.34.0'}`, [binaries.kubeControllerManager])]
+          ? [
+              binariesImage(`${SCHEDULER_IMAGE}:${kubernetesVersion ?? 'v1.34.0'}`, [binaries.kubeScheduler]),
+              binariesImage(`${CONTROLLER_MANAGER_IMAGE}:${kubernetesVersion ?? 'v1.34.0'}`, [binaries.kubeControllerManager]),
+            ]
           : []),
       ]
     : [];
   const imagesFor = async (line: EtcdLine) => {
-    const specs = [pauseImage(binaries.pause), binariesImage(`${ETCD_IMAGE}:${etcdTag(binaries, line)}`, ['etcd', 'etcdctl', 'etcdutl'].map((b) => join(binaries.etcd[line], b)).filter((b) => existsSync(b))), ...kubeImages];
+    const specs = [
+      pauseImage(binaries.pause),
+      binariesImage(
+        `${ETCD_IMAGE}:${etcdTag(binaries, line)}`,
+        ['etcd', 'etcdctl', 'etcdutl'].map((b) => join(binaries.etcd[line], b)).filter((b) => existsSync(b)),
+      ),
+      ...kubeImages,
+    ];
     const tarballs: string[] = [];
     for (const spec of specs) tarballs.push(await ensureImage(spec, binaries.imagesDir));
     return tarballs;
@@ -100,10 +116,22 @@ export async function createSandboxCluster(o: SandboxClusterOptions): Promise<Sa
   try {
     const controlPlane = await addNode('cp1');
     for (const spare of o.spareNodes ?? []) await addNode(spare);
-    const { apiServer } = await bootstrapControlPlane(controlPlane, { etcdLine, etcdTag: etcdTag(binaries, etcdLine), kubernetesVersion, withApiserver: o.withApiserver ?? false, withSchedulerAndControllerManager: o.withSchedulerAndControllerManager });
+    const { apiServer } = await bootstrapControlPlane(controlPlane, {
+      etcdLine,
+      etcdTag: etcdTag(binaries, etcdLine),
+      kubernetesVersion,
+      withApiserver: o.withApiserver ?? false,
+      withSchedulerAndControllerManager: o.withSchedulerAndControllerManager,
+    });
     const config = clusterSchema.parse({
       name,
-      nodes: [...nodes.values()].map((n) => ({ name: n.name, host: n.ip, user: 'root', privateKey: { file: sshKeyFile }, hostKey: n.hostKey })),
+      nodes: [...nodes.values()].map((n) => ({
+        name: n.name,
+        host: n.ip,
+        user: 'root',
+        privateKey: { file: sshKeyFile },
+        hostKey: n.hostKey,
+      })),
       apiServer: o.withApiserver ? apiServer : undefined,
       storage: o.storage,
       // Tests restore the same cluster several times in a row on purpose; the cooldown has tests of its own.

@@ -31,7 +31,12 @@ export interface ControlPlaneOptions {
 
 export function etcdctlArgs(): string[] {
   const pki = '/etc/kubernetes/pki/etcd';
-  return ['--endpoints=https://127.0.0.1:2379', `--cacert=${pki}/ca.crt`, `--cert=${pki}/healthcheck-client.crt`, `--key=${pki}/healthcheck-client.key`];
+  return [
+    '--endpoints=https://127.0.0.1:2379',
+    `--cacert=${pki}/ca.crt`,
+    `--cert=${pki}/healthcheck-client.crt`,
+    `--key=${pki}/healthcheck-client.key`,
+  ];
 }
 
 /**
@@ -40,7 +45,8 @@ export function etcdctlArgs(): string[] {
  */
 export async function bootstrapControlPlane(node: SandboxNode, o: ControlPlaneOptions): Promise<{ apiServer: string }> {
   const apiServer = `https://${node.ip}:6443`;
-  if (!o.skipPki) await createControlPlanePki({ root: node.path('/etc/kubernetes'), nodeName: node.name, nodeIPs: [node.ip], apiServerUrl: apiServer });
+  if (!o.skipPki)
+    await createControlPlanePki({ root: node.path('/etc/kubernetes'), nodeName: node.name, nodeIPs: [node.ip], apiServerUrl: apiServer });
   const manifestOptions = {
     nodeName: node.name,
     ip: node.ip,
@@ -71,25 +77,39 @@ export async function bootstrapControlPlane(node: SandboxNode, o: ControlPlaneOp
  * own do not appear in the middle of a test.
  */
 export async function waitForControllers(node: SandboxNode, timeoutMs = 120_000): Promise<void> {
-  const healthz = (port: number) => node.exec(['curl', '-sfk', '--max-time', '2', `https://127.0.0.1:${port}/healthz`]).then((t) => t.trim() === 'ok', () => false);
+  const healthz = (port: number) =>
+    node.exec(['curl', '-sfk', '--max-time', '2', `https://127.0.0.1:${port}/healthz`]).then(
+      (t) => t.trim() === 'ok',
+      () => false,
+    );
   const client = await adminClient(node);
   try {
     await waitFor(`kube-scheduler /healthz (10259) on node ${node.name}`, () => healthz(10259), timeoutMs, 300);
     await waitFor(`kube-controller-manager /healthz (10257) on node ${node.name}`, () => healthz(10257), timeoutMs, 300);
-    await waitFor(`kube-controller-manager publishing kube-root-ca.crt on node ${node.name}`, async () => {
-      const { status } = await client.raw('GET', '/api/v1/namespaces/default/configmaps/kube-root-ca.crt');
-      return status === 200;
-    }, timeoutMs, 300);
+    await waitFor(
+      `kube-controller-manager publishing kube-root-ca.crt on node ${node.name}`,
+      async () => {
+        const { status } = await client.raw('GET', '/api/v1/namespaces/default/configmaps/kube-root-ca.crt');
+        return status === 200;
+      },
+      timeoutMs,
+      300,
+    );
   } catch (err) {
     throw new Error(`${(err as Error).message}\n${await node.logs()}`, { cause: err });
   }
 }
 
 export async function waitForEtcd(node: SandboxNode, timeoutMs = 60_000): Promise<void> {
-  await waitFor(`etcd on node ${node.name}\n${await node.logs().catch(() => '')}`, async () => {
-    await node.exec(['etcdctl', ...etcdctlArgs(), 'endpoint', 'health']);
-    return true;
-  }, timeoutMs, 300);
+  await waitFor(
+    `etcd on node ${node.name}\n${await node.logs().catch(() => '')}`,
+    async () => {
+      await node.exec(['etcdctl', ...etcdctlArgs(), 'endpoint', 'health']);
+      return true;
+    },
+    timeoutMs,
+    300,
+  );
 }
 
 export async function adminClient(node: SandboxNode, conf = 'super-admin.conf'): Promise<KubeClient> {
@@ -143,7 +163,15 @@ export async function startKubelet(node: SandboxNode, timeoutMs = 60_000): Promi
       clusters: [{ name: 'kubernetes', cluster: { 'certificate-authority-data': creds.caPem.toString('base64'), server: creds.server } }],
       contexts: [{ name: `system:node:${node.name}@kubernetes`, context: { cluster: 'kubernetes', user: `system:node:${node.name}` } }],
       'current-context': `system:node:${node.name}@kubernetes`,
-      users: [{ name: `system:node:${node.name}`, user: { 'client-certificate': '/var/lib/kubelet/pki/kubelet-client-current.pem', 'client-key': '/var/lib/kubelet/pki/kubelet-client-current.pem' } }],
+      users: [
+        {
+          name: `system:node:${node.name}`,
+          user: {
+            'client-certificate': '/var/lib/kubelet/pki/kubelet-client-current.pem',
+            'client-key': '/var/lib/kubelet/pki/kubelet-client-current.pem',
+          },
+        },
+      ],
     }),
     { mode: 0o600 },
   );
@@ -151,7 +179,10 @@ export async function startKubelet(node: SandboxNode, timeoutMs = 60_000): Promi
   await writeFile(node.path(KUBELET_CONFIG), kubeletConfig());
   await writeFile(node.path('/var/lib/kubelet/kubeadm-flags.env'), kubeadmFlagsEnv());
   await node.exec(['/usr/local/bin/systemctl', 'restart', 'kubelet']);
-  await waitFor(`kubelet /healthz on node ${node.name} (log: ${join(node.dir, 'log/kubelet.log')})`, async () =>
-    (await node.exec(['curl', '-sf', '--max-time', '2', 'http://127.0.0.1:10248/healthz']).catch(() => '')).trim() === 'ok',
-  timeoutMs, 200);
+  await waitFor(
+    `kubelet /healthz on node ${node.name} (log: ${join(node.dir, 'log/kubelet.log')})`,
+    async () => (await node.exec(['curl', '-sf', '--max-time', '2', 'http://127.0.0.1:10248/healthz']).catch(() => '')).trim() === 'ok',
+    timeoutMs,
+    200,
+  );
 }

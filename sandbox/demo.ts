@@ -34,7 +34,13 @@ async function main(): Promise<void> {
   say('starting Temporal (dev server with UI) and MinIO');
   const port = Number(process.env.LIFEBOAT_DEV_PORT ?? (await freePort()));
   const uiPort = Number(process.env.LIFEBOAT_DEV_UI_PORT ?? 8233);
-  const temporal = await startTemporalDevServer({ binary: await requireBinary(bins.temporal, 'temporal CLI'), port, uiPort, logFile: join(dir, 'temporal.log'), startTimeoutMs: 120_000 });
+  const temporal = await startTemporalDevServer({
+    binary: await requireBinary(bins.temporal, 'temporal CLI'),
+    port,
+    uiPort,
+    logFile: join(dir, 'temporal.log'),
+    startTimeoutMs: 120_000,
+  });
   const minio = await startMinio(await requireBinary(bins.minio, 'MinIO'), join(dir, 'minio'));
   await minio.createBucket('etcd-backups');
   console.log(`   Temporal UI: ${temporal.uiUrl}   MinIO console: ${minio.consoleUrl}`);
@@ -69,30 +75,56 @@ async function main(): Promise<void> {
   const connection = await Connection.connect({ address: temporal.address });
   const client = new Client({ connection });
   await syncBackupSchedules(client, config);
-  const api = new KubeClient(credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer));
-  const cms = async () => (await api.list('/api/v1/namespaces/default/configmaps')).map((c) => c.metadata.name).filter((n) => n.startsWith('app-')).sort();
+  const api = new KubeClient(
+    credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer),
+  );
+  const cms = async () =>
+    (await api.list('/api/v1/namespaces/default/configmaps'))
+      .map((c) => c.metadata.name)
+      .filter((n) => n.startsWith('app-'))
+      .sort();
 
   try {
     say('creating objects, then taking a backup');
-    for (const name of ['app-config', 'app-feature-flags']) await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name }, data: { created: new Date().toISOString() } });
+    for (const name of ['app-config', 'app-feature-flags'])
+      await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name }, data: { created: new Date().toISOString() } });
     await api.create('/api/v1/namespaces', { metadata: { name: 'payments' } });
-    const backup = (await client.workflow.execute(backupCluster, { taskQueue: 'lifeboat', workflowId: `backup-demo-${Date.now()}`, args: [{ cluster: 'demo', reason: 'demo' }] }));
-    console.log(`   backup ${backup.snapshotKey}: revision ${backup.revision}, ${backup.totalKeys} keys, ${backup.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}s`).join(', ')}`);
+    const backup = await client.workflow.execute(backupCluster, {
+      taskQueue: 'lifeboat',
+      workflowId: `backup-demo-${Date.now()}`,
+      args: [{ cluster: 'demo', reason: 'demo' }],
+    });
+    console.log(
+      `   backup ${backup.snapshotKey}: revision ${backup.revision}, ${backup.totalKeys} keys, ${backup.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}s`).join(', ')}`,
+    );
     const backupTakenAt = Date.parse(backup.created);
 
     say('creating more objects after the backup (these will be lost: that is the RPO)');
     await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'app-after-backup' } });
     console.log(`   configmaps now: ${(await cms()).join(', ')}`);
 
-    say('disaster: killing the control plane and wiping etcd\'s data');
+    say("disaster: killing the control plane and wiping etcd's data");
     const pods = await cluster.controlPlane.pods();
-    await cluster.controlPlane.exec(['bash', '-c', `rm -rf /var/lib/etcd/member; kill -9 ${pods.flatMap((p) => p.containers.map((c) => c.pid)).filter(Boolean).join(' ')} 2>/dev/null || true`]);
+    await cluster.controlPlane.exec([
+      'bash',
+      '-c',
+      `rm -rf /var/lib/etcd/member; kill -9 ${pods
+        .flatMap((p) => p.containers.map((c) => c.pid))
+        .filter(Boolean)
+        .join(' ')} 2>/dev/null || true`,
+    ]);
     const disasterAt = Date.now();
-    await waitFor('etcd to come back empty', async () => {
-      await cluster.controlPlane.exec(['etcdctl', ...etcdctlArgs(), 'endpoint', 'health']);
-      return true;
-    }, 60_000);
-    console.log(`   etcd restarted with an empty data dir: the cluster has lost its state (configmaps: ${(await cms().catch(() => [])).join(', ') || 'none'})`);
+    await waitFor(
+      'etcd to come back empty',
+      async () => {
+        await cluster.controlPlane.exec(['etcdctl', ...etcdctlArgs(), 'endpoint', 'health']);
+        return true;
+      },
+      60_000,
+    );
+    console.log(
+      `   etcd restarted with an empty data dir: the cluster has lost its state (configmaps: ${(await cms().catch(() => [])).join(', ') || 'none'})`,
+    );
 
     say('recovering: workflow recover-demo (approval: auto)');
     const handle = await client.workflow.start(recoverCluster, {
@@ -106,7 +138,9 @@ async function main(): Promise<void> {
     printReport(result);
     const back = await cms();
     console.log(`\n   configmaps after recovery: ${back.join(', ')}`);
-    console.log(`   came back: ${['app-config', 'app-feature-flags'].filter((n) => back.includes(n)).join(', ')}; lost (created after the backup): ${back.includes('app-after-backup') ? 'none' : 'app-after-backup'}`);
+    console.log(
+      `   came back: ${['app-config', 'app-feature-flags'].filter((n) => back.includes(n)).join(', ')}; lost (created after the backup): ${back.includes('app-after-backup') ? 'none' : 'app-after-backup'}`,
+    );
     console.log(
       `   RPO this run: ${((disasterAt - backupTakenAt) / 1000).toFixed(1)} s (snapshot to disaster: changes in that window are lost); RTO: ${((recoveredAt - disasterAt) / 1000).toFixed(1)} s from disaster to verified API`,
     );
@@ -130,6 +164,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.stack ?? err.message : err);
+  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
   process.exit(1);
 });

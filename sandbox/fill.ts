@@ -7,7 +7,12 @@ import { etcdctlArgs } from './control-plane';
  * Writes `count` keys of `valueBytes` random (base64, so barely compressible) data into the control-plane node's
  * etcd, numbered from `from`: enough data to make a transfer last (tests) or to measure one (benchmarks).
  */
-export async function fillEtcd(cluster: SandboxCluster, count: number, valueBytes: number, options: { prefix?: string; from?: number } = {}): Promise<void> {
+export async function fillEtcd(
+  cluster: SandboxCluster,
+  count: number,
+  valueBytes: number,
+  options: { prefix?: string; from?: number } = {},
+): Promise<void> {
   const raw = Math.floor((valueBytes * 3) / 4);
   const from = options.from ?? 1;
   const script = `for i in $(seq ${from} ${from + count - 1}); do head -c ${raw} /dev/urandom | base64 -w0 | etcdctl ${etcdctlArgs().join(' ')} put ${options.prefix ?? '/fill/'}$i >/dev/null || exit 1; done`;
@@ -22,14 +27,26 @@ export async function fillEtcd(cluster: SandboxCluster, count: number, valueByte
 export async function advanceRevision(cluster: SandboxCluster, writes: number): Promise<void> {
   const node = cluster.controlPlane;
   const pki = (f: string) => readFile(node.path(`/etc/kubernetes/pki/etcd/${f}`));
-  const agent = new Agent({ keepAlive: true, maxSockets: 4, ca: await pki('ca.crt'), cert: await pki('healthcheck-client.crt'), key: await pki('healthcheck-client.key') });
+  const agent = new Agent({
+    keepAlive: true,
+    maxSockets: 4,
+    ca: await pki('ca.crt'),
+    cert: await pki('healthcheck-client.crt'),
+    key: await pki('healthcheck-client.key'),
+  });
   const put = (i: number) =>
     new Promise<void>((resolve, reject) => {
-      const body = JSON.stringify({ key: Buffer.from('/revision/bump').toString('base64'), value: Buffer.from(String(i)).toString('base64') });
-      const req = request({ host: node.ip, port: 2379, path: '/v3/kv/put', method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (res) => {
-        res.resume();
-        res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`etcd put: HTTP ${res.statusCode}`))));
+      const body = JSON.stringify({
+        key: Buffer.from('/revision/bump').toString('base64'),
+        value: Buffer.from(String(i)).toString('base64'),
       });
+      const req = request(
+        { host: node.ip, port: 2379, path: '/v3/kv/put', method: 'POST', agent, headers: { 'content-type': 'application/json' } },
+        (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`etcd put: HTTP ${res.statusCode}`))));
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });

@@ -51,7 +51,10 @@ async function cacheKey(spec: ImageSpec): Promise<string> {
       return { ...f, size: s.size, mtime: s.mtimeMs };
     }),
   );
-  return createHash('sha256').update(JSON.stringify({ FORMAT, ref: spec.ref, files, entrypoint: spec.entrypoint })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify({ FORMAT, ref: spec.ref, files, entrypoint: spec.entrypoint }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** Builds the image's tarball into `cacheDir` unless it is there already; returns its path. */
@@ -79,7 +82,10 @@ export async function ensureImage(spec: ImageSpec, cacheDir: string): Promise<st
     await mkdir(join(rootfs, 'tmp'), { recursive: true });
     await chmod(join(rootfs, 'tmp'), 0o1777);
     await mkdir(join(rootfs, 'etc'), { recursive: true });
-    await writeFile(join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n');
+    await writeFile(
+      join(rootfs, 'etc/passwd'),
+      'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n',
+    );
     await writeFile(join(rootfs, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
 
     const layer = join(work, 'layer.tar');
@@ -98,8 +104,22 @@ export async function ensureImage(spec: ImageSpec, cacheDir: string): Promise<st
     await mkdir(join(out, diffId), { recursive: true });
     await rename(layer, join(out, diffId, 'layer.tar'));
     await writeFile(join(out, `${configId}.json`), config);
-    await writeFile(join(out, 'manifest.json'), JSON.stringify([{ Config: `${configId}.json`, RepoTags: [spec.ref], Layers: [`${diffId}/layer.tar`] }]));
-    await sh('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', out, '-cf', join(work, 'image.tar'), 'manifest.json', `${configId}.json`, `${diffId}/layer.tar`]);
+    await writeFile(
+      join(out, 'manifest.json'),
+      JSON.stringify([{ Config: `${configId}.json`, RepoTags: [spec.ref], Layers: [`${diffId}/layer.tar`] }]),
+    );
+    await sh('tar', [
+      '--numeric-owner',
+      '--owner=0',
+      '--group=0',
+      '-C',
+      out,
+      '-cf',
+      join(work, 'image.tar'),
+      'manifest.json',
+      `${configId}.json`,
+      `${diffId}/layer.tar`,
+    ]);
     await rename(join(work, 'image.tar'), tarball); // atomic: a concurrent build of the same image only wins the race
     return tarball;
   } finally {

@@ -215,7 +215,11 @@ export function kubeControllerManagerManifest(o: ManifestOptions): string {
   return stringify({
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { labels: { component: 'kube-controller-manager', tier: 'control-plane' }, name: 'kube-controller-manager', namespace: 'kube-system' },
+    metadata: {
+      labels: { component: 'kube-controller-manager', tier: 'control-plane' },
+      name: 'kube-controller-manager',
+      namespace: 'kube-system',
+    },
     spec: {
       containers: [
         {

@@ -27,15 +27,30 @@ export async function startMinio(binary: string, dir: string): Promise<MinioServ
   const secretAccessKey = `${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
   const endpoint = `http://127.0.0.1:${port}`;
   const launch = async () => {
-    const proc = startProcess('minio', binary, ['server', '--quiet', '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${consolePort}`, dataDir], {
-      logFile: join(dir, 'minio.log'),
-      env: { ...process.env, MINIO_ROOT_USER: accessKeyId, MINIO_ROOT_PASSWORD: secretAccessKey, MINIO_BROWSER: 'on', MINIO_UPDATE: 'off' },
-    });
-    await waitFor(`MinIO on ${endpoint} (log: ${join(dir, 'minio.log')})`, async () => {
-      if (proc.child.exitCode !== null) throw new Error(`it exited with code ${proc.child.exitCode}`);
-      const res = await fetch(`${endpoint}/minio/health/ready`);
-      return res.ok;
-    }, 60_000);
+    const proc = startProcess(
+      'minio',
+      binary,
+      ['server', '--quiet', '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${consolePort}`, dataDir],
+      {
+        logFile: join(dir, 'minio.log'),
+        env: {
+          ...process.env,
+          MINIO_ROOT_USER: accessKeyId,
+          MINIO_ROOT_PASSWORD: secretAccessKey,
+          MINIO_BROWSER: 'on',
+          MINIO_UPDATE: 'off',
+        },
+      },
+    );
+    await waitFor(
+      `MinIO on ${endpoint} (log: ${join(dir, 'minio.log')})`,
+      async () => {
+        if (proc.child.exitCode !== null) throw new Error(`it exited with code ${proc.child.exitCode}`);
+        const res = await fetch(`${endpoint}/minio/health/ready`);
+        return res.ok;
+      },
+      60_000,
+    );
     return proc;
   };
   let proc = await launch();
@@ -49,7 +64,14 @@ export async function startMinio(binary: string, dir: string): Promise<MinioServ
       return proc;
     },
     // Timeouts as the engine's own clients have them: a request on a socket to a MinIO that was stopped must fail, not wait.
-    client: () => new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId, secretAccessKey }, requestHandler: { connectionTimeout: 10_000, requestTimeout: 60_000 } }),
+    client: () =>
+      new S3Client({
+        endpoint,
+        region: 'us-east-1',
+        forcePathStyle: true,
+        credentials: { accessKeyId, secretAccessKey },
+        requestHandler: { connectionTimeout: 10_000, requestTimeout: 60_000 },
+      }),
     async createBucket(name, options = {}) {
       const s3 = server.client();
       try {

@@ -123,7 +123,6 @@ touch "$root/runtime-started"
 ${KUBELET_SERVICE}
 `;
 
-
 /** The node's systemctl, for the kubelet unit only: what a recovery (and kubeadm) calls on a real machine. */
 function systemctlScript(root: string): string {
   return `#!/bin/sh
@@ -140,11 +139,13 @@ esac
 `;
 }
 
-
 /** Every process of the node: in its network namespace, or (a straggler that left it) in its cgroup tree. */
 async function nodeProcesses(netns: string, cgroupName: string): Promise<number[]> {
   const pids = new Set((await sh('ip', ['netns', 'pids', netns]).catch(() => '')).split(/\s+/).filter(Boolean).map(Number));
-  const out = await sh('sh', ['-c', `cat /sys/fs/cgroup/*/lifeboat/${cgroupName}/cgroup.procs /sys/fs/cgroup/*/lifeboat/${cgroupName}/*/cgroup.procs /sys/fs/cgroup/*/lifeboat/${cgroupName}/*/*/cgroup.procs /sys/fs/cgroup/*/lifeboat/${cgroupName}/*/*/*/cgroup.procs /sys/fs/cgroup/*/lifeboat/${cgroupName}/*/*/*/*/cgroup.procs 2>/dev/null; true`]).catch(() => '');
+  const out = await sh('sh', [
+    '-c',
+    `cat /sys/fs/cgroup/*/lifeboat/${cgroupName}/cgroup.procs /sys/fs/cgroup/*/lifeboat/${cgroupName}/*/cgroup.procs /sys/fs/cgroup/*/lifeboat/${cgroupName}/*/*/cgroup.procs /sys/fs/cgroup/*/lifeboat/${cgroupName}/*/*/*/cgroup.procs /sys/fs/cgroup/*/lifeboat/${cgroupName}/*/*/*/*/cgroup.procs 2>/dev/null; true`,
+  ]).catch(() => '');
   for (const p of out.split(/\s+/).filter(Boolean)) pids.add(Number(p));
   pids.delete(process.pid);
   return [...pids];
@@ -186,12 +187,24 @@ export async function createSandboxNode(o: SandboxNodeOptions): Promise<SandboxN
   const netns = `lifeboat-${process.pid}-${o.name}`;
   // The host needs mount points for the node's private views; they stay empty on the host itself.
   for (const d of HOST_MOUNT_POINTS) await mkdir(d, { recursive: true });
-  for (const d of ['etc/kubernetes/manifests', 'etc/kubernetes/pki', 'var/lib/etcd', 'var/lib/kubelet', 'var/lib/containerd', 'var/log', 'usr/local/bin', 'usr/libexec/kubernetes', 'ssh', 'log']) {
+  for (const d of [
+    'etc/kubernetes/manifests',
+    'etc/kubernetes/pki',
+    'var/lib/etcd',
+    'var/lib/kubelet',
+    'var/lib/containerd',
+    'var/log',
+    'usr/local/bin',
+    'usr/libexec/kubernetes',
+    'ssh',
+    'log',
+  ]) {
     await mkdir(join(o.dir, d), { recursive: true });
   }
   await rm(join(o.dir, 'var/lib/etcd'), { recursive: true, force: true }); // etcd creates it (0700) on first start
   for (const bin of ['etcd', 'etcdctl', 'etcdutl']) {
-    if (existsSync(join(o.etcdBinDir, bin))) await symlink(join(o.etcdBinDir, bin), join(o.dir, 'usr/local/bin', bin)).catch(() => undefined);
+    if (existsSync(join(o.etcdBinDir, bin)))
+      await symlink(join(o.etcdBinDir, bin), join(o.dir, 'usr/local/bin', bin)).catch(() => undefined);
   }
   await symlink(o.kubelet.crictl, join(o.dir, 'usr/local/bin/crictl')).catch(() => undefined);
   await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${o.name}-host`, '-f', join(o.dir, 'ssh/host_ed25519')]);
@@ -252,20 +265,52 @@ export async function createSandboxNode(o: SandboxNodeOptions): Promise<SandboxN
     sysctlsSaved = true;
 
     // nsenter, not `ip netns exec`: the latter mounts a fresh /sys, which hides the cgroup mounts the kubelet needs.
-    init = startProcess(`node-${o.name}`, 'nsenter', [`--net=/run/netns/${netns}`, '--', 'unshare', '--mount', '--uts', '--propagation', 'private', '--', 'bash', '-c', NODE_INIT, 'node-init', o.dir, o.name, o.kubelet.binary, ...o.kubelet.images], {
-      logFile: join(o.dir, 'log/init.log'),
-    });
+    init = startProcess(
+      `node-${o.name}`,
+      'nsenter',
+      [
+        `--net=/run/netns/${netns}`,
+        '--',
+        'unshare',
+        '--mount',
+        '--uts',
+        '--propagation',
+        'private',
+        '--',
+        'bash',
+        '-c',
+        NODE_INIT,
+        'node-init',
+        o.dir,
+        o.name,
+        o.kubelet.binary,
+        ...o.kubelet.images,
+      ],
+      {
+        logFile: join(o.dir, 'log/init.log'),
+      },
+    );
     const running = () => {
       if (init!.child.exitCode !== null) throw new Error(`node init exited with ${init!.child.exitCode}: ${readInitLog(o.dir)}`);
     };
-    await waitFor(`sshd on node ${o.name} (${ip}:22, log: ${join(o.dir, 'log')})`, async () => {
-      running();
-      return (await sh('ip', ['netns', 'exec', netns, 'ss', '-Htln', `sport = :22`])).includes(':22');
-    }, 20_000, 100);
-    await waitFor(`containerd and images on node ${o.name} (log: ${join(o.dir, 'log/containerd.log')})`, async () => {
-      running();
-      return existsSync(join(o.dir, 'runtime-started'));
-    }, 120_000, 100);
+    await waitFor(
+      `sshd on node ${o.name} (${ip}:22, log: ${join(o.dir, 'log')})`,
+      async () => {
+        running();
+        return (await sh('ip', ['netns', 'exec', netns, 'ss', '-Htln', `sport = :22`])).includes(':22');
+      },
+      20_000,
+      100,
+    );
+    await waitFor(
+      `containerd and images on node ${o.name} (log: ${join(o.dir, 'log/containerd.log')})`,
+      async () => {
+        running();
+        return existsSync(join(o.dir, 'runtime-started'));
+      },
+      120_000,
+      100,
+    );
   } catch (err) {
     const logs = await nodeLogs(o.dir).catch(() => '');
     await teardown().catch(() => undefined);
@@ -274,7 +319,8 @@ export async function createSandboxNode(o: SandboxNodeOptions): Promise<SandboxN
   const initPid = init.child.pid!;
   let tornDown: Promise<void> | undefined;
   const exec = (argv: readonly string[]) => sh('nsenter', ['-t', String(initPid), '-n', '-m', '-u', '--', ...argv]);
-  const crictl = (args: readonly string[]) => exec(['/usr/local/bin/crictl', '--runtime-endpoint', 'unix:///run/containerd/containerd.sock', ...args]);
+  const crictl = (args: readonly string[]) =>
+    exec(['/usr/local/bin/crictl', '--runtime-endpoint', 'unix:///run/containerd/containerd.sock', ...args]);
 
   const node: SandboxNode = {
     name: o.name,
@@ -284,7 +330,11 @@ export async function createSandboxNode(o: SandboxNodeOptions): Promise<SandboxN
     dir: o.dir,
     hostKey,
     path(nodePath) {
-      for (const [prefix, local] of [['/etc/kubernetes', 'etc/kubernetes'], ['/var/lib', 'var/lib'], ['/var/log', 'var/log']] as const) {
+      for (const [prefix, local] of [
+        ['/etc/kubernetes', 'etc/kubernetes'],
+        ['/var/lib', 'var/lib'],
+        ['/var/log', 'var/log'],
+      ] as const) {
         if (nodePath === prefix || nodePath.startsWith(`${prefix}/`)) return join(o.dir, local, nodePath.slice(prefix.length));
       }
       throw new Error(`sandbox node ${o.name}: ${nodePath} is not under a node-private folder`);
@@ -304,7 +354,10 @@ export async function createSandboxNode(o: SandboxNodeOptions): Promise<SandboxN
         const list: PodStatus['containers'] = [];
         for (const c of latest.values()) {
           const running = c.state === 'CONTAINER_RUNNING';
-          const pid = running ? Number((await crictl(['inspect', '-o', 'go-template', '--template', '{{.info.pid}}', c.id]).catch(() => '')).trim()) || undefined : undefined;
+          const pid = running
+            ? Number((await crictl(['inspect', '-o', 'go-template', '--template', '{{.info.pid}}', c.id]).catch(() => '')).trim()) ||
+              undefined
+            : undefined;
           list.push({ id: c.id, name: c.metadata.name, running, pid, restarts: c.metadata.attempt });
         }
         pods.push({ name: p.metadata.name, namespace: p.metadata.namespace, uid: p.metadata.uid, containers: list });

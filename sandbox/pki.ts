@@ -306,10 +306,18 @@ async function newKeyAndCertificate(
   const keyPem = await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout']);
   await writePrivate(keyFile, keyPem);
   const certPem = await openssl([
-    'req', '-x509', '-new', '-config', '/dev/null', '-sha256',
-    '-key', keyFile,
-    '-days', String(days),
-    '-subj', subjectString(subject),
+    'req',
+    '-x509',
+    '-new',
+    '-config',
+    '/dev/null',
+    '-sha256',
+    '-key',
+    keyFile,
+    '-days',
+    String(days),
+    '-subj',
+    subjectString(subject),
     ...(issuer ? ['-CA', issuer.cert, '-CAkey', issuer.key] : []),
     ...extensions.flatMap((ext) => ['-addext', ext]),
   ]);

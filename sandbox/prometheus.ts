@@ -145,13 +145,18 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
 
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const proc = startProcess('prometheus', binary, [
-    `--config.file=${configFile}`,
-    `--storage.tsdb.path=${tsdbDir}`,
-    `--web.listen-address=127.0.0.1:${port}`,
-    // With the default 1m the first alert waits until Prometheus has discovered the Alertmanager: a minute late.
-    '--rules.alert.resend-delay=1s',
-  ], { logFile });
+  const proc = startProcess(
+    'prometheus',
+    binary,
+    [
+      `--config.file=${configFile}`,
+      `--storage.tsdb.path=${tsdbDir}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      // With the default 1m the first alert waits until Prometheus has discovered the Alertmanager: a minute late.
+      '--rules.alert.resend-delay=1s',
+    ],
+    { logFile },
+  );
   const stop = async () => {
     await proc.stop();
     await removeDir();

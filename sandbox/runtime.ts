@@ -165,7 +165,8 @@ export async function removeCgroupRoot(name: string, timeoutMs = 10_000): Promis
 export async function staleCgroupRoots(isStale: (name: string) => boolean): Promise<string[]> {
   const names = new Set<string>();
   for (const h of await hierarchies(true)) {
-    for (const e of await readdir(join(h, CGROUP_PARENT), { withFileTypes: true }).catch(() => [])) if (e.isDirectory() && isStale(e.name)) names.add(e.name);
+    for (const e of await readdir(join(h, CGROUP_PARENT), { withFileTypes: true }).catch(() => []))
+      if (e.isDirectory() && isStale(e.name)) names.add(e.name);
   }
   return [...names];
 }
@@ -177,11 +178,17 @@ export async function staleCgroupRoots(isStale: (name: string) => boolean): Prom
  * before the first sandbox kubelet of this process starts and put back when the last one is gone. The saved values
  * are also kept in a file, so a test run that died is repaired by the next one.
  */
-export const KUBELET_SYSCTLS = ['vm/overcommit_memory', 'vm/panic_on_oom', 'kernel/panic', 'kernel/panic_on_oops', 'kernel/keys/root_maxkeys', 'kernel/keys/root_maxbytes'];
+export const KUBELET_SYSCTLS = [
+  'vm/overcommit_memory',
+  'vm/panic_on_oom',
+  'kernel/panic',
+  'kernel/panic_on_oops',
+  'kernel/keys/root_maxkeys',
+  'kernel/keys/root_maxbytes',
+];
 const SAVED_SYSCTLS = '/run/lifeboat-sandbox-sysctls.json';
 let kubeletsRunning = 0;
 let saved: Record<string, string> | undefined;
-
 
 async function readSysctls(): Promise<Record<string, string>> {
   const values: Record<string, string> = {};
@@ -197,7 +204,10 @@ async function writeSysctls(values: Record<string, string>): Promise<void> {
 export async function saveHostSysctls(): Promise<void> {
   kubeletsRunning += 1;
   if (kubeletsRunning > 1) return;
-  const previous = await readFile(SAVED_SYSCTLS, 'utf8').then((t) => JSON.parse(t) as { pid: number; values: Record<string, string> }, () => undefined);
+  const previous = await readFile(SAVED_SYSCTLS, 'utf8').then(
+    (t) => JSON.parse(t) as { pid: number; values: Record<string, string> },
+    () => undefined,
+  );
   // A file from a run that died holds the machine's values; the current ones may be the kubelet's.
   if (previous && previous.pid !== process.pid && !alive(previous.pid)) saved = previous.values;
   else saved = previous?.values ?? (await readSysctls());
@@ -210,14 +220,20 @@ export async function restoreHostSysctls(): Promise<void> {
   if (kubeletsRunning > 0 || !saved) return;
   await writeSysctls(saved);
   saved = undefined;
-  const owner = await readFile(SAVED_SYSCTLS, 'utf8').then((t) => (JSON.parse(t) as { pid: number }).pid, () => undefined);
+  const owner = await readFile(SAVED_SYSCTLS, 'utf8').then(
+    (t) => (JSON.parse(t) as { pid: number }).pid,
+    () => undefined,
+  );
   if (owner === process.pid) await rm(SAVED_SYSCTLS, { force: true });
 }
 
 /** At the start of a run: a run that died left the kubelet's values in place; put the saved ones back. */
 export async function repairHostSysctls(): Promise<void> {
   if (kubeletsRunning > 0) return;
-  const previous = await readFile(SAVED_SYSCTLS, 'utf8').then((t) => JSON.parse(t) as { pid: number; values: Record<string, string> }, () => undefined);
+  const previous = await readFile(SAVED_SYSCTLS, 'utf8').then(
+    (t) => JSON.parse(t) as { pid: number; values: Record<string, string> },
+    () => undefined,
+  );
   if (previous && !alive(previous.pid)) {
     await writeSysctls(previous.values);
     await rm(SAVED_SYSCTLS, { force: true });

@@ -5,7 +5,10 @@ const { writeFile } = require('node:fs/promises');
 const { join } = require('node:path');
 
 (async () => {
-  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve(join(__dirname, '../dist/workflows')), logger: { log() {}, trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error } });
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: require.resolve(join(__dirname, '../dist/workflows')),
+    logger: { log() {}, trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error },
+  });
   await writeFile(join(__dirname, '../dist/workflow-bundle.js'), code);
 })().catch((err) => {
   console.error(err);

@@ -20,7 +20,7 @@ const HEADER = [
   '                                   `release: <its Helm release name>` (ruleSelectorNilUsesHelmValues, the',
   '                                   default); change the value if you installed the chart under another name.',
   '   prometheus: k8s, role: alert-rules',
-  '                                   the labels of kube-prometheus\'s own rules (jsonnet project, ruleSelector {}:',
+  "                                   the labels of kube-prometheus's own rules (jsonnet project, ruleSelector {}:",
   '                                   it loads every PrometheusRule; these labels match selectors written for',
   '                                   its conventions).',
   ' Both select PrometheusRules from every namespace by default (ruleNamespaceSelector {}).',

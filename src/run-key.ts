@@ -3,6 +3,7 @@
  * workflows, so they are checked like any input before they become part of a path.
  */
 export function checkRunKey(runKey: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(runKey)) throw new Error(`invalid run key "${runKey}": expected letters, digits, ".", "_" or "-"`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(runKey))
+    throw new Error(`invalid run key "${runKey}": expected letters, digits, ".", "_" or "-"`);
   return runKey;
 }

@@ -20,7 +20,13 @@ export default async function globalSetup(): Promise<void> {
   const state: TestBedState = {
     dir,
     temporalAddress: temporal.address,
-    minio: { endpoint: minio.endpoint, region: minio.region, accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey, pid: minio.process.child.pid! },
+    minio: {
+      endpoint: minio.endpoint,
+      region: minio.region,
+      accessKeyId: minio.accessKeyId,
+      secretAccessKey: minio.secretAccessKey,
+      pid: minio.process.child.pid!,
+    },
   };
   const stateFile = join(dir, 'state.json');
   await writeFile(stateFile, JSON.stringify(state, null, 2));

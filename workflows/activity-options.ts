@@ -8,11 +8,23 @@ export const ACTIVITY_OPTIONS = {
   /** Reads and small changes (config, bucket, one SSH command): short, retried for about five minutes. */
   quick: { startToCloseTimeout: '2 minutes', retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 } },
   /** etcdctl snapshot save on the node: long, heartbeating, few attempts (each takes a new snapshot). */
-  snapshot: { startToCloseTimeout: '20 minutes', heartbeatTimeout: '30 seconds', retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5 } },
+  snapshot: {
+    startToCloseTimeout: '20 minutes',
+    heartbeatTimeout: '30 seconds',
+    retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 5 },
+  },
   /** Streams between the node, the worker and S3: hours for a large cluster, heartbeating with the bytes moved. */
-  transfer: { startToCloseTimeout: '3 hours', heartbeatTimeout: '30 seconds', retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 20 } },
+  transfer: {
+    startToCloseTimeout: '3 hours',
+    heartbeatTimeout: '30 seconds',
+    retry: { initialInterval: '2 seconds', maximumInterval: '1 minute', maximumAttempts: 20 },
+  },
   /** Steps that wait for the control plane to stop or start: bounded by their own timeoutSeconds, heartbeating. */
-  waiting: { startToCloseTimeout: '30 minutes', heartbeatTimeout: '30 seconds', retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 } },
+  waiting: {
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: '30 seconds',
+    retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 },
+  },
   /** A health check is only worth having now: the next scheduled run is the real retry. */
   health: { startToCloseTimeout: '1 minute', retry: { initialInterval: '2 seconds', maximumAttempts: 2 } },
   /** An alert response's reads: it must decide within minutes, not retry for long. */

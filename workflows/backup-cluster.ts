@@ -90,9 +90,13 @@ export async function backupCluster(input: BackupClusterInput): Promise<BackupCl
     // The streams at once (the archive is small and rides alongside), and what the manifest records about the
     // snapshot (versions, counts per resource) is read meanwhile: none of it changes the bytes being uploaded.
     const [snapshotObject, archive, inspection] = await Promise.all([
-      timed('upload', () => transfers.uploadSnapshot({ ...common, key: keys.snapshot, path: snap.path, source: snap.source, sizeBytes: snap.sizeBytes })),
+      timed('upload', () =>
+        transfers.uploadSnapshot({ ...common, key: keys.snapshot, path: snap.path, source: snap.source, sizeBytes: snap.sizeBytes }),
+      ),
       timed('control-plane files', () => transfers.uploadControlPlaneFiles({ ...common, key: keys.controlPlaneFiles })),
-      timed('verify', () => quick.inspectSnapshot({ cluster: plan.cluster, node: snap.node, path: snap.path, source: snap.source, status: snap.status })),
+      timed('verify', () =>
+        quick.inspectSnapshot({ cluster: plan.cluster, node: snap.node, path: snap.path, source: snap.source, status: snap.status }),
+      ),
     ]);
     const confirmed = await timed('confirm', () =>
       quick.confirmObjects({
@@ -117,9 +121,14 @@ export async function backupCluster(input: BackupClusterInput): Promise<BackupCl
     };
     await timed('manifest', () => quick.writeManifest({ cluster: plan.cluster, key: keys.manifest, manifest }));
     uploaded.length = 0; // complete: nothing to discard from here on
-    const cleanNode = () => timed('clean node', () => quick.removeNodeRunFiles({ cluster: plan.cluster, node: snap.node, runDir: snap.runDir, source: snap.source }));
+    const cleanNode = () =>
+      timed('clean node', () =>
+        quick.removeNodeRunFiles({ cluster: plan.cluster, node: snap.node, runDir: snap.runDir, source: snap.source }),
+      );
     const applyRetention = () =>
-      timed('retention', () => quick.applyRetention({ cluster: plan.cluster, now: new Date(Date.now()).toISOString(), dryRun: input.retentionDryRun ?? false }));
+      timed('retention', () =>
+        quick.applyRetention({ cluster: plan.cluster, now: new Date(Date.now()).toISOString(), dryRun: input.retentionDryRun ?? false }),
+      );
     // Independent once the manifest is written: the node's copy and the bucket's old backups.
     const [, retention] = await Promise.all([cleanNode(), applyRetention()]);
     metricMeter.createCounter('lifeboat_backups_succeeded', 'backups', 'Backups that completed').add(1, { cluster: plan.cluster });
@@ -140,7 +149,12 @@ export async function backupCluster(input: BackupClusterInput): Promise<BackupCl
       encryptionKeyId: plan.encryptionKeyId,
       resourceCounts: inspection.resourceCounts,
       confirmedBy: confirmed.map((c) => `${c.key}: ${c.checkedBy}`),
-      retention: { dryRun: retention.dryRun, deleted: retention.deleted, kept: retention.kept.length, orphansRemoved: retention.orphansRemoved },
+      retention: {
+        dryRun: retention.dryRun,
+        deleted: retention.deleted,
+        kept: retention.kept.length,
+        orphansRemoved: retention.orphansRemoved,
+      },
       steps,
       reason: input.reason,
     };

@@ -12,10 +12,19 @@ const MAX_REASON = 500;
 export function backupInputProblems(input: BackupClusterInput): string[] {
   if (!input || typeof input !== 'object' || Array.isArray(input)) return ['input: expected an object like {"cluster": "prod"}'];
   const problems: string[] = [];
-  if (typeof input.cluster !== 'string' || !NAME.test(input.cluster)) problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-", at most 63)');
-  if (input.retentionDryRun !== undefined && typeof input.retentionDryRun !== 'boolean') problems.push('retentionDryRun: expected true or false');
-  if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > MAX_REASON)) problems.push(`reason: expected text of at most ${MAX_REASON} characters`);
+  if (typeof input.cluster !== 'string' || !NAME.test(input.cluster))
+    problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-", at most 63)');
+  if (input.retentionDryRun !== undefined && typeof input.retentionDryRun !== 'boolean')
+    problems.push('retentionDryRun: expected true or false');
+  if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > MAX_REASON))
+    problems.push(`reason: expected text of at most ${MAX_REASON} characters`);
   const extra = Object.keys(input).filter((k) => !['cluster', 'retentionDryRun', 'reason'].includes(k));
-  if (extra.length) problems.push(`input: unknown field ${extra.slice(0, 5).map((k) => `"${k.slice(0, 40)}"`).join(', ')} (expected cluster, retentionDryRun, reason)`);
+  if (extra.length)
+    problems.push(
+      `input: unknown field ${extra
+        .slice(0, 5)
+        .map((k) => `"${k.slice(0, 40)}"`)
+        .join(', ')} (expected cluster, retentionDryRun, reason)`,
+    );
   return problems;
 }

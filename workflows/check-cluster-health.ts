@@ -22,9 +22,17 @@ export async function checkClusterHealth(input: CheckClusterHealthInput): Promis
   const problems: string[] = [];
   if (!input || typeof input !== 'object' || Array.isArray(input)) problems.push('input: expected an object like {"cluster": "prod"}');
   else {
-    if (typeof input.cluster !== 'string' || !NAME.test(input.cluster)) problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-", at most 63)');
-    if (input.node !== undefined && (typeof input.node !== 'string' || !NAME.test(input.node))) problems.push('node: expected a node name from the config');
-    if (input.timeoutSeconds !== undefined && (typeof input.timeoutSeconds !== 'number' || !Number.isInteger(input.timeoutSeconds) || input.timeoutSeconds < 1 || input.timeoutSeconds > 60)) {
+    if (typeof input.cluster !== 'string' || !NAME.test(input.cluster))
+      problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-", at most 63)');
+    if (input.node !== undefined && (typeof input.node !== 'string' || !NAME.test(input.node)))
+      problems.push('node: expected a node name from the config');
+    if (
+      input.timeoutSeconds !== undefined &&
+      (typeof input.timeoutSeconds !== 'number' ||
+        !Number.isInteger(input.timeoutSeconds) ||
+        input.timeoutSeconds < 1 ||
+        input.timeoutSeconds > 60)
+    ) {
       problems.push('timeoutSeconds: expected a whole number of seconds from 1 to 60');
     }
   }

@@ -51,7 +51,17 @@ export interface RecoverClusterResult {
   reason?: string;
 }
 
-const STEPS = ['plan', 'approval', 'pause backups', 'fetch', 'stop control plane', 'restore', 'start control plane', 'verify', 'resume backups'];
+const STEPS = [
+  'plan',
+  'approval',
+  'pause backups',
+  'fetch',
+  'stop control plane',
+  'restore',
+  'start control plane',
+  'verify',
+  'resume backups',
+];
 
 const quick = proxyActivities<Activities>(ACTIVITY_OPTIONS.quick);
 const transfer = proxyActivities<Activities>(ACTIVITY_OPTIONS.transfer);
@@ -69,7 +79,11 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
   const input = normalizeRecoveryInput(rawInput);
   const info = workflowInfo();
   const runKey = runKeyOf(info.runId);
-  const progress: RecoveryProgress = { cluster: input.cluster, state: 'planning', steps: STEPS.map((step) => ({ step, status: 'pending' })) };
+  const progress: RecoveryProgress = {
+    cluster: input.cluster,
+    state: 'planning',
+    steps: STEPS.map((step) => ({ step, status: 'pending' })),
+  };
   setHandler(progressQuery, () => progress);
   let decision: (ApprovalDecision & { decision: 'approved' | 'rejected' }) | undefined;
   setHandler(approveSignal, (d) => void (decision ??= { ...d, decision: 'approved' }));
@@ -98,12 +112,24 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
   };
   const skip = (...names: string[]) => names.forEach((n) => (stepOf(n).status = 'skipped'));
 
-  const planInput = { cluster: input.cluster, snapshot: input.snapshot, target: input.target, targetHostKey: input.targetHostKey, mode: input.mode, runKey, overrideCooldown: input.overrideCooldown };
+  const planInput = {
+    cluster: input.cluster,
+    snapshot: input.snapshot,
+    target: input.target,
+    targetHostKey: input.targetHostKey,
+    mode: input.mode,
+    runKey,
+    overrideCooldown: input.overrideCooldown,
+  };
   let policy: ClusterSummary['recovery'];
-  let plan = await step('plan', async () => {
-    policy = (await quick.resolveCluster({ cluster: input.cluster })).recovery;
-    return quick.planRecovery(planInput);
-  }, (p) => `backup ${p.snapshot.key} (revision ${p.snapshot.revision}) onto node ${p.node}${p.skipped.length ? `; passed over: ${p.skipped.map((s) => `${s.manifestKey} (${s.reason})`).join(', ')}` : ''}`,
+  let plan = await step(
+    'plan',
+    async () => {
+      policy = (await quick.resolveCluster({ cluster: input.cluster })).recovery;
+      return quick.planRecovery(planInput);
+    },
+    (p) =>
+      `backup ${p.snapshot.key} (revision ${p.snapshot.revision}) onto node ${p.node}${p.skipped.length ? `; passed over: ${p.skipped.map((s) => `${s.manifestKey} (${s.reason})`).join(', ')}` : ''}`,
   );
   progress.plan = plan;
   const result = (outcome: RecoverClusterResult['outcome'], extra: Partial<RecoverClusterResult> = {}): RecoverClusterResult => ({
@@ -135,11 +161,17 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
     approvalStep.endedAt = new Date().toISOString();
     if (!decided || decision!.decision === 'rejected') {
       approvalStep.status = 'failed';
-      approvalStep.detail = decided ? `rejected by ${decision!.by}${decision!.reason ? `: ${decision!.reason}` : ''}` : `no decision within ${timeoutMs / 1000} s`;
+      approvalStep.detail = decided
+        ? `rejected by ${decision!.by}${decision!.reason ? `: ${decision!.reason}` : ''}`
+        : `no decision within ${timeoutMs / 1000} s`;
       progress.approval = decided ? decision : undefined;
       progress.state = 'rejected';
       skip(...STEPS.slice(2));
-      if (!decided) throw ApplicationFailure.nonRetryable(`cluster "${input.cluster}": recovery not approved within ${timeoutMs / 1000} s; nothing was changed`, 'ApprovalTimeout');
+      if (!decided)
+        throw ApplicationFailure.nonRetryable(
+          `cluster "${input.cluster}": recovery not approved within ${timeoutMs / 1000} s; nothing was changed`,
+          'ApprovalTimeout',
+        );
       return result('rejected');
     }
     approvalStep.status = 'done';
@@ -152,42 +184,72 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
 
   progress.state = 'running';
   const timeoutSeconds = input.controlPlaneTimeoutSeconds ?? 300;
-  const paused = await step('pause backups', () => quick.pauseBackups({ cluster: input.cluster, note: `paused by ${info.workflowId} (recovery)` }), (p) =>
-    p.paused ? `paused ${p.scheduleId}` : p.existed ? `${p.scheduleId} was already paused: left as is` : 'no backup schedule',
+  const paused = await step(
+    'pause backups',
+    () => quick.pauseBackups({ cluster: input.cluster, note: `paused by ${info.workflowId} (recovery)` }),
+    (p) => (p.paused ? `paused ${p.scheduleId}` : p.existed ? `${p.scheduleId} was already paused: left as is` : 'no backup schedule'),
   );
   let stopped = false;
   let downSince: number | undefined;
   try {
     const passOver: { manifestKey: string; reason: string }[] = [];
-    await step('fetch', async () => {
-      for (;;) {
-        try {
-          const fetched = await transfer.fetchSnapshot({ plan });
-          if (plan.mode === 'new-node') await transfer.restoreControlPlaneFiles({ plan });
-          return fetched;
-        } catch (err) {
-          // "latest" means the newest backup that verifies. One whose bytes fail the check on the way to the node
-          // (the bucket's checksum agreed, the content did not) is passed over like one caught by the plan; the
-          // node has not been changed yet. A backup named by key is never substituted.
-          const corrupt = input.snapshot === 'latest' && err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'CorruptSnapshot';
-          if (!corrupt) throw err;
-          // No recorded history took the old path (a corrupt fetch failed the run): only the marker remains.
-          deprecatePatch('latest-passes-over-corrupt-fetch');
-          passOver.push({ manifestKey: plan.snapshot.manifestKey, reason: `failed verification while fetched: ${failureMessage(err)}` });
-          log.warn('passing over a backup that failed verification while fetched', { cluster: input.cluster, manifestKey: plan.snapshot.manifestKey });
-          plan = await quick.planRecovery({ ...planInput, passOver });
-          progress.plan = plan;
+    await step(
+      'fetch',
+      async () => {
+        for (;;) {
+          try {
+            const fetched = await transfer.fetchSnapshot({ plan });
+            if (plan.mode === 'new-node') await transfer.restoreControlPlaneFiles({ plan });
+            return fetched;
+          } catch (err) {
+            // "latest" means the newest backup that verifies. One whose bytes fail the check on the way to the node
+            // (the bucket's checksum agreed, the content did not) is passed over like one caught by the plan; the
+            // node has not been changed yet. A backup named by key is never substituted.
+            const corrupt =
+              input.snapshot === 'latest' &&
+              err instanceof ActivityFailure &&
+              err.cause instanceof ApplicationFailure &&
+              err.cause.type === 'CorruptSnapshot';
+            if (!corrupt) throw err;
+            // No recorded history took the old path (a corrupt fetch failed the run): only the marker remains.
+            deprecatePatch('latest-passes-over-corrupt-fetch');
+            passOver.push({ manifestKey: plan.snapshot.manifestKey, reason: `failed verification while fetched: ${failureMessage(err)}` });
+            log.warn('passing over a backup that failed verification while fetched', {
+              cluster: input.cluster,
+              manifestKey: plan.snapshot.manifestKey,
+            });
+            plan = await quick.planRecovery({ ...planInput, passOver });
+            progress.plan = plan;
+          }
         }
-      }
-    }, (f) => `${f.path}${f.reused ? ' (already there)' : ''}${passOver.length ? `; passed over ${passOver.map((p) => p.manifestKey).join(', ')}` : ''}`);
+      },
+      (f) =>
+        `${f.path}${f.reused ? ' (already there)' : ''}${passOver.length ? `; passed over ${passOver.map((p) => p.manifestKey).join(', ')}` : ''}`,
+    );
     downSince = Date.now();
     stopped = true;
-    const stop = await step('stop control plane', () => waiting.stopControlPlane({ plan, timeoutSeconds }), (r) =>
-      `moved ${r.moved.join(', ') || 'nothing'} to ${r.to}${r.forced?.length ? `; stopped through the container runtime: ${r.forced.join(', ')}` : ''}${r.criUnavailable ? `; container runtime not used (${r.criUnavailable})` : ''}`,
+    const stop = await step(
+      'stop control plane',
+      () => waiting.stopControlPlane({ plan, timeoutSeconds }),
+      (r) =>
+        `moved ${r.moved.join(', ') || 'nothing'} to ${r.to}${r.forced?.length ? `; stopped through the container runtime: ${r.forced.join(', ')}` : ''}${r.criUnavailable ? `; container runtime not used (${r.criUnavailable})` : ''}`,
     );
-    const restored = await step('restore', () => waiting.restoreEtcdData({ plan }), (r) => `${r.restoredWith}; previous data dir kept at ${r.previousDataDir ?? '(none)'}`);
-    await step('start control plane', () => waiting.startControlPlane({ plan, timeoutSeconds }), (r) => `started ${r.started.join(', ')}${r.annotated?.length ? ' (as new pods: annotated lifeboat/recovery)' : ''}`);
-    const verification = await step('verify', () => quick.verifyApi({ plan }), (v) => `${v.namespaces.length} namespaces; ${v.matched.length} resources match the backup${v.differed.length ? `, ${v.differed.length} differ (volatile)` : ''}${v.controlPlaneNode ? `; Node ${v.controlPlaneNode.node} Ready` : ''}`);
+    const restored = await step(
+      'restore',
+      () => waiting.restoreEtcdData({ plan }),
+      (r) => `${r.restoredWith}; previous data dir kept at ${r.previousDataDir ?? '(none)'}`,
+    );
+    await step(
+      'start control plane',
+      () => waiting.startControlPlane({ plan, timeoutSeconds }),
+      (r) => `started ${r.started.join(', ')}${r.annotated?.length ? ' (as new pods: annotated lifeboat/recovery)' : ''}`,
+    );
+    const verification = await step(
+      'verify',
+      () => quick.verifyApi({ plan }),
+      (v) =>
+        `${v.namespaces.length} namespaces; ${v.matched.length} resources match the backup${v.differed.length ? `, ${v.differed.length} differ (volatile)` : ''}${v.controlPlaneNode ? `; Node ${v.controlPlaneNode.node} Ready` : ''}`,
+    );
     const downtimeSeconds = Math.round((Date.now() - downSince) / 1000);
     progress.state = 'succeeded';
     return result('restored', { previousDataDir: restored.previousDataDir, manifestsMovedTo: stop.to, verification, downtimeSeconds });
@@ -206,7 +268,12 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
     throw stepFailure(input.cluster, current, err, 'RecoveryFailed');
   } finally {
     await CancellationScope.nonCancellable(async () => {
-      if (paused.paused) await step('resume backups', () => quick.resumeBackups({ cluster: input.cluster, note: `resumed by ${info.workflowId}` }), () => 'resumed');
+      if (paused.paused)
+        await step(
+          'resume backups',
+          () => quick.resumeBackups({ cluster: input.cluster, note: `resumed by ${info.workflowId}` }),
+          () => 'resumed',
+        );
       else skip('resume backups');
     });
   }

@@ -23,14 +23,38 @@ export interface RecoverClusterInput {
   controlPlaneTimeoutSeconds?: number;
 }
 
-export type NormalizedRecoveryInput = Required<Pick<RecoverClusterInput, 'cluster' | 'snapshot' | 'mode' | 'approval' | 'dryRun' | 'keepRestoredOnFailure'>> &
-  Pick<RecoverClusterInput, 'target' | 'targetHostKey' | 'reason' | 'overrideCooldown' | 'approvalTimeoutSeconds' | 'controlPlaneTimeoutSeconds'>;
+export type NormalizedRecoveryInput = Required<
+  Pick<RecoverClusterInput, 'cluster' | 'snapshot' | 'mode' | 'approval' | 'dryRun' | 'keepRestoredOnFailure'>
+> &
+  Pick<
+    RecoverClusterInput,
+    'target' | 'targetHostKey' | 'reason' | 'overrideCooldown' | 'approvalTimeoutSeconds' | 'controlPlaneTimeoutSeconds'
+  >;
 
 const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const HOST = /^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$/;
 const KEY = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
-const LIMITS: [string, number][] = [['cluster', 63], ['snapshot', 1024], ['target', 253], ['targetHostKey', 2048], ['reason', 500]];
-const FIELDS = ['cluster', 'snapshot', 'target', 'targetHostKey', 'mode', 'approval', 'dryRun', 'reason', 'keepRestoredOnFailure', 'overrideCooldown', 'approvalTimeoutSeconds', 'controlPlaneTimeoutSeconds'];
+const LIMITS: [string, number][] = [
+  ['cluster', 63],
+  ['snapshot', 1024],
+  ['target', 253],
+  ['targetHostKey', 2048],
+  ['reason', 500],
+];
+const FIELDS = [
+  'cluster',
+  'snapshot',
+  'target',
+  'targetHostKey',
+  'mode',
+  'approval',
+  'dryRun',
+  'reason',
+  'keepRestoredOnFailure',
+  'overrideCooldown',
+  'approvalTimeoutSeconds',
+  'controlPlaneTimeoutSeconds',
+];
 const HOST_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+$|^SHA256:[A-Za-z0-9+/]{43}=?$/;
 
 /** Returns the problems, one per field ("snapshot: ..."); empty when the input is usable. */
@@ -43,25 +67,47 @@ export function recoveryInputProblems(input: RecoverClusterInput): string[] {
     if (typeof v === 'string' && v.length > max) problems.push(`${field}: at most ${max} characters (got ${v.length})`);
   }
   if (problems.length) return problems;
-  if (typeof input.cluster !== 'string' || !NAME.test(input.cluster)) problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-")');
-  if (input.snapshot !== undefined && input.snapshot !== 'latest' && (typeof input.snapshot !== 'string' || !KEY.test(input.snapshot) || input.snapshot.split('/').includes('..'))) {
-    problems.push('snapshot: expected "latest" or a backup key as `lifeboat backup list` prints it (letters, digits, . _ - and /; no spaces or shell characters)');
+  if (typeof input.cluster !== 'string' || !NAME.test(input.cluster))
+    problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-")');
+  if (
+    input.snapshot !== undefined &&
+    input.snapshot !== 'latest' &&
+    (typeof input.snapshot !== 'string' || !KEY.test(input.snapshot) || input.snapshot.split('/').includes('..'))
+  ) {
+    problems.push(
+      'snapshot: expected "latest" or a backup key as `lifeboat backup list` prints it (letters, digits, . _ - and /; no spaces or shell characters)',
+    );
   }
-  if (input.target !== undefined && (typeof input.target !== 'string' || !HOST.test(input.target))) problems.push('target: expected a node name from the config or a host name/IP');
+  if (input.target !== undefined && (typeof input.target !== 'string' || !HOST.test(input.target)))
+    problems.push('target: expected a node name from the config or a host name/IP');
   if (input.targetHostKey !== undefined && (typeof input.targetHostKey !== 'string' || !HOST_KEY.test(input.targetHostKey))) {
     problems.push('targetHostKey: expected "ssh-ed25519 AAAA..." (from ssh-keyscan) or "SHA256:..."');
   }
-  if (input.mode !== undefined && input.mode !== 'in-place' && input.mode !== 'new-node') problems.push('mode: expected "in-place" or "new-node"');
-  if (input.approval !== undefined && input.approval !== 'required' && input.approval !== 'auto') problems.push('approval: expected "required" or "auto"');
+  if (input.mode !== undefined && input.mode !== 'in-place' && input.mode !== 'new-node')
+    problems.push('mode: expected "in-place" or "new-node"');
+  if (input.approval !== undefined && input.approval !== 'required' && input.approval !== 'auto')
+    problems.push('approval: expected "required" or "auto"');
   if (input.dryRun !== undefined && typeof input.dryRun !== 'boolean') problems.push('dryRun: expected true or false');
-  if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > 500)) problems.push('reason: expected text of at most 500 characters');
-  for (const [f, max] of [['approvalTimeoutSeconds', 7 * 86400], ['controlPlaneTimeoutSeconds', 3600]] as const) {
+  if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > 500))
+    problems.push('reason: expected text of at most 500 characters');
+  for (const [f, max] of [
+    ['approvalTimeoutSeconds', 7 * 86400],
+    ['controlPlaneTimeoutSeconds', 3600],
+  ] as const) {
     const v = input[f];
-    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max)) problems.push(`${f}: expected a whole number of seconds from 1 to ${max}`);
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max))
+      problems.push(`${f}: expected a whole number of seconds from 1 to ${max}`);
   }
-  for (const f of ['keepRestoredOnFailure', 'overrideCooldown'] as const) if (input[f] !== undefined && typeof input[f] !== 'boolean') problems.push(`${f}: expected true or false`);
+  for (const f of ['keepRestoredOnFailure', 'overrideCooldown'] as const)
+    if (input[f] !== undefined && typeof input[f] !== 'boolean') problems.push(`${f}: expected true or false`);
   const extra = Object.keys(input).filter((k) => !FIELDS.includes(k));
-  if (extra.length) problems.push(`input: unknown field ${extra.slice(0, 5).map((k) => `"${k.slice(0, 40)}"`).join(', ')} (known: ${FIELDS.join(', ')})`);
+  if (extra.length)
+    problems.push(
+      `input: unknown field ${extra
+        .slice(0, 5)
+        .map((k) => `"${k.slice(0, 40)}"`)
+        .join(', ')} (known: ${FIELDS.join(', ')})`,
+    );
   return problems;
 }
 

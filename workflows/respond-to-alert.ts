@@ -27,7 +27,8 @@ import { alertNoticeProblems, responseInputProblems, type AlertNotice, type Resp
 export const alertSignal = defineSignal<[AlertNotice]>('alert');
 export const responseQuery = defineQuery<ResponseProgress>('response');
 
-export type ResponseOutcome = 'stood-down' | 'no-restore' | 'notified' | 'planned' | 'recovered' | 'rejected' | 'recovery-failed' | 'already-recovering';
+export type ResponseOutcome =
+  'stood-down' | 'no-restore' | 'notified' | 'planned' | 'recovered' | 'rejected' | 'recovery-failed' | 'already-recovering';
 
 export interface ProbeEvidence {
   at: string;
@@ -105,10 +106,24 @@ export async function respondToAlert(rawInput: RespondToAlertInput): Promise<Res
       notifications.push({ event, sent: false, error: messageOf(err) });
     }
   };
-  const finish = async (outcome: ResponseOutcome, summary: string, extra: Partial<RespondToAlertResult> = {}, event: ResponseEvent = outcome as ResponseEvent): Promise<RespondToAlertResult> => {
+  const finish = async (
+    outcome: ResponseOutcome,
+    summary: string,
+    extra: Partial<RespondToAlertResult> = {},
+    event: ResponseEvent = outcome as ResponseEvent,
+  ): Promise<RespondToAlertResult> => {
     progress.state = 'done';
     await tell(event, summary);
-    return { cluster, outcome, summary, policy: policy.onAlert, evidence: progress.evidence, diagnosis: progress.diagnosis, notifications, ...extra };
+    return {
+      cluster,
+      outcome,
+      summary,
+      policy: policy.onAlert,
+      evidence: progress.evidence,
+      diagnosis: progress.diagnosis,
+      notifications,
+      ...extra,
+    };
   };
 
   // 1. Confirm.
@@ -122,15 +137,25 @@ export async function respondToAlert(rawInput: RespondToAlertInput): Promise<Res
     last = await probe.checkHealth({ cluster });
     const report = last;
     const down = troublesOf(report);
-    const detail = down.map((t) => (t === 'etcd-data' ? `etcd-data: revision ${report.etcd?.revision} is below the newest backup's ${report.newestBackup?.revision}` : `${t}: ${report.components.find((c) => c.component === t)?.detail ?? ''}`));
+    const detail = down.map((t) =>
+      t === 'etcd-data'
+        ? `etcd-data: revision ${report.etcd?.revision} is below the newest backup's ${report.newestBackup?.revision}`
+        : `${t}: ${report.components.find((c) => c.component === t)?.detail ?? ''}`,
+    );
     progress.evidence.push({ at: report.checkedAt, down, detail });
     if (down.includes('node')) unreachableSince ??= report.checkedAt;
     if (down.length === 0) {
-      return finish('stood-down', `the control plane was healthy on probe ${i + 1} of ${probes}: the alert was transient; nothing was changed`);
+      return finish(
+        'stood-down',
+        `the control plane was healthy on probe ${i + 1} of ${probes}: the alert was transient; nothing was changed`,
+      );
     }
   }
   if (firing.size === 0) {
-    return finish('stood-down', `the alert resolved during the confirm window (${progress.evidence.length} probe(s) taken); nothing was changed`);
+    return finish(
+      'stood-down',
+      `the alert resolved during the confirm window (${progress.evidence.length} probe(s) taken); nothing was changed`,
+    );
   }
 
   // 2. Diagnose.
@@ -150,14 +175,20 @@ export async function respondToAlert(rawInput: RespondToAlertInput): Promise<Res
     reason: `alert ${input.alert.name}: ${diagnosis.summary}`.slice(0, 500),
   };
   if (policy.onAlert === 'notify') {
-    return finish('notified', `${diagnosis.summary}. Recommended: ${diagnosis.advice} (policy notify: nothing started; \`lifeboat restore ${cluster}${recovery.mode === 'new-node' ? ` --mode new-node --target ${recovery.target}` : ''}\`)`);
+    return finish(
+      'notified',
+      `${diagnosis.summary}. Recommended: ${diagnosis.advice} (policy notify: nothing started; \`lifeboat restore ${cluster}${recovery.mode === 'new-node' ? ` --mode new-node --target ${recovery.target}` : ''}\`)`,
+    );
   }
   if (policy.onAlert === 'plan') {
     recovery.dryRun = true;
   } else if (policy.onAlert === 'approve') {
     recovery.approval = 'required';
     recovery.approvalTimeoutSeconds = policy.approvalTimeoutSeconds;
-    await tell('needs-approval', `${diagnosis.summary}. A recovery waits for approval: \`lifeboat recovery approve ${cluster} --by <you>\` or reject (within ${policy.approvalTimeoutSeconds} s)`);
+    await tell(
+      'needs-approval',
+      `${diagnosis.summary}. A recovery waits for approval: \`lifeboat recovery approve ${cluster} --by <you>\` or reject (within ${policy.approvalTimeoutSeconds} s)`,
+    );
   } else {
     recovery.approval = 'auto';
     await tell('recovery-started', `${diagnosis.summary}. Recovering (policy auto): ${diagnosis.advice}`);
@@ -173,17 +204,42 @@ export async function respondToAlert(rawInput: RespondToAlertInput): Promise<Res
       parentClosePolicy: ParentClosePolicy.ABANDON,
     });
     const rec = { workflowId, outcome: result.outcome, snapshot: result.plan.snapshot.key };
-    if (result.outcome === 'planned') return finish('planned', `${diagnosis.summary}. Planned (policy plan, nothing changed): restore ${result.plan.snapshot.key} onto ${result.plan.node}`, { recovery: rec });
-    if (result.outcome === 'rejected') return finish('rejected', `${diagnosis.summary}. The recovery was rejected${result.approval?.by ? ` by ${result.approval.by}` : ''}; nothing was changed`, { recovery: rec });
-    return finish('recovered', `${diagnosis.summary}. Restored ${result.plan.snapshot.key} onto ${result.plan.node}; API verified`, { recovery: rec });
+    if (result.outcome === 'planned')
+      return finish(
+        'planned',
+        `${diagnosis.summary}. Planned (policy plan, nothing changed): restore ${result.plan.snapshot.key} onto ${result.plan.node}`,
+        { recovery: rec },
+      );
+    if (result.outcome === 'rejected')
+      return finish(
+        'rejected',
+        `${diagnosis.summary}. The recovery was rejected${result.approval?.by ? ` by ${result.approval.by}` : ''}; nothing was changed`,
+        { recovery: rec },
+      );
+    return finish('recovered', `${diagnosis.summary}. Restored ${result.plan.snapshot.key} onto ${result.plan.node}; API verified`, {
+      recovery: rec,
+    });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
-      return finish('already-recovering', `${diagnosis.summary}. A recovery (${workflowId}) is already running; follow it there`, { recovery: { workflowId } }, 'notified');
+      return finish(
+        'already-recovering',
+        `${diagnosis.summary}. A recovery (${workflowId}) is already running; follow it there`,
+        { recovery: { workflowId } },
+        'notified',
+      );
     }
     const error = messageOf(err);
     const timedOut = err instanceof ChildWorkflowFailure && err.cause instanceof ApplicationFailure && err.cause.type === 'ApprovalTimeout';
-    if (timedOut) return finish('rejected', `${diagnosis.summary}. No approval within ${policy.approvalTimeoutSeconds} s; nothing was changed`, { recovery: { workflowId, error } });
-    return finish('recovery-failed', `${diagnosis.summary}. The recovery failed: ${error}`, { recovery: { workflowId, error } }, 'recovery-failed');
+    if (timedOut)
+      return finish('rejected', `${diagnosis.summary}. No approval within ${policy.approvalTimeoutSeconds} s; nothing was changed`, {
+        recovery: { workflowId, error },
+      });
+    return finish(
+      'recovery-failed',
+      `${diagnosis.summary}. The recovery failed: ${error}`,
+      { recovery: { workflowId, error } },
+      'recovery-failed',
+    );
   }
 }
 

@@ -30,21 +30,28 @@ const MAX_SUMMARY = 1000;
 
 /** Problems of one alert, each naming its field; `at` prefixes the path ("alert", "signal"). */
 export function alertNoticeProblems(alert: AlertNotice, at = 'alert'): string[] {
-  if (!alert || typeof alert !== 'object' || Array.isArray(alert)) return [`${at}: expected an object like {"name": "KubeAPIDown", "status": "firing", "fingerprint": "..."}`];
+  if (!alert || typeof alert !== 'object' || Array.isArray(alert))
+    return [`${at}: expected an object like {"name": "KubeAPIDown", "status": "firing", "fingerprint": "..."}`];
   const problems: string[] = [];
-  if (typeof alert.name !== 'string' || !ALERT_NAME.test(alert.name)) problems.push(`${at}.name: expected an alert name (letters, digits, "_" and ":", at most 200)`);
+  if (typeof alert.name !== 'string' || !ALERT_NAME.test(alert.name))
+    problems.push(`${at}.name: expected an alert name (letters, digits, "_" and ":", at most 200)`);
   if (alert.status !== 'firing' && alert.status !== 'resolved') problems.push(`${at}.status: expected "firing" or "resolved"`);
-  if (typeof alert.fingerprint !== 'string' || !FINGERPRINT.test(alert.fingerprint)) problems.push(`${at}.fingerprint: expected Alertmanager's fingerprint (letters and digits, at most 64)`);
-  if (alert.startsAt !== undefined && (typeof alert.startsAt !== 'string' || !TIME.test(alert.startsAt) || alert.startsAt.length > 40)) problems.push(`${at}.startsAt: expected an RFC 3339 time`);
-  if (alert.summary !== undefined && (typeof alert.summary !== 'string' || alert.summary.length > MAX_SUMMARY)) problems.push(`${at}.summary: expected text of at most ${MAX_SUMMARY} characters`);
+  if (typeof alert.fingerprint !== 'string' || !FINGERPRINT.test(alert.fingerprint))
+    problems.push(`${at}.fingerprint: expected Alertmanager's fingerprint (letters and digits, at most 64)`);
+  if (alert.startsAt !== undefined && (typeof alert.startsAt !== 'string' || !TIME.test(alert.startsAt) || alert.startsAt.length > 40))
+    problems.push(`${at}.startsAt: expected an RFC 3339 time`);
+  if (alert.summary !== undefined && (typeof alert.summary !== 'string' || alert.summary.length > MAX_SUMMARY))
+    problems.push(`${at}.summary: expected text of at most ${MAX_SUMMARY} characters`);
   if (alert.labels !== undefined) {
-    if (!alert.labels || typeof alert.labels !== 'object' || Array.isArray(alert.labels)) problems.push(`${at}.labels: expected an object of label names to strings`);
+    if (!alert.labels || typeof alert.labels !== 'object' || Array.isArray(alert.labels))
+      problems.push(`${at}.labels: expected an object of label names to strings`);
     else {
       const entries = Object.entries(alert.labels);
       if (entries.length > MAX_LABELS) problems.push(`${at}.labels: at most ${MAX_LABELS} labels`);
       for (const [k, v] of entries.slice(0, MAX_LABELS + 1)) {
         if (!LABEL.test(k)) problems.push(`${at}.labels: "${k.slice(0, 40)}" is not a label name`);
-        else if (typeof v !== 'string' || v.length > MAX_LABEL_VALUE) problems.push(`${at}.labels.${k}: expected text of at most ${MAX_LABEL_VALUE} characters`);
+        else if (typeof v !== 'string' || v.length > MAX_LABEL_VALUE)
+          problems.push(`${at}.labels.${k}: expected text of at most ${MAX_LABEL_VALUE} characters`);
       }
     }
   }
@@ -52,11 +59,14 @@ export function alertNoticeProblems(alert: AlertNotice, at = 'alert'): string[] 
 }
 
 export function responseInputProblems(input: RespondToAlertInput): string[] {
-  if (!input || typeof input !== 'object' || Array.isArray(input)) return ['input: expected an object like {"cluster": "prod", "alert": {...}}'];
+  if (!input || typeof input !== 'object' || Array.isArray(input))
+    return ['input: expected an object like {"cluster": "prod", "alert": {...}}'];
   const problems: string[] = [];
-  if (typeof input.cluster !== 'string' || !NAME.test(input.cluster)) problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-")');
+  if (typeof input.cluster !== 'string' || !NAME.test(input.cluster))
+    problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-")');
   problems.push(...alertNoticeProblems(input.alert));
   const extra = Object.keys(input).filter((k) => k !== 'cluster' && k !== 'alert');
-  if (extra.length) problems.push(`input: unknown field ${extra.map((k) => `"${k.slice(0, 40)}"`).join(', ')} (expected cluster and alert)`);
+  if (extra.length)
+    problems.push(`input: unknown field ${extra.map((k) => `"${k.slice(0, 40)}"`).join(', ')} (expected cluster and alert)`);
   return problems;
 }

@@ -12,8 +12,19 @@ export interface StepFailureDetails {
  * Activities say what went wrong and what to do; only here are the cluster and the step put in front.
  */
 export function stepFailure(cluster: string, step: string, err: unknown, fallbackType: string): ApplicationFailure {
-  const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : err instanceof ApplicationFailure ? err : undefined;
+  const cause =
+    err instanceof ActivityFailure && err.cause instanceof ApplicationFailure
+      ? err.cause
+      : err instanceof ApplicationFailure
+        ? err
+        : undefined;
   const message = cause?.message ?? (err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message);
   const details: StepFailureDetails = { cluster, step };
-  return ApplicationFailure.create({ message: `cluster "${cluster}", step ${step}: ${message}`, type: cause?.type ?? fallbackType, nonRetryable: true, details: [details], cause: err as Error });
+  return ApplicationFailure.create({
+    message: `cluster "${cluster}", step ${step}: ${message}`,
+    type: cause?.type ?? fallbackType,
+    nonRetryable: true,
+    details: [details],
+    cause: err as Error,
+  });
 }

@@ -25,76 +25,83 @@ export interface ConfirmedObject {
 /** Reads back, from the bucket, the size and checksum of what was stored, before anything on the node is removed. */
 export function confirmObjects(deps: ActivityDeps) {
   return async (input: { cluster: string; objects: ObjectToConfirm[] }): Promise<ConfirmedObject[]> => {
-      const cluster = findCluster(deps.config, input.cluster);
-      const s3 = await s3ClientFor(cluster.storage);
-      try {
-        return await Promise.all(
-          input.objects.map(async (o): Promise<ConfirmedObject> => {
-            const head = await s3.send(new HeadObjectCommand({ Bucket: cluster.storage.bucket, Key: o.key, ChecksumMode: 'ENABLED' }));
-            const ours = parseChecksum(o.s3Checksum);
-            const theirs = reportedChecksum(head, ours.algorithm);
-            const problem =
-              head.ContentLength !== o.storedSize
-                ? `size ${head.ContentLength} instead of ${o.storedSize}`
-                : theirs && theirs !== ours.value
-                  ? `${ours.algorithm} checksum ${theirs} instead of ${ours.value}`
-                  : undefined;
-            if (problem) {
-              throw ApplicationFailure.nonRetryable(`s3://${cluster.storage.bucket}/${o.key} holds ${problem}`, 'StoredObjectMismatch');
-            }
-            return { key: o.key, size: o.storedSize, checkedBy: theirs ? (ours.algorithm === 'CRC32' ? 'crc32' : 'sha256') : 'size' };
-          }),
-        );
-      } finally {
-        s3.destroy();
-      }
-    };
+    const cluster = findCluster(deps.config, input.cluster);
+    const s3 = await s3ClientFor(cluster.storage);
+    try {
+      return await Promise.all(
+        input.objects.map(async (o): Promise<ConfirmedObject> => {
+          const head = await s3.send(new HeadObjectCommand({ Bucket: cluster.storage.bucket, Key: o.key, ChecksumMode: 'ENABLED' }));
+          const ours = parseChecksum(o.s3Checksum);
+          const theirs = reportedChecksum(head, ours.algorithm);
+          const problem =
+            head.ContentLength !== o.storedSize
+              ? `size ${head.ContentLength} instead of ${o.storedSize}`
+              : theirs && theirs !== ours.value
+                ? `${ours.algorithm} checksum ${theirs} instead of ${ours.value}`
+                : undefined;
+          if (problem) {
+            throw ApplicationFailure.nonRetryable(`s3://${cluster.storage.bucket}/${o.key} holds ${problem}`, 'StoredObjectMismatch');
+          }
+          return { key: o.key, size: o.storedSize, checkedBy: theirs ? (ours.algorithm === 'CRC32' ? 'crc32' : 'sha256') : 'size' };
+        }),
+      );
+    } finally {
+      s3.destroy();
+    }
+  };
 }
 
 /** Written last: a manifest in the bucket always stands for a complete, confirmed backup. */
 export function writeManifest(deps: ActivityDeps) {
   return async (input: { cluster: string; key: string; manifest: BackupManifest }): Promise<void> => {
-      const cluster = findCluster(deps.config, input.cluster);
-      const s3 = await s3ClientFor(cluster.storage);
-      try {
-        await s3.send(
-          new PutObjectCommand({
-            Bucket: cluster.storage.bucket,
-            Key: input.key,
-            Body: JSON.stringify(input.manifest, null, 2),
-            ContentType: 'application/json',
-            ChecksumAlgorithm: 'SHA256',
-            ...objectLockParams(objectLockFor(cluster.storage)),
-          }),
-        );
-      } finally {
-        s3.destroy();
-      }
-    };
+    const cluster = findCluster(deps.config, input.cluster);
+    const s3 = await s3ClientFor(cluster.storage);
+    try {
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: cluster.storage.bucket,
+          Key: input.key,
+          Body: JSON.stringify(input.manifest, null, 2),
+          ContentType: 'application/json',
+          ChecksumAlgorithm: 'SHA256',
+          ...objectLockParams(objectLockFor(cluster.storage)),
+        }),
+      );
+    } finally {
+      s3.destroy();
+    }
+  };
 }
 
 /** Removes this run's objects that never got a manifest (a backup that failed after uploading). */
 export function discardIncompleteBackup(deps: ActivityDeps) {
   return async (input: { cluster: string; keys: string[] }): Promise<string[]> => {
-      const cluster = findCluster(deps.config, input.cluster);
-      const s3 = await s3ClientFor(cluster.storage);
-      try {
-        for (const key of input.keys) await s3.send(new DeleteObjectCommand({ Bucket: cluster.storage.bucket, Key: key }));
-        return input.keys;
-      } finally {
-        s3.destroy();
-      }
-    };
+    const cluster = findCluster(deps.config, input.cluster);
+    const s3 = await s3ClientFor(cluster.storage);
+    try {
+      for (const key of input.keys) await s3.send(new DeleteObjectCommand({ Bucket: cluster.storage.bucket, Key: key }));
+      return input.keys;
+    } finally {
+      s3.destroy();
+    }
+  };
 }
 
 /** Removes the run's folder (its snapshot copy) where the snapshot was taken, once the backup is confirmed in the bucket. */
 export function removeNodeRunFiles(deps: ActivityDeps) {
   return (input: { cluster: string; node: string; runDir: string; source?: SnapshotSource }): Promise<void> =>
-    withSnapshotHost(deps.config, input.cluster, input.node, input.source ?? 'node', async (host) => {
+    withSnapshotHost(
+      deps.config,
+      input.cluster,
+      input.node,
+      input.source ?? 'node',
+      async (host) => {
         const base = `${host.workDir}/backups/`;
         if (!input.runDir.startsWith(base) || input.runDir.slice(base.length).includes('/') || input.runDir.length === base.length) {
           throw ApplicationFailure.nonRetryable(`refusing to remove ${input.runDir}: not a run folder under ${base}`, 'InvalidPath');
         }
         await host.run(['rm', '-rf', '--', input.runDir]);
-      }, { signal: cancellationSignal() });
+      },
+      { signal: cancellationSignal() },
+    );
 }

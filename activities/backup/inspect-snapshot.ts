@@ -33,7 +33,8 @@ export interface SnapshotInspection {
 /** Parses `snapshot status -w json` of etcdctl 3.4 / etcdutl 3.5+ ({"hash","revision","totalKey","totalSize"[,"version"]}). */
 export function parseSnapshotStatus(stdout: string): Omit<EtcdSnapshotInfo, 'serverVersion'> {
   const s = JSON.parse(stdout) as { hash: number; revision: number; totalKey: number; totalSize: number; version?: string };
-  if (typeof s.revision !== 'number' || typeof s.totalKey !== 'number') throw new Error(`unexpected snapshot status output: ${stdout.slice(0, 200)}`);
+  if (typeof s.revision !== 'number' || typeof s.totalKey !== 'number')
+    throw new Error(`unexpected snapshot status output: ${stdout.slice(0, 200)}`);
   return { hash: s.hash, revision: s.revision, totalKeys: s.totalKey, totalSize: s.totalSize, storageVersion: s.version || undefined };
 }
 
@@ -44,12 +45,21 @@ export function parseSnapshotStatus(stdout: string): Omit<EtcdSnapshotInfo, 'ser
  */
 export function inspectSnapshot(deps: ActivityDeps) {
   return (input: InspectSnapshotInput): Promise<SnapshotInspection> =>
-    withSnapshotHost(deps.config, input.cluster, input.node, input.source ?? 'node', async (host) => {
+    withSnapshotHost(
+      deps.config,
+      input.cluster,
+      input.node,
+      input.source ?? 'node',
+      async (host) => {
         const { cluster } = host;
         const run = (argv: string[], allowFailure = false) => host.run(argv, { allowFailure });
         // Read alongside the checks below, from the node: over this session, or in direct mode over one of its own.
         const kubernetesVersion = (
-          host.source === 'node' ? kubernetesVersionFrom(cluster, host.run) : withClusterNode(deps.config, cluster.name, input.node, (s) => kubernetesVersionFrom(s.cluster, s.run), { signal: cancellationSignal() })
+          host.source === 'node'
+            ? kubernetesVersionFrom(cluster, host.run)
+            : withClusterNode(deps.config, cluster.name, input.node, (s) => kubernetesVersionFrom(s.cluster, s.run), {
+                signal: cancellationSignal(),
+              })
         ).catch(() => undefined);
         const status = input.status ?? (await checkSnapshotFile(host, input.path));
         const { tool, ...info } = status;
@@ -58,17 +68,23 @@ export function inspectSnapshot(deps: ActivityDeps) {
         // At the snapshot's revision while etcd still has it (the API server compacts every few minutes), else now.
         const counting = countAt(info.revision).then((r) => (r.code === 0 ? r : countAt()));
         const endpoint = await endpointStatus;
-        const serverVersion = endpoint.code === 0 ? (JSON.parse(endpoint.stdout) as { Status?: { version?: string } }[])[0]?.Status?.version : undefined;
+        const serverVersion =
+          endpoint.code === 0 ? (JSON.parse(endpoint.stdout) as { Status?: { version?: string } }[])[0]?.Status?.version : undefined;
 
         const counted = await counting;
         const resourceCounts = counted.code === 0 ? parseCounts(counted.stdout) : {};
 
         return { etcd: { ...info, serverVersion }, kubernetesVersion: await kubernetesVersion, resourceCounts, statusTool: tool };
-      }, { signal: cancellationSignal() });
+      },
+      { signal: cancellationSignal() },
+    );
 }
 
 /** The kube-apiserver image tag in the node's static-pod manifest; undefined when the node does not say. */
-async function kubernetesVersionFrom(cluster: ClusterConfig, run: (argv: string[], options?: { allowFailure?: boolean }) => Promise<RemoteResult>): Promise<string | undefined> {
+async function kubernetesVersionFrom(
+  cluster: ClusterConfig,
+  run: (argv: string[], options?: { allowFailure?: boolean }) => Promise<RemoteResult>,
+): Promise<string | undefined> {
   const manifest = await run(['cat', `${cluster.paths.manifestsDir}/kube-apiserver.yaml`], { allowFailure: true });
   if (manifest.code !== 0) return undefined;
   const image = (parse(manifest.stdout) as { spec?: { containers?: { image?: string }[] } })?.spec?.containers?.[0]?.image;
@@ -81,14 +97,22 @@ async function kubernetesVersionFrom(cluster: ClusterConfig, run: (argv: string[
  */
 export async function checkSnapshotFile(host: SnapshotHost, path: string): Promise<SnapshotFileStatus> {
   const hasEtcdutl = (await host.run(['sh', '-c', `command -v ${command([host.etcdutl])}`], { allowFailure: true })).code === 0;
-  const statusArgv = hasEtcdutl ? [host.etcdutl, 'snapshot', 'status', '-w', 'json', path] : [host.etcdctl()[0], 'snapshot', 'status', '-w', 'json', path];
+  const statusArgv = hasEtcdutl
+    ? [host.etcdutl, 'snapshot', 'status', '-w', 'json', path]
+    : [host.etcdctl()[0], 'snapshot', 'status', '-w', 'json', path];
   const status = await host.run(statusArgv, { allowFailure: true });
   if (status.code !== 0) {
-    throw ApplicationFailure.nonRetryable(`the snapshot ${path} on ${host.label} is unreadable: ${status.stderr.trim().split('\n').pop()}`, 'UnreadableSnapshot');
+    throw ApplicationFailure.nonRetryable(
+      `the snapshot ${path} on ${host.label} is unreadable: ${status.stderr.trim().split('\n').pop()}`,
+      'UnreadableSnapshot',
+    );
   }
   const info = parseSnapshotStatus(status.stdout);
   if (info.totalKeys === 0 || info.revision <= 1) {
-    throw ApplicationFailure.nonRetryable(`the snapshot on ${host.label} is empty (${info.totalKeys} keys, revision ${info.revision}); refusing to store it as a backup`, 'EmptySnapshot');
+    throw ApplicationFailure.nonRetryable(
+      `the snapshot on ${host.label} is empty (${info.totalKeys} keys, revision ${info.revision}); refusing to store it as a backup`,
+      'EmptySnapshot',
+    );
   }
   return { ...info, tool: hasEtcdutl ? 'etcdutl' : 'etcdctl' };
 }

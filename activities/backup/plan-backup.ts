@@ -29,44 +29,48 @@ export interface BackupPlan {
  */
 export function planBackup(deps: ActivityDeps) {
   return async (input: { cluster: string }): Promise<BackupPlan> => {
-      const cluster = findCluster(deps.config, input.cluster);
-      const keyId = cluster.backup.encryptionKey ?? null;
-      if (keyId) await loadEncryptionKey(deps.config, keyId);
-      else if (!cluster.backup.allowUnencrypted) {
-        throw ApplicationFailure.nonRetryable(
-          `no encryption key set. A snapshot holds every Secret of the cluster and the PKI archive holds the cluster's private keys: ` +
-            `set clusters[].backup.encryptionKey to a key id under encryptionKeys (generate one with \`openssl rand -base64 32 > key\`), ` +
-            'or set backup.allowUnencrypted: true to store them in plain text.',
-          'MissingEncryptionKey',
-        );
-      }
-      if (cluster.etcd.direct) await checkDirectMode(cluster.name, cluster.etcd.direct);
-      const s3 = await s3ClientFor(cluster.storage, `clusters.${cluster.name}.storage`);
-      try {
-        await s3.send(new HeadBucketCommand({ Bucket: cluster.storage.bucket })).catch((err: unknown) => {
-          const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-          const where = describeLocation(cluster.storage);
-          if (status === 404) throw ApplicationFailure.nonRetryable(`bucket ${where} does not exist; create it or fix storage.bucket`, 'BucketMissing');
-          if (status === 403 || status === 401) {
-            throw ApplicationFailure.nonRetryable(`access to ${where} denied; check storage.credentials and the bucket policy (s3:ListBucket, s3:PutObject, s3:GetObject, s3:DeleteObject, s3:AbortMultipartUpload)`, 'BucketAccessDenied');
-          }
-          throw err;
-        });
-        if (cluster.storage.objectLock) await requireObjectLock(s3, cluster.name, cluster.storage.bucket);
-      } finally {
-        s3.destroy();
-      }
-      return {
-        cluster: cluster.name,
-        node: cluster.nodes[0].name,
-        bucket: cluster.storage.bucket,
-        prefix: cluster.storage.prefix,
-        location: describeLocation(cluster.storage),
-        compression: cluster.backup.compression,
-        encryptionKeyId: keyId,
-        engineVersion: engineVersion(),
-      };
+    const cluster = findCluster(deps.config, input.cluster);
+    const keyId = cluster.backup.encryptionKey ?? null;
+    if (keyId) await loadEncryptionKey(deps.config, keyId);
+    else if (!cluster.backup.allowUnencrypted) {
+      throw ApplicationFailure.nonRetryable(
+        `no encryption key set. A snapshot holds every Secret of the cluster and the PKI archive holds the cluster's private keys: ` +
+          `set clusters[].backup.encryptionKey to a key id under encryptionKeys (generate one with \`openssl rand -base64 32 > key\`), ` +
+          'or set backup.allowUnencrypted: true to store them in plain text.',
+        'MissingEncryptionKey',
+      );
+    }
+    if (cluster.etcd.direct) await checkDirectMode(cluster.name, cluster.etcd.direct);
+    const s3 = await s3ClientFor(cluster.storage, `clusters.${cluster.name}.storage`);
+    try {
+      await s3.send(new HeadBucketCommand({ Bucket: cluster.storage.bucket })).catch((err: unknown) => {
+        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        const where = describeLocation(cluster.storage);
+        if (status === 404)
+          throw ApplicationFailure.nonRetryable(`bucket ${where} does not exist; create it or fix storage.bucket`, 'BucketMissing');
+        if (status === 403 || status === 401) {
+          throw ApplicationFailure.nonRetryable(
+            `access to ${where} denied; check storage.credentials and the bucket policy (s3:ListBucket, s3:PutObject, s3:GetObject, s3:DeleteObject, s3:AbortMultipartUpload)`,
+            'BucketAccessDenied',
+          );
+        }
+        throw err;
+      });
+      if (cluster.storage.objectLock) await requireObjectLock(s3, cluster.name, cluster.storage.bucket);
+    } finally {
+      s3.destroy();
+    }
+    return {
+      cluster: cluster.name,
+      node: cluster.nodes[0].name,
+      bucket: cluster.storage.bucket,
+      prefix: cluster.storage.prefix,
+      location: describeLocation(cluster.storage),
+      compression: cluster.backup.compression,
+      encryptionKeyId: keyId,
+      engineVersion: engineVersion(),
     };
+  };
 }
 
 /** Object-lock retention can only be set in a bucket created with Object Lock: say so before uploading anything. */
@@ -90,18 +94,35 @@ async function requireObjectLock(s3: import('@aws-sdk/client-s3').S3Client, clus
 async function checkDirectMode(cluster: string, d: NonNullable<ClusterConfig['etcd']['direct']>): Promise<void> {
   for (const field of ['caFile', 'certFile', 'keyFile'] as const) {
     await access(d[field], constants.R_OK).catch((err: NodeJS.ErrnoException) => {
-      throw ApplicationFailure.nonRetryable(`etcd.direct.${field} ${d[field]} is not readable on the worker (${err.code}); copy the etcd client certificate there or fix the path`, 'DirectModeMisconfigured');
+      throw ApplicationFailure.nonRetryable(
+        `etcd.direct.${field} ${d[field]} is not readable on the worker (${err.code}); copy the etcd client certificate there or fix the path`,
+        'DirectModeMisconfigured',
+      );
     });
   }
-  const found = d.etcdctl.startsWith('/') ? await access(d.etcdctl, constants.X_OK).then(() => true, () => false) : await onPath(d.etcdctl);
+  const found = d.etcdctl.startsWith('/')
+    ? await access(d.etcdctl, constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    : await onPath(d.etcdctl);
   if (!found) {
-    throw ApplicationFailure.nonRetryable(`etcd.direct.etcdctl "${d.etcdctl}" is not an executable on the worker; install etcdctl there (the image ships it) or set the path`, 'DirectModeMisconfigured');
+    throw ApplicationFailure.nonRetryable(
+      `etcd.direct.etcdctl "${d.etcdctl}" is not an executable on the worker; install etcdctl there (the image ships it) or set the path`,
+      'DirectModeMisconfigured',
+    );
   }
 }
 
 async function onPath(name: string): Promise<boolean> {
   for (const dir of (process.env.PATH ?? '').split(':').filter(Boolean)) {
-    if (await access(`${dir}/${name}`, constants.X_OK).then(() => true, () => false)) return true;
+    if (
+      await access(`${dir}/${name}`, constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return true;
   }
   return false;
 }

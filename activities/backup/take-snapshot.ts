@@ -33,7 +33,12 @@ export interface SnapshotFile {
  */
 export function takeSnapshot(deps: ActivityDeps) {
   return (input: TakeSnapshotInput): Promise<SnapshotFile> =>
-    withSnapshotHost(deps.config, input.cluster, undefined, snapshotSourceOf(findCluster(deps.config, input.cluster)), async (host) => {
+    withSnapshotHost(
+      deps.config,
+      input.cluster,
+      undefined,
+      snapshotSourceOf(findCluster(deps.config, input.cluster)),
+      async (host) => {
         const { cluster } = host;
         const node = cluster.nodes[0];
         const runDir = `${host.workDir}/backups/${checkRunKey(input.runKey)}`;
@@ -46,10 +51,16 @@ export function takeSnapshot(deps: ActivityDeps) {
           const probe = await run(host.etcdctl('--command-timeout=15s', 'endpoint', 'status', '-w', 'json'), true);
           if (probe.code !== 0) throw snapshotFailure(host, 'cannot reach etcd', probe);
           await run(['mkdir', '-p', '-m', '0700', runDir]);
-          const saved = await whileHeartbeating(() => ({ step: 'snapshot', path }), () => run(host.etcdctl('--command-timeout=600s', 'snapshot', 'save', path), true));
+          const saved = await whileHeartbeating(
+            () => ({ step: 'snapshot', path }),
+            () => run(host.etcdctl('--command-timeout=600s', 'snapshot', 'save', path), true),
+          );
           if (saved.code !== 0) throw snapshotFailure(host, 'etcdctl snapshot save failed', saved);
         }
-        const status = await whileHeartbeating(() => ({ step: 'snapshot status', path }), () => checkSnapshotFile(host, path));
+        const status = await whileHeartbeating(
+          () => ({ step: 'snapshot status', path }),
+          () => checkSnapshotFile(host, path),
+        );
         const stat = await run(['stat', '-c', '%s %Y', path]);
         const [size, mtime] = stat.stdout.trim().split(' ').map(Number);
         return {
@@ -61,7 +72,9 @@ export function takeSnapshot(deps: ActivityDeps) {
           sizeBytes: size,
           status,
         };
-      }, { signal: cancellationSignal() });
+      },
+      { signal: cancellationSignal() },
+    );
 }
 
 /** Names the host, the cause and the fix; bad certificates and a missing etcdctl are not retried, an etcd that is down may come back. */

@@ -38,7 +38,9 @@ async function streamCommand(deps: ActivityDeps, cluster: ClusterConfig, remote:
   signal?.addEventListener('abort', onAbort, { once: true });
   let s3: S3Client | undefined;
   try {
-    const encryption = input.encryptionKeyId ? { key: await loadEncryptionKey(deps.config, input.encryptionKeyId), keyId: input.encryptionKeyId } : undefined;
+    const encryption = input.encryptionKeyId
+      ? { key: await loadEncryptionKey(deps.config, input.encryptionKeyId), keyId: input.encryptionKeyId }
+      : undefined;
     s3 = await s3ClientFor(cluster.storage, `clusters.${cluster.name}.storage`);
     const heartbeat = throttledHeartbeat();
     const [stored] = await Promise.all([
@@ -72,13 +74,23 @@ async function streamCommand(deps: ActivityDeps, cluster: ClusterConfig, remote:
  */
 export function uploadSnapshot(deps: ActivityDeps) {
   return (input: UploadSnapshotInput): Promise<StreamedObject> =>
-    withSnapshotHost(deps.config, input.cluster, input.node, input.source ?? 'node', async (host) => {
+    withSnapshotHost(
+      deps.config,
+      input.cluster,
+      input.node,
+      input.source ?? 'node',
+      async (host) => {
         const stored = await streamCommand(deps, host.cluster, await host.readFile(input.path), input);
         if (input.sizeBytes !== undefined && stored.plainSize !== input.sizeBytes) {
-          throw ApplicationFailure.retryable(`${stored.plainSize} bytes of the snapshot arrived from ${host.label}, the file has ${input.sizeBytes}`, 'TransferCorrupted');
+          throw ApplicationFailure.retryable(
+            `${stored.plainSize} bytes of the snapshot arrived from ${host.label}, the file has ${input.sizeBytes}`,
+            'TransferCorrupted',
+          );
         }
         return stored;
-      }, { signal: cancellationSignal() });
+      },
+      { signal: cancellationSignal() },
+    );
 }
 
 export interface ControlPlaneArchive extends StreamedObject {
@@ -99,19 +111,34 @@ function archiveSources(cluster: ClusterConfig): { dir: string; name: string }[]
 /** tar of the PKI, the static-pod manifests, kubeadm's kubeconfigs and the kubelet's identity, streamed like the snapshot. */
 export function uploadControlPlaneFiles(deps: ActivityDeps) {
   return (input: UploadCommon): Promise<ControlPlaneArchive> =>
-    withClusterNode(deps.config, input.cluster, input.node, async (session) => {
+    withClusterNode(
+      deps.config,
+      input.cluster,
+      input.node,
+      async (session) => {
         // One round trip: the node prints which of the candidate paths exist (paths passed as arguments, not pasted).
         const sources = archiveSources(session.cluster);
-        const probe = await session.run(['sh', '-c', 'for p; do [ -e "$p" ] && printf "%s\\n" "$p"; done; true', 'sh', ...sources.map((s) => `${s.dir}/${s.name}`)]);
+        const probe = await session.run([
+          'sh',
+          '-c',
+          'for p; do [ -e "$p" ] && printf "%s\\n" "$p"; done; true',
+          'sh',
+          ...sources.map((s) => `${s.dir}/${s.name}`),
+        ]);
         const existing = new Set(probe.stdout.split('\n'));
         const present = sources.filter((s) => existing.has(`${s.dir}/${s.name}`));
         if (!present.some((s) => s.name === posix.basename(session.cluster.paths.pkiDir))) {
-          throw ApplicationFailure.nonRetryable(`${session.cluster.paths.pkiDir} does not exist on node "${session.node.name}"; check paths.pkiDir`, 'PkiMissing');
+          throw ApplicationFailure.nonRetryable(
+            `${session.cluster.paths.pkiDir} does not exist on node "${session.node.name}"; check paths.pkiDir`,
+            'PkiMissing',
+          );
         }
         const tarArgs = present.flatMap((s) => ['-C', s.dir, s.name]);
         const listing = await session.run(['tar', '-cf', '/dev/null', '-v', ...tarArgs]);
         const files = listing.stdout.split('\n').filter((f) => f && !f.endsWith('/'));
         const stored = await streamCommand(deps, session.cluster, await session.stream(['tar', '-cf', '-', ...tarArgs]), input);
         return { ...stored, files };
-      }, { signal: cancellationSignal() });
+      },
+      { signal: cancellationSignal() },
+    );
 }

@@ -26,25 +26,32 @@ export interface CheckHealthInput {
  */
 export function checkHealth(deps: ActivityDeps) {
   return async (input: CheckHealthInput): Promise<HealthReport> => {
-      const cluster = findCluster(deps.config, input.cluster);
-      const timeoutMs = input.timeoutSeconds !== undefined && input.timeoutSeconds > 0 ? input.timeoutSeconds * 1000 : durationMs(cluster.health.timeout) || 5000;
-      const [report, recovery, interval] = await Promise.all([
-        checkClusterHealth(cluster, { node: input.node, timeoutMs, signal: cancellationSignal() }),
-        deps.client ? recoveryState(deps.client, cluster.name, timeoutMs).catch((err: Error) => err) : undefined,
-        deps.client ? backupIntervalSeconds(deps.client, cluster.name, timeoutMs).catch(() => undefined) : undefined,
-      ]);
-      if (interval !== undefined) report.backupIntervalSeconds = interval;
-      if (recovery instanceof Error) report.problems.push(`recovery state: cannot describe recover-${cluster.name} in Temporal: ${recovery.message}`);
-      else if (recovery) {
-        recordRecovery(cluster.name, recovery);
-        report.recovery = {
-          inProgress: recovery.inProgress,
-          ...(recovery.last?.success ? { lastSuccessAt: recovery.last.closedAt, restoredRevision: recovery.last.restoredRevision } : {}),
-        };
-      }
-      recordHealth(report);
-      const down = report.components.filter((c) => !c.up).map((c) => c.component);
-      deps.logger.info({ cluster: cluster.name, node: report.node, down, problems: report.problems.length }, down.length ? 'health check: components down' : 'health check: all up');
-      return report;
-    };
+    const cluster = findCluster(deps.config, input.cluster);
+    const timeoutMs =
+      input.timeoutSeconds !== undefined && input.timeoutSeconds > 0
+        ? input.timeoutSeconds * 1000
+        : durationMs(cluster.health.timeout) || 5000;
+    const [report, recovery, interval] = await Promise.all([
+      checkClusterHealth(cluster, { node: input.node, timeoutMs, signal: cancellationSignal() }),
+      deps.client ? recoveryState(deps.client, cluster.name, timeoutMs).catch((err: Error) => err) : undefined,
+      deps.client ? backupIntervalSeconds(deps.client, cluster.name, timeoutMs).catch(() => undefined) : undefined,
+    ]);
+    if (interval !== undefined) report.backupIntervalSeconds = interval;
+    if (recovery instanceof Error)
+      report.problems.push(`recovery state: cannot describe recover-${cluster.name} in Temporal: ${recovery.message}`);
+    else if (recovery) {
+      recordRecovery(cluster.name, recovery);
+      report.recovery = {
+        inProgress: recovery.inProgress,
+        ...(recovery.last?.success ? { lastSuccessAt: recovery.last.closedAt, restoredRevision: recovery.last.restoredRevision } : {}),
+      };
+    }
+    recordHealth(report);
+    const down = report.components.filter((c) => !c.up).map((c) => c.component);
+    deps.logger.info(
+      { cluster: cluster.name, node: report.node, down, problems: report.problems.length },
+      down.length ? 'health check: components down' : 'health check: all up',
+    );
+    return report;
+  };
 }

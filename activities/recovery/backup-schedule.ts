@@ -9,28 +9,28 @@ import type { ActivityDeps } from '../deps';
  */
 export function pauseBackups(deps: ActivityDeps) {
   return async (input: { cluster: string; note: string }): Promise<{ paused: boolean; scheduleId: string; existed: boolean }> => {
-      const scheduleId = scheduleIdOf(input.cluster);
-      if (!deps.client) throw new Error('pauseBackups needs a Temporal client in the activity dependencies');
-      const handle = deps.client.schedule.getHandle(scheduleId);
-      try {
-        const d = await handle.describe();
-        if (d.state.paused) return { paused: false, scheduleId, existed: true };
-        await handle.pause(input.note);
-        return { paused: true, scheduleId, existed: true };
-      } catch (err) {
-        if (err instanceof ScheduleNotFoundError) return { paused: false, scheduleId, existed: false };
-        throw err;
-      }
-    };
+    const scheduleId = scheduleIdOf(input.cluster);
+    if (!deps.client) throw new Error('pauseBackups needs a Temporal client in the activity dependencies');
+    const handle = deps.client.schedule.getHandle(scheduleId);
+    try {
+      const d = await handle.describe();
+      if (d.state.paused) return { paused: false, scheduleId, existed: true };
+      await handle.pause(input.note);
+      return { paused: true, scheduleId, existed: true };
+    } catch (err) {
+      if (err instanceof ScheduleNotFoundError) return { paused: false, scheduleId, existed: false };
+      throw err;
+    }
+  };
 }
 
 export function resumeBackups(deps: ActivityDeps) {
   return async (input: { cluster: string; note: string }): Promise<void> => {
-      if (!deps.client) throw new Error('resumeBackups needs a Temporal client in the activity dependencies');
-      try {
-        await deps.client.schedule.getHandle(scheduleIdOf(input.cluster)).unpause(input.note);
-      } catch (err) {
-        if (!(err instanceof ScheduleNotFoundError)) throw err;
-      }
-    };
+    if (!deps.client) throw new Error('resumeBackups needs a Temporal client in the activity dependencies');
+    try {
+      await deps.client.schedule.getHandle(scheduleIdOf(input.cluster)).unpause(input.note);
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+    }
+  };
 }

@@ -19,13 +19,22 @@ async function streamObjectTo(deps: ActivityDeps, s: TargetSession, obj: StoredO
   const remote = await s.stream(argv, 'to-node');
   try {
     const [, stdout] = await Promise.all([
-      readStoredObject(s3, s.cluster.storage.bucket, obj, () => key, remote.stdin, (bytes) => heartbeat({ key: obj.key, bytes }), cancellationSignal()),
+      readStoredObject(
+        s3,
+        s.cluster.storage.bucket,
+        obj,
+        () => key,
+        remote.stdin,
+        (bytes) => heartbeat({ key: obj.key, bytes }),
+        cancellationSignal(),
+      ),
       remote.done,
     ]);
     return stdout;
   } catch (err) {
     remote.close();
-    if (err instanceof BackupIntegrityError) throw ApplicationFailure.nonRetryable(`${err.message}; the node was not changed`, 'CorruptSnapshot');
+    if (err instanceof BackupIntegrityError)
+      throw ApplicationFailure.nonRetryable(`${err.message}; the node was not changed`, 'CorruptSnapshot');
     // A full disk does not empty itself: retrying would only fail again for a quarter of an hour.
     if (/No space left on device/i.test((err as Error).message ?? '')) {
       throw ApplicationFailure.nonRetryable(
@@ -46,25 +55,35 @@ async function streamObjectTo(deps: ActivityDeps, s: TargetSession, obj: StoredO
 export function fetchSnapshot(deps: ActivityDeps) {
   return (input: { plan: RecoveryPlan }): Promise<{ path: string; reused: boolean }> =>
     onTarget(deps, input.plan, async (s) => {
-        const { paths, snapshot } = input.plan;
-        const manifest = await readBackupManifest(s.cluster.storage, snapshot.manifestKey);
-        const hashOf = async (p: string) => (await s.run(['sh', '-c', SHA256_SHELL, 'sh', p], { allowFailure: true })).stdout.split(/\s+/)[0];
-        await s.run(['mkdir', '-p', '-m', '0700', paths.runDir]);
-        if ((await s.exists(paths.snapshotFile)) && (await hashOf(paths.snapshotFile)) === manifest.snapshot.plainSha256) return { path: paths.snapshotFile, reused: true };
-        const part = `${paths.snapshotFile}.part`;
-        // The node writes the file and hashes what it wrote in one pass (tee | sha256).
-        const written = await streamObjectTo(deps, s, manifest.snapshot, ['bash', '-c', `set -o pipefail; tee -- "$1" | { set --; ${SHA256_SHELL}; }`, 'bash', part], paths.runDir).catch(async (err: unknown) => {
-          // No partial file is left behind (a cancelled or failed fetch would otherwise keep up to a snapshot's size).
-          await s.run(['rm', '-f', '--', part], { allowFailure: true }).catch(() => undefined);
-          throw err;
-        });
-        const onNode = written.split(/\s+/)[0];
-        if (onNode !== manifest.snapshot.plainSha256) {
-          throw ApplicationFailure.retryable(`the file on node "${s.node.name}" hashes to ${onNode}, the backup to ${manifest.snapshot.plainSha256}`, 'TransferCorrupted');
-        }
-        await s.run(['mv', '-f', part, paths.snapshotFile]);
-        return { path: paths.snapshotFile, reused: false };
+      const { paths, snapshot } = input.plan;
+      const manifest = await readBackupManifest(s.cluster.storage, snapshot.manifestKey);
+      const hashOf = async (p: string) => (await s.run(['sh', '-c', SHA256_SHELL, 'sh', p], { allowFailure: true })).stdout.split(/\s+/)[0];
+      await s.run(['mkdir', '-p', '-m', '0700', paths.runDir]);
+      if ((await s.exists(paths.snapshotFile)) && (await hashOf(paths.snapshotFile)) === manifest.snapshot.plainSha256)
+        return { path: paths.snapshotFile, reused: true };
+      const part = `${paths.snapshotFile}.part`;
+      // The node writes the file and hashes what it wrote in one pass (tee | sha256).
+      const written = await streamObjectTo(
+        deps,
+        s,
+        manifest.snapshot,
+        ['bash', '-c', `set -o pipefail; tee -- "$1" | { set --; ${SHA256_SHELL}; }`, 'bash', part],
+        paths.runDir,
+      ).catch(async (err: unknown) => {
+        // No partial file is left behind (a cancelled or failed fetch would otherwise keep up to a snapshot's size).
+        await s.run(['rm', '-f', '--', part], { allowFailure: true }).catch(() => undefined);
+        throw err;
       });
+      const onNode = written.split(/\s+/)[0];
+      if (onNode !== manifest.snapshot.plainSha256) {
+        throw ApplicationFailure.retryable(
+          `the file on node "${s.node.name}" hashes to ${onNode}, the backup to ${manifest.snapshot.plainSha256}`,
+          'TransferCorrupted',
+        );
+      }
+      await s.run(['mv', '-f', part, paths.snapshotFile]);
+      return { path: paths.snapshotFile, reused: false };
+    });
 }
 
 /**
@@ -76,39 +95,43 @@ export function fetchSnapshot(deps: ActivityDeps) {
 export function restoreControlPlaneFiles(deps: ActivityDeps) {
   return (input: { plan: RecoveryPlan }): Promise<{ placed: string[]; movedAside: string[]; kubelet?: KubeletRestore }> =>
     onTarget(deps, input.plan, async (s) => {
-        const { paths, snapshot } = input.plan;
-        const manifest = await readBackupManifest(s.cluster.storage, snapshot.manifestKey);
-        const files = manifest.controlPlaneFiles;
-        if (!files) throw ApplicationFailure.nonRetryable(`backup ${snapshot.manifestKey} has no control-plane files; a new node cannot be built from it`, 'IncompleteBackup');
-        const done = `${paths.controlPlaneFilesDir}/.complete`;
-        if (!(await s.exists(done))) {
-          const staging = `${paths.controlPlaneFilesDir}.part`;
-          await s.run(['mkdir', '-p', '-m', '0700', staging]);
-          await streamObjectTo(deps, s, files, ['tar', '-xf', '-', '-C', staging], staging);
-          await s.run(['touch', `${staging}/.complete`]);
-          await s.run(['mv', '-T', staging, paths.controlPlaneFilesDir]);
+      const { paths, snapshot } = input.plan;
+      const manifest = await readBackupManifest(s.cluster.storage, snapshot.manifestKey);
+      const files = manifest.controlPlaneFiles;
+      if (!files)
+        throw ApplicationFailure.nonRetryable(
+          `backup ${snapshot.manifestKey} has no control-plane files; a new node cannot be built from it`,
+          'IncompleteBackup',
+        );
+      const done = `${paths.controlPlaneFilesDir}/.complete`;
+      if (!(await s.exists(done))) {
+        const staging = `${paths.controlPlaneFilesDir}.part`;
+        await s.run(['mkdir', '-p', '-m', '0700', staging]);
+        await streamObjectTo(deps, s, files, ['tar', '-xf', '-', '-C', staging], staging);
+        await s.run(['touch', `${staging}/.complete`]);
+        await s.run(['mv', '-T', staging, paths.controlPlaneFilesDir]);
+      }
+      const k8s = s.cluster.paths.kubernetesDir;
+      const pkiName = s.cluster.paths.pkiDir.split('/').pop()!;
+      const entries = (await s.run(['ls', '-A', paths.controlPlaneFilesDir])).stdout.split('\n').filter((e) => e && e !== '.complete');
+      const placed: string[] = [];
+      const movedAside: string[] = [];
+      await s.run(['mkdir', '-p', k8s, `${paths.runDir}/replaced`]);
+      for (const entry of entries) {
+        if (entry === s.cluster.paths.manifestsDir.split('/').pop()) continue; // placed by the start step
+        if (entry === s.cluster.paths.kubeletDir.split('/').pop()) continue; // file by file, below
+        const dest = entry === pkiName ? s.cluster.paths.pkiDir : `${k8s}/${entry}`;
+        const marker = `${paths.runDir}/replaced/.placed-${entry}`;
+        if (await s.exists(marker)) continue;
+        if (await s.exists(dest)) {
+          await s.run(['mv', '-T', dest, `${paths.runDir}/replaced/${entry}`]);
+          movedAside.push(`${dest} -> ${paths.runDir}/replaced/${entry}`);
         }
-        const k8s = s.cluster.paths.kubernetesDir;
-        const pkiName = s.cluster.paths.pkiDir.split('/').pop()!;
-        const entries = (await s.run(['ls', '-A', paths.controlPlaneFilesDir])).stdout.split('\n').filter((e) => e && e !== '.complete');
-        const placed: string[] = [];
-        const movedAside: string[] = [];
-        await s.run(['mkdir', '-p', k8s, `${paths.runDir}/replaced`]);
-        for (const entry of entries) {
-          if (entry === s.cluster.paths.manifestsDir.split('/').pop()) continue; // placed by the start step
-          if (entry === s.cluster.paths.kubeletDir.split('/').pop()) continue; // file by file, below
-          const dest = entry === pkiName ? s.cluster.paths.pkiDir : `${k8s}/${entry}`;
-          const marker = `${paths.runDir}/replaced/.placed-${entry}`;
-          if (await s.exists(marker)) continue;
-          if (await s.exists(dest)) {
-            await s.run(['mv', '-T', dest, `${paths.runDir}/replaced/${entry}`]);
-            movedAside.push(`${dest} -> ${paths.runDir}/replaced/${entry}`);
-          }
-          await s.run(['cp', '-a', `${paths.controlPlaneFilesDir}/${entry}`, dest]);
-          await s.run(['touch', marker]);
-          placed.push(dest);
-        }
-        const kubelet = await restoreKubeletIdentity(s, input.plan);
-        return { placed: [...placed, ...kubelet.placed], movedAside: [...movedAside, ...kubelet.movedAside], kubelet };
-      });
+        await s.run(['cp', '-a', `${paths.controlPlaneFilesDir}/${entry}`, dest]);
+        await s.run(['touch', marker]);
+        placed.push(dest);
+      }
+      const kubelet = await restoreKubeletIdentity(s, input.plan);
+      return { placed: [...placed, ...kubelet.placed], movedAside: [...movedAside, ...kubelet.movedAside], kubelet };
+    });
 }

@@ -1,7 +1,13 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { posix } from 'node:path';
 import type { KubeClient } from '../../src/kube/client';
-import { KUBEADM_FLAGS_FILE, KUBELET_FILES, kubeletCertificateSource, nodeNameFromCertificate, withHostnameOverride } from '../../src/recovery/kubelet-identity';
+import {
+  KUBEADM_FLAGS_FILE,
+  KUBELET_FILES,
+  kubeletCertificateSource,
+  nodeNameFromCertificate,
+  withHostnameOverride,
+} from '../../src/recovery/kubelet-identity';
 import type { RecoveryPlan } from '../../src/recovery/plan';
 import { cancellationSignal, throttledHeartbeat } from '../heartbeat';
 import type { TargetSession } from './on-target';
@@ -38,7 +44,12 @@ export async function restoreKubeletIdentity(s: TargetSession, plan: RecoveryPla
   const kubeletDir = s.cluster.paths.kubeletDir;
   const staged = `${paths.controlPlaneFilesDir}/${posix.basename(kubeletDir)}`;
   if (!(await s.exists(`${staged}/config.yaml`))) {
-    return { placed: [], movedAside: [], restarted: false, skipped: `the backup holds no ${kubeletDir}/config.yaml (taken before backups carried the kubelet's files): join this node's kubelet by hand (kubeadm join phase kubelet-start)` };
+    return {
+      placed: [],
+      movedAside: [],
+      restarted: false,
+      skipped: `the backup holds no ${kubeletDir}/config.yaml (taken before backups carried the kubelet's files): join this node's kubelet by hand (kubeadm join phase kubelet-start)`,
+    };
   }
   const placed: string[] = [];
   const movedAside: string[] = [];
@@ -114,7 +125,9 @@ export async function waitForNodeReady(api: KubeClient, node: string, timeoutMs:
     if (r.status === 200) {
       const cond = (JSON.parse(r.text) as NodeObject).status?.conditions?.find((c) => c.type === 'Ready');
       ready = cond?.status === 'True';
-      detail = cond ? `Ready=${cond.status}${cond.reason ? ` (${cond.reason}${cond.message ? `: ${cond.message}` : ''})` : ''}` : 'no Ready condition';
+      detail = cond
+        ? `Ready=${cond.status}${cond.reason ? ` (${cond.reason}${cond.message ? `: ${cond.message}` : ''})` : ''}`
+        : 'no Ready condition';
     } else {
       detail = r.status === 404 ? 'the Node does not exist' : `GET node: ${r.status} ${r.text.slice(0, 200)}`;
     }

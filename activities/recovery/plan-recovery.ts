@@ -43,7 +43,13 @@ export function targetNode(cluster: ClusterConfig, target: string | undefined, t
     );
   }
   const template = cluster.nodes[0];
-  return { ...template, name: target.replace(/[^a-z0-9-]/gi, '-').toLowerCase(), host: target, hostKey: targetHostKey, knownHostsFile: undefined };
+  return {
+    ...template,
+    name: target.replace(/[^a-z0-9-]/gi, '-').toLowerCase(),
+    host: target,
+    hostKey: targetHostKey,
+    knownHostsFile: undefined,
+  };
 }
 
 /** Collects a stream into memory (small objects only: the control-plane archive). */
@@ -55,7 +61,11 @@ class Collector extends Writable {
   }
 }
 
-async function etcdManifestFromBackup(config: Config, cluster: ClusterConfig, manifest: import('../../src/backup/manifest').BackupManifest): Promise<string> {
+async function etcdManifestFromBackup(
+  config: Config,
+  cluster: ClusterConfig,
+  manifest: import('../../src/backup/manifest').BackupManifest,
+): Promise<string> {
   const files = manifest.controlPlaneFiles!;
   const key = files.encryption ? await loadEncryptionKey(config, files.encryption.keyId) : undefined;
   const s3 = await s3ClientFor(cluster.storage);
@@ -63,7 +73,11 @@ async function etcdManifestFromBackup(config: Config, cluster: ClusterConfig, ma
     const sink = new Collector();
     await readStoredObject(s3, cluster.storage.bucket, files, () => key, sink);
     const entry = readTarEntry(Buffer.concat(sink.chunks), `${posix.basename(cluster.paths.manifestsDir)}/etcd.yaml`);
-    if (!entry) throw ApplicationFailure.nonRetryable(`the backup's control-plane files hold no etcd.yaml manifest; cannot rebuild a node from it`, 'IncompleteBackup');
+    if (!entry)
+      throw ApplicationFailure.nonRetryable(
+        `the backup's control-plane files hold no etcd.yaml manifest; cannot rebuild a node from it`,
+        'IncompleteBackup',
+      );
     return entry.toString('utf8');
   } finally {
     s3.destroy();
@@ -79,9 +93,16 @@ async function toolOnNode(s: NodeSession, cluster: ClusterConfig, wantedMinor: s
   const etcdutl = await versionOf([cluster.etcd.etcdutl, 'version']);
   const etcdctl = await versionOf([cluster.etcd.etcdctl, 'version']);
   // etcd 3.5+ restores with etcdutl (3.6 has no `etcdctl snapshot restore`); 3.4 only has etcdctl.
-  const pick = etcdutl ? { command: cluster.etcd.etcdutl, kind: 'etcdutl' as const, version: etcdutl } : etcdctl ? { command: cluster.etcd.etcdctl, kind: 'etcdctl' as const, version: etcdctl } : undefined;
+  const pick = etcdutl
+    ? { command: cluster.etcd.etcdutl, kind: 'etcdutl' as const, version: etcdutl }
+    : etcdctl
+      ? { command: cluster.etcd.etcdctl, kind: 'etcdctl' as const, version: etcdctl }
+      : undefined;
   if (!pick) {
-    throw ApplicationFailure.nonRetryable(`node "${node.name}" has neither ${cluster.etcd.etcdutl} nor ${cluster.etcd.etcdctl}; install the etcd ${wantedMinor ?? ''} tools there or set etcd.etcdutl / etcd.etcdctl in the config`, 'PreflightFailed');
+    throw ApplicationFailure.nonRetryable(
+      `node "${node.name}" has neither ${cluster.etcd.etcdutl} nor ${cluster.etcd.etcdctl}; install the etcd ${wantedMinor ?? ''} tools there or set etcd.etcdutl / etcd.etcdctl in the config`,
+      'PreflightFailed',
+    );
   }
   if (wantedMinor && minorOf(pick.version) !== wantedMinor) {
     throw new UnusableBackup(
@@ -90,13 +111,19 @@ async function toolOnNode(s: NodeSession, cluster: ClusterConfig, wantedMinor: s
     );
   }
   const [major, minor] = pick.version.split('.').map(Number);
-  return { ...pick, bumpRevision: pick.kind === 'etcdutl' && (major > 3 || minor >= 6 || (minor === 5 && Number(pick.version.split('.')[2]) >= 6)) };
+  return {
+    ...pick,
+    bumpRevision: pick.kind === 'etcdutl' && (major > 3 || minor >= 6 || (minor === 5 && Number(pick.version.split('.')[2]) >= 6)),
+  };
 }
 
 /** A backup that cannot be restored on this target for a reason known before anything changes. */
 class UnusableBackup extends Error {
   manifestKey?: string;
-  constructor(message: string, readonly type: 'PreflightFailed' | 'MissingSecret') {
+  constructor(
+    message: string,
+    readonly type: 'PreflightFailed' | 'MissingSecret',
+  ) {
     super(message);
   }
 }
@@ -126,30 +153,42 @@ export function planRecovery(deps: ActivityDeps) {
 
 function planRecoveryOnce(deps: ActivityDeps) {
   return async (input: PlanRecoveryInput): Promise<RecoveryPlan> => {
-      const cluster = findCluster(deps.config, input.cluster);
-      const node = targetNode(cluster, input.target, input.targetHostKey);
-      const runKey = checkRunKey(input.runKey);
-      await refuseWithinCooldown(deps.client, cluster.name, durationMs(cluster.recovery.cooldown), input.overrideCooldown);
-      const s3 = await s3ClientFor(cluster.storage);
-      let choice;
-      try {
-        choice = await selectSnapshot(s3, cluster.storage.bucket, cluster.storage.prefix, cluster.name, input.snapshot, input.mode === 'new-node', input.passOver);
-      } catch (err) {
-        if (err instanceof SnapshotSelectionError) throw ApplicationFailure.nonRetryable(err.message, err.type);
-        throw err;
-      } finally {
-        s3.destroy();
-      }
-      const m = choice.manifest;
-      const unusable = (err: unknown): never => {
-        if (err instanceof UnusableBackup) err.manifestKey = choice.manifestKey;
-        throw err;
-      };
-      if (m.snapshot.encryption) {
-        await loadEncryptionKey(deps.config, m.snapshot.encryption.keyId).catch((err: Error) => unusable(new UnusableBackup(`backup ${choice.manifestKey}: ${err.message}`, 'MissingSecret')));
-      }
+    const cluster = findCluster(deps.config, input.cluster);
+    const node = targetNode(cluster, input.target, input.targetHostKey);
+    const runKey = checkRunKey(input.runKey);
+    await refuseWithinCooldown(deps.client, cluster.name, durationMs(cluster.recovery.cooldown), input.overrideCooldown);
+    const s3 = await s3ClientFor(cluster.storage);
+    let choice;
+    try {
+      choice = await selectSnapshot(
+        s3,
+        cluster.storage.bucket,
+        cluster.storage.prefix,
+        cluster.name,
+        input.snapshot,
+        input.mode === 'new-node',
+        input.passOver,
+      );
+    } catch (err) {
+      if (err instanceof SnapshotSelectionError) throw ApplicationFailure.nonRetryable(err.message, err.type);
+      throw err;
+    } finally {
+      s3.destroy();
+    }
+    const m = choice.manifest;
+    const unusable = (err: unknown): never => {
+      if (err instanceof UnusableBackup) err.manifestKey = choice.manifestKey;
+      throw err;
+    };
+    if (m.snapshot.encryption) {
+      await loadEncryptionKey(deps.config, m.snapshot.encryption.keyId).catch((err: Error) =>
+        unusable(new UnusableBackup(`backup ${choice.manifestKey}: ${err.message}`, 'MissingSecret')),
+      );
+    }
 
-      return withSession(node, async (s) => {
+    return withSession(
+      node,
+      async (s) => {
         const run = (argv: string[], allowFailure = false) => s.run(argv, { allowFailure });
         const wantedMinor = minorOf(m.etcd.serverVersion);
         const tool = await toolOnNode(s, cluster, wantedMinor).catch(unusable);
@@ -158,14 +197,20 @@ function planRecoveryOnce(deps: ActivityDeps) {
         if (input.mode === 'in-place') {
           const text = await run(['cat', etcdYamlPath], true);
           if (text.code !== 0) {
-            throw ApplicationFailure.nonRetryable(`node "${node.name}" has no ${etcdYamlPath}: it does not run etcd as a static pod; use mode "new-node" to rebuild it from the backup`, 'PreflightFailed');
+            throw ApplicationFailure.nonRetryable(
+              `node "${node.name}" has no ${etcdYamlPath}: it does not run etcd as a static pod; use mode "new-node" to rebuild it from the backup`,
+              'PreflightFailed',
+            );
           }
           member = parseEtcdManifest(text.stdout, `${node.name}:${etcdYamlPath}`);
         } else {
           member = parseEtcdManifest(await etcdManifestFromBackup(deps.config, cluster, m), `backup ${choice.manifestKey}: etcd.yaml`);
           const busy = await run(['sh', '-c', "ss -Htln 2>/dev/null | awk '{print $4}' | grep -E ':(2379|2380|6443)$' || true"]);
           if (busy.stdout.trim()) {
-            throw ApplicationFailure.nonRetryable(`node "${node.name}" already listens on ${busy.stdout.trim().split('\n').join(', ')}: a control plane runs there; use mode "in-place" or a clean node`, 'PreflightFailed');
+            throw ApplicationFailure.nonRetryable(
+              `node "${node.name}" already listens on ${busy.stdout.trim().split('\n').join(', ')}: a control plane runs there; use mode "in-place" or a clean node`,
+              'PreflightFailed',
+            );
           }
         }
         const dataDir = member.hostDataDir;
@@ -174,16 +219,30 @@ function planRecoveryOnce(deps: ActivityDeps) {
         // The restored data dir (about twice the snapshot) lands beside the data dir; the fetched snapshot itself in the
         // work dir. Where both are on one filesystem, it must hold all of it.
         const df = await run(['df', '-Pk', parent, cluster.paths.workDir]);
-        const [dataFs, workFs] = df.stdout.trim().split('\n').slice(-2).map((l) => {
-          const f = l.split(/\s+/);
-          return { free: Number(f[3]) * 1024, mount: f[5] };
-        });
+        const [dataFs, workFs] = df.stdout
+          .trim()
+          .split('\n')
+          .slice(-2)
+          .map((l) => {
+            const f = l.split(/\s+/);
+            return { free: Number(f[3]) * 1024, mount: f[5] };
+          });
         const freeBytes = dataFs.free;
         const mib = (b: number) => Math.ceil(b / 1048576);
         const need = (where: string, free: number, bytes: number, what: string) => {
-          if (free < bytes) throw ApplicationFailure.nonRetryable(`node "${node.name}": ${where} has ${Math.floor(free / 1048576)} MiB free; the restore needs at least ${mib(bytes)} MiB there (${what}); free space first`, 'PreflightFailed');
+          if (free < bytes)
+            throw ApplicationFailure.nonRetryable(
+              `node "${node.name}": ${where} has ${Math.floor(free / 1048576)} MiB free; the restore needs at least ${mib(bytes)} MiB there (${what}); free space first`,
+              'PreflightFailed',
+            );
         };
-        if (dataFs.mount === workFs.mount) need(`${parent} (with ${cluster.paths.workDir}, same filesystem)`, freeBytes, 3 * m.snapshot.plainSize, 'the fetched snapshot and twice its size for the restore');
+        if (dataFs.mount === workFs.mount)
+          need(
+            `${parent} (with ${cluster.paths.workDir}, same filesystem)`,
+            freeBytes,
+            3 * m.snapshot.plainSize,
+            'the fetched snapshot and twice its size for the restore',
+          );
         else {
           need(parent, freeBytes, 2 * m.snapshot.plainSize, 'twice the snapshot');
           need(cluster.paths.workDir, workFs.free, m.snapshot.plainSize, 'the fetched snapshot');
@@ -201,7 +260,11 @@ function planRecoveryOnce(deps: ActivityDeps) {
         };
         const steps = [
           `fetch ${m.snapshot.key} (revision ${m.etcd.revision}, ${m.etcd.totalKeys} keys) to ${paths.snapshotFile}, checking its sha256 on the node`,
-          ...(input.mode === 'new-node' ? [`put back the backup's PKI and kubeconfigs into ${cluster.paths.kubernetesDir} (anything there is moved to ${runDir}/replaced)`] : []),
+          ...(input.mode === 'new-node'
+            ? [
+                `put back the backup's PKI and kubeconfigs into ${cluster.paths.kubernetesDir} (anything there is moved to ${runDir}/replaced)`,
+              ]
+            : []),
           `stop the control plane: move the static-pod manifests from ${paths.manifestsDir} to ${paths.asideManifestsDir}; where crictl reaches the container runtime, stop all but etcd with crictl stop --timeout 2 instead of waiting out kube-apiserver's grace period`,
           `${tool.kind} snapshot restore into ${paths.restoreDir}${tool.bumpRevision ? ' (--bump-revision --mark-compacted)' : ''}`,
           `move the current data dir ${dataDir} to ${paths.asideDataDir} (kept), then ${paths.restoreDir} to ${dataDir}`,
@@ -226,12 +289,19 @@ function planRecoveryOnce(deps: ActivityDeps) {
           },
           skipped: choice.skipped,
           tool,
-          member: { name: member.name, initialCluster: member.initialCluster, initialAdvertisePeerUrls: member.initialAdvertisePeerUrls, initialClusterToken: member.initialClusterToken },
+          member: {
+            name: member.name,
+            initialCluster: member.initialCluster,
+            initialAdvertisePeerUrls: member.initialAdvertisePeerUrls,
+            initialClusterToken: member.initialClusterToken,
+          },
           paths,
           freeBytes,
           apiServer: cluster.apiServer ?? `https://${node.host}:6443`,
           steps,
         };
-      }, { signal: cancellationSignal() });
-    };
+      },
+      { signal: cancellationSignal() },
+    );
+  };
 }

@@ -14,7 +14,8 @@ export async function storedObjectProblem(s3: S3Client, bucket: string, obj: Sto
     if (obj.s3Checksum) {
       const recorded = parseChecksum(obj.s3Checksum);
       const reported = reportedChecksum(head, recorded.algorithm);
-      if (reported !== recorded.value) return `${obj.key}: ${recorded.algorithm} checksum ${reported ?? '(none)'}, manifest says ${recorded.value} (rewritten since the backup)`;
+      if (reported !== recorded.value)
+        return `${obj.key}: ${recorded.algorithm} checksum ${reported ?? '(none)'}, manifest says ${recorded.value} (rewritten since the backup)`;
     }
     return undefined;
   } catch (err) {
@@ -31,7 +32,10 @@ export interface SnapshotChoice {
 }
 
 export class SnapshotSelectionError extends Error {
-  constructor(message: string, readonly type: 'MissingSnapshot' | 'CorruptSnapshot') {
+  constructor(
+    message: string,
+    readonly type: 'MissingSnapshot' | 'CorruptSnapshot',
+  ) {
     super(message);
     this.name = 'SnapshotSelectionError';
   }
@@ -65,17 +69,31 @@ export async function selectSnapshot(
     try {
       manifestKey = manifestKeyOf(wanted);
     } catch {
-      throw new SnapshotSelectionError(`snapshot: "${wanted}" is not a backup key; copy one from \`lifeboat backup list ${cluster}\``, 'MissingSnapshot');
+      throw new SnapshotSelectionError(
+        `snapshot: "${wanted}" is not a backup key; copy one from \`lifeboat backup list ${cluster}\``,
+        'MissingSnapshot',
+      );
     }
     let manifest: BackupManifest;
     try {
       manifest = await readManifest(s3, bucket, manifestKey);
     } catch (err) {
-      throw new SnapshotSelectionError(`snapshot: no backup "${wanted}" in s3://${bucket} (${(err as Error).message}); see \`lifeboat backup list ${cluster}\``, 'MissingSnapshot');
+      throw new SnapshotSelectionError(
+        `snapshot: no backup "${wanted}" in s3://${bucket} (${(err as Error).message}); see \`lifeboat backup list ${cluster}\``,
+        'MissingSnapshot',
+      );
     }
-    if (manifest.cluster !== cluster) throw new SnapshotSelectionError(`snapshot: "${wanted}" is a backup of cluster "${manifest.cluster}", not "${cluster}"`, 'MissingSnapshot');
+    if (manifest.cluster !== cluster)
+      throw new SnapshotSelectionError(
+        `snapshot: "${wanted}" is a backup of cluster "${manifest.cluster}", not "${cluster}"`,
+        'MissingSnapshot',
+      );
     const problem = await problemsOf(s3, bucket, manifest, needFiles);
-    if (problem) throw new SnapshotSelectionError(`snapshot: refusing "${wanted}": ${problem}. Pick another with --snapshot, or "latest"`, 'CorruptSnapshot');
+    if (problem)
+      throw new SnapshotSelectionError(
+        `snapshot: refusing "${wanted}": ${problem}. Pick another with --snapshot, or "latest"`,
+        'CorruptSnapshot',
+      );
     return { manifestKey, manifest, skipped: [] };
   }
   const skipped: SnapshotChoice['skipped'] = [];

@@ -48,7 +48,12 @@ containers=$(timeout 10 crictl ps --state running -o json 2>/dev/null) || { echo
 echo '--- pods'; printf '%s\\n' "$pods"; echo '--- containers'; printf '%s\\n' "$containers"`;
 
 interface PodsJson {
-  items?: { id: string; metadata?: { name?: string; namespace?: string }; labels?: Record<string, string>; annotations?: Record<string, string> }[];
+  items?: {
+    id: string;
+    metadata?: { name?: string; namespace?: string };
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  }[];
 }
 interface ContainersJson {
   containers?: { id: string; podSandboxId: string; metadata?: { name?: string }; state?: string }[];
@@ -77,13 +82,22 @@ export function parseControlPlaneState(out: string, ports: number[], manifests: 
   try {
     const pods = JSON.parse(rest.slice(podsAt + 9, containersAt)) as PodsJson;
     const containers = JSON.parse(rest.slice(containersAt + 15)) as ContainersJson;
-    const staticPods = new Map((pods.items ?? []).filter((p) => p.annotations?.['kubernetes.io/config.source'] === 'file' && fromManifest(p, manifests)).map((p) => [p.id, p] as const));
+    const staticPods = new Map(
+      (pods.items ?? [])
+        .filter((p) => p.annotations?.['kubernetes.io/config.source'] === 'file' && fromManifest(p, manifests))
+        .map((p) => [p.id, p] as const),
+    );
     const running: CriContainer[] = [];
     for (const c of containers.containers ?? []) {
       const pod = staticPods.get(c.podSandboxId);
       if (!pod || (c.state && c.state !== 'CONTAINER_RUNNING')) continue;
       const name = c.metadata?.name ?? c.id;
-      running.push({ id: c.id, name, pod: `${pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? pod.id}`, etcd: pod.labels?.component === 'etcd' || name === 'etcd' });
+      running.push({
+        id: c.id,
+        name,
+        pod: `${pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? pod.id}`,
+        etcd: pod.labels?.component === 'etcd' || name === 'etcd',
+      });
     }
     return { listening, running };
   } catch (err) {
@@ -103,7 +117,14 @@ export async function controlPlaneState(s: TargetSession, ports: number[], manif
  */
 export async function waitForStaticPodsToStop(
   s: TargetSession,
-  o: { ports: number[]; manifests: ManifestPod[]; timeoutSeconds: number; movedAt: number; onTimeout: (state: ControlPlaneState) => Error; everyMs?: number },
+  o: {
+    ports: number[];
+    manifests: ManifestPod[];
+    timeoutSeconds: number;
+    movedAt: number;
+    onTimeout: (state: ControlPlaneState) => Error;
+    everyMs?: number;
+  },
 ): Promise<{ forced: string[]; criUnavailable?: string }> {
   const deadline = Date.now() + o.timeoutSeconds * 1000;
   const ctx = activityContext();
@@ -119,10 +140,21 @@ export async function waitForStaticPodsToStop(
       for (const c of toStop) forced.set(c.id, c);
       const ids = toStop.map((c) => c.id);
       // In parallel: crictl stop takes one container after another, each up to the timeout.
-      await s.run(['sh', '-c', `for id in "$@"; do timeout 30 crictl stop --timeout ${CRI_STOP_TIMEOUT_SECONDS} "$id" >/dev/null 2>&1 & done; wait`, 'sh', ...ids], { allowFailure: true });
+      await s.run(
+        [
+          'sh',
+          '-c',
+          `for id in "$@"; do timeout 30 crictl stop --timeout ${CRI_STOP_TIMEOUT_SECONDS} "$id" >/dev/null 2>&1 & done; wait`,
+          'sh',
+          ...ids,
+        ],
+        { allowFailure: true },
+      );
       continue;
     }
-    ctx?.heartbeat({ waitingFor: `control plane to stop: ${[...state.listening.map((p) => `port ${p}`), ...state.running.map((c) => c.name)].join(', ')}` });
+    ctx?.heartbeat({
+      waitingFor: `control plane to stop: ${[...state.listening.map((p) => `port ${p}`), ...state.running.map((c) => c.name)].join(', ')}`,
+    });
     if (ctx?.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
     await new Promise((r) => setTimeout(r, o.everyMs ?? 250));
   }

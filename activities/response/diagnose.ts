@@ -60,7 +60,12 @@ const DATA_PROBE = [
 ].join('\n');
 
 function parseFacts(stdout: string): Record<string, string> {
-  return Object.fromEntries(stdout.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).trim()]));
+  return Object.fromEntries(
+    stdout
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).trim()]),
+  );
 }
 
 /**
@@ -70,63 +75,146 @@ function parseFacts(stdout: string): Record<string, string> {
  */
 export function diagnoseCluster(deps: ActivityDeps) {
   return async (input: DiagnoseInput): Promise<Diagnosis> => {
-      const cluster = findCluster(deps.config, input.cluster);
-      const node = cluster.nodes.find((n) => n.name === input.health.node) ?? cluster.nodes[0];
-      const up = (c: string) => input.health.components.find((x) => x.component === c)?.up === true;
-      const down = input.health.components.filter((c) => !c.up).map((c) => c.component);
-      const findings: Diagnosis['findings'] = input.health.components.map((c) => ({ check: c.component, ok: c.up, detail: c.detail }));
-      const base = { cluster: cluster.name, node: node.name, findings };
+    const cluster = findCluster(deps.config, input.cluster);
+    const node = cluster.nodes.find((n) => n.name === input.health.node) ?? cluster.nodes[0];
+    const up = (c: string) => input.health.components.find((x) => x.component === c)?.up === true;
+    const down = input.health.components.filter((c) => !c.up).map((c) => c.component);
+    const findings: Diagnosis['findings'] = input.health.components.map((c) => ({ check: c.component, ok: c.up, detail: c.detail }));
+    const base = { cluster: cluster.name, node: node.name, findings };
 
-      if (!up('node')) {
-        const since = input.unreachableSince ? ` since ${input.unreachableSince}` : '';
-        const standby = standbyFor(cluster, node.name);
-        if (standby) {
-          return { ...base, cause: 'node-unreachable', verdict: 'restore-new-node', target: standby, summary: `node ${node.name} is unreachable over SSH${since}`, advice: `a new-node recovery onto the standby node ${standby} (recovery.standbyNode), which takes over ${node.host}` };
-        }
-        return { ...base, cause: 'node-unreachable', verdict: 'no-restore', summary: `node ${node.name} is unreachable over SSH${since}`, advice: 'bring the node back (its etcd data is probably intact), or set recovery.standbyNode to let a new node take over' };
+    if (!up('node')) {
+      const since = input.unreachableSince ? ` since ${input.unreachableSince}` : '';
+      const standby = standbyFor(cluster, node.name);
+      if (standby) {
+        return {
+          ...base,
+          cause: 'node-unreachable',
+          verdict: 'restore-new-node',
+          target: standby,
+          summary: `node ${node.name} is unreachable over SSH${since}`,
+          advice: `a new-node recovery onto the standby node ${standby} (recovery.standbyNode), which takes over ${node.host}`,
+        };
       }
+      return {
+        ...base,
+        cause: 'node-unreachable',
+        verdict: 'no-restore',
+        summary: `node ${node.name} is unreachable over SSH${since}`,
+        advice: 'bring the node back (its etcd data is probably intact), or set recovery.standbyNode to let a new node take over',
+      };
+    }
 
-      const now = Date.now();
-      const expired = input.health.certificates.filter((c) => Date.parse(c.notAfter) <= now);
-      if (expired.length) {
-        findings.push({ check: 'certificates', ok: false, detail: `expired: ${expired.map((c) => `${c.name} (${c.notAfter})`).join(', ')}` });
-        return { ...base, cause: 'certificates-expired', verdict: 'no-restore', summary: `${expired.length} certificate(s) expired: ${expired.map((c) => c.name).join(', ')}`, advice: 'renew them (`kubeadm certs renew all`) and restart the control-plane static pods; a restore would not help and would lose writes' };
-      }
+    const now = Date.now();
+    const expired = input.health.certificates.filter((c) => Date.parse(c.notAfter) <= now);
+    if (expired.length) {
+      findings.push({ check: 'certificates', ok: false, detail: `expired: ${expired.map((c) => `${c.name} (${c.notAfter})`).join(', ')}` });
+      return {
+        ...base,
+        cause: 'certificates-expired',
+        verdict: 'no-restore',
+        summary: `${expired.length} certificate(s) expired: ${expired.map((c) => c.name).join(', ')}`,
+        advice:
+          'renew them (`kubeadm certs renew all`) and restart the control-plane static pods; a restore would not help and would lose writes',
+      };
+    }
 
-      const facts = await readDataFacts(cluster, node.name);
-      const disk = input.health.disk;
-      if (disk && disk.freeBytes < DISK_FULL_BYTES) {
-        findings.push({ check: 'disk', ok: false, detail: `${disk.freeBytes} bytes free under ${disk.path}` });
-        return { ...base, cause: 'disk-full', verdict: 'no-restore', summary: `the disk under ${disk.path} is full (${disk.freeBytes} bytes free)`, advice: `free space on node ${node.name} under ${disk.path}; etcd restarts by itself once it can write` };
-      }
+    const facts = await readDataFacts(cluster, node.name);
+    const disk = input.health.disk;
+    if (disk && disk.freeBytes < DISK_FULL_BYTES) {
+      findings.push({ check: 'disk', ok: false, detail: `${disk.freeBytes} bytes free under ${disk.path}` });
+      return {
+        ...base,
+        cause: 'disk-full',
+        verdict: 'no-restore',
+        summary: `the disk under ${disk.path} is full (${disk.freeBytes} bytes free)`,
+        advice: `free space on node ${node.name} under ${disk.path}; etcd restarts by itself once it can write`,
+      };
+    }
 
-      const dbDetail = facts.db === 'yes' ? `db ${facts.dbsize} bytes, magic ${facts.dbmagic || '(unreadable)'}, ${facts.wal} WAL file(s)` : 'no member/snap/db';
-      findings.push({ check: 'etcd data', ok: facts.db === 'yes' && facts.dbmagic === BOLT_MAGIC, detail: `${cluster.paths.etcdDataDir}: ${facts.datadir === 'yes' ? dbDetail : 'missing'}` });
-      findings.push({ check: 'etcd manifest', ok: facts.manifest === 'yes', detail: `${cluster.paths.manifestsDir}/etcd.yaml ${facts.manifest === 'yes' ? 'present' : 'missing'}` });
+    const dbDetail =
+      facts.db === 'yes'
+        ? `db ${facts.dbsize} bytes, magic ${facts.dbmagic || '(unreadable)'}, ${facts.wal} WAL file(s)`
+        : 'no member/snap/db';
+    findings.push({
+      check: 'etcd data',
+      ok: facts.db === 'yes' && facts.dbmagic === BOLT_MAGIC,
+      detail: `${cluster.paths.etcdDataDir}: ${facts.datadir === 'yes' ? dbDetail : 'missing'}`,
+    });
+    findings.push({
+      check: 'etcd manifest',
+      ok: facts.manifest === 'yes',
+      detail: `${cluster.paths.manifestsDir}/etcd.yaml ${facts.manifest === 'yes' ? 'present' : 'missing'}`,
+    });
 
-      if (up('etcd')) {
-        const h = input.health;
-        if (etcdDataLost(h)) {
-          return { ...base, cause: 'etcd-data-lost', verdict: 'restore-in-place', summary: `etcd answers but has lost its data: revision ${h.etcd?.revision} is below the newest backup's ${h.newestBackup?.revision} (${h.newestBackup?.key})`, advice: 'restore the newest verified backup in place; the current data dir is kept aside' };
-        }
-        if (down.length === 0) return { ...base, cause: 'healthy', verdict: 'no-restore', summary: 'every component answers', advice: 'nothing to do' };
-        if (!up('kube-apiserver')) {
-          return { ...base, cause: 'apiserver-down', verdict: 'no-restore', summary: `etcd is healthy; down: ${down.join(', ')}`, advice: 'etcd holds the cluster\'s data intact: look at kube-apiserver\'s static pod and logs on the node; a restore would lose every write since the backup' };
-        }
-        return { ...base, cause: 'components-down', verdict: 'no-restore', summary: `etcd and kube-apiserver are healthy; down: ${down.join(', ')}`, advice: `restart or repair ${down.join(' and ')} (static pods in ${cluster.paths.manifestsDir}); the cluster's data is intact` };
+    if (up('etcd')) {
+      const h = input.health;
+      if (etcdDataLost(h)) {
+        return {
+          ...base,
+          cause: 'etcd-data-lost',
+          verdict: 'restore-in-place',
+          summary: `etcd answers but has lost its data: revision ${h.etcd?.revision} is below the newest backup's ${h.newestBackup?.revision} (${h.newestBackup?.key})`,
+          advice: 'restore the newest verified backup in place; the current data dir is kept aside',
+        };
       }
+      if (down.length === 0)
+        return { ...base, cause: 'healthy', verdict: 'no-restore', summary: 'every component answers', advice: 'nothing to do' };
+      if (!up('kube-apiserver')) {
+        return {
+          ...base,
+          cause: 'apiserver-down',
+          verdict: 'no-restore',
+          summary: `etcd is healthy; down: ${down.join(', ')}`,
+          advice:
+            "etcd holds the cluster's data intact: look at kube-apiserver's static pod and logs on the node; a restore would lose every write since the backup",
+        };
+      }
+      return {
+        ...base,
+        cause: 'components-down',
+        verdict: 'no-restore',
+        summary: `etcd and kube-apiserver are healthy; down: ${down.join(', ')}`,
+        advice: `restart or repair ${down.join(' and ')} (static pods in ${cluster.paths.manifestsDir}); the cluster's data is intact`,
+      };
+    }
 
-      if (facts.datadir !== 'yes' || facts.member !== 'yes' || facts.db !== 'yes' || facts.dbsize === '0') {
-        return { ...base, cause: 'etcd-data-missing', verdict: 'restore-in-place', summary: `etcd is down and its data is gone (${cluster.paths.etcdDataDir}: ${facts.datadir !== 'yes' ? 'missing' : dbDetail})`, advice: 'restore the newest verified backup in place' };
-      }
-      if (facts.dbmagic !== BOLT_MAGIC) {
-        return { ...base, cause: 'etcd-data-corrupt', verdict: 'restore-in-place', summary: `etcd is down and its database is corrupt (${dbDetail}; expected magic ${BOLT_MAGIC})`, advice: 'restore the newest verified backup in place; the corrupt data dir is kept aside' };
-      }
-      if (facts.manifest !== 'yes') {
-        return { ...base, cause: 'etcd-manifest-missing', verdict: 'no-restore', summary: `etcd is down: its static-pod manifest ${cluster.paths.manifestsDir}/etcd.yaml is missing; its data looks intact (${dbDetail})`, advice: 'put etcd.yaml back (a copy is in every backup\'s control-plane archive, and under the work dir\'s recoveries/*/manifests-before); a restore would lose writes' };
-      }
-      return { ...base, cause: 'etcd-not-running', verdict: 'no-restore', summary: `etcd is down but its data looks intact (${dbDetail})`, advice: 'look at the kubelet and etcd\'s logs on the node (crictl ps -a; crictl logs); a restore would lose every write since the backup' };
+    if (facts.datadir !== 'yes' || facts.member !== 'yes' || facts.db !== 'yes' || facts.dbsize === '0') {
+      return {
+        ...base,
+        cause: 'etcd-data-missing',
+        verdict: 'restore-in-place',
+        summary: `etcd is down and its data is gone (${cluster.paths.etcdDataDir}: ${facts.datadir !== 'yes' ? 'missing' : dbDetail})`,
+        advice: 'restore the newest verified backup in place',
+      };
+    }
+    if (facts.dbmagic !== BOLT_MAGIC) {
+      return {
+        ...base,
+        cause: 'etcd-data-corrupt',
+        verdict: 'restore-in-place',
+        summary: `etcd is down and its database is corrupt (${dbDetail}; expected magic ${BOLT_MAGIC})`,
+        advice: 'restore the newest verified backup in place; the corrupt data dir is kept aside',
+      };
+    }
+    if (facts.manifest !== 'yes') {
+      return {
+        ...base,
+        cause: 'etcd-manifest-missing',
+        verdict: 'no-restore',
+        summary: `etcd is down: its static-pod manifest ${cluster.paths.manifestsDir}/etcd.yaml is missing; its data looks intact (${dbDetail})`,
+        advice:
+          "put etcd.yaml back (a copy is in every backup's control-plane archive, and under the work dir's recoveries/*/manifests-before); a restore would lose writes",
+      };
+    }
+    return {
+      ...base,
+      cause: 'etcd-not-running',
+      verdict: 'no-restore',
+      summary: `etcd is down but its data looks intact (${dbDetail})`,
+      advice:
+        "look at the kubelet and etcd's logs on the node (crictl ps -a; crictl logs); a restore would lose every write since the backup",
     };
+  };
 }
 
 function standbyFor(cluster: ClusterConfig, deadNode: string): string | undefined {
@@ -138,7 +226,8 @@ async function readDataFacts(cluster: ClusterConfig, nodeName: string): Promise<
   const node = cluster.nodes.find((n) => n.name === nodeName)!;
   return withSession(
     node,
-    async (s) => parseFacts((await s.run(['sh', '-c', DATA_PROBE, 'diagnose', cluster.paths.etcdDataDir, cluster.paths.manifestsDir])).stdout),
+    async (s) =>
+      parseFacts((await s.run(['sh', '-c', DATA_PROBE, 'diagnose', cluster.paths.etcdDataDir, cluster.paths.manifestsDir])).stdout),
     { readyTimeoutMs: 10_000, signal: cancellationSignal() },
   );
 }

@@ -2,7 +2,16 @@ import { ApplicationFailure } from '@temporalio/common';
 import { resolveSecret } from '../../src/secrets';
 import type { ActivityDeps } from '../deps';
 
-export type ResponseEvent = 'needs-approval' | 'recovery-started' | 'stood-down' | 'no-restore' | 'notified' | 'planned' | 'recovered' | 'recovery-failed' | 'rejected';
+export type ResponseEvent =
+  | 'needs-approval'
+  | 'recovery-started'
+  | 'stood-down'
+  | 'no-restore'
+  | 'notified'
+  | 'planned'
+  | 'recovered'
+  | 'recovery-failed'
+  | 'rejected';
 
 export interface NotifyInput {
   cluster: string;
@@ -24,14 +33,22 @@ export function notify(deps: ActivityDeps) {
     const body = JSON.stringify({ text: `lifeboat [${input.cluster}] ${input.event}: ${input.text}`, lifeboat: input });
     let res: Response;
     try {
-      res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(10_000) });
+      res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+        signal: AbortSignal.timeout(10_000),
+      });
     } catch (err) {
       // The cause may quote the URL (and a token in it): keep only its kind, and not the cause itself.
       // eslint-disable-next-line preserve-caught-error
       throw new Error(`alerts.notify.url: the notification could not be sent (${(err as Error).name})`);
     }
     if (res.status >= 400 && res.status < 500 && res.status !== 429) {
-      throw ApplicationFailure.nonRetryable(`alerts.notify.url: the notification endpoint refused the message with HTTP ${res.status}`, 'NotificationRefused');
+      throw ApplicationFailure.nonRetryable(
+        `alerts.notify.url: the notification endpoint refused the message with HTTP ${res.status}`,
+        'NotificationRefused',
+      );
     }
     if (!res.ok) throw new Error(`alerts.notify.url: the notification endpoint answered HTTP ${res.status}`);
     deps.logger.info({ cluster: input.cluster, event: input.event }, 'notification sent');

@@ -14,14 +14,14 @@ export interface ResponsePolicy {
 /** The cluster's alert policy from the config, as plain values a workflow may keep in its history. */
 export function responsePolicy(deps: ActivityDeps) {
   return async (input: { cluster: string }): Promise<ResponsePolicy> => {
-      const c = findCluster(deps.config, input.cluster);
-      return {
-        cluster: c.name,
-        onAlert: c.recovery.onAlert,
-        confirmWindowSeconds: Math.round(durationMs(c.recovery.confirm.window) / 1000),
-        confirmProbes: c.recovery.confirm.probes,
-        approvalTimeoutSeconds: Math.round(durationMs(c.recovery.approvalTimeout) / 1000),
-        standbyNode: c.recovery.standbyNode,
-      };
+    const c = findCluster(deps.config, input.cluster);
+    return {
+      cluster: c.name,
+      onAlert: c.recovery.onAlert,
+      confirmWindowSeconds: Math.round(durationMs(c.recovery.confirm.window) / 1000),
+      confirmProbes: c.recovery.confirm.probes,
+      approvalTimeoutSeconds: Math.round(durationMs(c.recovery.approvalTimeout) / 1000),
+      standbyNode: c.recovery.standbyNode,
     };
+  };
 }

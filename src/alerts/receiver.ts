@@ -35,7 +35,10 @@ export const responseWorkflowId = (cluster: string) => `respond-${cluster}`;
 const KEPT_LABELS = ['alertname', 'severity', 'component', 'job', 'instance', 'namespace', 'pod', 'certificate'];
 
 class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -50,10 +53,13 @@ class HttpError extends Error {
 export async function startAlertReceiver(o: AlertReceiverOptions): Promise<AlertReceiver> {
   const alerts = o.config.alerts;
   if (!alerts.token) {
-    throw new Error('alerts.token: the alert receiver needs a bearer token (a secret reference, {file: ...} or {env: ...}); Alertmanager sends it with http_config.authorization');
+    throw new Error(
+      'alerts.token: the alert receiver needs a bearer token (a secret reference, {file: ...} or {env: ...}); Alertmanager sends it with http_config.authorization',
+    );
   }
   const token = (await resolveSecret(alerts.token, 'alerts.token')).toString('utf8').trim();
-  if (token.length < 16) throw new Error('alerts.token: the token is shorter than 16 characters; use a long random one (openssl rand -hex 32)');
+  if (token.length < 16)
+    throw new Error('alerts.token: the token is shorter than 16 characters; use a long random one (openssl rand -hex 32)');
   const expected = createHash('sha256').update(`Bearer ${token}`).digest();
   const clusters = new Set(o.config.clusters.map((c) => c.name));
   const triggers = new Set(alerts.triggers);
@@ -61,7 +67,9 @@ export async function startAlertReceiver(o: AlertReceiverOptions): Promise<Alert
 
   const authorized = (req: IncomingMessage) => {
     // Hashing both sides gives equal lengths, so the comparison takes the same time whatever was sent.
-    const got = createHash('sha256').update(req.headers.authorization ?? '').digest();
+    const got = createHash('sha256')
+      .update(req.headers.authorization ?? '')
+      .digest();
     return timingSafeEqual(got, expected);
   };
 
@@ -93,14 +101,20 @@ export async function startAlertReceiver(o: AlertReceiverOptions): Promise<Alert
       if (!cluster || !clusters.has(cluster)) {
         ignored.push(`${name}: ${cluster ? `unknown cluster "${cluster.slice(0, 63)}"` : `no "${alerts.clusterLabel}" label`}`);
         alertsReceived.inc({ outcome: 'ignored' });
-        o.logger.warn({ alert: name, clusterLabel: alerts.clusterLabel, cluster: cluster?.slice(0, 63) }, 'alert for no configured cluster ignored');
+        o.logger.warn(
+          { alert: name, clusterLabel: alerts.clusterLabel, cluster: cluster?.slice(0, 63) },
+          'alert for no configured cluster ignored',
+        );
         continue;
       }
       const notice = noticeOf(alert, name);
       const started = await withTimeout(timeoutMs, (signal) => o.client.withAbortSignal(signal, () => deliver(o, cluster, notice)));
       accepted.push(`${name} -> ${responseWorkflowId(cluster)} (${started})`);
       alertsReceived.inc({ outcome: started });
-      o.logger.info({ cluster, alert: name, status: notice.status, fingerprint: notice.fingerprint, delivered: started }, 'alert delivered');
+      o.logger.info(
+        { cluster, alert: name, status: notice.status, fingerprint: notice.fingerprint, delivered: started },
+        'alert delivered',
+      );
     }
     return reply(res, 200, { accepted, ignored });
   };
@@ -130,15 +144,20 @@ export async function startAlertReceiver(o: AlertReceiverOptions): Promise<Alert
   o.logger.info({ url, triggers: [...triggers], clusterLabel: alerts.clusterLabel }, 'alert receiver listening');
   return {
     url,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 
 /** Firing: start the cluster's response or join the running one. Resolved: tell a running one; none running is fine. */
-async function deliver(o: AlertReceiverOptions, cluster: string, notice: AlertNotice): Promise<'started-or-joined' | 'resolved-signalled' | 'resolved-no-response'> {
+async function deliver(
+  o: AlertReceiverOptions,
+  cluster: string,
+  notice: AlertNotice,
+): Promise<'started-or-joined' | 'resolved-signalled' | 'resolved-no-response'> {
   const workflowId = responseWorkflowId(cluster);
   if (notice.status === 'firing') {
     await o.client.workflow.signalWithStart(respondToAlert, {
@@ -166,7 +185,9 @@ function noticeOf(alert: WebhookAlert, name: string): AlertNotice {
   return {
     name,
     status: alert.status,
-    fingerprint: alert.fingerprint.replace(/[^A-Za-z0-9]/g, '').slice(0, 64) || createHash('sha256').update(JSON.stringify(alert.labels)).digest('hex').slice(0, 16),
+    fingerprint:
+      alert.fingerprint.replace(/[^A-Za-z0-9]/g, '').slice(0, 64) ||
+      createHash('sha256').update(JSON.stringify(alert.labels)).digest('hex').slice(0, 16),
     ...(alert.startsAt && /^\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2})$/.test(alert.startsAt) ? { startsAt: alert.startsAt } : {}),
     labels,
     ...(alert.annotations.summary ? { summary: alert.annotations.summary.slice(0, 1000) } : {}),

@@ -370,7 +370,9 @@ class DecryptStream extends ChunkedTransform {
       );
     }
     if (this.fill < TAG_BYTES) {
-      throw new DecryptionError(`the object is truncated: it ends ${this.fill} bytes into chunk ${this.counter}, before that chunk's authentication tag`);
+      throw new DecryptionError(
+        `the object is truncated: it ends ${this.fill} bytes into chunk ${this.counter}, before that chunk's authentication tag`,
+      );
     }
     if (this.counter > MAX_COUNTER) throw this.authFailure(this.counter, true);
     const sealed = this.buf.subarray(0, this.fill);
@@ -453,7 +455,8 @@ function isTextLike(raw: Buffer): boolean {
  * passphrase or a truncated hex/base64 string, not a key.
  */
 export function parseKey(raw: Buffer, source: string): Buffer {
-  const howTo = 'generate one with `openssl rand -base64 32 > key` (base64 of 32 random bytes; 64 hex characters or 32 raw bytes also work)';
+  const howTo =
+    'generate one with `openssl rand -base64 32 > key` (base64 of 32 random bytes; 64 hex characters or 32 raw bytes also work)';
   if (raw.length === KEY_BYTES && !isTextLike(raw)) return Buffer.from(raw);
   const text = raw.toString('latin1').trim();
   if (HEX_KEY.test(text)) return Buffer.from(text, 'hex');

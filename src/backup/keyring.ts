@@ -7,7 +7,10 @@ export async function loadEncryptionKey(config: Config, keyId: string): Promise<
   const ref = config.encryptionKeys[keyId];
   if (!ref) {
     const known = Object.keys(config.encryptionKeys).join(', ') || 'none';
-    throw new MissingSecretError(`encryptionKeys.${keyId}`, `no key with id "${keyId}" in the config (known: ${known}); a backup encrypted with it needs that key to be decrypted`);
+    throw new MissingSecretError(
+      `encryptionKeys.${keyId}`,
+      `no key with id "${keyId}" in the config (known: ${known}); a backup encrypted with it needs that key to be decrypted`,
+    );
   }
   return parseKey(await resolveSecret(ref, `encryptionKeys.${keyId}`), `encryptionKeys.${keyId} (${describeSecretRef(ref)})`);
 }

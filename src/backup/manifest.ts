@@ -80,7 +80,8 @@ export function parseManifest(key: string, text: string): BackupManifest {
     throw new ManifestError(key, [`not JSON (${(err as Error).message})`]);
   }
   const format = (json as { format?: unknown } | null)?.format;
-  if (format !== MANIFEST_FORMAT) throw new ManifestError(key, [`unknown manifest format ${JSON.stringify(format)} (this engine reads ${MANIFEST_FORMAT})`]);
+  if (format !== MANIFEST_FORMAT)
+    throw new ManifestError(key, [`unknown manifest format ${JSON.stringify(format)} (this engine reads ${MANIFEST_FORMAT})`]);
   const parsed = backupManifestSchema.safeParse(json);
   if (!parsed.success) throw new ManifestError(key, formatIssues(parsed.error.issues));
   return parsed.data;

@@ -15,7 +15,10 @@ export interface BackupObjectKeys {
 export function compactTimestamp(iso: string): string {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) throw new Error(`not a timestamp: ${iso}`);
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  return d
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
 }
 
 export function compressionSuffix(c: Compression): string {
@@ -26,7 +29,14 @@ export function clusterBackupPrefix(prefix: string, cluster: string): string {
   return `${prefix ? `${prefix}/` : ''}${cluster}/etcd/`;
 }
 
-export function backupObjectKeys(o: { prefix: string; cluster: string; takenAt: string; revision: number; compression: Compression; encrypted: boolean }): BackupObjectKeys {
+export function backupObjectKeys(o: {
+  prefix: string;
+  cluster: string;
+  takenAt: string;
+  revision: number;
+  compression: Compression;
+  encrypted: boolean;
+}): BackupObjectKeys {
   const base = `${clusterBackupPrefix(o.prefix, o.cluster)}${compactTimestamp(o.takenAt)}-rev${o.revision}`;
   const enc = o.encrypted ? '.enc' : '';
   return {

@@ -9,7 +9,10 @@ import { HashMeter } from './meters';
 
 /** A stored backup object does not match its manifest: corrupt, truncated or tampered with. Never retried. */
 export class BackupIntegrityError extends Error {
-  constructor(readonly key: string, detail: string) {
+  constructor(
+    readonly key: string,
+    detail: string,
+  ) {
     super(`backup object ${key} failed verification: ${detail}`);
     this.name = 'BackupIntegrityError';
   }
@@ -61,7 +64,9 @@ export async function readStoredObject(
     throw err;
   }
   const result = { plainSize: plain.bytes, plainSha256: plain.sha256(), storedSize: stored.bytes, storedSha256: stored.sha256() };
-  if (result.storedSha256 !== obj.storedSha256) throw new BackupIntegrityError(obj.key, `stored bytes hash to ${result.storedSha256}, the manifest says ${obj.storedSha256}`);
-  if (result.plainSha256 !== obj.plainSha256) throw new BackupIntegrityError(obj.key, `restored bytes hash to ${result.plainSha256}, the manifest says ${obj.plainSha256}`);
+  if (result.storedSha256 !== obj.storedSha256)
+    throw new BackupIntegrityError(obj.key, `stored bytes hash to ${result.storedSha256}, the manifest says ${obj.storedSha256}`);
+  if (result.plainSha256 !== obj.plainSha256)
+    throw new BackupIntegrityError(obj.key, `restored bytes hash to ${result.plainSha256}, the manifest says ${obj.plainSha256}`);
   return result;
 }

@@ -124,9 +124,15 @@ export function isoWeekLabel(ms: number): string {
 
 function checkPolicy(policy: RetentionPolicy): void {
   const problems: string[] = [];
-  for (const [name, min] of [['keepLast', 1], ['daily', 0], ['weekly', 0], ['monthly', 0]] as const) {
+  for (const [name, min] of [
+    ['keepLast', 1],
+    ['daily', 0],
+    ['weekly', 0],
+    ['monthly', 0],
+  ] as const) {
     const v = (policy as unknown as Record<string, unknown>)?.[name];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) problems.push(`${name} must be an integer >= ${min} (got ${String(v)})`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min)
+      problems.push(`${name} must be an integer >= ${min} (got ${String(v)})`);
   }
   // Refusing is the safe answer: a policy we cannot read must not delete anything.
   if (problems.length) throw new RangeError(`invalid retention policy: ${problems.join('; ')}`);
@@ -160,7 +166,11 @@ function normalize(backups: readonly BackupRecord[]): { dated: Dated[]; odd: Odd
   const byKey = new Map<string, { created: string; ms: number | undefined; verified: boolean }[]>();
   for (const b of backups) {
     const key = String(b.key);
-    const copy = { created: typeof b.created === 'string' ? b.created : String(b.created), ms: parseTimestamp(b.created), verified: b.verified === true };
+    const copy = {
+      created: typeof b.created === 'string' ? b.created : String(b.created),
+      ms: parseTimestamp(b.created),
+      verified: b.verified === true,
+    };
     const copies = byKey.get(key);
     if (copies) copies.push(copy);
     else byKey.set(key, [copy]);

@@ -78,7 +78,14 @@ async function readLocalFile(path: string): Promise<ByteStream> {
  * Runs `body` with the host the snapshot of this cluster comes from. `node` names the control-plane node for the
  * SSH case (the first node when omitted).
  */
-export async function withSnapshotHost<T>(config: Config, clusterName: string, nodeName: string | undefined, source: SnapshotSource, body: (h: SnapshotHost) => Promise<T>, options: SessionOptions = {}): Promise<T> {
+export async function withSnapshotHost<T>(
+  config: Config,
+  clusterName: string,
+  nodeName: string | undefined,
+  source: SnapshotSource,
+  body: (h: SnapshotHost) => Promise<T>,
+  options: SessionOptions = {},
+): Promise<T> {
   if (source === 'worker') {
     const cluster = findCluster(config, clusterName);
     const d = cluster.etcd.direct;
@@ -94,17 +101,21 @@ export async function withSnapshotHost<T>(config: Config, clusterName: string, n
       readFile: (path) => readLocalFile(path),
     });
   }
-  return withClusterNode(config, clusterName, nodeName, (s) =>
-    body({
-      source,
-      label: `node "${s.node.name}"`,
-      cluster: s.cluster,
-      workDir: s.cluster.paths.workDir,
-      etcdctl: (...args) => etcdctl(s.cluster, ...args),
-      etcdutl: s.cluster.etcd.etcdutl,
-      run: (argv, options) => s.run(argv, options),
-      readFile: (path) => s.stream(['cat', '--', path]),
-    }),
+  return withClusterNode(
+    config,
+    clusterName,
+    nodeName,
+    (s) =>
+      body({
+        source,
+        label: `node "${s.node.name}"`,
+        cluster: s.cluster,
+        workDir: s.cluster.paths.workDir,
+        etcdctl: (...args) => etcdctl(s.cluster, ...args),
+        etcdutl: s.cluster.etcd.etcdutl,
+        run: (argv, options) => s.run(argv, options),
+        readFile: (path) => s.stream(['cat', '--', path]),
+      }),
     options,
   );
 }

@@ -44,7 +44,10 @@ function compressor(c: Compression): Transform[] {
  * the uploader). With neither compression nor encryption the stored bytes are the plain bytes, hashed once.
  */
 export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> {
-  const transforms: Transform[] = [...compressor(o.compression), ...(o.encryption ? [createEncryptStream(o.encryption.key, o.encryption.keyId)] : [])];
+  const transforms: Transform[] = [
+    ...compressor(o.compression),
+    ...(o.encryption ? [createEncryptStream(o.encryption.key, o.encryption.keyId)] : []),
+  ];
   const plain = transforms.length > 0 ? new HashMeter(o.onProgress) : undefined;
   let progressed = 0;
   let uploading: Promise<UploadedStream> | undefined;
@@ -68,7 +71,12 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
     // reports that teardown (an AbortError) while the uploader is still aborting its multipart upload. Wait for the
     // uploader to finish cleaning up, and report the store's own error (no space, access denied, ...): it is the one
     // that says what to fix.
-    throw (await uploading?.then(() => undefined, (uploadFailure: unknown) => uploadFailure)) ?? err;
+    throw (
+      (await uploading?.then(
+        () => undefined,
+        (uploadFailure: unknown) => uploadFailure,
+      )) ?? err
+    );
   }
   const u = await uploading!;
   return {

@@ -24,7 +24,11 @@ export function backupCommand(): Command {
       const { client, taskQueue, close } = await openClient(config);
       try {
         const workflowId = `backup-${cluster.name}-manual-${new Date().toISOString().replace(/[:.]/g, '')}`;
-        const handle = await client.workflow.start(backupCluster, { taskQueue, workflowId, args: [{ cluster: cluster.name, reason: opts.reason }] });
+        const handle = await client.workflow.start(backupCluster, {
+          taskQueue,
+          workflowId,
+          args: [{ cluster: cluster.name, reason: opts.reason }],
+        });
         console.log(`started ${workflowId}`);
         if (!opts.wait) return;
         let lastLine = '';
@@ -47,7 +51,9 @@ export function backupCommand(): Command {
         const poll = setInterval(() => void show(), 1000);
         try {
           const r = await handle.result();
-          console.log(`backup of ${r.cluster} complete: revision ${r.revision}, ${r.totalKeys} keys, ${mib(r.plainBytes)} -> ${mib(r.storedBytes)} stored (${r.compression}, ${r.encryptionKeyId ? `encrypted with key ${r.encryptionKeyId}` : 'UNENCRYPTED'})`);
+          console.log(
+            `backup of ${r.cluster} complete: revision ${r.revision}, ${r.totalKeys} keys, ${mib(r.plainBytes)} -> ${mib(r.storedBytes)} stored (${r.compression}, ${r.encryptionKeyId ? `encrypted with key ${r.encryptionKeyId}` : 'UNENCRYPTED'})`,
+          );
           console.log(`  ${r.location}/${r.snapshotKey.slice(r.snapshotKey.indexOf(`${r.cluster}/`))}`);
           console.log(`  steps: ${r.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}s`).join(', ')}`);
           if (r.retention.deleted.length) console.log(`  retention removed: ${r.retention.deleted.map((d) => d.key).join(', ')}`);
@@ -60,7 +66,7 @@ export function backupCommand(): Command {
     });
   backup
     .command('list <cluster>')
-    .description('list the cluster\'s backups, newest first, from their manifests')
+    .description("list the cluster's backups, newest first, from their manifests")
     .option('--json', 'print JSON')
     .action(async (clusterName: string, opts: { json?: boolean }, cmd: Command) => {
       const config = await loadConfig(configFileOf(cmd));
@@ -73,7 +79,9 @@ export function backupCommand(): Command {
         for (const e of entries) {
           const m = e.manifest;
           if (!m) {
-            console.log(`${'?'.padEnd(25)} ${'?'.padEnd(10)} ${'?'.padEnd(11)} ${'?'.padEnd(10)} ${'no'.padEnd(9)} ${e.manifestKey} (${e.problem})`);
+            console.log(
+              `${'?'.padEnd(25)} ${'?'.padEnd(10)} ${'?'.padEnd(11)} ${'?'.padEnd(10)} ${'no'.padEnd(9)} ${e.manifestKey} (${e.problem})`,
+            );
             continue;
           }
           console.log(
@@ -90,7 +98,10 @@ export function backupCommand(): Command {
     .action(async (key: string, _o: unknown, cmd: Command) => {
       const config = await loadConfig(configFileOf(cmd));
       const cluster = config.clusters.find((c) => key.startsWith(clusterBackupPrefix(c.storage.prefix, c.name)));
-      if (!cluster) throw new Error(`key "${key}" is under no configured cluster's prefix (<prefix>/<cluster>/etcd/); copy it from \`lifeboat backup list <cluster>\``);
+      if (!cluster)
+        throw new Error(
+          `key "${key}" is under no configured cluster's prefix (<prefix>/<cluster>/etcd/); copy it from \`lifeboat backup list <cluster>\``,
+        );
       const s3 = await s3ClientFor(cluster.storage);
       try {
         console.log(JSON.stringify(await readManifest(s3, cluster.storage.bucket, manifestKeyOf(key)), null, 2));

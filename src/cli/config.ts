@@ -15,7 +15,9 @@ export function configCommand(): Command {
       try {
         const loaded = await loadConfig(file);
         const names = loaded.clusters.map((c) => `${c.name} (${c.nodes.length} node${c.nodes.length === 1 ? '' : 's'})`);
-        console.log(`${file ?? 'embedded defaults'}: valid; ${loaded.clusters.length} cluster${loaded.clusters.length === 1 ? '' : 's'}${names.length ? `: ${names.join(', ')}` : ''}`);
+        console.log(
+          `${file ?? 'embedded defaults'}: valid; ${loaded.clusters.length} cluster${loaded.clusters.length === 1 ? '' : 's'}${names.length ? `: ${names.join(', ')}` : ''}`,
+        );
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         console.error(err.message);

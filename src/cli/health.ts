@@ -24,13 +24,21 @@ export function formatHealthReport(r: HealthReport, now = new Date()): string {
   if (r.etcd) {
     const e = r.etcd;
     const leader = e.hasLeader === undefined ? 'leader unknown' : e.hasLeader ? 'has a leader' : 'NO LEADER';
-    const size = e.dbSizeBytes !== undefined ? `db ${mib(e.dbSizeBytes)}${e.quotaBytes ? ` of ${mib(e.quotaBytes)} quota (${((100 * e.dbSizeBytes) / e.quotaBytes).toFixed(1)}%)` : ''}` : 'db size unknown';
+    const size =
+      e.dbSizeBytes !== undefined
+        ? `db ${mib(e.dbSizeBytes)}${e.quotaBytes ? ` of ${mib(e.quotaBytes)} quota (${((100 * e.dbSizeBytes) / e.quotaBytes).toFixed(1)}%)` : ''}`
+        : 'db size unknown';
     lines.push(`etcd:         ${leader}, ${size}`);
   } else {
     lines.push('etcd:         unknown');
   }
-  lines.push(r.disk ? `disk:         ${gib(r.disk.freeBytes)} free of ${gib(r.disk.totalBytes)} (${r.disk.path})` : 'disk:         unknown');
-  if (r.newestBackup) lines.push(`backup:       newest ${age(r.newestBackup.ageSeconds)} old (${r.newestBackup.created}, ${human(r.newestBackup.sizeBytes)}): ${r.newestBackup.key}`);
+  lines.push(
+    r.disk ? `disk:         ${gib(r.disk.freeBytes)} free of ${gib(r.disk.totalBytes)} (${r.disk.path})` : 'disk:         unknown',
+  );
+  if (r.newestBackup)
+    lines.push(
+      `backup:       newest ${age(r.newestBackup.ageSeconds)} old (${r.newestBackup.created}, ${human(r.newestBackup.sizeBytes)}): ${r.newestBackup.key}`,
+    );
   else lines.push('backup:       none found');
   if (r.certificates.length) {
     lines.push('certificates (soonest first):');
@@ -52,10 +60,10 @@ export function formatHealthReport(r: HealthReport, now = new Date()): string {
 
 export function healthCommand(): Command {
   return new Command('health')
-    .description('probe a cluster\'s control plane now, from here (no Temporal needed): exit 1 when a component is down')
+    .description("probe a cluster's control plane now, from here (no Temporal needed): exit 1 when a component is down")
     .argument('<cluster>', 'cluster name from the config')
     .option('--node <name>', 'node to probe (default: the first node)')
-    .option('--timeout <seconds>', 'timeout of each probe (default: the cluster\'s health.timeout)')
+    .option('--timeout <seconds>', "timeout of each probe (default: the cluster's health.timeout)")
     .option('--json', 'print the report as JSON')
     .action(async (clusterName: string, opts: { node?: string; timeout?: string; json?: boolean }, cmd: Command) => {
       const config = await loadConfig(configFileOf(cmd));

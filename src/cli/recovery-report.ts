@@ -1,7 +1,8 @@
 import type { RecoveryStepStatus } from '../recovery/plan';
 import type { RecoverClusterResult } from '../../workflows/recover-cluster';
 
-const seconds = (s: RecoveryStepStatus) => (s.startedAt && s.endedAt ? `${((Date.parse(s.endedAt) - Date.parse(s.startedAt)) / 1000).toFixed(1)}s` : '');
+const seconds = (s: RecoveryStepStatus) =>
+  s.startedAt && s.endedAt ? `${((Date.parse(s.endedAt) - Date.parse(s.startedAt)) / 1000).toFixed(1)}s` : '';
 
 export function printSteps(steps: RecoveryStepStatus[]): void {
   for (const s of steps) console.log(`  ${s.status.padEnd(11)} ${s.step.padEnd(20)} ${seconds(s).padStart(7)}  ${s.detail ?? ''}`);
@@ -14,11 +15,15 @@ export function printReport(r: RecoverClusterResult): void {
   console.log(`  node:     ${r.plan.node} (${r.plan.host}), ${r.plan.mode}`);
   printSteps(r.steps);
   if (r.outcome === 'planned') console.log(`  plan:${r.plan.steps.map((s, i) => `\n    ${i + 1}. ${s}`).join('')}`);
-  if (r.previousDataDir) console.log(`  the replaced etcd data dir is kept at ${r.previousDataDir}; the original manifests were moved to ${r.manifestsMovedTo}`);
+  if (r.previousDataDir)
+    console.log(`  the replaced etcd data dir is kept at ${r.previousDataDir}; the original manifests were moved to ${r.manifestsMovedTo}`);
   if (r.verification) {
     console.log(`  API ${r.verification.apiServer}: ${r.verification.namespaces.length} namespaces, ${r.verification.nodes.length} nodes`);
     console.log(`  matched the backup: ${r.verification.matched.map((m) => `${m.resource}=${m.actual}`).join(', ')}`);
-    if (r.verification.differed.length) console.log(`  differ (volatile): ${r.verification.differed.map((d) => `${d.resource} ${d.expected}->${d.actual}`).join(', ')}`);
+    if (r.verification.differed.length)
+      console.log(`  differ (volatile): ${r.verification.differed.map((d) => `${d.resource} ${d.expected}->${d.actual}`).join(', ')}`);
   }
-  console.log(`  RPO ${r.rpoSeconds}s (age of the restored data)${r.downtimeSeconds !== undefined ? `, control plane down ${r.downtimeSeconds}s` : ''}`);
+  console.log(
+    `  RPO ${r.rpoSeconds}s (age of the restored data)${r.downtimeSeconds !== undefined ? `, control plane down ${r.downtimeSeconds}s` : ''}`,
+  );
 }

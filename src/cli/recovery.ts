@@ -11,7 +11,7 @@ export const recoveryWorkflowId = (cluster: string) => `recover-${cluster}`;
 
 export function restoreCommand(): Command {
   return new Command('restore')
-    .description('restore a cluster\'s control plane from a backup (workflow recover-<cluster>; a running one is joined, not duplicated)')
+    .description("restore a cluster's control plane from a backup (workflow recover-<cluster>; a running one is joined, not duplicated)")
     .argument('<cluster>')
     .option('--snapshot <key>', 'a backup key from `backup list`, or "latest"', 'latest')
     .option('--target <node>', 'node name from the config, or a host (then --target-host-key)')
@@ -22,60 +22,79 @@ export function restoreCommand(): Command {
     .option('--override-cooldown', 'restore even though a recovery restored this cluster within recovery.cooldown')
     .option('--reason <text>', 'why (kept in the result)')
     .option('--no-wait', 'start and return')
-    .action(async (cluster: string, opts: { snapshot: string; target?: string; targetHostKey?: string; mode: string; approve?: boolean; dryRun?: boolean; overrideCooldown?: boolean; reason?: string; wait: boolean }, cmd: Command) => {
-      const config = await loadConfig(configFileOf(cmd));
-      findCluster(config, cluster);
-      const input: RecoverClusterInput = {
-        cluster,
-        snapshot: opts.snapshot,
-        target: opts.target,
-        targetHostKey: opts.targetHostKey,
-        mode: opts.mode as RecoverClusterInput['mode'],
-        // Without --approve the workflow applies the cluster's recovery.approval and approvalTimeout itself.
-        approval: opts.approve ? 'auto' : undefined,
-        dryRun: opts.dryRun ?? false,
-        ...(opts.overrideCooldown ? { overrideCooldown: true } : {}),
-        reason: opts.reason,
-      };
-      const problems = recoveryInputProblems(input);
-      if (problems.length) throw new Error(`invalid input:\n  ${problems.join('\n  ')}`);
-      const { client, taskQueue, close } = await openClient(config);
-      try {
-        const handle = await client.workflow.start(recoverCluster, {
-          taskQueue,
-          workflowId: recoveryWorkflowId(cluster),
-          workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-          args: [normalizeRecoveryInput(input)],
-        });
-        console.log(`recovery ${handle.workflowId} (run ${handle.firstExecutionRunId})`);
-        if (!opts.wait) return;
-        let last = '';
-        const show = async () => {
-          const p = await handle.query(progressQuery).catch(() => undefined);
-          if (!p) return;
-          const line = `${p.state}: ${p.steps.filter((s) => s.status !== 'pending').map((s) => `${s.step} ${s.status}`).join(' > ')}`;
-          if (line !== last) {
-            console.log(`  ${(last = line)}`);
-            if (p.state === 'awaiting-approval') console.log(`  waiting for approval: lifeboat recovery approve ${cluster} --by <you>`);
-          }
+    .action(
+      async (
+        cluster: string,
+        opts: {
+          snapshot: string;
+          target?: string;
+          targetHostKey?: string;
+          mode: string;
+          approve?: boolean;
+          dryRun?: boolean;
+          overrideCooldown?: boolean;
+          reason?: string;
+          wait: boolean;
+        },
+        cmd: Command,
+      ) => {
+        const config = await loadConfig(configFileOf(cmd));
+        findCluster(config, cluster);
+        const input: RecoverClusterInput = {
+          cluster,
+          snapshot: opts.snapshot,
+          target: opts.target,
+          targetHostKey: opts.targetHostKey,
+          mode: opts.mode as RecoverClusterInput['mode'],
+          // Without --approve the workflow applies the cluster's recovery.approval and approvalTimeout itself.
+          approval: opts.approve ? 'auto' : undefined,
+          dryRun: opts.dryRun ?? false,
+          ...(opts.overrideCooldown ? { overrideCooldown: true } : {}),
+          reason: opts.reason,
         };
-        const poll = setInterval(() => void show(), 1000);
+        const problems = recoveryInputProblems(input);
+        if (problems.length) throw new Error(`invalid input:\n  ${problems.join('\n  ')}`);
+        const { client, taskQueue, close } = await openClient(config);
         try {
-          printReport(await handle.result());
+          const handle = await client.workflow.start(recoverCluster, {
+            taskQueue,
+            workflowId: recoveryWorkflowId(cluster),
+            workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+            args: [normalizeRecoveryInput(input)],
+          });
+          console.log(`recovery ${handle.workflowId} (run ${handle.firstExecutionRunId})`);
+          if (!opts.wait) return;
+          let last = '';
+          const show = async () => {
+            const p = await handle.query(progressQuery).catch(() => undefined);
+            if (!p) return;
+            const line = `${p.state}: ${p.steps
+              .filter((s) => s.status !== 'pending')
+              .map((s) => `${s.step} ${s.status}`)
+              .join(' > ')}`;
+            if (line !== last) {
+              console.log(`  ${(last = line)}`);
+              if (p.state === 'awaiting-approval') console.log(`  waiting for approval: lifeboat recovery approve ${cluster} --by <you>`);
+            }
+          };
+          const poll = setInterval(() => void show(), 1000);
+          try {
+            printReport(await handle.result());
+          } finally {
+            clearInterval(poll);
+          }
         } finally {
-          clearInterval(poll);
+          await close();
         }
-      } finally {
-        await close();
-      }
-    });
+      },
+    );
 }
 
 export function recoveryCommand(): Command {
   const recovery = new Command('recovery').description('follow and decide running recoveries');
   recovery
     .command('status <cluster>')
-    .description('steps of the cluster\'s current or last recovery')
+    .description("steps of the cluster's current or last recovery")
     .action(async (cluster: string, _o: unknown, cmd: Command) => {
       const config = await loadConfig(configFileOf(cmd));
       const { client, close } = await openClient(config);

@@ -5,7 +5,10 @@ import { configFileOf } from './config';
 import { openClient } from './temporal-client';
 import { warnAboutEncryption } from './warnings';
 
-async function withClient(cmd: Command, body: (c: Awaited<ReturnType<typeof openClient>>, config: Awaited<ReturnType<typeof loadConfig>>) => Promise<void>): Promise<void> {
+async function withClient(
+  cmd: Command,
+  body: (c: Awaited<ReturnType<typeof openClient>>, config: Awaited<ReturnType<typeof loadConfig>>) => Promise<void>,
+): Promise<void> {
   const config = await loadConfig(configFileOf(cmd));
   const c = await openClient(config);
   try {
@@ -16,7 +19,9 @@ async function withClient(cmd: Command, body: (c: Awaited<ReturnType<typeof open
 }
 
 export function scheduleCommand(): Command {
-  const schedule = new Command('schedule').description('Temporal Schedules per cluster: backup-<cluster> (backups) and health-<cluster> (health checks)');
+  const schedule = new Command('schedule').description(
+    'Temporal Schedules per cluster: backup-<cluster> (backups) and health-<cluster> (health checks)',
+  );
   schedule
     .command('sync')
     .description('create or update the backup and health schedules of every configured cluster (idempotent)')
@@ -39,7 +44,10 @@ export function scheduleCommand(): Command {
         for await (const s of client.schedule.list()) {
           if (!isManagedSchedule(s.scheduleId)) continue;
           const d = await client.schedule.getHandle(s.scheduleId).describe();
-          const next = d.info.nextActionTimes.slice(0, 2).map((t) => t.toISOString()).join(', ');
+          const next = d.info.nextActionTimes
+            .slice(0, 2)
+            .map((t) => t.toISOString())
+            .join(', ');
           const last = d.info.recentActions.at(-1);
           console.log(
             `${s.scheduleId}\t${d.state.paused ? `PAUSED (${d.state.note ?? ''})` : 'active'}\tnext: ${next || '-'}\tlast: ${last ? last.takenAt.toISOString() : 'never'}`,
@@ -49,7 +57,7 @@ export function scheduleCommand(): Command {
     );
   schedule
     .command('pause <cluster>')
-    .description('pause the cluster\'s backups')
+    .description("pause the cluster's backups")
     .requiredOption('--reason <text>', 'why (shown in the Temporal UI and `schedule list`)')
     .action(async (cluster: string, opts: { reason: string }, cmd: Command) =>
       withClient(cmd, async ({ client }, config) => {
@@ -60,7 +68,7 @@ export function scheduleCommand(): Command {
     );
   schedule
     .command('resume <cluster>')
-    .description('resume the cluster\'s backups')
+    .description("resume the cluster's backups")
     .option('--reason <text>', 'why', 'resumed from the CLI')
     .action(async (cluster: string, opts: { reason: string }, cmd: Command) =>
       withClient(cmd, async ({ client }, config) => {
@@ -71,7 +79,7 @@ export function scheduleCommand(): Command {
     );
   schedule
     .command('trigger <cluster>')
-    .description('run the cluster\'s scheduled backup now (skipped if one is running)')
+    .description("run the cluster's scheduled backup now (skipped if one is running)")
     .action(async (cluster: string, _o: unknown, cmd: Command) =>
       withClient(cmd, async ({ client }, config) => {
         findCluster(config, cluster);

@@ -6,7 +6,9 @@ import { configFileOf } from './config';
 
 export function storageCommand(): Command {
   const storage = new Command('storage').description('the S3 side: bucket lifecycle rules');
-  const lifecycle = storage.command('lifecycle').description('lifecycle rules (transition, expiry, abort of incomplete uploads) from config');
+  const lifecycle = storage
+    .command('lifecycle')
+    .description('lifecycle rules (transition, expiry, abort of incomplete uploads) from config');
   lifecycle
     .command('apply <cluster>')
     .description("write the cluster's storage.lifecycle rules to its bucket, keeping every other rule")

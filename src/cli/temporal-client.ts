@@ -6,7 +6,9 @@ import { temporalTarget } from '../temporal/connection';
 export async function openClient(config: Config): Promise<{ client: Client; taskQueue: string; close(): Promise<void> }> {
   const target = await temporalTarget(config);
   const connection = await Connection.connect({ address: target.address, tls: target.tls, connectTimeout: 10_000 }).catch((err: Error) => {
-    throw new Error(`cannot reach Temporal at ${target.address} (${err.message}); is the server up? (TEMPORAL_ADDRESS or temporal.address in the config)`);
+    throw new Error(
+      `cannot reach Temporal at ${target.address} (${err.message}); is the server up? (TEMPORAL_ADDRESS or temporal.address in the config)`,
+    );
   });
   const client = new Client({ connection, namespace: target.namespace });
   return { client, taskQueue: target.taskQueue, close: () => connection.close() };

@@ -4,8 +4,12 @@ import type { ClusterConfig } from '../config/schema';
 export function warnAboutEncryption(cluster: ClusterConfig): void {
   if (cluster.backup.encryptionKey) return;
   if (cluster.backup.allowUnencrypted) {
-    console.error(`warning: cluster "${cluster.name}": backups are stored UNENCRYPTED (backup.allowUnencrypted); they contain every Secret and the cluster's private keys`);
+    console.error(
+      `warning: cluster "${cluster.name}": backups are stored UNENCRYPTED (backup.allowUnencrypted); they contain every Secret and the cluster's private keys`,
+    );
   } else {
-    console.error(`warning: cluster "${cluster.name}": no backup.encryptionKey set; its backups will fail until one is set (or backup.allowUnencrypted: true)`);
+    console.error(
+      `warning: cluster "${cluster.name}": no backup.encryptionKey set; its backups will fail until one is set (or backup.allowUnencrypted: true)`,
+    );
   }
 }

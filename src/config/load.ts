@@ -20,10 +20,12 @@ export class ConfigError extends Error {
 
 /** `clusters[1].nodes[0].port` from zod's ['clusters', 1, 'nodes', 0, 'port']. */
 export function formatPath(path: ReadonlyArray<PropertyKey>): string {
-  return path.reduce<string>((out, part) => {
-    if (typeof part === 'number') return `${out}[${part}]`;
-    return out === '' ? String(part) : `${out}.${String(part)}`;
-  }, '') || '(root)';
+  return (
+    path.reduce<string>((out, part) => {
+      if (typeof part === 'number') return `${out}[${part}]`;
+      return out === '' ? String(part) : `${out}.${String(part)}`;
+    }, '') || '(root)'
+  );
 }
 
 export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
@@ -38,7 +40,10 @@ function describeIssue(issue: z.core.$ZodIssue): string {
     case 'unrecognized_keys':
       return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (secrets are referenced with {file: ...} or {env: ...}, never inlined)`;
     case 'invalid_union':
-      return `${issue.message}: ${issue.errors.flat().map((e) => `${formatPath(e.path) === '(root)' ? '' : formatPath(e.path) + ' '}${e.message}`).join('; or ')}`;
+      return `${issue.message}: ${issue.errors
+        .flat()
+        .map((e) => `${formatPath(e.path) === '(root)' ? '' : formatPath(e.path) + ' '}${e.message}`)
+        .join('; or ')}`;
     default:
       return issue.message;
   }
@@ -59,7 +64,11 @@ export async function loadConfigFile(path: string): Promise<Config> {
     throw new ConfigError(path, [`cannot read the file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
   }
   const doc = parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length > 0) throw new ConfigError(path, doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`));
+  if (doc.errors.length > 0)
+    throw new ConfigError(
+      path,
+      doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`),
+    );
   return parseConfig(doc.toJS(), path);
 }
 
@@ -81,7 +90,9 @@ export function findCluster(config: Config, name: string): ClusterConfig {
 export function findNode(cluster: ClusterConfig, name: string): NodeConfig {
   const node = cluster.nodes.find((n) => n.name === name);
   if (!node) {
-    throw new ConfigError('node', [`cluster "${cluster.name}" has no node "${name}": known nodes are ${cluster.nodes.map((n) => n.name).join(', ')}`]);
+    throw new ConfigError('node', [
+      `cluster "${cluster.name}" has no node "${name}": known nodes are ${cluster.nodes.map((n) => n.name).join(', ')}`,
+    ]);
   }
   return node;
 }

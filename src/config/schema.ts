@@ -18,21 +18,14 @@ export const absolutePath = z
   .regex(/^\/[A-Za-z0-9._+@/-]*$/, 'expected an absolute path of letters, digits and . _ + @ / - only (no spaces or shell characters)')
   .refine((p) => !p.split('/').includes('..'), 'expected a path without ".." segments');
 
-const hostName = z
-  .string()
-  .regex(/^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$/, 'expected a host name or IP address');
+const hostName = z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$/, 'expected a host name or IP address');
 
 const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected an environment variable name');
 
 /** A secret is read by activities from a file or an environment variable at the moment it is needed. */
-export const secretRef = z.union([
-  z.object({ file: absolutePath }).strict(),
-  z.object({ env: envVarName }).strict(),
-]);
+export const secretRef = z.union([z.object({ file: absolutePath }).strict(), z.object({ env: envVarName }).strict()]);
 
-const duration = z
-  .string()
-  .regex(/^(\d+(ms|s|m|h|d))+$/, 'expected a duration like "30s", "5m", "1h30m" or "7d"');
+const duration = z.string().regex(/^(\d+(ms|s|m|h|d))+$/, 'expected a duration like "30s", "5m", "1h30m" or "7d"');
 
 const sshHostKey = z
   .string()
@@ -46,7 +39,10 @@ export const nodeSchema = z
     name,
     host: hostName,
     port: z.number().int().min(1).max(65535).default(22),
-    user: z.string().regex(/^[a-z_][a-z0-9_-]*$/, 'expected a Unix user name').default('root'),
+    user: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_-]*$/, 'expected a Unix user name')
+      .default('root'),
     /** Private key on the worker's machine; without it the SSH agent at SSH_AUTH_SOCK is used. */
     privateKey: secretRef.optional(),
     /** Host keys are always checked: pin the key itself, or name a known_hosts file that holds it. */
@@ -66,7 +62,10 @@ const kubeadmPki = '/etc/kubernetes/pki';
 export const etcdSchema = z
   .object({
     /** As seen from the control-plane node (the snapshot is taken there). */
-    endpoint: z.string().regex(/^https?:\/\/[A-Za-z0-9.:[\]-]+$/, 'expected a URL like https://127.0.0.1:2379').default('https://127.0.0.1:2379'),
+    endpoint: z
+      .string()
+      .regex(/^https?:\/\/[A-Za-z0-9.:[\]-]+$/, 'expected a URL like https://127.0.0.1:2379')
+      .default('https://127.0.0.1:2379'),
     caFile: absolutePath.default(`${kubeadmPki}/etcd/ca.crt`),
     certFile: absolutePath.default(`${kubeadmPki}/etcd/healthcheck-client.crt`),
     keyFile: absolutePath.default(`${kubeadmPki}/etcd/healthcheck-client.key`),
@@ -114,7 +113,10 @@ export const storageSchema = z
       .string()
       .regex(/^([A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*)?$/, 'expected a key prefix like "backups/etcd" (no leading or trailing "/")')
       .default('lifeboat'),
-    region: z.string().regex(/^[a-z0-9-]+$/).default('us-east-1'),
+    region: z
+      .string()
+      .regex(/^[a-z0-9-]+$/)
+      .default('us-east-1'),
     /** For S3-compatible stores (MinIO, Ceph, ...); AWS S3 needs none. */
     endpoint: z.string().url().optional(),
     forcePathStyle: z.boolean().default(false),
@@ -122,7 +124,9 @@ export const storageSchema = z
     lifecycle: z
       .object({
         transitionAfterDays: z.number().int().min(1).optional(),
-        storageClass: z.enum(['STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER', 'GLACIER_IR', 'DEEP_ARCHIVE']).default('GLACIER'),
+        storageClass: z
+          .enum(['STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER', 'GLACIER_IR', 'DEEP_ARCHIVE'])
+          .default('GLACIER'),
         expireAfterDays: z.number().int().min(1).optional(),
         abortIncompleteUploadsAfterDays: z.number().int().min(1).default(1),
       })
@@ -141,10 +145,7 @@ export const storageSchema = z
       .optional(),
     /** Without credentials the AWS default chain is used (env, profile, instance role). */
     credentials: z
-      .union([
-        z.object({ profile: z.string().min(1) }).strict(),
-        z.object({ accessKeyId: secretRef, secretAccessKey: secretRef }).strict(),
-      ])
+      .union([z.object({ profile: z.string().min(1) }).strict(), z.object({ accessKeyId: secretRef, secretAccessKey: secretRef }).strict()])
       .optional(),
   })
   .strict();
@@ -265,11 +266,22 @@ export const alertsSchema = z
     /** Bearer token Alertmanager sends (http_config.authorization.credentials); required to accept alerts. */
     token: secretRef.optional(),
     /** The alert label that names the cluster. */
-    clusterLabel: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a Prometheus label name').default('cluster'),
+    clusterLabel: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a Prometheus label name')
+      .default('cluster'),
     /** Alert names that start (or join) a response; others are acknowledged and ignored. */
-    triggers: z.array(z.string().regex(/^[A-Za-z_:][A-Za-z0-9_:]*$/, 'expected an alert name')).min(1).default(DEFAULT_ALERT_TRIGGERS),
+    triggers: z
+      .array(z.string().regex(/^[A-Za-z_:][A-Za-z0-9_:]*$/, 'expected an alert name'))
+      .min(1)
+      .default(DEFAULT_ALERT_TRIGGERS),
     /** Largest webhook body accepted. */
-    maxBodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(1024 * 1024),
+    maxBodyBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(16 * 1024 * 1024)
+      .default(1024 * 1024),
     /** Optional TLS for the receiver (files on the worker). */
     tls: z.object({ certFile: absolutePath, keyFile: absolutePath }).strict().optional(),
     /** Outbound notifications (Slack-compatible JSON: {"text": ...}); the URL is a secret reference. */
@@ -293,7 +305,8 @@ export const configSchema = z
       seen.add(c.name);
       const nodeNames = new Set<string>();
       c.nodes.forEach((n, j) => {
-        if (nodeNames.has(n.name)) ctx.addIssue({ code: 'custom', path: ['clusters', i, 'nodes', j, 'name'], message: `duplicate node name "${n.name}"` });
+        if (nodeNames.has(n.name))
+          ctx.addIssue({ code: 'custom', path: ['clusters', i, 'nodes', j, 'name'], message: `duplicate node name "${n.name}"` });
         nodeNames.add(n.name);
       });
       const lc = c.storage.lifecycle;
@@ -307,12 +320,20 @@ export const configSchema = z
           });
         }
         if (lc.transitionAfterDays !== undefined && lc.transitionAfterDays >= lc.expireAfterDays) {
-          ctx.addIssue({ code: 'custom', path: ['clusters', i, 'storage', 'lifecycle', 'transitionAfterDays'], message: 'must be less than expireAfterDays' });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['clusters', i, 'storage', 'lifecycle', 'transitionAfterDays'],
+            message: 'must be less than expireAfterDays',
+          });
         }
       }
       const standby = c.recovery.standbyNode;
       if (standby !== undefined && !nodeNames.has(standby)) {
-        ctx.addIssue({ code: 'custom', path: ['clusters', i, 'recovery', 'standbyNode'], message: `unknown node "${standby}": name one of this cluster's nodes (${[...nodeNames].join(', ')})` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['clusters', i, 'recovery', 'standbyNode'],
+          message: `unknown node "${standby}": name one of this cluster's nodes (${[...nodeNames].join(', ')})`,
+        });
       }
       const key = c.backup.encryptionKey;
       if (key !== undefined && !(key in cfg.encryptionKeys)) {

@@ -22,7 +22,9 @@ export interface ServerBinaries {
 export type EtcdLine = '3.4' | '3.5' | '3.6';
 
 /** The checkout this code runs from: src/devserver under jest, dist/src/devserver or dist-testbed/src/devserver compiled. */
-const repoRoot = [join(__dirname, '../..'), join(__dirname, '../../..')].find((d) => existsSync(join(d, 'scripts/servers.sh'))) ?? join(__dirname, '../..');
+const repoRoot =
+  [join(__dirname, '../..'), join(__dirname, '../../..')].find((d) => existsSync(join(d, 'scripts/servers.sh'))) ??
+  join(__dirname, '../..');
 
 export async function serverBinaries(): Promise<ServerBinaries> {
   const { stdout } = await promisify(execFile)('bash', [join(repoRoot, 'scripts/servers.sh'), '--print']);

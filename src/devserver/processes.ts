@@ -73,7 +73,12 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
 }
 
 /** Polls until check() resolves truthy; the last error is part of the timeout message, so failures explain themselves. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs: number, intervalMs = 250): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  timeoutMs: number,
+  intervalMs = 250,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {

@@ -2,7 +2,10 @@ import type { ClusterConfig } from '../config/schema';
 import { command } from '../ssh/quote';
 
 /** etcdctl with endpoints and client certificates, as given (the node's settings, or direct mode's on the worker). */
-export function etcdctlWith(c: { etcdctl: string; endpoints: string; caFile: string; certFile: string; keyFile: string }, ...args: string[]): string[] {
+export function etcdctlWith(
+  c: { etcdctl: string; endpoints: string; caFile: string; certFile: string; keyFile: string },
+  ...args: string[]
+): string[] {
   return [c.etcdctl, `--endpoints=${c.endpoints}`, `--cacert=${c.caFile}`, `--cert=${c.certFile}`, `--key=${c.keyFile}`, ...args];
 }
 

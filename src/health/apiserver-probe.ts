@@ -33,12 +33,18 @@ function get(url: URL, caPem: string, timeoutMs: number): Promise<Answer> {
  */
 export async function probeApiserver(server: string, caPem: string | undefined, timeoutMs: number): Promise<ComponentHealth> {
   const component = 'kube-apiserver' as const;
-  if (!caPem) return { component, up: false, detail: `${server}: not probed: the cluster CA could not be read from the node to verify its TLS certificate` };
+  if (!caPem)
+    return {
+      component,
+      up: false,
+      detail: `${server}: not probed: the cluster CA could not be read from the node to verify its TLS certificate`,
+    };
   const [livez, readyz] = await Promise.allSettled(['/livez', '/readyz'].map((p) => get(new URL(p, server), caPem, timeoutMs)));
   const describe = (name: string, r: PromiseSettledResult<Answer>): { ok: boolean; auth?: boolean; text: string } => {
     if (r.status === 'rejected') return { ok: false, text: `${name}: ${(r.reason as Error).message}` };
     if (r.value.status === 200) return { ok: true, text: `${name} ok` };
-    if (r.value.status === 401 || r.value.status === 403) return { ok: true, auth: true, text: `${name} HTTP ${r.value.status} (anonymous checks refused)` };
+    if (r.value.status === 401 || r.value.status === 403)
+      return { ok: true, auth: true, text: `${name} HTTP ${r.value.status} (anonymous checks refused)` };
     return { ok: false, text: `${name} HTTP ${r.value.status}${r.value.body ? `: ${failedChecks(r.value.body)}` : ''}` };
   };
   const l = describe('/livez', livez);

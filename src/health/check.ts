@@ -27,7 +27,10 @@ const knownCa = new Map<string, string>();
 function nodeOf(cluster: ClusterConfig, name: string | undefined): NodeConfig {
   if (name === undefined) return cluster.nodes[0];
   const node = cluster.nodes.find((n) => n.name === name);
-  if (!node) throw new ConfigError('node', [`cluster "${cluster.name}" has no node "${name}": known nodes are ${cluster.nodes.map((n) => n.name).join(', ')}`]);
+  if (!node)
+    throw new ConfigError('node', [
+      `cluster "${cluster.name}" has no node "${name}": known nodes are ${cluster.nodes.map((n) => n.name).join(', ')}`,
+    ]);
   return node;
 }
 
@@ -51,22 +54,33 @@ export async function checkClusterHealth(cluster: ClusterConfig, o: HealthCheckO
   const nodeSide = (async (): Promise<{ node: ComponentHealth; probe?: NodeProbeResult; api: ComponentHealth; nodeProblem?: string }> => {
     let connected = false;
     try {
-      return await withSession(node, async (s) => {
-      connected = true;
-      const endpoint = `${node.user}@${node.host}:${node.port}`;
-      // The CA first (one quick command), so the API probe runs alongside the node's batch, not after it.
-      const ca = await Promise.race([
-        s.run(['cat', '--', `${cluster.paths.pkiDir}/ca.crt`], { allowFailure: true }).then((r) => (r.code === 0 && r.stdout.includes('BEGIN CERTIFICATE') ? `${r.stdout.trim()}\n` : undefined)),
-        new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), timeoutMs).unref()),
-      ]);
-      if (ca) knownCa.set(caKey, ca);
-      const [probe, api] = await Promise.all([
-        probeNode(s, cluster, timeoutSeconds, timeoutMs * 2 + 2000),
-        probeApiserver(apiServer, ca ?? knownCa.get(caKey), timeoutMs),
-      ]);
-      if (!probe) return { node: { component: 'node', up: true, detail: `ssh ${endpoint} ok` }, api, nodeProblem: `node probe: no answer within ${Math.round((timeoutMs * 2 + 2000) / 1000)} s` };
-      return { node: { component: 'node', up: true, detail: `ssh ${endpoint} ok` }, probe, api };
-      }, { readyTimeoutMs: timeoutMs, signal: o.signal });
+      return await withSession(
+        node,
+        async (s) => {
+          connected = true;
+          const endpoint = `${node.user}@${node.host}:${node.port}`;
+          // The CA first (one quick command), so the API probe runs alongside the node's batch, not after it.
+          const ca = await Promise.race([
+            s
+              .run(['cat', '--', `${cluster.paths.pkiDir}/ca.crt`], { allowFailure: true })
+              .then((r) => (r.code === 0 && r.stdout.includes('BEGIN CERTIFICATE') ? `${r.stdout.trim()}\n` : undefined)),
+            new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), timeoutMs).unref()),
+          ]);
+          if (ca) knownCa.set(caKey, ca);
+          const [probe, api] = await Promise.all([
+            probeNode(s, cluster, timeoutSeconds, timeoutMs * 2 + 2000),
+            probeApiserver(apiServer, ca ?? knownCa.get(caKey), timeoutMs),
+          ]);
+          if (!probe)
+            return {
+              node: { component: 'node', up: true, detail: `ssh ${endpoint} ok` },
+              api,
+              nodeProblem: `node probe: no answer within ${Math.round((timeoutMs * 2 + 2000) / 1000)} s`,
+            };
+          return { node: { component: 'node', up: true, detail: `ssh ${endpoint} ok` }, probe, api };
+        },
+        { readyTimeoutMs: timeoutMs, signal: o.signal },
+      );
     } catch (err) {
       if (connected) throw err;
       const api = await probeApiserver(apiServer, knownCa.get(caKey), timeoutMs);
@@ -98,7 +112,9 @@ export async function checkClusterHealth(cluster: ClusterConfig, o: HealthCheckO
   const components = COMPONENTS.map((c) => byComponent.get(c)!);
   const componentProblems = components.filter((c) => !c.up).map((c) => `${c.component} down on node ${node.name}: ${c.detail}`);
   const nowMs = now().getTime();
-  const expired = (n.probe?.certificates ?? []).filter((c) => Date.parse(c.notAfter) <= nowMs).map((c) => `certificate ${c.name} (${c.path}) expired at ${c.notAfter}`);
+  const expired = (n.probe?.certificates ?? [])
+    .filter((c) => Date.parse(c.notAfter) <= nowMs)
+    .map((c) => `certificate ${c.name} (${c.path}) expired at ${c.notAfter}`);
   return {
     cluster: cluster.name,
     node: node.name,

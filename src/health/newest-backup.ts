@@ -9,11 +9,19 @@ import type { HealthReport } from './types';
  * Object keys sort by time, so only the newest manifest is read (the next ones only if it is unreadable). Rejects
  * on a bucket error or after `timeoutMs`; resolves undefined when the cluster has no backup.
  */
-export async function newestBackup(storage: StorageConfig, cluster: string, timeoutMs: number, now: Date): Promise<HealthReport['newestBackup']> {
+export async function newestBackup(
+  storage: StorageConfig,
+  cluster: string,
+  timeoutMs: number,
+  now: Date,
+): Promise<HealthReport['newestBackup']> {
   const s3 = await s3ClientFor(storage);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer from ${describeLocation(storage)} within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+    timer = setTimeout(
+      () => reject(new Error(`no answer from ${describeLocation(storage)} within ${Math.round(timeoutMs / 1000)} s`)),
+      timeoutMs,
+    );
   });
   try {
     return await Promise.race([

@@ -21,12 +21,29 @@ export const ETCD_METRICS_URL = 'http://127.0.0.1:2381';
 export const SCHEDULER_HEALTHZ = 'https://127.0.0.1:10259/healthz';
 export const CONTROLLER_MANAGER_HEALTHZ = 'https://127.0.0.1:10257/healthz';
 
-const ETCD_METRICS = ['etcd_server_has_leader', 'etcd_server_quota_backend_bytes', 'etcd_mvcc_db_total_size_in_bytes', 'etcd_debugging_mvcc_current_revision'];
+const ETCD_METRICS = [
+  'etcd_server_has_leader',
+  'etcd_server_quota_backend_bytes',
+  'etcd_mvcc_db_total_size_in_bytes',
+  'etcd_debugging_mvcc_current_revision',
+];
 
 /** etcdctl with the node's client certificates and short timeouts (same flags as activities/etcd-commands.ts). */
 function etcdctlStatus(cluster: ClusterConfig, timeoutSeconds: number): string[] {
   const e = cluster.etcd;
-  return [e.etcdctl, `--endpoints=${e.endpoint}`, `--cacert=${e.caFile}`, `--cert=${e.certFile}`, `--key=${e.keyFile}`, `--dial-timeout=${timeoutSeconds}s`, `--command-timeout=${timeoutSeconds}s`, 'endpoint', 'status', '-w', 'json'];
+  return [
+    e.etcdctl,
+    `--endpoints=${e.endpoint}`,
+    `--cacert=${e.caFile}`,
+    `--cert=${e.certFile}`,
+    `--key=${e.keyFile}`,
+    `--dial-timeout=${timeoutSeconds}s`,
+    `--command-timeout=${timeoutSeconds}s`,
+    'endpoint',
+    'status',
+    '-w',
+    'json',
+  ];
 }
 
 /**
@@ -101,15 +118,27 @@ export interface NodeProbeResult {
 
 const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
 
-function healthzComponent(component: 'kube-scheduler' | 'kube-controller-manager', section: Section | undefined, url: string, port: number, listening: string, timeoutSeconds: number): ComponentHealth {
+function healthzComponent(
+  component: 'kube-scheduler' | 'kube-controller-manager',
+  section: Section | undefined,
+  url: string,
+  port: number,
+  listening: string,
+  timeoutSeconds: number,
+): ComponentHealth {
   const r = parseHttp(section);
   if (r.rc === 0 && r.status === 200 && r.body === 'ok') return { component, up: true, detail: `${url}: ok` };
   if (r.rc === 127) {
     // No curl on the node: the port is all that can be seen.
     const open = listening.split('\n').some((l) => l.trim().endsWith(`:${port}`));
-    return { component, up: open, detail: open ? `listening on ${port} (curl is not installed on the node: /healthz not checked)` : `nothing listens on ${port}` };
+    return {
+      component,
+      up: open,
+      detail: open ? `listening on ${port} (curl is not installed on the node: /healthz not checked)` : `nothing listens on ${port}`,
+    };
   }
-  if (r.rc === 0 && r.status) return { component, up: false, detail: `${url}: HTTP ${r.status}${r.body ? `: ${failedChecks(r.body)}` : ''}` };
+  if (r.rc === 0 && r.status)
+    return { component, up: false, detail: `${url}: HTTP ${r.status}${r.body ? `: ${failedChecks(r.body)}` : ''}` };
   return { component, up: false, detail: curlFailure(r, url, timeoutSeconds) };
 }
 
@@ -135,28 +164,48 @@ export function interpretNodeProbe(stdout: string, timeoutSeconds: number): Node
   const facts = [
     status?.version ? `version ${status.version}` : undefined,
     etcdStats.hasLeader === undefined ? undefined : etcdStats.hasLeader ? 'has a leader' : 'NO LEADER',
-    etcdStats.dbSizeBytes !== undefined ? `db ${mib(etcdStats.dbSizeBytes)}${etcdStats.quotaBytes ? ` of ${mib(etcdStats.quotaBytes)} quota` : ''}` : undefined,
+    etcdStats.dbSizeBytes !== undefined
+      ? `db ${mib(etcdStats.dbSizeBytes)}${etcdStats.quotaBytes ? ` of ${mib(etcdStats.quotaBytes)} quota` : ''}`
+      : undefined,
   ].filter(Boolean);
   let etcd: ComponentHealth;
   if (parsedHealth) {
     etcd = parsedHealth.healthy
       ? { component: 'etcd', up: true, detail: ['healthy (/health)', ...facts].join(', ') }
-      : { component: 'etcd', up: false, detail: `unhealthy (/health)${parsedHealth.reason ? `: ${parsedHealth.reason}` : ''}${facts.length ? `; ${facts.join(', ')}` : ''}` };
+      : {
+          component: 'etcd',
+          up: false,
+          detail: `unhealthy (/health)${parsedHealth.reason ? `: ${parsedHealth.reason}` : ''}${facts.length ? `; ${facts.join(', ')}` : ''}`,
+        };
   } else if (status) {
     etcd = { component: 'etcd', up: true, detail: ['endpoint status ok', ...facts].join(', ') };
   } else {
     const why = (statusSection?.body ?? '').split('\n').filter(Boolean).slice(-1)[0]?.slice(0, 200);
     const healthWhy = health.rc === 0 ? `/health answered HTTP ${health.status}` : curlFailure(health, `${ETCD_METRICS_URL}/health`, t);
-    etcd = { component: 'etcd', up: false, detail: `${healthWhy}; etcdctl endpoint status failed${statusSection?.rc === 124 ? ` (timed out after ${t} s)` : why ? `: ${why}` : ''}` };
+    etcd = {
+      component: 'etcd',
+      up: false,
+      detail: `${healthWhy}; etcdctl endpoint status failed${statusSection?.rc === 124 ? ` (timed out after ${t} s)` : why ? `: ${why}` : ''}`,
+    };
   }
 
   const listening = s.get('listening')?.body ?? '';
   const scheduler = healthzComponent('kube-scheduler', s.get('scheduler'), SCHEDULER_HEALTHZ, 10259, listening, t);
-  const controllerManager = healthzComponent('kube-controller-manager', s.get('controller_manager'), CONTROLLER_MANAGER_HEALTHZ, 10257, listening, t);
+  const controllerManager = healthzComponent(
+    'kube-controller-manager',
+    s.get('controller_manager'),
+    CONTROLLER_MANAGER_HEALTHZ,
+    10257,
+    listening,
+    t,
+  );
 
   const diskSection = s.get('disk');
   const disk = diskSection ? parseDisk(diskSection.body) : undefined;
-  if (!disk) problems.push(`disk: cannot measure the etcd data dir's filesystem${diskSection?.body ? `: ${diskSection.body.split('\n').slice(-1)[0]}` : ''}`);
+  if (!disk)
+    problems.push(
+      `disk: cannot measure the etcd data dir's filesystem${diskSection?.body ? `: ${diskSection.body.split('\n').slice(-1)[0]}` : ''}`,
+    );
 
   const certificates: CertificateExpiry[] = [];
   for (const c of parseCertificateLines(s.get('certs')?.body ?? '')) {
@@ -176,7 +225,12 @@ export function interpretNodeProbe(stdout: string, timeoutSeconds: number): Node
 }
 
 /** Runs the probe script over an open SSH session (one remote command); resolves undefined when it overran `guardMs`. */
-export async function probeNode(s: NodeSession, cluster: ClusterConfig, timeoutSeconds: number, guardMs: number): Promise<NodeProbeResult | undefined> {
+export async function probeNode(
+  s: NodeSession,
+  cluster: ClusterConfig,
+  timeoutSeconds: number,
+  guardMs: number,
+): Promise<NodeProbeResult | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const overran = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), guardMs)));
   try {

@@ -94,10 +94,18 @@ export function parseEtcdEndpointStatus(text: string): EtcdEndpointStatus | unde
   const start = text.indexOf('[');
   if (start < 0) return undefined;
   try {
-    const parsed = JSON.parse(text.slice(start)) as { Status?: { version?: string; dbSize?: number; leader?: number; header?: { member_id?: number; revision?: number } } }[];
+    const parsed = JSON.parse(text.slice(start)) as {
+      Status?: { version?: string; dbSize?: number; leader?: number; header?: { member_id?: number; revision?: number } };
+    }[];
     const status = parsed[0]?.Status;
     if (!status) return undefined;
-    return { version: status.version, dbSize: status.dbSize, leader: status.leader, memberId: status.header?.member_id, revision: status.header?.revision };
+    return {
+      version: status.version,
+      dbSize: status.dbSize,
+      leader: status.leader,
+      memberId: status.header?.member_id,
+      revision: status.header?.revision,
+    };
   } catch {
     return undefined;
   }
@@ -116,9 +124,15 @@ export function parseEtcdHealth(body: string): { healthy: boolean; reason?: stri
 
 /** Output of the disk probe: the path measured, then `df -B1 --output=avail,size` data line. */
 export function parseDisk(body: string): { path: string; freeBytes: number; totalBytes: number } | undefined {
-  const lines = body.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = body
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const path = lines[0];
-  const numbers = lines.slice(1).map((l) => /^(\d+)\s+(\d+)$/.exec(l)).find((m) => m);
+  const numbers = lines
+    .slice(1)
+    .map((l) => /^(\d+)\s+(\d+)$/.exec(l))
+    .find((m) => m);
   if (!path || !path.startsWith('/') || !numbers) return undefined;
   return { path, freeBytes: Number(numbers[1]), totalBytes: Number(numbers[2]) };
 }
@@ -147,6 +161,9 @@ export function parseCertificateLines(body: string): CertificateLine[] {
 
 /** The failing checks of a /healthz or /readyz answer ("[-]etcd failed: reason withheld"), for a detail line. */
 export function failedChecks(body: string): string {
-  const failed = body.split('\n').filter((l) => l.startsWith('[-]')).map((l) => l.slice(3).trim());
-  return failed.length ? failed.join('; ') : body.split('\n').filter(Boolean).slice(-1)[0]?.slice(0, 200) ?? '';
+  const failed = body
+    .split('\n')
+    .filter((l) => l.startsWith('[-]'))
+    .map((l) => l.slice(3).trim());
+  return failed.length ? failed.join('; ') : (body.split('\n').filter(Boolean).slice(-1)[0]?.slice(0, 200) ?? '');
 }

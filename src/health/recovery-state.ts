@@ -22,9 +22,12 @@ export interface RecoveryState {
 
 function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${Math.round(ms / 1000)} s`)), ms)))]).finally(() =>
-    clearTimeout(timer),
-  );
+  return Promise.race([
+    p,
+    new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer within ${Math.round(ms / 1000)} s`)), ms)),
+    ),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -47,13 +50,17 @@ export async function recoveryState(client: Client, cluster: string, timeoutMs: 
   let outcome: string | undefined;
   let restoredRevision: number | undefined;
   if (status === 'COMPLETED') {
-    const result = (await within(timeoutMs, `result of ${workflowId}`, client.workflow.getHandle(workflowId, d.runId, { followRuns: false }).result()).catch(() => undefined)) as
-      | { outcome?: string; plan?: { snapshot?: { revision?: number }; tool?: { bumpRevision?: boolean } } }
-      | undefined;
+    const result = (await within(
+      timeoutMs,
+      `result of ${workflowId}`,
+      client.workflow.getHandle(workflowId, d.runId, { followRuns: false }).result(),
+    ).catch(() => undefined)) as
+      { outcome?: string; plan?: { snapshot?: { revision?: number }; tool?: { bumpRevision?: boolean } } } | undefined;
     outcome = result?.outcome;
     const revision = result?.plan?.snapshot?.revision;
     // What etcd's revision was right after that restore: the snapshot's, moved forward by --bump-revision if used.
-    if (outcome === 'restored' && typeof revision === 'number') restoredRevision = revision + (result?.plan?.tool?.bumpRevision ? REVISION_BUMP : 0);
+    if (outcome === 'restored' && typeof revision === 'number')
+      restoredRevision = revision + (result?.plan?.tool?.bumpRevision ? REVISION_BUMP : 0);
   }
   return {
     inProgress: false,

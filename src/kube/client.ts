@@ -20,7 +20,14 @@ export interface KubeList<T = KubeObject> {
 export interface KubeObject {
   apiVersion?: string;
   kind?: string;
-  metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string; creationTimestamp?: string; labels?: Record<string, string> };
+  metadata: {
+    name: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    creationTimestamp?: string;
+    labels?: Record<string, string>;
+  };
   [key: string]: unknown;
 }
 
@@ -92,7 +99,10 @@ export class KubeClient {
     let next: string | undefined;
     do {
       const sep = collectionPath.includes('?') ? '&' : '?';
-      const page = await this.json<KubeList<T>>('GET', `${collectionPath}${sep}limit=${pageSize}${next ? `&continue=${encodeURIComponent(next)}` : ''}`);
+      const page = await this.json<KubeList<T>>(
+        'GET',
+        `${collectionPath}${sep}limit=${pageSize}${next ? `&continue=${encodeURIComponent(next)}` : ''}`,
+      );
       items.push(...page.items);
       next = page.metadata.continue || undefined;
     } while (next);

@@ -8,25 +8,60 @@ import { registry } from './registry';
  * A value that a check could not read is removed rather than left stale; the backup figures keep their last value
  * when the bucket cannot be read (the last successful backup did not change).
  */
-const gauge = <L extends string>(name: string, help: string, labelNames: L[]) => new Gauge<L>({ name, help, labelNames, registers: [registry] });
+const gauge = <L extends string>(name: string, help: string, labelNames: L[]) =>
+  new Gauge<L>({ name, help, labelNames, registers: [registry] });
 
 export const healthGauges = {
-  componentUp: gauge('lifeboat_component_up', 'Whether the control-plane component answered its health probe (1) or not (0).', ['cluster', 'component']),
+  componentUp: gauge('lifeboat_component_up', 'Whether the control-plane component answered its health probe (1) or not (0).', [
+    'cluster',
+    'component',
+  ]),
   etcdHasLeader: gauge('lifeboat_etcd_has_leader', 'Whether etcd on the control-plane node has a leader (1) or not (0).', ['cluster']),
   etcdDbSize: gauge('lifeboat_etcd_db_size_bytes', 'Size of the etcd database file in bytes.', ['cluster']),
   etcdDbQuota: gauge('lifeboat_etcd_db_quota_bytes', 'etcd backend quota in bytes (etcd_server_quota_backend_bytes).', ['cluster']),
   dataDirFree: gauge('lifeboat_etcd_data_dir_free_bytes', 'Free bytes on the filesystem of the etcd data dir.', ['cluster']),
-  certificateExpiry: gauge('lifeboat_certificate_expiry_timestamp_seconds', 'When each kubeadm certificate expires (Unix time).', ['cluster', 'certificate']),
-  lastBackupTime: gauge('lifeboat_last_successful_backup_timestamp_seconds', 'When the newest complete backup in the bucket was taken (Unix time).', ['cluster']),
-  lastBackupSize: gauge('lifeboat_last_successful_backup_size_bytes', 'Stored size in bytes of the newest complete backup snapshot.', ['cluster']),
-  etcdRevision: gauge('lifeboat_etcd_revision', 'etcd\'s current revision: it only grows, so one below the newest backup\'s means etcd lost its data.', ['cluster']),
-  lastBackupRevision: gauge('lifeboat_last_successful_backup_revision', 'etcd revision of the newest complete backup in the bucket.', ['cluster']),
-  backupInterval: gauge('lifeboat_backup_interval_seconds', 'Time between the cluster\'s scheduled backups (its backup-<cluster> schedule).', ['cluster']),
-  checkTime: gauge('lifeboat_health_check_timestamp_seconds', 'When the last health check of the cluster completed (Unix time).', ['cluster']),
-  recoveryInProgress: gauge('lifeboat_recovery_in_progress', 'Whether a recovery (workflow recover-<cluster>) is running (1) or not (0).', ['cluster']),
-  lastRecoveryDuration: gauge('lifeboat_last_recovery_duration_seconds', 'Duration of the last finished recovery run in seconds.', ['cluster']),
-  lastRecoverySuccess: gauge('lifeboat_last_recovery_success', 'Whether the last finished recovery run restored the cluster (1) or not (0).', ['cluster']),
-  lastRecoveryTime: gauge('lifeboat_last_recovery_timestamp_seconds', 'When the last finished recovery run ended (Unix time).', ['cluster']),
+  certificateExpiry: gauge('lifeboat_certificate_expiry_timestamp_seconds', 'When each kubeadm certificate expires (Unix time).', [
+    'cluster',
+    'certificate',
+  ]),
+  lastBackupTime: gauge(
+    'lifeboat_last_successful_backup_timestamp_seconds',
+    'When the newest complete backup in the bucket was taken (Unix time).',
+    ['cluster'],
+  ),
+  lastBackupSize: gauge('lifeboat_last_successful_backup_size_bytes', 'Stored size in bytes of the newest complete backup snapshot.', [
+    'cluster',
+  ]),
+  etcdRevision: gauge(
+    'lifeboat_etcd_revision',
+    "etcd's current revision: it only grows, so one below the newest backup's means etcd lost its data.",
+    ['cluster'],
+  ),
+  lastBackupRevision: gauge('lifeboat_last_successful_backup_revision', 'etcd revision of the newest complete backup in the bucket.', [
+    'cluster',
+  ]),
+  backupInterval: gauge(
+    'lifeboat_backup_interval_seconds',
+    "Time between the cluster's scheduled backups (its backup-<cluster> schedule).",
+    ['cluster'],
+  ),
+  checkTime: gauge('lifeboat_health_check_timestamp_seconds', 'When the last health check of the cluster completed (Unix time).', [
+    'cluster',
+  ]),
+  recoveryInProgress: gauge('lifeboat_recovery_in_progress', 'Whether a recovery (workflow recover-<cluster>) is running (1) or not (0).', [
+    'cluster',
+  ]),
+  lastRecoveryDuration: gauge('lifeboat_last_recovery_duration_seconds', 'Duration of the last finished recovery run in seconds.', [
+    'cluster',
+  ]),
+  lastRecoverySuccess: gauge(
+    'lifeboat_last_recovery_success',
+    'Whether the last finished recovery run restored the cluster (1) or not (0).',
+    ['cluster'],
+  ),
+  lastRecoveryTime: gauge('lifeboat_last_recovery_timestamp_seconds', 'When the last finished recovery run ended (Unix time).', [
+    'cluster',
+  ]),
 };
 
 const seconds = (iso: string) => Date.parse(iso) / 1000;
@@ -43,7 +78,11 @@ export function recordHealth(report: HealthReport, completedAt = new Date()): vo
   for (const c of report.components) healthGauges.componentUp.set({ cluster, component: c.component }, c.up ? 1 : 0);
   const etcdUp = report.components.find((c) => c.component === 'etcd')?.up ?? false;
   // etcd down: no leader that anyone can see (what etcdNoLeader-style rules expect).
-  setOrRemove(healthGauges.etcdHasLeader, cluster, report.etcd?.hasLeader !== undefined ? (report.etcd.hasLeader ? 1 : 0) : etcdUp ? undefined : 0);
+  setOrRemove(
+    healthGauges.etcdHasLeader,
+    cluster,
+    report.etcd?.hasLeader !== undefined ? (report.etcd.hasLeader ? 1 : 0) : etcdUp ? undefined : 0,
+  );
   setOrRemove(healthGauges.etcdDbSize, cluster, report.etcd?.dbSizeBytes);
   setOrRemove(healthGauges.etcdDbQuota, cluster, report.etcd?.quotaBytes);
   setOrRemove(healthGauges.dataDirFree, cluster, report.disk?.freeBytes);
@@ -52,7 +91,8 @@ export function recordHealth(report: HealthReport, completedAt = new Date()): vo
   // Certificates that are gone lose their series; while the node cannot be read the last known expiries stay.
   if (report.certificates.length > 0) {
     const names = new Set(report.certificates.map((c) => c.name));
-    for (const old of certificatesOf.get(cluster) ?? []) if (!names.has(old)) healthGauges.certificateExpiry.remove({ cluster, certificate: old });
+    for (const old of certificatesOf.get(cluster) ?? [])
+      if (!names.has(old)) healthGauges.certificateExpiry.remove({ cluster, certificate: old });
     certificatesOf.set(cluster, names);
   }
   for (const c of report.certificates) healthGauges.certificateExpiry.set({ cluster, certificate: c.name }, seconds(c.notAfter));
@@ -68,7 +108,8 @@ export function recordHealth(report: HealthReport, completedAt = new Date()): vo
 export function recordRecovery(cluster: string, state: RecoveryState): void {
   healthGauges.recoveryInProgress.set({ cluster }, state.inProgress ? 1 : 0);
   if (state.never) {
-    for (const g of [healthGauges.lastRecoveryDuration, healthGauges.lastRecoverySuccess, healthGauges.lastRecoveryTime]) g.remove({ cluster });
+    for (const g of [healthGauges.lastRecoveryDuration, healthGauges.lastRecoverySuccess, healthGauges.lastRecoveryTime])
+      g.remove({ cluster });
     return;
   }
   if (!state.last) return; // running: the previous run's figures stay

@@ -35,7 +35,9 @@ function scrapeRuntime(address: string, timeoutMs = 2000): Promise<{ text?: stri
     const req = request({ host, port, path: '/metrics', method: 'GET', timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve(res.statusCode === 200 ? { text: Buffer.concat(chunks).toString('utf8') } : { error: `HTTP ${res.statusCode}` }));
+      res.on('end', () =>
+        resolve(res.statusCode === 200 ? { text: Buffer.concat(chunks).toString('utf8') } : { error: `HTTP ${res.statusCode}` }),
+      );
       res.on('error', (err) => resolve({ error: err.message }));
     });
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));

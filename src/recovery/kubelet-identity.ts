@@ -53,7 +53,8 @@ export function withHostnameOverride(flagsEnv: string, nodeName: string): string
   const words = line[2].split(/\s+/).filter(Boolean);
   const kept: string[] = [];
   for (let i = 0; i < words.length; i++) {
-    if (words[i] === '--hostname-override') i++; // the two-word form: its value goes too
+    if (words[i] === '--hostname-override')
+      i++; // the two-word form: its value goes too
     else if (!words[i].startsWith('--hostname-override=')) kept.push(words[i]);
   }
   return flagsEnv.replace(line[0], `KUBELET_KUBEADM_ARGS="${[...kept, flag].join(' ')}"`);

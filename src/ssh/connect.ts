@@ -11,7 +11,9 @@ export interface ConnectOptions {
 /** An SSH error that retrying cannot fix; activities turn it into a non-retryable failure. */
 export class SshAuthError extends Error {
   constructor(nodeName: string, endpoint: string, detail: string) {
-    super(`SSH login to node "${nodeName}" (${endpoint}) refused: ${detail}. Check user and privateKey for this node in the config and the node's authorized_keys.`);
+    super(
+      `SSH login to node "${nodeName}" (${endpoint}) refused: ${detail}. Check user and privateKey for this node in the config and the node's authorized_keys.`,
+    );
     this.name = 'SshAuthError';
   }
 }

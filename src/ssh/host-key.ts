@@ -37,7 +37,9 @@ function hostMatches(field: string, host: string, port: number): boolean {
   return field.split(',').some((pattern) => {
     if (pattern.startsWith('|1|')) {
       const [, , salt, hash] = pattern.split('|');
-      const mac = createHmac('sha1', Buffer.from(salt ?? '', 'base64')).update(wanted).digest('base64');
+      const mac = createHmac('sha1', Buffer.from(salt ?? '', 'base64'))
+        .update(wanted)
+        .digest('base64');
       return mac === hash;
     }
     return pattern === wanted;

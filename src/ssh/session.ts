@@ -61,7 +61,13 @@ export interface ClusterNodeSession extends NodeSession {
 }
 
 /** A session on a cluster's node named in the config (the first node when `nodeName` is omitted). */
-export async function withClusterNode<T>(config: Config, clusterName: string, nodeName: string | undefined, body: (s: ClusterNodeSession) => Promise<T>, options: SessionOptions = {}): Promise<T> {
+export async function withClusterNode<T>(
+  config: Config,
+  clusterName: string,
+  nodeName: string | undefined,
+  body: (s: ClusterNodeSession) => Promise<T>,
+  options: SessionOptions = {},
+): Promise<T> {
   const cluster = findCluster(config, clusterName);
   const node = nodeName ? findNode(cluster, nodeName) : cluster.nodes[0];
   return withSession(node, (s) => body({ ...s, cluster }), options);

@@ -19,7 +19,12 @@ export interface RemoteStream {
  * `direction: 'to-node'` the command's stdout is drained (a stream nobody reads never ends, and the command's exit
  * would never be seen) and stdin is wrapped so a pipeline into it completes when the data is written.
  */
-export async function streamOnNode(ssh: NodeSSH, nodeName: string, argv: readonly string[], direction: 'from-node' | 'to-node' = 'from-node'): Promise<RemoteStream> {
+export async function streamOnNode(
+  ssh: NodeSSH,
+  nodeName: string,
+  argv: readonly string[],
+  direction: 'from-node' | 'to-node' = 'from-node',
+): Promise<RemoteStream> {
   const line = command(argv);
   const connection = ssh.connection;
   if (!connection) throw new Error(`SSH connection to node "${nodeName}" is not open`);

@@ -25,11 +25,16 @@ export function formatChecksum(c: ObjectChecksum): string {
 }
 
 export function parseChecksum(recorded: string): ObjectChecksum {
-  return recorded.startsWith(CRC32_PREFIX) ? { algorithm: 'CRC32', value: recorded.slice(CRC32_PREFIX.length) } : { algorithm: 'SHA256', value: recorded };
+  return recorded.startsWith(CRC32_PREFIX)
+    ? { algorithm: 'CRC32', value: recorded.slice(CRC32_PREFIX.length) }
+    : { algorithm: 'SHA256', value: recorded };
 }
 
 /** The checksum a HeadObject (with ChecksumMode ENABLED) reports for `algorithm`, if any. */
-export function reportedChecksum(head: { ChecksumCRC32?: string; ChecksumSHA256?: string }, algorithm: ChecksumAlgorithm): string | undefined {
+export function reportedChecksum(
+  head: { ChecksumCRC32?: string; ChecksumSHA256?: string },
+  algorithm: ChecksumAlgorithm,
+): string | undefined {
   return algorithm === 'CRC32' ? head.ChecksumCRC32 : head.ChecksumSHA256;
 }
 

@@ -9,7 +9,9 @@ export async function abortUnfinishedUploads(s3: S3Client, bucket: string, key: 
   let keyMarker: string | undefined;
   let uploadIdMarker: string | undefined;
   for (;;) {
-    const page = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+    const page = await s3.send(
+      new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+    );
     for (const u of page.Uploads ?? []) {
       if (u.Key !== key || !u.UploadId) continue;
       await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: u.UploadId }));

@@ -19,13 +19,19 @@ export interface ObjectLockRetention {
 }
 
 /** The retention for an object uploaded now, from the storage config (none when the config sets none). */
-export function objectLockFor(config: { objectLock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; days: number } }, now = new Date()): ObjectLockRetention | undefined {
+export function objectLockFor(
+  config: { objectLock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; days: number } },
+  now = new Date(),
+): ObjectLockRetention | undefined {
   if (!config.objectLock) return undefined;
   return { mode: config.objectLock.mode, retainUntil: new Date(now.getTime() + config.objectLock.days * 86_400_000) };
 }
 
 /** The request parameters that set `lock` on an uploaded object (none without a lock). */
-export function objectLockParams(lock: ObjectLockRetention | undefined): { ObjectLockMode?: ObjectLockRetention['mode']; ObjectLockRetainUntilDate?: Date } {
+export function objectLockParams(lock: ObjectLockRetention | undefined): {
+  ObjectLockMode?: ObjectLockRetention['mode'];
+  ObjectLockRetainUntilDate?: Date;
+} {
   return lock ? { ObjectLockMode: lock.mode, ObjectLockRetainUntilDate: lock.retainUntil } : {};
 }
 
@@ -79,7 +85,8 @@ export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStre
   let filled = 0;
   const lock = objectLockParams(o.objectLock);
   const algorithm: ChecksumAlgorithm = o.checksum ?? 'CRC32';
-  const checksumParams = (digest: Buffer) => (algorithm === 'CRC32' ? { ChecksumCRC32: digest.toString('base64') } : { ChecksumSHA256: digest.toString('base64') });
+  const checksumParams = (digest: Buffer) =>
+    algorithm === 'CRC32' ? { ChecksumCRC32: digest.toString('base64') } : { ChecksumSHA256: digest.toString('base64') };
 
   const takeBuffer = async (): Promise<Buffer> => {
     if (free.length === 0 && allocated <= o.queueSize) {
@@ -113,7 +120,21 @@ export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStre
     const partNumber = partDigests.length;
     const checksum = checksumParams(digest);
     const task: Promise<void> = o.s3
-      .send(withPayloadHash(new UploadPartCommand({ Bucket: o.bucket, Key: o.key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: length, ...checksum }), digest), { abortSignal: o.signal })
+      .send(
+        withPayloadHash(
+          new UploadPartCommand({
+            Bucket: o.bucket,
+            Key: o.key,
+            UploadId: uploadId,
+            PartNumber: partNumber,
+            Body: body,
+            ContentLength: length,
+            ...checksum,
+          }),
+          digest,
+        ),
+        { abortSignal: o.signal },
+      )
       .then((r) => {
         completed.push({ PartNumber: partNumber, ETag: r.ETag, ...checksum });
       })
@@ -139,7 +160,18 @@ export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStre
         filled += take;
         offset += take;
         if (filled === o.partSize) {
-          uploadId ??= (await o.s3.send(new CreateMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, ContentType: o.contentType, ChecksumAlgorithm: algorithm, ...lock }), { abortSignal: o.signal })).UploadId;
+          uploadId ??= (
+            await o.s3.send(
+              new CreateMultipartUploadCommand({
+                Bucket: o.bucket,
+                Key: o.key,
+                ContentType: o.contentType,
+                ChecksumAlgorithm: algorithm,
+                ...lock,
+              }),
+              { abortSignal: o.signal },
+            )
+          ).UploadId;
           sendPart(current, filled);
           collectGarbage(partDigests.length);
           current = await takeBuffer();
@@ -151,18 +183,41 @@ export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStre
       // Smaller than one part: a single PutObject whose checksum is the whole object's.
       const body = current.subarray(0, filled);
       const digest = partDigest(algorithm, body);
-      await o.s3.send(withPayloadHash(new PutObjectCommand({ Bucket: o.bucket, Key: o.key, Body: body, ContentLength: filled, ContentType: o.contentType, ...checksumParams(digest), ...lock }), digest), { abortSignal: o.signal });
+      await o.s3.send(
+        withPayloadHash(
+          new PutObjectCommand({
+            Bucket: o.bucket,
+            Key: o.key,
+            Body: body,
+            ContentLength: filled,
+            ContentType: o.contentType,
+            ...checksumParams(digest),
+            ...lock,
+          }),
+          digest,
+        ),
+        { abortSignal: o.signal },
+      );
       return { bytes, sha256: whole.digest('hex'), s3Checksum: formatChecksum({ algorithm, value: digest.toString('base64') }), parts: 1 };
     }
     if (filled > 0) sendPart(current, filled);
     while (inFlight.size > 0) await Promise.all([...inFlight]);
     if (failure) throw failure;
     completed.sort((a, b) => a.PartNumber! - b.PartNumber!);
-    await o.s3.send(new CompleteMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, UploadId: uploadId, MultipartUpload: { Parts: completed } }), { abortSignal: o.signal });
-    return { bytes, sha256: whole.digest('hex'), s3Checksum: formatChecksum({ algorithm, value: compositeChecksum(algorithm, partDigests) }), parts: partDigests.length };
+    await o.s3.send(
+      new CompleteMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, UploadId: uploadId, MultipartUpload: { Parts: completed } }),
+      { abortSignal: o.signal },
+    );
+    return {
+      bytes,
+      sha256: whole.digest('hex'),
+      s3Checksum: formatChecksum({ algorithm, value: compositeChecksum(algorithm, partDigests) }),
+      parts: partDigests.length,
+    };
   } catch (err) {
     await Promise.allSettled([...inFlight]);
-    if (uploadId) await o.s3.send(new AbortMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, UploadId: uploadId })).catch(() => undefined);
+    if (uploadId)
+      await o.s3.send(new AbortMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, UploadId: uploadId })).catch(() => undefined);
     throw err;
   }
 }

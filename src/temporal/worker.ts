@@ -27,7 +27,9 @@ function prebuiltBundle(): { codePath: string } | undefined {
 }
 
 /** A worker bound to the engine's workflows and activities; the caller runs and shuts it down. */
-export async function createWorker(o: WorkerOptions): Promise<{ worker: Worker; taskQueue: string; client: Client; close(): Promise<void> }> {
+export async function createWorker(
+  o: WorkerOptions,
+): Promise<{ worker: Worker; taskQueue: string; client: Client; close(): Promise<void> }> {
   const target = await temporalTarget(o.config);
   const address = o.address ?? target.address;
   const connection = await NativeConnection.connect({ address, tls: target.tls });

@@ -57,7 +57,12 @@ function configFor(taskQueue: string, address: string) {
   );
 }
 
-async function post(url: string, body: unknown, token: string | null = TOKEN, raw?: string): Promise<{ status: number; body: { error?: string; accepted?: string[]; ignored?: string[] } }> {
+async function post(
+  url: string,
+  body: unknown,
+  token: string | null = TOKEN,
+  raw?: string,
+): Promise<{ status: number; body: { error?: string; accepted?: string[]; ignored?: string[] } }> {
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
@@ -84,10 +89,19 @@ describe('the alert receiver (Alertmanager webhook) against the real Temporal de
     connection = await Connection.connect({ address: temporalAddress });
     client = new Client({ connection });
     // No worker polls this queue: a started response stays pending, so nothing touches any node.
-    receiver = await startAlertReceiver({ config: configFor(taskQueue, temporalAddress), client, taskQueue, logger: pino({ level: 'silent' }), address: '127.0.0.1:0' });
+    receiver = await startAlertReceiver({
+      config: configFor(taskQueue, temporalAddress),
+      client,
+      taskQueue,
+      logger: pino({ level: 'silent' }),
+      address: '127.0.0.1:0',
+    });
   });
   afterAll(async () => {
-    await client?.workflow.getHandle('respond-rx-prod').terminate('test over').catch(() => undefined);
+    await client?.workflow
+      .getHandle('respond-rx-prod')
+      .terminate('test over')
+      .catch(() => undefined);
     await receiver?.close();
     await connection?.close();
   });
@@ -106,7 +120,11 @@ describe('the alert receiver (Alertmanager webhook) against the real Temporal de
     const shape = await post(receiver.url, { ...payload([{ name: 'KubeAPIDown', cluster: 'rx-prod' }]), version: '3' });
     expect(shape.status).toBe(400);
     expect(shape.body.error).toMatch(/version/);
-    const status = await post(receiver.url, { version: '4', status: 'firing', alerts: [{ status: 'burning', labels: {}, fingerprint: 'x' }] });
+    const status = await post(receiver.url, {
+      version: '4',
+      status: 'firing',
+      alerts: [{ status: 'burning', labels: {}, fingerprint: 'x' }],
+    });
     expect(status.status).toBe(400);
     expect(status.body.error).toMatch(/alerts\[0\]\.status/);
     const big = await post(receiver.url, { ...payload([]), pad: 'x'.repeat(100 * 1024) });
@@ -115,10 +133,17 @@ describe('the alert receiver (Alertmanager webhook) against the real Temporal de
   });
 
   it('acknowledges alerts for unknown clusters and non-trigger alerts, and starts nothing', async () => {
-    const r = await post(receiver.url, payload([{ name: 'KubeAPIDown', cluster: 'not-configured' }, { name: 'KubeAPIDown' }, { name: 'Watchdog', cluster: 'rx-prod' }]));
+    const r = await post(
+      receiver.url,
+      payload([{ name: 'KubeAPIDown', cluster: 'not-configured' }, { name: 'KubeAPIDown' }, { name: 'Watchdog', cluster: 'rx-prod' }]),
+    );
     expect(r.status).toBe(200);
     expect(r.body.accepted).toEqual([]);
-    expect(r.body.ignored).toEqual([expect.stringMatching(/unknown cluster "not-configured"/), expect.stringMatching(/no "cluster" label/), expect.stringMatching(/Watchdog: not a trigger/)]);
+    expect(r.body.ignored).toEqual([
+      expect.stringMatching(/unknown cluster "not-configured"/),
+      expect.stringMatching(/no "cluster" label/),
+      expect.stringMatching(/Watchdog: not a trigger/),
+    ]);
     await expect(client.workflow.getHandle('respond-not-configured').describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
     await expect(client.workflow.getHandle('respond-rx-prod').describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
     expect(await registry.getSingleMetricAsString('lifeboat_alerts_received_total')).toMatch(/outcome="ignored"} [3-9]/);
@@ -141,7 +166,7 @@ describe('the alert receiver (Alertmanager webhook) against the real Temporal de
     expect(await runsOf(client, 'respond-rx-prod')).toBe(1);
   });
 
-  it('answers 503 while Temporal is down, and a real Alertmanager\'s retry succeeds once Temporal is back', async () => {
+  it("answers 503 while Temporal is down, and a real Alertmanager's retry succeeds once Temporal is back", async () => {
     const bins = await serverBinaries();
     const binary = await requireBinary(bins.temporal, 'temporal CLI');
     const dir = await mkdtemp(join(tmpdir(), 'rx-temporal-'));
@@ -149,7 +174,14 @@ describe('the alert receiver (Alertmanager webhook) against the real Temporal de
     let server: DevServer = await startTemporalDevServer({ binary, port, logFile: join(dir, 'a.log'), startTimeoutMs: 120_000 });
     const conn = await Connection.connect({ address: server.address });
     const own = new Client({ connection: conn });
-    const rx = await startAlertReceiver({ config: configFor(taskQueue, server.address), client: own, taskQueue, logger: pino({ level: 'silent' }), address: '127.0.0.1:0', temporalTimeoutMs: 3000 });
+    const rx = await startAlertReceiver({
+      config: configFor(taskQueue, server.address),
+      client: own,
+      taskQueue,
+      logger: pino({ level: 'silent' }),
+      address: '127.0.0.1:0',
+      temporalTimeoutMs: 3000,
+    });
     const tokenFile = join(dir, 'token');
     await writeFile(tokenFile, TOKEN, { mode: 0o600 });
     const am = await startAlertmanager({ dir: join(dir, 'am'), webhookUrl: rx.url, bearerTokenFile: tokenFile });
@@ -162,12 +194,34 @@ describe('the alert receiver (Alertmanager webhook) against the real Temporal de
       const fired = await fetch(`${am.url}/api/v2/alerts`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify([{ labels: { alertname: 'KubeAPIDown', cluster: 'rx-prod', severity: 'critical' }, annotations: { summary: 'apiserver down' }, startsAt: new Date().toISOString() }]),
+        body: JSON.stringify([
+          {
+            labels: { alertname: 'KubeAPIDown', cluster: 'rx-prod', severity: 'critical' },
+            annotations: { summary: 'apiserver down' },
+            startsAt: new Date().toISOString(),
+          },
+        ]),
       });
       expect(fired.ok).toBe(true);
-      await waitFor('Alertmanager to have tried and failed', async () => (await registry.getSingleMetricAsString('lifeboat_alerts_received_total')).match(/outcome="temporal-unavailable"} (\d+)/)?.[1] !== '1', 30_000, 250);
+      await waitFor(
+        'Alertmanager to have tried and failed',
+        async () =>
+          (await registry.getSingleMetricAsString('lifeboat_alerts_received_total')).match(/outcome="temporal-unavailable"} (\d+)/)?.[1] !==
+          '1',
+        30_000,
+        250,
+      );
       server = await startTemporalDevServer({ binary, port, logFile: join(dir, 'b.log'), startTimeoutMs: 120_000 });
-      const started = await waitFor('Alertmanager\'s retry to start the response', () => own.workflow.getHandle('respond-rx-prod').describe().catch(() => undefined), 90_000, 500);
+      const started = await waitFor(
+        "Alertmanager's retry to start the response",
+        () =>
+          own.workflow
+            .getHandle('respond-rx-prod')
+            .describe()
+            .catch(() => undefined),
+        90_000,
+        500,
+      );
       expect(started.status.name).toBe('RUNNING');
     } finally {
       await am.stop();

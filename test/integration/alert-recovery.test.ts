@@ -39,7 +39,8 @@ const NOTIFY_SECRET = 'T000-B000-notify-secret-9d2e';
 /** Every run ever started under a workflow id, oldest first. */
 async function runs(client: Client, workflowId: string): Promise<{ runId: string; status: string; startTime: Date }[]> {
   const out: { runId: string; status: string; startTime: Date }[] = [];
-  for await (const w of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) out.push({ runId: w.runId, status: w.status.name, startTime: w.startTime });
+  for await (const w of client.workflow.list({ query: `WorkflowId = '${workflowId}'` }))
+    out.push({ runId: w.runId, status: w.status.name, startTime: w.startTime });
   return out.sort((a, b) => a.startTime.getTime() - b.startTime.getTime());
 }
 
@@ -67,28 +68,58 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     await receiver.close();
     await worker.stop();
     worker = await startTestWorker([clusterWith(onAlert, cooldown) as never], workerExtra, { taskQueue });
-    receiver = await startAlertReceiver({ config: worker.config, client: worker.client, taskQueue: worker.taskQueue, logger: pino({ level: 'silent' }), address });
+    receiver = await startAlertReceiver({
+      config: worker.config,
+      client: worker.client,
+      taskQueue: worker.taskQueue,
+      logger: pino({ level: 'silent' }),
+      address,
+    });
     await syncSchedules(worker.client, worker.config);
   };
   /** Kills every static pod's process and wipes etcd's data: etcd comes back empty. */
   const wipe = async () => {
     const pods = await cluster.controlPlane.pods();
-    await cluster.controlPlane.exec(['bash', '-c', `kill -9 ${pods.flatMap((p) => p.containers.map((c) => c.pid)).filter(Boolean).join(' ')}; rm -rf /var/lib/etcd/member`]);
+    await cluster.controlPlane.exec([
+      'bash',
+      '-c',
+      `kill -9 ${pods
+        .flatMap((p) => p.containers.map((c) => c.pid))
+        .filter(Boolean)
+        .join(' ')}; rm -rf /var/lib/etcd/member`,
+    ]);
   };
   let workerExtra: Record<string, unknown>;
   /** What the engine posted to the notification webhook (alerts.notify), in order. */
   const notifications: { event: string; text: string; raw: string }[] = [];
   let hook: Server;
-  const names = async () => (await api.list('/api/v1/namespaces/default/configmaps')).map((c) => c.metadata.name).filter((n) => !n.startsWith('kube-')).sort();
+  const names = async () =>
+    (await api.list('/api/v1/namespaces/default/configmaps'))
+      .map((c) => c.metadata.name)
+      .filter((n) => !n.startsWith('kube-'))
+      .sort();
 
   /** The response run started after `since`, once it has ended. */
   const nextResponse = async (since: Date, timeoutMs = 120_000): Promise<RespondToAlertResult> => {
-    const run = await waitFor('a response run after the break', async () => (await runs(worker.client, `respond-${NAME}`)).find((r) => r.startTime >= since), timeoutMs, 500);
+    const run = await waitFor(
+      'a response run after the break',
+      async () => (await runs(worker.client, `respond-${NAME}`)).find((r) => r.startTime >= since),
+      timeoutMs,
+      500,
+    );
     return worker.client.workflow.getHandle(`respond-${NAME}`, run.runId).result();
   };
-  const firing = async () => (await prometheus.alerts()).filter((a) => a.state === 'firing' && a.labels.cluster === NAME).map((a) => `${a.labels.alertname}${a.labels.component ? `/${a.labels.component}` : ''}`);
+  const firing = async () =>
+    (await prometheus.alerts())
+      .filter((a) => a.state === 'firing' && a.labels.cluster === NAME)
+      .map((a) => `${a.labels.alertname}${a.labels.component ? `/${a.labels.component}` : ''}`);
   /** Puts kube-scheduler's manifest back if a test moved it aside (also when that test failed half way). */
-  const schedulerBack = () => cluster.controlPlane.exec(['bash', '-c', 'if [ -e /var/lib/kube-scheduler.yaml.aside ]; then mv /var/lib/kube-scheduler.yaml.aside /etc/kubernetes/manifests/kube-scheduler.yaml; fi']);
+  const schedulerBack = () =>
+    cluster.controlPlane.exec([
+      'bash',
+      '-c',
+      'if [ -e /var/lib/kube-scheduler.yaml.aside ]; then mv /var/lib/kube-scheduler.yaml.aside /etc/kubernetes/manifests/kube-scheduler.yaml; fi',
+    ]);
   afterEach(async () => {
     await schedulerBack().catch(() => undefined);
   });
@@ -98,7 +129,9 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     const key = await keyFile();
     const dir = await mkdtemp(join(tmpdir(), 'lifeboat-alerting-'));
     cluster = await createSandboxCluster({ name: NAME, etcdLine: '3.6', withApiserver: true, storage: minioStorage(BUCKET) });
-    api = new KubeClient(credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer));
+    api = new KubeClient(
+      credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer),
+    );
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
     process.env.LIFEBOAT_TEST_ALERTS_TOKEN = TOKEN;
     const tokenFile = join(dir, 'token');
@@ -108,7 +141,10 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
       recovery: { approval: 'required', onAlert, confirm: { window: '6s', probes: 3 }, cooldown },
       health: { interval: '2s', timeout: '3s' },
     });
-    workerExtra = { encryptionKeys: { k1: { file: key.path } }, alerts: { token: { env: 'LIFEBOAT_TEST_ALERTS_TOKEN' }, notify: { url: { env: 'LIFEBOAT_TEST_NOTIFY_URL' } } } };
+    workerExtra = {
+      encryptionKeys: { k1: { file: key.path } },
+      alerts: { token: { env: 'LIFEBOAT_TEST_ALERTS_TOKEN' }, notify: { url: { env: 'LIFEBOAT_TEST_NOTIFY_URL' } } },
+    };
     const config = {
       ...clusterWith('auto'),
     };
@@ -126,9 +162,21 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     process.env.LIFEBOAT_TEST_NOTIFY_URL = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook/${NOTIFY_SECRET}`;
     worker = await startTestWorker([config as never], workerExtra);
     metrics = (await startMetricsServer('127.0.0.1:0'))!;
-    receiver = await startAlertReceiver({ config: worker.config, client: worker.client, taskQueue: worker.taskQueue, logger: pino({ level: 'silent' }), address: '127.0.0.1:0' });
+    receiver = await startAlertReceiver({
+      config: worker.config,
+      client: worker.client,
+      taskQueue: worker.taskQueue,
+      logger: pino({ level: 'silent' }),
+      address: '127.0.0.1:0',
+    });
     alertmanager = await startAlertmanager({ dir: join(dir, 'alertmanager'), webhookUrl: receiver.url, bearerTokenFile: tokenFile });
-    prometheus = await startPrometheus({ dir: join(dir, 'prometheus'), scrapeTargets: [metrics.address], rulesFiles: [join(repoRoot, 'deploy/prometheus/lifeboat.rules.yml')], forOverride: '2s', alertmanagerUrl: alertmanager.url });
+    prometheus = await startPrometheus({
+      dir: join(dir, 'prometheus'),
+      scrapeTargets: [metrics.address],
+      rulesFiles: [join(repoRoot, 'deploy/prometheus/lifeboat.rules.yml')],
+      forOverride: '2s',
+      alertmanagerUrl: alertmanager.url,
+    });
     await syncSchedules(worker.client, worker.config);
     await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'before-backup' } });
     // A cluster in use is far past the few hundred revisions a fresh API server writes while it bootstraps.
@@ -136,10 +184,18 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     await runBackup(worker.client, worker.taskQueue, NAME);
     await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'after-backup' } });
     // A healthy cluster: probes say so, and nothing fires.
-    await waitFor('a health check with every component up', async () => {
-      const text = await (await fetch(`http://${metrics.address}/metrics`)).text();
-      return /lifeboat_component_up\{cluster="alerting",component="kube-scheduler"\} 1/.test(text) && /lifeboat_last_successful_backup_revision\{cluster="alerting"\} \d+/.test(text);
-    }, 60_000, 500);
+    await waitFor(
+      'a health check with every component up',
+      async () => {
+        const text = await (await fetch(`http://${metrics.address}/metrics`)).text();
+        return (
+          /lifeboat_component_up\{cluster="alerting",component="kube-scheduler"\} 1/.test(text) &&
+          /lifeboat_last_successful_backup_revision\{cluster="alerting"\} \d+/.test(text)
+        );
+      },
+      60_000,
+      500,
+    );
   });
   afterAll(async () => {
     // Each step on its own: a failure in one (a worker already stopped by a failed test) must not leave the sandbox,
@@ -168,7 +224,10 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     expect(result.diagnosis).toMatchObject({ cause: 'components-down', verdict: 'no-restore' });
     expect(result.evidence.every((e) => e.down.includes('kube-scheduler'))).toBe(true);
     expect(await runs(worker.client, `recover-${NAME}`)).toEqual([]);
-    expect(notifications.at(-1)).toMatchObject({ event: 'no-restore', text: expect.stringMatching(/^lifeboat \[alerting\] no-restore: .*kube-scheduler/) });
+    expect(notifications.at(-1)).toMatchObject({
+      event: 'no-restore',
+      text: expect.stringMatching(/^lifeboat \[alerting\] no-restore: .*kube-scheduler/),
+    });
     await schedulerBack();
     expect(await nodeFingerprint(node)).toBe(before);
     await quiet();
@@ -179,18 +238,31 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     const since = new Date();
     await node.exec(['mv', '/etc/kubernetes/manifests/kube-scheduler.yaml', '/var/lib/kube-scheduler.yaml.aside']);
     // As soon as the response has taken its first probe, the scheduler comes back.
-    const run = await waitFor('the response to start', async () => (await runs(worker.client, `respond-${NAME}`)).find((r) => r.startTime >= since), 90_000, 200);
-    await waitFor('its first probe', async () => {
-      const p = await worker.client.workflow.getHandle(`respond-${NAME}`, run.runId).query(responseQuery);
-      return p.evidence.length > 0;
-    }, 30_000, 200);
+    const run = await waitFor(
+      'the response to start',
+      async () => (await runs(worker.client, `respond-${NAME}`)).find((r) => r.startTime >= since),
+      90_000,
+      200,
+    );
+    await waitFor(
+      'its first probe',
+      async () => {
+        const p = await worker.client.workflow.getHandle(`respond-${NAME}`, run.runId).query(responseQuery);
+        return p.evidence.length > 0;
+      },
+      30_000,
+      200,
+    );
     // Put back as a new pod: the kubelet derives a static pod's UID from the manifest, and the same bytes again can
     // revive the stopped pod in crash back-off (~15 s), longer than the 6 s window. A changed annotation is what
     // an operator's edit (or a recovery's start step) gives it.
     const manifest = parseDocument(await readFile(node.path('/var/lib/kube-scheduler.yaml.aside'), 'utf8'));
     manifest.setIn(['metadata', 'annotations', 'test/re-added'], new Date().toISOString());
     await writeFile(node.path('/etc/kubernetes/manifests/.kube-scheduler.yaml.tmp'), manifest.toString(), { mode: 0o600 });
-    await rename(node.path('/etc/kubernetes/manifests/.kube-scheduler.yaml.tmp'), node.path('/etc/kubernetes/manifests/kube-scheduler.yaml'));
+    await rename(
+      node.path('/etc/kubernetes/manifests/.kube-scheduler.yaml.tmp'),
+      node.path('/etc/kubernetes/manifests/kube-scheduler.yaml'),
+    );
     await rm(node.path('/var/lib/kube-scheduler.yaml.aside'));
     const result = await worker.client.workflow.getHandle(`respond-${NAME}`, run.runId).result();
     expect(result.outcome).toBe('stood-down');
@@ -203,7 +275,14 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     const node = cluster.controlPlane;
     const since = new Date();
     const pods = await node.pods();
-    await node.exec(['bash', '-c', `kill -9 ${pods.flatMap((p) => p.containers.map((c) => c.pid)).filter(Boolean).join(' ')}; rm -rf /var/lib/etcd/member`]);
+    await node.exec([
+      'bash',
+      '-c',
+      `kill -9 ${pods
+        .flatMap((p) => p.containers.map((c) => c.pid))
+        .filter(Boolean)
+        .join(' ')}; rm -rf /var/lib/etcd/member`,
+    ]);
     const result = await nextResponse(since, 180_000);
     expect(result.diagnosis).toMatchObject({ cause: 'etcd-data-lost', verdict: 'restore-in-place' });
     expect(result.outcome).toBe('recovered');
@@ -215,7 +294,9 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     expect(await node.exec(['bash', '-c', 'ls -d /var/lib/etcd.before-*'])).toMatch(/etcd\.before-/);
     await quiet();
     // Later responses (alerts still in flight when it ended) find a healthy cluster and stand down.
-    for (const r of (await runs(worker.client, `respond-${NAME}`)).filter((r) => r.startTime > since && r.status === 'COMPLETED').slice(1)) {
+    for (const r of (await runs(worker.client, `respond-${NAME}`))
+      .filter((r) => r.startTime > since && r.status === 'COMPLETED')
+      .slice(1)) {
       const later = await worker.client.workflow.getHandle(`respond-${NAME}`, r.runId).result();
       expect(later.outcome).toBe('stood-down');
     }
@@ -230,11 +311,16 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     // The response (with its child recovery) replays against the current workflow code; LIFEBOAT_RECORD_HISTORIES=<dir>
     // keeps it as a fixture for test/unit/replay.test.ts.
     const errors: string[] = [];
-    for await (const r of Worker.runReplayHistories({ workflowsPath }, [{ workflowId: `respond-${NAME}`, history }])) if (r.error) errors.push(String(r.error));
+    for await (const r of Worker.runReplayHistories({ workflowsPath }, [{ workflowId: `respond-${NAME}`, history }]))
+      if (r.error) errors.push(String(r.error));
     expect(errors).toEqual([]);
     const out = process.env.LIFEBOAT_RECORD_HISTORIES;
     if (out) {
-      const { stdout } = await promisify(execFile)(cluster.binaries.temporal, ['workflow', 'show', '-w', `respond-${NAME}`, '-r', response.runId, '--output', 'json', '--address', testBed().temporalAddress], { maxBuffer: 64 << 20 });
+      const { stdout } = await promisify(execFile)(
+        cluster.binaries.temporal,
+        ['workflow', 'show', '-w', `respond-${NAME}`, '-r', response.runId, '--output', 'json', '--address', testBed().temporalAddress],
+        { maxBuffer: 64 << 20 },
+      );
       await writeFile(join(out, 'respond-0.json'), stdout);
     }
   });
@@ -243,10 +329,15 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     await restartWith('approve', '0s');
     await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'after-first-recovery' } });
     await runBackup(worker.client, worker.taskQueue, NAME);
-    await waitFor('a health check of the new backup', async () => {
-      const text = await (await fetch(`http://${metrics.address}/metrics`)).text();
-      return Number(/lifeboat_last_successful_backup_revision\{cluster="alerting"\} (\d+)/.exec(text)?.[1]) > 1_000_000_000;
-    }, 60_000, 500);
+    await waitFor(
+      'a health check of the new backup',
+      async () => {
+        const text = await (await fetch(`http://${metrics.address}/metrics`)).text();
+        return Number(/lifeboat_last_successful_backup_revision\{cluster="alerting"\} (\d+)/.exec(text)?.[1]) > 1_000_000_000;
+      },
+      60_000,
+      500,
+    );
 
     const node = cluster.controlPlane;
     const since = new Date();
@@ -254,18 +345,27 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     const asideDirs = () => node.exec(['bash', '-c', 'ls -d /var/lib/etcd.* 2>/dev/null | sort']);
     const asideBefore = await asideDirs();
     await wipe();
-    const recovery = await waitFor('a recovery waiting for approval', async () => {
-      const run = (await runs(worker.client, `recover-${NAME}`)).find((r) => r.startTime >= since);
-      const p = run && (await worker.client.workflow.getHandle(`recover-${NAME}`, run.runId).query(progressQuery));
-      return p?.state === 'awaiting-approval' ? { run: run!, progress: p } : undefined;
-    }, 120_000, 500);
+    const recovery = await waitFor(
+      'a recovery waiting for approval',
+      async () => {
+        const run = (await runs(worker.client, `recover-${NAME}`)).find((r) => r.startTime >= since);
+        const p = run && (await worker.client.workflow.getHandle(`recover-${NAME}`, run.runId).query(progressQuery));
+        return p?.state === 'awaiting-approval' ? { run: run!, progress: p } : undefined;
+      },
+      120_000,
+      500,
+    );
     expect(recovery.progress.steps.find((s) => s.step === 'stop control plane')?.status).toBe('pending');
     expect(notifications.map((n) => n.event)).toContain('needs-approval');
     // While it waits, nothing on the node is touched: no data dir moved aside, no restore started.
     await new Promise((r) => setTimeout(r, 3000));
     expect(await asideDirs()).toBe(asideBefore);
-    expect((await worker.client.workflow.getHandle(`recover-${NAME}`, recovery.run.runId).query(progressQuery)).state).toBe('awaiting-approval');
-    await worker.client.workflow.getHandle(`recover-${NAME}`, recovery.run.runId).signal(approveSignal, { by: 'alice', reason: 'etcd wiped, approved in test' });
+    expect((await worker.client.workflow.getHandle(`recover-${NAME}`, recovery.run.runId).query(progressQuery)).state).toBe(
+      'awaiting-approval',
+    );
+    await worker.client.workflow
+      .getHandle(`recover-${NAME}`, recovery.run.runId)
+      .signal(approveSignal, { by: 'alice', reason: 'etcd wiped, approved in test' });
     const result = await nextResponse(since, 180_000);
     expect(result.outcome).toBe('recovered');
     expect(result.diagnosis?.cause).toBe('etcd-data-lost');
@@ -287,9 +387,15 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     const refused = (await runs(worker.client, `recover-${NAME}`)).slice(recoveriesBefore);
     expect(refused.map((r) => r.status)).toEqual(['FAILED']);
     const progress = await worker.client.workflow.getHandle(`recover-${NAME}`, refused[0].runId).query(progressQuery);
-    expect(progress.steps.filter((s) => s.status !== 'pending' && s.status !== 'skipped').map((s) => `${s.step}:${s.status}`)).toEqual(['plan:failed']);
+    expect(progress.steps.filter((s) => s.status !== 'pending' && s.status !== 'skipped').map((s) => `${s.step}:${s.status}`)).toEqual([
+      'plan:failed',
+    ]);
     // A person decides to restore anyway (`lifeboat restore alerting --override-cooldown --approve`).
-    const restored = await worker.client.workflow.execute(recoverCluster, { taskQueue: worker.taskQueue, workflowId: `recover-${NAME}`, args: [{ cluster: NAME, approval: 'auto', overrideCooldown: true, reason: 'second disaster, restore anyway' }] });
+    const restored = await worker.client.workflow.execute(recoverCluster, {
+      taskQueue: worker.taskQueue,
+      workflowId: `recover-${NAME}`,
+      args: [{ cluster: NAME, approval: 'auto', overrideCooldown: true, reason: 'second disaster, restore anyway' }],
+    });
     expect(restored.outcome).toBe('restored');
     expect(await names()).toEqual(['after-first-recovery', 'before-backup']);
     await quiet();

@@ -34,22 +34,56 @@ describe('backup in direct mode (worker -> etcd 3.5 over TLS)', () => {
     key = await keyFile();
     await s3.send(new CreateBucketCommand({ Bucket: 'direct' })).catch(() => undefined);
     cluster = await createSandboxCluster({ name: 'direct', etcdLine: '3.5', withApiserver: false, storage: minioStorage('direct') });
-    for (let i = 0; i < 7; i++) await cluster.controlPlane.exec(['etcdctl', ...etcdctlArgs(), 'put', `/registry/configmaps/default/cm-${i}`, `v${i}`]);
+    for (let i = 0; i < 7; i++)
+      await cluster.controlPlane.exec(['etcdctl', ...etcdctlArgs(), 'put', `/registry/configmaps/default/cm-${i}`, `v${i}`]);
     // The worker's own copy of a client certificate, as an operator would install it next to the worker.
     const certs = await mkdtemp(join(tmpdir(), 'lifeboat-direct-certs-'));
-    for (const f of ['ca.crt', 'healthcheck-client.crt', 'healthcheck-client.key']) await copyFile(cluster.controlPlane.path(`/etc/kubernetes/pki/etcd/${f}`), join(certs, f));
+    for (const f of ['ca.crt', 'healthcheck-client.crt', 'healthcheck-client.key'])
+      await copyFile(cluster.controlPlane.path(`/etc/kubernetes/pki/etcd/${f}`), join(certs, f));
     workDir = await mkdtemp(join(tmpdir(), 'lifeboat-direct-work-'));
     const bin = cluster.binaries.etcd['3.5'];
-    const direct = { endpoints: [`https://${cluster.controlPlane.ip}:2379`], caFile: join(certs, 'ca.crt'), certFile: join(certs, 'healthcheck-client.crt'), keyFile: join(certs, 'healthcheck-client.key'), etcdctl: join(bin, 'etcdctl'), etcdutl: join(bin, 'etcdutl'), workDir };
+    const direct = {
+      endpoints: [`https://${cluster.controlPlane.ip}:2379`],
+      caFile: join(certs, 'ca.crt'),
+      certFile: join(certs, 'healthcheck-client.crt'),
+      keyFile: join(certs, 'healthcheck-client.key'),
+      etcdctl: join(bin, 'etcdctl'),
+      etcdutl: join(bin, 'etcdutl'),
+      workDir,
+    };
     config = withBackup(cluster, { encryptionKey: 'k1', compression: 'none' });
     config = { ...config, etcd: { ...config.etcd, direct } };
     // A second cluster entry with a client key that etcd's CA never signed.
     const stranger = join(certs, 'stranger');
     await mkdir(stranger);
-    await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(stranger, 'c.key'), '-out', join(stranger, 'c.crt'), '-subj', '/CN=stranger', '-days', '1']);
-    const badCerts = { ...config, name: 'direct-badcert', etcd: { ...config.etcd, direct: { ...direct, certFile: join(stranger, 'c.crt'), keyFile: join(stranger, 'c.key') } } };
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      join(stranger, 'c.key'),
+      '-out',
+      join(stranger, 'c.crt'),
+      '-subj',
+      '/CN=stranger',
+      '-days',
+      '1',
+    ]);
+    const badCerts = {
+      ...config,
+      name: 'direct-badcert',
+      etcd: { ...config.etcd, direct: { ...direct, certFile: join(stranger, 'c.crt'), keyFile: join(stranger, 'c.key') } },
+    };
     const noBucket = { ...config, name: 'direct-nobucket', storage: { ...config.storage, bucket: 'no-such-bucket' } };
-    const noEtcdctl = { ...config, name: 'direct-noetcdctl', etcd: { ...config.etcd, direct: { ...direct, etcdctl: '/opt/nowhere/etcdctl' } } };
+    const noEtcdctl = {
+      ...config,
+      name: 'direct-noetcdctl',
+      etcd: { ...config.etcd, direct: { ...direct, etcdctl: '/opt/nowhere/etcdctl' } },
+    };
     worker = await startTestWorker([config, badCerts, noBucket, noEtcdctl], { encryptionKeys: { k1: { file: key.path } } });
   });
   afterAll(async () => {
@@ -67,7 +101,11 @@ describe('backup in direct mode (worker -> etcd 3.5 over TLS)', () => {
     const file = join(await mkdtemp(join(tmpdir(), 'lifeboat-direct-')), 'snapshot.db');
     await readStoredObject(s3, 'direct', manifest.snapshot, () => key.key, createWriteStream(file));
     const { stdout } = await run(join(cluster.binaries.etcd['3.5'], 'etcdutl'), ['snapshot', 'status', '-w', 'json', file]);
-    expect(JSON.parse(stdout)).toMatchObject({ revision: manifest.etcd.revision, totalKey: manifest.etcd.totalKeys, hash: manifest.etcd.hash });
+    expect(JSON.parse(stdout)).toMatchObject({
+      revision: manifest.etcd.revision,
+      totalKey: manifest.etcd.totalKeys,
+      hash: manifest.etcd.hash,
+    });
     // The run folder on the worker is gone once the bucket confirmed the backup; the node never held a snapshot.
     expect(await readdir(join(workDir, 'backups'))).toEqual([]);
     expect(existsSync(cluster.controlPlane.path('/var/lib/lifeboat/backups'))).toBe(false);
@@ -85,7 +123,11 @@ describe('backup in direct mode (worker -> etcd 3.5 over TLS)', () => {
 
   it.each([
     ['direct-nobucket', 'BucketMissing', /step plan: bucket s3:\/\/no-such-bucket.* does not exist; create it or fix storage\.bucket/],
-    ['direct-noetcdctl', 'DirectModeMisconfigured', /step plan: etcd\.direct\.etcdctl "\/opt\/nowhere\/etcdctl" is not an executable on the worker/],
+    [
+      'direct-noetcdctl',
+      'DirectModeMisconfigured',
+      /step plan: etcd\.direct\.etcdctl "\/opt\/nowhere\/etcdctl" is not an executable on the worker/,
+    ],
   ])('%s: fails in the plan step with %s, naming the field, and writes nothing', async (name, type, message) => {
     const err = await runBackup(worker.client, worker.taskQueue, name).catch((e: unknown) => e);
     const failure = (err as WorkflowFailedError).cause as { type?: string; message: string };

@@ -17,7 +17,12 @@ import { backupCluster } from '../../workflows';
 
 /** Waits until the bucket shows a multipart upload in progress: the moment the backup is mid-transfer. */
 async function uploadInProgress(s3: S3Client, bucket: string): Promise<void> {
-  await waitFor('a multipart upload in progress', async () => ((await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).length > 0, 120_000, 50);
+  await waitFor(
+    'a multipart upload in progress',
+    async () => ((await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }))).Uploads ?? []).length > 0,
+    120_000,
+    50,
+  );
 }
 
 async function objectsUnder(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
@@ -58,9 +63,15 @@ describe('backups survive faults mid-upload', () => {
   });
 
   it('completes when S3 goes down during the upload and comes back, leaving no multipart upload behind', async () => {
-    const worker = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1', compression: 'none' }, storage)], { encryptionKeys: { k1: { file: key.path } } });
+    const worker = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1', compression: 'none' }, storage)], {
+      encryptionKeys: { k1: { file: key.path } },
+    });
     try {
-      const handle = await worker.client.workflow.start(backupCluster, { taskQueue: worker.taskQueue, workflowId: `faults-s3-${Date.now()}`, args: [{ cluster: 'faults' }] });
+      const handle = await worker.client.workflow.start(backupCluster, {
+        taskQueue: worker.taskQueue,
+        workflowId: `faults-s3-${Date.now()}`,
+        args: [{ cluster: 'faults' }],
+      });
       await uploadInProgress(s3, 'faults');
       await minio.stop();
       await new Promise((r) => setTimeout(r, 4_000));
@@ -69,10 +80,14 @@ describe('backups survive faults mid-upload', () => {
       expect(result.plainBytes).toBeGreaterThan(150 * 1024 * 1024);
       const uploads = await minio.client().send(new ListMultipartUploadsCommand({ Bucket: 'faults' }));
       expect(uploads.Uploads ?? []).toEqual([]);
-      expect(await objectsUnder(s3, 'faults', result.snapshotKey.replace(/\.db.*$/, ''))).toEqual([result.snapshotKey, result.controlPlaneFilesKey, result.manifestKey].sort());
+      expect(await objectsUnder(s3, 'faults', result.snapshotKey.replace(/\.db.*$/, ''))).toEqual(
+        [result.snapshotKey, result.controlPlaneFilesKey, result.manifestKey].sort(),
+      );
       // The activity really failed and was retried: more than one attempt.
       const history = await handle.fetchHistory();
-      const uploadAttempts = (history.events ?? []).filter((e) => e.activityTaskStartedEventAttributes && (e.activityTaskStartedEventAttributes.attempt ?? 1) > 1);
+      const uploadAttempts = (history.events ?? []).filter(
+        (e) => e.activityTaskStartedEventAttributes && (e.activityTaskStartedEventAttributes.attempt ?? 1) > 1,
+      );
       expect(uploadAttempts.length).toBeGreaterThan(0);
     } finally {
       await worker.stop();
@@ -81,12 +96,20 @@ describe('backups survive faults mid-upload', () => {
 
   it('completes with one object when the worker is SIGKILLed during the upload and started again', async () => {
     const { temporalAddress } = testBed();
-    const { taskQueue, launch } = await workerProcess('killworker', { ...cluster.config, storage, backup: { ...cluster.config.backup, encryptionKey: 'k1', compression: 'gzip' } }, key.path);
+    const { taskQueue, launch } = await workerProcess(
+      'killworker',
+      { ...cluster.config, storage, backup: { ...cluster.config.backup, encryptionKey: 'k1', compression: 'gzip' } },
+      key.path,
+    );
     const connection = await Connection.connect({ address: temporalAddress });
     const client = new Client({ connection });
     let worker = launch();
     try {
-      const handle = await client.workflow.start(backupCluster, { taskQueue, workflowId: `faults-kill-${Date.now()}`, args: [{ cluster: 'faults' }] });
+      const handle = await client.workflow.start(backupCluster, {
+        taskQueue,
+        workflowId: `faults-kill-${Date.now()}`,
+        args: [{ cluster: 'faults' }],
+      });
       await uploadInProgress(s3, 'faults');
       worker.child.kill('SIGKILL');
       await worker.exited;

@@ -1,4 +1,11 @@
-import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -40,7 +47,9 @@ describe('backup of a sandbox cluster (etcd 3.6 + kube-apiserver) to MinIO', () 
     const storage = minioStorage(BUCKET, 'team-a/etcd');
     cluster = await createSandboxCluster({ name: 'bk36', etcdLine: '3.6', withApiserver: true, storage });
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
-    admin = new KubeClient(credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer));
+    admin = new KubeClient(
+      credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer),
+    );
     for (let i = 0; i < 5; i++) {
       await admin.create('/api/v1/namespaces/default/configmaps', { metadata: { name: `before-${i}` }, data: { i: String(i) } });
     }
@@ -61,8 +70,14 @@ describe('backup of a sandbox cluster (etcd 3.6 + kube-apiserver) to MinIO', () 
     manifest = await readManifest(s3, BUCKET, result.manifestKey);
   });
   afterAll(async () => {
-    await worker?.client.schedule.getHandle(scheduleIdOf('bk36')).delete().catch(() => undefined);
-    await worker?.client.schedule.getHandle(scheduleIdOf('nokey')).delete().catch(() => undefined);
+    await worker?.client.schedule
+      .getHandle(scheduleIdOf('bk36'))
+      .delete()
+      .catch(() => undefined);
+    await worker?.client.schedule
+      .getHandle(scheduleIdOf('nokey'))
+      .delete()
+      .catch(() => undefined);
     await worker?.stop();
     await cluster?.destroy();
     s3.destroy();
@@ -73,28 +88,52 @@ describe('backup of a sandbox cluster (etcd 3.6 + kube-apiserver) to MinIO', () 
     expect(result.controlPlaneFilesKey).toBe(result.snapshotKey.replace('.db.gz.enc', '.control-plane.tar.gz.enc'));
     expect(result.manifestKey).toBe(result.snapshotKey.replace('.db.gz.enc', '.manifest.json'));
     const listed = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'team-a/etcd/bk36/' }));
-    expect((listed.Contents ?? []).map((o) => o.Key).sort()).toEqual([result.controlPlaneFilesKey, result.manifestKey, result.snapshotKey].sort());
+    expect((listed.Contents ?? []).map((o) => o.Key).sort()).toEqual(
+      [result.controlPlaneFilesKey, result.manifestKey, result.snapshotKey].sort(),
+    );
     expect(manifest).toMatchObject({ cluster: 'bk36', node: 'cp1', verified: true, kubernetesVersion: expect.stringMatching(/^v1\.34\./) });
     expect(manifest.etcd.serverVersion).toMatch(/^3\.6\./);
     expect(manifest.snapshot.encryption).toEqual({ algorithm: 'aes-256-gcm-stream', keyId: 'k1' });
     expect(result.confirmedBy.every((c) => c.endsWith(': crc32'))).toBe(true); // the store reported our checksum back
     // upload and control-plane files run side by side, so their order varies.
-    expect(result.steps.map((s) => s.step).sort()).toEqual(['clean node', 'confirm', 'control-plane files', 'manifest', 'plan', 'retention', 'snapshot', 'upload', 'verify']);
+    expect(result.steps.map((s) => s.step).sort()).toEqual([
+      'clean node',
+      'confirm',
+      'control-plane files',
+      'manifest',
+      'plan',
+      'retention',
+      'snapshot',
+      'upload',
+      'verify',
+    ]);
   });
 
   it('stores a snapshot that, decrypted with the key and decompressed, matches the manifest and etcdutl accepts', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'lifeboat-restored-'));
     const file = join(dir, 'snapshot.db');
-    const read = await readStoredObject(s3, BUCKET, manifest.snapshot, (id) => (id === 'k1' ? key.key : undefined), createWriteStream(file));
+    const read = await readStoredObject(
+      s3,
+      BUCKET,
+      manifest.snapshot,
+      (id) => (id === 'k1' ? key.key : undefined),
+      createWriteStream(file),
+    );
     expect(read.plainSha256).toBe(manifest.snapshot.plainSha256);
     const bytes = await readFile(file);
     expect(createHash('sha256').update(bytes).digest('hex')).toBe(manifest.snapshot.plainSha256);
     expect(bytes.length).toBe(manifest.snapshot.plainSize);
     const etcdutl = join(cluster.binaries.etcd['3.6'], 'etcdutl');
-    const status = JSON.parse((await run(etcdutl, ['snapshot', 'status', '-w', 'json', file])).stdout) as { revision: number; hash: number; totalKey: number };
+    const status = JSON.parse((await run(etcdutl, ['snapshot', 'status', '-w', 'json', file])).stdout) as {
+      revision: number;
+      hash: number;
+      totalKey: number;
+    };
     expect(status).toMatchObject({ revision: manifest.etcd.revision, hash: manifest.etcd.hash, totalKey: manifest.etcd.totalKeys });
     // Stored bytes are ciphertext: the etcd bbolt magic must not be visible.
-    const stored = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: manifest.snapshot.key }))).Body!.transformToByteArray());
+    const stored = Buffer.from(
+      await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: manifest.snapshot.key }))).Body!.transformToByteArray(),
+    );
     expect(stored.subarray(0, 7).toString()).toBe('LBENC1\n');
     expect(createHash('sha256').update(stored).digest('hex')).toBe(manifest.snapshot.storedSha256);
   });
@@ -107,13 +146,23 @@ describe('backup of a sandbox cluster (etcd 3.6 + kube-apiserver) to MinIO', () 
 
   it('keeps the PKI, manifests and kubeconfigs in an encrypted archive', async () => {
     expect(manifest.controlPlaneFiles?.files).toEqual(
-      expect.arrayContaining(['pki/ca.key', 'pki/sa.key', 'pki/etcd/ca.key', 'manifests/etcd.yaml', 'manifests/kube-apiserver.yaml', 'admin.conf', 'super-admin.conf']),
+      expect.arrayContaining([
+        'pki/ca.key',
+        'pki/sa.key',
+        'pki/etcd/ca.key',
+        'manifests/etcd.yaml',
+        'manifests/kube-apiserver.yaml',
+        'admin.conf',
+        'super-admin.conf',
+      ]),
     );
     const dir = await mkdtemp(join(tmpdir(), 'lifeboat-archive-'));
     const tar = join(dir, 'files.tar');
     await readStoredObject(s3, BUCKET, manifest.controlPlaneFiles!, () => key.key, createWriteStream(tar));
     await run('tar', ['-xf', tar, '-C', dir]);
-    expect(await readFile(join(dir, 'pki/ca.key'), 'utf8')).toBe(await readFile(cluster.controlPlane.path('/etc/kubernetes/pki/ca.key'), 'utf8'));
+    expect(await readFile(join(dir, 'pki/ca.key'), 'utf8')).toBe(
+      await readFile(cluster.controlPlane.path('/etc/kubernetes/pki/ca.key'), 'utf8'),
+    );
   });
 
   it('removes its snapshot copy from the node once the bucket has it', async () => {
@@ -122,13 +171,17 @@ describe('backup of a sandbox cluster (etcd 3.6 + kube-apiserver) to MinIO', () 
   });
 
   it('detects a tampered object (one byte flipped)', async () => {
-    const original = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: manifest.snapshot.key }))).Body!.transformToByteArray());
+    const original = Buffer.from(
+      await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: manifest.snapshot.key }))).Body!.transformToByteArray(),
+    );
     const tampered = Buffer.from(original);
     tampered[Math.floor(tampered.length / 2)] ^= 0x01;
     const tamperedKey = `${manifest.snapshot.key}.tampered-copy`;
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: tamperedKey, Body: tampered }));
     const sink = createWriteStream(join(await mkdtemp(join(tmpdir(), 'lifeboat-t-')), 'x'));
-    await expect(readStoredObject(s3, BUCKET, { ...manifest.snapshot, key: tamperedKey }, () => key.key, sink)).rejects.toBeInstanceOf(BackupIntegrityError);
+    await expect(readStoredObject(s3, BUCKET, { ...manifest.snapshot, key: tamperedKey }, () => key.key, sink)).rejects.toBeInstanceOf(
+      BackupIntegrityError,
+    );
     await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: tamperedKey }));
   });
 

@@ -27,8 +27,12 @@ describe('etcd 3.4 (Debian etcd-server/etcd-client): backup and restore with etc
     key = await keyFile();
     await s3.send(new CreateBucketCommand({ Bucket: 'etcd34' })).catch(() => undefined);
     cluster = await createSandboxCluster({ name: 'e34', etcdLine: '3.4', withApiserver: true, storage: minioStorage('etcd34') });
-    api = new KubeClient(credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer));
-    worker = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1', compression: 'gzip' })], { encryptionKeys: { k1: { file: key.path } } });
+    api = new KubeClient(
+      credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer),
+    );
+    worker = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1', compression: 'gzip' })], {
+      encryptionKeys: { k1: { file: key.path } },
+    });
   });
   afterAll(async () => {
     await worker?.stop();
@@ -43,8 +47,14 @@ describe('etcd 3.4 (Debian etcd-server/etcd-client): backup and restore with etc
     expect(manifest.etcd.serverVersion).toMatch(/^3\.4\./);
     const file = join(await mkdtemp(join(tmpdir(), 'lifeboat-e34-')), 'snapshot.db');
     await readStoredObject(s3, 'etcd34', manifest.snapshot, () => key.key, createWriteStream(file));
-    const { stdout } = await promisify(execFile)('/usr/bin/etcdctl', ['snapshot', 'status', '-w', 'json', file], { env: { ...process.env, ETCDCTL_API: '3' } });
-    expect(JSON.parse(stdout)).toMatchObject({ revision: manifest.etcd.revision, totalKey: manifest.etcd.totalKeys, hash: manifest.etcd.hash });
+    const { stdout } = await promisify(execFile)('/usr/bin/etcdctl', ['snapshot', 'status', '-w', 'json', file], {
+      env: { ...process.env, ETCDCTL_API: '3' },
+    });
+    expect(JSON.parse(stdout)).toMatchObject({
+      revision: manifest.etcd.revision,
+      totalKey: manifest.etcd.totalKeys,
+      hash: manifest.etcd.hash,
+    });
   });
 
   it('restores in place with etcdctl snapshot restore', async () => {

@@ -38,7 +38,8 @@ function parseExposition(text: string): Sample[] {
     const m = /^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\d+)?$/.exec(line.trim());
     if (!m) throw new Error(`not a Prometheus sample line: ${line}`);
     const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2].replace(/\\n/g, '\n').replace(/\\(["\\])/g, '$1');
+    for (const l of (m[2] ?? '').matchAll(/([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
+      labels[l[1]] = l[2].replace(/\\n/g, '\n').replace(/\\(["\\])/g, '$1');
     const value = m[3] === '+Inf' ? Infinity : m[3] === '-Inf' ? -Infinity : Number(m[3]);
     if (Number.isNaN(value) && m[3] !== 'NaN') throw new Error(`bad value in: ${line}`);
     samples.push({ name: m[1], labels, value });
@@ -52,7 +53,9 @@ function scrape(address: string): Promise<{ status: number; contentType?: string
     const req = request({ host, port: Number(port), path: '/metrics', timeout: 10_000 }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'], text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'], text: Buffer.concat(chunks).toString('utf8') }),
+      );
     });
     req.on('error', reject);
     req.end();
@@ -75,11 +78,14 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
   const byName = (r: HealthReport) => Object.fromEntries(r.components.map((c) => [c.component, c]));
   /** `lifeboat health` as users run it (compiled CLI): exit code and output. */
   const cliHealth = async (...args: string[]) =>
-    promisify(execFile)('node', [join(__dirname, '../../dist/src/cli/main.js'), '--config', configFile, 'health', ...args], { env: { ...process.env } }).then(
+    promisify(execFile)('node', [join(__dirname, '../../dist/src/cli/main.js'), '--config', configFile, 'health', ...args], {
+      env: { ...process.env },
+    }).then(
       (r) => ({ code: 0, stdout: r.stdout }),
       (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
     );
-  const runHealthWorkflow = (id: string) => client.workflow.execute(checkClusterHealth, { taskQueue, workflowId: id, args: [{ cluster: 'hc' }] });
+  const runHealthWorkflow = (id: string) =>
+    client.workflow.execute(checkClusterHealth, { taskQueue, workflowId: id, args: [{ cluster: 'hc' }] });
 
   beforeAll(async () => {
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
@@ -87,25 +93,47 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
     const key = await keyFile();
     const hc: ClusterConfig = { ...withBackup(cluster, { encryptionKey: 'k1' }), health: { interval: '1h', timeout: '5s' } };
     // A second cluster whose backups fail at the plan step (its bucket does not exist): lifeboat_backups_failed.
-    const broken: ClusterConfig = { ...withBackup(cluster, { encryptionKey: 'k1' }), name: 'broken', storage: minioStorage('no-such-bucket-for-health') };
+    const broken: ClusterConfig = {
+      ...withBackup(cluster, { encryptionKey: 'k1' }),
+      name: 'broken',
+      storage: minioStorage('no-such-bucket-for-health'),
+    };
     taskQueue = `health-${process.pid}-${Date.now()}`;
-    const raw = { temporal: { address: testBed().temporalAddress, taskQueue }, encryptionKeys: { k1: { file: key.path } }, clusters: [hc, broken] };
+    const raw = {
+      temporal: { address: testBed().temporalAddress, taskQueue },
+      encryptionKeys: { k1: { file: key.path } },
+      clusters: [hc, broken],
+    };
     config = parseConfig(raw, 'health test config');
     // The engine's worker as users run it, with its metrics endpoint.
     const dir = await mkdtemp(join(tmpdir(), 'lifeboat-health-'));
     configFile = join(dir, 'config.yaml');
     await writeFile(configFile, stringify(raw));
     metricsAddress = `127.0.0.1:${await freePort()}`;
-    worker = startProcess('worker', 'node', [join(__dirname, '../../dist/src/cli/main.js'), '--config', join(dir, 'config.yaml'), 'worker'], {
-      logFile: join(dir, 'worker.log'),
-      env: { ...process.env, LOG_FORMAT: 'json', LIFEBOAT_METRICS_ADDRESS: metricsAddress },
-    });
-    await waitFor(`the worker's metrics server at ${metricsAddress} (log: ${join(dir, 'worker.log')})`, async () => (await scrape(metricsAddress)).status === 200, 60_000, 300);
+    worker = startProcess(
+      'worker',
+      'node',
+      [join(__dirname, '../../dist/src/cli/main.js'), '--config', join(dir, 'config.yaml'), 'worker'],
+      {
+        logFile: join(dir, 'worker.log'),
+        env: { ...process.env, LOG_FORMAT: 'json', LIFEBOAT_METRICS_ADDRESS: metricsAddress },
+      },
+    );
+    await waitFor(
+      `the worker's metrics server at ${metricsAddress} (log: ${join(dir, 'worker.log')})`,
+      async () => (await scrape(metricsAddress)).status === 200,
+      60_000,
+      300,
+    );
     connection = await Connection.connect({ address: testBed().temporalAddress });
     client = new Client({ connection, namespace: 'default' });
   });
   afterAll(async () => {
-    for (const id of ['backup-hc', 'health-hc', 'backup-broken', 'health-broken']) await client?.schedule.getHandle(id).delete().catch(() => undefined);
+    for (const id of ['backup-hc', 'health-hc', 'backup-broken', 'health-broken'])
+      await client?.schedule
+        .getHandle(id)
+        .delete()
+        .catch(() => undefined);
     await worker?.stop();
     await connection?.close();
     await cluster?.destroy();
@@ -125,7 +153,22 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
     // Every certificate kubeadm lists, with the sandbox PKI's lifetimes: leaves 1 year, CAs 10 years.
     const certs = Object.fromEntries(r.certificates.map((c) => [c.name, c]));
     expect(Object.keys(certs).sort()).toEqual(
-      ['admin.conf', 'apiserver', 'apiserver-etcd-client', 'apiserver-kubelet-client', 'ca', 'controller-manager.conf', 'etcd-ca', 'etcd-healthcheck-client', 'etcd-peer', 'etcd-server', 'front-proxy-ca', 'front-proxy-client', 'scheduler.conf', 'super-admin.conf'].sort(),
+      [
+        'admin.conf',
+        'apiserver',
+        'apiserver-etcd-client',
+        'apiserver-kubelet-client',
+        'ca',
+        'controller-manager.conf',
+        'etcd-ca',
+        'etcd-healthcheck-client',
+        'etcd-peer',
+        'etcd-server',
+        'front-proxy-ca',
+        'front-proxy-client',
+        'scheduler.conf',
+        'super-admin.conf',
+      ].sort(),
     );
     const daysLeft = (name: string) => (Date.parse(certs[name].notAfter) - Date.now()) / 86_400_000;
     for (const leaf of ['apiserver', 'etcd-server', 'admin.conf', 'scheduler.conf']) expect(daysLeft(leaf)).toBeGreaterThan(363);
@@ -141,7 +184,13 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
   it('finds the newest backup once one is taken', async () => {
     backup = await runBackup(client, taskQueue, 'hc', `backup-hc-${Date.now()}`);
     const r = await check({ cluster: 'hc' });
-    expect(r.newestBackup).toEqual({ key: backup.snapshotKey, created: backup.created, ageSeconds: expect.any(Number), sizeBytes: backup.storedBytes, revision: backup.revision });
+    expect(r.newestBackup).toEqual({
+      key: backup.snapshotKey,
+      created: backup.created,
+      ageSeconds: expect.any(Number),
+      sizeBytes: backup.storedBytes,
+      revision: backup.revision,
+    });
     expect(r.newestBackup!.ageSeconds).toBeLessThan(120);
     expect(r.problems).toEqual([]);
   });
@@ -153,7 +202,11 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
       await waitFor('kube-scheduler to stop', async () => !(await node.exec(['ss', '-Htln'])).includes(':10259'), 30_000, 200);
       const r = await check({ cluster: 'hc' });
       const c = byName(r);
-      expect(c['kube-scheduler']).toEqual({ component: 'kube-scheduler', up: false, detail: 'connection refused at https://127.0.0.1:10259/healthz' });
+      expect(c['kube-scheduler']).toEqual({
+        component: 'kube-scheduler',
+        up: false,
+        detail: 'connection refused at https://127.0.0.1:10259/healthz',
+      });
       for (const other of ['kube-apiserver', 'etcd', 'kube-controller-manager', 'node']) expect(c[other].up).toBe(true);
       expect(r.problems).toEqual(['kube-scheduler down on node cp1: connection refused at https://127.0.0.1:10259/healthz']);
       const cli = await cliHealth('hc');
@@ -164,7 +217,10 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
       const viaWorker = await runHealthWorkflow(`health-hc-down-${Date.now()}`);
       expect(byName(viaWorker)['kube-scheduler'].up).toBe(false);
       const samples = parseExposition((await scrape(metricsAddress)).text);
-      expect(samples.find((s) => s.name === 'lifeboat_component_up' && s.labels.cluster === 'hc' && s.labels.component === 'kube-scheduler')?.value).toBe(0);
+      expect(
+        samples.find((s) => s.name === 'lifeboat_component_up' && s.labels.cluster === 'hc' && s.labels.component === 'kube-scheduler')
+          ?.value,
+      ).toBe(0);
     } finally {
       await node.exec(['mv', '/etc/kubernetes/kube-scheduler.yaml.aside', '/etc/kubernetes/manifests/kube-scheduler.yaml']);
     }
@@ -186,7 +242,8 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
     const c = byName(r);
     expect(c.node.up).toBe(false);
     expect(c.node.detail).toMatch(/cannot reach node "cp1" over SSH/);
-    for (const name of ['etcd', 'kube-scheduler', 'kube-controller-manager']) expect(c[name]).toEqual({ component: name, up: false, detail: 'node unreachable' });
+    for (const name of ['etcd', 'kube-scheduler', 'kube-controller-manager'])
+      expect(c[name]).toEqual({ component: name, up: false, detail: 'node unreachable' });
     expect(c['kube-apiserver'].up).toBe(true);
     expect(r.certificates).toEqual([]);
     expect(r.problems).toHaveLength(4);
@@ -202,18 +259,28 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
     expect(d.policies.overlap).toBe('SKIP');
     await schedule.trigger();
     // The schedule names each run health-hc-<scheduled time>.
-    const started = await waitFor('the triggered health check', async () => (await schedule.describe()).info.recentActions[0]?.action.workflow, 30_000, 200);
+    const started = await waitFor(
+      'the triggered health check',
+      async () => (await schedule.describe()).info.recentActions[0]?.action.workflow,
+      30_000,
+      200,
+    );
     expect(started.workflowId).toMatch(/^health-hc-/);
     const report = await client.workflow.getHandle<typeof checkClusterHealth>(started.workflowId, started.firstExecutionRunId).result();
     expect(report.components.every((c) => c.up)).toBe(true);
   });
 
-  it('serves one metrics endpoint: the documented lifeboat_* series per cluster, recovery state from Temporal, and the runtime\'s metrics', async () => {
+  it("serves one metrics endpoint: the documented lifeboat_* series per cluster, recovery state from Temporal, and the runtime's metrics", async () => {
     // A backup that fails (plan: no such bucket) is counted by workflow code through the runtime's meter.
     await expect(runBackup(client, taskQueue, 'broken', `backup-broken-${Date.now()}`)).rejects.toBeInstanceOf(WorkflowFailedError);
     // A recovery waiting for approval is in progress; once rejected it is the last (unsuccessful) recovery.
     const recovery = await startRecovery(client, taskQueue, { cluster: 'hc', approval: 'required', reason: 'health test' });
-    await waitFor('the recovery to wait for approval', async () => (await recovery.query(progressQuery)).state === 'awaiting-approval', 60_000, 500);
+    await waitFor(
+      'the recovery to wait for approval',
+      async () => (await recovery.query(progressQuery)).state === 'awaiting-approval',
+      60_000,
+      500,
+    );
     await runHealthWorkflow(`health-hc-recovering-${Date.now()}`);
     let samples = parseExposition((await scrape(metricsAddress)).text);
     const value = (name: string, labels: Record<string, string> = { cluster: 'hc' }) =>
@@ -230,14 +297,17 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
     expect(res.contentType).toMatch(/^text\/plain/);
     samples = parseExposition(res.text);
 
-    for (const component of ['kube-apiserver', 'etcd', 'kube-scheduler', 'kube-controller-manager', 'node']) expect(value('lifeboat_component_up', { cluster: 'hc', component })).toBe(1);
+    for (const component of ['kube-apiserver', 'etcd', 'kube-scheduler', 'kube-controller-manager', 'node'])
+      expect(value('lifeboat_component_up', { cluster: 'hc', component })).toBe(1);
     expect(value('lifeboat_etcd_has_leader')).toBe(1);
     expect(value('lifeboat_etcd_db_size_bytes')).toBeGreaterThan(100_000);
     expect(value('lifeboat_etcd_db_quota_bytes')).toBe(2 * 1024 ** 3);
     expect(value('lifeboat_etcd_data_dir_free_bytes')).toBeGreaterThan(0);
     const certificates = samples.filter((s) => s.name === 'lifeboat_certificate_expiry_timestamp_seconds' && s.labels.cluster === 'hc');
     expect(certificates).toHaveLength(14);
-    expect(value('lifeboat_certificate_expiry_timestamp_seconds', { cluster: 'hc', certificate: 'apiserver' })).toBeGreaterThan(before + 363 * 86400);
+    expect(value('lifeboat_certificate_expiry_timestamp_seconds', { cluster: 'hc', certificate: 'apiserver' })).toBeGreaterThan(
+      before + 363 * 86400,
+    );
     expect(value('lifeboat_last_successful_backup_timestamp_seconds')).toBe(Date.parse(backup.created) / 1000);
     expect(value('lifeboat_last_successful_backup_size_bytes')).toBe(backup.storedBytes);
     expect(value('lifeboat_health_check_timestamp_seconds')).toBeGreaterThanOrEqual(Math.floor(before));
@@ -254,9 +324,16 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
     expect(samples.some((s) => s.name.startsWith('temporal_'))).toBe(true);
     const failed = samples.filter((s) => s.name.startsWith('lifeboat_backups_failed') && s.labels.cluster === 'broken');
     expect(failed).toEqual([expect.objectContaining({ labels: expect.objectContaining({ cluster: 'broken', step: 'plan' }), value: 1 })]);
-    console.log(`runtime exports the failed-backup counter as: ${failed[0].name}{${Object.entries(failed[0].labels).map(([k, v]) => `${k}="${v}"`).join(',')}}`);
+    console.log(
+      `runtime exports the failed-backup counter as: ${failed[0].name}{${Object.entries(failed[0].labels)
+        .map(([k, v]) => `${k}="${v}"`)
+        .join(',')}}`,
+    );
     // One HELP/TYPE per family across both parts (Prometheus rejects a scrape that repeats one).
-    const types = res.text.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]);
+    const types = res.text
+      .split('\n')
+      .filter((l) => l.startsWith('# TYPE '))
+      .map((l) => l.split(' ')[2]);
     expect(new Set(types).size).toBe(types.length);
   });
 });

@@ -1,4 +1,12 @@
-import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand, ListBucketsCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  ListBucketsCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
 import { testBed, minioClient } from '../support/bed';
 import { startMinio } from '../../sandbox/minio';
@@ -23,7 +31,12 @@ describe('MinIO (real S3 API on loopback)', () => {
 
   it('refuses wrong credentials', async () => {
     const { minio } = testBed();
-    const s3 = new S3Client({ endpoint: minio.endpoint, region: minio.region, forcePathStyle: true, credentials: { accessKeyId: minio.accessKeyId, secretAccessKey: 'wrong-secret-key' } });
+    const s3 = new S3Client({
+      endpoint: minio.endpoint,
+      region: minio.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: minio.accessKeyId, secretAccessKey: 'wrong-secret-key' },
+    });
     await expect(s3.send(new ListBucketsCommand({}))).rejects.toThrow(/signature|SignatureDoesNotMatch/i);
     s3.destroy();
   });

@@ -23,7 +23,14 @@ interface Notification {
     version: string;
     status: 'firing' | 'resolved';
     groupLabels: Record<string, string>;
-    alerts: { status: string; labels: Record<string, string>; annotations: Record<string, string>; startsAt: string; endsAt: string; fingerprint: string }[];
+    alerts: {
+      status: string;
+      labels: Record<string, string>;
+      annotations: Record<string, string>;
+      startsAt: string;
+      endsAt: string;
+      fingerprint: string;
+    }[];
   };
 }
 
@@ -65,14 +72,22 @@ describe('Prometheus and Alertmanager harness (real servers, shipped rules, no e
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        notifications.push({ receivedAt, authorization: req.headers.authorization, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+        notifications.push({
+          receivedAt,
+          authorization: req.headers.authorization,
+          body: JSON.parse(Buffer.concat(chunks).toString('utf8')),
+        });
         res.writeHead(200).end();
       });
     });
     const [exporterPort, webhookPort] = await Promise.all([listen(exporter), listen(webhook)]);
     const tokenFile = join(dir, 'token');
     await writeFile(tokenFile, token, { mode: 0o600 });
-    alertmanager = await startAlertmanager({ dir: join(dir, 'alertmanager'), webhookUrl: `http://127.0.0.1:${webhookPort}/alerts`, bearerTokenFile: tokenFile });
+    alertmanager = await startAlertmanager({
+      dir: join(dir, 'alertmanager'),
+      webhookUrl: `http://127.0.0.1:${webhookPort}/alerts`,
+      bearerTokenFile: tokenFile,
+    });
     prometheus = await startPrometheus({
       dir: join(dir, 'prometheus'),
       scrapeTargets: [`127.0.0.1:${exporterPort}`],
@@ -81,7 +96,12 @@ describe('Prometheus and Alertmanager harness (real servers, shipped rules, no e
       alertmanagerUrl: alertmanager.url,
     });
     // The first scrape is in before the tests flip anything.
-    await waitFor('the first scrape', async () => (await prometheus!.query('lifeboat_component_up{cluster="t1"} == 1')).length === 1, 30_000, 100);
+    await waitFor(
+      'the first scrape',
+      async () => (await prometheus!.query('lifeboat_component_up{cluster="t1"} == 1')).length === 1,
+      30_000,
+      100,
+    );
   }, 120_000);
 
   afterAll(async () => {
@@ -103,11 +123,27 @@ describe('Prometheus and Alertmanager harness (real servers, shipped rules, no e
   it('a component down for less than `for` gives no notification', async () => {
     up = 0;
     // Flip back as soon as Prometheus has seen the 0 and put the alert into pending: it never reaches `for`.
-    await waitFor('the alert to be pending', async () => (await prometheus!.alerts()).some((a) => a.labels.alertname === 'LifeboatControlPlaneComponentDown' && a.state === 'pending'), 15_000, 50);
+    await waitFor(
+      'the alert to be pending',
+      async () =>
+        (await prometheus!.alerts()).some((a) => a.labels.alertname === 'LifeboatControlPlaneComponentDown' && a.state === 'pending'),
+      15_000,
+      50,
+    );
     up = 1;
     const flapScrapes = scrapesOfZero;
-    await waitFor('the component to be up again', async () => (await prometheus!.query('lifeboat_component_up{cluster="t1"} == 1')).length === 1, 15_000, 50);
-    await waitFor('the alert to be gone', async () => !(await prometheus!.alerts()).some((a) => a.labels.alertname === 'LifeboatControlPlaneComponentDown'), 15_000, 50);
+    await waitFor(
+      'the component to be up again',
+      async () => (await prometheus!.query('lifeboat_component_up{cluster="t1"} == 1')).length === 1,
+      15_000,
+      50,
+    );
+    await waitFor(
+      'the alert to be gone',
+      async () => !(await prometheus!.alerts()).some((a) => a.labels.alertname === 'LifeboatControlPlaneComponentDown'),
+      15_000,
+      50,
+    );
     // A real outage notifies within ~6 s (the next test); wait longer than that.
     await new Promise((r) => setTimeout(r, 8_000));
     expect(flapScrapes).toBeGreaterThanOrEqual(1);
@@ -121,7 +157,10 @@ describe('Prometheus and Alertmanager harness (real servers, shipped rules, no e
     up = 0;
     const firing = await waitFor(
       'the firing notification',
-      async () => notifications.find((n) => n.body.status === 'firing' && n.body.alerts.some((a) => a.labels.alertname === 'LifeboatControlPlaneComponentDown')),
+      async () =>
+        notifications.find(
+          (n) => n.body.status === 'firing' && n.body.alerts.some((a) => a.labels.alertname === 'LifeboatControlPlaneComponentDown'),
+        ),
       60_000,
       50,
     );
@@ -132,20 +171,32 @@ describe('Prometheus and Alertmanager harness (real servers, shipped rules, no e
     expect(firing.body.alerts).toHaveLength(1);
     const [alert] = firing.body.alerts;
     expect(alert.status).toBe('firing');
-    expect(alert.labels).toMatchObject({ alertname: 'LifeboatControlPlaneComponentDown', cluster: 't1', component: 'etcd', severity: 'critical' });
+    expect(alert.labels).toMatchObject({
+      alertname: 'LifeboatControlPlaneComponentDown',
+      cluster: 't1',
+      component: 'etcd',
+      severity: 'critical',
+    });
     expect(alert.annotations.summary).toBe('etcd of cluster t1 is down');
     expect(alert.annotations.runbook_url).toBe('https://github.com/lifeboat-dr/lifeboat/blob/main/README.md#alerts-and-automated-recovery');
 
     const backAt = Date.now();
     up = 1;
-    const resolved = await waitFor('the resolved notification', async () => notifications.find((n) => n.body.status === 'resolved'), 60_000, 50);
+    const resolved = await waitFor(
+      'the resolved notification',
+      async () => notifications.find((n) => n.body.status === 'resolved'),
+      60_000,
+      50,
+    );
     const resolvedAfterMs = resolved.receivedAt - backAt;
     expect(resolved.authorization).toBe(`Bearer ${token}`);
     expect(resolved.body.alerts[0].status).toBe('resolved');
     expect(resolved.body.alerts[0].fingerprint).toBe(alert.fingerprint);
     expect(resolved.body.alerts[0].startsAt).toBe(alert.startsAt);
-     
-    console.log(`component down -> firing webhook POST: ${firingAfterMs} ms (for ${FOR}, scrape/eval 1s, group_wait 1s); back up -> resolved POST: ${resolvedAfterMs} ms`);
+
+    console.log(
+      `component down -> firing webhook POST: ${firingAfterMs} ms (for ${FOR}, scrape/eval 1s, group_wait 1s); back up -> resolved POST: ${resolvedAfterMs} ms`,
+    );
     expect(firingAfterMs).toBeLessThan(30_000);
   }, 120_000);
 });

@@ -21,7 +21,9 @@ describe('a recovery survives its worker being killed (SIGKILL) mid-fetch and mi
     await s3.send(new CreateBucketCommand({ Bucket: 'durable' })).catch(() => undefined);
     s3.destroy();
     cluster = await createSandboxCluster({ name: 'dur', etcdLine: '3.6', withApiserver: true, storage: minioStorage('durable') });
-    admin = new KubeClient(credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer));
+    admin = new KubeClient(
+      credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer),
+    );
   });
   afterAll(async () => {
     await cluster?.destroy();
@@ -30,7 +32,11 @@ describe('a recovery survives its worker being killed (SIGKILL) mid-fetch and mi
   it('completes after two worker kills, with every side effect done once', async () => {
     const key = await keyFile();
     const { temporalAddress } = testBed();
-    const { taskQueue, launch } = await workerProcess('durable', { ...cluster.config, backup: { ...cluster.config.backup, encryptionKey: 'k1', compression: 'none' } }, key.path);
+    const { taskQueue, launch } = await workerProcess(
+      'durable',
+      { ...cluster.config, backup: { ...cluster.config.backup, encryptionKey: 'k1', compression: 'none' } },
+      key.path,
+    );
     const connection = await Connection.connect({ address: temporalAddress });
     const client = new Client({ connection });
     let worker = launch();
@@ -48,7 +54,16 @@ describe('a recovery survives its worker being killed (SIGKILL) mid-fetch and mi
         args: [{ cluster: 'dur', approval: 'auto', controlPlaneTimeoutSeconds: 180 }],
       });
       const killDuring = async (activity: string) => {
-        await waitFor(`activity ${activity} to run`, async () => (await handle.describe()).raw.pendingActivities?.some((a) => a.activityType?.name === activity && a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED), 120_000, 50);
+        await waitFor(
+          `activity ${activity} to run`,
+          async () =>
+            (await handle.describe()).raw.pendingActivities?.some(
+              (a) =>
+                a.activityType?.name === activity && a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
+            ),
+          120_000,
+          50,
+        );
         worker.child.kill('SIGKILL');
         await worker.exited;
         worker = launch();
@@ -66,7 +81,9 @@ describe('a recovery survives its worker being killed (SIGKILL) mid-fetch and mi
       expect(varLib.filter((e) => e.startsWith('etcd'))).toEqual(['etcd', expect.stringMatching(/^etcd\.before-/)]);
       expect((await cluster.controlPlane.exec(['ls', '-A', '/var/lib/lifeboat/recoveries'])).trim().split('\n')).toHaveLength(1);
       const history = await handle.fetchHistory();
-      const restores = (history.events ?? []).filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restoreEtcdData');
+      const restores = (history.events ?? []).filter(
+        (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'restoreEtcdData',
+      );
       expect(restores).toHaveLength(1);
       const retried = (history.events ?? []).filter((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1);
       expect(retried.length).toBeGreaterThanOrEqual(2); // both killed activities were retried

@@ -11,7 +11,7 @@ import { keyFile, runBackup, withBackup } from '../support/backups';
 import { recover } from '../support/recovery';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 
-describe('recovery onto a new node that takes over the dead node\'s address', () => {
+describe("recovery onto a new node that takes over the dead node's address", () => {
   let cluster: SandboxCluster;
   let worker: RunningWorker;
   let admin: KubeClient;
@@ -24,19 +24,30 @@ describe('recovery onto a new node that takes over the dead node\'s address', ()
     await s3.send(new CreateBucketCommand({ Bucket: 'newnode' })).catch(() => undefined);
     s3.destroy();
     cluster = await createSandboxCluster({ name: 'nn', etcdLine: '3.6', withApiserver: true, storage: minioStorage('newnode') });
-    admin = new KubeClient(credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer));
+    admin = new KubeClient(
+      credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer),
+    );
     caPem = await readFile(cluster.controlPlane.path('/etc/kubernetes/pki/ca.crt'));
     // A client certificate issued before the disaster, as a user's kubeconfig would hold.
     alice = await issueClientCertificate(cluster.controlPlane.path('/etc/kubernetes/pki'), 'alice', ['system:masters']);
     const config = withBackup(cluster, { encryptionKey: 'k1' });
-    worker = await startTestWorker([{ ...config, recovery: { ...config.recovery, removeStaleNodes: true } }], { encryptionKeys: { k1: { file: key.path } } });
+    worker = await startTestWorker([{ ...config, recovery: { ...config.recovery, removeStaleNodes: true } }], {
+      encryptionKeys: { k1: { file: key.path } },
+    });
     await admin.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'before-backup' } });
     // cp1's kubelet registered its Node (labelled as kubeadm does); a retired control-plane node no longer in the
     // config (with its heartbeat lease) and a worker are created as their kubelets would have registered them.
     const cp = { 'node-role.kubernetes.io/control-plane': '' };
     await labelNode(admin, 'cp1', cp);
-    for (const [name, labels] of [['cp-retired', cp], ['worker-1', {}]] as const) await admin.create('/api/v1/nodes', { metadata: { name, labels } });
-    await admin.create('/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', { metadata: { name: 'cp-retired' }, spec: { holderIdentity: 'cp-retired' } });
+    for (const [name, labels] of [
+      ['cp-retired', cp],
+      ['worker-1', {}],
+    ] as const)
+      await admin.create('/api/v1/nodes', { metadata: { name, labels } });
+    await admin.create('/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases', {
+      metadata: { name: 'cp-retired' },
+      spec: { holderIdentity: 'cp-retired' },
+    });
     await runBackup(worker.client, worker.taskQueue, 'nn');
     await admin.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'after-backup' } });
   });
@@ -71,14 +82,21 @@ describe('recovery onto a new node that takes over the dead node\'s address', ()
     expect(names).toContain('before-backup');
     expect(names).not.toContain('after-backup');
     // The old identity came back: a certificate issued by the original CA before the disaster is accepted.
-    const asAlice = new KubeClient({ server: cluster.apiServer!, caPem, certPem: Buffer.from(alice.certPem), keyPem: Buffer.from(alice.keyPem) });
+    const asAlice = new KubeClient({
+      server: cluster.apiServer!,
+      caPem,
+      certPem: Buffer.from(alice.certPem),
+      keyPem: Buffer.from(alice.keyPem),
+    });
     expect((await asAlice.list('/api/v1/namespaces')).map((n) => n.metadata.name)).toContain('default');
     expect(await readFile(replacement.path('/etc/kubernetes/pki/ca.crt'))).toEqual(caPem);
     expect(await readFile(join(replacement.path('/etc/kubernetes/manifests'), 'etcd.yaml'), 'utf8')).toContain(`--name=cp1`);
     // removeStaleNodes: the retired control-plane node and its lease are gone; the configured node and the worker stay.
     expect(result.verification?.staleNodesRemoved).toEqual(['cp-retired']);
     expect((await admin.list('/api/v1/nodes')).map((n) => n.metadata.name).sort()).toEqual(['cp1', 'worker-1']);
-    expect((await admin.list('/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases')).map((l) => l.metadata.name)).not.toContain('cp-retired');
+    expect((await admin.list('/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases')).map((l) => l.metadata.name)).not.toContain(
+      'cp-retired',
+    );
 
     // The machine's kubelet got the old node's identity and came back as Node cp1 (its hostname is cp1-new), Ready.
     expect(result.verification?.controlPlaneNode).toMatchObject({ node: 'cp1', ready: true });

@@ -42,14 +42,18 @@ describe('recovery preflight: disk space on the target', () => {
     expect(err).toBeInstanceOf(WorkflowFailedError);
     const cause = (err as WorkflowFailedError).cause as Error & { type?: string };
     expect(cause.type).toBe('PreflightFailed');
-    expect(cause.message).toMatch(/node "cp1": \/var\/lib\/lifeboat has \d+ MiB free; the restore needs at least \d+ MiB there \(the fetched snapshot\); free space first/);
+    expect(cause.message).toMatch(
+      /node "cp1": \/var\/lib\/lifeboat has \d+ MiB free; the restore needs at least \d+ MiB there \(the fetched snapshot\); free space first/,
+    );
     expect(await nodeFingerprint(node)).toBe(before);
     await node.exec(['umount', '/var/lib/lifeboat']);
   });
   it('"latest" passes over a newer backup whose key id is not in the key ring, naming it; by key it is refused', async () => {
     // A newer backup encrypted with k2, which this worker's key ring does not hold (a key rotated on another worker).
     const k2 = await keyFile();
-    const other = await startTestWorker([withBackup(cluster, { encryptionKey: 'k2' })], { encryptionKeys: { k1: { file: (await keyFile()).path }, k2: { file: k2.path } } });
+    const other = await startTestWorker([withBackup(cluster, { encryptionKey: 'k2' })], {
+      encryptionKeys: { k1: { file: (await keyFile()).path }, k2: { file: k2.path } },
+    });
     let newer;
     try {
       newer = await runBackup(other.client, other.taskQueue, 'pre');
@@ -59,8 +63,13 @@ describe('recovery preflight: disk space on the target', () => {
     const planned = await recover(worker.client, worker.taskQueue, { cluster: 'pre', dryRun: true });
     expect(planned.outcome).toBe('planned');
     expect(planned.plan.snapshot.encryptionKeyId).toBe('k1');
-    expect(planned.plan.skipped).toEqual([{ manifestKey: newer.manifestKey, reason: expect.stringMatching(/no key with id "k2" in the config/) }]);
-    const named = await recover(worker.client, worker.taskQueue, { cluster: 'pre', dryRun: true, snapshot: newer.snapshotKey }).then(() => undefined, (e: WorkflowFailedError) => e.cause as Error & { type?: string });
+    expect(planned.plan.skipped).toEqual([
+      { manifestKey: newer.manifestKey, reason: expect.stringMatching(/no key with id "k2" in the config/) },
+    ]);
+    const named = await recover(worker.client, worker.taskQueue, { cluster: 'pre', dryRun: true, snapshot: newer.snapshotKey }).then(
+      () => undefined,
+      (e: WorkflowFailedError) => e.cause as Error & { type?: string },
+    );
     expect(named?.type).toBe('MissingSecret');
     expect(named?.message).toMatch(/no key with id "k2"/);
   });

@@ -32,12 +32,18 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
   const s3 = minioClient();
   const histories: { workflowId: string; runId: string; history: unknown }[] = [];
 
-  const names = async () => (await api.list('/api/v1/namespaces/default/configmaps')).map((c) => c.metadata.name).filter((n) => !n.startsWith('kube-')).sort();
+  const names = async () =>
+    (await api.list('/api/v1/namespaces/default/configmaps'))
+      .map((c) => c.metadata.name)
+      .filter((n) => !n.startsWith('kube-'))
+      .sort();
 
   beforeAll(async () => {
     const key = await keyFile();
     cluster = await createSandboxCluster({ name: 'rec', etcdLine: '3.6', withApiserver: true, storage: minioStorage(BUCKET) });
-    api = new KubeClient(credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer));
+    api = new KubeClient(
+      credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer),
+    );
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
     worker = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1' })], { encryptionKeys: { k1: { file: key.path } } });
     await syncBackupSchedules(worker.client, worker.config);
@@ -50,7 +56,10 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
     await api.create('/api/v1/namespaces', { metadata: { name: 'team-after' } });
   });
   afterAll(async () => {
-    await worker?.client.schedule.getHandle(scheduleIdOf('rec')).delete().catch(() => undefined);
+    await worker?.client.schedule
+      .getHandle(scheduleIdOf('rec'))
+      .delete()
+      .catch(() => undefined);
     await worker?.stop();
     await cluster?.destroy();
     s3.destroy();
@@ -75,7 +84,11 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
 
   it('twenty concurrent starts join one execution; a rejection changes nothing and backups stay on', async () => {
     const before = await nodeFingerprint(cluster.controlPlane);
-    const handles = await Promise.all(Array.from({ length: 20 }, () => startRecovery(worker.client, worker.taskQueue, { cluster: 'rec', approval: 'required', reason: 'alert' })));
+    const handles = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        startRecovery(worker.client, worker.taskQueue, { cluster: 'rec', approval: 'required', reason: 'alert' }),
+      ),
+    );
     const runIds = new Set(handles.map((h) => h.firstExecutionRunId));
     expect(runIds.size).toBe(1);
     await handles[0].signal(rejectSignal, { by: 'oncall', reason: 'false alarm' });
@@ -89,19 +102,25 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
 
   it('refuses a tampered backup named by key, and passes over a tampered newest one for "latest"', async () => {
     // Corrupt the newest backup's snapshot object in the bucket (one byte flipped, as bit rot or an attacker would).
-    const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey }))).Body!.transformToByteArray());
+    const body = Buffer.from(
+      await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey }))).Body!.transformToByteArray(),
+    );
     const original = Buffer.from(body);
     body[Math.floor(body.length / 2)] ^= 0xff;
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey, Body: body }));
     try {
       const before = await nodeFingerprint(cluster.controlPlane);
-      const err = await recover(worker.client, worker.taskQueue, { cluster: 'rec', snapshot: newest.snapshotKey, approval: 'auto' }).catch((e: unknown) => e);
+      const err = await recover(worker.client, worker.taskQueue, { cluster: 'rec', snapshot: newest.snapshotKey, approval: 'auto' }).catch(
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(WorkflowFailedError);
       expect(((err as WorkflowFailedError).cause as { type?: string }).type).toBe('CorruptSnapshot');
       expect(((err as WorkflowFailedError).cause as Error).message).toMatch(/refusing .*checksum/);
       const plan = await recover(worker.client, worker.taskQueue, { cluster: 'rec', dryRun: true });
       expect(plan.plan.snapshot.manifestKey).toBe(older.manifestKey);
-      expect(plan.plan.skipped).toEqual([expect.objectContaining({ manifestKey: newest.manifestKey, reason: expect.stringMatching(/checksum/) })]);
+      expect(plan.plan.skipped).toEqual([
+        expect.objectContaining({ manifestKey: newest.manifestKey, reason: expect.stringMatching(/checksum/) }),
+      ]);
       expect(await nodeFingerprint(cluster.controlPlane)).toBe(before);
     } finally {
       // Put the original bytes back the way the backup stored them (single part, CRC32 checksum), so the bucket's
@@ -111,7 +130,11 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
   });
 
   it('rejects bad input before any step runs, naming the field', async () => {
-    const err = await recover(worker.client, worker.taskQueue, { cluster: 'rec', snapshot: 'x; rm -rf /', mode: 'sideways' as never }).catch((e: unknown) => e);
+    const err = await recover(worker.client, worker.taskQueue, {
+      cluster: 'rec',
+      snapshot: 'x; rm -rf /',
+      mode: 'sideways' as never,
+    }).catch((e: unknown) => e);
     const message = ((err as WorkflowFailedError).cause as Error).message;
     expect(message).toMatch(/snapshot: expected "latest" or a backup key/);
     expect(message).toMatch(/mode: expected "in-place" or "new-node"/);
@@ -123,7 +146,12 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
     expect(await names()).toEqual(['after-backup', 'before-backup', 'first']);
     const podsBefore = await cluster.controlPlane.pods();
     const manifestsBefore = await cluster.controlPlane.exec(['bash', '-c', 'cd /etc/kubernetes/manifests && sha256sum *.yaml']);
-    const result = await recover(worker.client, worker.taskQueue, { cluster: 'rec', approval: 'auto', reason: 'test', controlPlaneTimeoutSeconds: 120 });
+    const result = await recover(worker.client, worker.taskQueue, {
+      cluster: 'rec',
+      approval: 'auto',
+      reason: 'test',
+      controlPlaneTimeoutSeconds: 120,
+    });
     await keep('recover-rec');
     expect(result.outcome).toBe('restored');
     // The real kubelet: kube-apiserver's 30 s grace period is cut short through the container runtime (etcd stops
@@ -138,7 +166,9 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
     for (const f of ['etcd.yaml', 'kube-apiserver.yaml', 'kube-controller-manager.yaml', 'kube-scheduler.yaml']) {
       expect(await readFile(cluster.controlPlane.path(`/etc/kubernetes/manifests/${f}`), 'utf8')).toContain(`lifeboat/recovery: ${runKey}`);
     }
-    expect(await cluster.controlPlane.exec(['bash', '-c', `cd ${result.plan.paths.asideManifestsDir} && sha256sum *.yaml`])).toBe(manifestsBefore);
+    expect(await cluster.controlPlane.exec(['bash', '-c', `cd ${result.plan.paths.asideManifestsDir} && sha256sum *.yaml`])).toBe(
+      manifestsBefore,
+    );
     const podsAfter = await cluster.controlPlane.pods();
     expect(podsAfter.map((p) => p.name).sort()).toEqual(podsBefore.map((p) => p.name).sort());
     for (const p of podsAfter) expect(podsBefore.find((b) => b.name === p.name)!.uid).not.toBe(p.uid);
@@ -154,7 +184,9 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
     expect(result.steps.every((s) => s.status === 'done' || s.step === 'approval')).toBe(true);
     expect((await worker.client.schedule.getHandle(scheduleIdOf('rec')).describe()).state.paused).toBe(false);
     // Revisions moved forward, not back: watchers and informers see no time travel.
-    const status = JSON.parse(await cluster.controlPlane.exec(['etcdctl', ...etcdctlArgs(), 'endpoint', 'status', '-w', 'json'])) as { Status: { header: { revision: number } } }[];
+    const status = JSON.parse(await cluster.controlPlane.exec(['etcdctl', ...etcdctlArgs(), 'endpoint', 'status', '-w', 'json'])) as {
+      Status: { header: { revision: number } };
+    }[];
     expect(status[0].Status.header.revision).toBeGreaterThan(1_000_000_000);
   });
 
@@ -162,7 +194,9 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
     // As someone with write access to the bucket would: flip a byte of the newest snapshot and rewrite its manifest's
     // checksum so the bucket agrees. Only the content check (authenticated encryption) can tell. The rewritten manifest
     // records a bare SHA-256, as manifests from before CRC32 parts do, so that format is still checked too.
-    const body = Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey }))).Body!.transformToByteArray());
+    const body = Buffer.from(
+      await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey }))).Body!.transformToByteArray(),
+    );
     body[Math.floor(body.length / 2)] ^= 0xff;
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey, Body: body, ChecksumAlgorithm: 'SHA256' }));
     const manifest = await readManifest(s3, BUCKET, newest.manifestKey);
@@ -176,7 +210,11 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
     await keep('recover-rec');
     expect(result.outcome).toBe('restored');
     expect(result.plan.snapshot.manifestKey).toBe(older.manifestKey);
-    expect(result.plan.skipped).toEqual(expect.arrayContaining([expect.objectContaining({ manifestKey: newest.manifestKey, reason: expect.stringMatching(/failed verification while fetched/) })]));
+    expect(result.plan.skipped).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ manifestKey: newest.manifestKey, reason: expect.stringMatching(/failed verification while fetched/) }),
+      ]),
+    );
     expect(result.steps.find((st) => st.step === 'fetch')?.detail).toMatch(/passed over/);
     expect(await names()).toEqual(['first']);
   });
@@ -184,7 +222,10 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
   it('its recovery histories replay against the current workflow code without non-determinism', async () => {
     expect(histories.length).toBeGreaterThanOrEqual(3);
     const errors: string[] = [];
-    for await (const r of Worker.runReplayHistories({ workflowsPath }, histories.map((h) => ({ workflowId: h.workflowId, history: h.history as never })))) {
+    for await (const r of Worker.runReplayHistories(
+      { workflowsPath },
+      histories.map((h) => ({ workflowId: h.workflowId, history: h.history as never })),
+    )) {
       if (r.error) errors.push(`${r.workflowId}: ${String(r.error)}`);
     }
     expect(errors).toEqual([]);
@@ -192,7 +233,11 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
     const out = process.env.LIFEBOAT_RECORD_HISTORIES;
     if (out) {
       for (const [i, h] of histories.entries()) {
-        const { stdout } = await promisify(execFile)(cluster.binaries.temporal, ['workflow', 'show', '-w', h.workflowId, '-r', h.runId, '--output', 'json', '--address', testBed().temporalAddress], { maxBuffer: 64 << 20 });
+        const { stdout } = await promisify(execFile)(
+          cluster.binaries.temporal,
+          ['workflow', 'show', '-w', h.workflowId, '-r', h.runId, '--output', 'json', '--address', testBed().temporalAddress],
+          { maxBuffer: 64 << 20 },
+        );
         await writeFile(join(out, `recover-${i}.json`), stdout);
       }
     }

@@ -26,13 +26,33 @@ function health(down: string[]): HealthReport {
     cluster: 'c',
     node: 'cp1',
     checkedAt: new Date().toISOString(),
-    components: COMPONENTS.map((component) => ({ component, up: !down.includes(component), detail: down.includes(component) ? 'connection refused' : 'ok' })),
+    components: COMPONENTS.map((component) => ({
+      component,
+      up: !down.includes(component),
+      detail: down.includes(component) ? 'connection refused' : 'ok',
+    })),
     certificates: [],
     problems: down.map((d) => `${d} down`),
   };
 }
 
-const plan = { cluster: 'c', mode: 'in-place', node: 'cp1', host: '10.0.0.1', snapshot: { manifestKey: 'm', key: 'k.db', created: new Date().toISOString(), revision: 5, totalKeys: 1, plainSize: 1, encryptionKeyId: null }, skipped: [], steps: [] } as unknown as RecoveryPlan;
+const plan = {
+  cluster: 'c',
+  mode: 'in-place',
+  node: 'cp1',
+  host: '10.0.0.1',
+  snapshot: {
+    manifestKey: 'm',
+    key: 'k.db',
+    created: new Date().toISOString(),
+    revision: 5,
+    totalKeys: 1,
+    plainSize: 1,
+    encryptionKeyId: null,
+  },
+  skipped: [],
+  steps: [],
+} as unknown as RecoveryPlan;
 
 interface Script {
   policy: Partial<ResponsePolicy>;
@@ -44,7 +64,12 @@ interface Script {
   clusterPolicy?: { approval: 'required' | 'auto'; approvalTimeoutSeconds: number };
 }
 
-const alert: AlertNotice = { name: 'LifeboatControlPlaneComponentDown', status: 'firing', fingerprint: 'f00d', labels: { component: 'etcd' } };
+const alert: AlertNotice = {
+  name: 'LifeboatControlPlaneComponentDown',
+  status: 'firing',
+  fingerprint: 'f00d',
+  labels: { component: 'etcd' },
+};
 
 describe('respondToAlert decisions (stub activities, real dev server)', () => {
   let connection: Connection;
@@ -53,20 +78,40 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
   let script: Script;
 
   const stubs: Partial<Activities> = {
-    responsePolicy: async ({ cluster }) => ({ cluster, onAlert: 'auto', confirmWindowSeconds: 2, confirmProbes: 3, approvalTimeoutSeconds: 5, ...script.policy }),
-    checkHealth: (async () => {
+    responsePolicy: async ({ cluster }) => ({
+      cluster,
+      onAlert: 'auto',
+      confirmWindowSeconds: 2,
+      confirmProbes: 3,
+      approvalTimeoutSeconds: 5,
+      ...script.policy,
+    }),
+    checkHealth: async () => {
       calls.push('checkHealth');
       return (script.report ?? ((h) => h))(health(script.probes.shift() ?? ['etcd']));
-    }),
+    },
     diagnoseCluster: async ({ cluster }) => {
       calls.push('diagnoseCluster');
-      return { cluster, node: 'cp1', cause: 'etcd-data-corrupt', verdict: 'restore-in-place', summary: 'etcd db corrupt', advice: 'restore', findings: [], ...script.diagnosis };
+      return {
+        cluster,
+        node: 'cp1',
+        cause: 'etcd-data-corrupt',
+        verdict: 'restore-in-place',
+        summary: 'etcd db corrupt',
+        advice: 'restore',
+        findings: [],
+        ...script.diagnosis,
+      };
     },
     notify: async ({ event }) => {
       calls.push(`notify:${event}`);
       return { sent: false };
     },
-    resolveCluster: async ({ cluster }) => ({ name: cluster, nodes: ['cp1'], ...(script?.clusterPolicy ? { recovery: script.clusterPolicy } : {}) }),
+    resolveCluster: async ({ cluster }) => ({
+      name: cluster,
+      nodes: ['cp1'],
+      ...(script?.clusterPolicy ? { recovery: script.clusterPolicy } : {}),
+    }),
     planRecovery: async () => {
       calls.push('planRecovery');
       return plan;
@@ -99,7 +144,12 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
     }
     connection = await Connection.connect({ address: testBed().temporalAddress });
     client = new Client({ connection });
-    worker = await Worker.create({ connection: await (await import('@temporalio/worker')).NativeConnection.connect({ address: testBed().temporalAddress }), taskQueue, activities: stubs, workflowBundle: await workflowBundle() });
+    worker = await Worker.create({
+      connection: await (await import('@temporalio/worker')).NativeConnection.connect({ address: testBed().temporalAddress }),
+      taskQueue,
+      activities: stubs,
+      workflowBundle: await workflowBundle(),
+    });
     running = worker.run();
   });
   afterAll(async () => {
@@ -115,7 +165,12 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
   const respond = async (s: Script, during?: (id: string) => Promise<void>): Promise<RespondToAlertResult> => {
     script = s;
     const cluster = `c${++n}`;
-    const handle = await client.workflow.start(respondToAlert, { taskQueue, workflowId: `respond-${cluster}`, args: [{ cluster, alert }], workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING });
+    const handle = await client.workflow.start(respondToAlert, {
+      taskQueue,
+      workflowId: `respond-${cluster}`,
+      args: [{ cluster, alert }],
+      workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+    });
     if (during) await during(cluster);
     return handle.result();
   };
@@ -139,26 +194,52 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
 
   it('ignores a malformed signal instead of failing its workflow task', async () => {
     const r = await respond({ policy: { confirmWindowSeconds: 3, confirmProbes: 2 }, probes: [['etcd'], []] }, async (cluster) => {
-      await client.workflow.getHandle(`respond-${cluster}`).signal(alertSignal, { name: '$(reboot)', status: 'resolved', fingerprint: '../../x' });
+      await client.workflow
+        .getHandle(`respond-${cluster}`)
+        .signal(alertSignal, { name: '$(reboot)', status: 'resolved', fingerprint: '../../x' });
     });
     expect(r.outcome).toBe('stood-down');
     expect(r.summary).toMatch(/healthy on probe 2/);
   });
 
-  it('keeps going while etcd answers without its data (revision below the newest backup\'s), unless a recovery explains it', async () => {
-    const lost = (h: HealthReport): HealthReport => ({ ...h, etcd: { revision: 12 }, newestBackup: { key: 'k', created: new Date(Date.now() - 60_000).toISOString(), ageSeconds: 60, sizeBytes: 1, revision: 5000 } });
-    const r = await respond({ policy: { onAlert: 'notify' }, probes: [[], [], []], report: lost, diagnosis: { cause: 'etcd-data-lost', verdict: 'restore-in-place', summary: 'etcd lost its data' } });
+  it("keeps going while etcd answers without its data (revision below the newest backup's), unless a recovery explains it", async () => {
+    const lost = (h: HealthReport): HealthReport => ({
+      ...h,
+      etcd: { revision: 12 },
+      newestBackup: { key: 'k', created: new Date(Date.now() - 60_000).toISOString(), ageSeconds: 60, sizeBytes: 1, revision: 5000 },
+    });
+    const r = await respond({
+      policy: { onAlert: 'notify' },
+      probes: [[], [], []],
+      report: lost,
+      diagnosis: { cause: 'etcd-data-lost', verdict: 'restore-in-place', summary: 'etcd lost its data' },
+    });
     expect(r.outcome).toBe('notified');
     expect(r.evidence.map((e) => e.down)).toEqual([['etcd-data'], ['etcd-data'], ['etcd-data']]);
-    const explained = await respond({ policy: {}, probes: [[], [], []], report: (h) => ({ ...lost(h), recovery: { inProgress: false, lastSuccessAt: new Date().toISOString() } }) });
+    const explained = await respond({
+      policy: {},
+      probes: [[], [], []],
+      report: (h) => ({ ...lost(h), recovery: { inProgress: false, lastSuccessAt: new Date().toISOString() } }),
+    });
     expect(explained.outcome).toBe('stood-down');
     // A wipe after a restore: below what the restore left (its snapshot's revision plus the bump) is lost again.
-    const again = await respond({ policy: { onAlert: 'notify' }, probes: [[], [], []], report: (h) => ({ ...lost(h), recovery: { inProgress: false, lastSuccessAt: new Date().toISOString(), restoredRevision: 1_000_005_000 } }) });
+    const again = await respond({
+      policy: { onAlert: 'notify' },
+      probes: [[], [], []],
+      report: (h) => ({
+        ...lost(h),
+        recovery: { inProgress: false, lastSuccessAt: new Date().toISOString(), restoredRevision: 1_000_005_000 },
+      }),
+    });
     expect(again.outcome).toBe('notified');
   });
 
   it('does not restore when the diagnosis says the data is intact', async () => {
-    const r = await respond({ policy: {}, probes: [['kube-scheduler'], ['kube-scheduler'], ['kube-scheduler']], diagnosis: { cause: 'components-down', verdict: 'no-restore', summary: 'only kube-scheduler down', advice: 'restart it' } });
+    const r = await respond({
+      policy: {},
+      probes: [['kube-scheduler'], ['kube-scheduler'], ['kube-scheduler']],
+      diagnosis: { cause: 'components-down', verdict: 'no-restore', summary: 'only kube-scheduler down', advice: 'restart it' },
+    });
     expect(r.outcome).toBe('no-restore');
     expect(r.summary).toMatch(/Not a restore case: restart it/);
     expect(calls).not.toContain('planRecovery');
@@ -184,7 +265,7 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
   });
 
   it('policy approve waits: approved -> restored; rejected or timed out -> nothing changed', async () => {
-    const waitThen = (signal: typeof approveSignal  ) => async (cluster: string) => {
+    const waitThen = (signal: typeof approveSignal) => async (cluster: string) => {
       const recovery = client.workflow.getHandle(`recover-${cluster}`);
       for (let i = 0; i < 100; i++) {
         const p = await recovery.query(progressQuery).catch(() => undefined);
@@ -208,7 +289,7 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
     expect(calls).not.toContain('stopControlPlane');
   });
 
-  it('applies the cluster\'s recovery.approval and approvalTimeout to a recovery started without them (UI, scripts)', async () => {
+  it("applies the cluster's recovery.approval and approvalTimeout to a recovery started without them (UI, scripts)", async () => {
     const start = (cluster: string, extra: Record<string, unknown> = {}) =>
       client.workflow.start(recoverCluster, { taskQueue, workflowId: `recover-${cluster}`, args: [{ cluster, ...extra }] });
     script = { policy: {}, probes: [], clusterPolicy: { approval: 'required', approvalTimeoutSeconds: 2 } };
@@ -225,14 +306,25 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
 
   it('a backup started with malformed input fails at once, naming the field, instead of wedging its workflow task', async () => {
     for (const [i, input] of ([null, { cluster: 42 }, { cluster: 'prod', reason: 'r'.repeat(200_000) }] as unknown[]).entries()) {
-      const handle = await client.workflow.start(backupCluster, { taskQueue, workflowId: `backup-bad-${Date.now()}-${i}`, args: [input as never] });
-      const err = await handle.result().then(() => 'completed', (e: Error & { cause?: Error }) => e.cause?.message ?? e.message);
+      const handle = await client.workflow.start(backupCluster, {
+        taskQueue,
+        workflowId: `backup-bad-${Date.now()}-${i}`,
+        args: [input as never],
+      });
+      const err = await handle.result().then(
+        () => 'completed',
+        (e: Error & { cause?: Error }) => e.cause?.message ?? e.message,
+      );
       expect(err).toMatch(/^invalid backup input: (input|cluster|reason): /);
       expect((await handle.describe()).status.name).toBe('FAILED');
     }
     expect(calls).toEqual([]);
     // The health check (schedules, UI) too.
-    const health = await client.workflow.start(checkClusterHealth, { taskQueue, workflowId: `health-bad-${Date.now()}`, args: [null as never] });
+    const health = await client.workflow.start(checkClusterHealth, {
+      taskQueue,
+      workflowId: `health-bad-${Date.now()}`,
+      args: [null as never],
+    });
     await expect(health.result()).rejects.toThrow();
     expect((await health.describe()).status.name).toBe('FAILED');
     expect(calls).toEqual([]);
@@ -241,20 +333,41 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
   it('refuses a second restore within recovery.cooldown of a successful one, unless a person overrides it', async () => {
     script = { policy: {}, probes: [] };
     const cluster = `cooldown-${n++}`;
-    const first = await client.workflow.execute(recoverCluster, { taskQueue, workflowId: `recover-${cluster}`, args: [{ cluster, approval: 'auto' }] });
+    const first = await client.workflow.execute(recoverCluster, {
+      taskQueue,
+      workflowId: `recover-${cluster}`,
+      args: [{ cluster, approval: 'auto' }],
+    });
     expect(first.outcome).toBe('restored');
-    const refused = await refuseWithinCooldown(client, cluster, 30 * 60_000, false).then(() => 'allowed', (e: Error & { type?: string }) => `${e.type}: ${e.message}`);
-    expect(refused).toMatch(/^RecentlyRecovered: cluster "cooldown-\d+" was restored 0 min ago \(from k\.db, run .*\), within recovery\.cooldown; .*overrideCooldown: true \(CLI: --override-cooldown\)/);
+    const refused = await refuseWithinCooldown(client, cluster, 30 * 60_000, false).then(
+      () => 'allowed',
+      (e: Error & { type?: string }) => `${e.type}: ${e.message}`,
+    );
+    expect(refused).toMatch(
+      /^RecentlyRecovered: cluster "cooldown-\d+" was restored 0 min ago \(from k\.db, run .*\), within recovery\.cooldown; .*overrideCooldown: true \(CLI: --override-cooldown\)/,
+    );
     await expect(refuseWithinCooldown(client, cluster, 30 * 60_000, true)).resolves.toBeUndefined();
     await expect(refuseWithinCooldown(client, cluster, 0, false)).resolves.toBeUndefined();
     // A dry run or a rejected recovery restored nothing: no cooldown after it.
     const planned = `cooldown-${n++}`;
-    expect((await client.workflow.execute(recoverCluster, { taskQueue, workflowId: `recover-${planned}`, args: [{ cluster: planned, dryRun: true }] })).outcome).toBe('planned');
+    expect(
+      (
+        await client.workflow.execute(recoverCluster, {
+          taskQueue,
+          workflowId: `recover-${planned}`,
+          args: [{ cluster: planned, dryRun: true }],
+        })
+      ).outcome,
+    ).toBe('planned');
     await expect(refuseWithinCooldown(client, planned, 30 * 60_000, false)).resolves.toBeUndefined();
   });
 
   it('fails fast on hostile input, before any activity', async () => {
-    const bad = client.workflow.execute(respondToAlert, { taskQueue, workflowId: `respond-bad-${Date.now()}`, args: [{ cluster: 'c; rm -rf /', alert: { ...alert, name: 'x'.repeat(300), labels: { 'a b': '1' } } }] });
+    const bad = client.workflow.execute(respondToAlert, {
+      taskQueue,
+      workflowId: `respond-bad-${Date.now()}`,
+      args: [{ cluster: 'c; rm -rf /', alert: { ...alert, name: 'x'.repeat(300), labels: { 'a b': '1' } } }],
+    });
     await expect(bad).rejects.toThrow();
     const err = await bad.catch((e: Error & { cause?: Error }) => e.cause?.message ?? e.message);
     expect(err).toMatch(/cluster: expected a cluster name/);

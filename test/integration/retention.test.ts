@@ -8,7 +8,11 @@ import { parseConfig } from '../../src/config/load';
 import { minioClient, minioStorage } from '../support/bed';
 
 const BUCKET = 'retention';
-const node = { name: 'cp1', host: '192.0.2.1', hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMbq1c5ZQk6pVZr0yQdX3f0b2m5M6mKk0B8w3o3W2w2a' };
+const node = {
+  name: 'cp1',
+  host: '192.0.2.1',
+  hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMbq1c5ZQk6pVZr0yQdX3f0b2m5M6mKk0B8w3o3W2w2a',
+};
 
 /** A synthetic history in the real bucket: a backup every 8 hours for 90 days, each with its objects and manifest. */
 async function seedHistory(cluster: string, now: Date): Promise<{ manifestKey: string; created: string; verified: boolean }[]> {
@@ -17,9 +21,23 @@ async function seedHistory(cluster: string, now: Date): Promise<{ manifestKey: s
   const records = [];
   for (let i = 0; i < 90 * 3; i++) {
     const created = new Date(now.getTime() - i * 8 * 3600_000 - 600_000).toISOString();
-    const keys = backupObjectKeys({ prefix: 'lifeboat', cluster, takenAt: created, revision: 10_000 - i, compression: 'gzip', encrypted: true });
+    const keys = backupObjectKeys({
+      prefix: 'lifeboat',
+      cluster,
+      takenAt: created,
+      revision: 10_000 - i,
+      compression: 'gzip',
+      encrypted: true,
+    });
     const verified = i % 17 !== 3; // a few unverified ones, which must never fill a daily/weekly/monthly slot
-    const stored = { plainSize: 1, plainSha256: 'x', storedSize: 1, storedSha256: 'x', compression: 'gzip' as const, encryption: { algorithm: 'aes-256-gcm-stream' as const, keyId: 'k1' } };
+    const stored = {
+      plainSize: 1,
+      plainSha256: 'x',
+      storedSize: 1,
+      storedSha256: 'x',
+      compression: 'gzip' as const,
+      encryption: { algorithm: 'aes-256-gcm-stream' as const, keyId: 'k1' },
+    };
     const manifest: BackupManifest = {
       format: 'lifeboat-backup/v1',
       cluster,
@@ -57,7 +75,11 @@ describe('retention on a synthetic history in MinIO', () => {
 
   it('deletes exactly what the policy gives up, with every object of each deleted backup', async () => {
     const records = await seedHistory('ret', now);
-    const expected = decideRetention(records.map((r) => ({ key: r.manifestKey, created: r.created, verified: r.verified })), retention, now);
+    const expected = decideRetention(
+      records.map((r) => ({ key: r.manifestKey, created: r.created, verified: r.verified })),
+      retention,
+      now,
+    );
     expect(expected.delete.length).toBeGreaterThan(200);
     const result = await activities.applyRetention({ cluster: 'ret', now: now.toISOString(), dryRun: false });
     expect(result.deleted.map((d) => d.key).sort()).toEqual(expected.delete.map((d) => d.key).sort());
@@ -82,7 +104,13 @@ describe('retention on a synthetic history in MinIO', () => {
   it('a dry run lists the same decision and deletes nothing', async () => {
     const records = await seedHistory('retdry', now);
     const result = await activities.applyRetention({ cluster: 'retdry', now: now.toISOString(), dryRun: true });
-    expect(result.deleted.length).toBe(decideRetention(records.map((r) => ({ key: r.manifestKey, created: r.created, verified: r.verified })), retention, now).delete.length);
+    expect(result.deleted.length).toBe(
+      decideRetention(
+        records.map((r) => ({ key: r.manifestKey, created: r.created, verified: r.verified })),
+        retention,
+        now,
+      ).delete.length,
+    );
     const s3 = minioClient();
     let count = 0;
     let token: string | undefined;

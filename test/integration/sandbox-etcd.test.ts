@@ -8,13 +8,18 @@ describe('sandbox control-plane node (etcd 3.6, over SSH)', () => {
   let cluster: SandboxCluster;
 
   beforeAll(async () => {
-    cluster = await createSandboxCluster({ name: 'smoke-etcd', etcdLine: '3.6', withApiserver: false, storage: minioStorage('smoke-etcd') });
+    cluster = await createSandboxCluster({
+      name: 'smoke-etcd',
+      etcdLine: '3.6',
+      withApiserver: false,
+      storage: minioStorage('smoke-etcd'),
+    });
   });
   afterAll(async () => {
     await cluster?.destroy();
   });
 
-  it('runs etcd as a static pod of a real kubelet, in the node\'s own containerd and cgroup root', async () => {
+  it("runs etcd as a static pod of a real kubelet, in the node's own containerd and cgroup root", async () => {
     const node = cluster.controlPlane;
     expect(await node.crictl(['version'])).toMatch(/RuntimeName:\s+containerd/);
     const pods = await node.pods();

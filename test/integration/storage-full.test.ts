@@ -15,9 +15,11 @@ const MiB = 1024 * 1024;
 
 /** Incompressible data, in the 1 MiB pieces a file read hands over. */
 function data(mib: number): Readable {
-  return Readable.from((function* () {
-    for (let i = 0; i < mib; i++) yield randomBytes(MiB);
-  })());
+  return Readable.from(
+    (function* () {
+      for (let i = 0; i < mib; i++) yield randomBytes(MiB);
+    })(),
+  );
 }
 
 describe('a bucket whose store runs out of space', () => {
@@ -44,12 +46,19 @@ describe('a bucket whose store runs out of space', () => {
   it.each([
     ['plain', undefined],
     ['encrypted', { key: randomBytes(32), keyId: 'k' }],
-  ])('fails a %s upload with the store\'s own error (not a stream teardown) and leaves no object or multipart upload', async (_name, encryption) => {
-    const err = await streamToS3({ s3, bucket: 'full', key: 'big.db', source: data(160), compression: 'none', encryption }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(Error);
-    expect((err as Error).name).not.toBe('AbortError');
-    expect(String((err as Error).message)).toMatch(/space|storage|full|minimum free/i);
-    expect((await s3.send(new ListMultipartUploadsCommand({ Bucket: 'full' }))).Uploads ?? []).toHaveLength(0);
-    await expect(s3.send(new HeadObjectCommand({ Bucket: 'full', Key: 'big.db' }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 404 } });
-  });
+  ])(
+    "fails a %s upload with the store's own error (not a stream teardown) and leaves no object or multipart upload",
+    async (_name, encryption) => {
+      const err = await streamToS3({ s3, bucket: 'full', key: 'big.db', source: data(160), compression: 'none', encryption }).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(Error);
+      expect((err as Error).name).not.toBe('AbortError');
+      expect(String((err as Error).message)).toMatch(/space|storage|full|minimum free/i);
+      expect((await s3.send(new ListMultipartUploadsCommand({ Bucket: 'full' }))).Uploads ?? []).toHaveLength(0);
+      await expect(s3.send(new HeadObjectCommand({ Bucket: 'full', Key: 'big.db' }))).rejects.toMatchObject({
+        $metadata: { httpStatusCode: 404 },
+      });
+    },
+  );
 });

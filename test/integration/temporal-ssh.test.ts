@@ -11,7 +11,13 @@ describe('a workflow on the Temporal dev server probes the sandbox node over SSH
   let impostor: ClusterConfig;
 
   beforeAll(async () => {
-    cluster = await createSandboxCluster({ name: 'smoke-temporal', etcdLine: '3.6', spareNodes: ['cp2'], withApiserver: false, storage: minioStorage('smoke-temporal') });
+    cluster = await createSandboxCluster({
+      name: 'smoke-temporal',
+      etcdLine: '3.6',
+      spareNodes: ['cp2'],
+      withApiserver: false,
+      storage: minioStorage('smoke-temporal'),
+    });
     // The same cluster, but pinned to cp2's host key while connecting to cp1: what a rebuilt or spoofed host looks like.
     const [cp1, cp2] = cluster.config.nodes;
     impostor = { ...cluster.config, name: 'impostor', nodes: [{ ...cp1, hostKey: cp2.hostKey }] };
@@ -29,7 +35,12 @@ describe('a workflow on the Temporal dev server probes the sandbox node over SSH
       args: [{ cluster: cluster.name }],
     });
     const cp1 = result.nodes.find((n) => n.node === 'cp1');
-    expect(cp1).toMatchObject({ host: cluster.controlPlane.ip, etcdctlVersion: expect.stringMatching(/^3\.6\./), etcdutlVersion: expect.stringMatching(/^3\.6\./), etcdDataDirExists: true });
+    expect(cp1).toMatchObject({
+      host: cluster.controlPlane.ip,
+      etcdctlVersion: expect.stringMatching(/^3\.6\./),
+      etcdutlVersion: expect.stringMatching(/^3\.6\./),
+      etcdDataDirExists: true,
+    });
     expect(cp1?.manifests).toEqual(['etcd.yaml']);
     const cp2 = result.nodes.find((n) => n.node === 'cp2');
     expect(cp2).toMatchObject({ manifests: [], etcdDataDirExists: false });

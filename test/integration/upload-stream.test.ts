@@ -1,4 +1,11 @@
-import { CreateBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
@@ -51,7 +58,15 @@ describe('uploadStream (MinIO)', () => {
 
   it('with SHA-256 parts, the composite SHA-256 is the one the store reports', async () => {
     const data = randomBytes(11 * MiB);
-    const up = await uploadStream({ s3, bucket, key: 'multi-sha.bin', source: chunked(data), partSize: 5 * MiB, queueSize: 2, checksum: 'SHA256' });
+    const up = await uploadStream({
+      s3,
+      bucket,
+      key: 'multi-sha.bin',
+      source: chunked(data),
+      partSize: 5 * MiB,
+      queueSize: 2,
+      checksum: 'SHA256',
+    });
     expect(parseChecksum(up.s3Checksum).algorithm).toBe('SHA256');
     const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'multi-sha.bin', ChecksumMode: 'ENABLED' }));
     expect(head.ChecksumSHA256).toBe(up.s3Checksum);
@@ -67,7 +82,12 @@ describe('uploadStream (MinIO)', () => {
   });
 
   it('the store checks an unsigned payload against its CRC32 (what the uploader relies on), refusing one that does not match', async () => {
-    const put = new PutObjectCommand({ Bucket: bucket, Key: 'bad-crc.bin', Body: randomBytes(1000), ChecksumCRC32: crc32Of(Buffer.from('other bytes')).toString('base64') });
+    const put = new PutObjectCommand({
+      Bucket: bucket,
+      Key: 'bad-crc.bin',
+      Body: randomBytes(1000),
+      ChecksumCRC32: crc32Of(Buffer.from('other bytes')).toString('base64'),
+    });
     put.middlewareStack.add(
       (next) => (args) => {
         (args.request as { headers: Record<string, string> }).headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
@@ -76,7 +96,9 @@ describe('uploadStream (MinIO)', () => {
       { step: 'build', name: 'unsignedPayload' },
     );
     await expect(s3.send(put)).rejects.toThrow(/checksum|digest/i);
-    await expect(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'bad-crc.bin' }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 404 } });
+    await expect(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'bad-crc.bin' }))).rejects.toMatchObject({
+      $metadata: { httpStatusCode: 404 },
+    });
   });
 
   it('leaves no object and no unfinished multipart upload when the source fails half-way', async () => {
@@ -84,20 +106,34 @@ describe('uploadStream (MinIO)', () => {
       yield randomBytes(12 * MiB);
       throw new Error('the node went away');
     }
-    await expect(uploadStream({ s3, bucket, key: 'broken.bin', source: failing(), partSize: 5 * MiB, queueSize: 2 })).rejects.toThrow('the node went away');
+    await expect(uploadStream({ s3, bucket, key: 'broken.bin', source: failing(), partSize: 5 * MiB, queueSize: 2 })).rejects.toThrow(
+      'the node went away',
+    );
     const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'broken.bin' }));
     expect(uploads.Uploads ?? []).toHaveLength(0);
-    await expect(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'broken.bin' }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 404 } });
+    await expect(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'broken.bin' }))).rejects.toMatchObject({
+      $metadata: { httpStatusCode: 404 },
+    });
   });
 
   it('sets object-lock retention, and the store then refuses to delete that version', async () => {
     const locked = 'upload-stream-locked';
     await s3.send(new CreateBucketCommand({ Bucket: locked, ObjectLockEnabledForBucket: true }));
     const lock = objectLockFor({ objectLock: { mode: 'GOVERNANCE', days: 2 } })!;
-    await uploadStream({ s3, bucket: locked, key: 'worm.bin', source: chunked(randomBytes(7 * MiB)), partSize: 5 * MiB, queueSize: 2, objectLock: lock });
+    await uploadStream({
+      s3,
+      bucket: locked,
+      key: 'worm.bin',
+      source: chunked(randomBytes(7 * MiB)),
+      partSize: 5 * MiB,
+      queueSize: 2,
+      objectLock: lock,
+    });
     const head = await s3.send(new HeadObjectCommand({ Bucket: locked, Key: 'worm.bin' }));
     expect(head.ObjectLockMode).toBe('GOVERNANCE');
     expect(Math.abs(head.ObjectLockRetainUntilDate!.getTime() - lock.retainUntil.getTime())).toBeLessThan(2000);
-    await expect(s3.send(new DeleteObjectCommand({ Bucket: locked, Key: 'worm.bin', VersionId: head.VersionId }))).rejects.toThrow(/retention|WORM|locked|AccessDenied/i);
+    await expect(s3.send(new DeleteObjectCommand({ Bucket: locked, Key: 'worm.bin', VersionId: head.VersionId }))).rejects.toThrow(
+      /retention|WORM|locked|AccessDenied/i,
+    );
   });
 });

@@ -20,11 +20,18 @@ export async function keyFile(): Promise<{ path: string; key: Buffer }> {
 
 /** The sandbox cluster's config with backup settings applied. */
 export function withBackup(cluster: SandboxCluster, backup: Record<string, unknown>, storage?: ClusterConfig['storage']): ClusterConfig {
-  return clusterSchema.parse({ ...cluster.config, storage: storage ?? cluster.config.storage, backup: { ...cluster.config.backup, ...backup } });
+  return clusterSchema.parse({
+    ...cluster.config,
+    storage: storage ?? cluster.config.storage,
+    backup: { ...cluster.config.backup, ...backup },
+  });
 }
 
-
-export async function runBackup(client: Client, taskQueue: string, cluster: string, workflowId = `backup-${cluster}-${Date.now()}`): Promise<BackupClusterResult> {
+export async function runBackup(
+  client: Client,
+  taskQueue: string,
+  cluster: string,
+  workflowId = `backup-${cluster}-${Date.now()}`,
+): Promise<BackupClusterResult> {
   return client.workflow.execute(backupCluster, { taskQueue, workflowId, args: [{ cluster }] });
 }
-

@@ -6,7 +6,11 @@ import type { RecoverClusterInput } from '../../workflows/recovery-input';
 import type { RecoverClusterResult } from '../../workflows/recover-cluster';
 import { recoverCluster } from '../../workflows';
 
-export function startRecovery(client: Client, taskQueue: string, input: RecoverClusterInput): Promise<WorkflowHandleWithFirstExecutionRunId> {
+export function startRecovery(
+  client: Client,
+  taskQueue: string,
+  input: RecoverClusterInput,
+): Promise<WorkflowHandleWithFirstExecutionRunId> {
   return client.workflow.start(recoverCluster, {
     taskQueue,
     workflowId: `recover-${input.cluster}`,

@@ -10,14 +10,29 @@ import { testBed } from './bed';
  * The engine's worker as users run it — `lifeboat --config FILE worker`, the compiled CLI in its own process — so a
  * test can SIGKILL it mid-activity and start it again. One config file and task queue per call.
  */
-export async function workerProcess(name: string, cluster: ClusterConfig, keyPath: string): Promise<{ taskQueue: string; launch(): ManagedProcess }> {
+export async function workerProcess(
+  name: string,
+  cluster: ClusterConfig,
+  keyPath: string,
+): Promise<{ taskQueue: string; launch(): ManagedProcess }> {
   const dir = await mkdtemp(join(tmpdir(), `lifeboat-${name}-`));
   const taskQueue = `${name}-${Date.now()}`;
   const configFile = join(dir, 'config.yaml');
-  await writeFile(configFile, stringify({ temporal: { address: testBed().temporalAddress, taskQueue }, encryptionKeys: { k1: { file: keyPath } }, clusters: [cluster] }));
+  await writeFile(
+    configFile,
+    stringify({
+      temporal: { address: testBed().temporalAddress, taskQueue },
+      encryptionKeys: { k1: { file: keyPath } },
+      clusters: [cluster],
+    }),
+  );
   const cli = join(__dirname, '../../dist/src/cli/main.js');
   return {
     taskQueue,
-    launch: () => startProcess('worker', 'node', [cli, '--config', configFile, 'worker'], { logFile: join(dir, 'worker.log'), env: { ...process.env, LOG_FORMAT: 'json' } }),
+    launch: () =>
+      startProcess('worker', 'node', [cli, '--config', configFile, 'worker'], {
+        logFile: join(dir, 'worker.log'),
+        env: { ...process.env, LOG_FORMAT: 'json' },
+      }),
   };
 }

@@ -30,7 +30,11 @@ export interface RunningWorker {
 }
 
 /** A real worker on the shared dev server, on a task queue of its own, with the given clusters configured. */
-export async function startTestWorker(clusters: ClusterConfig[], extra: Partial<Record<keyof Config, unknown>> = {}, options: { taskQueue?: string } = {}): Promise<RunningWorker> {
+export async function startTestWorker(
+  clusters: ClusterConfig[],
+  extra: Partial<Record<keyof Config, unknown>> = {},
+  options: { taskQueue?: string } = {},
+): Promise<RunningWorker> {
   const { temporalAddress } = testBed();
   quietRuntime();
   // A restarted worker takes over its predecessor's queue (options.taskQueue), as a redeployed worker does.

@@ -87,7 +87,9 @@ describe('shipped alert rules (deploy/prometheus)', () => {
   });
 
   it('each have a firing and a not-firing case in the promtool tests', async () => {
-    const tests = parse(await readFile(testsFile, 'utf8')) as { tests: { alert_rule_test?: { alertname: string; exp_alerts?: unknown[] }[] }[] };
+    const tests = parse(await readFile(testsFile, 'utf8')) as {
+      tests: { alert_rule_test?: { alertname: string; exp_alerts?: unknown[] }[] }[];
+    };
     const cases = tests.tests.flatMap((t) => t.alert_rule_test ?? []);
     for (const alert of ALERTS) {
       const mine = cases.filter((c) => c.alertname === alert);

@@ -3,7 +3,10 @@ import { compositeChecksum, formatChecksum, parseChecksum, partDigest, reportedC
 
 describe('bucket checksums as manifests record them', () => {
   it('round-trips CRC32 with its prefix, and reads a bare value (older manifests) as SHA-256', () => {
-    expect(parseChecksum(formatChecksum({ algorithm: 'CRC32', value: 'OQfb3A==-237' }))).toEqual({ algorithm: 'CRC32', value: 'OQfb3A==-237' });
+    expect(parseChecksum(formatChecksum({ algorithm: 'CRC32', value: 'OQfb3A==-237' }))).toEqual({
+      algorithm: 'CRC32',
+      value: 'OQfb3A==-237',
+    });
     expect(formatChecksum({ algorithm: 'SHA256', value: 'abc=' })).toBe('abc=');
     expect(parseChecksum('abc=-3')).toEqual({ algorithm: 'SHA256', value: 'abc=-3' });
   });

@@ -41,7 +41,17 @@ describe('lifeboat CLI (compiled)', () => {
     const file = join(dir, 'ok.yaml');
     await writeFile(
       file,
-      ['clusters:', '  - name: prod', '    nodes:', '      - name: cp1', '        host: 192.0.2.10', '        knownHostsFile: /root/.ssh/known_hosts', '    storage:', '      bucket: etcd-backups', ''].join('\n'),
+      [
+        'clusters:',
+        '  - name: prod',
+        '    nodes:',
+        '      - name: cp1',
+        '        host: 192.0.2.10',
+        '        knownHostsFile: /root/.ssh/known_hosts',
+        '    storage:',
+        '      bucket: etcd-backups',
+        '',
+      ].join('\n'),
     );
     const r = await run(['--config', file, 'config', 'validate']);
     expect(r.stdout).toContain('valid; 1 cluster: prod (1 node)');
@@ -50,7 +60,19 @@ describe('lifeboat CLI (compiled)', () => {
 
   it('lists every problem by path and exits 1 for an invalid config', async () => {
     const file = join(dir, 'bad.yaml');
-    await writeFile(file, ['clusters:', '  - name: prod', '    nodes:', '      - name: cp1', '        host: 192.0.2.10', '        port: "22"', '    storage: {}', ''].join('\n'));
+    await writeFile(
+      file,
+      [
+        'clusters:',
+        '  - name: prod',
+        '    nodes:',
+        '      - name: cp1',
+        '        host: 192.0.2.10',
+        '        port: "22"',
+        '    storage: {}',
+        '',
+      ].join('\n'),
+    );
     const r = await run(['--config', file, 'config', 'validate']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('clusters[0].nodes[0].port: expected number');

@@ -3,7 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, findCluster, loadConfigFile, parseConfig } from '../../src/config/load';
 
-const node = { name: 'cp1', host: '192.0.2.10', hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMbq1c5ZQk6pVZr0yQdX3f0b2m5M6mKk0B8w3o3W2w2a' };
+const node = {
+  name: 'cp1',
+  host: '192.0.2.10',
+  hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMbq1c5ZQk6pVZr0yQdX3f0b2m5M6mKk0B8w3o3W2w2a',
+};
 const storage = { bucket: 'etcd-backups' };
 const cluster = { name: 'prod', nodes: [node], storage };
 
@@ -22,8 +26,16 @@ describe('config', () => {
     const config = parseConfig({ clusters: [cluster] });
     const c = config.clusters[0];
     expect(c.nodes[0]).toMatchObject({ port: 22, user: 'root' });
-    expect(c.etcd).toMatchObject({ endpoint: 'https://127.0.0.1:2379', caFile: '/etc/kubernetes/pki/etcd/ca.crt', certFile: '/etc/kubernetes/pki/etcd/healthcheck-client.crt' });
-    expect(c.paths).toMatchObject({ manifestsDir: '/etc/kubernetes/manifests', etcdDataDir: '/var/lib/etcd', pkiDir: '/etc/kubernetes/pki' });
+    expect(c.etcd).toMatchObject({
+      endpoint: 'https://127.0.0.1:2379',
+      caFile: '/etc/kubernetes/pki/etcd/ca.crt',
+      certFile: '/etc/kubernetes/pki/etcd/healthcheck-client.crt',
+    });
+    expect(c.paths).toMatchObject({
+      manifestsDir: '/etc/kubernetes/manifests',
+      etcdDataDir: '/var/lib/etcd',
+      pkiDir: '/etc/kubernetes/pki',
+    });
     expect(c.recovery.approval).toBe('required');
     expect(config.temporal).toMatchObject({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'lifeboat' });
   });
@@ -33,7 +45,10 @@ describe('config', () => {
       clusters: [cluster, { name: 'Bad Name', nodes: [{ ...node, port: '22' }], storage }],
     });
     expect(problems).toEqual(
-      expect.arrayContaining([expect.stringMatching(/^clusters\[1\]\.name: expected a lowercase name/), expect.stringMatching(/^clusters\[1\]\.nodes\[0\]\.port: expected number/)]),
+      expect.arrayContaining([
+        expect.stringMatching(/^clusters\[1\]\.name: expected a lowercase name/),
+        expect.stringMatching(/^clusters\[1\]\.nodes\[0\]\.port: expected number/),
+      ]),
     );
     expect(problems).toHaveLength(2);
   });
@@ -51,7 +66,9 @@ describe('config', () => {
   });
 
   it('refuses shell metacharacters in paths and relative paths', () => {
-    const problems = problemsOf({ clusters: [{ ...cluster, paths: { etcdDataDir: '/var/lib/etcd;rm -rf /', manifestsDir: 'manifests', workDir: '/var/lib/../etc' } }] });
+    const problems = problemsOf({
+      clusters: [{ ...cluster, paths: { etcdDataDir: '/var/lib/etcd;rm -rf /', manifestsDir: 'manifests', workDir: '/var/lib/../etc' } }],
+    });
     expect(problems).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/^clusters\[0\]\.paths\.etcdDataDir: expected an absolute path/),
@@ -62,7 +79,10 @@ describe('config', () => {
   });
 
   it('checks cross references: duplicate names and unknown encryption key ids', () => {
-    const problems = problemsOf({ clusters: [cluster, { ...cluster, backup: { encryptionKey: 'k2' } }], encryptionKeys: { k1: { env: 'K1' } } });
+    const problems = problemsOf({
+      clusters: [cluster, { ...cluster, backup: { encryptionKey: 'k2' } }],
+      encryptionKeys: { k1: { env: 'K1' } },
+    });
     expect(problems).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/^clusters\[1\]\.name: duplicate cluster name "prod"/),

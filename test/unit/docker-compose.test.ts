@@ -33,7 +33,11 @@ function dockerCompose(args: string[], cwd: string): Promise<RunResult> {
     execFile(DOCKER_COMPOSE, args, { cwd, env: composeEnv(), timeout: 60_000 }, (err, stdout, stderr) => {
       if (err && typeof err.code !== 'number') {
         // Not an exit status: the binary is missing, or it was killed by the timeout.
-        reject(new Error(`cannot run ${DOCKER_COMPOSE} ${args.join(' ')}: ${err.message} (install it with \`apt-get install -y docker-compose\` or scripts/servers.sh)`));
+        reject(
+          new Error(
+            `cannot run ${DOCKER_COMPOSE} ${args.join(' ')}: ${err.message} (install it with \`apt-get install -y docker-compose\` or scripts/servers.sh)`,
+          ),
+        );
         return;
       }
       resolvePromise({ code: err ? (err.code as number) : 0, stdout: String(stdout), stderr: String(stderr) });
@@ -63,7 +67,9 @@ describe('docker-compose.yml', () => {
 
   beforeAll(async () => {
     if (!existsSync(DOCKER_COMPOSE)) {
-      throw new Error(`${DOCKER_COMPOSE} not found: install Debian's docker-compose (apt-get install -y docker-compose, done by scripts/servers.sh)`);
+      throw new Error(
+        `${DOCKER_COMPOSE} not found: install Debian's docker-compose (apt-get install -y docker-compose, done by scripts/servers.sh)`,
+      );
     }
     scratch = await mkdtemp(join(tmpdir(), 'lifeboat-compose-'));
   });
@@ -114,7 +120,11 @@ describe('Dockerfile', () => {
   test('builds on pinned Node 22 images (etcd tools from a pinned etcd release), runs as non-root, and starts the CLI the package declares', async () => {
     const dockerfile = await readFile(join(repoRoot, 'Dockerfile'), 'utf8');
     const froms = [...dockerfile.matchAll(/^FROM\s+(\S+)/gim)].map((m) => m[1]);
-    expect(froms).toEqual([expect.stringMatching(/^gcr\.io\/etcd-development\/etcd:v3\.\d+\.\d+$/), 'node:22-bookworm-slim', 'node:22-bookworm-slim']);
+    expect(froms).toEqual([
+      expect.stringMatching(/^gcr\.io\/etcd-development\/etcd:v3\.\d+\.\d+$/),
+      'node:22-bookworm-slim',
+      'node:22-bookworm-slim',
+    ]);
     expect(dockerfile).toMatch(/^COPY --from=etcd \/usr\/local\/bin\/etcdctl \/usr\/local\/bin\/etcdutl \/usr\/local\/bin\/$/m);
     expect(dockerfile).toMatch(/^ENV NODE_OPTIONS="--max-semi-space-size=2 --expose-gc"$/m);
 

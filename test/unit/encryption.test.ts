@@ -35,7 +35,7 @@ function rng(seed: number): () => number {
 function randomPieces(data: Buffer, seed: number, maxPiece: number): Buffer[] {
   const rand = rng(seed);
   const out: Buffer[] = [];
-  for (let i = 0; i < data.length; ) {
+  for (let i = 0; i < data.length;) {
     const n = Math.min(data.length - i, 1 + Math.floor(rand() * maxPiece));
     out.push(Buffer.from(data.subarray(i, i + n)));
     i += n;
@@ -75,7 +75,10 @@ async function decrypt(stored: Buffer, opts: { keys?: Record<string, Buffer>; pi
 }
 
 /** Decrypts expecting failure; returns the error and the plaintext that was released before it. */
-async function decryptFailure(stored: Buffer, opts: { keys?: Record<string, Buffer>; pieces?: Buffer[] } = {}): Promise<{ error: Error; released: Buffer }> {
+async function decryptFailure(
+  stored: Buffer,
+  opts: { keys?: Record<string, Buffer>; pieces?: Buffer[] } = {},
+): Promise<{ error: Error; released: Buffer }> {
   const { sink, result } = collector();
   try {
     await pipeline(Readable.from(opts.pieces ?? [stored]), createDecryptStream(keyring(opts.keys)), sink);

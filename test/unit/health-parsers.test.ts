@@ -41,7 +41,7 @@ const healthy = [
   '@@status 200',
   '',
   '@@lifeboat controller_manager 7',
-  'curl: (7) Failed to connect to 127.0.0.1 port 10257 after 0 ms: Couldn\'t connect to server',
+  "curl: (7) Failed to connect to 127.0.0.1 port 10257 after 0 ms: Couldn't connect to server",
   '@@status 000',
   '',
   '@@lifeboat listening 0',
@@ -69,7 +69,17 @@ const healthy = [
 describe('health probe parsers', () => {
   it('splits the script output into sections with exit codes', () => {
     const s = parseSections(healthy);
-    expect([...s.keys()]).toEqual(['etcd_health', 'etcd_metrics', 'etcd_status', 'scheduler', 'controller_manager', 'listening', 'disk', 'certs', 'ca']);
+    expect([...s.keys()]).toEqual([
+      'etcd_health',
+      'etcd_metrics',
+      'etcd_status',
+      'scheduler',
+      'controller_manager',
+      'listening',
+      'disk',
+      'certs',
+      'ca',
+    ]);
     expect(s.get('controller_manager')!.rc).toBe(7);
     expect(parseSections('@@lifeboat ca \n').get('ca')).toEqual({ rc: undefined, body: '' });
   });
@@ -126,22 +136,40 @@ describe('health probe parsers', () => {
     const dead = noMetrics.replace(/@@lifeboat etcd_status 0\n[^\n]*\n/, '@@lifeboat etcd_status 124\nError: context deadline exceeded\n');
     const d = interpretNodeProbe(dead, 5);
     expect(d.etcd.up).toBe(false);
-    expect(d.etcd.detail).toMatch(/connection refused at http:\/\/127\.0\.0\.1:2381\/health; etcdctl endpoint status failed \(timed out after 5 s\)/);
+    expect(d.etcd.detail).toMatch(
+      /connection refused at http:\/\/127\.0\.0\.1:2381\/health; etcdctl endpoint status failed \(timed out after 5 s\)/,
+    );
   });
 
   it('without curl on the node, a listening port is all that is seen', () => {
-    const noCurl = healthy.replace('@@lifeboat scheduler 0\nok\n@@status 200', '@@lifeboat scheduler 127\nsh: 1: curl: not found').replace('127.0.0.1:2381\n', '127.0.0.1:2381\n127.0.0.1:10259\n');
+    const noCurl = healthy
+      .replace('@@lifeboat scheduler 0\nok\n@@status 200', '@@lifeboat scheduler 127\nsh: 1: curl: not found')
+      .replace('127.0.0.1:2381\n', '127.0.0.1:2381\n127.0.0.1:10259\n');
     expect(interpretNodeProbe(noCurl, 5).scheduler).toMatchObject({ up: true, detail: expect.stringMatching(/curl is not installed/) });
   });
 
   it('builds the node script with every config value quoted and every kubeadm certificate', () => {
     const script = nodeProbeScript(cluster, 5);
-    expect(script).toContain("cert admin.conf kubeconfig /etc/kubernetes/admin.conf");
+    expect(script).toContain('cert admin.conf kubeconfig /etc/kubernetes/admin.conf');
     expect(script).toContain('etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt');
-    expect(script).toContain("'^(etcd_server_has_leader|etcd_server_quota_backend_bytes|etcd_mvcc_db_total_size_in_bytes|etcd_debugging_mvcc_current_revision|@@status) '");
+    expect(script).toContain(
+      "'^(etcd_server_has_leader|etcd_server_quota_backend_bytes|etcd_mvcc_db_total_size_in_bytes|etcd_debugging_mvcc_current_revision|@@status) '",
+    );
     expect(kubeadmCertificates(cluster).map((c) => c.name)).toEqual([
-      'admin.conf', 'apiserver', 'apiserver-etcd-client', 'apiserver-kubelet-client', 'controller-manager.conf', 'etcd-healthcheck-client',
-      'etcd-peer', 'etcd-server', 'front-proxy-client', 'scheduler.conf', 'super-admin.conf', 'ca', 'etcd-ca', 'front-proxy-ca',
+      'admin.conf',
+      'apiserver',
+      'apiserver-etcd-client',
+      'apiserver-kubelet-client',
+      'controller-manager.conf',
+      'etcd-healthcheck-client',
+      'etcd-peer',
+      'etcd-server',
+      'front-proxy-client',
+      'scheduler.conf',
+      'super-admin.conf',
+      'ca',
+      'etcd-ca',
+      'front-proxy-ca',
     ]);
   });
 

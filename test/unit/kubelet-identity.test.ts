@@ -9,7 +9,27 @@ import { kubeletCertificateSource, nodeNameFromCertificate, withHostnameOverride
 function certificate(subject: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'kubelet-cert-'));
   try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', join(dir, 'k'), '-out', join(dir, 'c'), '-days', '1', '-subj', subject], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        join(dir, 'k'),
+        '-out',
+        join(dir, 'c'),
+        '-days',
+        '1',
+        '-subj',
+        subject,
+      ],
+      { stdio: 'ignore' },
+    );
     return readFileSync(join(dir, 'c'), 'utf8');
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -27,19 +47,35 @@ describe('the kubelet identity a new node takes over', () => {
 
   it('finds the certificate in kubelet.conf: embedded (kubeadm init) or a file (after kubelet-finalize)', () => {
     const conf = (user: Record<string, string>) =>
-      stringify({ contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }], 'current-context': 'c', users: [{ name: 'other', user: {} }, { name: 'u', user }] });
+      stringify({
+        contexts: [{ name: 'c', context: { cluster: 'k', user: 'u' } }],
+        'current-context': 'c',
+        users: [
+          { name: 'other', user: {} },
+          { name: 'u', user },
+        ],
+      });
     expect(kubeletCertificateSource(conf({ 'client-certificate-data': Buffer.from('PEM').toString('base64') }))).toEqual({ pem: 'PEM' });
-    expect(kubeletCertificateSource(conf({ 'client-certificate': '/var/lib/kubelet/pki/kubelet-client-current.pem' }))).toEqual({ file: '/var/lib/kubelet/pki/kubelet-client-current.pem' });
+    expect(kubeletCertificateSource(conf({ 'client-certificate': '/var/lib/kubelet/pki/kubelet-client-current.pem' }))).toEqual({
+      file: '/var/lib/kubelet/pki/kubelet-client-current.pem',
+    });
     expect(() => kubeletCertificateSource(conf({ token: 'x' }))).toThrow(/names no client certificate/);
   });
 
   it('pins the node name in kubeadm-flags.env, replacing any earlier override and keeping the other flags', () => {
-    const kubeadm = 'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/containerd/containerd.sock --pod-infra-container-image=registry.k8s.io/pause:3.10"\n';
+    const kubeadm =
+      'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/containerd/containerd.sock --pod-infra-container-image=registry.k8s.io/pause:3.10"\n';
     const pinned = withHostnameOverride(kubeadm, 'cp-1');
-    expect(pinned).toBe('KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/containerd/containerd.sock --pod-infra-container-image=registry.k8s.io/pause:3.10 --hostname-override=cp-1"\n');
+    expect(pinned).toBe(
+      'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///run/containerd/containerd.sock --pod-infra-container-image=registry.k8s.io/pause:3.10 --hostname-override=cp-1"\n',
+    );
     expect(withHostnameOverride(pinned, 'cp-1')).toBe(pinned); // a retried attempt changes nothing
-    expect(withHostnameOverride('KUBELET_KUBEADM_ARGS="--hostname-override old --v=2"\n', 'cp-1')).toBe('KUBELET_KUBEADM_ARGS="--v=2 --hostname-override=cp-1"\n');
-    expect(withHostnameOverride("KUBELET_KUBEADM_ARGS='--hostname-override=old'\n", 'cp-1')).toBe('KUBELET_KUBEADM_ARGS="--hostname-override=cp-1"\n');
+    expect(withHostnameOverride('KUBELET_KUBEADM_ARGS="--hostname-override old --v=2"\n', 'cp-1')).toBe(
+      'KUBELET_KUBEADM_ARGS="--v=2 --hostname-override=cp-1"\n',
+    );
+    expect(withHostnameOverride("KUBELET_KUBEADM_ARGS='--hostname-override=old'\n", 'cp-1')).toBe(
+      'KUBELET_KUBEADM_ARGS="--hostname-override=cp-1"\n',
+    );
     expect(withHostnameOverride('', 'cp-1')).toBe('KUBELET_KUBEADM_ARGS="--hostname-override=cp-1"\n');
     expect(withHostnameOverride('# kubeadm\n', 'cp-1')).toBe('# kubeadm\nKUBELET_KUBEADM_ARGS="--hostname-override=cp-1"\n');
   });

@@ -1,6 +1,15 @@
 import { ManifestError, parseManifest, type BackupManifest } from '../../src/backup/manifest';
 
-const object = { key: 'lifeboat/prod/etcd/x.db.gz.enc', plainSize: 10, plainSha256: 'a'.repeat(64), storedSize: 12, storedSha256: 'b'.repeat(64), s3Checksum: 'crc32:AAAAAA==-1', compression: 'gzip', encryption: { algorithm: 'aes-256-gcm-stream', keyId: 'k1' } };
+const object = {
+  key: 'lifeboat/prod/etcd/x.db.gz.enc',
+  plainSize: 10,
+  plainSha256: 'a'.repeat(64),
+  storedSize: 12,
+  storedSha256: 'b'.repeat(64),
+  s3Checksum: 'crc32:AAAAAA==-1',
+  compression: 'gzip',
+  encryption: { algorithm: 'aes-256-gcm-stream', keyId: 'k1' },
+};
 const manifest: BackupManifest = {
   format: 'lifeboat-backup/v1',
   cluster: 'prod',
@@ -10,7 +19,11 @@ const manifest: BackupManifest = {
   kubernetesVersion: 'v1.34.4',
   resourceCounts: { configmaps: 3 },
   snapshot: object as BackupManifest['snapshot'],
-  controlPlaneFiles: { ...(object as BackupManifest['snapshot']), key: 'lifeboat/prod/etcd/x.control-plane.tar.gz.enc', files: ['pki/ca.crt'] },
+  controlPlaneFiles: {
+    ...(object as BackupManifest['snapshot']),
+    key: 'lifeboat/prod/etcd/x.control-plane.tar.gz.enc',
+    files: ['pki/ca.crt'],
+  },
   verified: true,
   workflow: { workflowId: 'backup-prod', runId: 'r1' },
   engineVersion: '0.1.0',
@@ -24,7 +37,9 @@ describe('backup manifests read from the bucket', () => {
   });
 
   it('refuses a corrupt one with the key and the field', () => {
-    expect(() => parseManifest(KEY, '{"format": "lifeboat-backup/v1", ')).toThrow(new RegExp(`manifest ${KEY} is not a usable lifeboat backup manifest: not JSON`));
+    expect(() => parseManifest(KEY, '{"format": "lifeboat-backup/v1", ')).toThrow(
+      new RegExp(`manifest ${KEY} is not a usable lifeboat backup manifest: not JSON`),
+    );
     expect(() => parseManifest(KEY, JSON.stringify({ ...manifest, format: 'velero/v1' }))).toThrow(/unknown manifest format "velero\/v1"/);
     const broken = { ...manifest, etcd: { ...manifest.etcd, revision: 'many' }, snapshot: { ...manifest.snapshot, plainSha256: 'xyz' } };
     let err: unknown;
@@ -34,7 +49,10 @@ describe('backup manifests read from the bucket', () => {
       err = e;
     }
     expect(err).toBeInstanceOf(ManifestError);
-    expect((err as ManifestError).problems).toEqual([expect.stringMatching(/^etcd\.revision: expected number/), expect.stringMatching(/^snapshot\.plainSha256: expected a hex SHA-256/)]);
+    expect((err as ManifestError).problems).toEqual([
+      expect.stringMatching(/^etcd\.revision: expected number/),
+      expect.stringMatching(/^snapshot\.plainSha256: expected a hex SHA-256/),
+    ]);
     const { snapshot: _gone, ...noSnapshot } = manifest;
     expect(() => parseManifest(KEY, JSON.stringify(noSnapshot))).toThrow(/snapshot: expected object \(missing\)/);
   });

@@ -5,7 +5,10 @@ const root = join(__dirname, '../..');
 
 describe('the product build', () => {
   it('compiles src/, activities/ and workflows/ only: nothing of the test bed, the tests or the benches', () => {
-    const files = execFileSync(join(root, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json', '--listFilesOnly'], { cwd: root, encoding: 'utf8' })
+    const files = execFileSync(join(root, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json', '--listFilesOnly'], {
+      cwd: root,
+      encoding: 'utf8',
+    })
       .split('\n')
       .map((f) => relative(root, f.trim()))
       .filter((f) => f && !f.startsWith('node_modules/') && !f.startsWith('..'));

@@ -14,7 +14,9 @@ describe('workflow replay', () => {
     const dir = join(__dirname, '../histories');
     const files = (await readdir(dir)).filter((f) => f.endsWith('.json')).sort();
     expect(files.length).toBeGreaterThan(0);
-    const histories = await Promise.all(files.map(async (f) => ({ workflowId: f, history: historyFromJSON(JSON.parse(await readFile(join(dir, f), 'utf8'))) })));
+    const histories = await Promise.all(
+      files.map(async (f) => ({ workflowId: f, history: historyFromJSON(JSON.parse(await readFile(join(dir, f), 'utf8'))) })),
+    );
     const failures: string[] = [];
     for await (const r of Worker.runReplayHistories({ workflowsPath }, histories)) {
       if (r.error) failures.push(`${r.workflowId}: ${String(r.error)}`);

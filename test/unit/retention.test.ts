@@ -1,4 +1,10 @@
-import { decideRetention, formatDecision, type BackupRecord, type RetentionDecision, type RetentionPolicy } from '../../src/backup/retention';
+import {
+  decideRetention,
+  formatDecision,
+  type BackupRecord,
+  type RetentionDecision,
+  type RetentionPolicy,
+} from '../../src/backup/retention';
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
@@ -73,7 +79,11 @@ function syntheticHistory(): BackupRecord[] {
     const day = created.slice(0, 10);
     if (day >= '2026-10-10' && day <= '2026-10-13') continue; // outage
     const unverifiedDay = day === '2026-11-20' || day === '2026-11-12';
-    out.push({ key: `prod/etcd/${created.replace(/[-:]/g, '').replace('.000', '')}-rev${1000 + i}.manifest.json`, created, verified: i % 5 !== 2 && !unverifiedDay });
+    out.push({
+      key: `prod/etcd/${created.replace(/[-:]/g, '').replace('.000', '')}-rev${1000 + i}.manifest.json`,
+      created,
+      verified: i % 5 !== 2 && !unverifiedDay,
+    });
   }
   return out;
 }
@@ -118,18 +128,40 @@ describe('decideRetention on a synthetic history', () => {
     expect(count('daily ')).toBe(7);
     expect(count('weekly ')).toBe(4);
     // The history spans July..November: only 5 months exist, so monthly 6 keeps 5.
-    expect(all.filter((r) => r.startsWith('monthly ')).sort()).toEqual(['monthly 2026-07', 'monthly 2026-08', 'monthly 2026-09', 'monthly 2026-10', 'monthly 2026-11']);
+    expect(all.filter((r) => r.startsWith('monthly ')).sort()).toEqual([
+      'monthly 2026-07',
+      'monthly 2026-08',
+      'monthly 2026-09',
+      'monthly 2026-10',
+      'monthly 2026-11',
+    ]);
     expect(count('newest verified')).toBe(1);
     // 2026-11-20 had no verified backup: it is skipped, so daily 7 reaches back to 2026-11-17.
     expect(all.filter((r) => r.startsWith('daily ')).sort()).toEqual([
-      'daily 2026-11-17', 'daily 2026-11-18', 'daily 2026-11-19', 'daily 2026-11-21', 'daily 2026-11-22', 'daily 2026-11-23', 'daily 2026-11-24',
+      'daily 2026-11-17',
+      'daily 2026-11-18',
+      'daily 2026-11-19',
+      'daily 2026-11-21',
+      'daily 2026-11-22',
+      'daily 2026-11-23',
+      'daily 2026-11-24',
     ]);
-    expect(all.filter((r) => r.startsWith('weekly ')).sort()).toEqual(['weekly 2026-W45', 'weekly 2026-W46', 'weekly 2026-W47', 'weekly 2026-W48']);
+    expect(all.filter((r) => r.startsWith('weekly ')).sort()).toEqual([
+      'weekly 2026-W45',
+      'weekly 2026-W46',
+      'weekly 2026-W47',
+      'weekly 2026-W48',
+    ]);
     // The window is 7 days: everything since 2026-11-18T03:00Z exclusive (27 backups of 6h each) is kept for it.
     expect(count('inside the policy window')).toBe(27);
     // The newest backup (2026-11-24T18:00Z: 119 days after the start, i = 119 * 4 + 3 = 479, 479 % 5 = 4) is verified.
     expect(reasonsOf(decision, 'prod/etcd/20261124T180000Z-rev1479.manifest.json')).toEqual([
-      'last 5', 'daily 2026-11-24', 'weekly 2026-W48', 'monthly 2026-11', 'newest verified', 'inside the policy window',
+      'last 5',
+      'daily 2026-11-24',
+      'weekly 2026-W48',
+      'monthly 2026-11',
+      'newest verified',
+      'inside the policy window',
     ]);
     // The last backup of July (i = 15, verified) is July's monthly one and nothing else.
     expect(reasonsOf(decision, 'prod/etcd/20260731T180000Z-rev1015.manifest.json')).toEqual(['monthly 2026-07']);
@@ -193,7 +225,20 @@ describe('decideRetention: a small case checked by hand', () => {
   it('prints a dry-run table, newest first', () => {
     const lines = formatDecision(decideRetention(backups, policy, now)).split('\n');
     expect(lines[0]).toMatch(/^CREATED\s+ACTION\s+REASONS\s+KEY$/);
-    expect(lines.slice(1, -1).map((l) => l.trim().split(/\s+/).pop())).toEqual(['a', 'b', 'c', 'd', 'k', 'e', 'f', 'g', 'h', 'i', 'j', 'l']);
+    expect(lines.slice(1, -1).map((l) => l.trim().split(/\s+/).pop())).toEqual([
+      'a',
+      'b',
+      'c',
+      'd',
+      'k',
+      'e',
+      'f',
+      'g',
+      'h',
+      'i',
+      'j',
+      'l',
+    ]);
     const widestReasons = 'last 2, daily 2026-11-25, weekly 2026-W48, monthly 2026-11, newest verified, inside the policy window';
     expect(lines[1]).toBe(`2026-11-25T06:00:00Z  KEEP    ${'last 2, inside the policy window'.padEnd(widestReasons.length)}  a`);
     expect(lines[2]).toBe(`2026-11-25T00:00:00Z  KEEP    ${widestReasons}  b`);
@@ -212,7 +257,9 @@ describe('decideRetention: edge cases', () => {
   });
 
   it('keeps only keepLast and the window when nothing is verified', () => {
-    const backups = Array.from({ length: 40 }, (_, i) => b(`u${String(i).padStart(2, '0')}`, new Date(Date.UTC(2026, 9, 1) + i * DAY).toISOString(), false));
+    const backups = Array.from({ length: 40 }, (_, i) =>
+      b(`u${String(i).padStart(2, '0')}`, new Date(Date.UTC(2026, 9, 1) + i * DAY).toISOString(), false),
+    );
     // newest: u39 on 2026-11-09; now 2026-11-12T00:00Z; daily 2 -> window 2 days: nothing inside.
     const decision = decideRetention(backups, { keepLast: 3, daily: 2, weekly: 4, monthly: 6 }, new Date('2026-11-12T00:00:00Z'));
     expect(decision.keep).toEqual([
@@ -250,7 +297,11 @@ describe('decideRetention: edge cases', () => {
   });
 
   it('never lets an unverified backup fill a bucket', () => {
-    const backups = [b('day2-unverified', '2026-11-02T12:00:00Z', false), b('day2-verified', '2026-11-02T06:00:00Z'), b('day1', '2026-11-01T06:00:00Z')];
+    const backups = [
+      b('day2-unverified', '2026-11-02T12:00:00Z', false),
+      b('day2-verified', '2026-11-02T06:00:00Z'),
+      b('day1', '2026-11-01T06:00:00Z'),
+    ];
     const decision = decideRetention(backups, { keepLast: 1, daily: 1, weekly: 0, monthly: 0 }, new Date('2026-11-30T00:00:00Z'));
     expect(decision.keep).toEqual([
       { key: 'day2-unverified', created: '2026-11-02T12:00:00Z', reasons: ['last 1'] },
@@ -261,7 +312,10 @@ describe('decideRetention: edge cases', () => {
 
   it('uses ISO weeks across a year end', () => {
     const weekOf = (created: string) =>
-      reasonsOf(decideRetention([b('only', created)], { keepLast: 1, daily: 0, weekly: 1, monthly: 0 }, new Date('2030-01-01T00:00:00Z')), 'only')!.find((r) => r.startsWith('weekly '));
+      reasonsOf(
+        decideRetention([b('only', created)], { keepLast: 1, daily: 0, weekly: 1, monthly: 0 }, new Date('2030-01-01T00:00:00Z')),
+        'only',
+      )!.find((r) => r.startsWith('weekly '));
     expect(weekOf('2026-12-31T12:00:00Z')).toBe('weekly 2026-W53'); // Thursday: 2026 has 53 ISO weeks
     expect(weekOf('2027-01-01T00:00:00Z')).toBe('weekly 2026-W53'); // Friday: still the last week of ISO year 2026
     expect(weekOf('2027-01-03T23:59:59Z')).toBe('weekly 2026-W53'); // Sunday
@@ -311,10 +365,21 @@ describe('decideRetention: edge cases', () => {
     const now = new Date('2026-11-25T00:00:00Z');
     const p = { keepLast: 1, daily: 0, weekly: 0, monthly: 0 };
     // Same instant written two ways, same flag: one backup.
-    const same = decideRetention([b('k', '2026-01-01T00:00:00Z'), b('k', '2026-01-01T00:00:00.000Z'), b('k', '2026-01-01T01:00:00+01:00')], p, now);
+    const same = decideRetention(
+      [b('k', '2026-01-01T00:00:00Z'), b('k', '2026-01-01T00:00:00.000Z'), b('k', '2026-01-01T01:00:00+01:00')],
+      p,
+      now,
+    );
     expect(same).toEqual({ keep: [{ key: 'k', created: '2026-01-01T00:00:00.000Z', reasons: ['last 1', 'newest verified'] }], delete: [] });
     // Contradictory copies: kept, and left out of everything else.
-    const backups = [b('old', '2026-01-01T00:00:00Z'), b('new', '2026-01-02T00:00:00Z'), b('dup', '2026-01-03T00:00:00Z', true), b('dup', '2026-01-03T00:00:00Z', false), b('dup2', '2025-01-01T00:00:00Z'), b('dup2', 'garbage')];
+    const backups = [
+      b('old', '2026-01-01T00:00:00Z'),
+      b('new', '2026-01-02T00:00:00Z'),
+      b('dup', '2026-01-03T00:00:00Z', true),
+      b('dup', '2026-01-03T00:00:00Z', false),
+      b('dup2', '2025-01-01T00:00:00Z'),
+      b('dup2', 'garbage'),
+    ];
     for (const order of [backups, [...backups].reverse(), shuffled(backups, 9)]) {
       expect(decideRetention(order, p, now)).toEqual({
         keep: [

@@ -20,7 +20,12 @@ let pki: Pki;
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'lifeboat-pki-'));
-  pki = await createControlPlanePki({ root: path.join(work, 'kubernetes'), nodeName: NODE_NAME, nodeIPs: NODE_IPS, apiServerUrl: API_SERVER_URL });
+  pki = await createControlPlanePki({
+    root: path.join(work, 'kubernetes'),
+    nodeName: NODE_NAME,
+    nodeIPs: NODE_IPS,
+    apiServerUrl: API_SERVER_URL,
+  });
 });
 
 afterAll(async () => {
@@ -29,7 +34,10 @@ afterAll(async () => {
 
 async function listFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name))).sort();
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(dir, path.join(e.parentPath, e.name)))
+    .sort();
 }
 
 /** The certificate's public key and the private key's public half must be the same key. */
@@ -39,14 +47,26 @@ async function expectKeyMatchesCert(keyFile: string, certFile: string): Promise<
 
 test('lays out exactly the files kubeadm writes, keys and kubeconfigs 0600', async () => {
   const pairs = [
-    'ca', 'apiserver', 'apiserver-kubelet-client', 'apiserver-etcd-client', 'front-proxy-ca', 'front-proxy-client',
-    'etcd/ca', 'etcd/server', 'etcd/peer', 'etcd/healthcheck-client',
+    'ca',
+    'apiserver',
+    'apiserver-kubelet-client',
+    'apiserver-etcd-client',
+    'front-proxy-ca',
+    'front-proxy-client',
+    'etcd/ca',
+    'etcd/server',
+    'etcd/peer',
+    'etcd/healthcheck-client',
   ].flatMap((name) => [`pki/${name}.crt`, `pki/${name}.key`]);
   const expected = [
     ...pairs,
     'pki/sa.key',
     'pki/sa.pub',
-    'admin.conf', 'super-admin.conf', 'controller-manager.conf', 'scheduler.conf', 'kubelet.conf',
+    'admin.conf',
+    'super-admin.conf',
+    'controller-manager.conf',
+    'scheduler.conf',
+    'kubelet.conf',
   ].sort();
 
   expect(await listFiles(pki.root)).toEqual(expected);
@@ -93,7 +113,15 @@ test('apiserver serving certificate carries kubeadm SANs, node IPs and the endpo
   expect(text).toMatch(/CA:FALSE/);
   expect(text).toMatch(/TLS Web Server Authentication/);
   const sans = subjectAltNames(text);
-  for (const dns of ['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', 'localhost', NODE_NAME, 'cp.lifeboat.test']) {
+  for (const dns of [
+    'kubernetes',
+    'kubernetes.default',
+    'kubernetes.default.svc',
+    'kubernetes.default.svc.cluster.local',
+    'localhost',
+    NODE_NAME,
+    'cp.lifeboat.test',
+  ]) {
     expect(sans).toContain(`DNS:${dns}`);
   }
   for (const ip of ['10.96.0.1', '127.0.0.1', '172.20.0.5', 'FD00:0:0:0:0:0:0:5']) expect(sans).toContain(`IP Address:${ip}`);
@@ -108,7 +136,13 @@ test('etcd server and peer certificates serve and authenticate as the node', asy
     expect(text).toMatch(new RegExp(`Subject: CN\\s*=\\s*${NODE_NAME}\\n`));
     expect(text).toMatch(/TLS Web Server Authentication, TLS Web Client Authentication/);
     const sans = subjectAltNames(text);
-    for (const san of ['DNS:localhost', `DNS:${NODE_NAME}`, 'IP Address:127.0.0.1', 'IP Address:0:0:0:0:0:0:0:1', 'IP Address:172.20.0.5']) {
+    for (const san of [
+      'DNS:localhost',
+      `DNS:${NODE_NAME}`,
+      'IP Address:127.0.0.1',
+      'IP Address:0:0:0:0:0:0:0:1',
+      'IP Address:172.20.0.5',
+    ]) {
       expect(sans).toContain(san);
     }
   }

@@ -21,24 +21,35 @@ spec:
     image: registry.k8s.io/etcd:3.6.4-0
 `;
 
-  it('adds the run annotation and keeps everything else, comments included, in kubeadm\'s style', () => {
+  it("adds the run annotation and keeps everything else, comments included, in kubeadm's style", () => {
     const out = annotateStaticPodManifest(yaml, 'etcd.yaml', 'abc123');
     expect(out.annotated).toBe(true);
     expect(out.text).toContain('# written by kubeadm');
     expect(out.text).toMatch(/component: etcd +# kept/);
     expect(out.text).toContain('\n  - command:\n'); // kubeadm's style of sequences
     const pod = parse(out.text) as { metadata: { annotations: Record<string, string> }; spec: unknown };
-    expect(pod.metadata.annotations).toEqual({ 'kubeadm.kubernetes.io/etcd.advertise-client-urls': 'https://10.0.0.10:2379', [RECOVERY_ANNOTATION]: 'abc123' });
+    expect(pod.metadata.annotations).toEqual({
+      'kubeadm.kubernetes.io/etcd.advertise-client-urls': 'https://10.0.0.10:2379',
+      [RECOVERY_ANNOTATION]: 'abc123',
+    });
     expect(pod.spec).toEqual((parse(yaml) as { spec: unknown }).spec);
   });
 
   it('replaces the annotation of an earlier recovery, adds annotations where there were none, and handles JSON', () => {
     const again = annotateStaticPodManifest(annotateStaticPodManifest(yaml, 'etcd.yaml', 'first').text, 'etcd.yaml', 'second');
-    expect((parse(again.text) as { metadata: { annotations: Record<string, string> } }).metadata.annotations[RECOVERY_ANNOTATION]).toBe('second');
+    expect((parse(again.text) as { metadata: { annotations: Record<string, string> } }).metadata.annotations[RECOVERY_ANNOTATION]).toBe(
+      'second',
+    );
     const bare = annotateStaticPodManifest('apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n', 'x.yml', 'r1');
-    expect((parse(bare.text) as { metadata: { annotations: Record<string, string> } }).metadata.annotations).toEqual({ [RECOVERY_ANNOTATION]: 'r1' });
+    expect((parse(bare.text) as { metadata: { annotations: Record<string, string> } }).metadata.annotations).toEqual({
+      [RECOVERY_ANNOTATION]: 'r1',
+    });
     const json = annotateStaticPodManifest('{"apiVersion":"v1","kind":"Pod","metadata":{"name":"j"}}', 'j.json', 'r2');
-    expect(JSON.parse(json.text)).toEqual({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'j', annotations: { [RECOVERY_ANNOTATION]: 'r2' } } });
+    expect(JSON.parse(json.text)).toEqual({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'j', annotations: { [RECOVERY_ANNOTATION]: 'r2' } },
+    });
   });
 
   it('leaves a file that is not one mapping as it is', () => {
@@ -57,10 +68,28 @@ spec:
 describe('the control plane as crictl reports it while it stops', () => {
   const pods = {
     items: [
-      { id: 'p-etcd', metadata: { name: 'etcd-cp1', namespace: 'kube-system' }, labels: { component: 'etcd' }, annotations: { 'kubernetes.io/config.source': 'file' } },
-      { id: 'p-api', metadata: { name: 'kube-apiserver-cp1', namespace: 'kube-system' }, labels: { component: 'kube-apiserver' }, annotations: { 'kubernetes.io/config.source': 'file' } },
-      { id: 'p-other', metadata: { name: 'haproxy-cp1', namespace: 'kube-system' }, annotations: { 'kubernetes.io/config.source': 'file' } },
-      { id: 'p-api-pod', metadata: { name: 'kube-apiserver-cp1-x', namespace: 'default' }, annotations: { 'kubernetes.io/config.source': 'api' } },
+      {
+        id: 'p-etcd',
+        metadata: { name: 'etcd-cp1', namespace: 'kube-system' },
+        labels: { component: 'etcd' },
+        annotations: { 'kubernetes.io/config.source': 'file' },
+      },
+      {
+        id: 'p-api',
+        metadata: { name: 'kube-apiserver-cp1', namespace: 'kube-system' },
+        labels: { component: 'kube-apiserver' },
+        annotations: { 'kubernetes.io/config.source': 'file' },
+      },
+      {
+        id: 'p-other',
+        metadata: { name: 'haproxy-cp1', namespace: 'kube-system' },
+        annotations: { 'kubernetes.io/config.source': 'file' },
+      },
+      {
+        id: 'p-api-pod',
+        metadata: { name: 'kube-apiserver-cp1-x', namespace: 'default' },
+        annotations: { 'kubernetes.io/config.source': 'api' },
+      },
     ],
   };
   const containers = {
@@ -88,7 +117,13 @@ describe('the control plane as crictl reports it while it stops', () => {
   });
 
   it('says why the container runtime cannot be used', () => {
-    expect(parseControlPlaneState('0.0.0.0:22\n--- cri\ncrictl is not installed on the node\n', [2379, 6443], manifests)).toEqual({ listening: [], criUnavailable: 'crictl is not installed on the node', running: [] });
-    expect(parseControlPlaneState('--- cri\n--- pods\n{oops\n--- containers\n{}\n', [2379], manifests).criUnavailable).toMatch(/did not parse/);
+    expect(parseControlPlaneState('0.0.0.0:22\n--- cri\ncrictl is not installed on the node\n', [2379, 6443], manifests)).toEqual({
+      listening: [],
+      criUnavailable: 'crictl is not installed on the node',
+      running: [],
+    });
+    expect(parseControlPlaneState('--- cri\n--- pods\n{oops\n--- containers\n{}\n', [2379], manifests).criUnavailable).toMatch(
+      /did not parse/,
+    );
   });
 });

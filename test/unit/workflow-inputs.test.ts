@@ -18,9 +18,13 @@ describe('workflow inputs refuse hostile and malformed values, naming the field'
       expect(recoveryInputProblems({ ...base, cluster: bad as string }).join()).toMatch(/^cluster: /);
     }
     for (const bad of [...HOSTILE.filter((h) => h !== 'PROD' && h !== '-prod'), ...WRONG_TYPES, 'a/../b', '/abs']) {
-      expect([bad, recoveryInputProblems({ ...base, snapshot: bad as string }).join()]).toEqual([bad, expect.stringMatching(/^snapshot: /)]);
+      expect([bad, recoveryInputProblems({ ...base, snapshot: bad as string }).join()]).toEqual([
+        bad,
+        expect.stringMatching(/^snapshot: /),
+      ]);
     }
-    for (const bad of ['cp1; id', '$(id)', 'a b', 'x'.repeat(300), '-oProxyCommand=id']) expect(recoveryInputProblems({ ...base, target: bad }).join()).toMatch(/^target: /);
+    for (const bad of ['cp1; id', '$(id)', 'a b', 'x'.repeat(300), '-oProxyCommand=id'])
+      expect(recoveryInputProblems({ ...base, target: bad }).join()).toMatch(/^target: /);
     expect(recoveryInputProblems({ ...base, targetHostKey: 'ssh-ed25519 AAAA; id' }).join()).toMatch(/^targetHostKey: /);
     expect(recoveryInputProblems({ ...base, mode: 'sideways' as never }).join()).toMatch(/^mode: /);
     expect(recoveryInputProblems({ ...base, approval: 'yes' as never }).join()).toMatch(/^approval: /);
@@ -39,23 +43,31 @@ describe('workflow inputs refuse hostile and malformed values, naming the field'
 
   it('backup: cluster, reason, retentionDryRun, unknown fields, wrong types', () => {
     expect(backupInputProblems({ cluster: 'prod', reason: 'schedule' })).toEqual([]);
-    for (const bad of [...HOSTILE, ...WRONG_TYPES]) expect(backupInputProblems({ cluster: bad } as BackupClusterInput).join()).toMatch(/^cluster: /);
+    for (const bad of [...HOSTILE, ...WRONG_TYPES])
+      expect(backupInputProblems({ cluster: bad } as BackupClusterInput).join()).toMatch(/^cluster: /);
     expect(backupInputProblems({ cluster: 'prod', reason: 'r'.repeat(501) }).join()).toMatch(/^reason: /);
     expect(backupInputProblems({ cluster: 'prod', retentionDryRun: 'yes' } as never).join()).toMatch(/^retentionDryRun: /);
     expect(backupInputProblems({ cluster: 'prod', bucket: 'other' } as never).join()).toMatch(/^input: unknown field "bucket"/);
-    for (const bad of [null, 42, true, ['prod'], 'prod']) expect(backupInputProblems(bad as never)).toEqual(['input: expected an object like {"cluster": "prod"}']);
+    for (const bad of [null, 42, true, ['prod'], 'prod'])
+      expect(backupInputProblems(bad as never)).toEqual(['input: expected an object like {"cluster": "prod"}']);
   });
 
   it('alert response: cluster, alert name, status, fingerprint, labels (names, count, lengths), unknown fields', () => {
     const alert = { name: 'KubeAPIDown', status: 'firing' as const, fingerprint: 'abc123' };
     const base: RespondToAlertInput = { cluster: 'prod', alert };
     expect(responseInputProblems(base)).toEqual([]);
-    for (const bad of [...HOSTILE, ...WRONG_TYPES]) expect(responseInputProblems({ ...base, cluster: bad as string }).join()).toMatch(/^cluster: /);
-    for (const bad of ['Kube APIDown', '$(id)', 'x'.repeat(201), '']) expect(responseInputProblems({ ...base, alert: { ...alert, name: bad } }).join()).toMatch(/^alert\.name: /);
+    for (const bad of [...HOSTILE, ...WRONG_TYPES])
+      expect(responseInputProblems({ ...base, cluster: bad as string }).join()).toMatch(/^cluster: /);
+    for (const bad of ['Kube APIDown', '$(id)', 'x'.repeat(201), ''])
+      expect(responseInputProblems({ ...base, alert: { ...alert, name: bad } }).join()).toMatch(/^alert\.name: /);
     expect(responseInputProblems({ ...base, alert: { ...alert, status: 'burning' as never } }).join()).toMatch(/^alert\.status: /);
     expect(responseInputProblems({ ...base, alert: { ...alert, fingerprint: '../x' } }).join()).toMatch(/^alert\.fingerprint: /);
-    expect(responseInputProblems({ ...base, alert: { ...alert, labels: { 'a b': 'x' } } }).join()).toMatch(/^alert\.labels: "a b" is not a label name/);
-    expect(responseInputProblems({ ...base, alert: { ...alert, labels: { job: 'x'.repeat(501) } } }).join()).toMatch(/^alert\.labels\.job: /);
+    expect(responseInputProblems({ ...base, alert: { ...alert, labels: { 'a b': 'x' } } }).join()).toMatch(
+      /^alert\.labels: "a b" is not a label name/,
+    );
+    expect(responseInputProblems({ ...base, alert: { ...alert, labels: { job: 'x'.repeat(501) } } }).join()).toMatch(
+      /^alert\.labels\.job: /,
+    );
     const many = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`l${i}`, 'v']));
     expect(responseInputProblems({ ...base, alert: { ...alert, labels: many } }).join()).toMatch(/at most 40 labels/);
     expect(responseInputProblems({ ...base, alert: { ...alert, summary: 's'.repeat(1001) } }).join()).toMatch(/^alert\.summary: /);
