@@ -32,9 +32,9 @@ async function seedHistory(cluster: string, now: Date): Promise<{ manifestKey: s
     const verified = i % 17 !== 3; // a few unverified ones, which must never fill a daily/weekly/monthly slot
     const stored = {
       plainSize: 1,
-      plainSha256: 'x',
+      plainSha256: '0'.repeat(64),
       storedSize: 1,
-      storedSha256: 'x',
+      storedSha256: '0'.repeat(64),
       compression: 'gzip' as const,
       encryption: { algorithm: 'aes-256-gcm-stream' as const, keyId: 'k1' },
     };
