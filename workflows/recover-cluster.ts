@@ -120,6 +120,7 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
     mode: input.mode,
     runKey,
     overrideCooldown: input.overrideCooldown,
+    acceptUnsignedManifest: input.acceptUnsignedManifest,
   };
   let policy: ClusterSummary['recovery'];
   let plan = await step(

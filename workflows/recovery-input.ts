@@ -18,6 +18,8 @@ export interface RecoverClusterInput {
   keepRestoredOnFailure?: boolean;
   /** A person's go-ahead for a restore within recovery.cooldown of a successful one (alerts never set it). */
   overrideCooldown?: boolean;
+  /** A person's go-ahead for a backup whose manifest is not signed (written before manifests were signed; alerts never set it). */
+  acceptUnsignedManifest?: boolean;
   /** Test and drill knobs: how long to wait for approval and for the control plane. */
   approvalTimeoutSeconds?: number;
   controlPlaneTimeoutSeconds?: number;
@@ -28,7 +30,7 @@ export type NormalizedRecoveryInput = Required<
 > &
   Pick<
     RecoverClusterInput,
-    'target' | 'targetHostKey' | 'reason' | 'overrideCooldown' | 'approvalTimeoutSeconds' | 'controlPlaneTimeoutSeconds'
+    'target' | 'targetHostKey' | 'reason' | 'overrideCooldown' | 'acceptUnsignedManifest' | 'approvalTimeoutSeconds' | 'controlPlaneTimeoutSeconds'
   >;
 
 const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -52,6 +54,7 @@ const FIELDS = [
   'reason',
   'keepRestoredOnFailure',
   'overrideCooldown',
+  'acceptUnsignedManifest',
   'approvalTimeoutSeconds',
   'controlPlaneTimeoutSeconds',
 ];
@@ -98,7 +101,7 @@ export function recoveryInputProblems(input: RecoverClusterInput): string[] {
     if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max))
       problems.push(`${f}: expected a whole number of seconds from 1 to ${max}`);
   }
-  for (const f of ['keepRestoredOnFailure', 'overrideCooldown'] as const)
+  for (const f of ['keepRestoredOnFailure', 'overrideCooldown', 'acceptUnsignedManifest'] as const)
     if (input[f] !== undefined && typeof input[f] !== 'boolean') problems.push(`${f}: expected true or false`);
   const extra = Object.keys(input).filter((k) => !FIELDS.includes(k));
   if (extra.length)

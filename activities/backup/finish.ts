@@ -5,6 +5,8 @@ import { findCluster } from '../../src/config/load';
 import { s3ClientFor } from '../../src/storage/s3-client';
 import { parseChecksum, reportedChecksum } from '../../src/storage/checksum';
 import { objectLockFor, objectLockParams } from '../../src/storage/upload-stream';
+import { loadEncryptionKey } from '../../src/backup/keyring';
+import { signManifest } from '../../src/backup/manifest-auth';
 import type { ActivityDeps } from '../deps';
 import { cancellationSignal } from '../heartbeat';
 import { withSnapshotHost, type SnapshotSource } from '../../src/backup/snapshot-host';
@@ -55,13 +57,16 @@ export function confirmObjects(deps: ActivityDeps) {
 export function writeManifest(deps: ActivityDeps) {
   return async (input: { cluster: string; key: string; manifest: BackupManifest }): Promise<void> => {
     const cluster = findCluster(deps.config, input.cluster);
+    // Signed with the backup's own key, resolved here: the workflow (and its history) never holds it.
+    const keyId = input.manifest.snapshot.encryption?.keyId;
+    const manifest = keyId ? signManifest(input.manifest, await loadEncryptionKey(deps.config, keyId), keyId) : input.manifest;
     const s3 = await s3ClientFor(cluster.storage);
     try {
       await s3.send(
         new PutObjectCommand({
           Bucket: cluster.storage.bucket,
           Key: input.key,
-          Body: JSON.stringify(input.manifest, null, 2),
+          Body: JSON.stringify(manifest, null, 2),
           ContentType: 'application/json',
           ChecksumAlgorithm: 'SHA256',
           ...objectLockParams(objectLockFor(cluster.storage)),

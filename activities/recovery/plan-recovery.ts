@@ -5,6 +5,8 @@ import { Writable } from 'node:stream';
 import { posix } from 'node:path';
 import { loadEncryptionKey } from '../../src/backup/keyring';
 import { readStoredObject } from '../../src/backup/read-object';
+import { readManifestText } from '../../src/backup/catalog';
+import { authenticateManifest, type ManifestAuthentication } from '../../src/backup/manifest-auth';
 import { readTarEntry } from '../../src/backup/tar';
 import { findCluster } from '../../src/config/load';
 import type { ClusterConfig, Config, NodeConfig } from '../../src/config/schema';
@@ -29,6 +31,8 @@ export interface PlanRecoveryInput {
   passOver?: { manifestKey: string; reason: string }[];
   /** A person's explicit go-ahead for a restore within recovery.cooldown of the last one. */
   overrideCooldown?: boolean;
+  /** A person's go-ahead for a backup whose manifest carries no tag (written before manifests were signed). */
+  acceptUnsignedManifest?: boolean;
 }
 
 /** The node to restore onto: a configured node by name, or a host with its pinned key, reached like the cluster's nodes. */
@@ -117,12 +121,36 @@ async function toolOnNode(s: NodeSession, cluster: ClusterConfig, wantedMinor: s
   };
 }
 
+/**
+ * Whether the manifest's numbers (revision, counts, checksums) can be believed: its tag must match under a key of the
+ * key ring. A cluster that encrypts its backups signs every manifest, so there an unsigned one is refused unless a
+ * person accepts it (one written before manifests were signed); an unencrypted cluster has no key to sign with.
+ */
+async function manifestAuthentication(deps: ActivityDeps, cluster: ClusterConfig, manifestKey: string, acceptUnsigned: boolean): Promise<'authentic' | 'unsigned'> {
+  const s3 = await s3ClientFor(cluster.storage);
+  let result: ManifestAuthentication;
+  try {
+    result = await authenticateManifest(await readManifestText(s3, cluster.storage.bucket, manifestKey), (id) => loadEncryptionKey(deps.config, id));
+  } finally {
+    s3.destroy();
+  }
+  if (result.status === 'authentic') return 'authentic';
+  if (result.status === 'unsigned') {
+    if (!cluster.backup.encryptionKey || acceptUnsigned) return 'unsigned';
+    throw new UnusableBackup(
+      `backup ${manifestKey}: its manifest is not signed (written before manifests were signed, or its tag was removed); restore it only if you trust the bucket: acceptUnsignedManifest: true (--accept-unsigned-manifest)`,
+      'UnauthenticatedManifest',
+    );
+  }
+  throw new UnusableBackup(`backup ${manifestKey}: its manifest cannot be trusted: ${result.reason}`, 'UnauthenticatedManifest');
+}
+
 /** A backup that cannot be restored on this target for a reason known before anything changes. */
 class UnusableBackup extends Error {
   manifestKey?: string;
   constructor(
     message: string,
-    readonly type: 'PreflightFailed' | 'MissingSecret',
+    readonly type: 'PreflightFailed' | 'MissingSecret' | 'UnauthenticatedManifest',
   ) {
     super(message);
   }
@@ -185,6 +213,7 @@ function planRecoveryOnce(deps: ActivityDeps) {
         unusable(new UnusableBackup(`backup ${choice.manifestKey}: ${err.message}`, 'MissingSecret')),
       );
     }
+    const authentication = await manifestAuthentication(deps, cluster, choice.manifestKey, input.acceptUnsignedManifest ?? false).catch(unusable);
 
     return withSession(
       node,
@@ -286,6 +315,7 @@ function planRecoveryOnce(deps: ActivityDeps) {
             plainSize: m.snapshot.plainSize,
             etcdVersion: m.etcd.serverVersion,
             encryptionKeyId: m.snapshot.encryption?.keyId ?? null,
+            manifest: authentication,
           },
           skipped: choice.skipped,
           tool,

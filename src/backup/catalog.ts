@@ -29,8 +29,13 @@ export async function listObjects(s3: S3Client, bucket: string, prefix: string):
 }
 
 export async function readManifest(s3: S3Client, bucket: string, key: string): Promise<BackupManifest> {
+  return parseManifest(key, await readManifestText(s3, bucket, key));
+}
+
+/** A manifest's bytes as stored, for checking its tag (src/backup/manifest-auth.ts). */
+export async function readManifestText(s3: S3Client, bucket: string, key: string): Promise<string> {
   const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-  return parseManifest(key, await res.Body!.transformToString('utf8'));
+  return res.Body!.transformToString('utf8');
 }
 
 /** readManifest with a client of its own, for callers that need nothing else from the bucket. */

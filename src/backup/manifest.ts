@@ -41,6 +41,10 @@ export const etcdSnapshotInfoSchema = z.object({
 });
 export type EtcdSnapshotInfo = z.infer<typeof etcdSnapshotInfoSchema>;
 
+/** The manifest's tag (src/backup/manifest-auth.ts): HMAC-SHA256 with a key derived from the backup's key. */
+export const manifestAuthSchema = z.object({ algorithm: z.literal('hmac-sha256'), keyId: z.string().min(1), tag: z.string().min(1) });
+export type ManifestAuth = z.infer<typeof manifestAuthSchema>;
+
 export const backupManifestSchema = z.object({
   format: z.literal(MANIFEST_FORMAT),
   cluster: z.string().min(1),
@@ -57,6 +61,8 @@ export const backupManifestSchema = z.object({
   verified: z.boolean(),
   workflow: z.object({ workflowId: z.string(), runId: z.string() }),
   engineVersion: z.string(),
+  /** Absent in manifests of unencrypted backups (no key to sign with) and in those written before manifests were signed. */
+  auth: manifestAuthSchema.optional(),
 });
 export type BackupManifest = z.infer<typeof backupManifestSchema>;
 

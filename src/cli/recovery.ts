@@ -20,6 +20,7 @@ export function restoreCommand(): Command {
     .option('--approve', 'approve up front (approval: auto)')
     .option('--dry-run', 'plan and preflight only; change nothing')
     .option('--override-cooldown', 'restore even though a recovery restored this cluster within recovery.cooldown')
+    .option('--accept-unsigned-manifest', "restore a backup whose manifest is not signed (taken before manifests were signed): you trust the bucket's numbers")
     .option('--reason <text>', 'why (kept in the result)')
     .option('--no-wait', 'start and return')
     .action(
@@ -33,6 +34,7 @@ export function restoreCommand(): Command {
           approve?: boolean;
           dryRun?: boolean;
           overrideCooldown?: boolean;
+          acceptUnsignedManifest?: boolean;
           reason?: string;
           wait: boolean;
         },
@@ -50,6 +52,7 @@ export function restoreCommand(): Command {
           approval: opts.approve ? 'auto' : undefined,
           dryRun: opts.dryRun ?? false,
           ...(opts.overrideCooldown ? { overrideCooldown: true } : {}),
+          ...(opts.acceptUnsignedManifest ? { acceptUnsignedManifest: true } : {}),
           reason: opts.reason,
         };
         const problems = recoveryInputProblems(input);

@@ -15,6 +15,8 @@ export interface RecoveryPlan {
     plainSize: number;
     etcdVersion?: string;
     encryptionKeyId: string | null;
+    /** Its manifest's tag matched under a key of the key ring, or it had none (an unencrypted cluster, or accepted by a person). Absent in plans from before manifests were signed. */
+    manifest?: 'authentic' | 'unsigned';
   };
   /** Newer backups passed over, and why. */
   skipped: { manifestKey: string; reason: string }[];

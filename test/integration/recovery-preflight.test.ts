@@ -1,4 +1,4 @@
-import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { WorkflowFailedError } from '@temporalio/client';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { fillEtcd } from '../../sandbox/fill';
@@ -72,5 +72,38 @@ describe('recovery preflight: disk space on the target', () => {
     );
     expect(named?.type).toBe('MissingSecret');
     expect(named?.message).toMatch(/no key with id "k2"/);
+  });
+  it('an edited manifest is passed over by "latest" and refused by key; an unsigned one only with a person\'s go-ahead', async () => {
+    const signed = await runBackup(worker.client, worker.taskQueue, 'pre');
+    const get = async () => (await (await s3.send(new GetObjectCommand({ Bucket: 'preflight', Key: signed.manifestKey }))).Body!.transformToString()) as string;
+    const put = (body: string) => s3.send(new PutObjectCommand({ Bucket: 'preflight', Key: signed.manifestKey, Body: body }));
+    const original = await get();
+    const written = JSON.parse(original) as { etcd: { revision: number }; auth?: { keyId: string; tag: string } };
+    expect(written.auth).toMatchObject({ algorithm: 'hmac-sha256', keyId: 'k1' });
+    const untouched = await recover(worker.client, worker.taskQueue, { cluster: 'pre', dryRun: true, snapshot: signed.snapshotKey });
+    expect(untouched.plan.snapshot.manifest).toBe('authentic');
+
+    // Someone with write access to the bucket bumps the revision: the tag no longer matches.
+    await put(JSON.stringify({ ...written, etcd: { ...written.etcd, revision: written.etcd.revision + 1 } }, null, 2));
+    const latest = await recover(worker.client, worker.taskQueue, { cluster: 'pre', dryRun: true });
+    expect(latest.plan.snapshot.manifestKey).not.toBe(signed.manifestKey);
+    expect(latest.plan.snapshot.manifest).toBe('authentic');
+    expect(latest.plan.skipped).toContainEqual({ manifestKey: signed.manifestKey, reason: expect.stringMatching(/its manifest cannot be trusted: its tag does not match its content/) });
+    const refuse = (input: Record<string, unknown>) =>
+      recover(worker.client, worker.taskQueue, { cluster: 'pre', dryRun: true, snapshot: signed.snapshotKey, ...input }).then(
+        () => undefined,
+        (e: WorkflowFailedError) => e.cause as Error & { type?: string },
+      );
+    expect(await refuse({})).toMatchObject({ type: 'UnauthenticatedManifest', message: expect.stringMatching(/tag does not match/) });
+    // Even a person cannot accept an edited manifest: only an unsigned one.
+    expect(await refuse({ acceptUnsignedManifest: true })).toMatchObject({ type: 'UnauthenticatedManifest' });
+
+    // Without its tag (a manifest from before manifests were signed, or one stripped of it): refused unless accepted.
+    const { auth: _auth, ...unsigned } = written;
+    await put(JSON.stringify(unsigned, null, 2));
+    expect(await refuse({})).toMatchObject({ type: 'UnauthenticatedManifest', message: expect.stringMatching(/is not signed.*acceptUnsignedManifest: true/) });
+    const accepted = await recover(worker.client, worker.taskQueue, { cluster: 'pre', dryRun: true, snapshot: signed.snapshotKey, acceptUnsignedManifest: true });
+    expect(accepted.plan.snapshot).toMatchObject({ manifestKey: signed.manifestKey, manifest: 'unsigned' });
+    await put(original);
   });
 });
