@@ -14,7 +14,7 @@
 FROM gcr.io/etcd-development/etcd:v3.6.16 AS etcd
 
 ############################ build: compile TypeScript ############################
-FROM node:22-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 
 # Manifests first, so the dependency layer is cached until package.json / package-lock.json change.
@@ -26,7 +26,7 @@ COPY . .
 RUN npm run build
 
 ############################ runtime: production deps + compiled JS ############################
-FROM node:22-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production
 # The worker streams snapshots through fixed part buffers; these keep the garbage of a fast stream from piling up
 # (a small young generation, and explicit collections per uploaded part). See "Performance" in the README.

@@ -3,6 +3,7 @@
 # AWS CLI from PyPI for the plain-script baseline) and runs it. Prints figures; asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/pinned-node.sh
 which="${1:?usage: bench.sh backup|recovery|alert}"
 bash scripts/ensure-deps.sh
 bash scripts/servers.sh

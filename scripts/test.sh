@@ -3,6 +3,7 @@
 # against them, and ends with one line "N passed, N failed" taken from jest's own JSON results.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+source scripts/pinned-node.sh
 bash scripts/ensure-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 bash scripts/servers.sh || { echo "server build failed"; echo "0 passed, 1 failed"; exit 1; }
 # Everything the tests write to a temp dir (MinIO data, node folders, keys) goes under one folder for this run,

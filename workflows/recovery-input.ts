@@ -30,7 +30,13 @@ export type NormalizedRecoveryInput = Required<
 > &
   Pick<
     RecoverClusterInput,
-    'target' | 'targetHostKey' | 'reason' | 'overrideCooldown' | 'acceptUnsignedManifest' | 'approvalTimeoutSeconds' | 'controlPlaneTimeoutSeconds'
+    | 'target'
+    | 'targetHostKey'
+    | 'reason'
+    | 'overrideCooldown'
+    | 'acceptUnsignedManifest'
+    | 'approvalTimeoutSeconds'
+    | 'controlPlaneTimeoutSeconds'
   >;
 
 const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;

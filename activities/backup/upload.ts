@@ -37,30 +37,33 @@ async function streamCommand(deps: ActivityDeps, cluster: ClusterConfig, remote:
   const onAbort = () => remote.close();
   signal?.addEventListener('abort', onAbort, { once: true });
   let s3: S3Client | undefined;
+  let storing: Promise<StreamedObject> | undefined;
   try {
     const encryption = input.encryptionKeyId
       ? { key: await loadEncryptionKey(deps.config, input.encryptionKeyId), keyId: input.encryptionKeyId }
       : undefined;
     s3 = await s3ClientFor(cluster.storage, `clusters.${cluster.name}.storage`);
     const heartbeat = throttledHeartbeat();
-    const [stored] = await Promise.all([
-      streamToS3({
-        s3,
-        bucket: cluster.storage.bucket,
-        key: input.key,
-        source: remote.stdout,
-        compression: input.compression,
-        encryption,
-        objectLock: objectLockFor(cluster.storage),
-        onProgress: (bytes) => heartbeat({ key: input.key, bytes }),
-        signal,
-      }),
-      remote.done,
-    ]);
+    storing = streamToS3({
+      s3,
+      bucket: cluster.storage.bucket,
+      key: input.key,
+      source: remote.stdout,
+      compression: input.compression,
+      encryption,
+      objectLock: objectLockFor(cluster.storage),
+      onProgress: (bytes) => heartbeat({ key: input.key, bytes }),
+      signal,
+    });
+    const [stored] = await Promise.all([storing, remote.done]);
     return stored;
   } catch (err) {
+    // Stops the command and releases its channel (whatever it had still sent is thrown away), which also ends the
+    // upload if the command failed first; the upload has aborted its multipart upload before its client goes.
     remote.close();
-    throw err;
+    await storing?.catch(() => undefined);
+    // Cancelled (heartbeat timeout, workflow cancelled, worker shutting down): say so, as Temporal expects.
+    throw signal?.aborted ? signal.reason : err;
   } finally {
     signal?.removeEventListener('abort', onAbort);
     s3?.destroy();

@@ -126,11 +126,18 @@ async function toolOnNode(s: NodeSession, cluster: ClusterConfig, wantedMinor: s
  * key ring. A cluster that encrypts its backups signs every manifest, so there an unsigned one is refused unless a
  * person accepts it (one written before manifests were signed); an unencrypted cluster has no key to sign with.
  */
-async function manifestAuthentication(deps: ActivityDeps, cluster: ClusterConfig, manifestKey: string, acceptUnsigned: boolean): Promise<'authentic' | 'unsigned'> {
+async function manifestAuthentication(
+  deps: ActivityDeps,
+  cluster: ClusterConfig,
+  manifestKey: string,
+  acceptUnsigned: boolean,
+): Promise<'authentic' | 'unsigned'> {
   const s3 = await s3ClientFor(cluster.storage);
   let result: ManifestAuthentication;
   try {
-    result = await authenticateManifest(await readManifestText(s3, cluster.storage.bucket, manifestKey), (id) => loadEncryptionKey(deps.config, id));
+    result = await authenticateManifest(await readManifestText(s3, cluster.storage.bucket, manifestKey), (id) =>
+      loadEncryptionKey(deps.config, id),
+    );
   } finally {
     s3.destroy();
   }
@@ -213,7 +220,9 @@ function planRecoveryOnce(deps: ActivityDeps) {
         unusable(new UnusableBackup(`backup ${choice.manifestKey}: ${err.message}`, 'MissingSecret')),
       );
     }
-    const authentication = await manifestAuthentication(deps, cluster, choice.manifestKey, input.acceptUnsignedManifest ?? false).catch(unusable);
+    const authentication = await manifestAuthentication(deps, cluster, choice.manifestKey, input.acceptUnsignedManifest ?? false).catch(
+      unusable,
+    );
 
     return withSession(
       node,

@@ -70,7 +70,10 @@ export async function authenticateManifest(text: string, loadKey: (keyId: string
   const expected = tagOf(body, key);
   const presented = Buffer.from(auth.tag, 'base64');
   if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
-    return { status: 'forged', reason: `its tag does not match its content (edited since it was written, or signed with another key "${auth.keyId}")` };
+    return {
+      status: 'forged',
+      reason: `its tag does not match its content (edited since it was written, or signed with another key "${auth.keyId}")`,
+    };
   }
   return { status: 'authentic', keyId: auth.keyId };
 }

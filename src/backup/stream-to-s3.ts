@@ -42,6 +42,11 @@ function compressor(c: Compression): Transform[] {
 /**
  * source -> sha256(plain) -> compress -> encrypt -> S3 (sha256 of the stored bytes and per-part checksums taken by
  * the uploader). With neither compression nor encryption the stored bytes are the plain bytes, hashed once.
+ *
+ * Settles only once every stage has stopped (since Node 22 pipeline waits for that, so the source must be a stream
+ * that really ends when destroyed; see streamOnNode). A failed stage tears the others down; the uploader then aborts
+ * its multipart upload once its parts in flight have ended (their answers say best what went wrong), or at once when
+ * `signal` aborts.
  */
 export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> {
   const transforms: Transform[] = [
@@ -67,16 +72,14 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
   try {
     await (pipeline as (...streams: unknown[]) => Promise<void>)(...stages, { signal: o.signal });
   } catch (err) {
-    // When the store refuses a part, the uploader stops reading, which tears the transforms down, and pipeline
-    // reports that teardown (an AbortError) while the uploader is still aborting its multipart upload. Wait for the
-    // uploader to finish cleaning up, and report the store's own error (no space, access denied, ...): it is the one
-    // that says what to fix.
-    throw (
-      (await uploading?.then(
-        () => undefined,
-        (uploadFailure: unknown) => uploadFailure,
-      )) ?? err
+    // When the store refuses a part, the uploader stops reading, which tears the transforms down: report the store's
+    // own error (no space, access denied, ...), it is the one that says what to fix. An uploader that only stopped
+    // because the pipeline was torn down (its requests aborted) has nothing to add to the pipeline's error.
+    const uploadFailure = await uploading?.then(
+      () => undefined,
+      (failure: unknown) => failure,
     );
+    throw uploadFailure !== undefined && !isAbortError(uploadFailure) ? uploadFailure : err;
   }
   const u = await uploading!;
   return {
@@ -89,6 +92,10 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
     compression: o.compression,
     encryption: o.encryption ? { algorithm: 'aes-256-gcm-stream', keyId: o.encryption.keyId } : null,
   };
+}
+
+function isAbortError(err: unknown): boolean {
+  return (err as Error | undefined)?.name === 'AbortError';
 }
 
 async function* counted(source: AsyncIterable<Buffer>, onBytes: (n: number) => void): AsyncIterable<Buffer> {

@@ -20,7 +20,10 @@ export function restoreCommand(): Command {
     .option('--approve', 'approve up front (approval: auto)')
     .option('--dry-run', 'plan and preflight only; change nothing')
     .option('--override-cooldown', 'restore even though a recovery restored this cluster within recovery.cooldown')
-    .option('--accept-unsigned-manifest', "restore a backup whose manifest is not signed (taken before manifests were signed): you trust the bucket's numbers")
+    .option(
+      '--accept-unsigned-manifest',
+      "restore a backup whose manifest is not signed (taken before manifests were signed): you trust the bucket's numbers",
+    )
     .option('--reason <text>', 'why (kept in the result)')
     .option('--no-wait', 'start and return')
     .action(

@@ -1,5 +1,5 @@
 import type { NodeSSH } from 'node-ssh';
-import { Writable, type Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { command } from './quote';
 import { RemoteCommandError } from './run';
 
@@ -10,7 +10,10 @@ export interface RemoteStream {
   stdin: Writable;
   /** Resolves when the command exits 0 (with its stdout when direction is 'to-node'); rejects with RemoteCommandError otherwise. */
   done: Promise<string>;
-  /** Closes the channel (on cancellation). */
+  /**
+   * Stops the command early (on failure or cancellation): closes the channel and throws away whatever output already
+   * arrived, so the channel ends, `done` settles and the connection can be disposed.
+   */
   close(): void;
 }
 
@@ -18,6 +21,14 @@ export interface RemoteStream {
  * Runs one quoted argument vector and hands back its streams, for transfers too large to buffer. With
  * `direction: 'to-node'` the command's stdout is drained (a stream nobody reads never ends, and the command's exit
  * would never be seen) and stdin is wrapped so a pipeline into it completes when the data is written.
+ *
+ * With `direction: 'from-node'`, stdout is a plain Readable fed from the channel, not ssh2's channel itself: the
+ * channel's destroy() only sends CHANNEL_CLOSE (the stream is never destroyed), and ssh2 emits its 'end' and 'close'
+ * only once every byte that already arrived has been read. A consumer that stops early — a pipeline torn down because
+ * the upload failed, or was cancelled — leaves up to two SSH windows (4 MiB) unread in it, so neither event ever
+ * comes; since Node 22 stream.pipeline waits for every stream's end before it settles, and it waited forever (the
+ * backup's upload attempt hung, ignoring cancellation, and the worker could never drain). This Readable is destroyed
+ * like any other, and destroying it closes the channel and discards what is left.
  */
 export async function streamOnNode(
   ssh: NodeSSH,
@@ -60,7 +71,32 @@ export async function streamOnNode(
           cb();
         },
       });
-      resolve({ stdout: channel, stdin, done, close: () => channel.close() });
+      // Throw away whatever arrives from now on: the channel then ends, ssh2 emits 'close' and `done` settles.
+      const discard = () => {
+        channel.close();
+        channel.unpipe();
+        channel.resume();
+      };
+      let output: Readable = channel;
+      if (direction === 'from-node') {
+        const out = new Readable({
+          // The channel's own buffer holds an SSH window (2 MiB); this one only passes chunks on.
+          highWaterMark: 64 * 1024,
+          read: () => void channel.resume(),
+          destroy: (error, callback) => {
+            discard();
+            callback(error);
+          },
+        });
+        channel.on('data', (d: Buffer) => {
+          // Backpressure: pausing the channel stops ssh2 from widening the window, so the node stops sending.
+          if (!out.push(d) && !out.destroyed) channel.pause();
+        });
+        channel.on('end', () => out.push(null));
+        channel.on('error', (e: Error) => out.destroy(e));
+        output = out;
+      }
+      resolve({ stdout: output, stdin, done, close: () => (output === channel ? discard() : output.destroy()) });
     });
   });
 }

@@ -22,8 +22,9 @@ export async function s3ClientFor(storage: StorageConfig, field = 'storage'): Pr
     credentials,
     profile: creds && 'profile' in creds ? creds.profile : undefined,
     maxAttempts: 5,
-    // A store that dies mid-request can leave the socket open and silent (seen on Node 24 with MinIO killed during
-    // a part upload): without these the request waits forever and the upload never fails over to a retry.
+    // A store that stops answering (a host gone without a reset, a firewall that drops packets) leaves a request
+    // waiting on a silent socket: these make it fail, so the attempt ends and is retried. (They were added while the
+    // upload hang on Node 22/24 was being chased; that was the SSH channel, see streamOnNode, but the bound is sound.)
     requestHandler: { connectionTimeout: 10_000, requestTimeout: 60_000 },
   });
 }

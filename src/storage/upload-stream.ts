@@ -69,7 +69,7 @@ export interface UploadedStream {
  */
 export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStream> {
   if (o.partSize < 5 * 1024 * 1024) throw new Error(`part size ${o.partSize} is below S3's minimum of 5 MiB`);
-  await abortUnfinishedUploads(o.s3, o.bucket, o.key);
+  await abortUnfinishedUploads(o.s3, o.bucket, o.key, o.signal);
   const whole: Hash = createHash('sha256');
   // Part buffers are allocated when first needed (a small object never needs more than one) and then reused.
   const free: Buffer[] = [];
@@ -79,7 +79,15 @@ export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStre
   const completed: CompletedPart[] = [];
   const partDigests: Buffer[] = [];
   let uploadId: string | undefined;
+  // The first part to fail, unless a later one has the store's own answer: a store that refuses a part (no space,
+  // access denied) may reset the connections of the parts in flight, and "ECONNRESET" says nothing about what to fix.
   let failure: Error | undefined;
+  const partFailures = new Set<unknown>();
+  const noteFailure = (err: unknown) => {
+    partFailures.add(err);
+    const e = err instanceof Error ? err : new Error(String(err));
+    if (failure === undefined || (!storeAnswered(failure) && storeAnswered(e))) failure = e;
+  };
   let bytes = 0;
   let current: Buffer = Buffer.allocUnsafeSlow(o.partSize);
   let filled = 0;
@@ -139,7 +147,7 @@ export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStre
         completed.push({ PartNumber: partNumber, ETag: r.ETag, ...checksum });
       })
       .catch((err: unknown) => {
-        failure ??= err instanceof Error ? err : new Error(String(err));
+        noteFailure(err);
       })
       .finally(() => {
         inFlight.delete(task);
@@ -216,10 +224,17 @@ export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStre
     };
   } catch (err) {
     await Promise.allSettled([...inFlight]);
+    // Not tied to o.signal: the parts must go also when the upload was cancelled (the client's timeouts bound it).
     if (uploadId)
       await o.s3.send(new AbortMultipartUploadCommand({ Bucket: o.bucket, Key: o.key, UploadId: uploadId })).catch(() => undefined);
-    throw err;
+    // A part's failure: now that every part has ended, the most telling one.
+    throw partFailures.has(err) ? failure : err;
   }
+}
+
+/** The error is the store's answer to the request (it has an HTTP status), not a connection that failed. */
+function storeAnswered(err: unknown): boolean {
+  return typeof (err as { $metadata?: { httpStatusCode?: unknown } } | undefined)?.$metadata?.httpStatusCode === 'number';
 }
 
 /**

@@ -1,4 +1,4 @@
-import { ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,8 @@ import { fillEtcd } from '../../sandbox/fill';
 import { testBed } from '../support/bed';
 import { startTestWorker } from '../support/worker';
 import { backupCluster } from '../../workflows';
+import { streamToS3 } from '../../src/backup/stream-to-s3';
+import { withSession, type NodeSession } from '../../src/ssh/session';
 
 /** Waits until the bucket shows a multipart upload in progress: the moment the backup is mid-transfer. */
 async function uploadInProgress(s3: S3Client, bucket: string): Promise<void> {
@@ -24,6 +26,22 @@ async function uploadInProgress(s3: S3Client, bucket: string): Promise<void> {
     50,
   );
 }
+
+/** `promise`, or a failure naming what is still pending after `ms`: a hang fails the test instead of wedging jest. */
+function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/** How a promise ended, once it has. */
+const settled = (p: Promise<unknown>) =>
+  p.then(
+    () => 'resolved',
+    () => 'rejected',
+  );
 
 async function objectsUnder(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
   return ((await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }))).Contents ?? []).map((o) => o.Key!).sort();
@@ -122,5 +140,57 @@ describe('backups survive faults mid-upload', () => {
       await worker.stop();
       await connection.close();
     }
+  });
+
+  // The activity's own streams, without the worker around them: an upload that stops while the node is still
+  // sending must end at once and release the SSH channel. (Since Node 22 stream.pipeline waits for every stream to
+  // end; ssh2's channel never ended once its reader had stopped, and these waited forever.)
+  describe('a transfer from the node that stops early', () => {
+    const MiB = 1024 * 1024;
+    const onNode = <T>(body: (s: NodeSession) => Promise<T>) => withSession(cluster.config.nodes[0], body);
+
+    it("fails with the store's error when the store refuses the upload, and releases the SSH channel", () =>
+      onNode(async (ssh) => {
+        const remote = await ssh.stream(['head', '-c', String(512 * MiB), '/dev/zero']);
+        const err = await within(
+          20_000,
+          'the refused upload',
+          streamToS3({
+            s3,
+            bucket: 'no-such-bucket',
+            key: 'refused.db',
+            source: remote.stdout,
+            compression: 'none',
+            encryption: { key: key.key, keyId: 'k1' },
+          }),
+        ).catch((e: unknown) => e);
+        expect(err).toMatchObject({ name: 'NoSuchBucket' });
+        expect(['resolved', 'rejected']).toContain(await within(20_000, 'the SSH channel', settled(remote.done)));
+      }));
+
+    it('stops at once when cancelled mid-upload, leaving no multipart upload, and releases the SSH channel', () =>
+      onNode(async (ssh) => {
+        const remote = await ssh.stream(['head', '-c', String(1024 * MiB), '/dev/zero']);
+        const cancel = new AbortController();
+        const storing = streamToS3({
+          s3,
+          bucket: 'faults',
+          key: 'cancelled.db',
+          source: remote.stdout,
+          compression: 'none',
+          encryption: { key: key.key, keyId: 'k1' },
+          signal: cancel.signal,
+        });
+        storing.catch(() => undefined);
+        await uploadInProgress(s3, 'faults');
+        cancel.abort(new Error('cancelled by the test'));
+        const err = await within(20_000, 'the cancelled upload', storing).catch((e: unknown) => e);
+        expect(err).toMatchObject({ name: 'AbortError' });
+        expect(['resolved', 'rejected']).toContain(await within(20_000, 'the SSH channel', settled(remote.done)));
+        expect((await s3.send(new ListMultipartUploadsCommand({ Bucket: 'faults', Prefix: 'cancelled.db' }))).Uploads ?? []).toEqual([]);
+        await expect(s3.send(new HeadObjectCommand({ Bucket: 'faults', Key: 'cancelled.db' }))).rejects.toMatchObject({
+          $metadata: { httpStatusCode: 404 },
+        });
+      }));
   });
 });

@@ -75,7 +75,8 @@ describe('recovery preflight: disk space on the target', () => {
   });
   it('an edited manifest is passed over by "latest" and refused by key; an unsigned one only with a person\'s go-ahead', async () => {
     const signed = await runBackup(worker.client, worker.taskQueue, 'pre');
-    const get = async () => (await (await s3.send(new GetObjectCommand({ Bucket: 'preflight', Key: signed.manifestKey }))).Body!.transformToString()) as string;
+    const get = async () =>
+      await (await s3.send(new GetObjectCommand({ Bucket: 'preflight', Key: signed.manifestKey }))).Body!.transformToString();
     const put = (body: string) => s3.send(new PutObjectCommand({ Bucket: 'preflight', Key: signed.manifestKey, Body: body }));
     const original = await get();
     const written = JSON.parse(original) as { etcd: { revision: number }; auth?: { keyId: string; tag: string } };
@@ -88,7 +89,10 @@ describe('recovery preflight: disk space on the target', () => {
     const latest = await recover(worker.client, worker.taskQueue, { cluster: 'pre', dryRun: true });
     expect(latest.plan.snapshot.manifestKey).not.toBe(signed.manifestKey);
     expect(latest.plan.snapshot.manifest).toBe('authentic');
-    expect(latest.plan.skipped).toContainEqual({ manifestKey: signed.manifestKey, reason: expect.stringMatching(/its manifest cannot be trusted: its tag does not match its content/) });
+    expect(latest.plan.skipped).toContainEqual({
+      manifestKey: signed.manifestKey,
+      reason: expect.stringMatching(/its manifest cannot be trusted: its tag does not match its content/),
+    });
     const refuse = (input: Record<string, unknown>) =>
       recover(worker.client, worker.taskQueue, { cluster: 'pre', dryRun: true, snapshot: signed.snapshotKey, ...input }).then(
         () => undefined,
@@ -101,8 +105,16 @@ describe('recovery preflight: disk space on the target', () => {
     // Without its tag (a manifest from before manifests were signed, or one stripped of it): refused unless accepted.
     const { auth: _auth, ...unsigned } = written;
     await put(JSON.stringify(unsigned, null, 2));
-    expect(await refuse({})).toMatchObject({ type: 'UnauthenticatedManifest', message: expect.stringMatching(/is not signed.*acceptUnsignedManifest: true/) });
-    const accepted = await recover(worker.client, worker.taskQueue, { cluster: 'pre', dryRun: true, snapshot: signed.snapshotKey, acceptUnsignedManifest: true });
+    expect(await refuse({})).toMatchObject({
+      type: 'UnauthenticatedManifest',
+      message: expect.stringMatching(/is not signed.*acceptUnsignedManifest: true/),
+    });
+    const accepted = await recover(worker.client, worker.taskQueue, {
+      cluster: 'pre',
+      dryRun: true,
+      snapshot: signed.snapshotKey,
+      acceptUnsignedManifest: true,
+    });
     expect(accepted.plan.snapshot).toMatchObject({ manifestKey: signed.manifestKey, manifest: 'unsigned' });
     await put(original);
   });

@@ -117,13 +117,13 @@ describe('docker-compose.yml', () => {
 });
 
 describe('Dockerfile', () => {
-  test('builds on pinned Node 22 images (etcd tools from a pinned etcd release), runs as non-root, and starts the CLI the package declares', async () => {
+  test('builds on pinned Node 24 images (etcd tools from a pinned etcd release), runs as non-root, and starts the CLI the package declares', async () => {
     const dockerfile = await readFile(join(repoRoot, 'Dockerfile'), 'utf8');
     const froms = [...dockerfile.matchAll(/^FROM\s+(\S+)/gim)].map((m) => m[1]);
     expect(froms).toEqual([
       expect.stringMatching(/^gcr\.io\/etcd-development\/etcd:v3\.\d+\.\d+$/),
-      'node:22-bookworm-slim',
-      'node:22-bookworm-slim',
+      'node:24-bookworm-slim',
+      'node:24-bookworm-slim',
     ]);
     expect(dockerfile).toMatch(/^COPY --from=etcd \/usr\/local\/bin\/etcdctl \/usr\/local\/bin\/etcdutl \/usr\/local\/bin\/$/m);
     expect(dockerfile).toMatch(/^ENV NODE_OPTIONS="--max-semi-space-size=2 --expose-gc"$/m);
