@@ -7,6 +7,7 @@ import type { Compression } from '../../src/backup/object-keys';
 import type { ClusterConfig } from '../../src/config/schema';
 import { s3ClientFor } from '../../src/storage/s3-client';
 import { objectLockFor } from '../../src/storage/upload-stream';
+import { collectBufferGarbage } from '../../src/worker-memory';
 import type { ActivityDeps } from '../deps';
 import { cancellationSignal, throttledHeartbeat } from '../heartbeat';
 import { withClusterNode } from '../../src/ssh/session';
@@ -53,6 +54,7 @@ async function streamCommand(deps: ActivityDeps, cluster: ClusterConfig, remote:
       encryption,
       objectLock: objectLockFor(cluster.storage),
       onProgress: (bytes) => heartbeat({ key: input.key, bytes }),
+      afterPart: collectBufferGarbage,
       signal,
     });
     const [stored] = await Promise.all([storing, remote.done]);

@@ -3,7 +3,7 @@ import type { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import * as zlib from 'node:zlib';
-import { createDecryptStream, DecryptionError } from './encryption';
+import { decryptChunks, DecryptionError, type ChunkStage } from './encryption';
 import type { StoredObject } from './manifest';
 import { HashMeter } from './meters';
 
@@ -53,9 +53,9 @@ export async function readStoredObject(
   const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: obj.key }), { abortSignal: signal });
   const stored = new HashMeter(onProgress);
   const plain = new HashMeter();
-  const stages: Transform[] = [stored, ...(obj.encryption ? [createDecryptStream(keyFor)] : []), ...decompressor(obj), plain];
+  const stages: (Transform | ChunkStage)[] = [stored, ...(obj.encryption ? [decryptChunks(keyFor)] : []), ...decompressor(obj), plain];
   try {
-    await pipeline([res.Body as Readable, ...stages, sink], { signal });
+    await (pipeline as (...streams: unknown[]) => Promise<void>)(res.Body as Readable, ...stages, sink, { signal });
   } catch (err) {
     if (err instanceof DecryptionError) throw new BackupIntegrityError(obj.key, err.message);
     if ((err as { code?: string }).code === 'Z_DATA_ERROR' || (err as { code?: string }).code === 'Z_BUF_ERROR') {

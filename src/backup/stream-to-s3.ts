@@ -3,7 +3,7 @@ import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import * as zlib from 'node:zlib';
-import { createEncryptStream } from './encryption';
+import { encryptChunks, type ChunkStage } from './encryption';
 import type { StoredObject } from './manifest';
 import { HashMeter } from './meters';
 import type { Compression } from './object-keys';
@@ -22,6 +22,8 @@ export interface StreamToS3Options {
   encryption?: { key: Buffer; keyId: string };
   objectLock?: ObjectLockRetention;
   onProgress?: (plainBytes: number) => void;
+  /** Passed to the uploader: called after each part is handed to the store. */
+  afterPart?: (partNumber: number) => void;
   signal?: AbortSignal;
 }
 
@@ -49,9 +51,9 @@ function compressor(c: Compression): Transform[] {
  * `signal` aborts.
  */
 export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> {
-  const transforms: Transform[] = [
+  const transforms: (Transform | ChunkStage)[] = [
     ...compressor(o.compression),
-    ...(o.encryption ? [createEncryptStream(o.encryption.key, o.encryption.keyId)] : []),
+    ...(o.encryption ? [encryptChunks(o.encryption.key, o.encryption.keyId)] : []),
   ];
   const plain = transforms.length > 0 ? new HashMeter(o.onProgress) : undefined;
   let progressed = 0;
@@ -67,6 +69,7 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
       contentType: 'application/octet-stream',
       objectLock: o.objectLock,
       signal: o.signal,
+      afterPart: o.afterPart,
     }));
   const stages: unknown[] = [o.source, ...(plain ? [plain] : []), ...transforms, sink];
   try {

@@ -48,6 +48,8 @@ export interface UploadStreamOptions {
   /** The parts' checksum, which the store verifies: CRC32 (the default) or SHA-256. */
   checksum?: ChecksumAlgorithm;
   signal?: AbortSignal;
+  /** Called after each part is handed to the store (the caller's memory policy, e.g. collecting garbage). */
+  afterPart?: (partNumber: number) => void;
 }
 
 export interface UploadedStream {
@@ -181,7 +183,7 @@ export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStre
             )
           ).UploadId;
           sendPart(current, filled);
-          collectGarbage(partDigests.length);
+          o.afterPart?.(partDigests.length);
           current = await takeBuffer();
           filled = 0;
         }
@@ -235,14 +237,4 @@ export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStre
 /** The error is the store's answer to the request (it has an HTTP status), not a connection that failed. */
 function storeAnswered(err: unknown): boolean {
   return typeof (err as { $metadata?: { httpStatusCode?: unknown } } | undefined)?.$metadata?.httpStatusCode === 'number';
-}
-
-/**
- * Every chunk that flowed into the part buffer is garbage now, but V8 only collects Buffers' memory once ~64 MiB
- * of it is pending, so a fast stream holds far more memory than it uses. Where the worker runs with --expose-gc
- * (the image and `npm start` do), a young-generation collection per part (well under a millisecond) and a full one
- * every 8 parts (a few milliseconds on the worker's small heap) keep that from piling up.
- */
-function collectGarbage(part: number): void {
-  (globalThis as { gc?: (o: { type: 'minor' | 'major' }) => void }).gc?.({ type: part % 8 === 0 ? 'major' : 'minor' });
 }

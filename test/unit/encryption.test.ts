@@ -1,16 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { PassThrough, Readable, Writable, type Transform } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import {
-  createDecryptStream,
-  createEncryptStream,
-  DecryptionError,
-  ENCRYPTION_MAGIC,
-  parseKey,
-  readKeyId,
-} from '../../src/backup/encryption';
+import { decryptChunks, encryptChunks, DecryptionError, ENCRYPTION_MAGIC, readKeyId, type ChunkStage } from '../../src/backup/encryption';
+import { parseKey } from '../../src/backup/keyring';
 
 const KEY = randomBytes(32);
 const OTHER_KEY = randomBytes(32);
@@ -54,15 +48,15 @@ function collector(): { sink: Writable; result: () => Buffer } {
   return { sink, result: () => Buffer.concat(parts) };
 }
 
-async function run(pieces: Buffer[], transform: Transform): Promise<Buffer> {
+async function run(pieces: Buffer[], stage: ChunkStage): Promise<Buffer> {
   const { sink, result } = collector();
-  await pipeline(Readable.from(pieces), transform, sink);
+  await pipeline(Readable.from(pieces), stage, sink);
   return result();
 }
 
 async function encrypt(data: Buffer, opts: { chunkSize?: number; key?: Buffer; keyId?: string; pieces?: Buffer[] } = {}): Promise<Buffer> {
   const chunkSize = opts.chunkSize ?? CS;
-  return run(opts.pieces ?? [data], createEncryptStream(opts.key ?? KEY, opts.keyId ?? KEY_ID, { chunkSize }));
+  return run(opts.pieces ?? [data], encryptChunks(opts.key ?? KEY, opts.keyId ?? KEY_ID, { chunkSize }));
 }
 
 const keyring =
@@ -71,7 +65,7 @@ const keyring =
     keys[id];
 
 async function decrypt(stored: Buffer, opts: { keys?: Record<string, Buffer>; pieces?: Buffer[] } = {}): Promise<Buffer> {
-  return run(opts.pieces ?? [stored], createDecryptStream(keyring(opts.keys)));
+  return run(opts.pieces ?? [stored], decryptChunks(keyring(opts.keys)));
 }
 
 /** Decrypts expecting failure; returns the error and the plaintext that was released before it. */
@@ -81,7 +75,7 @@ async function decryptFailure(
 ): Promise<{ error: Error; released: Buffer }> {
   const { sink, result } = collector();
   try {
-    await pipeline(Readable.from(opts.pieces ?? [stored]), createDecryptStream(keyring(opts.keys)), sink);
+    await pipeline(Readable.from(opts.pieces ?? [stored]), decryptChunks(keyring(opts.keys)), sink);
   } catch (error) {
     return { error: error as Error, released: result() };
   }
@@ -149,7 +143,7 @@ describe('encryption format and round trip', () => {
 
   it('round-trips 5 MiB with the default 1 MiB chunk size, written in one piece and in odd pieces', async () => {
     const data = randomBytes(5 * 1024 * 1024);
-    const stored = await run([data], createEncryptStream(KEY, KEY_ID));
+    const stored = await run([data], encryptChunks(KEY, KEY_ID));
     expect(stored.readUInt32BE(headerSize() - 4)).toBe(1024 * 1024);
     expect(stored.length).toBe(headerSize() + data.length + 5 * TAG);
     expect((await decrypt(stored)).equals(data)).toBe(true);
@@ -172,11 +166,11 @@ describe('encryption format and round trip', () => {
   });
 
   it('refuses bad arguments at once', () => {
-    expect(() => createEncryptStream(randomBytes(16), KEY_ID)).toThrow(/32 bytes/);
-    expect(() => createEncryptStream(KEY, '')).toThrow(/key id/);
-    expect(() => createEncryptStream(KEY, 'x'.repeat(256))).toThrow(/key id/);
-    expect(() => createEncryptStream(KEY, KEY_ID, { chunkSize: 0 })).toThrow(/chunkSize/);
-    expect(() => createEncryptStream(KEY, KEY_ID, { chunkSize: 1.5 })).toThrow(/chunkSize/);
+    expect(() => encryptChunks(randomBytes(16), KEY_ID)).toThrow(/32 bytes/);
+    expect(() => encryptChunks(KEY, '')).toThrow(/key id/);
+    expect(() => encryptChunks(KEY, 'x'.repeat(256))).toThrow(/key id/);
+    expect(() => encryptChunks(KEY, KEY_ID, { chunkSize: 0 })).toThrow(/chunkSize/);
+    expect(() => encryptChunks(KEY, KEY_ID, { chunkSize: 1.5 })).toThrow(/chunkSize/);
   });
 });
 
@@ -329,21 +323,24 @@ describe('tamper and corruption detection', () => {
     expect(error.message).toMatch(/wrong key id: object was encrypted with key "k2026"/);
   });
 
-  it('emits keyring problems through the stream, not as DecryptionError when they are configuration problems', async () => {
-    const t = createDecryptStream(() => Buffer.alloc(31));
-    await expect(pipeline(Readable.from([stored]), t, collector().sink)).rejects.toThrow(/32 bytes/);
-    const thrower = createDecryptStream(() => {
+  it('fails with keyring problems as they are (configuration problems, not DecryptionError)', async () => {
+    await expect(
+      pipeline(
+        Readable.from([stored]),
+        decryptChunks(() => Buffer.alloc(31)),
+        collector().sink,
+      ),
+    ).rejects.toThrow(/32 bytes/);
+    const thrower = decryptChunks(() => {
       throw new Error('keyring exploded');
     });
     await expect(pipeline(Readable.from([stored]), thrower, collector().sink)).rejects.toThrow('keyring exploded');
   });
 
-  it('reports errors as stream errors, never by throwing from write()', async () => {
-    const t = createDecryptStream(keyring());
-    const failed = new Promise<Error>((resolve) => t.on('error', resolve));
-    expect(() => t.write(Buffer.from('garbage that is no header at all'))).not.toThrow();
-    const error = await failed;
+  it('fails the pipeline with the DecryptionError, with nothing released for garbage input', async () => {
+    const { error, released } = await decryptFailure(Buffer.from('garbage that is no header at all'));
     expect(error).toBeInstanceOf(DecryptionError);
+    expect(released.length).toBe(0);
   });
 
   it('rejects an empty object as truncated', async () => {
@@ -440,23 +437,23 @@ describe('bounded memory and backpressure', () => {
         },
       });
     // Warm up (crypto, stream machinery, the heap) so the measurement below sees steady state.
-    await pipeline(lazySource(8 * chunk), createEncryptStream(KEY, KEY_ID), createDecryptStream(keyring()), discard());
+    await pipeline(lazySource(8 * chunk), encryptChunks(KEY, KEY_ID), decryptChunks(keyring()), discard());
 
     const total = 64 * chunk;
-    const enc = createEncryptStream(KEY, KEY_ID);
-    const dec = createDecryptStream(keyring());
-    let maxBuffered = 0;
+    let sent = 0;
     let plainBytes = 0;
+    let maxInFlight = 0;
     const rssBefore = process.memoryUsage().rss;
     let rssMax = rssBefore;
     // Sampled from inside the data flow: timers may not get a turn while the pipeline runs.
-    // The worker collects Buffer garbage once per uploaded part (src/storage/upload-stream.ts): V8 alone lets external
-    // memory pile up (Node 24 lets ~100 MiB of garbage wait), which says nothing about what the transforms hold.
+    // The worker collects Buffer garbage once per uploaded part (src/worker-memory.ts): V8 alone lets external
+    // memory pile up (Node 24 lets ~100 MiB of garbage wait), which says nothing about what the stages hold.
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as (o: { type: 'minor' | 'major' }) => void;
     let samples = 0;
     const sample = () => {
-      maxBuffered = Math.max(maxBuffered, enc.readableLength, enc.writableLength, dec.readableLength, dec.writableLength);
+      // What has left the source but not yet reached the sink is what the stages (and the streams between them) hold.
+      maxInFlight = Math.max(maxInFlight, sent - plainBytes);
       rssMax = Math.max(rssMax, process.memoryUsage().rss);
       if (++samples % 5 === 0) gc({ type: samples % 40 === 0 ? 'major' : 'minor' });
     };
@@ -467,35 +464,55 @@ describe('bounded memory and backpressure', () => {
         cb();
       },
     });
-    await pipeline(lazySource(total, sample), enc, dec, sink);
+    const source = lazySource(total, sample);
+    source.on('data', (c: Buffer) => (sent += c.length));
+    await pipeline(source, encryptChunks(KEY, KEY_ID), decryptChunks(keyring()), sink);
     sample();
     expect(plainBytes).toBe(total);
-    expect(maxBuffered).toBeLessThanOrEqual(3 * chunk);
+    // One chunk buffered in each direction, plus the streams' own small buffers.
+    expect(maxInFlight).toBeLessThanOrEqual(3 * chunk);
     // Lenient: garbage collection is lazy, but buffering the whole stream would add well over 64 MiB (twice, here).
     expect(rssMax - rssBefore).toBeLessThan(64 * 1024 * 1024);
   }, 60_000);
 
   it('keeps a single huge write from piling up output when the consumer is slow', async () => {
     const chunkSize = 64 * 1024;
-    const enc = createEncryptStream(KEY, KEY_ID, { chunkSize });
-    const dec = createDecryptStream(keyring());
     const data = randomBytes(8 * 1024 * 1024);
-    let maxEnc = 0;
-    let maxDec = 0;
+    let encrypted = 0;
+    let decrypted = 0;
+    let received = 0;
+    let maxEncAhead = 0;
+    let maxDecAhead = 0;
+    const counted = (stage: ChunkStage, count: (n: number) => void): ChunkStage =>
+      async function* (source) {
+        for await (const c of stage(source)) {
+          count(c.length);
+          yield c;
+        }
+      };
     const parts: Buffer[] = [];
     const slowSink = new Writable({
       highWaterMark: 1024,
       write(c: Buffer, _e, cb) {
-        maxEnc = Math.max(maxEnc, enc.readableLength);
-        maxDec = Math.max(maxDec, dec.readableLength);
+        received += c.length;
         parts.push(c);
         setImmediate(cb);
       },
     });
-    await pipeline(Readable.from([data]), enc, dec, slowSink);
+    await pipeline(
+      Readable.from([data]),
+      counted(encryptChunks(KEY, KEY_ID, { chunkSize }), (n) => (encrypted += n)),
+      counted(decryptChunks(keyring()), (n) => {
+        decrypted += n;
+        maxEncAhead = Math.max(maxEncAhead, encrypted - decrypted);
+        maxDecAhead = Math.max(maxDecAhead, decrypted - received);
+      }),
+      slowSink,
+    );
     expect(Buffer.concat(parts).equals(data)).toBe(true);
-    expect(maxEnc).toBeLessThanOrEqual(2 * (chunkSize + TAG));
-    expect(maxDec).toBeLessThanOrEqual(2 * chunkSize);
+    // Pulled one chunk at a time: the 8 MiB write never turns into megabytes of sealed or opened chunks waiting.
+    expect(maxEncAhead).toBeLessThanOrEqual(3 * (chunkSize + TAG));
+    expect(maxDecAhead).toBeLessThanOrEqual(3 * chunkSize);
   }, 30_000);
 
   it('never stalls, whatever the chunk size, write sizes, buffer sizes and consumer speed', async () => {
@@ -516,7 +533,7 @@ describe('bounded memory and backpressure', () => {
         },
       });
       const middle = new PassThrough({ highWaterMark: 1 + Math.floor(rand() * 100_000) });
-      await pipeline(Readable.from(pieces), createEncryptStream(KEY, KEY_ID, { chunkSize }), middle, createDecryptStream(keyring()), sink);
+      await pipeline(Readable.from(pieces), encryptChunks(KEY, KEY_ID, { chunkSize }), middle, decryptChunks(keyring()), sink);
       expect(Buffer.concat(parts).equals(data)).toBe(true);
     }
   }, 60_000);
