@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readManifest } from '../../src/backup/catalog';
+import { signManifest } from '../../src/backup/manifest-auth';
 import { KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
@@ -15,6 +16,7 @@ import { scheduleIdOf, syncBackupSchedules } from '../../src/schedules/backup-sc
 import { workflowsPath } from '../../src/temporal/worker';
 import { minioClient, minioStorage, testBed } from '../support/bed';
 import { keyFile, runBackup, withBackup } from '../support/backups';
+import { historyText } from '../support/history';
 import { nodeFingerprint, recover, startRecovery } from '../support/recovery';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 import type { BackupClusterResult } from '../../workflows/backup-cluster';
@@ -31,6 +33,7 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
   let newest: BackupClusterResult;
   const s3 = minioClient();
   const histories: { workflowId: string; runId: string; history: unknown }[] = [];
+  let key: Awaited<ReturnType<typeof keyFile>>;
 
   const names = async () =>
     (await api.list('/api/v1/namespaces/default/configmaps'))
@@ -39,7 +42,7 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
       .sort();
 
   beforeAll(async () => {
-    const key = await keyFile();
+    key = await keyFile();
     cluster = await createSandboxCluster({ name: 'rec', etcdLine: '3.6', withApiserver: true, storage: minioStorage(BUCKET) });
     api = new KubeClient(
       credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer),
@@ -191,9 +194,11 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
   });
 
   it('passes over a newest backup whose content fails on the way to the node (its checksum rewritten to match) for the previous good one', async () => {
-    // As someone with write access to the bucket would: flip a byte of the newest snapshot and rewrite its manifest's
-    // checksum so the bucket agrees. Only the content check (authenticated encryption) can tell. The rewritten manifest
-    // records a bare SHA-256, as manifests from before CRC32 parts do, so that format is still checked too.
+    // Flip a byte of the newest snapshot and rewrite its manifest's checksum so the bucket agrees, re-signing the
+    // manifest: what only a holder of the key (or a store that lies about its checksums) could do; anyone else's edit
+    // is caught by the manifest's tag at the plan step (recovery-preflight.test.ts). Only the content check
+    // (authenticated encryption) can tell. The rewritten manifest records a bare SHA-256, as manifests from before
+    // CRC32 parts do, so that format is still checked too.
     const body = Buffer.from(
       await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey }))).Body!.transformToByteArray(),
     );
@@ -201,7 +206,9 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: newest.snapshotKey, Body: body, ChecksumAlgorithm: 'SHA256' }));
     const manifest = await readManifest(s3, BUCKET, newest.manifestKey);
     manifest.snapshot.s3Checksum = createHash('sha256').update(body).digest('base64');
-    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: newest.manifestKey, Body: JSON.stringify(manifest) }));
+    await s3.send(
+      new PutObjectCommand({ Bucket: BUCKET, Key: newest.manifestKey, Body: JSON.stringify(signManifest(manifest, key.key, 'k1')) }),
+    );
     const plan = await recover(worker.client, worker.taskQueue, { cluster: 'rec', dryRun: true });
     expect(plan.plan.snapshot.manifestKey).toBe(newest.manifestKey); // the plan's checks cannot see it
     await api.create('/api/v1/namespaces/default/configmaps', configMap('after-restore'));
@@ -217,6 +224,27 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
     );
     expect(result.steps.find((st) => st.step === 'fetch')?.detail).toMatch(/passed over/);
     expect(await names()).toEqual(['first']);
+  });
+
+  it('keeps key material, S3 secrets, PKI and kubeconfig credentials out of its recovery histories', async () => {
+    expect(histories.length).toBeGreaterThanOrEqual(3);
+    const pki = (f: string) => readFile(cluster.controlPlane.path(`/etc/kubernetes/${f}`), 'utf8');
+    const admin = credentialsFromKubeconfig(await pki('admin.conf'));
+    const forbidden = [
+      key.key.toString('base64'),
+      key.key.toString('hex'),
+      testBed().minio.secretAccessKey,
+      'PRIVATE KEY',
+      (await pki('pki/ca.key')).split('\n')[1],
+      (await pki('pki/etcd/healthcheck-client.key')).split('\n')[1],
+      admin.keyPem!.toString('base64').slice(0, 40),
+      admin.keyPem!.toString('utf8').split('\n')[1],
+    ];
+    for (const h of histories) {
+      const text = historyText(h.history as Parameters<typeof historyText>[0]);
+      expect(text).toContain('"cluster":"rec"'); // the search does see payloads
+      for (const secret of forbidden) expect(text).not.toContain(secret);
+    }
   });
 
   it('its recovery histories replay against the current workflow code without non-determinism', async () => {
