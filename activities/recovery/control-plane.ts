@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { REVISION_BUMP, type RecoveryPlan } from '../../src/recovery/plan';
+import { revisionBumpOf, type RecoveryPlan } from '../../src/recovery/plan';
 import type { ActivityDeps } from '../deps';
 import { activityContext, whileHeartbeating } from '../heartbeat';
 import { etcdctl } from '../../src/etcd/commands';
@@ -169,7 +169,7 @@ export function restoreEtcdData(deps: ActivityDeps) {
           `--initial-cluster=${member.initialCluster}`,
           `--initial-cluster-token=${member.initialClusterToken}`,
           `--initial-advertise-peer-urls=${member.initialAdvertisePeerUrls}`,
-          ...(tool.bumpRevision ? [`--bump-revision=${REVISION_BUMP}`, '--mark-compacted'] : []),
+          ...(tool.bumpRevision ? [`--bump-revision=${revisionBumpOf(input.plan)}`, '--mark-compacted'] : []),
         ];
         // Our own half-written output from a crashed attempt is nothing anyone needs (and restore refuses an
         // existing dir); the finished restore becomes visible under its final name only by rename.

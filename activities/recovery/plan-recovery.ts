@@ -5,13 +5,14 @@ import { Writable } from 'node:stream';
 import { posix } from 'node:path';
 import { loadEncryptionKey } from '../../src/backup/keyring';
 import { readStoredObject } from '../../src/backup/read-object';
-import { readManifestText } from '../../src/backup/catalog';
+import { listBackups, readManifestText } from '../../src/backup/catalog';
+import { etcdctl } from '../../src/etcd/commands';
 import { authenticateManifest, type ManifestAuthentication } from '../../src/backup/manifest-auth';
 import { readTarEntry } from '../../src/backup/tar';
 import { findCluster } from '../../src/config/load';
 import type { ClusterConfig, Config, NodeConfig } from '../../src/config/schema';
 import { minorOf, parseEtcdManifest, type EtcdMember } from '../../src/etcd/static-pod';
-import type { RecoveryPlan } from '../../src/recovery/plan';
+import { revisionBumpFor, type RecoveryPlan } from '../../src/recovery/plan';
 import { s3ClientFor } from '../../src/storage/s3-client';
 import { withSession, type NodeSession } from '../../src/ssh/session';
 import { command } from '../../src/ssh/quote';
@@ -152,6 +153,31 @@ async function manifestAuthentication(
   throw new UnusableBackup(`backup ${manifestKey}: its manifest cannot be trusted: ${result.reason}`, 'UnauthenticatedManifest');
 }
 
+/** etcd's revision on the target right now, when it answers (in place, a cluster that is up); undefined otherwise. */
+async function liveRevision(s: NodeSession, cluster: ClusterConfig): Promise<number | undefined> {
+  const r = await s.run(['timeout', '10', ...etcdctl(cluster, 'endpoint', 'status', '-w', 'json')], { allowFailure: true });
+  if (r.code !== 0) return undefined;
+  try {
+    const revision = (JSON.parse(r.stdout) as { Status?: { header?: { revision?: number } } }[])[0]?.Status?.header?.revision;
+    return typeof revision === 'number' ? revision : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The highest revision among the cluster's backups in the bucket (taken after an earlier restore, it is above it). */
+async function newestBackupRevision(cluster: ClusterConfig): Promise<number | undefined> {
+  const s3 = await s3ClientFor(cluster.storage);
+  try {
+    const revisions = (await listBackups(s3, cluster.storage.bucket, cluster.storage.prefix, cluster.name)).map(
+      (e) => e.manifest?.etcd.revision ?? 0,
+    );
+    return revisions.length ? Math.max(...revisions) : undefined;
+  } finally {
+    s3.destroy();
+  }
+}
+
 /** A backup that cannot be restored on this target for a reason known before anything changes. */
 class UnusableBackup extends Error {
   manifestKey?: string;
@@ -230,6 +256,11 @@ function planRecoveryOnce(deps: ActivityDeps) {
         const run = (argv: string[], allowFailure = false) => s.run(argv, { allowFailure });
         const wantedMinor = minorOf(m.etcd.serverVersion);
         const tool = await toolOnNode(s, cluster, wantedMinor).catch(unusable);
+        const knownRevisions = { live: await liveRevision(s, cluster), newestBackup: await newestBackupRevision(cluster) };
+        const revisionBump = revisionBumpFor(
+          m.etcd.revision,
+          Math.max(m.etcd.revision, knownRevisions.live ?? 0, knownRevisions.newestBackup ?? 0),
+        );
         const etcdYamlPath = `${cluster.paths.manifestsDir}/etcd.yaml`;
         let member: EtcdMember;
         if (input.mode === 'in-place') {
@@ -328,6 +359,7 @@ function planRecoveryOnce(deps: ActivityDeps) {
           },
           skipped: choice.skipped,
           tool,
+          ...(tool.bumpRevision ? { revisionBump, knownRevisions } : {}),
           member: {
             name: member.name,
             initialCluster: member.initialCluster,

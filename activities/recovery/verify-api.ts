@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { readBackupManifest } from '../../src/backup/catalog';
-import { REVISION_BUMP, type RecoveryPlan } from '../../src/recovery/plan';
+import { revisionBumpOf, type RecoveryPlan } from '../../src/recovery/plan';
 import type { ActivityDeps } from '../deps';
 import { etcdctl, parseCounts, registryCountCommand } from '../../src/etcd/commands';
 import { apiClientFor } from './api-client';
@@ -76,7 +76,7 @@ export function verifyApi(deps: ActivityDeps) {
       // Counted at the revision the restore produced, so what the restarted control plane writes on its own in
       // its first seconds (kube-apiserver's bootstrap ConfigMaps, say) is not mistaken for a wrong restore.
       // Compacted since (a restore verified much later): the current counts.
-      const restoredAt = input.plan.snapshot.revision + (input.plan.tool.bumpRevision ? REVISION_BUMP : 0);
+      const restoredAt = input.plan.snapshot.revision + (input.plan.tool.bumpRevision ? revisionBumpOf(input.plan) : 0);
       const count = (rev?: number) =>
         s.run(
           registryCountCommand((...args) => etcdctl(s.cluster, ...args), rev),

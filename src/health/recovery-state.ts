@@ -1,4 +1,4 @@
-import { REVISION_BUMP } from '../recovery/plan';
+import { revisionBumpOf } from '../recovery/plan';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 
 /** Where the cluster's recovery stands, read from Temporal itself (workflow `recover-<cluster>`). */
@@ -55,12 +55,13 @@ export async function recoveryState(client: Client, cluster: string, timeoutMs: 
       `result of ${workflowId}`,
       client.workflow.getHandle(workflowId, d.runId, { followRuns: false }).result(),
     ).catch(() => undefined)) as
-      { outcome?: string; plan?: { snapshot?: { revision?: number }; tool?: { bumpRevision?: boolean } } } | undefined;
+      | { outcome?: string; plan?: { snapshot?: { revision?: number }; tool?: { bumpRevision?: boolean }; revisionBump?: number } }
+      | undefined;
     outcome = result?.outcome;
     const revision = result?.plan?.snapshot?.revision;
     // What etcd's revision was right after that restore: the snapshot's, moved forward by --bump-revision if used.
     if (outcome === 'restored' && typeof revision === 'number')
-      restoredRevision = revision + (result?.plan?.tool?.bumpRevision ? REVISION_BUMP : 0);
+      restoredRevision = revision + (result?.plan?.tool?.bumpRevision ? revisionBumpOf(result.plan) : 0);
   }
   return {
     inProgress: false,

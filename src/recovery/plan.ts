@@ -21,6 +21,10 @@ export interface RecoveryPlan {
   /** Newer backups passed over, and why. */
   skipped: { manifestKey: string; reason: string }[];
   tool: { command: string; kind: 'etcdutl' | 'etcdctl'; version: string; bumpRevision: boolean };
+  /** --bump-revision for this restore (revisionBumpFor), where the tool supports it; absent in older plans. */
+  revisionBump?: number;
+  /** The revisions that bump was computed from. */
+  knownRevisions?: { live?: number; newestBackup?: number };
   member: { name: string; initialCluster: string; initialAdvertisePeerUrls: string; initialClusterToken: string };
   paths: {
     runDir: string;
@@ -56,3 +60,18 @@ export interface RecoveryStepStatus {
  * snapshot revision + this.
  */
 export const REVISION_BUMP = 1_000_000_000;
+
+/**
+ * The bump for a restore: past the highest revision known (etcd's live one when it answers, the newest backup's,
+ * the snapshot's) by REVISION_BUMP. A fixed bump would move the revision backwards when an older backup is restored
+ * after a newer one (the first restore already added REVISION_BUMP): watchers and informer caches would then see
+ * revisions they already saw, with other data.
+ */
+export function revisionBumpFor(snapshotRevision: number, highestKnown: number): number {
+  return Math.max(REVISION_BUMP, highestKnown - snapshotRevision + REVISION_BUMP);
+}
+
+/** The bump a plan restores with (plans from before it was computed used REVISION_BUMP). */
+export function revisionBumpOf(plan: { revisionBump?: number }): number {
+  return plan.revisionBump ?? REVISION_BUMP;
+}
