@@ -1,0 +1,251 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import type { Activities } from '../../activities';
+import type { RecoveryPlan } from '../../src/recovery/plan';
+import { approveSignal, progressQuery, recoverCluster, rejectSignal } from '../../workflows';
+import type { RecoverClusterInput } from '../../workflows/recovery-input';
+import type { StepFailureDetails } from '../../workflows/step-failure';
+import { testBed } from '../support/bed';
+import { workflowBundle } from '../support/worker';
+
+/**
+ * The recovery workflow's logic with stub activities on the real dev server, in seconds: the order of its steps, what
+ * a failure at each point undoes, approval and its timeout, the dry run, and the `latest` pass-over. The real-server
+ * recoveries are in recovery.test.ts and friends.
+ */
+const plan = (manifestKey: string) =>
+  ({
+    cluster: 'c',
+    mode: 'in-place',
+    node: 'cp1',
+    host: '10.0.0.1',
+    snapshot: {
+      manifestKey,
+      key: `${manifestKey}.db`,
+      created: new Date().toISOString(),
+      revision: 5,
+      totalKeys: 1,
+      plainSize: 1,
+      encryptionKeyId: null,
+    },
+    skipped: [],
+    steps: [],
+    paths: {},
+    tool: { command: 'etcdutl', kind: 'etcdutl', version: '3.6.0', bumpRevision: true },
+  }) as unknown as RecoveryPlan;
+
+type Step = 'fetchSnapshot' | 'stopControlPlane' | 'restoreEtcdData' | 'startControlPlane' | 'verifyApi';
+
+interface Script {
+  /** The step that fails (non-retryable, typed like the real activity's failure), and how often. */
+  failAt?: Step;
+  failType?: string;
+  failTimes?: number;
+}
+
+describe('recoverCluster logic (stub activities, real dev server)', () => {
+  let connection: Connection;
+  let client: Client;
+  let worker: Worker;
+  let running: Promise<void>;
+  const taskQueue = `recovery-logic-${process.pid}`;
+  const calls: string[] = [];
+  let script: Script = {};
+  let failures = 0;
+
+  const step =
+    <T>(name: Step, result: T) =>
+    async (input: { plan?: RecoveryPlan }): Promise<T> => {
+      calls.push(input.plan ? `${name}:${input.plan.snapshot.manifestKey}` : name);
+      if (script.failAt === name && failures < (script.failTimes ?? Infinity)) {
+        failures++;
+        throw ApplicationFailure.nonRetryable(`${name} failed on purpose`, script.failType ?? 'RestoreFailed');
+      }
+      return result;
+    };
+
+  const stubs: Partial<Activities> = {
+    resolveCluster: async ({ cluster }) => ({ name: cluster, nodes: ['cp1'] }),
+    planRecovery: async (input) => {
+      calls.push(`planRecovery${input.passOver?.length ? `:passOver=${input.passOver.map((p) => p.manifestKey).join(',')}` : ''}`);
+      return plan(input.passOver?.length ? 'older' : 'newest');
+    },
+    pauseBackups: async () => {
+      calls.push('pauseBackups');
+      return { paused: true, existed: true, scheduleId: 'backup-c' };
+    },
+    resumeBackups: async () => {
+      calls.push('resumeBackups');
+    },
+    fetchSnapshot: step('fetchSnapshot', { path: '/x', reused: false }),
+    stopControlPlane: step('stopControlPlane', { moved: ['etcd.yaml'], to: '/aside' }),
+    restoreEtcdData: step('restoreEtcdData', { restoredWith: 'etcdutl', previousDataDir: '/var/lib/etcd.before' }) as never,
+    startControlPlane: step('startControlPlane', { started: ['etcd.yaml'] }),
+    verifyApi: step('verifyApi', {
+      apiServer: 'https://x',
+      namespaces: ['default'],
+      nodes: [],
+      matched: [],
+      differed: [],
+      staleNodesRemoved: [],
+    }),
+    rollbackRecovery: async () => {
+      calls.push('rollbackRecovery');
+      return { actions: ['/var/lib/etcd.before -> /var/lib/etcd'] };
+    },
+  };
+
+  beforeAll(async () => {
+    try {
+      Runtime.install({ logger: new DefaultLogger('WARN') });
+    } catch {
+      // installed by another test file in this process
+    }
+    connection = await Connection.connect({ address: testBed().temporalAddress });
+    client = new Client({ connection });
+    worker = await Worker.create({
+      connection: await NativeConnection.connect({ address: testBed().temporalAddress }),
+      taskQueue,
+      activities: stubs,
+      workflowBundle: await workflowBundle(),
+    });
+    running = worker.run();
+  });
+  afterAll(async () => {
+    worker?.shutdown();
+    await running;
+    await connection?.close();
+  });
+  beforeEach(() => {
+    calls.length = 0;
+    failures = 0;
+    script = {};
+  });
+
+  let n = 0;
+  const start = (input: Omit<RecoverClusterInput, 'cluster'>, s: Script = {}) => {
+    script = s;
+    return client.workflow.start(recoverCluster, {
+      taskQueue,
+      workflowId: `recover-logic-${process.pid}-${++n}`,
+      args: [{ cluster: 'c', ...input }],
+    });
+  };
+  const failureOf = async (p: Promise<unknown>) => {
+    const err = await p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    return (err as WorkflowFailedError).cause as ApplicationFailure;
+  };
+
+  it('a dry run plans and touches nothing else', async () => {
+    const r = await (await start({ dryRun: true, approval: 'auto' })).result();
+    expect(r.outcome).toBe('planned');
+    expect(calls).toEqual(['planRecovery']);
+    expect(r.steps.filter((s) => s.step !== 'plan').every((s) => s.status === 'skipped')).toBe(true);
+  });
+
+  it('runs the steps in order, resuming backups last', async () => {
+    const r = await (await start({ approval: 'auto' })).result();
+    expect(r.outcome).toBe('restored');
+    expect(calls).toEqual([
+      'planRecovery',
+      'pauseBackups',
+      'fetchSnapshot:newest',
+      'stopControlPlane:newest',
+      'restoreEtcdData:newest',
+      'startControlPlane:newest',
+      'verifyApi:newest',
+      'resumeBackups',
+    ]);
+  });
+
+  it('waits for approval, and an approval by signal lets it run, recorded with who and why', async () => {
+    const handle = await start({ approval: 'required', approvalTimeoutSeconds: 60 });
+    for (let i = 0; i < 50 && (await handle.query(progressQuery)).state !== 'awaiting-approval'; i++)
+      await new Promise((res) => setTimeout(res, 100));
+    expect(calls).toEqual(['planRecovery']);
+    await handle.signal(approveSignal, { by: 'oncall', reason: 'etcd corrupt' });
+    const r = await handle.result();
+    expect(r.outcome).toBe('restored');
+    expect(r.approval).toEqual({ by: 'oncall', reason: 'etcd corrupt', decision: 'approved' });
+  });
+
+  it('a rejection changes nothing: no pause, no step', async () => {
+    const handle = await start({ approval: 'required', approvalTimeoutSeconds: 60 });
+    await handle.signal(rejectSignal, { by: 'oncall', reason: 'false alarm' });
+    const r = await handle.result();
+    expect(r.outcome).toBe('rejected');
+    expect(calls).toEqual(['planRecovery']);
+  });
+
+  it('an approval timeout fails the run, naming the wait, and changes nothing', async () => {
+    const cause = await failureOf((await start({ approval: 'required', approvalTimeoutSeconds: 1 })).result());
+    expect(cause.type).toBe('ApprovalTimeout');
+    expect(cause.message).toMatch(/not approved within 1 s; nothing was changed/);
+    expect(calls).toEqual(['planRecovery']);
+  });
+
+  it.each<[Step, string[]]>([
+    ['fetchSnapshot', ['fetchSnapshot:newest', 'resumeBackups']],
+    ['restoreEtcdData', ['fetchSnapshot:newest', 'stopControlPlane:newest', 'restoreEtcdData:newest', 'rollbackRecovery', 'resumeBackups']],
+    [
+      'verifyApi',
+      [
+        'fetchSnapshot:newest',
+        'stopControlPlane:newest',
+        'restoreEtcdData:newest',
+        'startControlPlane:newest',
+        'verifyApi:newest',
+        'rollbackRecovery',
+        'resumeBackups',
+      ],
+    ],
+  ])(
+    'a failure in %s rolls back only once the control plane was stopped, then resumes backups; the failure names the cluster and step',
+    async (at, after) => {
+      const type = at === 'verifyApi' ? 'VerificationFailed' : 'RestoreFailed';
+      const cause = await failureOf((await start({ approval: 'auto' }, { failAt: at, failType: type })).result());
+      expect(calls).toEqual(['planRecovery', 'pauseBackups', ...after]);
+      expect(cause.type).toBe(type);
+      const stepName = ({ fetchSnapshot: 'fetch', restoreEtcdData: 'restore', verifyApi: 'verify' } as Record<string, string>)[at];
+      expect(cause.message).toBe(`cluster "c", step ${stepName}: ${at} failed on purpose`);
+      expect(cause.details).toEqual([{ cluster: 'c', step: stepName } satisfies StepFailureDetails]);
+    },
+  );
+
+  it('keepRestoredOnFailure keeps the restored state instead of rolling back', async () => {
+    await failureOf(
+      (await start({ approval: 'auto', keepRestoredOnFailure: true }, { failAt: 'verifyApi', failType: 'VerificationFailed' })).result(),
+    );
+    expect(calls).not.toContain('rollbackRecovery');
+    expect(calls[calls.length - 1]).toBe('resumeBackups');
+  });
+
+  it('"latest" passes over a backup that fails verification while fetched, before the node is touched', async () => {
+    const r = await (await start({ approval: 'auto' }, { failAt: 'fetchSnapshot', failType: 'CorruptSnapshot', failTimes: 1 })).result();
+    expect(r.outcome).toBe('restored');
+    expect(calls.slice(0, 5)).toEqual([
+      'planRecovery',
+      'pauseBackups',
+      'fetchSnapshot:newest',
+      'planRecovery:passOver=newest',
+      'fetchSnapshot:older',
+    ]);
+    expect(r.plan.snapshot.manifestKey).toBe('older');
+    expect(r.steps.find((s) => s.step === 'fetch')?.detail).toMatch(/passed over newest/);
+  });
+
+  it('a backup named by key is never substituted: a corrupt fetch fails the run', async () => {
+    const cause = await failureOf(
+      (
+        await start({ approval: 'auto', snapshot: 'lifeboat/c/etcd/x.db' }, { failAt: 'fetchSnapshot', failType: 'CorruptSnapshot' })
+      ).result(),
+    );
+    expect(cause.type).toBe('CorruptSnapshot');
+    expect(calls.filter((c) => c.startsWith('planRecovery'))).toEqual(['planRecovery']);
+  });
+});
