@@ -3,6 +3,7 @@ import type { ClusterConfig, Config } from '../config/schema';
 import { HEALTH_SCHEDULE_PREFIX, healthScheduleFor, healthScheduleIdOf } from './health-schedules';
 import { backupCluster } from '../../workflows';
 import { taskQueueOf } from '../temporal/connection';
+import { runMetadata } from '../temporal/run-summary';
 
 export const SCHEDULE_PREFIX = 'backup-';
 export const scheduleIdOf = (cluster: string) => `${SCHEDULE_PREFIX}${cluster}`;
@@ -26,6 +27,11 @@ export function scheduleFor(cluster: ClusterConfig, taskQueue: string): Schedule
       workflowId: scheduleIdOf(cluster.name),
       taskQueue,
       args: [{ cluster: cluster.name, reason: 'schedule' }],
+      ...runMetadata({
+        what: `scheduled backup of ${cluster.name}`,
+        cluster: cluster.name,
+        startedBy: `schedule ${scheduleIdOf(cluster.name)}`,
+      }),
     },
     policies: {
       // A backup that runs long must not pile up behind itself.
