@@ -1,3 +1,7 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { waitFor } from '../../src/devserver/processes';
 import { Client, Connection, WorkflowFailedError, type WorkflowExecutionInfo } from '@temporalio/client';
 import { msToTs } from '@temporalio/common';
 import { CLUSTER, OUTCOME, RUN } from '../../src/temporal/search-attributes';
@@ -16,6 +20,17 @@ async function listUntil(client: Client, query: string, count: number): Promise<
     await new Promise((r) => setTimeout(r, 250));
   }
 }
+
+/** A fresh namespace, once the frontend's namespace cache has it (it lacks the engine's search attributes). */
+async function freshNamespace(connection: Connection, name: string): Promise<void> {
+  await connection.workflowService.registerNamespace({ namespace: name, workflowExecutionRetentionPeriod: msToTs('1 day') });
+  await waitFor(`namespace ${name}`, () => searchAttributeStatus(connection, name).catch(() => undefined), 30_000, 500);
+}
+
+const lifeboat = (args: string[], env: NodeJS.ProcessEnv) =>
+  promisify(execFile)('node', [join(__dirname, '../../dist/src/cli/main.js'), ...args], {
+    env: { ...process.env, LIFEBOAT_CONFIG: '', ...env },
+  });
 
 describe('search attributes', () => {
   let worker: RunningWorker;
@@ -72,22 +87,35 @@ describe('search attributes', () => {
     const connection = await Connection.connect({ address: testBed().temporalAddress });
     try {
       const namespace = `lifeboat-setup-${process.pid}-${Date.now().toString(36)}`;
-      await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: msToTs('1 day') });
-      // A new namespace is usable once the frontend's namespace cache has it.
-      const deadline = Date.now() + 30_000;
-      let before: Awaited<ReturnType<typeof searchAttributeStatus>> | undefined;
-      while (!before) {
-        before = await searchAttributeStatus(connection, namespace).catch((err: Error) => {
-          if (Date.now() > deadline) throw err;
-          return new Promise<undefined>((r) => setTimeout(() => r(undefined), 500));
-        });
-      }
+      await freshNamespace(connection, namespace);
+      const before = await searchAttributeStatus(connection, namespace);
       expect(before.missing.sort()).toEqual(['LifeboatCluster', 'LifeboatOutcome', 'LifeboatRun']);
 
       const first = await setupSearchAttributes(connection, namespace);
       expect(first.added.sort()).toEqual(['LifeboatCluster', 'LifeboatOutcome', 'LifeboatRun']);
       const second = await setupSearchAttributes(connection, namespace);
       expect(second).toEqual({ added: [], present: ['LifeboatCluster', 'LifeboatRun', 'LifeboatOutcome'], wrongType: [] });
+      expect((await searchAttributeStatus(connection, namespace)).missing).toEqual([]);
+    } finally {
+      await connection.close();
+    }
+  });
+
+  it('`lifeboat temporal setup` does the same from the command line, on the namespace of TEMPORAL_NAMESPACE', async () => {
+    const { temporalAddress } = testBed();
+    const connection = await Connection.connect({ address: temporalAddress });
+    try {
+      const namespace = `lifeboat-cli-${process.pid}-${Date.now().toString(36)}`;
+      await freshNamespace(connection, namespace);
+      const env = { TEMPORAL_ADDRESS: temporalAddress, TEMPORAL_NAMESPACE: namespace };
+      const first = await lifeboat(['temporal', 'setup'], env);
+      expect(first.stdout.trim().split('\n').sort()).toEqual([
+        'added    LifeboatCluster (Keyword)',
+        'added    LifeboatOutcome (Keyword)',
+        'added    LifeboatRun (Keyword)',
+      ]);
+      const second = await lifeboat(['temporal', 'setup'], env);
+      expect(second.stdout.trim().split('\n')).toEqual(['present  LifeboatCluster', 'present  LifeboatRun', 'present  LifeboatOutcome']);
       expect((await searchAttributeStatus(connection, namespace)).missing).toEqual([]);
     } finally {
       await connection.close();

@@ -88,7 +88,14 @@ describe('operators in the Temporal UI (real browser)', () => {
 
     await page.goto(uiUrl(`/workflows/${workflowId}`));
     await shows(page, '"outcome": "planned"');
-    await shows(page, input.reason);
+    await shows(page, backupKey);
+    // The run's one-line summary, in its Memo tab.
+    await page
+      .getByRole('link', { name: 'Memo', exact: true })
+      .or(page.getByRole('tab', { name: 'Memo' }))
+      .first()
+      .click();
+    await shows(page, `dry-run recovery of ${CLUSTER} from latest (in-place): ${input.reason}`);
   });
 
   it('refuses invalid input at once, shows why in the page, and runs nothing against the node', async () => {
