@@ -1,3 +1,7 @@
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { Client, WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { Browser, Page } from 'playwright-core';
@@ -5,7 +9,7 @@ import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster
 import { OUTCOME } from '../../src/temporal/search-attributes';
 import { progressQuery } from '../../workflows';
 import type { RecoverClusterResult } from '../../workflows/recover-cluster';
-import { minioClient, minioStorage } from '../support/bed';
+import { minioClient, minioStorage, testBed } from '../support/bed';
 import { keyFile, runBackup, withBackup } from '../support/backups';
 import { nodeFingerprint } from '../support/recovery';
 import { openBrowser, signalFromPage, startFromForm, uiUrl } from '../support/temporal-ui';
@@ -142,5 +146,28 @@ describe('operators in the Temporal UI (real browser)', () => {
     expect((await handle.describe()).typedSearchAttributes.get(OUTCOME)).toBe('restored');
     await page.goto(uiUrl(`/workflows/${workflowId}`));
     await shows(page, '"outcome": "restored"');
+
+    // LIFEBOAT_RECORD_HISTORIES=<dir> keeps this run (labels, the UI's signal, a restore) as a replay fixture for
+    // test/unit/replay.test.ts, in the temporal CLI's JSON.
+    const out = process.env.LIFEBOAT_RECORD_HISTORIES;
+    if (out) {
+      const { stdout } = await promisify(execFile)(
+        cluster.binaries.temporal,
+        [
+          'workflow',
+          'show',
+          '-w',
+          workflowId,
+          '-r',
+          (await handle.describe()).runId,
+          '--output',
+          'json',
+          '--address',
+          testBed().temporalAddress,
+        ],
+        { maxBuffer: 64 << 20 },
+      );
+      await writeFile(join(out, 'recover-ui-approved.json'), stdout);
+    }
   });
 });
