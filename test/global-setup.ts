@@ -13,13 +13,21 @@ export default async function globalSetup(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'lifeboat-testbed-'));
   const [temporal, minio] = await Promise.all([
     requireBinary(bins.temporal, 'temporal CLI').then(async (binary) =>
-      startTemporalDevServer({ binary, port: await freePort(), logFile: join(dir, 'temporal.log'), startTimeoutMs: 120_000 }),
+      // With its web UI: test/integration/temporal-ui.test.ts drives it in a real browser.
+      startTemporalDevServer({
+        binary,
+        port: await freePort(),
+        uiPort: await freePort(),
+        logFile: join(dir, 'temporal.log'),
+        startTimeoutMs: 120_000,
+      }),
     ),
     requireBinary(bins.minio, 'MinIO').then((binary) => startMinio(binary, join(dir, 'minio'))),
   ]);
   const state: TestBedState = {
     dir,
     temporalAddress: temporal.address,
+    temporalUiUrl: temporal.uiUrl!,
     minio: {
       endpoint: minio.endpoint,
       region: minio.region,

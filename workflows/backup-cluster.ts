@@ -6,6 +6,7 @@ import { backupInputProblems } from './backup-input';
 import { runKeyOf } from './run-key';
 import { stepFailure } from './step-failure';
 import { ACTIVITY_OPTIONS } from './activity-options';
+import { labelled } from './run-labels';
 
 export interface BackupClusterInput {
   cluster: string;
@@ -51,6 +52,19 @@ const transfers = proxyActivities<Activities>(ACTIVITY_OPTIONS.transfer);
  * clean the node, then prune by the retention policy. Every step is its own retryable, idempotent activity.
  */
 export async function backupCluster(input: BackupClusterInput): Promise<BackupClusterResult> {
+  return labelled(
+    {
+      kind: 'backup',
+      input,
+      summary: () =>
+        backupInputProblems(input).length ? undefined : `backup of ${input.cluster}${input.reason ? ` (${input.reason})` : ''}`,
+      outcome: () => 'succeeded',
+    },
+    () => backup(input),
+  );
+}
+
+async function backup(input: BackupClusterInput): Promise<BackupClusterResult> {
   const problems = backupInputProblems(input);
   if (problems.length) throw ApplicationFailure.nonRetryable(`invalid backup input: ${problems.join('; ')}`, 'InvalidInput');
   const steps: BackupStepTiming[] = [];

@@ -2,6 +2,7 @@ import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { HealthReport } from '../src/health/types';
 import { ACTIVITY_OPTIONS } from './activity-options';
+import { labelled } from './run-labels';
 
 const { checkHealth } = proxyActivities<Activities>(ACTIVITY_OPTIONS.health);
 
@@ -18,6 +19,24 @@ export interface CheckClusterHealthInput {
  * plane and sets the worker's lifeboat_* gauges; the report is the workflow's result, visible in the UI.
  */
 export async function checkClusterHealth(input: CheckClusterHealthInput): Promise<HealthReport> {
+  return labelled(
+    {
+      kind: 'health',
+      input,
+      summary: () => (healthInputProblems(input).length ? undefined : `health check of ${input.cluster}`),
+      outcome: (r) => (r.problems.length ? 'unhealthy' : 'healthy'),
+    },
+    () => check(input),
+  );
+}
+
+async function check(input: CheckClusterHealthInput): Promise<HealthReport> {
+  const problems = healthInputProblems(input);
+  if (problems.length) throw ApplicationFailure.nonRetryable(`invalid health check input: ${problems.join('; ')}`, 'InvalidInput');
+  return checkHealth({ cluster: input.cluster, node: input.node, timeoutSeconds: input.timeoutSeconds });
+}
+
+function healthInputProblems(input: CheckClusterHealthInput): string[] {
   // Started by schedules, the UI or scripts: garbage fails the run at once instead of wedging its workflow task.
   const problems: string[] = [];
   if (!input || typeof input !== 'object' || Array.isArray(input)) problems.push('input: expected an object like {"cluster": "prod"}');
@@ -36,6 +55,5 @@ export async function checkClusterHealth(input: CheckClusterHealthInput): Promis
       problems.push('timeoutSeconds: expected a whole number of seconds from 1 to 60');
     }
   }
-  if (problems.length) throw ApplicationFailure.nonRetryable(`invalid health check input: ${problems.join('; ')}`, 'InvalidInput');
-  return checkHealth({ cluster: input.cluster, node: input.node, timeoutSeconds: input.timeoutSeconds });
+  return problems;
 }

@@ -1,6 +1,7 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities, NodeProbe } from '../activities';
 import { ACTIVITY_OPTIONS } from './activity-options';
+import { clusterOf, labelled } from './run-labels';
 
 const { probeNode, resolveCluster } = proxyActivities<Activities>(ACTIVITY_OPTIONS.quick);
 
@@ -15,6 +16,18 @@ export interface CheckClusterResult {
 
 /** Probes every node of a cluster over SSH: the reachability and tooling check that backups and restores rely on. */
 export async function checkCluster(input: CheckClusterInput): Promise<CheckClusterResult> {
+  return labelled(
+    {
+      kind: 'check',
+      input,
+      summary: () => (clusterOf(input) ? `reachability check of ${input.cluster}` : undefined),
+      outcome: () => 'succeeded',
+    },
+    () => check(input),
+  );
+}
+
+async function check(input: CheckClusterInput): Promise<CheckClusterResult> {
   const cluster = await resolveCluster({ cluster: input.cluster });
   const nodes = await Promise.all(cluster.nodes.map((node) => probeNode({ cluster: input.cluster, node })));
   return { cluster: input.cluster, nodes };

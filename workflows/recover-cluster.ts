@@ -17,6 +17,7 @@ import { normalizeRecoveryInput, recoveryInputProblems, type RecoverClusterInput
 import { runKeyOf } from './run-key';
 import { stepFailure } from './step-failure';
 import { ACTIVITY_OPTIONS } from './activity-options';
+import { labelled } from './run-labels';
 
 export interface ApprovalDecision {
   by: string;
@@ -74,6 +75,20 @@ const waiting = proxyActivities<Activities>(ACTIVITY_OPTIONS.waiting);
  * node back as it was (unless told to keep the restored state). Workflow id: recover-<cluster>, one at a time.
  */
 export async function recoverCluster(rawInput: RecoverClusterInput): Promise<RecoverClusterResult> {
+  return labelled({ kind: 'recovery', input: rawInput, summary: () => recoverySummary(rawInput), outcome: (r) => r.outcome }, () =>
+    recover(rawInput),
+  );
+}
+
+/** "dry-run recovery of prod from latest (in-place): etcd corrupt", or undefined for an input the workflow refuses. */
+function recoverySummary(rawInput: RecoverClusterInput): string | undefined {
+  if (recoveryInputProblems(rawInput).length) return undefined;
+  const i = normalizeRecoveryInput(rawInput);
+  const what = `${i.dryRun ? 'dry-run recovery' : 'recovery'} of ${i.cluster} from ${i.snapshot} (${i.mode}${i.target ? ` onto ${i.target}` : ''})`;
+  return i.reason ? `${what}: ${i.reason}` : what;
+}
+
+async function recover(rawInput: RecoverClusterInput): Promise<RecoverClusterResult> {
   const problems = recoveryInputProblems(rawInput);
   if (problems.length) throw ApplicationFailure.nonRetryable(`invalid recovery input: ${problems.join('; ')}`, 'InvalidInput');
   const input = normalizeRecoveryInput(rawInput);

@@ -13,6 +13,7 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ACTIVITY_OPTIONS } from './activity-options';
+import { labelled } from './run-labels';
 import type { Activities } from '../activities';
 import type { HealthReport } from '../activities/health/check-health';
 import { troublesOf } from '../src/health/troubles';
@@ -73,6 +74,19 @@ const outbound = proxyActivities<Activities>(ACTIVITY_OPTIONS.outbound);
  *    the same workflow the CLI and the UI start, so there is one recovery per cluster whoever asks.
  */
 export async function respondToAlert(rawInput: RespondToAlertInput): Promise<RespondToAlertResult> {
+  return labelled(
+    {
+      kind: 'response',
+      input: rawInput,
+      summary: () =>
+        responseInputProblems(rawInput).length ? undefined : `response to alert ${rawInput.alert.name} on ${rawInput.cluster}`,
+      outcome: (r) => r.outcome,
+    },
+    () => respond(rawInput),
+  );
+}
+
+async function respond(rawInput: RespondToAlertInput): Promise<RespondToAlertResult> {
   const problems = responseInputProblems(rawInput);
   if (problems.length) throw ApplicationFailure.nonRetryable(`invalid alert response input: ${problems.join('; ')}`, 'InvalidInput');
   const input = rawInput;

@@ -1,3 +1,4 @@
+import { runMetadata } from '../temporal/run-summary';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -166,6 +167,12 @@ async function deliver(
       args: [{ cluster, alert: notice }],
       signal: alertSignal,
       signalArgs: [notice],
+      ...runMetadata({
+        what: `response to alert ${notice.name} on ${cluster}`,
+        cluster,
+        reason: `alert ${notice.name}`,
+        startedBy: 'the alert receiver (Alertmanager webhook)',
+      }),
     });
     return 'started-or-joined';
   }

@@ -4,6 +4,7 @@ import { clusterBackupPrefix, manifestKeyOf } from '../backup/object-keys';
 import { findCluster, loadConfig } from '../config/load';
 import { s3ClientFor } from '../storage/s3-client';
 import { configFileOf } from './config';
+import { cliUser, runMetadata } from '../temporal/run-summary';
 import { openClient } from './temporal-client';
 import { warnAboutEncryption } from './warnings';
 import { backupCluster } from '../../workflows';
@@ -28,6 +29,7 @@ export function backupCommand(): Command {
           taskQueue,
           workflowId,
           args: [{ cluster: cluster.name, reason: opts.reason }],
+          ...runMetadata({ what: `backup of ${cluster.name}`, cluster: cluster.name, reason: opts.reason, startedBy: cliUser() }),
         });
         console.log(`started ${workflowId}`);
         if (!opts.wait) return;

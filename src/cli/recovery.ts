@@ -4,6 +4,7 @@ import { findCluster, loadConfig } from '../config/load';
 import { normalizeRecoveryInput, recoveryInputProblems, type RecoverClusterInput } from '../../workflows/recovery-input';
 import { configFileOf } from './config';
 import { openClient } from './temporal-client';
+import { cliUser, runMetadata } from '../temporal/run-summary';
 import { printReport, printSteps } from './recovery-report';
 import { progressQuery, recoverCluster } from '../../workflows';
 
@@ -67,6 +68,13 @@ export function restoreCommand(): Command {
             workflowId: recoveryWorkflowId(cluster),
             workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
             args: [normalizeRecoveryInput(input)],
+            ...runMetadata({
+              what: `${input.dryRun ? 'dry-run recovery' : 'recovery'} of ${cluster}`,
+              cluster,
+              backup: input.snapshot ?? 'latest',
+              reason: input.reason,
+              startedBy: cliUser(),
+            }),
           });
           console.log(`recovery ${handle.workflowId} (run ${handle.firstExecutionRunId})`);
           if (!opts.wait) return;

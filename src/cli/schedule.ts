@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { findCluster, loadConfig } from '../config/load';
 import { isManagedSchedule, scheduleIdOf, syncBackupSchedules } from '../schedules/backup-schedules';
+import { formatLastRun, lastRunOf } from '../schedules/last-result';
 import { configFileOf } from './config';
 import { openClient } from './temporal-client';
 import { warnAboutEncryption } from './warnings';
@@ -38,7 +39,7 @@ export function scheduleCommand(): Command {
     );
   schedule
     .command('list')
-    .description('list backup and health schedules with their state and next runs')
+    .description('list backup and health schedules with their state, next runs and how the last run ended')
     .action(async (_o: unknown, cmd: Command) =>
       withClient(cmd, async ({ client }) => {
         for await (const s of client.schedule.list()) {
@@ -48,9 +49,9 @@ export function scheduleCommand(): Command {
             .slice(0, 2)
             .map((t) => t.toISOString())
             .join(', ');
-          const last = d.info.recentActions.at(-1);
+          const last = formatLastRun(await lastRunOf(client, d));
           console.log(
-            `${s.scheduleId}\t${d.state.paused ? `PAUSED (${d.state.note ?? ''})` : 'active'}\tnext: ${next || '-'}\tlast: ${last ? last.takenAt.toISOString() : 'never'}`,
+            `${s.scheduleId}\t${d.state.paused ? `PAUSED (${d.state.note ?? ''})` : 'active'}\tnext: ${next || '-'}\tlast: ${last}`,
           );
         }
       }),

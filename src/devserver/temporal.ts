@@ -1,6 +1,7 @@
 import { Connection } from '@temporalio/client';
 import { connect } from 'node:net';
 import { startProcess, waitFor, type ManagedProcess } from './processes';
+import { DEV_SERVER_SEARCH_ATTRIBUTES } from '../temporal/search-attributes';
 
 export interface DevServerOptions {
   binary: string;
@@ -38,6 +39,8 @@ function portOpen(host: string, port: number): Promise<boolean> {
 export async function startTemporalDevServer(o: DevServerOptions): Promise<DevServer> {
   const ip = o.ip ?? '127.0.0.1';
   const args = ['server', 'start-dev', '--ip', ip, '--port', String(o.port), '--log-level', 'warn'];
+  // The workflows set these on themselves; an unregistered one would fail their first workflow task.
+  for (const sa of DEV_SERVER_SEARCH_ATTRIBUTES) args.push('--search-attribute', sa);
   args.push('--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true');
   if (o.uiPort !== undefined) args.push('--ui-port', String(o.uiPort));
   else args.push('--headless');

@@ -2,6 +2,8 @@ import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type Schedul
 import type { ClusterConfig, Config } from '../config/schema';
 import { HEALTH_SCHEDULE_PREFIX, healthScheduleFor, healthScheduleIdOf } from './health-schedules';
 import { backupCluster } from '../../workflows';
+import { taskQueueOf } from '../temporal/connection';
+import { runMetadata } from '../temporal/run-summary';
 
 export const SCHEDULE_PREFIX = 'backup-';
 export const scheduleIdOf = (cluster: string) => `${SCHEDULE_PREFIX}${cluster}`;
@@ -25,6 +27,11 @@ export function scheduleFor(cluster: ClusterConfig, taskQueue: string): Schedule
       workflowId: scheduleIdOf(cluster.name),
       taskQueue,
       args: [{ cluster: cluster.name, reason: 'schedule' }],
+      ...runMetadata({
+        what: `scheduled backup of ${cluster.name}`,
+        cluster: cluster.name,
+        startedBy: `schedule ${scheduleIdOf(cluster.name)}`,
+      }),
     },
     policies: {
       // A backup that runs long must not pile up behind itself.
@@ -48,9 +55,13 @@ export interface SyncResult {
  * Creates or updates the schedules of every configured cluster — backup-<cluster> and health-<cluster> — idempotently.
  * Removes schedules of either kind whose cluster left the config only when asked to. The one sync entry point.
  */
-export async function syncBackupSchedules(client: Client, config: Config, options: { prune?: boolean } = {}): Promise<SyncResult> {
+export async function syncBackupSchedules(
+  client: Client,
+  config: Config,
+  options: { prune?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<SyncResult> {
   const result: SyncResult = { created: [], updated: [], removed: [], orphaned: [] };
-  const taskQueue = config.temporal.taskQueue;
+  const taskQueue = taskQueueOf(config, options.env);
   const wanted = new Map<string, ScheduleOptions>();
   for (const c of config.clusters) {
     wanted.set(scheduleIdOf(c.name), scheduleFor(c, taskQueue));

@@ -1,3 +1,4 @@
+import { runMetadata } from '../temporal/run-summary';
 import { ScheduleOverlapPolicy, type ScheduleOptions } from '@temporalio/client';
 import type { ClusterConfig } from '../config/schema';
 import { durationMs } from './backup-schedules';
@@ -22,6 +23,11 @@ export function healthScheduleFor(cluster: ClusterConfig, taskQueue: string): Sc
       workflowId: healthScheduleIdOf(cluster.name),
       taskQueue,
       args: [{ cluster: cluster.name }],
+      ...runMetadata({
+        what: `health check of ${cluster.name}`,
+        cluster: cluster.name,
+        startedBy: `schedule ${healthScheduleIdOf(cluster.name)}`,
+      }),
       workflowExecutionTimeout: Math.max(3 * every, 5 * 60_000),
     },
     policies: {

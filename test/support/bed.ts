@@ -5,6 +5,8 @@ import type { StorageConfig } from '../../src/config/schema';
 export interface TestBedState {
   dir: string;
   temporalAddress: string;
+  /** The dev server's web UI (http://127.0.0.1:<port>). */
+  temporalUiUrl: string;
   minio: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string; pid: number };
 }
 

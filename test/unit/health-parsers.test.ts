@@ -178,7 +178,13 @@ describe('health probe parsers', () => {
     const s = healthScheduleFor(clusterSchema.parse({ ...cluster, health: { interval: '30s' } }), 'lifeboat');
     expect(s.scheduleId).toBe('health-prod');
     expect(s.spec.intervals).toEqual([{ every: 30_000 }]);
-    expect(s.action).toMatchObject({ workflowType: checkClusterHealth, workflowId: 'health-prod', args: [{ cluster: 'prod' }] });
+    // Typed starts: the workflow function itself, never its name as a string.
+    expect(s.action).toMatchObject({
+      workflowType: checkClusterHealth,
+      workflowId: 'health-prod',
+      args: [{ cluster: 'prod' }],
+      staticSummary: 'health check of prod',
+    });
     expect(s.policies).toMatchObject({ overlap: 'SKIP', catchupWindow: 30_000 });
   });
 

@@ -1,0 +1,48 @@
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { testBed } from './bed';
+
+/**
+ * Drives the dev server's Temporal UI (2.42) in Debian's chromium, as an operator would. Selectors are the UI's own
+ * ids and test ids; see the field notes' Temporal UI section.
+ */
+export async function openBrowser(): Promise<Browser> {
+  // No browser download is possible here: scripts/servers.sh installs Debian's chromium.
+  return chromium.launch({ executablePath: process.env.LIFEBOAT_CHROMIUM ?? '/usr/bin/chromium', headless: true });
+}
+
+export function uiUrl(path: string): string {
+  return `${testBed().temporalUiUrl}/namespaces/default${path}`;
+}
+
+/** Fills the start-workflow form (prefilled by its query parameters) with one JSON input and presses Start. */
+export async function startFromForm(
+  page: Page,
+  o: { workflowId: string; taskQueue: string; workflowType: string; input: unknown },
+): Promise<void> {
+  const q = new URLSearchParams({ workflowId: o.workflowId, taskQueue: o.taskQueue, workflowType: o.workflowType });
+  await page.goto(uiUrl(`/workflows/start-workflow?${q.toString()}`));
+  const editor = page.locator('.cm-content').first();
+  await editor.click();
+  await editor.fill(JSON.stringify(o.input));
+  // The first click while the editor has focus only blurs it: leave the editor first.
+  await page.locator('#workflowType').click();
+  await page.getByTestId('start-workflow-button').click();
+}
+
+/**
+ * The run's page: `More Actions` > `Send a Signal`, the signal's name and its one JSON argument, Submit. While a
+ * worker runs, the UI learns the workflow's signals (approve, reject) from it and offers them in a list.
+ */
+export async function signalFromPage(page: Page, workflowId: string, signal: string, arg: unknown): Promise<void> {
+  await page.goto(uiUrl(`/workflows/${encodeURIComponent(workflowId)}`));
+  await page.getByRole('button', { name: 'More Actions' }).first().click();
+  await page.locator('[data-testid=signal-button]:visible').first().click();
+  const dialog = page.locator('dialog[open]');
+  await dialog.getByTestId('signal-select-button').click();
+  await dialog.getByRole('option', { name: signal, exact: true }).click();
+  const editor = dialog.locator('.cm-content').first();
+  await editor.click();
+  await editor.fill(JSON.stringify(arg));
+  await dialog.getByText('Data').first().click(); // leave the editor: the first click on Submit would only blur it
+  await dialog.getByTestId('confirm-modal-button').click();
+}
