@@ -38,7 +38,17 @@ async function main(): Promise<void> {
   // As `lifeboat worker` does: metrics at LIFEBOAT_METRICS_ADDRESS, Alertmanager's webhook at LIFEBOAT_ALERTS_ADDRESS.
   const metrics = await startMetricsServer(process.env.LIFEBOAT_METRICS_ADDRESS, logger);
   Runtime.install({ logger: temporalLoggerFrom(logger), shutdownSignals: ['SIGINT', 'SIGTERM'], ...metrics?.runtimeOptions });
-  const { worker, close, taskQueue, client } = await createWorker({ config, logger, address: server.address });
+  const { worker, close, taskQueue, client } = await createWorker({
+    config,
+    logger,
+    // The dev server started here: plain text, whatever TEMPORAL_* says about a production server.
+    target: {
+      address: server.address,
+      namespace: 'default',
+      taskQueue: process.env.LIFEBOAT_TASK_QUEUE ?? config.temporal.taskQueue,
+      from: {},
+    },
+  });
   const alertsAddress = process.env.LIFEBOAT_ALERTS_ADDRESS;
   const receiver = alertsAddress ? await startAlertReceiver({ config, client, taskQueue, logger, address: alertsAddress }) : undefined;
   console.log(

@@ -9,6 +9,8 @@ import { scheduleCommand } from './schedule';
 import { storageCommand } from './storage';
 import { recoveryCommand, restoreCommand } from './recovery';
 import { healthCommand } from './health';
+import { temporalCommand } from './temporal';
+import { codecServerCommand } from './codec-server';
 
 /** `lifeboat`: one binary for operators; each subcommand lives in its own file. */
 export function buildProgram(): Command {
@@ -32,6 +34,8 @@ export function buildProgram(): Command {
   program.addCommand(restoreCommand());
   program.addCommand(recoveryCommand());
   program.addCommand(healthCommand());
+  program.addCommand(temporalCommand());
+  program.addCommand(codecServerCommand());
   return program;
 }
 
