@@ -22,6 +22,8 @@ export async function explainConnectError(err: unknown, target: TemporalTarget):
       hint = `the server's certificate has expired or is not valid yet (${v.code}): renew it on the server`;
     else if (v.kind === 'client-cert-required' && !target.tls.clientCertPair)
       hint = `the server requires a client certificate (mTLS, ${v.code}): set temporal.tls.clientCert and temporal.tls.clientKey (or TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH)`;
+    else if (v.kind === 'plain-text')
+      hint = `TLS is on (${f.tls}) but the server answers in plain text: turn TLS off or check ${f.address}`;
     else if (v.kind === 'client-cert-required' || v.kind === 'client-cert-refused')
       hint = `the server refused the client certificate in ${certField} (${v.code}): it must be current and signed by the CA the server trusts for clients`;
   }

@@ -9,6 +9,7 @@ export type TlsVerdict =
   | { kind: 'server-expired'; code: string }
   | { kind: 'client-cert-required'; code: string }
   | { kind: 'client-cert-refused'; code: string }
+  | { kind: 'plain-text'; code: string }
   | { kind: 'unreachable'; code: string };
 
 /**
@@ -65,5 +66,6 @@ function classify(err: NodeJS.ErrnoException): TlsVerdict {
   if (/CERTIFICATE_REQUIRED|certificate required/i.test(text)) return { kind: 'client-cert-required', code };
   if (/BAD_CERTIFICATE|CERTIFICATE_EXPIRED|UNKNOWN_CA|CERTIFICATE_UNKNOWN|bad certificate/i.test(text))
     return { kind: 'client-cert-refused', code };
+  if (/wrong version number|WRONG_VERSION_NUMBER|packet length too long/i.test(text)) return { kind: 'plain-text', code };
   return { kind: 'unreachable', code };
 }

@@ -92,6 +92,13 @@ describe('Temporal through a TLS and an mTLS gRPC proxy (nginx grpc_pass in fron
       expect(message).toMatch(/server's certificate is not signed by the CA in temporal\.tls\.caFile.*set temporal\.tls\.caFile/);
   });
 
+  it('a wrong server name, or TLS against a plain-text server, fails naming the setting', async () => {
+    for (const message of await bothFail({ address: proxy.tlsAddress, tls: { caFile: pki.caFile, serverName: 'wrong.example' } }))
+      expect(message).toMatch(/certificate does not carry the name wrong\.example.*set temporal\.tls\.serverName/);
+    for (const message of await bothFail({ address: testBed().temporalAddress, tls: true }))
+      expect(message).toMatch(/TLS is on \(temporal\.tls\) but the server answers in plain text/);
+  });
+
   it('a missing client certificate fails naming temporal.tls.clientCert', async () => {
     for (const message of await bothFail({ address: proxy.mtlsAddress, tls: { caFile: pki.caFile } }))
       expect(message).toMatch(/requires a client certificate \(mTLS.*set temporal\.tls\.clientCert and temporal\.tls\.clientKey/);
