@@ -12,7 +12,10 @@ export function payloadCodec(config: Config): EncryptionCodec | undefined {
   return keyId === undefined ? undefined : new EncryptionCodec(keyId, (id) => loadEncryptionKey(config, id));
 }
 
+/** Failure messages name clusters and nodes too: with encryption on they go into encrypted attributes. */
+export const failureConverterPath = require.resolve('./failure-converter');
+
 export function dataConverter(config: Config): DataConverter | undefined {
   const codec = payloadCodec(config);
-  return codec ? { payloadCodecs: [codec] } : undefined;
+  return codec ? { payloadCodecs: [codec], failureConverterPath } : undefined;
 }

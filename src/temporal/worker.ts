@@ -16,15 +16,21 @@ export interface WorkerOptions {
   taskQueue?: string;
   /** Overrides the resolved connection (`npm start` points at its own plain dev server). */
   target?: TemporalTarget;
-  /** A pre-built bundle (tests build one per file); otherwise the worker bundles workflows/ itself. */
+  /**
+   * A pre-built bundle (tests build one per file; with payload encryption it must be built with the data converter's
+   * failureConverterPath); otherwise the worker bundles workflows/ itself.
+   */
   workflowBundle?: WorkflowBundleWithSourceMap;
 }
 
 export const workflowsPath = require.resolve('../../workflows');
 
-/** The bundle `npm run build` writes next to the compiled code; absent when running from source (tests). */
-function prebuiltBundle(): { codePath: string } | undefined {
-  const codePath = join(__dirname, '../../workflow-bundle.js');
+/**
+ * The bundle `npm run build` writes next to the compiled code (absent when running from source: tests); with payload
+ * encryption, the one built with the failure converter that encrypts failure messages too.
+ */
+function prebuiltBundle(encrypted: boolean): { codePath: string } | undefined {
+  const codePath = join(__dirname, encrypted ? '../../workflow-bundle-encrypted.js' : '../../workflow-bundle.js');
   return __dirname.includes('/dist/') && existsSync(codePath) ? { codePath } : undefined;
 }
 
@@ -40,13 +46,14 @@ export async function createWorker(
   });
   const namespace = target.namespace;
   const taskQueue = o.taskQueue ?? target.taskQueue;
+  const converter = dataConverter(o.config);
   const worker = await Worker.create({
     connection,
     namespace,
     taskQueue,
-    dataConverter: dataConverter(o.config),
+    dataConverter: converter,
     activities: createActivities({ config: o.config, logger: o.logger, client }),
-    ...((bundle) => (bundle ? { workflowBundle: bundle } : { workflowsPath }))(o.workflowBundle ?? prebuiltBundle()),
+    ...((bundle) => (bundle ? { workflowBundle: bundle } : { workflowsPath }))(o.workflowBundle ?? prebuiltBundle(converter !== undefined)),
   });
   const close = async () => {
     await closeClient();

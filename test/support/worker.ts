@@ -6,11 +6,18 @@ import type { ClusterConfig, Config } from '../../src/config/schema';
 import { createWorker, workflowsPath } from '../../src/temporal/worker';
 import type { TemporalTarget } from '../../src/temporal/connection';
 import { testBed } from './bed';
+import { dataConverter } from '../../src/temporal/data-converter';
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
-/** Webpack-bundling the workflows takes seconds: once per test file is enough. */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+const bundles = new Map<string, Promise<WorkflowBundleWithSourceMap>>();
+/** Webpack-bundling the workflows takes seconds: once per test file is enough (with payload encryption, another). */
+export function workflowBundle(failureConverterPath?: string): Promise<WorkflowBundleWithSourceMap> {
+  const key = failureConverterPath ?? '';
+  let bundle = bundles.get(key);
+  if (!bundle) {
+    const logger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+    bundle = bundleWorkflowCode({ workflowsPath, logger, ...(failureConverterPath ? { failureConverterPath } : {}) });
+    bundles.set(key, bundle);
+  }
   return bundle;
 }
 
@@ -50,7 +57,7 @@ export async function startTestWorker(
     config,
     logger,
     taskQueue,
-    workflowBundle: await workflowBundle(),
+    workflowBundle: await workflowBundle(dataConverter(config)?.failureConverterPath),
     target: options.target,
   });
   const running = worker.run();
