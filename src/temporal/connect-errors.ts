@@ -7,7 +7,11 @@ import { probeTls } from './tls-probe';
  * settings finds the cause; the rest is recognised from the message. The original text is kept at the end.
  */
 export async function explainConnectError(err: unknown, target: TemporalTarget): Promise<Error> {
-  const raw = (err instanceof Error ? err.message : String(err)).trim();
+  // The SDKs wrap the cause ("Failed to connect to Temporal server" around "16 UNAUTHENTICATED: ..."): keep the chain.
+  const chain: string[] = [];
+  for (let e: unknown = err; e !== undefined && chain.length < 4; e = e instanceof Error ? e.cause : undefined)
+    chain.push((e instanceof Error ? e.message : String(e)).trim());
+  const raw = chain.filter((m, i) => m && !chain.slice(0, i).includes(m)).join(': ');
   const f = target.from;
   const caField = f.ca ?? 'temporal.tls.caFile (or TEMPORAL_TLS_SERVER_CA_CERT_PATH)';
   const certField = f.clientCert ?? 'temporal.tls.clientCert';
@@ -22,6 +26,7 @@ export async function explainConnectError(err: unknown, target: TemporalTarget):
       hint = `the server's certificate has expired or is not valid yet (${v.code}): renew it on the server`;
     else if (v.kind === 'client-cert-required' && !target.tls.clientCertPair)
       hint = `the server requires a client certificate (mTLS, ${v.code}): set temporal.tls.clientCert and temporal.tls.clientKey (or TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH)`;
+    else if (v.kind === 'unauthorized') hint = messageHint('UNAUTHENTICATED', target);
     else if (v.kind === 'plain-text')
       hint = `TLS is on (${f.tls}) but the server answers in plain text: turn TLS off or check ${f.address}`;
     else if (v.kind === 'client-cert-required' || v.kind === 'client-cert-refused')

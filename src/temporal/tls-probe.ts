@@ -10,6 +10,7 @@ export type TlsVerdict =
   | { kind: 'client-cert-required'; code: string }
   | { kind: 'client-cert-refused'; code: string }
   | { kind: 'plain-text'; code: string }
+  | { kind: 'unauthorized'; code: string }
   | { kind: 'unreachable'; code: string };
 
 /**
@@ -48,6 +49,7 @@ export async function probeTls(target: TemporalTarget, timeoutMs = 5_000): Promi
       req.on('end', () => {
         if (/No required SSL certificate/i.test(body)) done({ kind: 'client-cert-required', code: `HTTP ${status}` });
         else if (/SSL certificate error/i.test(body)) done({ kind: 'client-cert-refused', code: `HTTP ${status}` });
+        else if (status === 401 || status === 403) done({ kind: 'unauthorized', code: `HTTP ${status}` });
         else done({ kind: 'ok' });
       });
       req.on('error', (err: NodeJS.ErrnoException) => done(classify(err)));

@@ -76,6 +76,25 @@ describe('Temporal through a TLS and an mTLS gRPC proxy (nginx grpc_pass in fron
     await roundTrip(w);
   });
 
+  it('a worker runs workflows with an API key from a secret reference (TLS on by the key alone); a wrong key names temporal.apiKey', async () => {
+    const keyFile = join(dir, 'api.key');
+    await writeFile(keyFile, 'test-api-key-0123456789\n');
+    // No tls section: the key turns TLS on; the CA comes from the environment, as on a machine that trusts it.
+    const target = await temporalTarget(config({ address: proxy.apiKeyAddress, apiKey: { file: keyFile } }), {
+      TEMPORAL_TLS_SERVER_CA_CERT_PATH: pki.caFile,
+    });
+    expect(target.tls).toBeDefined();
+    const w = await startTestWorker([], {}, { target });
+    workers.push(w);
+    await roundTrip(w);
+    const wrong = { ...target, apiKey: 'not-the-key' };
+    for (const err of [
+      await connectClient(config({}), { target: wrong }).catch((e: unknown) => e),
+      await connectNative(wrong).catch((e: unknown) => e),
+    ])
+      expect((err as Error).message).toMatch(/the server refused the API key from temporal\.apiKey/);
+  });
+
   /** The client's and the worker's (Rust) connection must both fail, each naming the setting. */
   async function bothFail(temporal: Record<string, unknown>): Promise<string[]> {
     const cfg = config(temporal);

@@ -138,6 +138,8 @@ export interface TlsProxy {
   tlsAddress: string;
   /** mTLS: nginx also wants a client certificate signed by the CA (`ssl_verify_client on`). */
   mtlsAddress: string;
+  /** TLS plus an API key: nginx answers 401 unless `authorization: Bearer <apiKey>`, as Temporal Cloud does. */
+  apiKeyAddress: string;
   stop(): Promise<void>;
 }
 
@@ -145,8 +147,8 @@ export interface TlsProxy {
  * Debian's nginx as the TLS-terminating gRPC proxy production setups put in front of Temporal (HTTP/2 both ways,
  * `grpc_pass`), on loopback, with its own config, pid file and temp dirs: nothing of the system's nginx is used.
  */
-export async function startTlsProxy(dir: string, pki: TestPki, upstream: string): Promise<TlsProxy> {
-  const [tlsPort, mtlsPort] = [await freePort(), await freePort()];
+export async function startTlsProxy(dir: string, pki: TestPki, upstream: string, apiKey = 'test-api-key-0123456789'): Promise<TlsProxy> {
+  const [tlsPort, mtlsPort, keyPort] = [await freePort(), await freePort(), await freePort()];
   await mkdir(join(dir, 'tmp'), { recursive: true });
   const server = (port: number, extra: string) => `
     server {
@@ -176,6 +178,8 @@ http {
   client_max_body_size 64m;
   ${server(tlsPort, '')}
   ${server(mtlsPort, `ssl_client_certificate ${pki.caFile};\n      ssl_verify_client on;`)}
+  map $http_authorization $lb_key_ok { "Bearer ${apiKey}" 1; default 0; }
+  ${server(keyPort, 'if ($lb_key_ok = 0) { return 401; }')}
 }
 `;
   const confFile = join(dir, 'nginx.conf');
@@ -186,7 +190,7 @@ http {
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   // Ready once both ports accept connections.
   const deadline = Date.now() + 10_000;
-  for (const port of [tlsPort, mtlsPort]) {
+  for (const port of [tlsPort, mtlsPort, keyPort]) {
     for (;;) {
       if (child.exitCode !== null)
         throw new Error(`nginx exited: ${stderr}${await readFile(join(dir, 'error.log'), 'utf8').catch(() => '')}`);
@@ -203,6 +207,7 @@ http {
   return {
     tlsAddress: `127.0.0.1:${tlsPort}`,
     mtlsAddress: `127.0.0.1:${mtlsPort}`,
+    apiKeyAddress: `127.0.0.1:${keyPort}`,
     async stop() {
       if (child.exitCode === null) {
         child.kill('SIGTERM');
