@@ -10,7 +10,7 @@ export async function explainConnectError(err: unknown, target: TemporalTarget):
   // The SDKs wrap the cause ("Failed to connect to Temporal server" around "16 UNAUTHENTICATED: ..."): keep the chain.
   const chain: string[] = [];
   for (let e: unknown = err; e !== undefined && chain.length < 4; e = e instanceof Error ? e.cause : undefined)
-    chain.push((e instanceof Error ? e.message : String(e)).trim());
+    chain.push((e instanceof Error ? e.message : typeof e === 'string' ? e : JSON.stringify(e)).trim());
   const raw = chain.filter((m, i) => m && !chain.slice(0, i).includes(m)).join(': ');
   const f = target.from;
   const caField = f.ca ?? 'temporal.tls.caFile (or TEMPORAL_TLS_SERVER_CA_CERT_PATH)';
