@@ -5,11 +5,14 @@ const { writeFile } = require('node:fs/promises');
 const { join } = require('node:path');
 
 (async () => {
-  const { code } = await bundleWorkflowCode({
-    workflowsPath: require.resolve(join(__dirname, '../dist/workflows')),
-    logger: { log() {}, trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error },
-  });
+  const logger = { log() {}, trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error };
+  const workflowsPath = require.resolve(join(__dirname, '../dist/workflows'));
+  const { code } = await bundleWorkflowCode({ workflowsPath, logger });
   await writeFile(join(__dirname, '../dist/workflow-bundle.js'), code);
+  // With temporal.payloadEncryption the worker loads this one: failure messages go into encrypted attributes.
+  const failureConverterPath = require.resolve(join(__dirname, '../dist/src/temporal/failure-converter'));
+  const encrypted = await bundleWorkflowCode({ workflowsPath, logger, failureConverterPath });
+  await writeFile(join(__dirname, '../dist/workflow-bundle-encrypted.js'), encrypted.code);
 })().catch((err) => {
   console.error(err);
   process.exit(1);

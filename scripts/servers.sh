@@ -62,7 +62,8 @@ timed() { # name, command...
 
 # containerd and runc run the sandbox nodes' static pods under a real kubelet (each node starts its own containerd).
 # chromium is the real browser the Temporal UI tests drive (playwright-core cannot download one here).
-apt_packages=(etcd-server etcd-client openssh-server iproute2 docker-compose openssl zstd prometheus prometheus-alertmanager containerd runc chromium)
+# nginx-light: a TLS/mTLS-terminating gRPC proxy (grpc_pass) in front of the dev server for the Temporal TLS tests.
+apt_packages=(etcd-server etcd-client openssh-server iproute2 docker-compose openssl zstd prometheus prometheus-alertmanager containerd runc chromium nginx-light)
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ! want apt; then :; elif ((${#missing[@]})); then

@@ -9,6 +9,8 @@ import { requireBinary, serverBinaries } from './devserver/binaries';
 import { createWorker } from './temporal/worker';
 import { startAlertReceiver } from './alerts/receiver';
 import { startMetricsServer } from './metrics/server';
+import { startCodecServer } from './temporal/codec-server';
+import { payloadCodec } from './temporal/data-converter';
 
 /**
  * `npm start`: the engine on embedded defaults — a local Temporal dev server whose state survives restarts (SQLite
@@ -23,10 +25,23 @@ async function main(): Promise<void> {
   const port = Number(process.env.LIFEBOAT_DEV_PORT ?? 7233);
   const uiPort = Number(process.env.LIFEBOAT_DEV_UI_PORT ?? port + 1000);
   const binary = await requireBinary((await serverBinaries()).temporal, 'the temporal CLI');
+  // With payload encryption on, the UI shows plain payloads only through a codec server: start one next to it.
+  const codec = payloadCodec(config);
+  const ip = process.env.LIFEBOAT_DEV_IP ?? '127.0.0.1';
+  const codecServer = codec
+    ? await startCodecServer({
+        codec,
+        host: '127.0.0.1',
+        port: Number(process.env.LIFEBOAT_DEV_CODEC_PORT ?? uiPort + 1),
+        origins: [`http://${ip}:${uiPort}`, `http://localhost:${uiPort}`, `http://127.0.0.1:${uiPort}`],
+        namespaces: ['default'],
+      })
+    : undefined;
   logger.info({ port, uiPort, dbFile: join(dataDir, 'temporal.db') }, 'starting the Temporal dev server');
   const server = await startTemporalDevServer({
     binary,
-    ip: process.env.LIFEBOAT_DEV_IP ?? '127.0.0.1',
+    ip,
+    uiCodecEndpoint: codecServer?.url,
     port,
     uiPort,
     dbFile: join(dataDir, 'temporal.db'),
@@ -38,7 +53,17 @@ async function main(): Promise<void> {
   // As `lifeboat worker` does: metrics at LIFEBOAT_METRICS_ADDRESS, Alertmanager's webhook at LIFEBOAT_ALERTS_ADDRESS.
   const metrics = await startMetricsServer(process.env.LIFEBOAT_METRICS_ADDRESS, logger);
   Runtime.install({ logger: temporalLoggerFrom(logger), shutdownSignals: ['SIGINT', 'SIGTERM'], ...metrics?.runtimeOptions });
-  const { worker, close, taskQueue, client } = await createWorker({ config, logger, address: server.address });
+  const { worker, close, taskQueue, client } = await createWorker({
+    config,
+    logger,
+    // The dev server started here: plain text, whatever TEMPORAL_* says about a production server.
+    target: {
+      address: server.address,
+      namespace: 'default',
+      taskQueue: process.env.LIFEBOAT_TASK_QUEUE ?? config.temporal.taskQueue,
+      from: {},
+    },
+  });
   const alertsAddress = process.env.LIFEBOAT_ALERTS_ADDRESS;
   const receiver = alertsAddress ? await startAlertReceiver({ config, client, taskQueue, logger, address: alertsAddress }) : undefined;
   console.log(
@@ -48,6 +73,9 @@ async function main(): Promise<void> {
       `  Temporal UI:      ${server.uiUrl}`,
       `  Temporal address: ${server.address} (namespace default, task queue ${taskQueue})`,
       `  State and logs:   ${dataDir}`,
+      ...(codecServer
+        ? [`  Codec server:     ${codecServer.url} (payloads encrypted with key ${config.temporal.payloadEncryption?.keyId})`]
+        : []),
       ...(metrics ? [`  Metrics:          http://${metrics.address}/metrics`] : []),
       ...(receiver ? [`  Alert receiver:   ${receiver.url} (Alertmanager webhook, bearer alerts.token)`] : []),
       '  Stop with Ctrl-C.',
@@ -61,6 +89,7 @@ async function main(): Promise<void> {
     await metrics?.close();
     await close();
     await server.stop();
+    await codecServer?.close();
     logger.info('stopped');
   }
 }

@@ -4,7 +4,7 @@ import { createLogger, temporalLoggerFrom } from './logging';
 import { startMetricsServer } from './metrics/server';
 import { createWorker } from './temporal/worker';
 import { startAlertReceiver } from './alerts/receiver';
-import { temporalTarget } from './temporal/connection';
+import { describeTarget, temporalTarget } from './temporal/connection';
 
 /**
  * The engine's worker process: validated config first (a bad file fails here, listing every problem), then the
@@ -21,14 +21,11 @@ export async function runWorker(configPath?: string): Promise<void> {
     ...metricsServer?.runtimeOptions,
   });
   const target = await temporalTarget(config);
-  const { worker, close, taskQueue, client } = await createWorker({ config, logger });
+  const { worker, close, taskQueue, client } = await createWorker({ config, logger, target });
   // Alertmanager's webhook (LIFEBOAT_ALERTS_ADDRESS=host:port): alerts start or join each cluster's response workflow.
   const alertsAddress = process.env.LIFEBOAT_ALERTS_ADDRESS;
   const receiver = alertsAddress ? await startAlertReceiver({ config, client, taskQueue, logger, address: alertsAddress }) : undefined;
-  logger.info(
-    { address: target.address, namespace: target.namespace, taskQueue, clusters: config.clusters.map((c) => c.name) },
-    'worker started',
-  );
+  logger.info({ temporal: describeTarget(target), taskQueue, clusters: config.clusters.map((c) => c.name) }, 'worker started');
   try {
     await worker.run();
   } finally {

@@ -10,6 +10,7 @@ import { storageCommand } from './storage';
 import { recoveryCommand, restoreCommand } from './recovery';
 import { healthCommand } from './health';
 import { temporalCommand } from './temporal';
+import { codecServerCommand } from './codec-server';
 
 /** `lifeboat`: one binary for operators; each subcommand lives in its own file. */
 export function buildProgram(): Command {
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   program.addCommand(recoveryCommand());
   program.addCommand(healthCommand());
   program.addCommand(temporalCommand());
+  program.addCommand(codecServerCommand());
   return program;
 }
 

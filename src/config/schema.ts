@@ -229,17 +229,58 @@ export const clusterSchema = z
   })
   .strict();
 
+/**
+ * How the worker, the CLI, schedules and the alert receiver reach Temporal. Each setting can also come from the
+ * environment variables Temporal's own CLI and SDKs read (TEMPORAL_ADDRESS, TEMPORAL_TLS_CLIENT_CERT_PATH, ...), which
+ * win over the file: see src/temporal/connection-options.ts.
+ */
 export const temporalSchema = z
   .object({
     address: z.string().min(1).default('127.0.0.1:7233'),
     namespace: z.string().min(1).default('default'),
     taskQueue: z.string().min(1).default('lifeboat'),
+    /**
+     * `true` (or `{}`): TLS with the system's roots. An object: a private CA, a server name, a client certificate
+     * for mTLS. `false`: plain text even with an API key.
+     */
     tls: z
+      .union([
+        z.boolean(),
+        z
+          .object({
+            /** PEM of the CA that signed the server's certificate; without it, the system's roots. */
+            caFile: absolutePath.optional(),
+            /** The name the server's certificate must carry, when it is not the host of `address` (also SNI). */
+            serverName: z.string().min(1).optional(),
+            /** mTLS: the client certificate and its private key (PEM), secret references. */
+            clientCert: secretRef.optional(),
+            clientKey: secretRef.optional(),
+          })
+          .strict()
+          .refine((t) => (t.clientCert === undefined) === (t.clientKey === undefined), {
+            message: 'set both clientCert and clientKey for mTLS, or neither',
+            path: ['clientKey'],
+          }),
+      ])
+      .optional(),
+    /** Temporal Cloud API key (sent as a bearer token; turns TLS on unless `tls: false`). */
+    apiKey: secretRef.optional(),
+    /**
+     * Encrypt every payload (workflow inputs, results, signals, queries, memos) with AES-256-GCM under this key of
+     * `encryptionKeys`; any key of the ring decrypts, so keys can be rotated.
+     */
+    payloadEncryption: z.object({ keyId: name }).strict().optional(),
+    /** `lifeboat codec-server`: lets the Temporal UI (and `temporal --codec-endpoint`) show decrypted payloads. */
+    codecServer: z
       .object({
-        caFile: absolutePath.optional(),
-        certFile: absolutePath,
-        keyFile: absolutePath,
-        serverName: z.string().optional(),
+        listen: z
+          .string()
+          .regex(/^[A-Za-z0-9.:[\]-]+:\d+$/, 'expected host:port, like 127.0.0.1:8089')
+          .default('127.0.0.1:8089'),
+        /** Browser origins allowed to call it: the UI's address as the browser sees it. */
+        uiOrigins: z.array(z.string().url()).min(1).default(['http://127.0.0.1:8233', 'http://localhost:8233']),
+        /** Optional bearer token callers must send (`temporal --codec-auth "Bearer ..."`). */
+        token: secretRef.optional(),
       })
       .strict()
       .optional(),
@@ -344,6 +385,14 @@ export const configSchema = z
         });
       }
     });
+    const payloadKey = cfg.temporal.payloadEncryption?.keyId;
+    if (payloadKey !== undefined && !(payloadKey in cfg.encryptionKeys)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['temporal', 'payloadEncryption', 'keyId'],
+        message: `unknown key id "${payloadKey}": add it under encryptionKeys (known: ${Object.keys(cfg.encryptionKeys).join(', ') || 'none'})`,
+      });
+    }
   });
 
 export type Config = z.infer<typeof configSchema>;

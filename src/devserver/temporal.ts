@@ -13,6 +13,8 @@ export interface DevServerOptions {
   dbFile?: string;
   logFile: string;
   startTimeoutMs?: number;
+  /** The UI decodes payloads through this codec server (when payload encryption is on). */
+  uiCodecEndpoint?: string;
 }
 
 export interface DevServer {
@@ -44,6 +46,7 @@ export async function startTemporalDevServer(o: DevServerOptions): Promise<DevSe
   args.push('--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true');
   if (o.uiPort !== undefined) args.push('--ui-port', String(o.uiPort));
   else args.push('--headless');
+  if (o.uiCodecEndpoint) args.push('--ui-codec-endpoint', o.uiCodecEndpoint);
   if (o.dbFile) args.push('--db-filename', o.dbFile);
   const proc = startProcess('temporal', o.binary, args, { logFile: o.logFile });
   const address = `${ip}:${o.port}`;

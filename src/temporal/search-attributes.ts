@@ -1,4 +1,5 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
 
 /**
  * The custom search attributes every lifeboat workflow sets on itself, so operators can filter runs in the Temporal UI
@@ -18,3 +19,16 @@ export type RunKind = 'backup' | 'recovery' | 'response' | 'health' | 'check' | 
 
 /** As `temporal server start-dev --search-attribute` takes them. */
 export const DEV_SERVER_SEARCH_ATTRIBUTES = SEARCH_ATTRIBUTE_KEYS.map((k) => `${k.name}=Keyword`);
+
+/** The same list by name and type, for `lifeboat temporal check`. */
+export const LIFEBOAT_SEARCH_ATTRIBUTES = {
+  LifeboatCluster: 'Keyword',
+  LifeboatRun: 'Keyword',
+  LifeboatOutcome: 'Keyword',
+} as const;
+
+export type SearchAttributeTypeName = (typeof LIFEBOAT_SEARCH_ATTRIBUTES)[keyof typeof LIFEBOAT_SEARCH_ATTRIBUTES];
+
+export const INDEXED_VALUE_TYPE: Record<SearchAttributeTypeName, temporal.api.enums.v1.IndexedValueType> = {
+  Keyword: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+};

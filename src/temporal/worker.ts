@@ -1,28 +1,36 @@
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createActivities } from '../../activities';
 import type { Config } from '../config/schema';
-import { temporalTarget } from './connection';
+import { temporalTarget, type TemporalTarget } from './connection';
+import { connectClient, connectNative } from './connect';
+import { dataConverter } from './data-converter';
 
 export interface WorkerOptions {
   config: Config;
   logger: Logger;
   /** Overrides config/env (tests use one queue per file). */
   taskQueue?: string;
-  address?: string;
-  namespace?: string;
-  /** A pre-built bundle (tests build one per file); otherwise the worker bundles workflows/ itself. */
+  /** Overrides the resolved connection (`npm start` points at its own plain dev server). */
+  target?: TemporalTarget;
+  /**
+   * A pre-built bundle (tests build one per file; with payload encryption it must be built with the data converter's
+   * failureConverterPath); otherwise the worker bundles workflows/ itself.
+   */
   workflowBundle?: WorkflowBundleWithSourceMap;
 }
 
 export const workflowsPath = require.resolve('../../workflows');
 
-/** The bundle `npm run build` writes next to the compiled code; absent when running from source (tests). */
-function prebuiltBundle(): { codePath: string } | undefined {
-  const codePath = join(__dirname, '../../workflow-bundle.js');
+/**
+ * The bundle `npm run build` writes next to the compiled code (absent when running from source: tests); with payload
+ * encryption, the one built with the failure converter that encrypts failure messages too.
+ */
+function prebuiltBundle(encrypted: boolean): { codePath: string } | undefined {
+  const codePath = join(__dirname, encrypted ? '../../workflow-bundle-encrypted.js' : '../../workflow-bundle.js');
   return __dirname.includes('/dist/') && existsSync(codePath) ? { codePath } : undefined;
 }
 
@@ -30,22 +38,25 @@ function prebuiltBundle(): { codePath: string } | undefined {
 export async function createWorker(
   o: WorkerOptions,
 ): Promise<{ worker: Worker; taskQueue: string; client: Client; close(): Promise<void> }> {
-  const target = await temporalTarget(o.config);
-  const address = o.address ?? target.address;
-  const connection = await NativeConnection.connect({ address, tls: target.tls });
-  const namespace = o.namespace ?? target.namespace;
-  const clientConnection = await Connection.connect({ address, tls: target.tls });
-  const client = new Client({ connection: clientConnection, namespace });
+  const target = o.target ?? (await temporalTarget(o.config));
+  const { client, close: closeClient } = await connectClient(o.config, { target });
+  const connection = await connectNative(target).catch(async (err: unknown) => {
+    await closeClient();
+    throw err;
+  });
+  const namespace = target.namespace;
   const taskQueue = o.taskQueue ?? target.taskQueue;
+  const converter = dataConverter(o.config);
   const worker = await Worker.create({
     connection,
     namespace,
     taskQueue,
+    dataConverter: converter,
     activities: createActivities({ config: o.config, logger: o.logger, client }),
-    ...((bundle) => (bundle ? { workflowBundle: bundle } : { workflowsPath }))(o.workflowBundle ?? prebuiltBundle()),
+    ...((bundle) => (bundle ? { workflowBundle: bundle } : { workflowsPath }))(o.workflowBundle ?? prebuiltBundle(converter !== undefined)),
   });
   const close = async () => {
-    await clientConnection.close();
+    await closeClient();
     await connection.close();
   };
   return { worker, taskQueue, client, close };

@@ -1,15 +1,23 @@
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import pino from 'pino';
 import { parseConfig } from '../../src/config/load';
 import type { ClusterConfig, Config } from '../../src/config/schema';
 import { createWorker, workflowsPath } from '../../src/temporal/worker';
+import type { TemporalTarget } from '../../src/temporal/connection';
 import { testBed } from './bed';
+import { dataConverter } from '../../src/temporal/data-converter';
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
-/** Webpack-bundling the workflows takes seconds: once per test file is enough. */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+const bundles = new Map<string, Promise<WorkflowBundleWithSourceMap>>();
+/** Webpack-bundling the workflows takes seconds: once per test file is enough (with payload encryption, another). */
+export function workflowBundle(failureConverterPath?: string): Promise<WorkflowBundleWithSourceMap> {
+  const key = failureConverterPath ?? '';
+  let bundle = bundles.get(key);
+  if (!bundle) {
+    const logger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+    bundle = bundleWorkflowCode({ workflowsPath, logger, ...(failureConverterPath ? { failureConverterPath } : {}) });
+    bundles.set(key, bundle);
+  }
   return bundle;
 }
 
@@ -33,18 +41,26 @@ export interface RunningWorker {
 export async function startTestWorker(
   clusters: ClusterConfig[],
   extra: Partial<Record<keyof Config, unknown>> = {},
-  options: { taskQueue?: string } = {},
+  options: { taskQueue?: string; target?: TemporalTarget } = {},
 ): Promise<RunningWorker> {
   const { temporalAddress } = testBed();
   quietRuntime();
   // A restarted worker takes over its predecessor's queue (options.taskQueue), as a redeployed worker does.
   const taskQueue = options.taskQueue ?? `test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  const config = parseConfig({ ...extra, temporal: { address: temporalAddress, taskQueue }, clusters }, 'test config');
+  const config = parseConfig(
+    { ...extra, temporal: { ...(extra.temporal as object | undefined), address: temporalAddress, taskQueue }, clusters },
+    'test config',
+  );
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const { worker, close } = await createWorker({ config, logger, workflowBundle: await workflowBundle() });
+  // The worker's own client: the same connection options and data converter (payload encryption) as the worker.
+  const { worker, close, client } = await createWorker({
+    config,
+    logger,
+    taskQueue,
+    workflowBundle: await workflowBundle(dataConverter(config)?.failureConverterPath),
+    target: options.target,
+  });
   const running = worker.run();
-  const clientConnection = await Connection.connect({ address: temporalAddress });
-  const client = new Client({ connection: clientConnection, namespace: 'default' });
   return {
     client,
     taskQueue,
@@ -53,7 +69,6 @@ export async function startTestWorker(
       if (worker.getState() === 'RUNNING') worker.shutdown(); // stopping twice is not an error
       await running;
       await close();
-      await clientConnection.close();
     },
   };
 }
