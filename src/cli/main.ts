@@ -9,6 +9,7 @@ import { scheduleCommand } from './schedule';
 import { storageCommand } from './storage';
 import { recoveryCommand, restoreCommand } from './recovery';
 import { healthCommand } from './health';
+import { drillCommand } from './drill';
 
 /** `lifeboat`: one binary for operators; each subcommand lives in its own file. */
 export function buildProgram(): Command {
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   program.addCommand(restoreCommand());
   program.addCommand(recoveryCommand());
   program.addCommand(healthCommand());
+  program.addCommand(drillCommand());
   return program;
 }
 

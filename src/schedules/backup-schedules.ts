@@ -1,6 +1,7 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import type { ClusterConfig, Config } from '../config/schema';
 import { HEALTH_SCHEDULE_PREFIX, healthScheduleFor, healthScheduleIdOf } from './health-schedules';
+import { DRILL_SCHEDULE_PREFIX, drillScheduleFor, drillScheduleIdOf } from './drill-schedules';
 import { backupCluster } from '../../workflows';
 
 export const SCHEDULE_PREFIX = 'backup-';
@@ -45,7 +46,8 @@ export interface SyncResult {
 }
 
 /**
- * Creates or updates the schedules of every configured cluster — backup-<cluster> and health-<cluster> — idempotently.
+ * Creates or updates the schedules of every configured cluster — backup-<cluster>, health-<cluster> and, with
+ * drill.enabled, drill-<cluster> — idempotently.
  * Removes schedules of either kind whose cluster left the config only when asked to. The one sync entry point.
  */
 export async function syncBackupSchedules(client: Client, config: Config, options: { prune?: boolean } = {}): Promise<SyncResult> {
@@ -55,6 +57,8 @@ export async function syncBackupSchedules(client: Client, config: Config, option
   for (const c of config.clusters) {
     wanted.set(scheduleIdOf(c.name), scheduleFor(c, taskQueue));
     wanted.set(healthScheduleIdOf(c.name), healthScheduleFor(c, taskQueue));
+    // Drills only where configured: a drill-<cluster> left from before `drill.enabled: false` is pruned like the others.
+    if (config.drill.enabled) wanted.set(drillScheduleIdOf(c.name), drillScheduleFor(c, config.drill, taskQueue));
   }
   for (const [id, options_] of wanted) {
     const handle = client.schedule.getHandle(id);
@@ -83,7 +87,7 @@ export async function syncBackupSchedules(client: Client, config: Config, option
 /** Same function, by what it does now. */
 export const syncSchedules = syncBackupSchedules;
 
-/** Schedules `lifeboat schedule sync` manages: backup-<cluster> and health-<cluster>. */
+/** Schedules `lifeboat schedule sync` manages: backup-<cluster>, health-<cluster> and drill-<cluster>. */
 export function isManagedSchedule(id: string): boolean {
-  return id.startsWith(SCHEDULE_PREFIX) || id.startsWith(HEALTH_SCHEDULE_PREFIX);
+  return id.startsWith(SCHEDULE_PREFIX) || id.startsWith(HEALTH_SCHEDULE_PREFIX) || id.startsWith(DRILL_SCHEDULE_PREFIX);
 }
