@@ -145,7 +145,8 @@ export function runDrill(deps: ActivityDeps) {
               );
             } else {
               const api = await startApiserver(bin, scratch, `${scratch}/control-plane`, archive, etcd.clientUrl, timeoutMs);
-              findings.checks.push(`throwaway kube-apiserver (${bin}) ready with the backup's PKI on ${api.client.server}`);
+              if (api.notReady) findings.problems.push(api.notReady);
+              else findings.checks.push(`throwaway kube-apiserver (${bin}) ready with the backup's PKI on ${api.client.server}`);
               const read = await readThroughApi(api.client, manifest.resourceCounts, revision, drill.sampleSize);
               findings.countedThrough = 'api';
               const throughApi = Object.keys(read.counts);

@@ -6,7 +6,13 @@ import { KubeApiError, KubeClient, type KubeList, type KubeObject } from '../kub
 import { credentialsFromKubeconfig } from '../kube/kubeconfig';
 import type { ArchiveCheck } from './archive';
 import { DrillProblem } from './etcd';
-import { freePort, startThrowaway } from './processes';
+import { alive, freePort, startThrowaway } from './processes';
+
+/** The last lines of a throwaway server's log, for a problem message. */
+async function logTail(file: string): Promise<string> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text.trim().split('\n').slice(-3).join(' | ').slice(-600);
+}
 
 /** etcd's /registry/<resource> names -> the API's collection paths, for the resources a drill reads through the API. */
 export const API_RESOURCES: Record<string, string> = {
@@ -54,7 +60,7 @@ export async function startApiserver(
   archive: ArchiveCheck,
   etcdUrl: string,
   timeoutMs: number,
-): Promise<{ pid: number; client: KubeClient }> {
+): Promise<{ pid: number; client: KubeClient; notReady?: string }> {
   const port = await freePort();
   const f = (rel: string) => `${cpDir}/${rel}`;
   const pki = (name: string) => f(`pki/${name}`);
@@ -90,14 +96,27 @@ export async function startApiserver(
   const dns = /DNS:([^,\s]+)/.exec(sans)?.[1];
   const client = new KubeClient({ ...creds, serverName: dns ?? 'kubernetes' }, 30_000);
   const deadline = Date.now() + timeoutMs;
+  let notReady: string | undefined;
   while (!(await client.ready())) {
-    if (Date.now() > deadline)
-      throw new DrillProblem(
-        `the throwaway kube-apiserver did not become ready within ${Math.round(timeoutMs / 1000)} s (see ${scratch}/kube-apiserver.log)`,
-      );
+    if (!alive(pid))
+      throw new DrillProblem(`the throwaway kube-apiserver exited: ${(await logTail(`${scratch}/kube-apiserver.log`)) || 'no output'}`);
+    if (Date.now() > deadline) {
+      // Serving but not ready: which checks fail is the finding; what it can still serve is read below.
+      const verbose = await client.raw('GET', '/readyz?verbose').catch(() => undefined);
+      if (!verbose)
+        throw new DrillProblem(
+          `the throwaway kube-apiserver did not answer within ${Math.round(timeoutMs / 1000)} s: ${(await logTail(`${scratch}/kube-apiserver.log`)) || 'no output'}`,
+        );
+      const failing = verbose.text
+        .split('\n')
+        .filter((l) => l.startsWith('[-]'))
+        .map((l) => l.slice(3).split(' ')[0]);
+      notReady = `the throwaway kube-apiserver is not ready after ${Math.round(timeoutMs / 1000)} s (failing: ${failing.join(', ') || verbose.text.slice(0, 200)})`;
+      break;
+    }
     await new Promise((r) => setTimeout(r, 500));
   }
-  return { pid, client };
+  return { pid, client, notReady };
 }
 
 /** Lists a collection at exactly `revision` (what the backup held), following continue tokens. */

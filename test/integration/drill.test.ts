@@ -66,6 +66,7 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
         scratchDir,
         etcd: { '3.6': bins.etcd['3.6'], '3.5': bins.etcd['3.5'] },
         kubeApiserver: { '1.34': bins.kubeApiserver },
+        startTimeout: '60s',
       },
     });
     for (let i = 0; i < 5; i++)
