@@ -78,6 +78,7 @@ export async function drillRestore(input: DrillRestoreInput): Promise<DrillResto
     };
     const { reportKey } = await quick.recordDrill({ cluster: plan.cluster, report, passed, durationSeconds: report.durationSeconds });
     recorded = true;
+    step = 'checks';
     if (!passed) {
       throw ApplicationFailure.nonRetryable(
         `backup ${plan.manifestKey} failed its restore drill: ${findings.problems.join('; ')}${reportKey ? ` (report: ${reportKey})` : ''}`,

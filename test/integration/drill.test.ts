@@ -16,6 +16,12 @@ import { nodeFingerprint } from '../support/recovery';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 import type { BackupClusterResult } from '../../workflows/backup-cluster';
 import { drillRestore } from '../../workflows';
+import { waitFor } from '../../src/devserver/processes';
+import { registry } from '../../src/metrics/registry';
+import { syncSchedules } from '../../src/schedules/backup-schedules';
+import { drillScheduleIdOf } from '../../src/schedules/drill-schedules';
+import { parseConfig } from '../../src/config/load';
+import { workerProcess } from '../support/worker-process';
 import type { DrillRestoreInput } from '../../workflows/drill-input';
 
 const BUCKET = 'drills';
@@ -49,12 +55,20 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
   let api: KubeClient;
   let scratchDir: string;
   let good: BackupClusterResult;
+  let key: { path: string; key: Buffer };
+  let drillConfig: Record<string, unknown>;
   const s3 = minioClient();
 
   beforeAll(async () => {
-    const key = await keyFile();
+    key = await keyFile();
     const bins = await serverBinaries();
     scratchDir = await mkdtemp(join(tmpdir(), 'lifeboat-drill-scratch-'));
+    drillConfig = {
+      scratchDir,
+      etcd: { '3.6': bins.etcd['3.6'], '3.5': bins.etcd['3.5'] },
+      kubeApiserver: { '1.34': bins.kubeApiserver },
+      startTimeout: '60s',
+    };
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
     cluster = await createSandboxCluster({ name: 'drl', etcdLine: '3.6', withApiserver: true, storage: minioStorage(BUCKET) });
     api = new KubeClient(
@@ -62,12 +76,7 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
     );
     worker = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1' })], {
       encryptionKeys: { k1: { file: key.path } },
-      drill: {
-        scratchDir,
-        etcd: { '3.6': bins.etcd['3.6'], '3.5': bins.etcd['3.5'] },
-        kubeApiserver: { '1.34': bins.kubeApiserver },
-        startTimeout: '60s',
-      },
+      drill: drillConfig,
     });
     for (let i = 0; i < 5; i++)
       await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: `cm-${i}` }, data: { i: `${i}` } });
@@ -106,6 +115,66 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
     await nothingLeft();
     // The drill ran on the worker: the cluster's node is byte-for-byte as it was.
     expect(await nodeFingerprint(cluster.controlPlane)).toBe(before);
+    // The worker's metrics say so.
+    const metrics = await registry.metrics();
+    expect(metrics).toMatch(/lifeboat_last_drill_success\{cluster="drl"\} 1/);
+    const at = Number(/lifeboat_last_successful_drill_timestamp_seconds\{cluster="drl"\} (\S+)/.exec(metrics)?.[1]);
+    expect(Math.abs(at - Date.now() / 1000)).toBeLessThan(120);
+  });
+
+  it('schedule sync creates drill-<cluster> only with drill.enabled, and --prune removes it again', async () => {
+    const base = { temporal: worker.config.temporal, clusters: worker.config.clusters, encryptionKeys: worker.config.encryptionKeys };
+    const on = parseConfig({ ...base, drill: { ...drillConfig, enabled: true, cron: ['15 3 * * *'] } }, 'test');
+    const id = drillScheduleIdOf('drl');
+    try {
+      expect((await syncSchedules(worker.client, on)).created).toContain(id);
+      const d = await worker.client.schedule.getHandle(id).describe();
+      expect(d.spec.calendars?.length).toBe(1);
+      expect(d.action).toMatchObject({
+        type: 'startWorkflow',
+        workflowType: 'drillRestore',
+        args: [{ cluster: 'drl', snapshot: 'latest' }],
+      });
+      const off = parseConfig({ ...base, drill: drillConfig }, 'test');
+      expect((await syncSchedules(worker.client, off)).orphaned).toContain(id);
+      expect((await syncSchedules(worker.client, off, { prune: true })).removed).toContain(id);
+    } finally {
+      for (const s of [id, 'backup-drl', 'health-drl'])
+        await worker.client.schedule
+          .getHandle(s)
+          .delete()
+          .catch(() => undefined);
+    }
+  });
+
+  it('a worker killed (SIGKILL) mid-drill: the retried drill stops the orphaned etcd and kube-apiserver, passes, and leaves nothing', async () => {
+    const proc = await workerProcess('drillkill', withBackup(cluster, { encryptionKey: 'k1' }), key.path, { drill: drillConfig });
+    let w = proc.launch();
+    try {
+      const handle = await worker.client.workflow.start(drillRestore, {
+        taskQueue: proc.taskQueue,
+        workflowId: `drill-drl-kill-${Date.now()}`,
+        args: [{ cluster: 'drl', snapshot: good.snapshotKey }],
+      });
+      // Killed once the throwaway kube-apiserver runs: both servers are orphans of the dead worker then.
+      await waitFor(
+        'the throwaway kube-apiserver',
+        async () => (await processesUnder(scratchDir)).some((p) => p.includes('kube-apiserver')),
+        120_000,
+        100,
+      );
+      w.child.kill('SIGKILL');
+      await w.exited;
+      expect((await processesUnder(scratchDir)).length).toBeGreaterThan(0);
+      w = proc.launch();
+      const result = await handle.result();
+      expect(result.manifestKey).toBe(good.manifestKey);
+      const history = await handle.fetchHistory();
+      expect((history.events ?? []).some((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1)).toBe(true);
+      await nothingLeft();
+    } finally {
+      await w.stop();
+    }
   });
 
   it('a backup made with another key fails its drill on decryption, and the report says so', async () => {
