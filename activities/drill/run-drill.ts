@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { posix } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { readBackupManifest } from '../../src/backup/catalog';
 import { loadEncryptionKey } from '../../src/backup/keyring';
@@ -11,7 +12,7 @@ import type { ClusterConfig } from '../../src/config/schema';
 import { apiserverFor, readThroughApi, startApiserver } from '../../src/drill/apiserver';
 import { checkArchive } from '../../src/drill/archive';
 import { countKeys, DrillProblem, etcdToolsFor, restoreAndStartEtcd } from '../../src/drill/etcd';
-import { removeScratch } from '../../src/drill/processes';
+import { removeScratch, sweepStale } from '../../src/drill/processes';
 import type { DrillReport } from '../../src/drill/report';
 import { checkRunKey } from '../../src/run-key';
 import { durationMs } from '../../src/schedules/backup-schedules';
@@ -97,6 +98,8 @@ export function runDrill(deps: ActivityDeps) {
       () => ({ scratch, checks: findings.checks.length }),
       async () => {
         await removeScratch(scratch);
+        // Leftovers of a worker that died while its retry ran on another: older than any attempt may run (3 h).
+        await sweepStale(drill.scratchDir, 4 * 3_600_000);
         await mkdir(`${scratch}/control-plane`, { recursive: true, mode: 0o700 });
         try {
           const manifest: BackupManifest = await readBackupManifest(cluster.storage, input.manifestKey);
@@ -144,7 +147,15 @@ export function runDrill(deps: ActivityDeps) {
                 `counted keys in etcd only: ${!archive ? 'no control-plane archive to start an API server with' : `no kube-apiserver configured for Kubernetes ${manifest.kubernetesVersion ?? '(unknown version)'} (drill.kubeApiserver)`}`,
               );
             } else {
-              const api = await startApiserver(bin, scratch, `${scratch}/control-plane`, archive, etcd.clientUrl, timeoutMs);
+              const api = await startApiserver(
+                bin,
+                scratch,
+                `${scratch}/control-plane`,
+                posix.basename(cluster.paths.pkiDir),
+                archive,
+                etcd.clientUrl,
+                timeoutMs,
+              );
               if (api.notReady) findings.problems.push(api.notReady);
               else findings.checks.push(`throwaway kube-apiserver (${bin}) ready with the backup's PKI on ${api.client.server}`);
               const read = await readThroughApi(api.client, manifest.resourceCounts, revision, drill.sampleSize);

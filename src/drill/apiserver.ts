@@ -57,13 +57,14 @@ export async function startApiserver(
   bin: string,
   scratch: string,
   cpDir: string,
+  pkiName: string,
   archive: ArchiveCheck,
   etcdUrl: string,
   timeoutMs: number,
 ): Promise<{ pid: number; client: KubeClient; notReady?: string }> {
   const port = await freePort();
   const f = (rel: string) => `${cpDir}/${rel}`;
-  const pki = (name: string) => f(`pki/${name}`);
+  const pki = (name: string) => f(`${pkiName}/${name}`);
   const encryption = archive.apiserverFiles['encryption-provider-config'];
   const args = [
     '--bind-address=127.0.0.1',

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
-import { readFile, appendFile, rm } from 'node:fs/promises';
+import { readdir, readFile, appendFile, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
 
 /**
@@ -93,4 +93,22 @@ export function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * Removes run dirs under the scratch root older than `olderThanMs` (longer than a drill attempt may run), with what
+ * they recorded: left by a worker that died when the retry ran on another worker. Younger ones may be live drills.
+ */
+export async function sweepStale(root: string, olderThanMs: number, now = Date.now()): Promise<string[]> {
+  const swept: string[] = [];
+  for (const e of await readdir(root, { withFileTypes: true }).catch(() => [])) {
+    if (!e.isDirectory()) continue;
+    const dir = `${root}/${e.name}`;
+    const s = await stat(dir).catch(() => undefined);
+    if (s && now - s.mtimeMs > olderThanMs) {
+      await removeScratch(dir);
+      swept.push(dir);
+    }
+  }
+  return swept;
 }

@@ -5,6 +5,10 @@ import { archivePathOf, referencedHostFiles } from '../../src/drill/archive';
 import { drillReportKeyOf, drilledColumn, parseDrillReport, type DrillReport } from '../../src/drill/report';
 import { manifestKeyOf } from '../../src/backup/object-keys';
 import { drillInputProblems } from '../../workflows/drill-input';
+import { mkdir, mkdtemp, readdir, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sweepStale } from '../../src/drill/processes';
 
 const cluster = clusterSchema.parse({
   name: 'prod',
@@ -100,5 +104,16 @@ describe('restore drills: pure parts', () => {
     expect(() => parseConfig({ drill: { etcd: { '3': '/opt/etcd' } } }, 'test')).toThrow(/drill\.etcd/);
     expect(() => parseConfig({ drill: { kubeApiserver: { '1.34': 'kube-apiserver' } } }, 'test')).toThrow(/drill\.kubeApiserver/);
     expect(() => parseConfig({ drill: { scratchDir: '/tmp/a b' } }, 'test')).toThrow(/drill\.scratchDir/);
+  });
+
+  it('sweeps only run dirs older than any drill attempt can run, and never signals a pid that is not theirs', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'lifeboat-sweep-'));
+    for (const d of ['old', 'young']) await mkdir(join(root, d));
+    // A recorded pid that is this test's own process: its command line does not name the dir, so it is left alone.
+    await writeFile(join(root, 'old', 'pids'), `${process.pid}\n`);
+    const fiveHoursAgo = new Date(Date.now() - 5 * 3_600_000);
+    await utimes(join(root, 'old'), fiveHoursAgo, fiveHoursAgo);
+    expect(await sweepStale(root, 4 * 3_600_000)).toEqual([join(root, 'old')]);
+    expect(await readdir(root)).toEqual(['young']);
   });
 });
