@@ -177,6 +177,24 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
     }
   });
 
+  it('without a kube-apiserver for the version it counts in etcd, and the report says so', async () => {
+    const etcdOnly = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1' })], {
+      encryptionKeys: { k1: { file: key.path } },
+      drill: { ...drillConfig, kubeApiserver: {} },
+    });
+    try {
+      const result = await drill(etcdOnly.client, etcdOnly.taskQueue, { cluster: 'drl', snapshot: good.snapshotKey });
+      expect(result.countedThrough).toBe('etcd');
+      expect(result.checks.join('\n')).toMatch(/counted keys in etcd only: no kube-apiserver configured for Kubernetes/);
+      expect(result.counts.matched.find((c) => c.resource === 'configmaps')?.actual).toBe(good.resourceCounts.configmaps);
+      expect(result.counts.differed).toEqual([]);
+      expect((await readDrillReport(s3, BUCKET, good.manifestKey))?.countedThrough).toBe('etcd');
+    } finally {
+      await etcdOnly.stop();
+    }
+    await nothingLeft();
+  });
+
   it('a backup made with another key fails its drill on decryption, and the report says so', async () => {
     const other = await keyFile();
     const stranger = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1' })], {
