@@ -17,6 +17,9 @@ import { checkHealth } from './health/check-health';
 import { verifyApi } from './recovery/verify-api';
 import { diagnoseCluster } from './response/diagnose';
 import { notify } from './response/notify';
+import { planDrill } from './drill/plan-drill';
+import { cleanupDrill, runDrill } from './drill/run-drill';
+import { recordDrill } from './drill/record-drill';
 import { responsePolicy } from './response/policy';
 
 /**
@@ -51,6 +54,10 @@ export function createActivities(deps: ActivityDeps) {
     responsePolicy: responsePolicy(deps),
     diagnoseCluster: diagnoseCluster(deps),
     notify: notify(deps),
+    planDrill: planDrill(deps),
+    runDrill: runDrill(deps),
+    cleanupDrill: cleanupDrill(deps),
+    recordDrill: recordDrill(deps),
   });
 }
 

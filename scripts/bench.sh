@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# `npm run bench:backup` / `npm run bench:recovery`: builds what the benchmark needs (node modules, the servers, the
+# `npm run bench:backup` / `bench:recovery` / `bench:alert` / `bench:drill`: builds what the benchmark needs (node modules, the servers, the
 # AWS CLI from PyPI for the plain-script baseline) and runs it. Prints figures; asserts nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pinned-node.sh
-which="${1:?usage: bench.sh backup|recovery|alert}"
+which="${1:?usage: bench.sh backup|recovery|alert|drill}"
 bash scripts/ensure-deps.sh
 bash scripts/servers.sh
 CACHE="${LIFEBOAT_CACHE:-$HOME/.cache/lifeboat}"

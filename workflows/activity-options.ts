@@ -25,6 +25,12 @@ export const ACTIVITY_OPTIONS = {
     heartbeatTimeout: '30 seconds',
     retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 },
   },
+  /** A restore drill on the worker (fetch, restore, throwaway etcd and kube-apiserver): long, heartbeating; a retry starts over. */
+  drill: {
+    startToCloseTimeout: '3 hours',
+    heartbeatTimeout: '30 seconds',
+    retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 3 },
+  },
   /** A health check is only worth having now: the next scheduled run is the real retry. */
   health: { startToCloseTimeout: '1 minute', retry: { initialInterval: '2 seconds', maximumAttempts: 2 } },
   /** An alert response's reads: it must decide within minutes, not retry for long. */

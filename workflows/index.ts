@@ -4,3 +4,4 @@ export { checkClusterHealth } from './check-cluster-health';
 export { backupCluster } from './backup-cluster';
 export { recoverCluster, approveSignal, rejectSignal, progressQuery } from './recover-cluster';
 export { respondToAlert, alertSignal, responseQuery } from './respond-to-alert';
+export { drillRestore } from './drill-restore';

@@ -49,7 +49,7 @@ export function backupObjectKeys(o: {
 
 /** The manifest key for a given snapshot or archive key (they share the base). */
 export function manifestKeyOf(objectKey: string): string {
-  const m = /^(.*-rev\d+)\.(db|control-plane\.tar|manifest\.json)/.exec(objectKey);
+  const m = /^(.*-rev\d+)\.(db|control-plane\.tar|manifest\.json|drill\.json)/.exec(objectKey);
   if (!m) throw new Error(`not a lifeboat backup key: ${objectKey}`);
   return `${m[1]}.manifest.json`;
 }

@@ -3,6 +3,7 @@ import { listBackups, readManifest } from '../backup/catalog';
 import { clusterBackupPrefix, manifestKeyOf } from '../backup/object-keys';
 import { findCluster, loadConfig } from '../config/load';
 import { s3ClientFor } from '../storage/s3-client';
+import { drilledColumn, readDrillReport } from '../drill/report';
 import { configFileOf } from './config';
 import { cliUser, runMetadata } from '../temporal/run-summary';
 import { openClient } from './temporal-client';
@@ -76,18 +77,29 @@ export function backupCommand(): Command {
       const s3 = await s3ClientFor(cluster.storage);
       try {
         const entries = await listBackups(s3, cluster.storage.bucket, cluster.storage.prefix, cluster.name);
-        if (opts.json) return console.log(JSON.stringify(entries, null, 2));
-        console.log('CREATED                   REVISION   SIZE        ENCRYPTED  VERIFIED  KEY');
-        for (const e of entries) {
+        // A report that cannot be read is shown as such, never as a pass.
+        const drills = await Promise.all(
+          entries.map((e) => readDrillReport(s3, cluster.storage.bucket, e.manifestKey).then(drilledColumn, () => 'unreadable')),
+        );
+        if (opts.json)
+          return console.log(
+            JSON.stringify(
+              entries.map((e, i) => ({ ...e, drilled: drills[i] })),
+              null,
+              2,
+            ),
+          );
+        console.log('CREATED                   REVISION   SIZE        ENCRYPTED  VERIFIED  DRILLED            KEY');
+        for (const [i, e] of entries.entries()) {
           const m = e.manifest;
           if (!m) {
             console.log(
-              `${'?'.padEnd(25)} ${'?'.padEnd(10)} ${'?'.padEnd(11)} ${'?'.padEnd(10)} ${'no'.padEnd(9)} ${e.manifestKey} (${e.problem})`,
+              `${'?'.padEnd(25)} ${'?'.padEnd(10)} ${'?'.padEnd(11)} ${'?'.padEnd(10)} ${'no'.padEnd(9)} ${drills[i].padEnd(18)} ${e.manifestKey} (${e.problem})`,
             );
             continue;
           }
           console.log(
-            `${m.created.padEnd(25)} ${String(m.etcd.revision).padEnd(10)} ${mib(m.snapshot.plainSize).padEnd(11)} ${(m.snapshot.encryption ? m.snapshot.encryption.keyId : 'no').padEnd(10)} ${(m.verified ? 'yes' : 'no').padEnd(9)} ${m.snapshot.key}`,
+            `${m.created.padEnd(25)} ${String(m.etcd.revision).padEnd(10)} ${mib(m.snapshot.plainSize).padEnd(11)} ${(m.snapshot.encryption ? m.snapshot.encryption.keyId : 'no').padEnd(10)} ${(m.verified ? 'yes' : 'no').padEnd(9)} ${drills[i].padEnd(18)} ${m.snapshot.key}`,
           );
         }
       } finally {
@@ -106,7 +118,10 @@ export function backupCommand(): Command {
         );
       const s3 = await s3ClientFor(cluster.storage);
       try {
-        console.log(JSON.stringify(await readManifest(s3, cluster.storage.bucket, manifestKeyOf(key)), null, 2));
+        const manifestKey = manifestKeyOf(key);
+        const manifest = await readManifest(s3, cluster.storage.bucket, manifestKey);
+        const drill = await readDrillReport(s3, cluster.storage.bucket, manifestKey).catch((err: Error) => `unreadable: ${err.message}`);
+        console.log(JSON.stringify({ ...manifest, drill: drill ?? 'never drilled' }, null, 2));
       } finally {
         s3.destroy();
       }

@@ -11,6 +11,7 @@ import { recoveryCommand, restoreCommand } from './recovery';
 import { healthCommand } from './health';
 import { temporalCommand } from './temporal';
 import { codecServerCommand } from './codec-server';
+import { drillCommand } from './drill';
 
 /** `lifeboat`: one binary for operators; each subcommand lives in its own file. */
 export function buildProgram(): Command {
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   program.addCommand(healthCommand());
   program.addCommand(temporalCommand());
   program.addCommand(codecServerCommand());
+  program.addCommand(drillCommand());
   return program;
 }
 

@@ -330,12 +330,38 @@ export const alertsSchema = z
   })
   .strict();
 
+/**
+ * Restore drills (drill-<cluster> schedules, `lifeboat drill now`): where the worker — the drill host — keeps its
+ * scratch space and which etcd and kube-apiserver binaries it runs a backup with. Never on a cluster's node.
+ */
+const minorVersion = z.string().regex(/^\d+\.\d+$/, 'expected a minor version like "3.6" or "1.34"');
+export const drillSchema = z
+  .object({
+    /** Schedules drill-<cluster> for every cluster (`schedule sync`); `drill now` works either way. */
+    enabled: z.boolean().default(false),
+    cron: z.array(z.string().min(9)).min(1).default(['30 4 * * *']),
+    timezone: z.string().default('UTC'),
+    jitter: duration.default('10m'),
+    /** Each drill works in <scratchDir>/<run key>, removed when it ends (also after a crash, by the next attempt). */
+    scratchDir: absolutePath.default('/var/lib/lifeboat/drills'),
+    /** etcd minor version -> a folder on the worker holding its etcd and etcdutl (3.5+) or etcdctl (3.4). */
+    etcd: z.record(minorVersion, absolutePath).default({}),
+    /** Kubernetes minor version -> kube-apiserver binary on the worker; without one the drill counts keys in etcd only. */
+    kubeApiserver: z.record(minorVersion, absolutePath).default({}),
+    /** Objects read one by one per resource through the API (decoded, Secrets included). */
+    sampleSize: z.number().int().min(1).max(100).default(3),
+    /** How long the throwaway etcd and kube-apiserver get to become ready. */
+    startTimeout: duration.default('2m'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     temporal: temporalSchema.default(temporalSchema.parse({})),
     alerts: alertsSchema.default(alertsSchema.parse({})),
     /** Key ring: key id -> where the 32-byte key lives. Old ids stay so old backups can still be decrypted. */
     encryptionKeys: z.record(name, secretRef).default({}),
+    drill: drillSchema.default(drillSchema.parse({})),
     clusters: z.array(clusterSchema).default([]),
   })
   .strict()
@@ -401,3 +427,4 @@ export type NodeConfig = z.infer<typeof nodeSchema>;
 export type StorageConfig = z.infer<typeof storageSchema>;
 export type SecretRef = z.infer<typeof secretRef>;
 export type AlertsConfig = z.infer<typeof alertsSchema>;
+export type DrillConfig = z.infer<typeof drillSchema>;

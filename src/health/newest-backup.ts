@@ -3,6 +3,7 @@ import { clusterBackupPrefix } from '../backup/object-keys';
 import type { StorageConfig } from '../config/schema';
 import { describeLocation, s3ClientFor } from '../storage/s3-client';
 import type { HealthReport } from './types';
+import { lastPassedDrill } from '../drill/report';
 
 /**
  * The newest backup of a cluster, from its manifests in the bucket (a backup without a manifest is not a backup).
@@ -28,6 +29,9 @@ export async function newestBackup(
       (async () => {
         const objects = await listObjects(s3, storage.bucket, clusterBackupPrefix(storage.prefix, cluster));
         const manifests = objects.filter((o) => o.key.endsWith('.manifest.json')).sort((a, b) => b.key.localeCompare(a.key));
+        // Drill reports live beside the backups: the same listing finds the newest passed one (survives a restart).
+        const drill = await lastPassedDrill(s3, storage.bucket, objects);
+        const lastPassedDrillAt = drill ? { lastPassedDrillAt: drill.finished } : {};
         for (const m of manifests.slice(0, 3)) {
           try {
             const manifest = await readManifest(s3, storage.bucket, m.key);
@@ -38,6 +42,7 @@ export async function newestBackup(
               ageSeconds: Math.max(0, Math.round((now.getTime() - created.getTime()) / 1000)),
               sizeBytes: manifest.snapshot.storedSize,
               revision: manifest.etcd.revision,
+              ...lastPassedDrillAt,
             };
           } catch {
             // unreadable manifest: the next one

@@ -29,7 +29,15 @@ export interface HealthReport {
   /** The filesystem of paths.etcdDataDir (measured at its nearest existing parent when it does not exist). */
   disk?: { path: string; freeBytes: number; totalBytes: number };
   certificates: CertificateExpiry[];
-  newestBackup?: { key: string; created: string; ageSeconds: number; sizeBytes: number; revision?: number };
+  newestBackup?: {
+    key: string;
+    created: string;
+    ageSeconds: number;
+    sizeBytes: number;
+    revision?: number;
+    /** When the newest passed restore drill (its `.drill.json` beside a backup) finished. */
+    lastPassedDrillAt?: string;
+  };
   /** Between the next two runs of the cluster's backup-<cluster> schedule. */
   backupIntervalSeconds?: number;
   /** From Temporal (recover-<cluster>): whether a recovery runs, and when the last one that restored ended. */

@@ -57,6 +57,7 @@ export class KubeClient {
           ca: this.creds.caPem,
           cert: this.creds.certPem,
           key: this.creds.keyPem,
+          ...(this.creds.serverName ? { servername: this.creds.serverName } : {}),
           headers: {
             accept: 'application/json',
             ...(this.creds.token ? { authorization: `Bearer ${this.creds.token}` } : {}),

@@ -7,6 +7,8 @@ export interface KubeCredentials {
   certPem?: Buffer;
   keyPem?: Buffer;
   token?: string;
+  /** The name the server's certificate is checked against when it differs from the URL's host (a drill's loopback apiserver). */
+  serverName?: string;
 }
 
 interface RawKubeconfig {

@@ -2,6 +2,7 @@ import { Gauge } from 'prom-client';
 import type { HealthReport } from '../health/types';
 import type { RecoveryState } from '../health/recovery-state';
 import { registry } from './registry';
+import { drillMetrics } from './drill-metrics';
 
 /**
  * Gauges set by the checkHealth activity, one series per cluster (label `cluster`), for Prometheus alert rules.
@@ -100,6 +101,7 @@ export function recordHealth(report: HealthReport, completedAt = new Date()): vo
     healthGauges.lastBackupTime.set({ cluster }, seconds(report.newestBackup.created));
     healthGauges.lastBackupSize.set({ cluster }, report.newestBackup.sizeBytes);
     setOrRemove(healthGauges.lastBackupRevision, cluster, report.newestBackup.revision);
+    if (report.newestBackup.lastPassedDrillAt) drillMetrics.lastSuccess.set({ cluster }, seconds(report.newestBackup.lastPassedDrillAt));
   }
   healthGauges.checkTime.set({ cluster }, completedAt.getTime() / 1000);
 }

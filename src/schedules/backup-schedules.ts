@@ -1,6 +1,7 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import type { ClusterConfig, Config } from '../config/schema';
 import { HEALTH_SCHEDULE_PREFIX, healthScheduleFor, healthScheduleIdOf } from './health-schedules';
+import { DRILL_SCHEDULE_PREFIX, drillScheduleFor, drillScheduleIdOf } from './drill-schedules';
 import { backupCluster } from '../../workflows';
 import { taskQueueOf } from '../temporal/connection';
 import { runMetadata } from '../temporal/run-summary';
@@ -52,7 +53,8 @@ export interface SyncResult {
 }
 
 /**
- * Creates or updates the schedules of every configured cluster — backup-<cluster> and health-<cluster> — idempotently.
+ * Creates or updates the schedules of every configured cluster — backup-<cluster>, health-<cluster> and, with
+ * drill.enabled, drill-<cluster> — idempotently.
  * Removes schedules of either kind whose cluster left the config only when asked to. The one sync entry point.
  */
 export async function syncBackupSchedules(
@@ -66,6 +68,8 @@ export async function syncBackupSchedules(
   for (const c of config.clusters) {
     wanted.set(scheduleIdOf(c.name), scheduleFor(c, taskQueue));
     wanted.set(healthScheduleIdOf(c.name), healthScheduleFor(c, taskQueue));
+    // Drills only where configured: a drill-<cluster> left from before `drill.enabled: false` is pruned like the others.
+    if (config.drill.enabled) wanted.set(drillScheduleIdOf(c.name), drillScheduleFor(c, config.drill, taskQueue));
   }
   for (const [id, options_] of wanted) {
     const handle = client.schedule.getHandle(id);
@@ -94,7 +98,7 @@ export async function syncBackupSchedules(
 /** Same function, by what it does now. */
 export const syncSchedules = syncBackupSchedules;
 
-/** Schedules `lifeboat schedule sync` manages: backup-<cluster> and health-<cluster>. */
+/** Schedules `lifeboat schedule sync` manages: backup-<cluster>, health-<cluster> and drill-<cluster>. */
 export function isManagedSchedule(id: string): boolean {
-  return id.startsWith(SCHEDULE_PREFIX) || id.startsWith(HEALTH_SCHEDULE_PREFIX);
+  return id.startsWith(SCHEDULE_PREFIX) || id.startsWith(HEALTH_SCHEDULE_PREFIX) || id.startsWith(DRILL_SCHEDULE_PREFIX);
 }

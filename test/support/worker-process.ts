@@ -14,6 +14,7 @@ export async function workerProcess(
   name: string,
   cluster: ClusterConfig,
   keyPath: string,
+  extra: Record<string, unknown> = {},
 ): Promise<{ taskQueue: string; launch(): ManagedProcess }> {
   const dir = await mkdtemp(join(tmpdir(), `lifeboat-${name}-`));
   const taskQueue = `${name}-${Date.now()}`;
@@ -21,6 +22,7 @@ export async function workerProcess(
   await writeFile(
     configFile,
     stringify({
+      ...extra,
       temporal: { address: testBed().temporalAddress, taskQueue },
       encryptionKeys: { k1: { file: keyPath } },
       clusters: [cluster],

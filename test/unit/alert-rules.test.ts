@@ -31,6 +31,9 @@ const ALERTS = [
   'LifeboatCertificateExpiresIn7Days',
   'LifeboatRecoveryFailed',
   'LifeboatHealthCheckStale',
+  // Restore drills: not response triggers (nothing to restore), their runbook is the README's Restore drills section.
+  'LifeboatDrillFailed',
+  'LifeboatNoSuccessfulDrill',
 ];
 
 interface Rule {
@@ -80,7 +83,7 @@ describe('shipped alert rules (deploy/prometheus)', () => {
     for (const rule of all) {
       expect([rule.alert, rule.labels?.severity]).toEqual([rule.alert, expect.stringMatching(/^(warning|critical)$/)]);
       expect(Object.keys(rule.annotations ?? {}).sort()).toEqual(['description', 'runbook_url', 'summary']);
-      expect(rule.annotations!.runbook_url).toBe(RUNBOOK);
+      expect(rule.annotations!.runbook_url).toBe(rule.alert!.includes('Drill') ? RUNBOOK.replace(/#.*/, '#restore-drills') : RUNBOOK);
       // absent() cannot say which cluster is missing and stays silent while a series is still exported with 0.
       expect(rule.expr).not.toMatch(/\babsent(_over_time)?\s*\(/);
     }

@@ -1,0 +1,100 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { loadEncryptionKey } from '../../src/backup/keyring';
+import { manifestKeyOf } from '../../src/backup/object-keys';
+import { findCluster } from '../../src/config/load';
+import { etcdToolsFor } from '../../src/drill/etcd';
+import { apiserverFor } from '../../src/drill/apiserver';
+import { s3ClientFor } from '../../src/storage/s3-client';
+import type { ActivityDeps } from '../deps';
+import { selectSnapshot, SnapshotSelectionError } from '../recovery/select-snapshot';
+
+export interface PlanDrillInput {
+  cluster: string;
+  /** "latest" or a backup key. */
+  snapshot: string;
+}
+
+export interface DrillPlan {
+  cluster: string;
+  manifestKey: string;
+  created?: string;
+  revision?: number;
+  etcdVersion?: string;
+  kubernetesVersion?: string;
+  /** The drill can already tell this backup will not restore (a named backup refused): the drill fails with it. */
+  problem?: string;
+  /** For "latest": newer backups passed over, with why. */
+  passedOver: { manifestKey: string; reason: string }[];
+  /** How objects will be counted: through a throwaway kube-apiserver, or in etcd only (no binary for the version). */
+  countThrough: 'api' | 'etcd';
+}
+
+/**
+ * Picks the backup a drill restores: "latest" is the newest backup a recovery could use now (as the recovery's own
+ * choice: the bucket still holds its objects unchanged, its key is in the key ring, the drill host has etcd tools of
+ * its version), passing over and naming the others; a named key is that backup — one that is already known not to
+ * restore becomes the drill's finding rather than an error, so its report says so.
+ */
+export function planDrill(deps: ActivityDeps) {
+  return async (input: PlanDrillInput): Promise<DrillPlan> => {
+    const cluster = findCluster(deps.config, input.cluster);
+    const drill = deps.config.drill;
+    const s3 = await s3ClientFor(cluster.storage);
+    const passOver: DrillPlan['passedOver'] = [];
+    try {
+      for (;;) {
+        let choice;
+        try {
+          choice = await selectSnapshot(s3, cluster.storage.bucket, cluster.storage.prefix, cluster.name, input.snapshot, true, passOver);
+        } catch (err) {
+          if (!(err instanceof SnapshotSelectionError)) throw err;
+          if (err.type === 'CorruptSnapshot' && input.snapshot !== 'latest') {
+            const manifestKey = manifestKeyOf(input.snapshot);
+            return {
+              cluster: cluster.name,
+              manifestKey,
+              problem: err.message.replace(/^snapshot: /, ''),
+              passedOver: [],
+              countThrough: 'etcd',
+            };
+          }
+          throw ApplicationFailure.nonRetryable(err.message, err.type);
+        }
+        const m = choice.manifest;
+        const tools = await etcdToolsFor(drill, m.etcd.serverVersion);
+        if (typeof tools === 'string') {
+          if (input.snapshot !== 'latest')
+            throw ApplicationFailure.nonRetryable(`backup ${choice.manifestKey}: ${tools}`, 'PreflightFailed');
+          passOver.push({ manifestKey: choice.manifestKey, reason: tools });
+          continue;
+        }
+        const base = {
+          cluster: cluster.name,
+          manifestKey: choice.manifestKey,
+          created: m.created,
+          revision: m.etcd.revision,
+          etcdVersion: m.etcd.serverVersion,
+          kubernetesVersion: m.kubernetesVersion,
+          countThrough: (await apiserverFor(drill, m.kubernetesVersion)) ? ('api' as const) : ('etcd' as const),
+        };
+        const keyId = m.snapshot.encryption?.keyId;
+        const keyProblem = keyId
+          ? await loadEncryptionKey(deps.config, keyId).then(
+              () => undefined,
+              (err: Error) => err.message,
+            )
+          : undefined;
+        if (keyProblem) {
+          if (input.snapshot === 'latest') {
+            passOver.push({ manifestKey: choice.manifestKey, reason: keyProblem });
+            continue;
+          }
+          return { ...base, problem: `cannot decrypt it: ${keyProblem}`, passedOver: [] };
+        }
+        return { ...base, passedOver: choice.skipped };
+      }
+    } finally {
+      s3.destroy();
+    }
+  };
+}

@@ -1,0 +1,221 @@
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { posix } from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import { readBackupManifest, readManifestText } from '../../src/backup/catalog';
+import { authenticateManifest, type ManifestAuthentication } from '../../src/backup/manifest-auth';
+import { loadEncryptionKey } from '../../src/backup/keyring';
+import type { BackupManifest, StoredObject } from '../../src/backup/manifest';
+import { BackupIntegrityError, readStoredObject } from '../../src/backup/read-object';
+import { findCluster } from '../../src/config/load';
+import type { ClusterConfig } from '../../src/config/schema';
+import { apiserverFor, readThroughApi, startApiserver } from '../../src/drill/apiserver';
+import { checkArchive } from '../../src/drill/archive';
+import { countKeys, DrillProblem, etcdToolsFor, restoreAndStartEtcd } from '../../src/drill/etcd';
+import { removeScratch, sweepStale } from '../../src/drill/processes';
+import type { DrillReport } from '../../src/drill/report';
+import { checkRunKey } from '../../src/run-key';
+import { durationMs } from '../../src/schedules/backup-schedules';
+import { s3ClientFor } from '../../src/storage/s3-client';
+import type { ActivityDeps } from '../deps';
+import { cancellationSignal, throttledHeartbeat, whileHeartbeating } from '../heartbeat';
+
+export interface RunDrillInput {
+  cluster: string;
+  manifestKey: string;
+  runKey: string;
+}
+
+export type DrillFindings = Pick<DrillReport, 'checks' | 'problems' | 'countedThrough' | 'counts' | 'sampled' | 'certificates'>;
+
+/** <drill.scratchDir>/<cluster>-<run key>: a retried attempt and the clean-up step find it by the run key alone. */
+export function scratchDirOf(scratchDir: string, runKey: string): string {
+  return `${scratchDir}/${checkRunKey(runKey)}`;
+}
+
+const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+
+async function fetchInto(
+  deps: ActivityDeps,
+  cluster: ClusterConfig,
+  obj: StoredObject,
+  sink: NodeJS.WritableStream & import('node:stream').Writable,
+) {
+  const key = obj.encryption ? await loadEncryptionKey(deps.config, obj.encryption.keyId) : undefined;
+  const s3 = await s3ClientFor(cluster.storage);
+  const heartbeat = throttledHeartbeat();
+  try {
+    return await readStoredObject(
+      s3,
+      cluster.storage.bucket,
+      obj,
+      () => key,
+      sink,
+      (bytes) => heartbeat({ key: obj.key, bytes }),
+      cancellationSignal(),
+    );
+  } finally {
+    s3.destroy();
+  }
+}
+
+/** `tar -x` into a folder, fed from the stream (the archive never touches the disk whole). */
+function untar(dir: string) {
+  const child = spawn('tar', ['-x', '-f', '-', '-C', dir], { stdio: ['pipe', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<void>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) =>
+      code === 0 ? resolve() : reject(new DrillProblem(`the control-plane archive does not unpack: ${stderr.trim()}`)),
+    );
+  });
+  return { stdin: child.stdin, done };
+}
+
+/** The manifest's tag checked against the key ring (src/backup/manifest-auth.ts), as a recovery's plan checks it. */
+async function manifestAuthenticity(deps: ActivityDeps, cluster: ClusterConfig, manifestKey: string): Promise<ManifestAuthentication> {
+  const s3 = await s3ClientFor(cluster.storage);
+  try {
+    return await authenticateManifest(await readManifestText(s3, cluster.storage.bucket, manifestKey), (id) =>
+      loadEncryptionKey(deps.config, id),
+    );
+  } finally {
+    s3.destroy();
+  }
+}
+
+/**
+ * The drill itself, on the worker: fetch and verify the backup into a scratch dir, check its control-plane archive,
+ * restore the snapshot with etcd's own tools of its version, run it as a throwaway etcd on loopback and a throwaway
+ * kube-apiserver against it, and read the objects back. What the backup gets wrong is returned as problems (the
+ * report needs them); a fault of the drill host or the bucket is thrown and retried. Whatever it started or wrote
+ * is removed when it ends, and at its start (an attempt that died with the worker left them).
+ */
+export function runDrill(deps: ActivityDeps) {
+  return async (input: RunDrillInput): Promise<DrillFindings> => {
+    const cluster = findCluster(deps.config, input.cluster);
+    const drill = deps.config.drill;
+    const scratch = scratchDirOf(drill.scratchDir, input.runKey);
+    const timeoutMs = durationMs(drill.startTimeout);
+    const findings: DrillFindings = {
+      checks: [],
+      problems: [],
+      countedThrough: 'none',
+      counts: { matched: [], differed: [] },
+      sampled: {},
+      certificates: [],
+    };
+    return whileHeartbeating(
+      () => ({ scratch, checks: findings.checks.length }),
+      async () => {
+        await removeScratch(scratch);
+        // Leftovers of a worker that died while its retry ran on another: older than any attempt may run (3 h).
+        await sweepStale(drill.scratchDir, 4 * 3_600_000);
+        await mkdir(`${scratch}/control-plane`, { recursive: true, mode: 0o700 });
+        try {
+          const manifest: BackupManifest = await readBackupManifest(cluster.storage, input.manifestKey);
+          // The numbers the drill checks against come from the manifest: they prove something only if it is authentic.
+          const auth = await manifestAuthenticity(deps, cluster, input.manifestKey);
+          if (auth.status === 'authentic') findings.checks.push(`manifest signed with key ${auth.keyId}: its tag matches`);
+          else if (auth.status === 'unsigned' && !cluster.backup.encryptionKey)
+            findings.checks.push('manifest not signed (the cluster does not encrypt its backups: there is no key to sign with)');
+          else if (auth.status === 'unsigned')
+            findings.problems.push(
+              'the manifest is not signed (written before manifests were signed, or its tag was removed): a recovery refuses it without acceptUnsignedManifest',
+            );
+          else findings.problems.push(`the manifest cannot be trusted: ${auth.reason}`);
+          const tools = await etcdToolsFor(drill, manifest.etcd.serverVersion);
+          if (typeof tools === 'string') throw ApplicationFailure.nonRetryable(tools, 'PreflightFailed');
+          try {
+            const snapshotFile = `${scratch}/snapshot.db`;
+            const read = await fetchInto(deps, cluster, manifest.snapshot, createWriteStream(snapshotFile, { mode: 0o600 }));
+            findings.checks.push(
+              `snapshot fetched: ${mib(read.storedSize)} stored, ${mib(read.plainSize)} restored; bucket checksum, ${manifest.snapshot.encryption ? 'decryption, ' : ''}stored and plain sha256 match the manifest`,
+            );
+            if (!manifest.controlPlaneFiles)
+              findings.problems.push('the backup has no control-plane archive: a lost node cannot be rebuilt from it');
+            else {
+              const tar = untar(`${scratch}/control-plane`);
+              await Promise.all([fetchInto(deps, cluster, manifest.controlPlaneFiles, tar.stdin), tar.done]);
+              findings.checks.push(`control-plane archive fetched and verified (${mib(manifest.controlPlaneFiles.storedSize)})`);
+            }
+            const archive = manifest.controlPlaneFiles ? await checkArchive(cluster, `${scratch}/control-plane`) : undefined;
+            if (archive) {
+              findings.checks.push(...archive.checks);
+              findings.problems.push(...archive.problems);
+              findings.certificates = archive.certificates;
+            }
+
+            const etcd = await restoreAndStartEtcd(tools, scratch, snapshotFile, timeoutMs);
+            findings.checks.push(`${tools.restore.kind} snapshot restore (etcd ${tools.minor}) and a throwaway etcd on ${etcd.clientUrl}`);
+            const revision = manifest.etcd.revision;
+            const inEtcd = await countKeys(tools, etcd.clientUrl, revision);
+            const compare = (actual: Record<string, number>, resources: string[], where: string) => {
+              for (const resource of resources) {
+                const c = { resource, expected: manifest.resourceCounts[resource] ?? 0, actual: actual[resource] ?? 0 };
+                if (c.expected === c.actual) findings.counts.matched.push(c);
+                else {
+                  findings.counts.differed.push(c);
+                  findings.problems.push(`${resource}: ${c.actual} ${where} at revision ${revision}, the backup recorded ${c.expected}`);
+                }
+              }
+            };
+            const bin = await apiserverFor(drill, manifest.kubernetesVersion);
+            if (!bin || !archive) {
+              compare(inEtcd, [...new Set([...Object.keys(manifest.resourceCounts), ...Object.keys(inEtcd)])], 'keys in etcd');
+              findings.countedThrough = 'etcd';
+              findings.checks.push(
+                `counted keys in etcd only: ${!archive ? 'no control-plane archive to start an API server with' : `no kube-apiserver configured for Kubernetes ${manifest.kubernetesVersion ?? '(unknown version)'} (drill.kubeApiserver)`}`,
+              );
+            } else {
+              const api = await startApiserver(
+                bin,
+                scratch,
+                `${scratch}/control-plane`,
+                posix.basename(cluster.paths.pkiDir),
+                archive,
+                etcd.clientUrl,
+                timeoutMs,
+              );
+              if (api.notReady) findings.problems.push(api.notReady);
+              else findings.checks.push(`throwaway kube-apiserver (${bin}) ready with the backup's PKI on ${api.client.server}`);
+              const read = await readThroughApi(api.client, manifest.resourceCounts, revision, drill.sampleSize);
+              findings.countedThrough = 'api';
+              const throughApi = Object.keys(read.counts);
+              compare(read.counts, throughApi, 'through the API');
+              // What the API does not serve by these names (services/specs and endpoints, CRDs, ...) is compared in etcd.
+              compare(
+                inEtcd,
+                [...new Set([...Object.keys(manifest.resourceCounts), ...Object.keys(inEtcd)])].filter((r) => !throughApi.includes(r)),
+                'keys in etcd',
+              );
+              findings.sampled = read.sampled;
+              findings.problems.push(...read.problems);
+              findings.checks.push(
+                `read back through the API: ${Object.entries(read.sampled)
+                  .map(([r, n]) => `${r} ${n}`)
+                  .join(', ')}`,
+              );
+            }
+          } catch (err) {
+            if (err instanceof BackupIntegrityError) findings.problems.push(err.message);
+            else if (err instanceof DrillProblem) findings.problems.push(err.message);
+            else throw err;
+          }
+          return findings;
+        } finally {
+          await removeScratch(scratch);
+        }
+      },
+    );
+  };
+}
+
+/** Stops whatever a drill run recorded and removes its scratch dir (the workflow runs it whatever happened). */
+export function cleanupDrill(deps: ActivityDeps) {
+  return async (input: { runKey: string }): Promise<{ stopped: number[] }> => ({
+    stopped: await removeScratch(scratchDirOf(deps.config.drill.scratchDir, input.runKey)),
+  });
+}

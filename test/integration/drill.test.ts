@@ -1,0 +1,293 @@
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { readDrillReport } from '../../src/drill/report';
+import { serverBinaries } from '../../src/devserver/binaries';
+import { KubeClient } from '../../src/kube/client';
+import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
+import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
+import { waitForControlPlane } from '../../sandbox/control-plane';
+import { minioClient, minioStorage } from '../support/bed';
+import { keyFile, runBackup, withBackup } from '../support/backups';
+import { nodeFingerprint } from '../support/recovery';
+import { startTestWorker, type RunningWorker } from '../support/worker';
+import type { BackupClusterResult } from '../../workflows/backup-cluster';
+import { drillRestore } from '../../workflows';
+import { waitFor } from '../../src/devserver/processes';
+import { registry } from '../../src/metrics/registry';
+import { syncSchedules } from '../../src/schedules/backup-schedules';
+import { drillScheduleIdOf } from '../../src/schedules/drill-schedules';
+import { parseConfig } from '../../src/config/load';
+import { workerProcess } from '../support/worker-process';
+import type { DrillRestoreInput } from '../../workflows/drill-input';
+
+const BUCKET = 'drills';
+
+/** Every process whose command line names the folder (the throwaway etcd and kube-apiserver run with their files there). */
+async function processesUnder(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const pid of (await readdir('/proc')).filter((p) => /^\d+$/.test(p))) {
+    const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.includes(dir)) found.push(`${pid}: ${cmd.replace(/\0/g, ' ').slice(0, 120)}`);
+  }
+  return found;
+}
+
+const drill = (client: Client, taskQueue: string, input: DrillRestoreInput) =>
+  client.workflow.execute(drillRestore, { taskQueue, workflowId: `drill-${input.cluster}-${Date.now()}`, args: [input] });
+
+const failureOf = async (p: Promise<unknown>): Promise<{ type?: string; message: string }> => {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  const cause = (err as WorkflowFailedError).cause as { type?: string; message: string };
+  return { type: cause.type, message: cause.message };
+};
+
+describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () => {
+  let cluster: SandboxCluster;
+  let worker: RunningWorker;
+  let api: KubeClient;
+  let scratchDir: string;
+  let good: BackupClusterResult;
+  let key: { path: string; key: Buffer };
+  let drillConfig: Record<string, unknown>;
+  const s3 = minioClient();
+
+  beforeAll(async () => {
+    key = await keyFile();
+    const bins = await serverBinaries();
+    scratchDir = await mkdtemp(join(tmpdir(), 'lifeboat-drill-scratch-'));
+    drillConfig = {
+      scratchDir,
+      etcd: { '3.6': bins.etcd['3.6'], '3.5': bins.etcd['3.5'] },
+      kubeApiserver: { '1.34': bins.kubeApiserver },
+      startTimeout: '60s',
+    };
+    await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
+    cluster = await createSandboxCluster({ name: 'drl', etcdLine: '3.6', withApiserver: true, storage: minioStorage(BUCKET) });
+    api = new KubeClient(
+      credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer),
+    );
+    worker = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1' })], {
+      encryptionKeys: { k1: { file: key.path } },
+      drill: drillConfig,
+    });
+    for (let i = 0; i < 5; i++)
+      await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: `cm-${i}` }, data: { i: `${i}` } });
+    await api.create('/api/v1/namespaces/default/secrets', {
+      metadata: { name: 'db-password' },
+      data: { password: Buffer.from('hunter2').toString('base64') },
+    });
+    good = await runBackup(worker.client, worker.taskQueue, 'drl');
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await cluster?.destroy();
+    s3.destroy();
+  });
+
+  const nothingLeft = async () => {
+    expect(await readdir(scratchDir)).toEqual([]);
+    expect(await processesUnder(scratchDir)).toEqual([]);
+  };
+
+  it('a good backup drills green: counts match through the API, the report is written, nothing is left running or on disk', async () => {
+    const before = await nodeFingerprint(cluster.controlPlane);
+    const result = await drill(worker.client, worker.taskQueue, { cluster: 'drl' });
+    expect(result.manifestKey).toBe(good.manifestKey);
+    expect(result.countedThrough).toBe('api');
+    const matched = Object.fromEntries(result.counts.matched.map((c) => [c.resource, c.actual]));
+    expect(matched.configmaps).toBe(good.resourceCounts.configmaps);
+    expect(matched.secrets).toBe(good.resourceCounts.secrets);
+    expect(matched.namespaces).toBe(good.resourceCounts.namespaces);
+    expect(result.counts.differed).toEqual([]);
+    const report = await readDrillReport(s3, BUCKET, good.manifestKey);
+    expect(report).toMatchObject({ result: 'passed', problems: [], countedThrough: 'api', manifestKey: good.manifestKey });
+    expect(report!.sampled.secrets).toBeGreaterThan(0);
+    expect(report!.certificates.map((c) => c.file)).toContain('pki/apiserver.crt');
+    expect(report!.checks.join('\n')).toMatch(/ca\.crt signs pki\/apiserver\.crt/);
+    expect(report!.checks.join('\n')).toMatch(/manifest signed with key \S+: its tag matches/);
+    await nothingLeft();
+    // The drill ran on the worker: the cluster's node is byte-for-byte as it was.
+    expect(await nodeFingerprint(cluster.controlPlane)).toBe(before);
+    // The worker's metrics say so.
+    const metrics = await registry.metrics();
+    expect(metrics).toMatch(/lifeboat_last_drill_success\{cluster="drl"\} 1/);
+    const at = Number(/lifeboat_last_successful_drill_timestamp_seconds\{cluster="drl"\} (\S+)/.exec(metrics)?.[1]);
+    expect(Math.abs(at - Date.now() / 1000)).toBeLessThan(120);
+  });
+
+  it('schedule sync creates drill-<cluster> only with drill.enabled, and --prune removes it again', async () => {
+    const base = { temporal: worker.config.temporal, clusters: worker.config.clusters, encryptionKeys: worker.config.encryptionKeys };
+    const on = parseConfig({ ...base, drill: { ...drillConfig, enabled: true, cron: ['15 3 * * *'] } }, 'test');
+    const id = drillScheduleIdOf('drl');
+    try {
+      expect((await syncSchedules(worker.client, on)).created).toContain(id);
+      const d = await worker.client.schedule.getHandle(id).describe();
+      expect(d.spec.calendars?.length).toBe(1);
+      expect(d.action).toMatchObject({
+        type: 'startWorkflow',
+        workflowType: 'drillRestore',
+        args: [{ cluster: 'drl', snapshot: 'latest' }],
+      });
+      const off = parseConfig({ ...base, drill: drillConfig }, 'test');
+      expect((await syncSchedules(worker.client, off)).orphaned).toContain(id);
+      expect((await syncSchedules(worker.client, off, { prune: true })).removed).toContain(id);
+    } finally {
+      for (const s of [id, 'backup-drl', 'health-drl'])
+        await worker.client.schedule
+          .getHandle(s)
+          .delete()
+          .catch(() => undefined);
+    }
+  });
+
+  it('a worker killed (SIGKILL) mid-drill: the retried drill stops the orphaned etcd and kube-apiserver, passes, and leaves nothing', async () => {
+    const proc = await workerProcess('drillkill', withBackup(cluster, { encryptionKey: 'k1' }), key.path, { drill: drillConfig });
+    let w = proc.launch();
+    try {
+      const handle = await worker.client.workflow.start(drillRestore, {
+        taskQueue: proc.taskQueue,
+        workflowId: `drill-drl-kill-${Date.now()}`,
+        args: [{ cluster: 'drl', snapshot: good.snapshotKey }],
+      });
+      // Killed once the throwaway kube-apiserver runs: both servers are orphans of the dead worker then.
+      await waitFor(
+        'the throwaway kube-apiserver',
+        async () => (await processesUnder(scratchDir)).some((p) => p.includes('kube-apiserver')),
+        120_000,
+        100,
+      );
+      w.child.kill('SIGKILL');
+      await w.exited;
+      expect((await processesUnder(scratchDir)).length).toBeGreaterThan(0);
+      w = proc.launch();
+      const result = await handle.result();
+      expect(result.manifestKey).toBe(good.manifestKey);
+      const history = await handle.fetchHistory();
+      expect((history.events ?? []).some((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1)).toBe(true);
+      await nothingLeft();
+    } finally {
+      await w.stop();
+    }
+  });
+
+  it('without a kube-apiserver for the version it counts in etcd, and the report says so', async () => {
+    const etcdOnly = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1' })], {
+      encryptionKeys: { k1: { file: key.path } },
+      drill: { ...drillConfig, kubeApiserver: {} },
+    });
+    try {
+      const result = await drill(etcdOnly.client, etcdOnly.taskQueue, { cluster: 'drl', snapshot: good.snapshotKey });
+      expect(result.countedThrough).toBe('etcd');
+      expect(result.checks.join('\n')).toMatch(/counted keys in etcd only: no kube-apiserver configured for Kubernetes/);
+      expect(result.counts.matched.find((c) => c.resource === 'configmaps')?.actual).toBe(good.resourceCounts.configmaps);
+      expect(result.counts.differed).toEqual([]);
+      expect((await readDrillReport(s3, BUCKET, good.manifestKey))?.countedThrough).toBe('etcd');
+    } finally {
+      await etcdOnly.stop();
+    }
+    await nothingLeft();
+  });
+
+  it('a backup made with another key fails its drill on decryption, and the report says so', async () => {
+    const other = await keyFile();
+    const stranger = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1' })], {
+      encryptionKeys: { k1: { file: other.path } },
+      drill: { scratchDir, etcd: { '3.6': (await serverBinaries()).etcd['3.6'] } },
+    });
+    try {
+      const f = await failureOf(drill(stranger.client, stranger.taskQueue, { cluster: 'drl', snapshot: good.snapshotKey }));
+      expect(f.type).toBe('DrillFailed');
+      expect(f.message).toContain(good.manifestKey);
+      expect(f.message).toMatch(/failed verification/);
+      const report = await readDrillReport(s3, BUCKET, good.manifestKey);
+      expect(report?.result).toBe('failed');
+      expect(report?.problems.join('\n')).toMatch(/failed verification/);
+    } finally {
+      await stranger.stop();
+    }
+    await nothingLeft();
+  });
+
+  it('a drill runs while a backup of the same cluster runs: both succeed', async () => {
+    const [backup, drilled] = await Promise.all([
+      runBackup(worker.client, worker.taskQueue, 'drl'),
+      drill(worker.client, worker.taskQueue, { cluster: 'drl', snapshot: good.snapshotKey }),
+    ]);
+    expect(backup.revision).toBeGreaterThan(0);
+    expect(drilled.manifestKey).toBe(good.manifestKey);
+    expect((await readDrillReport(s3, BUCKET, good.manifestKey))?.result).toBe('passed');
+    await nothingLeft();
+  });
+
+  it('a tampered backup fails its drill naming the checksum, and the report says so', async () => {
+    const victim = await runBackup(worker.client, worker.taskQueue, 'drl');
+    const body = Buffer.from(
+      await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: victim.snapshotKey }))).Body!.transformToByteArray(),
+    );
+    body[Math.floor(body.length / 2)] ^= 0xff;
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: victim.snapshotKey, Body: body }));
+    const f = await failureOf(drill(worker.client, worker.taskQueue, { cluster: 'drl', snapshot: victim.snapshotKey }));
+    expect(f.type).toBe('DrillFailed');
+    expect(f.message).toContain(victim.manifestKey);
+    expect(f.message).toMatch(/checksum/);
+    const report = await readDrillReport(s3, BUCKET, victim.manifestKey);
+    expect(report?.result).toBe('failed');
+    expect(report?.problems.join('\n')).toMatch(/checksum/);
+    // "latest" passes over it, names it, and drills the one before.
+    const latest = await drill(worker.client, worker.taskQueue, { cluster: 'drl' });
+    expect(latest.manifestKey).not.toBe(victim.manifestKey);
+    expect(latest.passedOver.map((p) => p.manifestKey)).toContain(victim.manifestKey);
+    await nothingLeft();
+  });
+
+  it('a backup whose archive lacks the encryption config the apiserver manifest references fails, naming the file', async () => {
+    // Encryption at rest, as a cluster would set it up: the config file beside the PKI, mounted into the API server.
+    const node = cluster.controlPlane;
+    const encConfig = {
+      apiVersion: 'apiserver.config.k8s.io/v1',
+      kind: 'EncryptionConfiguration',
+      resources: [
+        {
+          resources: ['secrets'],
+          providers: [{ aescbc: { keys: [{ name: 'k1', secret: Buffer.alloc(32, 7).toString('base64') }] } }, { identity: {} }],
+        },
+      ],
+    };
+    await node.exec(['mkdir', '-p', '/etc/kubernetes/enc']);
+    await writeFile(node.path('/etc/kubernetes/enc/config.yaml'), stringify(encConfig));
+    const manifestPath = node.path('/etc/kubernetes/manifests/kube-apiserver.yaml');
+    const pod = parse(await readFile(manifestPath, 'utf8')) as {
+      spec: { containers: { command: string[]; volumeMounts: unknown[] }[]; volumes: unknown[] };
+    };
+    pod.spec.containers[0].command.push('--encryption-provider-config=/etc/kubernetes/enc/config.yaml');
+    pod.spec.containers[0].volumeMounts.push({ mountPath: '/etc/kubernetes/enc', name: 'enc', readOnly: true });
+    pod.spec.volumes.push({ name: 'enc', hostPath: { path: '/etc/kubernetes/enc', type: 'DirectoryOrCreate' } });
+    await writeFile(manifestPath, stringify(pod));
+    // The kubelet replaces the API server pod: wait until the old one is gone, then for the new one.
+    const deadline = Date.now() + 90_000;
+    while ((await api.ready()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+    await waitForControlPlane(node, { withApiserver: true, timeoutMs: 120_000 });
+    await api.create('/api/v1/namespaces/default/secrets', {
+      metadata: { name: 'encrypted' },
+      data: { k: Buffer.from('v').toString('base64') },
+    });
+    const backup = await runBackup(worker.client, worker.taskQueue, 'drl');
+    const f = await failureOf(drill(worker.client, worker.taskQueue, { cluster: 'drl', snapshot: backup.snapshotKey }));
+    expect(f.type).toBe('DrillFailed');
+    expect(f.message).toContain('/etc/kubernetes/enc/config.yaml (--encryption-provider-config)');
+    const report = await readDrillReport(s3, BUCKET, backup.manifestKey);
+    expect(report?.result).toBe('failed');
+    expect(report?.problems.join('\n')).toMatch(/kube-apiserver\.yaml references a file the control-plane archive does not hold/);
+    // Without the file the restored Secrets cannot be read: the drill says that too.
+    expect(report?.problems.join('\n')).toMatch(/secrets/);
+    await nothingLeft();
+  });
+});

@@ -1,0 +1,40 @@
+/**
+ * The drill workflow's input, checked before any step runs: schedules, the CLI, the Temporal UI's start form and
+ * scripts start it, and garbage must fail the run at once naming the field, never wedge its workflow task.
+ * Pure: imported by the workflow.
+ */
+export interface DrillRestoreInput {
+  cluster: string;
+  /** "latest" (default: the newest backup a recovery could use now) or a backup key from `lifeboat backup list`. */
+  snapshot?: string;
+  /** Why this drill runs (schedule, operator); kept in the result. */
+  reason?: string;
+}
+
+const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const KEY = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
+const FIELDS = ['cluster', 'snapshot', 'reason'];
+
+export function drillInputProblems(input: DrillRestoreInput): string[] {
+  if (!input || typeof input !== 'object' || Array.isArray(input)) return ['input: expected an object like {"cluster": "prod"}'];
+  const problems: string[] = [];
+  if (typeof input.cluster !== 'string' || !NAME.test(input.cluster))
+    problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-", at most 63)');
+  if (input.snapshot !== undefined) {
+    if (typeof input.snapshot !== 'string' || input.snapshot.length > 1024)
+      problems.push('snapshot: expected "latest" or a backup key of at most 1024 characters');
+    else if (input.snapshot !== 'latest' && !KEY.test(input.snapshot))
+      problems.push('snapshot: expected "latest" or a backup key from `lifeboat backup list` (letters, digits, ".", "_", "-", "/")');
+  }
+  if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > 500))
+    problems.push('reason: expected text of at most 500 characters');
+  const extra = Object.keys(input).filter((k) => !FIELDS.includes(k));
+  if (extra.length)
+    problems.push(
+      `input: unknown field ${extra
+        .slice(0, 5)
+        .map((k) => `"${k.slice(0, 40)}"`)
+        .join(', ')} (expected ${FIELDS.join(', ')})`,
+    );
+  return problems;
+}

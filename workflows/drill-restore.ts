@@ -1,0 +1,108 @@
+import { ApplicationFailure, CancellationScope, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { DrillReport } from '../src/drill/report';
+import { ACTIVITY_OPTIONS } from './activity-options';
+import { drillInputProblems, type DrillRestoreInput } from './drill-input';
+import { runKeyOf } from './run-key';
+import { stepFailure } from './step-failure';
+
+export type { DrillRestoreInput };
+
+export interface DrillRestoreResult {
+  cluster: string;
+  manifestKey: string;
+  result: 'passed';
+  reportKey?: string;
+  countedThrough: DrillReport['countedThrough'];
+  checks: string[];
+  counts: DrillReport['counts'];
+  passedOver: DrillReport['passedOver'];
+  durationSeconds: number;
+  reason?: string;
+}
+
+const quick = proxyActivities<Activities>(ACTIVITY_OPTIONS.quick);
+const drilling = proxyActivities<Activities>(ACTIVITY_OPTIONS.drill);
+
+/**
+ * A restore drill: proves on the worker (never on the cluster's node) that a backup restores — fetched and verified
+ * like a recovery's, restored with etcd's own tools of its version into a throwaway etcd and kube-apiserver, counted
+ * and read back — then removes all of it and writes `<base>.drill.json` beside the backup. A drill that finds a
+ * problem fails, naming the backup and the problem.
+ */
+export async function drillRestore(input: DrillRestoreInput): Promise<DrillRestoreResult> {
+  const problems = drillInputProblems(input);
+  if (problems.length) throw ApplicationFailure.nonRetryable(`invalid drill input: ${problems.join('; ')}`, 'InvalidInput');
+  const info = workflowInfo();
+  const runKey = `${input.cluster}-${runKeyOf(info.runId)}`;
+  const started = Date.now();
+  const seconds = () => Math.round((Date.now() - started) / 100) / 10;
+  let step = 'plan';
+  let manifestKey: string | undefined;
+  let recorded = false;
+  try {
+    const plan = await quick.planDrill({ cluster: input.cluster, snapshot: input.snapshot ?? 'latest' });
+    manifestKey = plan.manifestKey;
+    let findings;
+    if (plan.problem) {
+      findings = {
+        checks: [],
+        problems: [plan.problem],
+        countedThrough: 'none' as const,
+        counts: { matched: [], differed: [] },
+        sampled: {},
+        certificates: [],
+      };
+    } else {
+      step = 'restore';
+      try {
+        findings = await drilling.runDrill({ cluster: plan.cluster, manifestKey: plan.manifestKey, runKey });
+      } finally {
+        step = 'clean up';
+        // Also when the drill failed or its worker died: nothing it started may outlive it.
+        await CancellationScope.nonCancellable(() => quick.cleanupDrill({ runKey }));
+      }
+    }
+    step = 'report';
+    const passed = findings.problems.length === 0;
+    const report = {
+      cluster: plan.cluster,
+      manifestKey: plan.manifestKey,
+      result: passed ? ('passed' as const) : ('failed' as const),
+      started: new Date(started).toISOString(),
+      finished: new Date(Date.now()).toISOString(),
+      durationSeconds: seconds(),
+      ...findings,
+      passedOver: plan.passedOver,
+      workflow: { workflowId: info.workflowId, runId: info.runId },
+    };
+    const { reportKey } = await quick.recordDrill({ cluster: plan.cluster, report, passed, durationSeconds: report.durationSeconds });
+    recorded = true;
+    step = 'checks';
+    if (!passed) {
+      throw ApplicationFailure.nonRetryable(
+        `backup ${plan.manifestKey} failed its restore drill: ${findings.problems.join('; ')}${reportKey ? ` (report: ${reportKey})` : ''}`,
+        'DrillFailed',
+        { manifestKey: plan.manifestKey, problems: findings.problems, reportKey },
+      );
+    }
+    log.info('drill passed', { cluster: plan.cluster, manifestKey: plan.manifestKey });
+    return {
+      cluster: plan.cluster,
+      manifestKey: plan.manifestKey,
+      result: 'passed',
+      reportKey,
+      countedThrough: findings.countedThrough,
+      checks: findings.checks,
+      counts: findings.counts,
+      passedOver: plan.passedOver,
+      durationSeconds: report.durationSeconds,
+      reason: input.reason,
+    };
+  } catch (err) {
+    log.error('drill failed', { cluster: input.cluster, step, manifestKey, error: (err as Error).message });
+    if (!recorded) await quick.recordDrill({ cluster: input.cluster, passed: false, durationSeconds: seconds() }).catch(() => undefined);
+    if (err instanceof ApplicationFailure && err.type === 'DrillFailed') throw err;
+    throw stepFailure(input.cluster, step, err, 'DrillFailed');
+  }
+}
