@@ -1,13 +1,11 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { type Client, WorkflowFailedError } from '@temporalio/client';
 import type { Activities } from '../../activities';
 import type { RecoveryPlan } from '../../src/recovery/plan';
 import { approveSignal, progressQuery, recoverCluster, rejectSignal } from '../../workflows';
 import type { RecoverClusterInput } from '../../workflows/recovery-input';
 import type { StepFailureDetails } from '../../workflows/step-failure';
-import { testBed } from '../support/bed';
-import { workflowBundle } from '../support/worker';
+import { startStubWorker } from '../support/worker';
 
 /**
  * The recovery workflow's logic with stub activities on the real dev server, in seconds: the order of its steps, what
@@ -45,10 +43,7 @@ interface Script {
 }
 
 describe('recoverCluster logic (stub activities, real dev server)', () => {
-  let connection: Connection;
   let client: Client;
-  let worker: Worker;
-  let running: Promise<void>;
   const taskQueue = `recovery-logic-${process.pid}`;
   const calls: string[] = [];
   let script: Script = {};
@@ -96,27 +91,12 @@ describe('recoverCluster logic (stub activities, real dev server)', () => {
     },
   };
 
+  let stub: Awaited<ReturnType<typeof startStubWorker>>;
   beforeAll(async () => {
-    try {
-      Runtime.install({ logger: new DefaultLogger('WARN') });
-    } catch {
-      // installed by another test file in this process
-    }
-    connection = await Connection.connect({ address: testBed().temporalAddress });
-    client = new Client({ connection });
-    worker = await Worker.create({
-      connection: await NativeConnection.connect({ address: testBed().temporalAddress }),
-      taskQueue,
-      activities: stubs,
-      workflowBundle: await workflowBundle(),
-    });
-    running = worker.run();
+    stub = await startStubWorker(taskQueue, stubs);
+    client = stub.client;
   });
-  afterAll(async () => {
-    worker?.shutdown();
-    await running;
-    await connection?.close();
-  });
+  afterAll(() => stub?.stop());
   beforeEach(() => {
     calls.length = 0;
     failures = 0;

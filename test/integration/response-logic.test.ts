@@ -1,5 +1,4 @@
-import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
-import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { type Client, WorkflowIdConflictPolicy } from '@temporalio/client';
 import type { Activities } from '../../activities';
 import type { HealthReport } from '../../activities/health/check-health';
 import type { Diagnosis } from '../../activities/response/diagnose';
@@ -11,8 +10,7 @@ import { backupCluster } from '../../workflows/backup-cluster';
 import { checkClusterHealth } from '../../workflows/check-cluster-health';
 import { refuseWithinCooldown } from '../../activities/recovery/recent-recovery';
 import type { AlertNotice } from '../../workflows/response-input';
-import { testBed } from '../support/bed';
-import { workflowBundle } from '../support/worker';
+import { startStubWorker } from '../support/worker';
 import { progressQuery } from '../../workflows';
 
 /**
@@ -72,7 +70,6 @@ const alert: AlertNotice = {
 };
 
 describe('respondToAlert decisions (stub activities, real dev server)', () => {
-  let connection: Connection;
   let client: Client;
   const calls: string[] = [];
   let script: Script;
@@ -132,31 +129,14 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
     rollbackRecovery: async () => ({ actions: [] }),
   };
 
-  let worker: Worker;
-  let running: Promise<void>;
   const taskQueue = `response-logic-${process.pid}`;
 
+  let stub: Awaited<ReturnType<typeof startStubWorker>>;
   beforeAll(async () => {
-    try {
-      Runtime.install({ logger: new DefaultLogger('WARN') });
-    } catch {
-      // installed by another test file in this process
-    }
-    connection = await Connection.connect({ address: testBed().temporalAddress });
-    client = new Client({ connection });
-    worker = await Worker.create({
-      connection: await (await import('@temporalio/worker')).NativeConnection.connect({ address: testBed().temporalAddress }),
-      taskQueue,
-      activities: stubs,
-      workflowBundle: await workflowBundle(),
-    });
-    running = worker.run();
+    stub = await startStubWorker(taskQueue, stubs);
+    client = stub.client;
   });
-  afterAll(async () => {
-    worker?.shutdown();
-    await running;
-    await connection?.close();
-  });
+  afterAll(() => stub?.stop());
   beforeEach(() => {
     calls.length = 0;
   });

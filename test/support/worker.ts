@@ -1,5 +1,5 @@
-import type { Client } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, Runtime, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import pino from 'pino';
 import { parseConfig } from '../../src/config/load';
 import type { ClusterConfig, Config } from '../../src/config/schema';
@@ -69,6 +69,31 @@ export async function startTestWorker(
       if (worker.getState() === 'RUNNING') worker.shutdown(); // stopping twice is not an error
       await running;
       await close();
+    },
+  };
+}
+
+/**
+ * A worker with stub activities on the shared dev server, for workflow-logic tests: the real workflow code and
+ * server, activities that do what the test scripts. `client` talks to the same server; `stop` drains the worker.
+ */
+export async function startStubWorker(taskQueue: string, activities: object): Promise<{ client: Client; stop(): Promise<void> }> {
+  quietRuntime();
+  const { temporalAddress } = testBed();
+  const connection = await Connection.connect({ address: temporalAddress });
+  const worker = await Worker.create({
+    connection: await NativeConnection.connect({ address: temporalAddress }),
+    taskQueue,
+    activities,
+    workflowBundle: await workflowBundle(),
+  });
+  const running = worker.run();
+  return {
+    client: new Client({ connection }),
+    async stop() {
+      worker.shutdown();
+      await running;
+      await connection.close();
     },
   };
 }
