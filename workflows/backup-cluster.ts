@@ -34,6 +34,9 @@ export interface BackupClusterResult {
   plainBytes: number;
   storedBytes: number;
   compression: string;
+  /** Where the snapshot was compressed (node or worker), and why not on the node when it could not be. */
+  compressedOn?: string;
+  compressionNote?: string;
   encryptionKeyId: string | null;
   resourceCounts: Record<string, number>;
   confirmedBy: string[];
@@ -85,6 +88,7 @@ async function backup(input: BackupClusterInput): Promise<BackupClusterResult> {
   const uploaded: string[] = [];
   try {
     const plan = await timed('plan', () => quick.planBackup({ cluster: input.cluster }));
+    if (plan.compressionNote) log.warn('compression falls back to the worker', { cluster: plan.cluster, note: plan.compressionNote });
     const runKey = `${info.workflowId}-${runKeyOf(info.runId)}`.replace(/[^A-Za-z0-9._-]/g, '_').slice(-120);
     // Every recorded run verifies alongside the uploads; the marker stays in their histories (no history of the
     // older order, verify first, was ever recorded, so that branch is gone).
@@ -105,7 +109,14 @@ async function backup(input: BackupClusterInput): Promise<BackupClusterResult> {
     // snapshot (versions, counts per resource) is read meanwhile: none of it changes the bytes being uploaded.
     const [snapshotObject, archive, inspection] = await Promise.all([
       timed('upload', () =>
-        transfers.uploadSnapshot({ ...common, key: keys.snapshot, path: snap.path, source: snap.source, sizeBytes: snap.sizeBytes }),
+        transfers.uploadSnapshot({
+          ...common,
+          key: keys.snapshot,
+          path: snap.path,
+          source: snap.source,
+          sizeBytes: snap.sizeBytes,
+          compressOn: plan.compressOn,
+        }),
       ),
       timed('control-plane files', () => transfers.uploadControlPlaneFiles({ ...common, key: keys.controlPlaneFiles })),
       timed('verify', () =>
@@ -160,6 +171,8 @@ async function backup(input: BackupClusterInput): Promise<BackupClusterResult> {
       plainBytes: snapshotObject.plainSize,
       storedBytes: snapshotObject.storedSize,
       compression: plan.compression,
+      compressedOn: plan.compression === 'none' ? undefined : (plan.compressOn ?? 'worker'),
+      compressionNote: plan.compressionNote,
       encryptionKeyId: plan.encryptionKeyId,
       resourceCounts: inspection.resourceCounts,
       confirmedBy: confirmed.map((c) => `${c.key}: ${c.checkedBy}`),

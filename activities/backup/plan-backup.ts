@@ -8,7 +8,10 @@ import type { Compression } from '../../src/backup/object-keys';
 import { findCluster } from '../../src/config/load';
 import { describeLocation, s3ClientFor } from '../../src/storage/s3-client';
 import { engineVersion } from '../../src/version';
+import { nodeTool, nodeToolProbe, type CompressOn } from '../../src/backup/codec';
+import { withClusterNode } from '../../src/ssh/session';
 import type { ActivityDeps } from '../deps';
+import { cancellationSignal } from '../heartbeat';
 
 export interface BackupPlan {
   cluster: string;
@@ -17,6 +20,13 @@ export interface BackupPlan {
   prefix: string;
   location: string;
   compression: Compression;
+  /**
+   * Where the snapshot is compressed: on the node before SSH when the node has the codec's tool (zstd, gzip), else on
+   * the worker (direct mode, or a node without it: `compressionNote` says which and why). Absent in histories from
+   * before node compression: the worker.
+   */
+  compressOn?: CompressOn;
+  compressionNote?: string;
   /** Key id only; null when the operator chose allowUnencrypted. */
   encryptionKeyId: string | null;
   /** Recorded in the manifest; read here because workflow code cannot read files. */
@@ -41,6 +51,7 @@ export function planBackup(deps: ActivityDeps) {
       );
     }
     if (cluster.etcd.direct) await checkDirectMode(cluster.name, cluster.etcd.direct);
+    const where = await whereToCompress(deps, cluster);
     const s3 = await s3ClientFor(cluster.storage, `clusters.${cluster.name}.storage`);
     try {
       await s3.send(new HeadBucketCommand({ Bucket: cluster.storage.bucket })).catch((err: unknown) => {
@@ -67,9 +78,32 @@ export function planBackup(deps: ActivityDeps) {
       prefix: cluster.storage.prefix,
       location: describeLocation(cluster.storage),
       compression: cluster.backup.compression,
+      ...where,
       encryptionKeyId: keyId,
       engineVersion: engineVersion(),
     };
+  };
+}
+
+/**
+ * Compression runs where the bytes are born: on the node, so SSH, the worker's encryption, the upload and the bucket
+ * all handle the compressed bytes. A node without the codec's tool (or one where it does not run) is not refused: the
+ * worker compresses instead, with the same codec (the stored bytes are the same format), and the plan says so.
+ */
+async function whereToCompress(deps: ActivityDeps, cluster: ClusterConfig): Promise<{ compressOn: CompressOn; compressionNote?: string }> {
+  const codec = cluster.backup.compression;
+  const probe = nodeToolProbe(codec);
+  if (!probe) return { compressOn: 'worker' };
+  if (cluster.etcd.direct) return { compressOn: 'worker' }; // the worker reads etcd itself: the bytes are born there
+  const node = cluster.nodes[0].name;
+  const r = await withClusterNode(deps.config, cluster.name, node, (s) => s.run(probe, { allowFailure: true }), {
+    signal: cancellationSignal(),
+  });
+  if (r.code === 0) return { compressOn: 'node' };
+  const why = (r.stderr || r.stdout).trim().split('\n').pop() || `exit code ${r.code}`;
+  return {
+    compressOn: 'worker',
+    compressionNote: `${nodeTool(codec)} does not run on node "${node}" (${why}): ${codec} on the worker instead, so SSH carries the snapshot uncompressed; install ${nodeTool(codec)} on the node to compress there`,
   };
 }
 

@@ -13,6 +13,7 @@ import { cancellationSignal, throttledHeartbeat } from '../heartbeat';
 import { withClusterNode } from '../../src/ssh/session';
 import { withSnapshotHost, type ByteStream, type SnapshotSource } from '../../src/backup/snapshot-host';
 import { streamToS3, type StreamedObject } from '../../src/backup/stream-to-s3';
+import type { CompressOn } from '../../src/backup/codec';
 
 interface UploadCommon {
   cluster: string;
@@ -28,12 +29,20 @@ export interface UploadSnapshotInput extends UploadCommon {
   source?: SnapshotSource;
   /** The file's size from the snapshot step. */
   sizeBytes?: number;
+  /** From the plan: the node compresses before SSH (absent in older histories: the worker). */
+  compressOn?: CompressOn;
 }
 
 /** The kubeconfigs kubeadm writes next to the manifests; those present are archived. */
 export const KUBECONFIGS = ['admin.conf', 'super-admin.conf', 'controller-manager.conf', 'scheduler.conf', 'kubelet.conf'];
 
-async function streamCommand(deps: ActivityDeps, cluster: ClusterConfig, remote: ByteStream, input: UploadCommon): Promise<StreamedObject> {
+async function streamCommand(
+  deps: ActivityDeps,
+  cluster: ClusterConfig,
+  remote: ByteStream,
+  input: UploadCommon,
+  arrivesCompressed = false,
+): Promise<StreamedObject> {
   const signal = cancellationSignal();
   const onAbort = () => remote.close();
   signal?.addEventListener('abort', onAbort, { once: true });
@@ -51,6 +60,7 @@ async function streamCommand(deps: ActivityDeps, cluster: ClusterConfig, remote:
       key: input.key,
       source: remote.stdout,
       compression: input.compression,
+      arrivesCompressed,
       encryption,
       objectLock: objectLockFor(cluster.storage),
       onProgress: (bytes) => heartbeat({ key: input.key, bytes }),
@@ -74,8 +84,10 @@ async function streamCommand(deps: ActivityDeps, cluster: ClusterConfig, remote:
 
 /**
  * Streams the snapshot file from where it was taken (the node, or the worker in direct mode) to S3; nothing is
- * staged. The SSH channel authenticates every packet, so the worker's own sha256 of what arrived is the snapshot's;
- * the byte count is checked against the file's size from the snapshot step, which catches a truncated read.
+ * staged. On a node with the codec's tool the node compresses it (src/backup/codec.ts) and the worker decodes a copy
+ * on the side. The SSH channel authenticates every packet, so the worker's own sha256 of what arrived (decoded) is
+ * the snapshot's; the byte count is checked against the file's size from the snapshot step, which catches a
+ * truncated read.
  */
 export function uploadSnapshot(deps: ActivityDeps) {
   return (input: UploadSnapshotInput): Promise<StreamedObject> =>
@@ -85,7 +97,9 @@ export function uploadSnapshot(deps: ActivityDeps) {
       input.node,
       input.source ?? 'node',
       async (host) => {
-        const stored = await streamCommand(deps, host.cluster, await host.readFile(input.path), input);
+        const onNode = input.compressOn === 'node' && input.compression !== 'none' && host.readCompressed;
+        const source = onNode ? await host.readCompressed!(input.path, input.compression) : await host.readFile(input.path);
+        const stored = await streamCommand(deps, host.cluster, source, input, !!onNode);
         if (input.sizeBytes !== undefined && stored.plainSize !== input.sizeBytes) {
           throw ApplicationFailure.retryable(
             `${stored.plainSize} bytes of the snapshot arrived from ${host.label}, the file has ${input.sizeBytes}`,

@@ -22,7 +22,8 @@ export const storedObjectSchema = z.object({
   storedSha256: sha256,
   /** The bucket's own checksum of the object (`crc32:…`, or SHA-256 in older manifests; "-N" for multipart): a HEAD request re-checks it cheaply. */
   s3Checksum: z.string().optional(),
-  compression: z.enum(['none', 'gzip', 'zstd']),
+  /** The codec of the stored bytes (src/backup/codec.ts), whoever compressed them; absent in the oldest manifests: none. */
+  compression: z.enum(['none', 'gzip', 'zstd']).default('none'),
   /** Key id only: the key itself lives with the operator, never in the bucket or in history. */
   encryption: z.object({ algorithm: z.literal('aes-256-gcm-stream'), keyId: z.string().min(1) }).nullable(),
 });

@@ -1,11 +1,10 @@
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
-import * as zlib from 'node:zlib';
 import { decryptChunks, DecryptionError, type ChunkStage } from './encryption';
 import type { StoredObject } from './manifest';
 import { HashMeter } from './meters';
+import { decompressor, isCorruptData } from './codec';
 
 /** A stored backup object does not match its manifest: corrupt, truncated or tampered with. Never retried. */
 export class BackupIntegrityError extends Error {
@@ -16,16 +15,6 @@ export class BackupIntegrityError extends Error {
     super(`backup object ${key} failed verification: ${detail}`);
     this.name = 'BackupIntegrityError';
   }
-}
-
-function decompressor(obj: StoredObject): Transform[] {
-  if (obj.compression === 'gzip') return [createGunzip()];
-  if (obj.compression === 'zstd') {
-    const create = (zlib as unknown as { createZstdDecompress?: () => Transform }).createZstdDecompress;
-    if (!create) throw new Error(`${obj.key} is zstd-compressed; reading it needs Node.js >= 22.15 on the worker`);
-    return [create()];
-  }
-  return [];
 }
 
 export interface ReadResult {
@@ -53,12 +42,17 @@ export async function readStoredObject(
   const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: obj.key }), { abortSignal: signal });
   const stored = new HashMeter(onProgress);
   const plain = new HashMeter();
-  const stages: (Transform | ChunkStage)[] = [stored, ...(obj.encryption ? [decryptChunks(keyFor)] : []), ...decompressor(obj), plain];
+  const stages: (Transform | ChunkStage)[] = [
+    stored,
+    ...(obj.encryption ? [decryptChunks(keyFor)] : []),
+    ...decompressor(obj.compression, obj.key),
+    plain,
+  ];
   try {
     await (pipeline as (...streams: unknown[]) => Promise<void>)(res.Body as Readable, ...stages, sink, { signal });
   } catch (err) {
     if (err instanceof DecryptionError) throw new BackupIntegrityError(obj.key, err.message);
-    if ((err as { code?: string }).code === 'Z_DATA_ERROR' || (err as { code?: string }).code === 'Z_BUF_ERROR') {
+    if (isCorruptData(err)) {
       throw new BackupIntegrityError(obj.key, `its compressed data is corrupt (${(err as Error).message})`);
     }
     throw err;

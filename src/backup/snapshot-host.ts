@@ -8,6 +8,8 @@ import { RemoteCommandError, type RemoteResult } from '../ssh/run';
 import { etcdctl, etcdctlWith } from '../etcd/commands';
 import { findCluster } from '../config/load';
 import { withClusterNode, type SessionOptions } from '../ssh/session';
+import { nodeCompressCommand } from './codec';
+import type { Compression } from './object-keys';
 
 /**
  * Where a snapshot is taken, checked and read from: the control-plane node over SSH (the default), or — in direct
@@ -36,6 +38,8 @@ export interface SnapshotHost {
   run(argv: readonly string[], options?: { allowFailure?: boolean }): Promise<RemoteResult>;
   /** A file's bytes as a stream. */
   readFile(path: string): Promise<ByteStream>;
+  /** A file's bytes compressed where it lies (the node's zstd or gzip), as a stream; only on a node. */
+  readCompressed?(path: string, codec: Compression): Promise<ByteStream>;
 }
 
 export function snapshotSourceOf(cluster: ClusterConfig): SnapshotSource {
@@ -115,6 +119,7 @@ export async function withSnapshotHost<T>(
         etcdutl: s.cluster.etcd.etcdutl,
         run: (argv, options) => s.run(argv, options),
         readFile: (path) => s.stream(['cat', '--', path]),
+        readCompressed: (path, codec) => s.stream(nodeCompressCommand(codec, path)),
       }),
     options,
   );

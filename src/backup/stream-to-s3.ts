@@ -1,11 +1,10 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
-import * as zlib from 'node:zlib';
 import { encryptChunks, type ChunkStage } from './encryption';
 import type { StoredObject } from './manifest';
 import { HashMeter } from './meters';
+import { compressor, DecodedMeter } from './codec';
 import type { Compression } from './object-keys';
 import { uploadStream, type ObjectLockRetention, type UploadedStream } from '../storage/upload-stream';
 
@@ -19,6 +18,11 @@ export interface StreamToS3Options {
   key: string;
   source: Readable;
   compression: Compression;
+  /**
+   * The source already holds `compression`-compressed bytes (the node compressed them before SSH): nothing is
+   * compressed here; a copy is decoded on the side for the plain size and SHA-256.
+   */
+  arrivesCompressed?: boolean;
   encryption?: { key: Buffer; keyId: string };
   objectLock?: ObjectLockRetention;
   onProgress?: (plainBytes: number) => void;
@@ -31,19 +35,10 @@ export interface StreamedObject extends StoredObject {
   s3Checksum: string;
 }
 
-function compressor(c: Compression): Transform[] {
-  if (c === 'gzip') return [createGzip({ level: 3 })];
-  if (c === 'zstd') {
-    const create = (zlib as unknown as { createZstdCompress?: () => Transform }).createZstdCompress;
-    if (!create) throw new Error('compression "zstd" needs Node.js >= 22.15 on the worker; use "gzip" or upgrade Node');
-    return [create()];
-  }
-  return [];
-}
-
 /**
  * source -> sha256(plain) -> compress -> encrypt -> S3 (sha256 of the stored bytes and per-part checksums taken by
- * the uploader). With neither compression nor encryption the stored bytes are the plain bytes, hashed once.
+ * the uploader). With neither compression nor encryption the stored bytes are the plain bytes, hashed once. A source
+ * that arrives compressed skips the compressor; its plain bytes are measured by decoding a copy (DecodedMeter).
  *
  * Settles only once every stage has stopped (since Node 22 pipeline waits for that, so the source must be a stream
  * that really ends when destroyed; see streamOnNode). A failed stage tears the others down; the uploader then aborts
@@ -51,11 +46,16 @@ function compressor(c: Compression): Transform[] {
  * `signal` aborts.
  */
 export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> {
+  const precompressed = o.arrivesCompressed === true && o.compression !== 'none';
   const transforms: (Transform | ChunkStage)[] = [
-    ...compressor(o.compression),
+    ...(precompressed ? [] : compressor(o.compression)),
     ...(o.encryption ? [encryptChunks(o.encryption.key, o.encryption.keyId)] : []),
   ];
-  const plain = transforms.length > 0 ? new HashMeter(o.onProgress) : undefined;
+  const plain = precompressed
+    ? new DecodedMeter(o.compression, o.onProgress)
+    : transforms.length > 0
+      ? new HashMeter(o.onProgress)
+      : undefined;
   let progressed = 0;
   let uploading: Promise<UploadedStream> | undefined;
   const sink = (stored: AsyncIterable<Buffer>) =>

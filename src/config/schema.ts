@@ -167,7 +167,8 @@ export const backupSchema = z
     jitter: duration.default('5m'),
     catchupWindow: duration.default('1h'),
     retention: retentionSchema.default(retentionSchema.parse({})),
-    compression: z.enum(['zstd', 'gzip', 'none']).default('gzip'),
+    /** zstd by default (README, "Compression"): on the node before SSH when it has the tool, else on the worker. */
+    compression: z.enum(['zstd', 'gzip', 'none']).default('zstd'),
     /** A key id from `encryptionKeys`; backups of PKI are refused without one unless allowUnencrypted. */
     encryptionKey: name.optional(),
     allowUnencrypted: z.boolean().default(false),

@@ -36,6 +36,21 @@ describe('backup manifests read from the bucket', () => {
     expect(parseManifest(KEY, JSON.stringify({ ...manifest, addedLater: 1 }))).toEqual(manifest);
   });
 
+  it('reads a manifest without a codec as uncompressed, and records each codec it names', () => {
+    const { compression: _c, ...noCodec } = manifest.snapshot;
+    const { compression: _a, ...archiveNoCodec } = manifest.controlPlaneFiles!;
+    const old = parseManifest(KEY, JSON.stringify({ ...manifest, snapshot: noCodec, controlPlaneFiles: archiveNoCodec }));
+    expect(old.snapshot.compression).toBe('none');
+    expect(old.controlPlaneFiles!.compression).toBe('none');
+    for (const codec of ['zstd', 'gzip', 'none'] as const)
+      expect(
+        parseManifest(KEY, JSON.stringify({ ...manifest, snapshot: { ...manifest.snapshot, compression: codec } })).snapshot.compression,
+      ).toBe(codec);
+    expect(() => parseManifest(KEY, JSON.stringify({ ...manifest, snapshot: { ...manifest.snapshot, compression: 'lz4' } }))).toThrow(
+      /snapshot\.compression: /,
+    );
+  });
+
   it('refuses a corrupt one with the key and the field', () => {
     expect(() => parseManifest(KEY, '{"format": "lifeboat-backup/v1", ')).toThrow(
       new RegExp(`manifest ${KEY} is not a usable lifeboat backup manifest: not JSON`),
