@@ -1,159 +1,263 @@
 import { randomBytes } from 'node:crypto';
-import { copyFile, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createSandboxCluster } from '../sandbox/cluster';
+import { createSandboxCluster, type SandboxCluster } from '../sandbox/cluster';
 import { fillEtcd } from '../sandbox/fill';
+import { fillRealistic } from '../sandbox/fill-realistic';
 import { etcdctlArgs } from '../sandbox/control-plane';
-import { awsCli, benchEnv, formatCpu, startWorkerProcess, timed } from './env';
+import { benchEnv, formatCpu, run, startWorkerProcess, timed, type BenchEnv } from './env';
 import { backupCluster } from '../workflows';
 
 /**
  * Backup benchmark: in one run, against the same etcd, (a) the plain script users run today — `etcdctl snapshot save`
- * and an upload with the AWS CLI — and (b) this engine's backup workflow with encryption off and on (and gzip), at
- * ~100 MiB and ~1 GiB. Prints wall times, the worker's peak RSS, and the ratios b/a.
+ * and an upload of the raw file with the AWS CLI — and (b) this engine's backup workflow in its variants, on two kinds
+ * of data: random values (~100 MiB and ~1 GiB of base64 noise, the worst case for compression) and a realistic
+ * ~1 GiB of Kubernetes-shaped objects with revisions (sandbox/fill-realistic.ts). Prints wall times, CPU seconds on
+ * the control-plane node (etcd excluded), stored bytes, the worker's peak RSS and the ratios b/a, and how well each
+ * 1 GiB snapshot compresses with each codec.
  */
+
+interface Variant {
+  seconds: number;
+  rss: number;
+  cpuSeconds: number;
+  nodeCpu: number;
+  stored: number;
+}
+
+interface Plain {
+  seconds: number;
+  cpuSeconds: number;
+  nodeCpu: number;
+  stored: number;
+}
+
+/** utime+stime of a process and of the children it has reaped, in seconds. */
+async function processTreeCpu(pid: number): Promise<number> {
+  const s = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+}
+
+/**
+ * CPU seconds spent on the node over SSH: its sshd reaps every session, and every session its commands (etcdctl,
+ * etcdutl, zstd, cat, ...), so the listener's children's time is everything the engine ran there. etcd itself runs
+ * under the kubelet, not sshd: excluded, as it is the same for every variant.
+ */
+async function nodeSshCpu(cluster: SandboxCluster): Promise<number> {
+  const pid = Number((await readFile(join(cluster.controlPlane.dir, 'sshd.pid'), 'utf8')).trim());
+  return processTreeCpu(pid);
+}
+
+/** Runs argv under bash and returns its children's CPU seconds (bash's `times`): the plain script's own cost. */
+function withTimes(argv: string[]): string[] {
+  return ['bash', '-c', '"$@" >/dev/null; times', 'bash', ...argv];
+}
+function parseTimes(out: string): number {
+  const line = out.trim().split('\n').pop() ?? '';
+  const secs = [...line.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
+  return secs.reduce((a, b) => a + b, 0);
+}
+
+/** Compressed size and CPU seconds of each candidate codec on one snapshot file, on this machine's tools. */
+async function compressibility(file: string): Promise<string> {
+  const size = (await stat(file)).size;
+  const parts: string[] = [];
+  for (const [name, argv] of [
+    ['zstd-1', ['zstd', '-q', '-c', '-1', file]],
+    ['zstd-3', ['zstd', '-q', '-c', '-3', file]],
+    ['gzip-1', ['gzip', '-c', '-1', file]],
+  ] as const) {
+    const { stdout } = await run('bash', ['-c', `"$@" | wc -c; times`, 'bash', ...argv]);
+    const [bytes] = stdout.trim().split('\n');
+    parts.push(`${name}=${(Number(bytes) / size).toFixed(3)} (${parseTimes(stdout).toFixed(1)} cpu s)`);
+  }
+  return `${(size / 1048576).toFixed(0)} MiB: ${parts.join(' ')}`;
+}
+
 async function main(): Promise<void> {
   const env = await benchEnv();
-  const cluster = await createSandboxCluster({
-    name: 'bench',
-    etcdLine: '3.6',
-    withApiserver: false,
-    storage: { bucket: 'bench', prefix: 'x', region: 'us-east-1', forcePathStyle: true },
-    dir: join(env.dir, 'cluster'),
-  });
   const keyPath = join(env.dir, 'bench.key');
   await writeFile(keyPath, randomBytes(32).toString('base64'));
   const rows: string[] = [];
-  const figures: Record<
-    string,
-    {
-      plain: number;
-      engine: number;
-      encrypted: number;
-      gzipEncrypted: number;
-      rss: number;
-      rssEncrypted: number;
-      direct: number;
-      directEncrypted: number;
-      rssDirect: number;
-      cpu: Record<string, number>;
-    }
-  > = {};
-  // The worker's copy of an etcd client certificate, for direct mode.
-  const etcdCerts = { ca: join(env.dir, 'etcd-ca.crt'), cert: join(env.dir, 'etcd-client.crt'), key: join(env.dir, 'etcd-client.key') };
-  await copyFile(cluster.controlPlane.path('/etc/kubernetes/pki/etcd/ca.crt'), etcdCerts.ca);
-  await copyFile(cluster.controlPlane.path('/etc/kubernetes/pki/etcd/healthcheck-client.crt'), etcdCerts.cert);
-  await copyFile(cluster.controlPlane.path('/etc/kubernetes/pki/etcd/healthcheck-client.key'), etcdCerts.key);
-  let filled = 0;
+  const notes: string[] = [];
+  const clusters: SandboxCluster[] = [];
+  const random: Record<string, { plain: Plain; v: Record<string, Variant> }> = {};
+  let realistic: { plain: Plain; v: Record<string, Variant> } | undefined;
   try {
-    // LIFEBOAT_BENCH_QUICK=1: the 100 MiB round only, for a quick look (the summary line needs both).
-    const sizes = process.env.LIFEBOAT_BENCH_QUICK
+    const newCluster = async (name: string) => {
+      const c = await createSandboxCluster({
+        name,
+        etcdLine: '3.6',
+        withApiserver: false,
+        storage: { bucket: 'bench', prefix: 'x', region: 'us-east-1', forcePathStyle: true },
+        dir: join(env.dir, `cluster-${name}`),
+      });
+      clusters.push(c);
+      return c;
+    };
+    // LIFEBOAT_BENCH_QUICK=1: 100 MiB rounds only, for a quick look (the summary lines need the 1 GiB ones).
+    const quick = !!process.env.LIFEBOAT_BENCH_QUICK;
+    const cluster = await newCluster('bench');
+    let filled = 0;
+    for (const [label, mib] of quick
       ? ([['100MiB', 100]] as const)
       : ([
           ['100MiB', 100],
           ['1GiB', 1024],
-        ] as const);
-    for (const [label, mib] of sizes) {
+        ] as const)) {
       await fillEtcd(cluster, mib - filled, 1024 * 1024, { prefix: '/bench/', from: filled + 1 });
       filled = mib;
-      // (a) the plain script
-      const plain = await timed(async () => {
-        await cluster.controlPlane.exec(['etcdctl', ...etcdctlArgs(), 'snapshot', 'save', '/var/lib/plain.db']);
-        await awsCli(env, [
-          's3',
-          'cp',
-          '--only-show-errors',
-          cluster.controlPlane.path('/var/lib/plain.db'),
-          `s3://bench/plain/${label}.db`,
-        ]);
-      });
-      await cluster.controlPlane.exec(['rm', '-f', '/var/lib/plain.db']);
-      // (b) the engine, one worker process per variant so each peak RSS is its own
-      const variant = async (name: string, backup: Record<string, unknown>, clusterExtra: Record<string, unknown> = {}) => {
-        const tq = `${label}-${name}`.toLowerCase().replace(/[^a-z0-9-]/g, '-');
-        const w = await startWorkerProcess(env, cluster, backup, keyPath, tq, clusterExtra);
-        try {
-          const r = await timed(() =>
-            env.client.workflow.execute(backupCluster, { taskQueue: tq, workflowId: `bench-${tq}`, args: [{ cluster: 'bench' }] }),
-          );
-          const rss = await w.peakRssMiB();
-          rows.push(
-            `${label.padEnd(7)} ${name.padEnd(18)} ${r.seconds.toFixed(1).padStart(7)} s  ratio ${(r.seconds / plain.seconds).toFixed(2)}  peak RSS ${rss.toFixed(0)} MiB  stored ${(r.value.storedBytes / 1048576).toFixed(0)} MiB  steps: ${r.value.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}`).join(', ')}`,
-          );
-          rows.push(`${''.padEnd(27)} ${formatCpu(r)}`);
-          return { seconds: r.seconds, rss, cpuSeconds: r.cpuSeconds };
-        } finally {
-          await w.proc.stop();
-        }
-      };
-      rows.push(
-        `${label.padEnd(7)} ${'plain script'.padEnd(18)} ${plain.seconds.toFixed(1).padStart(7)} s  (etcdctl snapshot save + aws s3 cp)`,
+      const r = await round(env, cluster, keyPath, `random-${label}`, rows, mib >= 1024 || quick ? notes : undefined, [
+        ['engine', { allowUnencrypted: true, compression: 'none' }, {}],
+        ['engine+encrypt', { encryptionKey: 'bench', compression: 'none' }, {}],
+        ['defaults', { encryptionKey: 'bench' }, {}],
+        ['direct', { allowUnencrypted: true }, directMode(env, cluster)],
+        ['direct+encrypt', { encryptionKey: 'bench' }, directMode(env, cluster)],
+      ]);
+      random[label] = r;
+    }
+    {
+      const realMiB = quick ? 100 : 1024;
+      // Realistic data on a cluster of its own (the random values would otherwise be half of its snapshot).
+      await cluster.destroy();
+      clusters.splice(clusters.indexOf(cluster), 1);
+      const real = await newCluster('real');
+      const started = Date.now();
+      const filledReal = await fillRealistic(real, realMiB);
+      notes.push(
+        `realistic fill: ${(filledReal.bytes / 1048576).toFixed(0)} MiB of values in ${filledReal.puts} puts, ${((Date.now() - started) / 1000).toFixed(1)} s`,
       );
-      rows.push(`${''.padEnd(27)} ${formatCpu(plain)}`);
-      const off = await variant('engine', { allowUnencrypted: true, compression: 'none' });
-      const on = await variant('engine+encrypt', { encryptionKey: 'bench', compression: 'none' });
-      const gz = await variant('engine+gzip+encrypt', { encryptionKey: 'bench', compression: 'gzip' });
-      // Direct mode: the worker takes the snapshot itself (no SSH in the data path), like the plain script's etcdctl.
-      const direct = {
-        etcd: {
-          ...cluster.config.etcd,
-          direct: {
-            endpoints: [`https://${cluster.controlPlane.ip}:2379`],
-            caFile: etcdCerts.ca,
-            certFile: etcdCerts.cert,
-            keyFile: etcdCerts.key,
-            etcdctl: join(cluster.binaries.etcd['3.6'], 'etcdctl'),
-            etcdutl: join(cluster.binaries.etcd['3.6'], 'etcdutl'),
-            workDir: join(env.dir, 'direct-work'),
-          },
-        },
-      };
-      const dOff = await variant('direct', { allowUnencrypted: true, compression: 'none' }, direct);
-      const dOn = await variant('direct+encrypt', { encryptionKey: 'bench', compression: 'none' }, direct);
-      figures[label] = {
-        plain: plain.seconds,
-        engine: off.seconds,
-        encrypted: on.seconds,
-        gzipEncrypted: gz.seconds,
-        rss: off.rss,
-        rssEncrypted: on.rss,
-        direct: dOff.seconds,
-        directEncrypted: dOn.seconds,
-        rssDirect: Math.max(dOff.rss, dOn.rss),
-        cpu: {
-          plain: plain.cpuSeconds,
-          engine: off.cpuSeconds,
-          encrypted: on.cpuSeconds,
-          direct: dOff.cpuSeconds,
-          directEncrypted: dOn.cpuSeconds,
-        },
-      };
+      realistic = await round(env, real, keyPath, `realistic-${quick ? '100MiB' : '1GiB'}`, rows, notes, [
+        ['defaults', { encryptionKey: 'bench' }, {}],
+        ['gzip+encrypt', { encryptionKey: 'bench', compression: 'gzip' }, {}],
+        ['none+encrypt', { encryptionKey: 'bench', compression: 'none' }, {}],
+        ['direct+encrypt', { encryptionKey: 'bench' }, directMode(env, real)],
+      ]);
     }
   } finally {
-    await cluster.destroy();
+    for (const c of clusters) await c.destroy();
     await env.close();
   }
-  console.log('\nsize    run                   wall          ratio vs plain');
+  console.log('\nsize            run                   wall          ratio vs plain');
   for (const r of rows) console.log(r);
-  if (!figures['1GiB']) return;
-  const big = figures['1GiB'];
-  const small = figures['100MiB'];
-  const peak = Math.max(big.rss, big.rssEncrypted, small.rss, small.rssEncrypted, big.rssDirect, small.rssDirect);
-  // What the machine's cores did: with node, worker, etcd and MinIO on one 2-core machine, SSH mode's extra work
-  // (encrypting on the node, decrypting on the worker) shows up here as well as in the wall time.
+  for (const n of notes) console.log(n);
+  const big = random['1GiB'];
+  const small = random['100MiB'];
+  if (!big || !realistic || process.env.LIFEBOAT_BENCH_QUICK) return;
+  const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/a');
   const cores = (await import('node:os')).cpus().length;
   console.log(
-    `backup (cpu seconds, ${cores} cores shared): ${Object.entries(big.cpu)
-      .map(([k, v]) => `${k}=${v.toFixed(1)}`)
-      .join(' ')} cpu_ratio=${(big.cpu.engine / big.cpu.plain).toFixed(2)} cpu_ratio_direct=${(big.cpu.direct / big.cpu.plain).toFixed(2)}`,
-  );
-  // Direct mode on its own line, so the summary line below keeps its format (its ratios are the default SSH mode).
-  console.log(
-    `backup (direct mode): wall_ratio=${(big.direct / big.plain).toFixed(2)} wall_ratio_encrypted=${(big.directEncrypted / big.plain).toFixed(2)}`,
+    `backup (cpu seconds, ${cores} cores shared, random 1GiB): plain=${big.plain.cpuSeconds.toFixed(1)} ${Object.entries(big.v)
+      .map(([k, v]) => `${k}=${v.cpuSeconds.toFixed(1)}`)
+      .join(' ')}`,
   );
   console.log(
-    `backup: wall_ratio=${(big.engine / big.plain).toFixed(2)} wall_ratio_encrypted=${(big.encrypted / big.plain).toFixed(2)} peak_rss_mib=${peak.toFixed(0)} rss_growth=${(big.rssEncrypted / small.rssEncrypted).toFixed(2)}`,
+    `backup (random): wall_ratio_ssh=${ratio(big.v.defaults.seconds, big.plain.seconds)} wall_ratio_direct=${ratio(big.v.direct.seconds, big.plain.seconds)} wall_ratio_direct_encrypted=${ratio(big.v['direct+encrypt'].seconds, big.plain.seconds)} stored_ratio=${ratio(big.v.defaults.stored, big.plain.stored)} node_cpu_ratio=${ratio(big.v.defaults.nodeCpu, big.plain.nodeCpu)}`,
   );
+  const d = realistic.v.defaults;
+  console.log(
+    `backup (realistic): wall_ratio=${ratio(d.seconds, realistic.plain.seconds)} stored_ratio=${ratio(d.stored, realistic.plain.stored)} node_cpu_ratio=${ratio(d.nodeCpu, realistic.plain.nodeCpu)}`,
+  );
+  const peak = Math.max(...[big, small, realistic].flatMap((r) => Object.values(r.v).map((v) => v.rss)));
+  console.log(
+    `backup: wall_ratio=${ratio(big.v.engine.seconds, big.plain.seconds)} wall_ratio_encrypted=${ratio(big.v['engine+encrypt'].seconds, big.plain.seconds)} peak_rss_mib=${peak.toFixed(0)} rss_growth=${ratio(big.v['engine+encrypt'].rss, small.v['engine+encrypt'].rss)}`,
+  );
+}
+
+/** Direct mode: the worker takes the snapshot itself (no SSH in the data path), like the plain script's etcdctl. */
+function directMode(env: BenchEnv, cluster: SandboxCluster): { setup: () => Promise<void>; extra: Record<string, unknown> } {
+  const certs = { ca: join(env.dir, 'etcd-ca.crt'), cert: join(env.dir, 'etcd-client.crt'), key: join(env.dir, 'etcd-client.key') };
+  return {
+    setup: async () => {
+      // The worker's copy of an etcd client certificate.
+      await copyFile(cluster.controlPlane.path('/etc/kubernetes/pki/etcd/ca.crt'), certs.ca);
+      await copyFile(cluster.controlPlane.path('/etc/kubernetes/pki/etcd/healthcheck-client.crt'), certs.cert);
+      await copyFile(cluster.controlPlane.path('/etc/kubernetes/pki/etcd/healthcheck-client.key'), certs.key);
+    },
+    extra: {
+      etcd: {
+        ...cluster.config.etcd,
+        direct: {
+          endpoints: [`https://${cluster.controlPlane.ip}:2379`],
+          caFile: certs.ca,
+          certFile: certs.cert,
+          keyFile: certs.key,
+          etcdctl: join(cluster.binaries.etcd['3.6'], 'etcdctl'),
+          etcdutl: join(cluster.binaries.etcd['3.6'], 'etcdutl'),
+          workDir: join(env.dir, 'direct-work'),
+        },
+      },
+    },
+  };
+}
+
+/** One round on the data etcd holds now: the plain script, then each engine variant in a worker process of its own. */
+async function round(
+  env: BenchEnv,
+  cluster: SandboxCluster,
+  keyPath: string,
+  label: string,
+  rows: string[],
+  notes: string[] | undefined,
+  variants: [string, Record<string, unknown>, { setup?: () => Promise<void>; extra?: Record<string, unknown> }][],
+): Promise<{ plain: Plain; v: Record<string, Variant> }> {
+  // (a) the plain script, on the node: its CPU is what etcdctl and the AWS CLI spent.
+  let nodeCpu = 0;
+  const plainTimed = await timed(async () => {
+    nodeCpu += parseTimes(await cluster.controlPlane.exec(withTimes(['etcdctl', ...etcdctlArgs(), 'snapshot', 'save', '/var/lib/plain.db'])));
+    const aws = process.env.LIFEBOAT_AWS_CLI ?? 'aws';
+    const { stdout } = await run(
+      'bash',
+      withTimes([
+        aws,
+        '--endpoint-url',
+        env.minio.endpoint,
+        '--region',
+        env.minio.region,
+        's3',
+        'cp',
+        '--only-show-errors',
+        cluster.controlPlane.path('/var/lib/plain.db'),
+        `s3://bench/plain/${label}.db`,
+      ]).slice(1),
+      { env: { ...process.env, AWS_ACCESS_KEY_ID: env.minio.accessKeyId, AWS_SECRET_ACCESS_KEY: env.minio.secretAccessKey } },
+    );
+    nodeCpu += parseTimes(stdout);
+  });
+  const plainFile = cluster.controlPlane.path('/var/lib/plain.db');
+  const plainStored = (await stat(plainFile)).size;
+  if (notes) notes.push(`compressibility of the ${label} snapshot, ${await compressibility(plainFile)}`);
+  await cluster.controlPlane.exec(['rm', '-f', '/var/lib/plain.db']);
+  const plain: Plain = { seconds: plainTimed.seconds, cpuSeconds: plainTimed.cpuSeconds, nodeCpu, stored: plainStored };
+  rows.push(
+    `${label.padEnd(15)} ${'plain script'.padEnd(18)} ${plain.seconds.toFixed(1).padStart(7)} s  node cpu ${nodeCpu.toFixed(1)} s  stored ${(plainStored / 1048576).toFixed(0)} MiB  (etcdctl snapshot save + aws s3 cp)`,
+  );
+  rows.push(`${''.padEnd(35)} ${formatCpu(plainTimed)}`);
+  const v: Record<string, Variant> = {};
+  for (const [name, backup, mode] of variants) {
+    await mode.setup?.();
+    const tq = `${label}-${name}`.toLowerCase().replace(/[^a-z0-9-]/g, '-');
+    const w = await startWorkerProcess(env, cluster, backup, keyPath, tq, mode.extra ?? {});
+    try {
+      const node0 = await nodeSshCpu(cluster);
+      const r = await timed(() =>
+        env.client.workflow.execute(backupCluster, { taskQueue: tq, workflowId: `bench-${tq}`, args: [{ cluster: cluster.config.name }] }),
+      );
+      await new Promise((res) => setTimeout(res, 500)); // the last SSH session's sshd is reaped
+      const node = (await nodeSshCpu(cluster)) - node0;
+      const rss = await w.peakRssMiB();
+      const res = r.value;
+      rows.push(
+        `${label.padEnd(15)} ${name.padEnd(18)} ${r.seconds.toFixed(1).padStart(7)} s  ratio ${(r.seconds / plain.seconds).toFixed(2)}  node cpu ${node.toFixed(1)} s  peak RSS ${rss.toFixed(0)} MiB  stored ${(res.storedBytes / 1048576).toFixed(0)} MiB (${res.compression}${res.compressedOn ? ` on the ${res.compressedOn}` : ''})  steps: ${res.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}`).join(', ')}`,
+      );
+      rows.push(`${''.padEnd(35)} ${formatCpu(r)}`);
+      v[name] = { seconds: r.seconds, rss, cpuSeconds: r.cpuSeconds, nodeCpu: node, stored: res.storedBytes };
+    } finally {
+      await w.proc.stop();
+    }
+  }
+  return { plain, v };
 }
 
 main().catch((err: unknown) => {
