@@ -7,6 +7,11 @@ import { fillRealistic } from '../sandbox/fill-realistic';
 import { etcdctlArgs } from '../sandbox/control-plane';
 import { benchEnv, formatCpu, run, startWorkerProcess, timed, type BenchEnv } from './env';
 import { backupCluster } from '../workflows';
+import { S3Client } from '@aws-sdk/client-s3';
+import { Writable } from 'node:stream';
+import { readManifestText } from '../src/backup/catalog';
+import { parseManifest } from '../src/backup/manifest';
+import { readStoredObject } from '../src/backup/read-object';
 
 /**
  * Backup benchmark: in one run, against the same etcd, (a) the plain script users run today — `etcdctl snapshot save`
@@ -18,6 +23,7 @@ import { backupCluster } from '../workflows';
  */
 
 interface Variant {
+  manifestKey: string;
   seconds: number;
   rss: number;
   cpuSeconds: number;
@@ -134,6 +140,10 @@ async function main(): Promise<void> {
         ['none+encrypt', { encryptionKey: 'bench', compression: 'none' }, {}],
         ['direct+encrypt', { encryptionKey: 'bench' }, directMode(env, real)],
       ]);
+      // What a restore's fetch does on the worker (download, decrypt, decode, hash), for the zstd and the plain object.
+      const key = Buffer.from(await readFile(keyPath, 'utf8'), 'base64');
+      for (const name of ['defaults', 'none+encrypt'])
+        notes.push(`restore fetch on the worker, ${name}: ${await fetchBack(env, realistic.v[name].manifestKey, key)}`);
     }
   } finally {
     for (const c of clusters) await c.destroy();
@@ -163,6 +173,27 @@ async function main(): Promise<void> {
   console.log(
     `backup: wall_ratio=${ratio(big.v.engine.seconds, big.plain.seconds)} wall_ratio_encrypted=${ratio(big.v['engine+encrypt'].seconds, big.plain.seconds)} peak_rss_mib=${peak.toFixed(0)} rss_growth=${ratio(big.v['engine+encrypt'].rss, small.v['engine+encrypt'].rss)}`,
   );
+}
+
+/** Reads a backup's snapshot back as a restore does (readStoredObject, into a sink that drops it): wall and worker CPU. */
+async function fetchBack(env: BenchEnv, manifestKey: string, key: Buffer): Promise<string> {
+  const s3 = new S3Client({
+    endpoint: env.minio.endpoint,
+    region: env.minio.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: env.minio.accessKeyId, secretAccessKey: env.minio.secretAccessKey },
+  });
+  try {
+    const manifest = parseManifest(manifestKey, await readManifestText(s3, 'bench', manifestKey));
+    const cpu0 = process.cpuUsage();
+    const started = process.hrtime.bigint();
+    const sink = new Writable({ write: (_c, _e, cb) => cb() });
+    const r = await readStoredObject(s3, 'bench', manifest.snapshot, () => key, sink);
+    const cpu = process.cpuUsage(cpu0);
+    return `${(Number(process.hrtime.bigint() - started) / 1e9).toFixed(1)} s, ${((cpu.user + cpu.system) / 1e6).toFixed(1)} cpu s (${(r.storedSize / 1048576).toFixed(0)} MiB stored, ${manifest.snapshot.compression})`;
+  } finally {
+    s3.destroy();
+  }
 }
 
 /** Direct mode: the worker takes the snapshot itself (no SSH in the data path), like the plain script's etcdctl. */
@@ -205,7 +236,9 @@ async function round(
   // (a) the plain script, on the node: its CPU is what etcdctl and the AWS CLI spent.
   let nodeCpu = 0;
   const plainTimed = await timed(async () => {
-    nodeCpu += parseTimes(await cluster.controlPlane.exec(withTimes(['etcdctl', ...etcdctlArgs(), 'snapshot', 'save', '/var/lib/plain.db'])));
+    nodeCpu += parseTimes(
+      await cluster.controlPlane.exec(withTimes(['etcdctl', ...etcdctlArgs(), 'snapshot', 'save', '/var/lib/plain.db'])),
+    );
     const aws = process.env.LIFEBOAT_AWS_CLI ?? 'aws';
     const { stdout } = await run(
       'bash',
@@ -241,18 +274,20 @@ async function round(
     const w = await startWorkerProcess(env, cluster, backup, keyPath, tq, mode.extra ?? {});
     try {
       const node0 = await nodeSshCpu(cluster);
+      const worker0 = await processTreeCpu(w.proc.child.pid!);
       const r = await timed(() =>
         env.client.workflow.execute(backupCluster, { taskQueue: tq, workflowId: `bench-${tq}`, args: [{ cluster: cluster.config.name }] }),
       );
       await new Promise((res) => setTimeout(res, 500)); // the last SSH session's sshd is reaped
       const node = (await nodeSshCpu(cluster)) - node0;
+      const workerCpu = (await processTreeCpu(w.proc.child.pid!)) - worker0;
       const rss = await w.peakRssMiB();
       const res = r.value;
       rows.push(
-        `${label.padEnd(15)} ${name.padEnd(18)} ${r.seconds.toFixed(1).padStart(7)} s  ratio ${(r.seconds / plain.seconds).toFixed(2)}  node cpu ${node.toFixed(1)} s  peak RSS ${rss.toFixed(0)} MiB  stored ${(res.storedBytes / 1048576).toFixed(0)} MiB (${res.compression}${res.compressedOn ? ` on the ${res.compressedOn}` : ''})  steps: ${res.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}`).join(', ')}`,
+        `${label.padEnd(15)} ${name.padEnd(18)} ${r.seconds.toFixed(1).padStart(7)} s  ratio ${(r.seconds / plain.seconds).toFixed(2)}  node cpu ${node.toFixed(1)} s  worker cpu ${workerCpu.toFixed(1)} s  peak RSS ${rss.toFixed(0)} MiB  stored ${(res.storedBytes / 1048576).toFixed(0)} MiB (${res.compression}${res.compressedOn ? ` on the ${res.compressedOn}` : ''})  steps: ${res.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}`).join(', ')}`,
       );
       rows.push(`${''.padEnd(35)} ${formatCpu(r)}`);
-      v[name] = { seconds: r.seconds, rss, cpuSeconds: r.cpuSeconds, nodeCpu: node, stored: res.storedBytes };
+      v[name] = { manifestKey: res.manifestKey, seconds: r.seconds, rss, cpuSeconds: r.cpuSeconds, nodeCpu: node, stored: res.storedBytes };
     } finally {
       await w.proc.stop();
     }

@@ -27,14 +27,18 @@ export async function fillRealistic(cluster: SandboxCluster, mib: number, seed =
   const txn = (ops: [string, string][]) =>
     new Promise<void>((resolve, reject) => {
       const body = JSON.stringify({
-        success: ops.map(([k, v]) => ({ requestPut: { key: Buffer.from(k).toString('base64'), value: Buffer.from(v).toString('base64') } })),
+        success: ops.map(([k, v]) => ({
+          requestPut: { key: Buffer.from(k).toString('base64'), value: Buffer.from(v).toString('base64') },
+        })),
       });
       const req = request(
         { host: node.ip, port: 2379, path: '/v3/kv/txn', method: 'POST', agent, headers: { 'content-type': 'application/json' } },
         (res) => {
           let text = '';
           res.on('data', (d: Buffer) => (text += d.toString()));
-          res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`etcd txn: HTTP ${res.statusCode}: ${text.slice(0, 300)}`))));
+          res.on('end', () =>
+            res.statusCode === 200 ? resolve() : reject(new Error(`etcd txn: HTTP ${res.statusCode}: ${text.slice(0, 300)}`)),
+          );
         },
       );
       req.on('error', reject);
@@ -118,8 +122,25 @@ export async function fillRealistic(cluster: SandboxCluster, mib: number, seed =
 
 const TEAMS = ['payments', 'search', 'checkout', 'identity', 'platform', 'data', 'ml', 'web', 'mobile', 'infra'];
 const APPS = ['api', 'worker', 'frontend', 'gateway', 'scheduler', 'indexer', 'cache', 'notifier', 'ingest', 'reporter'];
-const ENV_NAMES = ['LOG_LEVEL', 'DATABASE_URL', 'REDIS_HOST', 'FEATURE_FLAG', 'OTEL_EXPORTER_OTLP_ENDPOINT', 'JAVA_OPTS', 'REGION', 'TIMEOUT_MS'];
-const ENV_VALUES = ['info', 'postgres://db.internal:5432/app', 'redis-master.cache.svc', 'enabled', 'http://otel-collector:4317', '-Xmx512m', 'eu-west-1'];
+const ENV_NAMES = [
+  'LOG_LEVEL',
+  'DATABASE_URL',
+  'REDIS_HOST',
+  'FEATURE_FLAG',
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'JAVA_OPTS',
+  'REGION',
+  'TIMEOUT_MS',
+];
+const ENV_VALUES = [
+  'info',
+  'postgres://db.internal:5432/app',
+  'redis-master.cache.svc',
+  'enabled',
+  'http://otel-collector:4317',
+  '-Xmx512m',
+  'eu-west-1',
+];
 
 function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
@@ -134,7 +155,8 @@ function mulberry32(seed: number): () => number {
 const pick = <T>(rand: () => number, list: readonly T[]): T => list[Math.floor(rand() * list.length)];
 const hex = (rand: () => number, n: number) => Array.from({ length: n }, () => '0123456789abcdef'[Math.floor(rand() * 16)]).join('');
 const uuid = (rand: () => number) => `${hex(rand, 8)}-${hex(rand, 4)}-4${hex(rand, 3)}-a${hex(rand, 3)}-${hex(rand, 12)}`;
-const time = (g: number, offset = 0) => new Date(Date.UTC(2026, 10, 1) + g * 37_000 + offset * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+const time = (g: number, offset = 0) =>
+  new Date(Date.UTC(2026, 10, 1) + g * 37_000 + offset * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 function randomBase64(rand: () => number, bytes: number): string {
   const b = Buffer.alloc(bytes);
@@ -148,8 +170,16 @@ function configText(rand: () => number, app: string, sections: number): string {
   for (let s = 0; s < sections; s++) {
     lines.push(`${pick(rand, ['server', 'database', 'cache', 'logging', 'metrics', 'auth', 'queue', 'features'])}_${s}:`);
     for (let k = 0; k < 4 + Math.floor(rand() * 10); k++) {
-      const v = pick(rand, ['true', 'false', `${Math.floor(rand() * 10000)}`, `"${pick(rand, ENV_VALUES)}"`, `${Math.floor(rand() * 60)}s`]);
-      lines.push(`  ${pick(rand, ['enabled', 'timeout', 'max_connections', 'pool_size', 'endpoint', 'retries', 'level', 'ttl'])}_${k}: ${v}`);
+      const v = pick(rand, [
+        'true',
+        'false',
+        `${Math.floor(rand() * 10000)}`,
+        `"${pick(rand, ENV_VALUES)}"`,
+        `${Math.floor(rand() * 60)}s`,
+      ]);
+      lines.push(
+        `  ${pick(rand, ['enabled', 'timeout', 'max_connections', 'pool_size', 'endpoint', 'retries', 'level', 'ttl'])}_${k}: ${v}`,
+      );
     }
   }
   return lines.join('\n') + '\n';
@@ -201,7 +231,15 @@ function containerSpec(app: string, image: string, env: { name: string; value: s
   };
 }
 
-function deployment(ns: string, app: string, uid: string, image: string, env: { name: string; value: string }[], replicas: number, g: number) {
+function deployment(
+  ns: string,
+  app: string,
+  uid: string,
+  image: string,
+  env: { name: string; value: string }[],
+  replicas: number,
+  g: number,
+) {
   const spec = {
     replicas,
     selector: { matchLabels: { app } },
@@ -248,7 +286,9 @@ function podJson(
     kind: 'Pod',
     apiVersion: 'v1',
     metadata: meta(ns, pod, uid, g, {
-      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: pod.split('-').slice(0, -1).join('-'), uid: owner, controller: true }],
+      ownerReferences: [
+        { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: pod.split('-').slice(0, -1).join('-'), uid: owner, controller: true },
+      ],
       managedFields: managedFields('kube-controller-manager', g),
     }),
     spec: {

@@ -33,6 +33,8 @@ export interface UploadSnapshotInput extends UploadCommon {
   compressOn?: CompressOn;
 }
 
+const PLAIN_BYTES_PER_COLLECTION = 8 * 1024 * 1024;
+
 /** The kubeconfigs kubeadm writes next to the manifests; those present are archived. */
 export const KUBECONFIGS = ['admin.conf', 'super-admin.conf', 'controller-manager.conf', 'scheduler.conf', 'kubelet.conf'];
 
@@ -54,6 +56,8 @@ async function streamCommand(
       : undefined;
     s3 = await s3ClientFor(cluster.storage, `clusters.${cluster.name}.storage`);
     const heartbeat = throttledHeartbeat();
+    let collectedAt = 0;
+    let collections = 0;
     storing = streamToS3({
       s3,
       bucket: cluster.storage.bucket,
@@ -63,7 +67,15 @@ async function streamCommand(
       arrivesCompressed,
       encryption,
       objectLock: objectLockFor(cluster.storage),
-      onProgress: (bytes) => heartbeat({ key: input.key, bytes }),
+      onProgress: (bytes) => {
+        heartbeat({ key: input.key, bytes });
+        // Compressed 10:1, a 5 MiB part stands for 50 MiB of plain chunks (read, compressed or decoded, then dropped):
+        // collect per plain bytes too, or they pile up between parts (src/worker-memory.ts).
+        if (bytes - collectedAt >= PLAIN_BYTES_PER_COLLECTION) {
+          collectedAt = bytes;
+          collectBufferGarbage(++collections);
+        }
+      },
       afterPart: collectBufferGarbage,
       signal,
     });
