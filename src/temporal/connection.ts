@@ -260,7 +260,8 @@ export function connectionOptions(target: TemporalTarget): {
     address: target.address,
     ...(target.tls ? { tls: target.tls } : {}),
     ...(target.apiKey ? { apiKey: target.apiKey } : {}),
-    ...(target.metadata ? { metadata: target.metadata } : {}),
+    // A copy: the SDK adds its own headers (client-name, client-version) to the object it is given.
+    ...(target.metadata ? { metadata: { ...target.metadata } } : {}),
   };
 }
 
