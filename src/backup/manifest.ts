@@ -56,7 +56,13 @@ export const backupManifestSchema = z.object({
   /** Keys per resource under /registry/<resource>/ at the snapshot's revision. */
   resourceCounts: z.record(z.string(), size),
   snapshot: storedObjectSchema,
-  controlPlaneFiles: storedObjectSchema.extend({ files: z.array(z.string()) }).nullable(),
+  controlPlaneFiles: storedObjectSchema
+    .extend({
+      files: z.array(z.string()),
+      /** Files the static-pod manifests reference outside the kubernetes dir, which the archive does not hold. */
+      notArchived: z.array(z.string()).optional(),
+    })
+    .nullable(),
   /** The snapshot was checked by `snapshot status` and its checksum matched end to end. */
   verified: z.boolean(),
   workflow: z.object({ workflowId: z.string(), runId: z.string() }),

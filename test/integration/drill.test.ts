@@ -248,8 +248,9 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
     await nothingLeft();
   });
 
-  it('a backup whose archive lacks the encryption config the apiserver manifest references fails, naming the file', async () => {
-    // Encryption at rest, as a cluster would set it up: the config file beside the PKI, mounted into the API server.
+  it('archives the encryption config the apiserver references (its Secrets read back); a referenced file outside /etc/kubernetes fails the drill, named', async () => {
+    // Encryption at rest, as a cluster would set it up: the config file beside the PKI, mounted into the API server; and
+    // an audit policy somewhere else on the node, which the backup names but does not archive.
     const node = cluster.controlPlane;
     const encConfig = {
       apiVersion: 'apiserver.config.k8s.io/v1',
@@ -261,15 +262,28 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
         },
       ],
     };
-    await node.exec(['mkdir', '-p', '/etc/kubernetes/enc']);
+    await node.exec(['mkdir', '-p', '/etc/kubernetes/enc', '/var/lib/lifeboat-audit']);
     await writeFile(node.path('/etc/kubernetes/enc/config.yaml'), stringify(encConfig));
+    await writeFile(
+      node.path('/var/lib/lifeboat-audit/policy.yaml'),
+      stringify({ apiVersion: 'audit.k8s.io/v1', kind: 'Policy', rules: [{ level: 'None' }] }),
+    );
     const manifestPath = node.path('/etc/kubernetes/manifests/kube-apiserver.yaml');
     const pod = parse(await readFile(manifestPath, 'utf8')) as {
       spec: { containers: { command: string[]; volumeMounts: unknown[] }[]; volumes: unknown[] };
     };
-    pod.spec.containers[0].command.push('--encryption-provider-config=/etc/kubernetes/enc/config.yaml');
-    pod.spec.containers[0].volumeMounts.push({ mountPath: '/etc/kubernetes/enc', name: 'enc', readOnly: true });
-    pod.spec.volumes.push({ name: 'enc', hostPath: { path: '/etc/kubernetes/enc', type: 'DirectoryOrCreate' } });
+    pod.spec.containers[0].command.push(
+      '--encryption-provider-config=/etc/kubernetes/enc/config.yaml',
+      '--audit-policy-file=/var/lib/lifeboat-audit/policy.yaml',
+    );
+    pod.spec.containers[0].volumeMounts.push(
+      { mountPath: '/etc/kubernetes/enc', name: 'enc', readOnly: true },
+      { mountPath: '/var/lib/lifeboat-audit', name: 'audit', readOnly: true },
+    );
+    pod.spec.volumes.push(
+      { name: 'enc', hostPath: { path: '/etc/kubernetes/enc', type: 'DirectoryOrCreate' } },
+      { name: 'audit', hostPath: { path: '/var/lib/lifeboat-audit', type: 'DirectoryOrCreate' } },
+    );
     await writeFile(manifestPath, stringify(pod));
     // The kubelet replaces the API server pod: wait until the old one is gone, then for the new one.
     const deadline = Date.now() + 90_000;
@@ -280,14 +294,23 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
       data: { k: Buffer.from('v').toString('base64') },
     });
     const backup = await runBackup(worker.client, worker.taskQueue, 'drl');
+    const manifest = JSON.parse(
+      await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: backup.manifestKey }))).Body!.transformToString(),
+    ) as { controlPlaneFiles: { files: string[]; notArchived?: string[] } };
+    expect(manifest.controlPlaneFiles.files).toContain('enc/config.yaml');
+    expect(manifest.controlPlaneFiles.notArchived).toEqual(['/var/lib/lifeboat-audit/policy.yaml']);
+
     const f = await failureOf(drill(worker.client, worker.taskQueue, { cluster: 'drl', snapshot: backup.snapshotKey }));
     expect(f.type).toBe('DrillFailed');
-    expect(f.message).toContain('/etc/kubernetes/enc/config.yaml (--encryption-provider-config)');
+    expect(f.message).toContain('/var/lib/lifeboat-audit/policy.yaml (--audit-policy-file)');
     const report = await readDrillReport(s3, BUCKET, backup.manifestKey);
     expect(report?.result).toBe('failed');
-    expect(report?.problems.join('\n')).toMatch(/kube-apiserver\.yaml references a file the control-plane archive does not hold/);
-    // Without the file the restored Secrets cannot be read: the drill says that too.
-    expect(report?.problems.join('\n')).toMatch(/secrets/);
+    const problems = report!.problems.join('\n');
+    expect(problems).toMatch(/kube-apiserver\.yaml references a file the control-plane archive does not hold/);
+    expect(problems).not.toContain('/etc/kubernetes/enc/config.yaml');
+    // The encryption config came along: the throwaway API server decrypted the Secrets it sampled.
+    expect(problems).not.toMatch(/secrets/i);
+    expect(report!.sampled.secrets).toBeGreaterThan(0);
     await nothingLeft();
   });
 });
