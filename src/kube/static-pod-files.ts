@@ -55,4 +55,3 @@ export function archivePathOf(cluster: ClusterConfig, hostPath: string): string 
   }
   return undefined;
 }
-
