@@ -14,6 +14,7 @@ import { apiserverFor, readThroughApi, startApiserver } from '../../src/drill/ap
 import { checkArchive } from '../../src/drill/archive';
 import { countKeys, DrillProblem, etcdToolsFor, restoreAndStartEtcd } from '../../src/drill/etcd';
 import { removeScratch, sweepStale } from '../../src/drill/processes';
+import { drillSpaceNeeded, freeBytes } from '../../src/drill/space';
 import type { DrillReport } from '../../src/drill/report';
 import { checkRunKey } from '../../src/run-key';
 import { durationMs } from '../../src/schedules/backup-schedules';
@@ -128,6 +129,12 @@ export function runDrill(deps: ActivityDeps) {
           else findings.problems.push(`the manifest cannot be trusted: ${auth.reason}`);
           const tools = await etcdToolsFor(drill, manifest.etcd.serverVersion);
           if (typeof tools === 'string') throw ApplicationFailure.nonRetryable(tools, 'PreflightFailed');
+          const [need, free] = [drillSpaceNeeded(manifest), await freeBytes(scratch)];
+          if (free < need)
+            throw ApplicationFailure.nonRetryable(
+              `the drill's scratch dir ${drill.scratchDir} has ${mib(free)} free; this backup needs about ${mib(need)} there (the snapshot twice, as a file and as etcd's restored data dir with its 64 MB WAL segment, and the control-plane files): free space or point drill.scratchDir at a larger disk`,
+              'NoSpace',
+            );
           try {
             const snapshotFile = `${scratch}/snapshot.db`;
             const read = await fetchInto(deps, cluster, manifest.snapshot, createWriteStream(snapshotFile, { mode: 0o600 }));

@@ -1,6 +1,8 @@
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
@@ -246,6 +248,27 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
     expect(latest.manifestKey).not.toBe(victim.manifestKey);
     expect(latest.passedOver.map((p) => p.manifestKey)).toContain(victim.manifestKey);
     await nothingLeft();
+  });
+
+  it('refuses at once, naming the folder and the sizes, when the scratch dir has too little room; nothing is left there', async () => {
+    // A 2 MiB tmpfs: far less than the snapshot needs twice.
+    const tiny = await mkdtemp(join(tmpdir(), 'lifeboat-drill-tiny-'));
+    await promisify(execFile)('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', tiny]);
+    const small = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1' })], {
+      encryptionKeys: { k1: { file: key.path } },
+      drill: { ...drillConfig, scratchDir: tiny },
+    });
+    try {
+      const f = await failureOf(drill(small.client, small.taskQueue, { cluster: 'drl', snapshot: good.snapshotKey }));
+      expect(f.type).toBe('NoSpace');
+      expect(f.message).toMatch(
+        new RegExp(`step restore: the drill's scratch dir ${tiny} has [\\d.]+ MiB free; this backup needs about [\\d.]+ MiB`),
+      );
+      expect(await readdir(tiny)).toEqual([]);
+    } finally {
+      await small.stop();
+      await promisify(execFile)('umount', [tiny]);
+    }
   });
 
   it('archives the encryption config the apiserver references (its Secrets read back); a referenced file outside /etc/kubernetes fails the drill, named', async () => {
