@@ -36,6 +36,8 @@ export function scratchDirOf(scratchDir: string, runKey: string): string {
 }
 
 const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+/** Seconds since `t0`, for the checks: where a drill's time goes is part of what it reports. */
+const took = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
 
 async function fetchInto(
   deps: ActivityDeps,
@@ -137,9 +139,10 @@ export function runDrill(deps: ActivityDeps) {
             );
           try {
             const snapshotFile = `${scratch}/snapshot.db`;
+            let t0 = Date.now();
             const read = await fetchInto(deps, cluster, manifest.snapshot, createWriteStream(snapshotFile, { mode: 0o600 }));
             findings.checks.push(
-              `snapshot fetched: ${mib(read.storedSize)} stored, ${mib(read.plainSize)} restored; bucket checksum, ${manifest.snapshot.encryption ? 'decryption, ' : ''}stored and plain sha256 match the manifest`,
+              `snapshot fetched: ${mib(read.storedSize)} stored, ${mib(read.plainSize)} restored; bucket checksum, ${manifest.snapshot.encryption ? 'decryption, ' : ''}stored and plain sha256 match the manifest (${took(t0)})`,
             );
             if (!manifest.controlPlaneFiles)
               findings.problems.push('the backup has no control-plane archive: a lost node cannot be rebuilt from it');
@@ -155,8 +158,11 @@ export function runDrill(deps: ActivityDeps) {
               findings.certificates = archive.certificates;
             }
 
+            t0 = Date.now();
             const etcd = await restoreAndStartEtcd(tools, scratch, snapshotFile, timeoutMs);
-            findings.checks.push(`${tools.restore.kind} snapshot restore (etcd ${tools.minor}) and a throwaway etcd on ${etcd.clientUrl}`);
+            findings.checks.push(
+              `${tools.restore.kind} snapshot restore (etcd ${tools.minor}) and a throwaway etcd on ${etcd.clientUrl} (${took(t0)})`,
+            );
             const revision = manifest.etcd.revision;
             const inEtcd = await countKeys(tools, etcd.clientUrl, revision);
             const compare = (actual: Record<string, number>, resources: string[], where: string) => {
@@ -177,6 +183,7 @@ export function runDrill(deps: ActivityDeps) {
                 `counted keys in etcd only: ${!archive ? 'no control-plane archive to start an API server with' : `no kube-apiserver configured for Kubernetes ${manifest.kubernetesVersion ?? '(unknown version)'} (drill.kubeApiserver)`}`,
               );
             } else {
+              t0 = Date.now();
               const api = await startApiserver(
                 bin,
                 scratch,
@@ -187,7 +194,9 @@ export function runDrill(deps: ActivityDeps) {
                 timeoutMs,
               );
               if (api.notReady) findings.problems.push(api.notReady);
-              else findings.checks.push(`throwaway kube-apiserver (${bin}) ready with the backup's PKI on ${api.client.server}`);
+              else
+                findings.checks.push(`throwaway kube-apiserver (${bin}) ready with the backup's PKI on ${api.client.server} (${took(t0)})`);
+              t0 = Date.now();
               const read = await readThroughApi(api.client, manifest.resourceCounts, revision, drill.sampleSize);
               findings.countedThrough = 'api';
               const throughApi = Object.keys(read.counts);
@@ -203,7 +212,7 @@ export function runDrill(deps: ActivityDeps) {
               findings.checks.push(
                 `read back through the API: ${Object.entries(read.sampled)
                   .map(([r, n]) => `${r} ${n}`)
-                  .join(', ')}`,
+                  .join(', ')} (${took(t0)})`,
               );
             }
           } catch (err) {
