@@ -150,7 +150,10 @@ export function importSnapshot(deps: ActivityDeps) {
           const status = await promisify(execFile)(tools.restore.command, ['snapshot', 'status', '-w', 'json', file], {
             env: { ...process.env, ETCDCTL_API: '3' },
           }).catch((err: { stderr?: string; message: string }) => {
-            throw notASnapshot(from, `${tools.restore.kind} snapshot status says: ${(err.stderr || err.message).trim().split('\n').pop()}`);
+            // etcdutl panics on a truncated bolt file: its "panic:" line says why, the stack trace below it does not.
+            const lines = (err.stderr || err.message).trim().split('\n');
+            const why = lines.find((l) => /^(panic|Error):/.test(l.trim())) ?? lines.pop();
+            throw notASnapshot(from, `${tools.restore.kind} snapshot status says: ${why?.trim().slice(0, 300)}`);
           });
           let info: Omit<EtcdSnapshotInfo, 'serverVersion'>;
           try {

@@ -46,7 +46,15 @@ export function planDrill(deps: ActivityDeps) {
       for (;;) {
         let choice;
         try {
-          choice = await selectSnapshot(s3, cluster.storage.bucket, cluster.storage.prefix, cluster.name, input.snapshot, true, passOver);
+          choice = await selectSnapshot(
+            s3,
+            cluster.storage.bucket,
+            cluster.storage.prefix,
+            cluster.name,
+            input.snapshot,
+            'unless-imported',
+            passOver,
+          );
         } catch (err) {
           if (!(err instanceof SnapshotSelectionError)) throw err;
           if (err.type === 'CorruptSnapshot' && input.snapshot !== 'latest') {

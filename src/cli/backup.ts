@@ -86,6 +86,9 @@ export function backupCommand(): Command {
       warnAboutEncryption(cluster);
       const local = await stat(source).catch(() => undefined);
       if (local && !local.isFile()) throw new Error(`${source} is not a file`);
+      // Not on this machine: read as a key in the cluster's bucket, unless it can only have meant a path.
+      if (!local && /^(\/|\.\.?\/|~)/.test(source))
+        throw new Error(`${source}: no such file (an S3 key is given without a leading "/", as in etcd-backups/2026-11-25-09-45)`);
       const stamp = new Date().toISOString().replace(/[:.]/g, '');
       // A local file goes to the bucket first, under <prefix>/<cluster>/import-staging/ (no listing or retention looks
       // there), so the worker can read it wherever it runs; the workflow removes that copy when it ends, either way.

@@ -147,7 +147,12 @@ describe('backup import: a plain `etcdctl snapshot save` from the kubeadm runboo
 
     const refused = await runCli(['--config', config, 'backup', 'import', 'imp', join(dir, 'nothing-here')]);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/import failed: .*does not exist/);
+    expect(refused.stderr).toMatch(/nothing-here: no such file/);
+    const missing = await runCli(['--config', config, 'backup', 'import', 'imp', 'etcd-backups/not-there']);
+    expect(missing.code).toBe(1);
+    expect(missing.stdout).toMatch(/^started import-imp-/);
+    expect(missing.stderr).toMatch(/^import failed: cluster "imp", step plan: s3:\/\/imports\/etcd-backups\/not-there does not exist/);
+    expect((await ours()).length).toBe(4);
   });
 
   it('a drill of the imported backup passes, saying what it could not check', async () => {
