@@ -60,7 +60,11 @@ export function backupCommand(): Command {
         };
         const poll = setInterval(() => void show(), 1000);
         try {
-          const r = await handle.result();
+          const r = await handle.result().catch((err: unknown) => {
+            // The run's own failure (cluster, step, cause), not the client's "Workflow execution failed".
+            if (err instanceof WorkflowFailedError) throw new Error(`backup failed: ${err.cause?.message ?? err.message}`, { cause: err });
+            throw err;
+          });
           console.log(
             `backup of ${r.cluster} complete: revision ${r.revision}, ${r.totalKeys} keys, ${mib(r.plainBytes)} -> ${mib(r.storedBytes)} stored (${r.compression}, ${r.encryptionKeyId ? `encrypted with key ${r.encryptionKeyId}` : 'UNENCRYPTED'})`,
           );
