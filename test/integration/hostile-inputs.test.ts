@@ -17,6 +17,7 @@ const CASES: { workflow: string; input: unknown; field: RegExp }[] = [
   { workflow: 'checkCluster', input: { cluster: 'prod', extra: 1 }, field: /input: unknown field "extra"/ },
   { workflow: 'checkClusterHealth', input: { cluster: 'prod', node: 'cp1\nid' }, field: /node: / },
   { workflow: 'checkClusterHealth', input: { cluster: 'prod', timeoutSeconds: '10' }, field: /timeoutSeconds: / },
+  { workflow: 'checkClusterHealth', input: { cluster: 'prod', command: 'id' }, field: /input: unknown field "command"/ },
   { workflow: 'recoverCluster', input: { cluster: 'prod', snapshot: '../../etc/shadow' }, field: /snapshot: / },
   { workflow: 'recoverCluster', input: { cluster: NUL }, field: /cluster: / },
   {
