@@ -4,7 +4,8 @@ import { findCluster, loadConfig } from '../config/load';
 import { normalizeRecoveryInput, recoveryInputProblems, type RecoverClusterInput } from '../../workflows/recovery-input';
 import { configFileOf } from './config';
 import { openClient } from './temporal-client';
-import { cliUser, runMetadata } from '../temporal/run-summary';
+import { runMetadata } from '../temporal/run-metadata';
+import { cliUser } from './user';
 import { printReport, printSteps } from './recovery-report';
 import { progressQuery, recoverCluster } from '../../workflows';
 
