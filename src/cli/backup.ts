@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { WorkflowFailedError } from '@temporalio/client';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -109,31 +109,39 @@ export function backupCommand(): Command {
       };
       const problems = importInputProblems(input);
       if (problems.length) throw new Error(`cannot import ${source}: ${problems.join('; ')}`);
-      if (local) {
-        if (local.size === 0) throw new Error(`${source} is empty (0 bytes): not an etcd snapshot; nothing was stored`);
-        const s3 = await s3ClientFor(cluster.storage);
-        try {
-          await s3.send(
-            new PutObjectCommand({ Bucket: cluster.storage.bucket, Key: key, Body: createReadStream(source), ContentLength: local.size }),
-          );
-        } finally {
-          s3.destroy();
-        }
-      }
+      if (local?.size === 0) throw new Error(`${source} is empty (0 bytes): not an etcd snapshot; nothing was stored`);
+      // Connected first: a staged copy is only left behind if the start itself fails, and then it is removed.
       const { client, taskQueue, close } = await openClient(config);
       try {
+        const s3 = local ? await s3ClientFor(cluster.storage) : undefined;
+        if (local && s3) {
+          try {
+            await s3.send(
+              new PutObjectCommand({ Bucket: cluster.storage.bucket, Key: key, Body: createReadStream(source), ContentLength: local.size }),
+            );
+          } catch (err) {
+            s3.destroy();
+            throw err;
+          }
+        }
         const workflowId = `import-${cluster.name}-${stamp}`;
-        const handle = await client.workflow.start(importBackup, {
-          taskQueue,
-          workflowId,
-          args: [input],
-          ...runMetadata({
-            what: `import of ${from} into ${cluster.name}`,
-            cluster: cluster.name,
-            reason: opts.reason,
-            startedBy: cliUser(),
-          }),
-        });
+        const handle = await client.workflow
+          .start(importBackup, {
+            taskQueue,
+            workflowId,
+            args: [input],
+            ...runMetadata({
+              what: `import of ${from} into ${cluster.name}`,
+              cluster: cluster.name,
+              reason: opts.reason,
+              startedBy: cliUser(),
+            }),
+          })
+          .catch(async (err: unknown) => {
+            await s3?.send(new DeleteObjectCommand({ Bucket: cluster.storage.bucket, Key: key })).catch(() => undefined);
+            throw err;
+          })
+          .finally(() => s3?.destroy());
         console.log(`started ${workflowId}`);
         const r = await handle.result().catch((err: unknown) => {
           if (err instanceof WorkflowFailedError) throw new Error(`import failed: ${err.cause?.message ?? err.message}`, { cause: err });
