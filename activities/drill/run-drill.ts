@@ -6,7 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { readBackupManifest, readManifestText } from '../../src/backup/catalog';
 import { authenticateManifest, type ManifestAuthentication } from '../../src/backup/manifest-auth';
 import { loadEncryptionKey } from '../../src/backup/keyring';
-import type { BackupManifest, StoredObject } from '../../src/backup/manifest';
+import { etcdVersionForTools, type BackupManifest, type StoredObject } from '../../src/backup/manifest';
 import { BackupIntegrityError, readStoredObject } from '../../src/backup/read-object';
 import { findCluster } from '../../src/config/load';
 import type { ClusterConfig } from '../../src/config/schema';
@@ -129,7 +129,7 @@ export function runDrill(deps: ActivityDeps) {
               'the manifest is not signed (written before manifests were signed, or its tag was removed): a recovery refuses it without acceptUnsignedManifest',
             );
           else findings.problems.push(`the manifest cannot be trusted: ${auth.reason}`);
-          const tools = await etcdToolsFor(drill, manifest.etcd.serverVersion);
+          const tools = await etcdToolsFor(drill, etcdVersionForTools(manifest));
           if (typeof tools === 'string') throw ApplicationFailure.nonRetryable(tools, 'PreflightFailed');
           const [need, free] = [drillSpaceNeeded(manifest), await freeBytes(scratch)];
           if (free < need)
@@ -144,7 +144,12 @@ export function runDrill(deps: ActivityDeps) {
             findings.checks.push(
               `snapshot fetched: ${mib(read.storedSize)} stored, ${mib(read.plainSize)} restored; bucket checksum, ${manifest.snapshot.encryption ? 'decryption, ' : ''}stored and plain sha256 match the manifest (${took(t0)})`,
             );
-            if (!manifest.controlPlaneFiles)
+            if (!manifest.controlPlaneFiles && manifest.source?.kind === 'imported')
+              // Known and said at import: such a backup restores in place only, with the node's own PKI.
+              findings.checks.push(
+                `not checked: an imported snapshot (from ${manifest.source.from}) has no control-plane archive (PKI, manifests), so it restores in place only`,
+              );
+            else if (!manifest.controlPlaneFiles)
               findings.problems.push('the backup has no control-plane archive: a lost node cannot be rebuilt from it');
             else {
               const tar = untar(`${scratch}/control-plane`);

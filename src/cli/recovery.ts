@@ -136,7 +136,18 @@ export function recoveryCommand(): Command {
         const config = await loadConfig(configFileOf(cmd));
         const { client, close } = await openClient(config);
         try {
-          await client.workflow.getHandle(recoveryWorkflowId(cluster)).signal(decision, { by: opts.by, reason: opts.reason });
+          const handle = client.workflow.getHandle(recoveryWorkflowId(cluster));
+          // A signal to a run that is not waiting is accepted and ignored: say so instead of printing "approved".
+          const p = await handle.query(progressQuery).catch((err: unknown) => {
+            if (err instanceof WorkflowNotFoundError)
+              throw new Error(`no recovery of cluster "${cluster}" has run; nothing to ${decision}`);
+            throw err;
+          });
+          if (p.state !== 'awaiting-approval')
+            throw new Error(
+              `the recovery of cluster "${cluster}" is not waiting for approval (it is ${p.state}); nothing to ${decision} (see \`lifeboat recovery status ${cluster}\`)`,
+            );
+          await handle.signal(decision, { by: opts.by, reason: opts.reason });
           console.log(`${decision === 'approve' ? 'approved' : 'rejected'} recovery of ${cluster}`);
         } finally {
           await close();
