@@ -141,6 +141,8 @@ async function main(): Promise<void> {
     });
     for (const p of procs) await p.stop();
 
+    // The peak of the drill alone: the same worker took the 1 GiB backup before it.
+    await w.resetPeakRss();
     const drilled = await timed(() =>
       env.client.workflow.execute(drillRestore, {
         taskQueue: tq,
