@@ -143,6 +143,7 @@ async function main(): Promise<void> {
 
     // The peak of the drill alone: the same worker took the 1 GiB backup before it.
     await w.resetPeakRss();
+    const rssBefore = await w.peakRssMiB();
     const drilled = await timed(() =>
       env.client.workflow.execute(drillRestore, {
         taskQueue: tq,
@@ -151,6 +152,7 @@ async function main(): Promise<void> {
       }),
     );
     const rss = await w.peakRssMiB();
+    console.log(`worker RSS before the drill: ${rssBefore.toFixed(0)} MiB (after the backup), peak during it: ${rss.toFixed(0)} MiB`);
     console.log('\nby hand (one script):');
     for (const [name, s] of steps) console.log(`  ${name.padEnd(16)} ${s.toFixed(1).padStart(6)} s`);
     console.log(`  ${'total'.padEnd(16)} ${plain.seconds.toFixed(1).padStart(6)} s`);
