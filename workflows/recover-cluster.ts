@@ -207,6 +207,7 @@ async function recover(rawInput: RecoverClusterInput): Promise<RecoverClusterRes
   );
   let stopped = false;
   let downSince: number | undefined;
+  let restoredDir: { previousDataDir: string | null } | undefined;
   try {
     const passOver: { manifestKey: string; reason: string }[] = [];
     await step(
@@ -255,6 +256,7 @@ async function recover(rawInput: RecoverClusterInput): Promise<RecoverClusterRes
       () => waiting.restoreEtcdData({ plan }),
       (r) => `${r.restoredWith}; previous data dir kept at ${r.previousDataDir ?? '(none)'}`,
     );
+    restoredDir = restored;
     await step(
       'start control plane',
       () => waiting.startControlPlane({ plan, timeoutSeconds }),
@@ -280,6 +282,16 @@ async function recover(rawInput: RecoverClusterInput): Promise<RecoverClusterRes
         s.status = 'compensated';
         s.detail = `${s.detail ?? ''}; rolled back: ${r.actions.join(', ') || 'nothing to undo'}`;
       });
+    }
+    if (stopped && input.keepRestoredOnFailure) {
+      // Nothing is undone: say where everything is, so the person who asked for this can look and decide.
+      const { paths } = plan;
+      const kept = restoredDir
+        ? `kept as restored (keepRestoredOnFailure): the restored data dir is ${paths.dataDir}, the previous one ${restoredDir.previousDataDir ?? '(none)'}, the original manifests in ${paths.asideManifestsDir}`
+        : `not rolled back (keepRestoredOnFailure): the data dir ${paths.dataDir} is as the failed step left it (a finished restore would be ${paths.restoreDir}), the original manifests in ${paths.asideManifestsDir}`;
+      const s = stepOf(current);
+      s.detail = `${s.detail ?? ''}; ${kept}`;
+      throw stepFailure(input.cluster, current, err, 'RecoveryFailed', kept);
     }
     throw stepFailure(input.cluster, current, err, 'RecoveryFailed');
   } finally {

@@ -29,7 +29,7 @@ const plan = (manifestKey: string) =>
     },
     skipped: [],
     steps: [],
-    paths: {},
+    paths: { dataDir: '/var/lib/etcd', restoreDir: '/var/lib/etcd.restored-r', asideManifestsDir: '/work/r/manifests-before' },
     tool: { command: 'etcdutl', kind: 'etcdutl', version: '3.6.0', bumpRevision: true },
   }) as unknown as RecoveryPlan;
 
@@ -197,12 +197,23 @@ describe('recoverCluster logic (stub activities, real dev server)', () => {
     },
   );
 
-  it('keepRestoredOnFailure keeps the restored state instead of rolling back', async () => {
-    await failureOf(
+  it('keepRestoredOnFailure keeps the restored state instead of rolling back, and says where everything is', async () => {
+    const cause = await failureOf(
       (await start({ approval: 'auto', keepRestoredOnFailure: true }, { failAt: 'verifyApi', failType: 'VerificationFailed' })).result(),
     );
     expect(calls).not.toContain('rollbackRecovery');
     expect(calls[calls.length - 1]).toBe('resumeBackups');
+    expect(cause.type).toBe('VerificationFailed');
+    expect(cause.message).toBe(
+      'cluster "c", step verify: verifyApi failed on purpose; kept as restored (keepRestoredOnFailure): the restored data dir is /var/lib/etcd, the previous one /var/lib/etcd.before, the original manifests in /work/r/manifests-before',
+    );
+    // Failed before the swap: nothing restored is in use, and the message does not pretend otherwise.
+    calls.length = 0;
+    const early = await failureOf((await start({ approval: 'auto', keepRestoredOnFailure: true }, { failAt: 'restoreEtcdData' })).result());
+    expect(calls).not.toContain('rollbackRecovery');
+    expect(early.message).toMatch(
+      /step restore: restoreEtcdData failed on purpose; not rolled back \(keepRestoredOnFailure\): the data dir \/var\/lib\/etcd is as the failed step left it .*the original manifests in \/work\/r\/manifests-before$/,
+    );
   });
 
   it('"latest" passes over a backup that fails verification while fetched, before the node is touched', async () => {
