@@ -67,6 +67,7 @@ const STEPS = [
 const quick = proxyActivities<Activities>(ACTIVITY_OPTIONS.quick);
 const transfer = proxyActivities<Activities>(ACTIVITY_OPTIONS.transfer);
 const waiting = proxyActivities<Activities>(ACTIVITY_OPTIONS.waiting);
+const watched = proxyActivities<Activities>(ACTIVITY_OPTIONS.quickHeartbeating);
 
 /**
  * Restores a cluster's control plane from a backup, in place or onto a new node: plan and preflight, approval,
@@ -264,7 +265,7 @@ async function recover(rawInput: RecoverClusterInput): Promise<RecoverClusterRes
     );
     const verification = await step(
       'verify',
-      () => quick.verifyApi({ plan }),
+      () => watched.verifyApi({ plan }),
       (v) =>
         `${v.namespaces.length} namespaces; ${v.matched.length} resources match the backup${v.differed.length ? `, ${v.differed.length} differ (volatile)` : ''}${v.controlPlaneNode ? `; Node ${v.controlPlaneNode.node} Ready` : ''}`,
     );
@@ -277,7 +278,7 @@ async function recover(rawInput: RecoverClusterInput): Promise<RecoverClusterRes
     if (stopped && !input.keepRestoredOnFailure) {
       // Saga compensation, not cancellable: the node must not be left half-restored.
       await CancellationScope.nonCancellable(async () => {
-        const r = await quick.rollbackRecovery({ plan });
+        const r = await watched.rollbackRecovery({ plan });
         const s = stepOf(current);
         s.status = 'compensated';
         s.detail = `${s.detail ?? ''}; rolled back: ${r.actions.join(', ') || 'nothing to undo'}`;

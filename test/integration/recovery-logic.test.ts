@@ -6,6 +6,13 @@ import { approveSignal, progressQuery, recoverCluster, rejectSignal } from '../.
 import type { RecoverClusterInput } from '../../workflows/recovery-input';
 import type { StepFailureDetails } from '../../workflows/step-failure';
 import { startStubWorker } from '../support/worker';
+import { testBed } from '../support/bed';
+import { execFile } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { stringify } from 'yaml';
 
 /**
  * The recovery workflow's logic with stub activities on the real dev server, in seconds: the order of its steps, what
@@ -48,6 +55,8 @@ describe('recoverCluster logic (stub activities, real dev server)', () => {
   const calls: string[] = [];
   let script: Script = {};
   let failures = 0;
+  /** The cluster's recovery.approval and approvalTimeout as resolveCluster returns them from the config. */
+  let clusterPolicy: { approval: 'required' | 'auto'; approvalTimeoutSeconds: number } | undefined;
 
   const step =
     <T>(name: Step, result: T) =>
@@ -61,7 +70,7 @@ describe('recoverCluster logic (stub activities, real dev server)', () => {
     };
 
   const stubs: Partial<Activities> = {
-    resolveCluster: async ({ cluster }) => ({ name: cluster, nodes: ['cp1'] }),
+    resolveCluster: async ({ cluster }) => ({ name: cluster, nodes: ['cp1'], ...(clusterPolicy ? { recovery: clusterPolicy } : {}) }),
     planRecovery: async (input) => {
       calls.push(`planRecovery${input.passOver?.length ? `:passOver=${input.passOver.map((p) => p.manifestKey).join(',')}` : ''}`);
       return plan(input.passOver?.length ? 'older' : 'newest');
@@ -101,6 +110,7 @@ describe('recoverCluster logic (stub activities, real dev server)', () => {
     calls.length = 0;
     failures = 0;
     script = {};
+    clusterPolicy = undefined;
   });
 
   let n = 0;
@@ -152,6 +162,39 @@ describe('recoverCluster logic (stub activities, real dev server)', () => {
     const r = await handle.result();
     expect(r.outcome).toBe('restored');
     expect(r.approval).toEqual({ by: 'oncall', reason: 'etcd corrupt', decision: 'approved' });
+  });
+
+  it("`lifeboat restore` without --approve leaves approval to the cluster's recovery.approval (auto here: no wait)", async () => {
+    clusterPolicy = { approval: 'auto', approvalTimeoutSeconds: 5 };
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-cli-'));
+    const configFile = join(dir, 'config.yaml');
+    const node = {
+      name: 'cp1',
+      host: '192.0.2.10',
+      hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMbq1c5ZQk6pVZr0yQdX3f0b2m5M6mKk0B8w3o3W2w2a',
+    };
+    await writeFile(
+      configFile,
+      stringify({
+        temporal: { address: testBed().temporalAddress, taskQueue },
+        clusters: [{ name: 'c', nodes: [node], storage: { bucket: 'x' }, recovery: { approval: 'auto', approvalTimeout: '5s' } }],
+      }),
+    );
+    const { stdout } = await promisify(execFile)('node', [
+      join(__dirname, '../../dist/src/cli/main.js'),
+      '--config',
+      configFile,
+      'restore',
+      'c',
+      '--no-wait',
+    ]);
+    const runId = /\(run (\S+)\)/.exec(stdout)?.[1];
+    expect(runId).toBeDefined();
+    const handle = client.workflow.getHandle<typeof recoverCluster>('recover-c', runId);
+    const r = await handle.result();
+    expect(r.outcome).toBe('restored');
+    expect(r.approval).toEqual({ by: 'policy', decision: 'auto' });
+    expect(calls).toContain('stopControlPlane:newest');
   });
 
   it('a rejection changes nothing: no pause, no step', async () => {
