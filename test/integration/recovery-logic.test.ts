@@ -177,7 +177,9 @@ describe('recoverCluster logic (stub activities, real dev server)', () => {
       configFile,
       stringify({
         temporal: { address: testBed().temporalAddress, taskQueue },
-        clusters: [{ name: 'c', nodes: [node], storage: { bucket: 'x' }, recovery: { approval: 'auto', approvalTimeout: '5s' } }],
+        clusters: [
+          { name: 'c', nodes: [node], storage: { bucket: 'etcd-backups' }, recovery: { approval: 'auto', approvalTimeout: '5s' } },
+        ],
       }),
     );
     const { stdout } = await promisify(execFile)('node', [
