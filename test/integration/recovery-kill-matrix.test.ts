@@ -11,7 +11,7 @@ import { workerProcess } from '../support/worker-process';
 import { keyFile, runBackup } from '../support/backups';
 import { minioClient, minioStorage, testBed } from '../support/bed';
 import { attemptsOf, KillableWorker } from '../support/kill';
-import { replaceSnapshotKeepingCounts, startRecovery } from '../support/recovery';
+import { createConfigMapWhenWritable, replaceSnapshotKeepingCounts, startRecovery } from '../support/recovery';
 import { backupCluster } from '../../workflows';
 import { runKeyOf } from '../../workflows/run-key';
 import type { BackupClusterResult } from '../../workflows/backup-cluster';
@@ -65,7 +65,7 @@ describe('a worker killed (SIGKILL) during each recovery step and during a backu
     client = new Client({ connection });
     // ~60 MiB, so the restore and the snapshot last long enough to be interrupted on the node.
     await fillEtcd(cluster, 60, 1024 * 1024);
-    await admin.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'before-backup' } });
+    await createConfigMapWhenWritable(admin, 'before-backup');
     base = await runBackup(client, taskQueue, CLUSTER);
   });
   afterAll(async () => {
@@ -90,7 +90,7 @@ describe('a worker killed (SIGKILL) during each recovery step and during a backu
     async (activity) => {
       await apiAnswers();
       const gone = `after-backup-${activity.toLowerCase()}`;
-      await admin.create('/api/v1/namespaces/default/configmaps', { metadata: { name: gone } });
+      await createConfigMapWhenWritable(admin, gone);
       const before = {
         entries: await etcdEntries(),
         markers: await markers('/var/lib/etcd'),
@@ -134,7 +134,7 @@ describe('a worker killed (SIGKILL) during each recovery step and during a backu
   let second: BackupClusterResult;
   it('killed during the backup snapshot: one backup (objects and manifest), no snapshot file left on the node', async () => {
     await apiAnswers();
-    for (const n of [1, 2, 3]) await admin.create('/api/v1/namespaces/default/configmaps', { metadata: { name: `extra-${n}` } });
+    for (const n of [1, 2, 3]) await createConfigMapWhenWritable(admin, `extra-${n}`);
     const prefix = `${cluster.config.storage.prefix ?? ''}`;
     const objectsBefore = new Set((await listObjects(s3, BUCKET, prefix)).map((o) => o.key));
     const handle = await client.workflow.start(backupCluster, {
@@ -159,7 +159,7 @@ describe('a worker killed (SIGKILL) during each recovery step and during a backu
 
   it('killed during the rollback after a real verification failure: the node is back as it was, the API answers with its objects', async () => {
     await apiAnswers();
-    await admin.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'kept-through-rollback' } });
+    await createConfigMapWhenWritable(admin, 'kept-through-rollback');
     const before = {
       entries: await etcdEntries(),
       markers: await markers('/var/lib/etcd'),

@@ -9,7 +9,7 @@ import { waitFor } from '../../src/devserver/processes';
 import { keyFile, runBackup, withBackup } from '../support/backups';
 import { minioClient, minioStorage } from '../support/bed';
 import { activityRunning } from '../support/kill';
-import { replaceSnapshotKeepingCounts, startRecovery } from '../support/recovery';
+import { createConfigMapWhenWritable, replaceSnapshotKeepingCounts, startRecovery } from '../support/recovery';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 import { progressQuery } from '../../workflows';
 import { runKeyOf } from '../../workflows/run-key';
@@ -39,7 +39,7 @@ describe('rollback after real failures (etcd 3.6 + kube-apiserver)', () => {
   const markers = async (dir: string) => lines(await sh(`ls -A ${dir} | grep '^\\.lifeboat-restored-' || true`));
   const manifestSums = (dir: string) => sh(`cd ${dir} && sha256sum *.yaml`);
   const configMaps = async () => (await admin.list('/api/v1/namespaces/default/configmaps')).map((c) => c.metadata.name);
-  const createConfigMap = (name: string) => admin.create('/api/v1/namespaces/default/configmaps', { metadata: { name } });
+  const createConfigMap = (name: string) => createConfigMapWhenWritable(admin, name);
   const nodeState = async () => ({
     entries: await etcdEntries(),
     markers: await markers('/var/lib/etcd'),

@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { readManifest } from '../../src/backup/catalog';
 import { signManifest } from '../../src/backup/manifest-auth';
+import { KubeApiError, type KubeClient } from '../../src/kube/client';
+import { waitFor } from '../../src/devserver/processes';
 import type { Client, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { WorkflowIdConflictPolicy } from '@temporalio/client';
 import type { SandboxNode } from '../../sandbox/node';
@@ -70,4 +72,25 @@ export async function replaceSnapshotKeepingCounts(
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: a.snapshotKey, Body: originalSnapshot, ChecksumAlgorithm: 'CRC32' }));
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: a.manifestKey, Body: originalManifest }));
   };
+}
+
+/**
+ * Creates a ConfigMap in "default" once the API takes writes: just after a restore or rollback restarted it, it can
+ * answer reads and still refuse writes (403 until its authorizer has synced). Already there (a retried create whose
+ * answer was lost) is fine.
+ */
+export function createConfigMapWhenWritable(api: KubeClient, name: string): Promise<true> {
+  return waitFor(
+    `configmap ${name} created`,
+    () =>
+      api.create('/api/v1/namespaces/default/configmaps', { metadata: { name } }).then(
+        () => true as const,
+        (err: unknown) => {
+          if (err instanceof KubeApiError && err.status === 409) return true as const;
+          throw err;
+        },
+      ),
+    180_000,
+    1000,
+  );
 }
