@@ -10,10 +10,12 @@ import { listObjects } from '../../src/backup/catalog';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 
 /**
- * Too little disk on the target is found by the plan, before anything changes: the work dir (where the snapshot is
- * fetched) as well as the data dir's filesystem. Here the node's work dir is a 1 MiB tmpfs.
+ * What the plan (and a backup's plan) refuses before anything changes: too little disk on the target (the work dir,
+ * where the snapshot is fetched, as well as the data dir's filesystem; here the node's work dir is a 1 MiB tmpfs),
+ * etcd tools of another minor version, a "new" node where a control plane listens, a bucket without the Object Lock
+ * the config requires, a key id not in the key ring, an edited or unsigned manifest.
  */
-describe('recovery preflight: disk space on the target', () => {
+describe('recovery preflight: refusals before anything changes', () => {
   let cluster: SandboxCluster;
   let worker: RunningWorker;
   let key: Awaited<ReturnType<typeof keyFile>>;
