@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { WorkflowIdConflictPolicy, WorkflowNotFoundError } from '@temporalio/client';
 import { findCluster, loadConfig } from '../config/load';
-import { normalizeRecoveryInput, recoveryInputProblems, type RecoverClusterInput } from '../../workflows/recovery-input';
+import { recoveryInputProblems, type RecoverClusterInput } from '../../workflows/recovery-input';
 import { configFileOf } from './config';
 import { openClient } from './temporal-client';
 import { runMetadata } from '../temporal/run-metadata';
@@ -68,7 +68,9 @@ export function restoreCommand(): Command {
             taskQueue,
             workflowId: recoveryWorkflowId(cluster),
             workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-            args: [normalizeRecoveryInput(input)],
+            // As given, not normalized: normalizing would fill in approval "required" and override the cluster's
+            // recovery.approval; the workflow fills in the defaults itself.
+            args: [input],
             ...runMetadata({
               what: `${input.dryRun ? 'dry-run recovery' : 'recovery'} of ${cluster}`,
               cluster,
