@@ -21,6 +21,7 @@ import { planDrill } from './drill/plan-drill';
 import { cleanupDrill, runDrill } from './drill/run-drill';
 import { recordDrill } from './drill/record-drill';
 import { responsePolicy } from './response/policy';
+import { importSnapshot, planImport, removeStagedImport } from './backup/import';
 
 /**
  * Every activity the worker registers, bound to its dependencies. Workflows import only the type. Each goes through
@@ -58,6 +59,9 @@ export function createActivities(deps: ActivityDeps) {
     runDrill: runDrill(deps),
     cleanupDrill: cleanupDrill(deps),
     recordDrill: recordDrill(deps),
+    planImport: planImport(deps),
+    importSnapshot: importSnapshot(deps),
+    removeStagedImport: removeStagedImport(deps),
   });
 }
 

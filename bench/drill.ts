@@ -141,6 +141,9 @@ async function main(): Promise<void> {
     });
     for (const p of procs) await p.stop();
 
+    // The peak of the drill alone: the same worker took the 1 GiB backup before it.
+    await w.resetPeakRss();
+    const rssBefore = await w.peakRssMiB();
     const drilled = await timed(() =>
       env.client.workflow.execute(drillRestore, {
         taskQueue: tq,
@@ -149,10 +152,14 @@ async function main(): Promise<void> {
       }),
     );
     const rss = await w.peakRssMiB();
+    console.log(`worker RSS before the drill: ${rssBefore.toFixed(0)} MiB (after the backup), peak during it: ${rss.toFixed(0)} MiB`);
     console.log('\nby hand (one script):');
     for (const [name, s] of steps) console.log(`  ${name.padEnd(16)} ${s.toFixed(1).padStart(6)} s`);
     console.log(`  ${'total'.padEnd(16)} ${plain.seconds.toFixed(1).padStart(6)} s`);
     console.log(`drill workflow: ${drilled.seconds.toFixed(1)} s (${drilled.value.countedThrough}; ${drilled.value.checks.length} checks)`);
+    // Its timed checks: where the engine's time went, beside the script's steps.
+    for (const c of drilled.value.checks.filter((x) => /\(\d+\.\d s\)$/.test(x)))
+      console.log(`  ${c.slice(0, 60)}... ${/\((\d+\.\d s)\)$/.exec(c)![1]}`);
     console.log(
       `drill: drill_s=${drilled.seconds.toFixed(1)} plain_s=${plain.seconds.toFixed(1)} ratio=${(drilled.seconds / plain.seconds).toFixed(2)} peak_rss_mib=${rss.toFixed(0)}`,
     );

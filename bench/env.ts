@@ -64,7 +64,7 @@ export async function startWorkerProcess(
   clusterExtra: Record<string, unknown> = {},
   /** Top-level config (alerts, ...) and environment (LIFEBOAT_METRICS_ADDRESS, ...) for the worker. */
   extra: { config?: Record<string, unknown>; env?: Record<string, string> } = {},
-): Promise<{ proc: ManagedProcess; peakRssMiB(): Promise<number> }> {
+): Promise<{ proc: ManagedProcess; peakRssMiB(): Promise<number>; resetPeakRss(): Promise<void> }> {
   const configFile = join(env.dir, `${taskQueue}.yaml`);
   process.env.LIFEBOAT_BENCH_S3_KEY = env.minio.accessKeyId;
   process.env.LIFEBOAT_BENCH_S3_SECRET = env.minio.secretAccessKey;
@@ -105,6 +105,10 @@ export async function startWorkerProcess(
     async peakRssMiB() {
       const status = await readFile(`/proc/${proc.child.pid}/status`, 'utf8');
       return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) / 1024;
+    },
+    /** Starts the peak over (Linux: `5` to clear_refs resets VmHWM to the current RSS), to measure one phase alone. */
+    async resetPeakRss() {
+      await writeFile(`/proc/${proc.child.pid}/clear_refs`, '5');
     },
   };
 }

@@ -7,6 +7,15 @@ import type { ActivityOptions } from '@temporalio/workflow';
 export const ACTIVITY_OPTIONS = {
   /** Reads and small changes (config, bucket, one SSH command): short, retried for about five minutes. */
   quick: { startToCloseTimeout: '2 minutes', retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 } },
+  /**
+   * Like quick, but heartbeating (verify, rollback): the cluster waits on these, so a lost worker (crashed, killed,
+   * its machine gone) is noticed within the heartbeat timeout and the step retried elsewhere, not after 2 minutes.
+   */
+  quickHeartbeating: {
+    startToCloseTimeout: '2 minutes',
+    heartbeatTimeout: '20 seconds',
+    retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 },
+  },
   /** etcdctl snapshot save on the node: long, heartbeating, few attempts (each takes a new snapshot). */
   snapshot: {
     startToCloseTimeout: '20 minutes',

@@ -1,7 +1,8 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { Activities, NodeProbe } from '../activities';
 import { ACTIVITY_OPTIONS } from './activity-options';
-import { clusterOf, labelled } from './run-labels';
+import { labelled } from './run-labels';
+import { checkInputProblems } from './health-input';
 
 const { probeNode, resolveCluster } = proxyActivities<Activities>(ACTIVITY_OPTIONS.quick);
 
@@ -20,7 +21,7 @@ export async function checkCluster(input: CheckClusterInput): Promise<CheckClust
     {
       kind: 'check',
       input,
-      summary: () => (clusterOf(input) ? `reachability check of ${input.cluster}` : undefined),
+      summary: () => (checkInputProblems(input).length ? undefined : `reachability check of ${input.cluster}`),
       outcome: () => 'succeeded',
     },
     () => check(input),
@@ -28,6 +29,9 @@ export async function checkCluster(input: CheckClusterInput): Promise<CheckClust
 }
 
 async function check(input: CheckClusterInput): Promise<CheckClusterResult> {
+  // Started from the UI or scripts too: a malformed input fails the run naming the field, before any activity.
+  const problems = checkInputProblems(input);
+  if (problems.length) throw ApplicationFailure.nonRetryable(`invalid check input: ${problems.join('; ')}`, 'InvalidInput');
   const cluster = await resolveCluster({ cluster: input.cluster });
   const nodes = await Promise.all(cluster.nodes.map((node) => probeNode({ cluster: input.cluster, node })));
   return { cluster: input.cluster, nodes };

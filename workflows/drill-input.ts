@@ -23,8 +23,10 @@ export function drillInputProblems(input: DrillRestoreInput): string[] {
   if (input.snapshot !== undefined) {
     if (typeof input.snapshot !== 'string' || input.snapshot.length > 1024)
       problems.push('snapshot: expected "latest" or a backup key of at most 1024 characters');
-    else if (input.snapshot !== 'latest' && !KEY.test(input.snapshot))
-      problems.push('snapshot: expected "latest" or a backup key from `lifeboat backup list` (letters, digits, ".", "_", "-", "/")');
+    else if (input.snapshot !== 'latest' && (!KEY.test(input.snapshot) || input.snapshot.split('/').some((s) => s === '..' || s === '.')))
+      problems.push(
+        'snapshot: expected "latest" or a backup key from `lifeboat backup list` (letters, digits, ".", "_", "-", "/"; no ".." segments)',
+      );
   }
   if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > 500))
     problems.push('reason: expected text of at most 500 characters');

@@ -58,9 +58,12 @@ export async function drillRestore(input: DrillRestoreInput): Promise<DrillResto
       try {
         findings = await drilling.runDrill({ cluster: plan.cluster, manifestKey: plan.manifestKey, runKey });
       } finally {
+        // A failed drill is reported under its own step, not the clean-up that follows it.
+        const failedAt = step;
         step = 'clean up';
         // Also when the drill failed or its worker died: nothing it started may outlive it.
         await CancellationScope.nonCancellable(() => quick.cleanupDrill({ runKey }));
+        step = failedAt;
       }
     }
     step = 'report';

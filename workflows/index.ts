@@ -5,3 +5,4 @@ export { backupCluster } from './backup-cluster';
 export { recoverCluster, approveSignal, rejectSignal, progressQuery } from './recover-cluster';
 export { respondToAlert, alertSignal, responseQuery } from './respond-to-alert';
 export { drillRestore } from './drill-restore';
+export { importBackup } from './import-backup';

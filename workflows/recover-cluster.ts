@@ -67,6 +67,7 @@ const STEPS = [
 const quick = proxyActivities<Activities>(ACTIVITY_OPTIONS.quick);
 const transfer = proxyActivities<Activities>(ACTIVITY_OPTIONS.transfer);
 const waiting = proxyActivities<Activities>(ACTIVITY_OPTIONS.waiting);
+const watched = proxyActivities<Activities>(ACTIVITY_OPTIONS.quickHeartbeating);
 
 /**
  * Restores a cluster's control plane from a backup, in place or onto a new node: plan and preflight, approval,
@@ -207,6 +208,7 @@ async function recover(rawInput: RecoverClusterInput): Promise<RecoverClusterRes
   );
   let stopped = false;
   let downSince: number | undefined;
+  let restoredDir: { previousDataDir: string | null } | undefined;
   try {
     const passOver: { manifestKey: string; reason: string }[] = [];
     await step(
@@ -255,6 +257,7 @@ async function recover(rawInput: RecoverClusterInput): Promise<RecoverClusterRes
       () => waiting.restoreEtcdData({ plan }),
       (r) => `${r.restoredWith}; previous data dir kept at ${r.previousDataDir ?? '(none)'}`,
     );
+    restoredDir = restored;
     await step(
       'start control plane',
       () => waiting.startControlPlane({ plan, timeoutSeconds }),
@@ -262,7 +265,7 @@ async function recover(rawInput: RecoverClusterInput): Promise<RecoverClusterRes
     );
     const verification = await step(
       'verify',
-      () => quick.verifyApi({ plan }),
+      () => watched.verifyApi({ plan }),
       (v) =>
         `${v.namespaces.length} namespaces; ${v.matched.length} resources match the backup${v.differed.length ? `, ${v.differed.length} differ (volatile)` : ''}${v.controlPlaneNode ? `; Node ${v.controlPlaneNode.node} Ready` : ''}`,
     );
@@ -275,11 +278,21 @@ async function recover(rawInput: RecoverClusterInput): Promise<RecoverClusterRes
     if (stopped && !input.keepRestoredOnFailure) {
       // Saga compensation, not cancellable: the node must not be left half-restored.
       await CancellationScope.nonCancellable(async () => {
-        const r = await quick.rollbackRecovery({ plan });
+        const r = await watched.rollbackRecovery({ plan });
         const s = stepOf(current);
         s.status = 'compensated';
         s.detail = `${s.detail ?? ''}; rolled back: ${r.actions.join(', ') || 'nothing to undo'}`;
       });
+    }
+    if (stopped && input.keepRestoredOnFailure) {
+      // Nothing is undone: say where everything is, so the person who asked for this can look and decide.
+      const { paths } = plan;
+      const kept = restoredDir
+        ? `kept as restored (keepRestoredOnFailure): the restored data dir is ${paths.dataDir}, the previous one ${restoredDir.previousDataDir ?? '(none)'}, the original manifests in ${paths.asideManifestsDir}`
+        : `not rolled back (keepRestoredOnFailure): the data dir ${paths.dataDir} is as the failed step left it (a finished restore would be ${paths.restoreDir}), the original manifests in ${paths.asideManifestsDir}`;
+      const s = stepOf(current);
+      s.detail = `${s.detail ?? ''}; ${kept}`;
+      throw stepFailure(input.cluster, current, err, 'RecoveryFailed', kept);
     }
     throw stepFailure(input.cluster, current, err, 'RecoveryFailed');
   } finally {

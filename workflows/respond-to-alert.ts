@@ -22,6 +22,7 @@ import type { ResponseEvent } from '../activities/response/notify';
 import type { ResponsePolicy } from '../activities/response/policy';
 import { recoverCluster, type RecoverClusterResult } from './recover-cluster';
 import type { RecoverClusterInput } from './recovery-input';
+import { runMetadata } from '../src/temporal/run-metadata';
 import { alertNoticeProblems, responseInputProblems, type AlertNotice, type RespondToAlertInput } from './response-input';
 
 /** Further alerts of the same cluster (firing or resolved) while the response runs; the receiver sends them. */
@@ -216,6 +217,14 @@ async function respond(rawInput: RespondToAlertInput): Promise<RespondToAlertRes
       args: [recovery],
       // The recovery outlives this response if the response is terminated: it must never be cut off half way.
       parentClosePolicy: ParentClosePolicy.ABANDON,
+      // What the UI shows at the top of the recovery and in its list, as for a start from the CLI.
+      ...runMetadata({
+        what: `${recovery.dryRun ? 'dry-run recovery' : 'recovery'} of ${cluster} (alert ${input.alert.name})`,
+        cluster,
+        backup: 'latest',
+        reason: recovery.reason,
+        startedBy: `the alert response ${workflowInfo().workflowId} (policy ${policy.onAlert})`,
+      }),
     });
     const rec = { workflowId, outcome: result.outcome, snapshot: result.plan.snapshot.key };
     if (result.outcome === 'planned')

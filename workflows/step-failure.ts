@@ -9,9 +9,10 @@ export interface StepFailureDetails {
 /**
  * The workflow's failure when a step fails: the message names the cluster and the step ("cluster "c", step fetch: ..."),
  * the details carry them as data, and the type is the activity's own (CorruptSnapshot, NoSpace, ...) or `fallbackType`.
- * Activities say what went wrong and what to do; only here are the cluster and the step put in front.
+ * Activities say what went wrong and what to do; only here are the cluster and the step put in front (and `note`,
+ * what the workflow did about it, behind).
  */
-export function stepFailure(cluster: string, step: string, err: unknown, fallbackType: string): ApplicationFailure {
+export function stepFailure(cluster: string, step: string, err: unknown, fallbackType: string, note?: string): ApplicationFailure {
   const cause =
     err instanceof ActivityFailure && err.cause instanceof ApplicationFailure
       ? err.cause
@@ -21,7 +22,7 @@ export function stepFailure(cluster: string, step: string, err: unknown, fallbac
   const message = cause?.message ?? (err instanceof ActivityFailure && err.cause ? err.cause.message : (err as Error).message);
   const details: StepFailureDetails = { cluster, step };
   return ApplicationFailure.create({
-    message: `cluster "${cluster}", step ${step}: ${message}`,
+    message: `cluster "${cluster}", step ${step}: ${message}${note ? `; ${note}` : ''}`,
     type: cause?.type ?? fallbackType,
     nonRetryable: true,
     details: [details],

@@ -2,7 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { posix } from 'node:path';
 import { loadEncryptionKey } from '../../src/backup/keyring';
-import { KUBELET_FILES } from '../../src/recovery/kubelet-identity';
+import { archiveSources, referencedSources } from '../../src/backup/archive-sources';
 import type { Compression } from '../../src/backup/object-keys';
 import type { ClusterConfig } from '../../src/config/schema';
 import { s3ClientFor } from '../../src/storage/s3-client';
@@ -34,9 +34,6 @@ export interface UploadSnapshotInput extends UploadCommon {
 }
 
 const PLAIN_BYTES_PER_COLLECTION = 8 * 1024 * 1024;
-
-/** The kubeconfigs kubeadm writes next to the manifests; those present are archived. */
-export const KUBECONFIGS = ['admin.conf', 'super-admin.conf', 'controller-manager.conf', 'scheduler.conf', 'kubelet.conf'];
 
 async function streamCommand(
   deps: ActivityDeps,
@@ -126,17 +123,8 @@ export function uploadSnapshot(deps: ActivityDeps) {
 
 export interface ControlPlaneArchive extends StreamedObject {
   files: string[];
-}
-
-function archiveSources(cluster: ClusterConfig): { dir: string; name: string }[] {
-  const p = cluster.paths;
-  return [
-    { dir: posix.dirname(p.pkiDir), name: posix.basename(p.pkiDir) },
-    { dir: posix.dirname(p.manifestsDir), name: posix.basename(p.manifestsDir) },
-    ...KUBECONFIGS.map((name) => ({ dir: p.kubernetesDir, name })),
-    // The kubelet's identity and settings: a new node's kubelet comes back as the same Node (src/recovery/kubelet-identity.ts).
-    ...KUBELET_FILES.map((f) => ({ dir: posix.dirname(p.kubeletDir), name: `${posix.basename(p.kubeletDir)}/${f}` })),
-  ];
+  /** Files the static-pod manifests reference outside the kubernetes dir: not archived (see src/backup/archive-sources.ts). */
+  notArchived: string[];
 }
 
 /** tar of the PKI, the static-pod manifests, kubeadm's kubeconfigs and the kubelet's identity, streamed like the snapshot. */
@@ -147,8 +135,15 @@ export function uploadControlPlaneFiles(deps: ActivityDeps) {
       input.cluster,
       input.node,
       async (session) => {
+        const fixed = archiveSources(session.cluster);
+        const manifestsDir = session.cluster.paths.manifestsDir;
+        const listed = (await session.run(['ls', '-1', manifestsDir], { allowFailure: true })).stdout.split('\n');
+        const manifests: string[] = [];
+        for (const f of listed.filter((x) => /\.ya?ml$/.test(x)))
+          manifests.push((await session.run(['cat', `${manifestsDir}/${f}`], { allowFailure: true })).stdout);
+        const { extra, outside } = referencedSources(session.cluster, manifests, fixed);
+        const sources = [...fixed, ...extra];
         // One round trip: the node prints which of the candidate paths exist (paths passed as arguments, not pasted).
-        const sources = archiveSources(session.cluster);
         const probe = await session.run([
           'sh',
           '-c',
@@ -168,7 +163,7 @@ export function uploadControlPlaneFiles(deps: ActivityDeps) {
         const listing = await session.run(['tar', '-cf', '/dev/null', '-v', ...tarArgs]);
         const files = listing.stdout.split('\n').filter((f) => f && !f.endsWith('/'));
         const stored = await streamCommand(deps, session.cluster, await session.stream(['tar', '-cf', '-', ...tarArgs]), input);
-        return { ...stored, files };
+        return { ...stored, files, notArchived: outside };
       },
       { signal: cancellationSignal() },
     );

@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { loadEncryptionKey } from '../../src/backup/keyring';
+import { etcdVersionForTools } from '../../src/backup/manifest';
 import { manifestKeyOf } from '../../src/backup/object-keys';
 import { findCluster } from '../../src/config/load';
 import { etcdToolsFor } from '../../src/drill/etcd';
@@ -45,7 +46,15 @@ export function planDrill(deps: ActivityDeps) {
       for (;;) {
         let choice;
         try {
-          choice = await selectSnapshot(s3, cluster.storage.bucket, cluster.storage.prefix, cluster.name, input.snapshot, true, passOver);
+          choice = await selectSnapshot(
+            s3,
+            cluster.storage.bucket,
+            cluster.storage.prefix,
+            cluster.name,
+            input.snapshot,
+            'unless-imported',
+            passOver,
+          );
         } catch (err) {
           if (!(err instanceof SnapshotSelectionError)) throw err;
           if (err.type === 'CorruptSnapshot' && input.snapshot !== 'latest') {
@@ -61,7 +70,7 @@ export function planDrill(deps: ActivityDeps) {
           throw ApplicationFailure.nonRetryable(err.message, err.type);
         }
         const m = choice.manifest;
-        const tools = await etcdToolsFor(drill, m.etcd.serverVersion);
+        const tools = await etcdToolsFor(drill, etcdVersionForTools(m));
         if (typeof tools === 'string') {
           if (input.snapshot !== 'latest')
             throw ApplicationFailure.nonRetryable(`backup ${choice.manifestKey}: ${tools}`, 'PreflightFailed');
@@ -73,7 +82,7 @@ export function planDrill(deps: ActivityDeps) {
           manifestKey: choice.manifestKey,
           created: m.created,
           revision: m.etcd.revision,
-          etcdVersion: m.etcd.serverVersion,
+          etcdVersion: etcdVersionForTools(m),
           kubernetesVersion: m.kubernetesVersion,
           countThrough: (await apiserverFor(drill, m.kubernetesVersion)) ? ('api' as const) : ('etcd' as const),
         };

@@ -6,7 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { readBackupManifest, readManifestText } from '../../src/backup/catalog';
 import { authenticateManifest, type ManifestAuthentication } from '../../src/backup/manifest-auth';
 import { loadEncryptionKey } from '../../src/backup/keyring';
-import type { BackupManifest, StoredObject } from '../../src/backup/manifest';
+import { etcdVersionForTools, type BackupManifest, type StoredObject } from '../../src/backup/manifest';
 import { BackupIntegrityError, readStoredObject } from '../../src/backup/read-object';
 import { findCluster } from '../../src/config/load';
 import type { ClusterConfig } from '../../src/config/schema';
@@ -14,6 +14,7 @@ import { apiserverFor, readThroughApi, startApiserver } from '../../src/drill/ap
 import { checkArchive } from '../../src/drill/archive';
 import { countKeys, DrillProblem, etcdToolsFor, restoreAndStartEtcd } from '../../src/drill/etcd';
 import { removeScratch, sweepStale } from '../../src/drill/processes';
+import { drillSpaceNeeded, freeBytes } from '../../src/drill/space';
 import type { DrillReport } from '../../src/drill/report';
 import { checkRunKey } from '../../src/run-key';
 import { durationMs } from '../../src/schedules/backup-schedules';
@@ -35,6 +36,8 @@ export function scratchDirOf(scratchDir: string, runKey: string): string {
 }
 
 const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+/** Seconds since `t0`, for the checks: where a drill's time goes is part of what it reports. */
+const took = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
 
 async function fetchInto(
   deps: ActivityDeps,
@@ -126,15 +129,27 @@ export function runDrill(deps: ActivityDeps) {
               'the manifest is not signed (written before manifests were signed, or its tag was removed): a recovery refuses it without acceptUnsignedManifest',
             );
           else findings.problems.push(`the manifest cannot be trusted: ${auth.reason}`);
-          const tools = await etcdToolsFor(drill, manifest.etcd.serverVersion);
+          const tools = await etcdToolsFor(drill, etcdVersionForTools(manifest));
           if (typeof tools === 'string') throw ApplicationFailure.nonRetryable(tools, 'PreflightFailed');
+          const [need, free] = [drillSpaceNeeded(manifest), await freeBytes(scratch)];
+          if (free < need)
+            throw ApplicationFailure.nonRetryable(
+              `the drill's scratch dir ${drill.scratchDir} has ${mib(free)} free; this backup needs about ${mib(need)} there (the snapshot twice, as a file and as etcd's restored data dir with its 64 MB WAL segment, and the control-plane files): free space or point drill.scratchDir at a larger disk`,
+              'NoSpace',
+            );
           try {
             const snapshotFile = `${scratch}/snapshot.db`;
+            let t0 = Date.now();
             const read = await fetchInto(deps, cluster, manifest.snapshot, createWriteStream(snapshotFile, { mode: 0o600 }));
             findings.checks.push(
-              `snapshot fetched: ${mib(read.storedSize)} stored, ${mib(read.plainSize)} restored; bucket checksum, ${manifest.snapshot.encryption ? 'decryption, ' : ''}stored and plain sha256 match the manifest`,
+              `snapshot fetched: ${mib(read.storedSize)} stored, ${mib(read.plainSize)} restored; bucket checksum, ${manifest.snapshot.encryption ? 'decryption, ' : ''}stored and plain sha256 match the manifest (${took(t0)})`,
             );
-            if (!manifest.controlPlaneFiles)
+            if (!manifest.controlPlaneFiles && manifest.source?.kind === 'imported')
+              // Known and said at import: such a backup restores in place only, with the node's own PKI.
+              findings.checks.push(
+                `not checked: an imported snapshot (from ${manifest.source.from}) has no control-plane archive (PKI, manifests), so it restores in place only`,
+              );
+            else if (!manifest.controlPlaneFiles)
               findings.problems.push('the backup has no control-plane archive: a lost node cannot be rebuilt from it');
             else {
               const tar = untar(`${scratch}/control-plane`);
@@ -148,8 +163,11 @@ export function runDrill(deps: ActivityDeps) {
               findings.certificates = archive.certificates;
             }
 
+            t0 = Date.now();
             const etcd = await restoreAndStartEtcd(tools, scratch, snapshotFile, timeoutMs);
-            findings.checks.push(`${tools.restore.kind} snapshot restore (etcd ${tools.minor}) and a throwaway etcd on ${etcd.clientUrl}`);
+            findings.checks.push(
+              `${tools.restore.kind} snapshot restore (etcd ${tools.minor}) and a throwaway etcd on ${etcd.clientUrl} (${took(t0)})`,
+            );
             const revision = manifest.etcd.revision;
             const inEtcd = await countKeys(tools, etcd.clientUrl, revision);
             const compare = (actual: Record<string, number>, resources: string[], where: string) => {
@@ -170,6 +188,7 @@ export function runDrill(deps: ActivityDeps) {
                 `counted keys in etcd only: ${!archive ? 'no control-plane archive to start an API server with' : `no kube-apiserver configured for Kubernetes ${manifest.kubernetesVersion ?? '(unknown version)'} (drill.kubeApiserver)`}`,
               );
             } else {
+              t0 = Date.now();
               const api = await startApiserver(
                 bin,
                 scratch,
@@ -180,7 +199,9 @@ export function runDrill(deps: ActivityDeps) {
                 timeoutMs,
               );
               if (api.notReady) findings.problems.push(api.notReady);
-              else findings.checks.push(`throwaway kube-apiserver (${bin}) ready with the backup's PKI on ${api.client.server}`);
+              else
+                findings.checks.push(`throwaway kube-apiserver (${bin}) ready with the backup's PKI on ${api.client.server} (${took(t0)})`);
+              t0 = Date.now();
               const read = await readThroughApi(api.client, manifest.resourceCounts, revision, drill.sampleSize);
               findings.countedThrough = 'api';
               const throughApi = Object.keys(read.counts);
@@ -196,7 +217,7 @@ export function runDrill(deps: ActivityDeps) {
               findings.checks.push(
                 `read back through the API: ${Object.entries(read.sampled)
                   .map(([r, n]) => `${r} ${n}`)
-                  .join(', ')}`,
+                  .join(', ')} (${took(t0)})`,
               );
             }
           } catch (err) {

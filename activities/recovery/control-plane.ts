@@ -172,8 +172,10 @@ export function restoreEtcdData(deps: ActivityDeps) {
           ...(tool.bumpRevision ? [`--bump-revision=${revisionBumpOf(input.plan)}`, '--mark-compacted'] : []),
         ];
         // Our own half-written output from a crashed attempt is nothing anyone needs (and restore refuses an
-        // existing dir); the finished restore becomes visible under its final name only by rename.
-        const script = 'set -e; tmp="$1"; dest="$2"; shift 2; rm -rf -- "$tmp"; "$@"; chmod 0700 "$tmp"; mv -T "$tmp" "$dest"';
+        // existing dir), nor is that of a restore that failed (the rollback then leaves the node as it was, without a
+        // dir the size of the data beside it); the finished restore becomes visible under its final name only by rename.
+        const script =
+          'set -e; tmp="$1"; dest="$2"; shift 2; rm -rf -- "$tmp"; "$@" || { rc=$?; rm -rf -- "$tmp"; exit $rc; }; chmod 0700 "$tmp"; mv -T "$tmp" "$dest"';
         const r = await whileHeartbeating(
           () => ({ restoring: tmp }),
           () =>

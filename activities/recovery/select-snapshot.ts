@@ -41,7 +41,14 @@ export class SnapshotSelectionError extends Error {
   }
 }
 
-async function problemsOf(s3: S3Client, bucket: string, m: BackupManifest, needFiles: boolean): Promise<string | undefined> {
+/**
+ * Whether the control-plane archive must be there: a recovery onto a new node needs it; a drill does too, except for
+ * an imported snapshot, which never had one (the drill says what it could not check instead).
+ */
+export type NeedFiles = boolean | 'unless-imported';
+
+async function problemsOf(s3: S3Client, bucket: string, m: BackupManifest, need: NeedFiles): Promise<string | undefined> {
+  const needFiles = need === 'unless-imported' ? m.source?.kind !== 'imported' : need;
   if (!m.verified) return 'not verified at backup time';
   for (const obj of [m.snapshot, ...(needFiles && m.controlPlaneFiles ? [m.controlPlaneFiles] : [])]) {
     const p = await storedObjectProblem(s3, bucket, obj);
@@ -61,7 +68,7 @@ export async function selectSnapshot(
   prefix: string,
   cluster: string,
   wanted: string,
-  needFiles: boolean,
+  needFiles: NeedFiles,
   passOver: { manifestKey: string; reason: string }[] = [],
 ): Promise<SnapshotChoice> {
   if (wanted !== 'latest') {

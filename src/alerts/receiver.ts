@@ -1,4 +1,4 @@
-import { runMetadata } from '../temporal/run-summary';
+import { runMetadata } from '../temporal/run-metadata';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';

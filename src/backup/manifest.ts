@@ -46,22 +46,46 @@ export type EtcdSnapshotInfo = z.infer<typeof etcdSnapshotInfoSchema>;
 export const manifestAuthSchema = z.object({ algorithm: z.literal('hmac-sha256'), keyId: z.string().min(1), tag: z.string().min(1) });
 export type ManifestAuth = z.infer<typeof manifestAuthSchema>;
 
+/**
+ * A snapshot taken by something else (`etcdctl snapshot save` of the plain kubeadm runbook) and brought in by
+ * `lifeboat backup import`: its snapshot is stored and encrypted like any other, but what only a lifeboat backup
+ * records (the control-plane archive, the node, the Kubernetes and etcd server versions) is not known.
+ */
+export const backupSourceSchema = z.object({
+  kind: z.literal('imported'),
+  /** The S3 key or local file name it was imported from. */
+  from: z.string().min(1).max(1024),
+  importedAt: z.iso.datetime(),
+  /** What `created` was read from: the runbook's `date +%F-%H-%M` in the name (taken as UTC), or the object's time. */
+  createdFrom: z.enum(['name', 'object time']),
+});
+export type BackupSource = z.infer<typeof backupSourceSchema>;
+
 export const backupManifestSchema = z.object({
   format: z.literal(MANIFEST_FORMAT),
   cluster: z.string().min(1),
   /** When etcd took the snapshot (UTC, ISO-8601). */
   created: z.iso.datetime(),
-  node: z.string(),
+  /** The node the snapshot was taken on; absent for an imported snapshot (not known). */
+  node: z.string().optional(),
   etcd: etcdSnapshotInfoSchema,
   kubernetesVersion: z.string().optional(),
   /** Keys per resource under /registry/<resource>/ at the snapshot's revision. */
   resourceCounts: z.record(z.string(), size),
   snapshot: storedObjectSchema,
-  controlPlaneFiles: storedObjectSchema.extend({ files: z.array(z.string()) }).nullable(),
+  controlPlaneFiles: storedObjectSchema
+    .extend({
+      files: z.array(z.string()),
+      /** Files the static-pod manifests reference outside the kubernetes dir, which the archive does not hold. */
+      notArchived: z.array(z.string()).optional(),
+    })
+    .nullable(),
   /** The snapshot was checked by `snapshot status` and its checksum matched end to end. */
   verified: z.boolean(),
   workflow: z.object({ workflowId: z.string(), runId: z.string() }),
   engineVersion: z.string(),
+  /** Where the snapshot came from; absent in manifests of lifeboat's own backups (all of them before imports existed). */
+  source: backupSourceSchema.optional(),
   /** Absent in manifests of unencrypted backups (no key to sign with) and in those written before manifests were signed. */
   auth: manifestAuthSchema.optional(),
 });
@@ -92,4 +116,13 @@ export function parseManifest(key: string, text: string): BackupManifest {
   const parsed = backupManifestSchema.safeParse(json);
   if (!parsed.success) throw new ManifestError(key, formatIssues(parsed.error.issues));
   return parsed.data;
+}
+
+/**
+ * The etcd version to pick tools for when restoring on the worker (drills): the server's, or for an imported snapshot
+ * (which does not know its server) the storage version etcd's reader found in it. Newer etcd tools restore snapshots
+ * of older storage versions, so the latter is a floor, not an exact match.
+ */
+export function etcdVersionForTools(m: Pick<BackupManifest, 'etcd' | 'source'>): string | undefined {
+  return m.etcd.serverVersion ?? (m.source?.kind === 'imported' ? m.etcd.storageVersion : undefined);
 }

@@ -41,12 +41,14 @@ export async function readStoredObject(
 ): Promise<ReadResult> {
   const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: obj.key }), { abortSignal: signal });
   const stored = new HashMeter(onProgress);
-  const plain = new HashMeter();
+  // Neither encrypted nor compressed, the stored bytes are the original ones: one hash proves both recorded values.
+  const same = !obj.encryption && obj.compression === 'none';
+  const plain = same ? stored : new HashMeter();
   const stages: (Transform | ChunkStage)[] = [
     stored,
     ...(obj.encryption ? [decryptChunks(keyFor)] : []),
     ...decompressor(obj.compression, obj.key),
-    plain,
+    ...(same ? [] : [plain]),
   ];
   try {
     await (pipeline as (...streams: unknown[]) => Promise<void>)(res.Body as Readable, ...stages, sink, { signal });

@@ -1,14 +1,22 @@
 import { Command } from 'commander';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { WorkflowFailedError } from '@temporalio/client';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { listBackups, readManifest } from '../backup/catalog';
 import { clusterBackupPrefix, manifestKeyOf } from '../backup/object-keys';
 import { findCluster, loadConfig } from '../config/load';
 import { s3ClientFor } from '../storage/s3-client';
 import { drilledColumn, readDrillReport } from '../drill/report';
 import { configFileOf } from './config';
-import { cliUser, runMetadata } from '../temporal/run-summary';
+import { runMetadata } from '../temporal/run-metadata';
+import { cliUser } from './user';
 import { openClient } from './temporal-client';
 import { warnAboutEncryption } from './warnings';
-import { backupCluster } from '../../workflows';
+import { backupCluster, importBackup } from '../../workflows';
+import { importStagingPrefix } from '../backup/import-source';
+import { importInputProblems } from '../../workflows/import-input';
 
 const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
 
@@ -53,7 +61,11 @@ export function backupCommand(): Command {
         };
         const poll = setInterval(() => void show(), 1000);
         try {
-          const r = await handle.result();
+          const r = await handle.result().catch((err: unknown) => {
+            // The run's own failure (cluster, step, cause), not the client's "Workflow execution failed".
+            if (err instanceof WorkflowFailedError) throw new Error(`backup failed: ${err.cause?.message ?? err.message}`, { cause: err });
+            throw err;
+          });
           console.log(
             `backup of ${r.cluster} complete: revision ${r.revision}, ${r.totalKeys} keys, ${mib(r.plainBytes)} -> ${mib(r.storedBytes)} stored (${r.compression}${r.compressedOn ? ` on the ${r.compressedOn}` : ''}, ${r.encryptionKeyId ? `encrypted with key ${r.encryptionKeyId}` : 'UNENCRYPTED'})`,
           );
@@ -64,6 +76,88 @@ export function backupCommand(): Command {
         } finally {
           clearInterval(poll);
         }
+      } finally {
+        await close();
+      }
+    });
+  backup
+    .command('import <cluster> <source>')
+    .description(
+      "bring in a snapshot made by `etcdctl snapshot save` (an S3 key in the cluster's bucket, or a local file): verified, encrypted and stored as a backup marked imported",
+    )
+    .option('--reason <text>', 'why it is imported', 'import')
+    .action(async (clusterName: string, source: string, opts: { reason: string }, cmd: Command) => {
+      const config = await loadConfig(configFileOf(cmd));
+      const cluster = findCluster(config, clusterName);
+      warnAboutEncryption(cluster);
+      const local = await stat(source).catch(() => undefined);
+      if (local && !local.isFile()) throw new Error(`${source} is not a file`);
+      // Not on this machine: read as a key in the cluster's bucket, unless it can only have meant a path.
+      if (!local && /^(\/|\.\.?\/|~)/.test(source))
+        throw new Error(`${source}: no such file (an S3 key is given without a leading "/", as in etcd-backups/2026-11-25-09-45)`);
+      const stamp = new Date().toISOString().replace(/[:.]/g, '');
+      // A local file goes to the bucket first, under <prefix>/<cluster>/import-staging/ (no listing or retention looks
+      // there), so the worker can read it wherever it runs; the workflow removes that copy when it ends, either way.
+      const from = local ? basename(source) : source;
+      const key = local
+        ? `${importStagingPrefix(cluster.storage.prefix, cluster.name)}${stamp}-${from.replace(/[^A-Za-z0-9._-]/g, '_')}`
+        : source;
+      const input = {
+        cluster: cluster.name,
+        key,
+        reason: opts.reason,
+        ...(local ? { from: from.replace(/[^A-Za-z0-9._-]/g, '_'), staged: true } : {}),
+      };
+      const problems = importInputProblems(input);
+      if (problems.length) throw new Error(`cannot import ${source}: ${problems.join('; ')}`);
+      if (local?.size === 0) throw new Error(`${source} is empty (0 bytes): not an etcd snapshot; nothing was stored`);
+      // Connected first: a staged copy is only left behind if the start itself fails, and then it is removed.
+      const { client, taskQueue, close } = await openClient(config);
+      try {
+        const s3 = local ? await s3ClientFor(cluster.storage) : undefined;
+        if (local && s3) {
+          try {
+            await s3.send(
+              new PutObjectCommand({ Bucket: cluster.storage.bucket, Key: key, Body: createReadStream(source), ContentLength: local.size }),
+            );
+          } catch (err) {
+            s3.destroy();
+            throw err;
+          }
+        }
+        const workflowId = `import-${cluster.name}-${stamp}`;
+        const handle = await client.workflow
+          .start(importBackup, {
+            taskQueue,
+            workflowId,
+            args: [input],
+            ...runMetadata({
+              what: `import of ${from} into ${cluster.name}`,
+              cluster: cluster.name,
+              reason: opts.reason,
+              startedBy: cliUser(),
+            }),
+          })
+          .catch(async (err: unknown) => {
+            await s3?.send(new DeleteObjectCommand({ Bucket: cluster.storage.bucket, Key: key })).catch(() => undefined);
+            throw err;
+          })
+          .finally(() => s3?.destroy());
+        console.log(`started ${workflowId}`);
+        const r = await handle.result().catch((err: unknown) => {
+          if (err instanceof WorkflowFailedError) throw new Error(`import failed: ${err.cause?.message ?? err.message}`, { cause: err });
+          throw err;
+        });
+        console.log(
+          `imported ${r.from} into ${r.cluster}: revision ${r.revision}, ${r.totalKeys} keys, etcd hash ${r.hash}${r.storageVersion ? `, storage version ${r.storageVersion}` : ''}`,
+        );
+        console.log(`  created ${r.created} (from the ${r.createdFrom}); checked with ${r.checkedWith}`);
+        console.log(
+          `  ${r.location}/${r.snapshotKey.slice(r.snapshotKey.indexOf(`${r.cluster}/`))} (${mib(r.plainBytes)} -> ${mib(r.storedBytes)}, ${r.encryptionKeyId ? `encrypted with key ${r.encryptionKeyId}` : 'UNENCRYPTED'})`,
+        );
+        console.log(
+          "  no control-plane archive: a recovery in place from it keeps the node's own PKI and manifests; it cannot rebuild a new node",
+        );
       } finally {
         await close();
       }
@@ -100,7 +194,7 @@ export function backupCommand(): Command {
             continue;
           }
           console.log(
-            `${m.created.padEnd(25)} ${String(m.etcd.revision).padEnd(10)} ${mib(m.snapshot.plainSize).padEnd(11)} ${(m.snapshot.encryption ? m.snapshot.encryption.keyId : 'no').padEnd(10)} ${(m.verified ? 'yes' : 'no').padEnd(9)} ${drills[i].padEnd(18)} ${m.snapshot.key}`,
+            `${m.created.padEnd(25)} ${String(m.etcd.revision).padEnd(10)} ${mib(m.snapshot.plainSize).padEnd(11)} ${(m.snapshot.encryption ? m.snapshot.encryption.keyId : 'no').padEnd(10)} ${(m.verified ? 'yes' : 'no').padEnd(9)} ${drills[i].padEnd(18)} ${m.snapshot.key}${m.source?.kind === 'imported' ? ` (imported from ${m.source.from})` : ''}`,
           );
         }
       } finally {

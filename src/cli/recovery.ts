@@ -1,10 +1,11 @@
 import { Command } from 'commander';
 import { WorkflowIdConflictPolicy, WorkflowNotFoundError } from '@temporalio/client';
 import { findCluster, loadConfig } from '../config/load';
-import { normalizeRecoveryInput, recoveryInputProblems, type RecoverClusterInput } from '../../workflows/recovery-input';
+import { recoveryInputProblems, type RecoverClusterInput } from '../../workflows/recovery-input';
 import { configFileOf } from './config';
 import { openClient } from './temporal-client';
-import { cliUser, runMetadata } from '../temporal/run-summary';
+import { runMetadata } from '../temporal/run-metadata';
+import { cliUser } from './user';
 import { printReport, printSteps } from './recovery-report';
 import { progressQuery, recoverCluster } from '../../workflows';
 
@@ -67,7 +68,9 @@ export function restoreCommand(): Command {
             taskQueue,
             workflowId: recoveryWorkflowId(cluster),
             workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-            args: [normalizeRecoveryInput(input)],
+            // As given, not normalized: normalizing would fill in approval "required" and override the cluster's
+            // recovery.approval; the workflow fills in the defaults itself.
+            args: [input],
             ...runMetadata({
               what: `${input.dryRun ? 'dry-run recovery' : 'recovery'} of ${cluster}`,
               cluster,
@@ -135,7 +138,18 @@ export function recoveryCommand(): Command {
         const config = await loadConfig(configFileOf(cmd));
         const { client, close } = await openClient(config);
         try {
-          await client.workflow.getHandle(recoveryWorkflowId(cluster)).signal(decision, { by: opts.by, reason: opts.reason });
+          const handle = client.workflow.getHandle(recoveryWorkflowId(cluster));
+          // A signal to a run that is not waiting is accepted and ignored: say so instead of printing "approved".
+          const p = await handle.query(progressQuery).catch((err: unknown) => {
+            if (err instanceof WorkflowNotFoundError)
+              throw new Error(`no recovery of cluster "${cluster}" has run; nothing to ${decision}`);
+            throw err;
+          });
+          if (p.state !== 'awaiting-approval')
+            throw new Error(
+              `the recovery of cluster "${cluster}" is not waiting for approval (it is ${p.state}); nothing to ${decision} (see \`lifeboat recovery status ${cluster}\`)`,
+            );
+          await handle.signal(decision, { by: opts.by, reason: opts.reason });
           console.log(`${decision === 'approve' ? 'approved' : 'rejected'} recovery of ${cluster}`);
         } finally {
           await close();

@@ -4,7 +4,7 @@ import { HEALTH_SCHEDULE_PREFIX, healthScheduleFor, healthScheduleIdOf } from '.
 import { DRILL_SCHEDULE_PREFIX, drillScheduleFor, drillScheduleIdOf } from './drill-schedules';
 import { backupCluster } from '../../workflows';
 import { taskQueueOf } from '../temporal/connection';
-import { runMetadata } from '../temporal/run-summary';
+import { runMetadata } from '../temporal/run-metadata';
 
 export const SCHEDULE_PREFIX = 'backup-';
 export const scheduleIdOf = (cluster: string) => `${SCHEDULE_PREFIX}${cluster}`;

@@ -1,4 +1,4 @@
-import { runMetadata } from '../temporal/run-summary';
+import { runMetadata } from '../temporal/run-metadata';
 import { ScheduleOverlapPolicy, type ScheduleOptions } from '@temporalio/client';
 import type { ClusterConfig } from '../config/schema';
 import { durationMs } from './backup-schedules';

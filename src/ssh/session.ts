@@ -50,6 +50,10 @@ export async function withSession<T>(node: NodeConfig, body: (s: NodeSession) =>
   options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     return await body(sessionOn(ssh, node));
+  } catch (err) {
+    // Closed because the activity was cancelled: say that (the SDK's CancelledFailure), not ssh2's "Not connected".
+    if (options.signal?.aborted && options.signal.reason instanceof Error) throw options.signal.reason;
+    throw err;
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
     ssh.dispose();

@@ -2,6 +2,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { TLSConfig } from '@temporalio/common/lib/internal-non-workflow';
 import type { Config, SecretRef } from '../config/schema';
+import { metadataFromEnv, profileVariables, type ProfileVariables } from './toml-profile';
 
 /**
  * Where the engine's Temporal is and how to prove who is talking: one resolution for the worker, the CLI, schedules,
@@ -9,8 +10,9 @@ import type { Config, SecretRef } from '../config/schema';
  *
  * Precedence, per setting (as Temporal's own CLI and SDKs do, so one image and one set of variables serve every
  * environment): the environment variables Temporal's envconfig defines, then the legacy TEMPORAL_TLS_CERT/KEY/CA the
- * `temporal` CLI still honours over them, then the config file's `temporal` section, then the defaults. Temporal's
- * TOML profiles (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE) are not read: the lifeboat config file is the file.
+ * `temporal` CLI still honours over them, then Temporal's TOML client profile when TEMPORAL_CONFIG_FILE or
+ * TEMPORAL_PROFILE names one (as Temporal's SDKs, variables beat the profile), then the config file's `temporal`
+ * section, then the defaults.
  */
 export interface TemporalTarget {
   address: string;
@@ -19,6 +21,8 @@ export interface TemporalTarget {
   /** Undefined: plain text. */
   tls?: TLSConfig;
   apiKey?: string;
+  /** gRPC headers sent with every call (TEMPORAL_GRPC_META_*, a profile's grpc_meta); values may be secrets. */
+  metadata?: Record<string, string>;
   /** Where each setting came from (a config path or a variable name), so that errors name what to fix. */
   from: SettingSources;
 }
@@ -39,7 +43,7 @@ type Env = Record<string, string | undefined>;
 export class TemporalConfigError extends Error {
   constructor(
     readonly field: string,
-    detail: string,
+    readonly detail: string,
   ) {
     super(`${field}: ${detail}`);
     this.name = 'TemporalConfigError';
@@ -134,6 +138,29 @@ function parseBool(v: string, field: string): boolean {
 
 /** Resolves the target from config and environment; reads the certificate and key files; never logs a secret. */
 export async function temporalTarget(config: Config, env: Env = process.env): Promise<TemporalTarget> {
+  let profile: ProfileVariables | undefined;
+  try {
+    profile = profileVariables(env);
+  } catch (err) {
+    throw new TemporalConfigError(set(env, 'TEMPORAL_PROFILE') ? 'TEMPORAL_PROFILE' : 'TEMPORAL_CONFIG_FILE', (err as Error).message);
+  }
+  const metadata = metadataFromEnv(env, profile?.metadata);
+  const withMetadata = (t: TemporalTarget): TemporalTarget => (Object.keys(metadata).length ? { ...t, metadata } : t);
+  if (!profile) return withMetadata(await resolve(config, env));
+  // The profile stands where its variables would, under any variable that is set.
+  const merged: Env = { ...profile.vars, ...Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== '')) };
+  const label = (field: string) => (profile.labels[field] !== undefined && set(env, field) === undefined ? profile.labels[field] : field);
+  try {
+    const target = await resolve(config, merged);
+    for (const k of Object.keys(target.from) as Setting[]) target.from[k] = label(target.from[k]!);
+    return withMetadata(target);
+  } catch (err) {
+    if (err instanceof TemporalConfigError && label(err.field) !== err.field) throw new TemporalConfigError(label(err.field), err.detail);
+    throw err;
+  }
+}
+
+async function resolve(config: Config, env: Env): Promise<TemporalTarget> {
   const t = config.temporal;
   const from: SettingSources = {};
   const address = set(env, ENV.address) ?? t.address;
@@ -223,8 +250,19 @@ export async function temporalTarget(config: Config, env: Env = process.env): Pr
 }
 
 /** Options for `Connection.connect` and `NativeConnection.connect` alike. */
-export function connectionOptions(target: TemporalTarget): { address: string; tls?: TLSConfig; apiKey?: string } {
-  return { address: target.address, ...(target.tls ? { tls: target.tls } : {}), ...(target.apiKey ? { apiKey: target.apiKey } : {}) };
+export function connectionOptions(target: TemporalTarget): {
+  address: string;
+  tls?: TLSConfig;
+  apiKey?: string;
+  metadata?: Record<string, string>;
+} {
+  return {
+    address: target.address,
+    ...(target.tls ? { tls: target.tls } : {}),
+    ...(target.apiKey ? { apiKey: target.apiKey } : {}),
+    // A copy: the SDK adds its own headers (client-name, client-version) to the object it is given.
+    ...(target.metadata ? { metadata: { ...target.metadata } } : {}),
+  };
 }
 
 /** One line for logs and `temporal check`: where, which namespace, how authenticated; never a secret. */
@@ -234,6 +272,8 @@ export function describeTarget(target: TemporalTarget): string {
     target.tls?.serverNameOverride ? `server name ${target.tls.serverNameOverride}` : undefined,
     target.tls?.clientCertPair ? `client certificate from ${target.from.clientCert}` : undefined,
     target.apiKey ? `API key from ${target.from.apiKey}` : undefined,
+    // Header names only: their values may be credentials.
+    target.metadata ? `gRPC headers ${Object.keys(target.metadata).sort().join(', ')}` : undefined,
   ].filter(Boolean);
   return `${target.address}, namespace ${target.namespace}, ${auth.join(', ')}`;
 }

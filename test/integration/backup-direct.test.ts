@@ -1,5 +1,5 @@
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, type ApplicationFailure } from '@temporalio/client';
 import { execFile } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir } from 'node:fs/promises';
@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { readManifest } from '../../src/backup/catalog';
 import { readStoredObject } from '../../src/backup/read-object';
+import { readDrillReport } from '../../src/drill/report';
+import { drillRestore } from '../../workflows';
 import type { ClusterConfig } from '../../src/config/schema';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { etcdctlArgs } from '../../sandbox/control-plane';
@@ -28,6 +30,7 @@ describe('backup in direct mode (worker -> etcd 3.5 over TLS)', () => {
   let key: { path: string; key: Buffer };
   let workDir: string;
   let config: ClusterConfig;
+  let drillScratch: string;
   const s3 = minioClient();
 
   beforeAll(async () => {
@@ -84,7 +87,11 @@ describe('backup in direct mode (worker -> etcd 3.5 over TLS)', () => {
       name: 'direct-noetcdctl',
       etcd: { ...config.etcd, direct: { ...direct, etcdctl: '/opt/nowhere/etcdctl' } },
     };
-    worker = await startTestWorker([config, badCerts, noBucket, noEtcdctl], { encryptionKeys: { k1: { file: key.path } } });
+    drillScratch = await mkdtemp(join(tmpdir(), 'lifeboat-direct-drill-'));
+    worker = await startTestWorker([config, badCerts, noBucket, noEtcdctl], {
+      encryptionKeys: { k1: { file: key.path } },
+      drill: { scratchDir: drillScratch, etcd: { '3.5': bin }, startTimeout: '90s' },
+    });
   });
   afterAll(async () => {
     await worker?.stop();
@@ -109,6 +116,24 @@ describe('backup in direct mode (worker -> etcd 3.5 over TLS)', () => {
     // The run folder on the worker is gone once the bucket confirmed the backup; the node never held a snapshot.
     expect(await readdir(join(workDir, 'backups'))).toEqual([]);
     expect(existsSync(cluster.controlPlane.path('/var/lib/lifeboat/backups'))).toBe(false);
+  });
+
+  it('a drill restores the 3.5 backup with etcdutl 3.5 and finds its keys; the archive of an etcd-only node is named for what it lacks', async () => {
+    const err = await worker.client.workflow
+      .execute(drillRestore, { taskQueue: worker.taskQueue, workflowId: `drill-direct-${Date.now()}`, args: [{ cluster: 'direct' }] })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const details = ((err as WorkflowFailedError).cause as ApplicationFailure).details![0] as { manifestKey: string };
+    const report = await readDrillReport(s3, 'direct', details.manifestKey);
+    expect(report!.checks.join('\n')).toMatch(/etcdutl snapshot restore \(etcd 3\.5\)/);
+    expect(report!.countedThrough).toBe('etcd');
+    expect(report!.counts.matched).toContainEqual({ resource: 'configmaps', expected: 7, actual: 7 });
+    expect(report!.counts.differed).toEqual([]);
+    // This sandbox node runs etcd alone: its archive has no kube-apiserver manifest, and that is the only problem.
+    expect(report!.problems).toEqual([
+      expect.stringMatching(/^the control-plane archive lacks the manifests: manifests\/kube-apiserver\.yaml/),
+    ]);
+    expect(await readdir(drillScratch)).toEqual([]);
   });
 
   it('refuses a client certificate etcd does not trust, naming the direct-mode settings, without retrying', async () => {

@@ -149,6 +149,16 @@ describe('backups survive faults mid-upload', () => {
     const MiB = 1024 * 1024;
     const onNode = <T>(body: (s: NodeSession) => Promise<T>) => withSession(cluster.config.nodes[0], body);
 
+    it('a session closed by its cancellation signal fails with the cancellation, not with the closed connection', async () => {
+      const cancel = new AbortController();
+      const reason = new Error('cancelled by the test');
+      const running = withSession(cluster.config.nodes[0], (s) => s.run(['sleep', '30']), { signal: cancel.signal });
+      setTimeout(() => cancel.abort(reason), 1_000);
+      const t0 = Date.now();
+      await expect(within(20_000, 'the cancelled session', running)).rejects.toBe(reason);
+      expect(Date.now() - t0).toBeLessThan(15_000);
+    });
+
     it("fails with the store's error when the store refuses the upload, and releases the SSH channel", () =>
       onNode(async (ssh) => {
         const remote = await ssh.stream(['head', '-c', String(512 * MiB), '/dev/zero']);

@@ -1,6 +1,8 @@
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
@@ -248,8 +250,30 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
     await nothingLeft();
   });
 
-  it('a backup whose archive lacks the encryption config the apiserver manifest references fails, naming the file', async () => {
-    // Encryption at rest, as a cluster would set it up: the config file beside the PKI, mounted into the API server.
+  it('refuses at once, naming the folder and the sizes, when the scratch dir has too little room; nothing is left there', async () => {
+    // A 2 MiB tmpfs: far less than the snapshot needs twice.
+    const tiny = await mkdtemp(join(tmpdir(), 'lifeboat-drill-tiny-'));
+    await promisify(execFile)('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', tiny]);
+    const small = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1' })], {
+      encryptionKeys: { k1: { file: key.path } },
+      drill: { ...drillConfig, scratchDir: tiny },
+    });
+    try {
+      const f = await failureOf(drill(small.client, small.taskQueue, { cluster: 'drl', snapshot: good.snapshotKey }));
+      expect(f.type).toBe('NoSpace');
+      expect(f.message).toMatch(
+        new RegExp(`step restore: the drill's scratch dir ${tiny} has [\\d.]+ MiB free; this backup needs about [\\d.]+ MiB`),
+      );
+      expect(await readdir(tiny)).toEqual([]);
+    } finally {
+      await small.stop();
+      await promisify(execFile)('umount', [tiny]);
+    }
+  });
+
+  it('archives the encryption config the apiserver references (its Secrets read back); a referenced file outside /etc/kubernetes fails the drill, named', async () => {
+    // Encryption at rest, as a cluster would set it up: the config file beside the PKI, mounted into the API server; and
+    // an audit policy somewhere else on the node, which the backup names but does not archive.
     const node = cluster.controlPlane;
     const encConfig = {
       apiVersion: 'apiserver.config.k8s.io/v1',
@@ -261,15 +285,28 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
         },
       ],
     };
-    await node.exec(['mkdir', '-p', '/etc/kubernetes/enc']);
+    await node.exec(['mkdir', '-p', '/etc/kubernetes/enc', '/var/lib/lifeboat-audit']);
     await writeFile(node.path('/etc/kubernetes/enc/config.yaml'), stringify(encConfig));
+    await writeFile(
+      node.path('/var/lib/lifeboat-audit/policy.yaml'),
+      stringify({ apiVersion: 'audit.k8s.io/v1', kind: 'Policy', rules: [{ level: 'None' }] }),
+    );
     const manifestPath = node.path('/etc/kubernetes/manifests/kube-apiserver.yaml');
     const pod = parse(await readFile(manifestPath, 'utf8')) as {
       spec: { containers: { command: string[]; volumeMounts: unknown[] }[]; volumes: unknown[] };
     };
-    pod.spec.containers[0].command.push('--encryption-provider-config=/etc/kubernetes/enc/config.yaml');
-    pod.spec.containers[0].volumeMounts.push({ mountPath: '/etc/kubernetes/enc', name: 'enc', readOnly: true });
-    pod.spec.volumes.push({ name: 'enc', hostPath: { path: '/etc/kubernetes/enc', type: 'DirectoryOrCreate' } });
+    pod.spec.containers[0].command.push(
+      '--encryption-provider-config=/etc/kubernetes/enc/config.yaml',
+      '--audit-policy-file=/var/lib/lifeboat-audit/policy.yaml',
+    );
+    pod.spec.containers[0].volumeMounts.push(
+      { mountPath: '/etc/kubernetes/enc', name: 'enc', readOnly: true },
+      { mountPath: '/var/lib/lifeboat-audit', name: 'audit', readOnly: true },
+    );
+    pod.spec.volumes.push(
+      { name: 'enc', hostPath: { path: '/etc/kubernetes/enc', type: 'DirectoryOrCreate' } },
+      { name: 'audit', hostPath: { path: '/var/lib/lifeboat-audit', type: 'DirectoryOrCreate' } },
+    );
     await writeFile(manifestPath, stringify(pod));
     // The kubelet replaces the API server pod: wait until the old one is gone, then for the new one.
     const deadline = Date.now() + 90_000;
@@ -280,14 +317,23 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
       data: { k: Buffer.from('v').toString('base64') },
     });
     const backup = await runBackup(worker.client, worker.taskQueue, 'drl');
+    const manifest = JSON.parse(
+      await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: backup.manifestKey }))).Body!.transformToString(),
+    ) as { controlPlaneFiles: { files: string[]; notArchived?: string[] } };
+    expect(manifest.controlPlaneFiles.files).toContain('enc/config.yaml');
+    expect(manifest.controlPlaneFiles.notArchived).toEqual(['/var/lib/lifeboat-audit/policy.yaml']);
+
     const f = await failureOf(drill(worker.client, worker.taskQueue, { cluster: 'drl', snapshot: backup.snapshotKey }));
     expect(f.type).toBe('DrillFailed');
-    expect(f.message).toContain('/etc/kubernetes/enc/config.yaml (--encryption-provider-config)');
+    expect(f.message).toContain('/var/lib/lifeboat-audit/policy.yaml (--audit-policy-file)');
     const report = await readDrillReport(s3, BUCKET, backup.manifestKey);
     expect(report?.result).toBe('failed');
-    expect(report?.problems.join('\n')).toMatch(/kube-apiserver\.yaml references a file the control-plane archive does not hold/);
-    // Without the file the restored Secrets cannot be read: the drill says that too.
-    expect(report?.problems.join('\n')).toMatch(/secrets/);
+    const problems = report!.problems.join('\n');
+    expect(problems).toMatch(/kube-apiserver\.yaml references a file the control-plane archive does not hold/);
+    expect(problems).not.toContain('/etc/kubernetes/enc/config.yaml');
+    // The encryption config came along: the throwaway API server decrypted the Secrets it sampled.
+    expect(problems).not.toMatch(/secrets/i);
+    expect(report!.sampled.secrets).toBeGreaterThan(0);
     await nothingLeft();
   });
 });

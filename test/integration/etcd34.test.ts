@@ -1,11 +1,13 @@
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { readManifest } from '../../src/backup/catalog';
+import { serverBinaries } from '../../src/devserver/binaries';
+import { drillRestore } from '../../workflows';
 import { readStoredObject } from '../../src/backup/read-object';
 import { KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
@@ -21,6 +23,7 @@ describe('etcd 3.4 (Debian etcd-server/etcd-client): backup and restore with etc
   let worker: RunningWorker;
   let key: { path: string; key: Buffer };
   let api: KubeClient;
+  let scratchDir: string;
   const s3 = minioClient();
 
   beforeAll(async () => {
@@ -30,8 +33,11 @@ describe('etcd 3.4 (Debian etcd-server/etcd-client): backup and restore with etc
     api = new KubeClient(
       credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer),
     );
+    const bins = await serverBinaries();
+    scratchDir = await mkdtemp(join(tmpdir(), 'lifeboat-e34-drill-'));
     worker = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1', compression: 'gzip' })], {
       encryptionKeys: { k1: { file: key.path } },
+      drill: { scratchDir, etcd: { '3.4': bins.etcd['3.4'] }, kubeApiserver: { '1.34': bins.kubeApiserver }, startTimeout: '90s' },
     });
   });
   afterAll(async () => {
@@ -55,6 +61,20 @@ describe('etcd 3.4 (Debian etcd-server/etcd-client): backup and restore with etc
       totalKey: manifest.etcd.totalKeys,
       hash: manifest.etcd.hash,
     });
+  });
+
+  it('drills the 3.4 backup: etcdctl snapshot restore, a throwaway etcd 3.4 and kube-apiserver, counts through the API', async () => {
+    const result = await worker.client.workflow.execute(drillRestore, {
+      taskQueue: worker.taskQueue,
+      workflowId: `drill-e34-${Date.now()}`,
+      args: [{ cluster: 'e34' }],
+    });
+    expect(result.result).toBe('passed');
+    expect(result.countedThrough).toBe('api');
+    expect(result.checks.join('\n')).toMatch(/etcdctl snapshot restore \(etcd 3\.4\)/);
+    expect(result.counts.differed).toEqual([]);
+    expect(result.counts.matched.find((c) => c.resource === 'configmaps')?.actual).toBeGreaterThan(0);
+    expect(await readdir(scratchDir)).toEqual([]);
   });
 
   it('restores in place with etcdctl snapshot restore', async () => {

@@ -6,6 +6,13 @@ import { approveSignal, progressQuery, recoverCluster, rejectSignal } from '../.
 import type { RecoverClusterInput } from '../../workflows/recovery-input';
 import type { StepFailureDetails } from '../../workflows/step-failure';
 import { startStubWorker } from '../support/worker';
+import { testBed } from '../support/bed';
+import { execFile } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { stringify } from 'yaml';
 
 /**
  * The recovery workflow's logic with stub activities on the real dev server, in seconds: the order of its steps, what
@@ -29,7 +36,7 @@ const plan = (manifestKey: string) =>
     },
     skipped: [],
     steps: [],
-    paths: {},
+    paths: { dataDir: '/var/lib/etcd', restoreDir: '/var/lib/etcd.restored-r', asideManifestsDir: '/work/r/manifests-before' },
     tool: { command: 'etcdutl', kind: 'etcdutl', version: '3.6.0', bumpRevision: true },
   }) as unknown as RecoveryPlan;
 
@@ -48,6 +55,8 @@ describe('recoverCluster logic (stub activities, real dev server)', () => {
   const calls: string[] = [];
   let script: Script = {};
   let failures = 0;
+  /** The cluster's recovery.approval and approvalTimeout as resolveCluster returns them from the config. */
+  let clusterPolicy: { approval: 'required' | 'auto'; approvalTimeoutSeconds: number } | undefined;
 
   const step =
     <T>(name: Step, result: T) =>
@@ -61,7 +70,7 @@ describe('recoverCluster logic (stub activities, real dev server)', () => {
     };
 
   const stubs: Partial<Activities> = {
-    resolveCluster: async ({ cluster }) => ({ name: cluster, nodes: ['cp1'] }),
+    resolveCluster: async ({ cluster }) => ({ name: cluster, nodes: ['cp1'], ...(clusterPolicy ? { recovery: clusterPolicy } : {}) }),
     planRecovery: async (input) => {
       calls.push(`planRecovery${input.passOver?.length ? `:passOver=${input.passOver.map((p) => p.manifestKey).join(',')}` : ''}`);
       return plan(input.passOver?.length ? 'older' : 'newest');
@@ -101,6 +110,7 @@ describe('recoverCluster logic (stub activities, real dev server)', () => {
     calls.length = 0;
     failures = 0;
     script = {};
+    clusterPolicy = undefined;
   });
 
   let n = 0;
@@ -154,6 +164,41 @@ describe('recoverCluster logic (stub activities, real dev server)', () => {
     expect(r.approval).toEqual({ by: 'oncall', reason: 'etcd corrupt', decision: 'approved' });
   });
 
+  it("`lifeboat restore` without --approve leaves approval to the cluster's recovery.approval (auto here: no wait)", async () => {
+    clusterPolicy = { approval: 'auto', approvalTimeoutSeconds: 5 };
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-cli-'));
+    const configFile = join(dir, 'config.yaml');
+    const node = {
+      name: 'cp1',
+      host: '192.0.2.10',
+      hostKey: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMbq1c5ZQk6pVZr0yQdX3f0b2m5M6mKk0B8w3o3W2w2a',
+    };
+    await writeFile(
+      configFile,
+      stringify({
+        temporal: { address: testBed().temporalAddress, taskQueue },
+        clusters: [
+          { name: 'c', nodes: [node], storage: { bucket: 'etcd-backups' }, recovery: { approval: 'auto', approvalTimeout: '5s' } },
+        ],
+      }),
+    );
+    const { stdout } = await promisify(execFile)('node', [
+      join(__dirname, '../../dist/src/cli/main.js'),
+      '--config',
+      configFile,
+      'restore',
+      'c',
+      '--no-wait',
+    ]);
+    const runId = /\(run (\S+)\)/.exec(stdout)?.[1];
+    expect(runId).toBeDefined();
+    const handle = client.workflow.getHandle<typeof recoverCluster>('recover-c', runId);
+    const r = await handle.result();
+    expect(r.outcome).toBe('restored');
+    expect(r.approval).toEqual({ by: 'policy', decision: 'auto' });
+    expect(calls).toContain('stopControlPlane:newest');
+  });
+
   it('a rejection changes nothing: no pause, no step', async () => {
     const handle = await start({ approval: 'required', approvalTimeoutSeconds: 60 });
     await handle.signal(rejectSignal, { by: 'oncall', reason: 'false alarm' });
@@ -197,12 +242,23 @@ describe('recoverCluster logic (stub activities, real dev server)', () => {
     },
   );
 
-  it('keepRestoredOnFailure keeps the restored state instead of rolling back', async () => {
-    await failureOf(
+  it('keepRestoredOnFailure keeps the restored state instead of rolling back, and says where everything is', async () => {
+    const cause = await failureOf(
       (await start({ approval: 'auto', keepRestoredOnFailure: true }, { failAt: 'verifyApi', failType: 'VerificationFailed' })).result(),
     );
     expect(calls).not.toContain('rollbackRecovery');
     expect(calls[calls.length - 1]).toBe('resumeBackups');
+    expect(cause.type).toBe('VerificationFailed');
+    expect(cause.message).toBe(
+      'cluster "c", step verify: verifyApi failed on purpose; kept as restored (keepRestoredOnFailure): the restored data dir is /var/lib/etcd, the previous one /var/lib/etcd.before, the original manifests in /work/r/manifests-before',
+    );
+    // Failed before the swap: nothing restored is in use, and the message does not pretend otherwise.
+    calls.length = 0;
+    const early = await failureOf((await start({ approval: 'auto', keepRestoredOnFailure: true }, { failAt: 'restoreEtcdData' })).result());
+    expect(calls).not.toContain('rollbackRecovery');
+    expect(early.message).toMatch(
+      /step restore: restoreEtcdData failed on purpose; not rolled back \(keepRestoredOnFailure\): the data dir \/var\/lib\/etcd is as the failed step left it .*the original manifests in \/work\/r\/manifests-before$/,
+    );
   });
 
   it('"latest" passes over a backup that fails verification while fetched, before the node is touched', async () => {

@@ -5,24 +5,30 @@ import { fillEtcd } from '../../sandbox/fill';
 import { minioClient, minioStorage } from '../support/bed';
 import { keyFile, runBackup, withBackup } from '../support/backups';
 import { nodeFingerprint, recover } from '../support/recovery';
+import { clusterSchema } from '../../src/config/schema';
+import { listObjects } from '../../src/backup/catalog';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 
 /**
- * Too little disk on the target is found by the plan, before anything changes: the work dir (where the snapshot is
- * fetched) as well as the data dir's filesystem. Here the node's work dir is a 1 MiB tmpfs.
+ * What the plan (and a backup's plan) refuses before anything changes: too little disk on the target (the work dir,
+ * where the snapshot is fetched, as well as the data dir's filesystem; here the node's work dir is a 1 MiB tmpfs),
+ * etcd tools of another minor version, a "new" node where a control plane listens, a bucket without the Object Lock
+ * the config requires, a key id not in the key ring, an edited or unsigned manifest.
  */
-describe('recovery preflight: disk space on the target', () => {
+describe('recovery preflight: refusals before anything changes', () => {
   let cluster: SandboxCluster;
   let worker: RunningWorker;
+  let key: Awaited<ReturnType<typeof keyFile>>;
+  let first: Awaited<ReturnType<typeof runBackup>>;
   const s3 = minioClient();
 
   beforeAll(async () => {
-    const key = await keyFile();
+    key = await keyFile();
     await s3.send(new CreateBucketCommand({ Bucket: 'preflight' })).catch(() => undefined);
     cluster = await createSandboxCluster({ name: 'pre', etcdLine: '3.6', withApiserver: false, storage: minioStorage('preflight') });
     worker = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1' })], { encryptionKeys: { k1: { file: key.path } } });
     await fillEtcd(cluster, 8, 512 * 1024); // a snapshot of a few MiB
-    await runBackup(worker.client, worker.taskQueue, 'pre');
+    first = await runBackup(worker.client, worker.taskQueue, 'pre');
   });
   afterAll(async () => {
     await cluster?.controlPlane.exec(['bash', '-c', 'umount /var/lib/lifeboat 2>/dev/null; true']).catch(() => undefined);
@@ -48,6 +54,78 @@ describe('recovery preflight: disk space on the target', () => {
     expect(await nodeFingerprint(node)).toBe(before);
     await node.exec(['umount', '/var/lib/lifeboat']);
   });
+  const failureOf = (p: Promise<unknown>) =>
+    p.then(
+      () => undefined,
+      (e: WorkflowFailedError) => e.cause as Error & { type?: string },
+    );
+
+  it('refuses a target whose etcd tools are of another minor version than the backup, naming both and the fix', async () => {
+    // The node's etcdutl is 3.5 (set in the config, as an operator with an older tool on the path would have it);
+    // every backup is of etcd 3.6.
+    const etcd35 = cluster.binaries.etcd['3.5'];
+    const other = await startTestWorker(
+      [
+        clusterSchema.parse({
+          ...withBackup(cluster, { encryptionKey: 'k1' }),
+          etcd: { ...cluster.config.etcd, etcdutl: `${etcd35}/etcdutl` },
+        }),
+      ],
+      { encryptionKeys: { k1: { file: key.path } } },
+    );
+    try {
+      const before = await nodeFingerprint(cluster.controlPlane);
+      const named = await failureOf(
+        recover(other.client, other.taskQueue, { cluster: 'pre', approval: 'auto', snapshot: first.snapshotKey }),
+      );
+      expect(named?.type).toBe('PreflightFailed');
+      expect(named?.message).toMatch(
+        /node "cp1" has etcdutl 3\.5\.\d+ but the backup is from etcd 3\.6: restore with the same etcd minor version \(install etcd 3\.6 tools, set etcd\.etcdutl in the config\)/,
+      );
+      // "latest" passes over every backup for that reason, and says so.
+      const latest = await failureOf(recover(other.client, other.taskQueue, { cluster: 'pre', approval: 'auto' }));
+      expect(latest?.type).toBe('MissingSnapshot');
+      expect(latest?.message).toMatch(
+        /no usable backup of cluster "pre" .*passed over: .*has etcdutl 3\.5\.\d+ but the backup is from etcd 3\.6/,
+      );
+      expect(await nodeFingerprint(cluster.controlPlane)).toBe(before);
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it('refuses a new-node recovery onto a node where a control plane listens, naming the ports', async () => {
+    const before = await nodeFingerprint(cluster.controlPlane);
+    const cause = await failureOf(
+      recover(worker.client, worker.taskQueue, { cluster: 'pre', approval: 'auto', mode: 'new-node', target: 'cp1' }),
+    );
+    expect(cause?.type).toBe('PreflightFailed');
+    expect(cause?.message).toMatch(
+      /node "cp1" already listens on [^:]*:2379.*: a control plane runs there; use mode "in-place" or a clean node/,
+    );
+    expect(await nodeFingerprint(cluster.controlPlane)).toBe(before);
+  });
+
+  it('a backup configured with storage.objectLock refuses a bucket without Object Lock before taking a snapshot', async () => {
+    const other = await startTestWorker(
+      [withBackup(cluster, { encryptionKey: 'k1' }, { ...cluster.config.storage, objectLock: { mode: 'GOVERNANCE', days: 1 } })],
+      { encryptionKeys: { k1: { file: key.path } } },
+    );
+    try {
+      const objects = async () => (await listObjects(s3, 'preflight', '')).map((o) => o.key).sort();
+      const before = await objects();
+      const cause = await failureOf(runBackup(other.client, other.taskQueue, 'pre'));
+      expect(cause?.type).toBe('ObjectLockUnavailable');
+      expect(cause?.message).toMatch(
+        /^cluster "pre", step plan: storage\.objectLock is set but bucket preflight has no Object Lock; create the bucket with Object Lock enabled/,
+      );
+      expect(await objects()).toEqual(before);
+      expect((await cluster.controlPlane.exec(['bash', '-c', 'ls -A /var/lib/lifeboat/backups 2>/dev/null || true'])).trim()).toBe('');
+    } finally {
+      await other.stop();
+    }
+  });
+
   it('"latest" passes over a newer backup whose key id is not in the key ring, naming it; by key it is refused', async () => {
     // A newer backup encrypted with k2, which this worker's key ring does not hold (a key rotated on another worker).
     const k2 = await keyFile();

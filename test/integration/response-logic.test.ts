@@ -242,6 +242,10 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
     expect(r.recovery).toMatchObject({ workflowId: expect.stringMatching(/^recover-c\d+$/), outcome: 'restored' });
     expect(calls.filter((c) => c === 'restoreEtcdData')).toHaveLength(1);
     expect(calls).toContain('notify:recovery-started');
+    // The UI names the child recovery, what started it and why, as it does for a start from the CLI.
+    const child = await client.workflow.getHandle(r.recovery!.workflowId).describe();
+    await expect(child.staticSummary()).resolves.toMatch(/^recovery of c\d+ \(alert \w+\)$/);
+    await expect(child.staticDetails()).resolves.toMatch(/\*\*started by\*\* the alert response respond-c\d+ \(policy auto\)/);
   });
 
   it('policy approve waits: approved -> restored; rejected or timed out -> nothing changed', async () => {

@@ -163,6 +163,33 @@ describe('Temporal through a TLS and an mTLS gRPC proxy (nginx grpc_pass in fron
     expect(code === 1).toBe(/missing Lifeboat/.test(out));
   });
 
+  it("`lifeboat temporal check` connects with Temporal's TOML profile named by TEMPORAL_PROFILE, and sends TEMPORAL_GRPC_META_* headers", async () => {
+    const toml = join(dir, 'temporal.toml');
+    await writeFile(
+      toml,
+      [
+        '[profile.prod]',
+        `address = "${proxy.mtlsAddress}"`,
+        'namespace = "default"',
+        '[profile.prod.tls]',
+        `server_ca_cert_path = "${pki.caFile}"`,
+        `client_cert_path = "${pki.clientCert}"`,
+        `client_key_path = "${pki.clientKey}"`,
+      ].join('\n'),
+    );
+    const file = join(dir, 'profile.yaml');
+    await writeFile(file, `temporal:\n  address: ${testBed().temporalAddress}\n  namespace: nope\n`);
+    const env = { TEMPORAL_CONFIG_FILE: toml, TEMPORAL_PROFILE: 'prod' };
+    const ok = await lifeboat(['--config', file, 'temporal', 'check'], { ...env, TEMPORAL_GRPC_META_X_LIFEBOAT_PROBE: 'pass' });
+    expect(ok.out).toContain(
+      `connected: ${proxy.mtlsAddress}, namespace default, TLS (CA from ${toml} profile prod: tls.server_ca_cert_path), client certificate from ${toml} profile prod: tls.client_cert_path, gRPC headers x-lifeboat-probe`,
+    );
+    // The proxy refuses calls carrying this header's value: the header really goes out with every call.
+    const refused = await lifeboat(['--config', file, 'temporal', 'check'], { ...env, TEMPORAL_GRPC_META_X_LIFEBOAT_PROBE: 'refuse' });
+    expect(refused.code).toBe(1);
+    expect(refused.out).not.toMatch(/^connected:/m);
+  });
+
   it('`lifeboat temporal check` without the client certificate fails with the fix, and exit 1', async () => {
     const file = join(dir, 'no-cert.yaml');
     await writeFile(file, `temporal:\n  address: ${proxy.mtlsAddress}\n  tls:\n    caFile: ${pki.caFile}\n`);

@@ -10,17 +10,18 @@ export async function openBrowser(): Promise<Browser> {
   return chromium.launch({ executablePath: process.env.LIFEBOAT_CHROMIUM ?? '/usr/bin/chromium', headless: true });
 }
 
-export function uiUrl(path: string): string {
-  return `${testBed().temporalUiUrl}/namespaces/default${path}`;
+/** A page of the test bed's UI, or of another dev server's (`base`, e.g. one `npm start` started). */
+export function uiUrl(path: string, base = testBed().temporalUiUrl): string {
+  return `${base}/namespaces/default${path}`;
 }
 
 /** Fills the start-workflow form (prefilled by its query parameters) with one JSON input and presses Start. */
 export async function startFromForm(
   page: Page,
-  o: { workflowId: string; taskQueue: string; workflowType: string; input: unknown },
+  o: { workflowId: string; taskQueue: string; workflowType: string; input: unknown; base?: string },
 ): Promise<void> {
   const q = new URLSearchParams({ workflowId: o.workflowId, taskQueue: o.taskQueue, workflowType: o.workflowType });
-  await page.goto(uiUrl(`/workflows/start-workflow?${q.toString()}`));
+  await page.goto(uiUrl(`/workflows/start-workflow?${q.toString()}`, o.base));
   const editor = page.locator('.cm-content').first();
   await editor.click();
   await editor.fill(JSON.stringify(o.input));

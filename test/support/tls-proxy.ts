@@ -177,7 +177,11 @@ http {
   grpc_send_timeout 300s;
   client_max_body_size 64m;
   ${server(tlsPort, '')}
-  ${server(mtlsPort, `ssl_client_certificate ${pki.caFile};\n      ssl_verify_client on;`)}
+  ${server(
+    mtlsPort,
+    // A header a client sets (TEMPORAL_GRPC_META_*) can be seen here: the tests use it to prove headers arrive.
+    `ssl_client_certificate ${pki.caFile};\n      ssl_verify_client on;\n      if ($http_x_lifeboat_probe = "refuse") { return 403; }`,
+  )}
   map $http_authorization $lb_key_ok { "Bearer ${apiKey}" 1; default 0; }
   ${server(keyPort, 'if ($lb_key_ok = 0) { return 401; }')}
 }

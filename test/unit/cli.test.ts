@@ -30,7 +30,14 @@ describe('lifeboat CLI (compiled)', () => {
   });
 
   it('has --help for every command', async () => {
-    for (const args of [['--help'], ['config', '--help'], ['config', 'validate', '--help'], ['worker', '--help'], ['version', '--help']]) {
+    for (const args of [
+      ['--help'],
+      ['config', '--help'],
+      ['config', 'validate', '--help'],
+      ['worker', '--help'],
+      ['version', '--help'],
+      ['backup', 'import', '--help'],
+    ]) {
       const r = await run(args);
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/Usage: lifeboat/);

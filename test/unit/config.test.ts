@@ -103,3 +103,36 @@ describe('config', () => {
     expect(() => findCluster(config, 'staging')).toThrow(/unknown cluster "staging": known clusters are prod/);
   });
 });
+
+describe('config paths that reach remote commands (SSH on the node, or the worker in direct mode)', () => {
+  const direct = { endpoints: ['https://10.0.0.10:2379'], caFile: '/e/ca.crt', certFile: '/e/c.crt', keyFile: '/e/c.key' };
+  /** Every path a remote command is built from: each is refused unless it is a plain absolute path. */
+  const FIELDS: [string, (p: string) => Record<string, unknown>][] = [
+    ...['kubernetesDir', 'manifestsDir', 'pkiDir', 'etcdDataDir', 'kubeletDir', 'workDir'].map(
+      (f): [string, (p: string) => Record<string, unknown>] => [`clusters[0].paths.${f}`, (p) => ({ ...cluster, paths: { [f]: p } })],
+    ),
+    ...['caFile', 'certFile', 'keyFile', 'etcdctl', 'etcdutl'].map((f): [string, (p: string) => Record<string, unknown>] => [
+      `clusters[0].etcd.${f}`,
+      (p) => ({ ...cluster, etcd: { [f]: p } }),
+    ]),
+    ...['caFile', 'certFile', 'keyFile', 'etcdctl', 'etcdutl', 'workDir'].map((f): [string, (p: string) => Record<string, unknown>] => [
+      `clusters[0].etcd.direct.${f}`,
+      (p) => ({ ...cluster, etcd: { direct: { ...direct, [f]: p } } }),
+    ]),
+    ['clusters[0].nodes[0].knownHostsFile', (p) => ({ ...cluster, nodes: [{ ...node, knownHostsFile: p }] })],
+  ];
+
+  it.each(FIELDS.flatMap(([field, build]) => ['/etc/kube rnetes', '/etc/kubernetes;reboot'].map((p) => [field, p, build] as const)))(
+    '%s = %j is refused, naming the field',
+    (field, path, build) => {
+      const problems = problemsOf({ clusters: [build(path)] });
+      expect(problems.join('\n')).toContain(field);
+      expect(problems.join('\n')).toMatch(/absolute path|etcdctl|etcdutl|no spaces or shell characters/);
+    },
+  );
+
+  it('drill folders on the worker too', () => {
+    for (const p of ['/tmp/a b', '/tmp/a;b'])
+      expect(problemsOf({ clusters: [cluster], drill: { scratchDir: p } }).join('\n')).toContain('drill.scratchDir');
+  });
+});

@@ -1,7 +1,7 @@
 import { stringify } from 'yaml';
 import { clusterSchema } from '../../src/config/schema';
 import { parseConfig } from '../../src/config/load';
-import { archivePathOf, referencedHostFiles } from '../../src/drill/archive';
+import { archivePathOf, referencedHostFiles } from '../../src/kube/static-pod-files';
 import { drillReportKeyOf, drilledColumn, parseDrillReport, type DrillReport } from '../../src/drill/report';
 import { manifestKeyOf } from '../../src/backup/object-keys';
 import { drillInputProblems } from '../../workflows/drill-input';

@@ -1,4 +1,5 @@
-import { ManifestError, parseManifest, type BackupManifest } from '../../src/backup/manifest';
+import { etcdVersionForTools, ManifestError, parseManifest, type BackupManifest } from '../../src/backup/manifest';
+import { createdFromName } from '../../src/backup/import-source';
 
 const object = {
   key: 'lifeboat/prod/etcd/x.db.gz.enc',
@@ -70,5 +71,55 @@ describe('backup manifests read from the bucket', () => {
     ]);
     const { snapshot: _gone, ...noSnapshot } = manifest;
     expect(() => parseManifest(KEY, JSON.stringify(noSnapshot))).toThrow(/snapshot: expected object \(missing\)/);
+  });
+});
+
+describe('imported backups (`lifeboat backup import`)', () => {
+  const { node: _node, kubernetesVersion: _k, ...unknownOrigin } = manifest;
+  const imported = {
+    ...unknownOrigin,
+    etcd: { hash: 123, revision: 42, totalKeys: 7, totalSize: 4096, storageVersion: '3.6.0' },
+    controlPlaneFiles: null,
+    source: { kind: 'imported', from: 'etcd-backups/2026-11-25-09-45', importedAt: '2026-11-26T04:00:00.000Z', createdFrom: 'name' },
+  };
+
+  it('parses a manifest marked imported, without node, Kubernetes version or control-plane archive', () => {
+    const parsed = parseManifest(KEY, JSON.stringify(imported));
+    expect(parsed.source).toEqual(imported.source);
+    expect(parsed.node).toBeUndefined();
+    expect(parsed.controlPlaneFiles).toBeNull();
+    expect(etcdVersionForTools(parsed)).toBe('3.6.0');
+  });
+
+  it('still parses manifests written before imports existed (no source: a lifeboat backup)', () => {
+    const parsed = parseManifest(KEY, JSON.stringify(manifest));
+    expect(parsed.source).toBeUndefined();
+    expect(parsed.node).toBe('cp1');
+    expect(etcdVersionForTools(parsed)).toBe('3.6.16');
+    // A lifeboat backup's storage version is never taken for its server's: the server's is required for tools.
+    expect(etcdVersionForTools({ etcd: { ...manifest.etcd, serverVersion: undefined, storageVersion: '3.5.0' } })).toBeUndefined();
+  });
+
+  it('refuses a malformed source, naming the field', () => {
+    expect(() => parseManifest(KEY, JSON.stringify({ ...imported, source: { ...imported.source, kind: 'stolen' } }))).toThrow(
+      /source\.kind: /,
+    );
+    expect(() => parseManifest(KEY, JSON.stringify({ ...imported, source: { ...imported.source, importedAt: 'yesterday' } }))).toThrow(
+      /source\.importedAt: /,
+    );
+  });
+});
+
+describe('runbook snapshot names (`date +%F-%H-%M`)', () => {
+  it.each([
+    ['etcd-backups/2026-11-25-09-45', '2026-11-25T09:45:00.000Z'],
+    ['etcd-snapshot-2026-01-02-23-59.db', '2026-01-02T23:59:00.000Z'],
+    ['/var/backups/2026-11-25-09-45.db', '2026-11-25T09:45:00.000Z'],
+    ['2026-02-31-10-00', undefined],
+    ['2026-11-25-24-00', undefined],
+    ['2026-11-25', undefined],
+    ['snapshot.db', undefined],
+  ])('%s -> %s', (name, created) => {
+    expect(createdFromName(name)).toBe(created);
   });
 });

@@ -129,6 +129,62 @@ describe('Temporal connection options', () => {
     ).rejects.toThrow(/^TEMPORAL_TLS_CLIENT_CERT_PATH: the client certificate \(CN=expired\) expired on Jan {2}2 00:00:00 2020 GMT/);
   });
 
+  it("reads Temporal's TOML profile when TEMPORAL_CONFIG_FILE or TEMPORAL_PROFILE names it; variables beat it, it beats the file", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'conn-toml-'));
+    const toml = join(dir, 'temporal.toml');
+    await writeFile(
+      toml,
+      [
+        '[profile.prod]',
+        'address = "prod.example:7233"',
+        'namespace = "prod-ns"',
+        '[profile.prod.tls]',
+        `server_ca_cert_path = "${pki.caFile}"`,
+        'server_name = "temporal.prod"',
+        '[profile.prod.grpc_meta]',
+        'x-tenant = "acme"',
+        'x-drop-me = "1"',
+      ].join('\n'),
+    );
+    const file = config({ address: 'file:7233', namespace: 'file-ns' });
+    // Not read unless named: a personal default profile never moves the worker.
+    expect((await temporalTarget(file, { HOME: dir })).address).toBe('file:7233');
+    const t = await temporalTarget(file, {
+      TEMPORAL_CONFIG_FILE: toml,
+      TEMPORAL_PROFILE: 'prod',
+      TEMPORAL_NAMESPACE: 'env-ns',
+      TEMPORAL_GRPC_META_X_DROP_ME: '',
+      TEMPORAL_GRPC_META_X_REQUEST_SOURCE: 'lifeboat',
+    });
+    expect([t.address, t.namespace]).toEqual(['prod.example:7233', 'env-ns']);
+    expect(t.from).toMatchObject({
+      address: `${toml} profile prod: address`,
+      namespace: 'TEMPORAL_NAMESPACE',
+      ca: `${toml} profile prod: tls.server_ca_cert_path`,
+      serverName: `${toml} profile prod: tls.server_name`,
+    });
+    expect(t.tls!.serverNameOverride).toBe('temporal.prod');
+    expect(t.metadata).toEqual({ 'x-tenant': 'acme', 'x-request-source': 'lifeboat' });
+    expect(connectionOptions(t).metadata).toEqual(t.metadata);
+    expect(describeTarget(t)).toMatch(/gRPC headers x-request-source, x-tenant$/);
+    await expect(temporalTarget(file, { TEMPORAL_CONFIG_FILE: toml, TEMPORAL_PROFILE: 'staging' })).rejects.toThrow(
+      /^TEMPORAL_PROFILE: .*temporal\.toml \(profile staging\): Profile 'staging' not found/,
+    );
+    await writeFile(
+      toml,
+      '[profile.default]\naddress = "a:1"\n[profile.default.tls]\nclient_cert_path = "/nonexistent/c.pem"\nclient_key_path = "/nonexistent/k.pem"\n',
+    );
+    await expect(temporalTarget(file, { TEMPORAL_CONFIG_FILE: toml })).rejects.toThrow(
+      new RegExp(`^${toml.replace(/[/.]/g, '\\$&')} profile default: tls\\.client_cert_path: cannot read /nonexistent/c\\.pem`),
+    );
+  });
+
+  it('sends TEMPORAL_GRPC_META_* as gRPC headers (names lower-cased, every _ a -)', async () => {
+    const t = await temporalTarget(config(), { TEMPORAL_GRPC_META_X_AUTH_EXTRA: 'v1' });
+    expect(t.metadata).toEqual({ 'x-auth-extra': 'v1' });
+    expect((await temporalTarget(config(), {})).metadata).toBeUndefined();
+  });
+
   it('payloadEncryption must name a key of the ring', () => {
     expect(() => config({ payloadEncryption: { keyId: 'nope' } })).toThrow(/temporal\.payloadEncryption\.keyId.*unknown key id "nope"/);
     expect(config({ payloadEncryption: { keyId: 'k1' } }, { encryptionKeys: { k1: { env: 'K1' } } }).temporal.payloadEncryption).toEqual({

@@ -2,6 +2,10 @@ import { backupInputProblems } from '../../workflows/backup-input';
 import type { BackupClusterInput } from '../../workflows/backup-cluster';
 import { recoveryInputProblems, type RecoverClusterInput } from '../../workflows/recovery-input';
 import { responseInputProblems, type RespondToAlertInput } from '../../workflows/response-input';
+import { drillInputProblems } from '../../workflows/drill-input';
+import { checkInputProblems, healthInputProblems } from '../../workflows/health-input';
+import { importInputProblems, type ImportBackupInput } from '../../workflows/import-input';
+import * as workflows from '../../workflows';
 
 /**
  * Every workflow's input arrives from places the CLI does not guard (the Temporal UI's start form, webhooks,
@@ -74,5 +78,95 @@ describe('workflow inputs refuse hostile and malformed values, naming the field'
     expect(responseInputProblems({ ...base, alert: { ...alert, startsAt: 'yesterday' } }).join()).toMatch(/^alert\.startsAt: /);
     expect(responseInputProblems({ ...base, policy: 'auto' } as never).join()).toMatch(/^input: unknown field "policy"/);
     expect(responseInputProblems({ cluster: 'prod' } as never).join()).toMatch(/^alert: expected an object/);
+  });
+
+  /** Shell metacharacters, "..", quotes, newline, NUL, 200 KB, and strings that are fine text but no key. */
+  const HOSTILE_KEYS = [
+    'x; rm -rf /',
+    '$(reboot)',
+    '`id`',
+    '../../etc/passwd',
+    'a/../b',
+    "it's",
+    'say "hi"',
+    'a\nb',
+    'a\u0000b',
+    'a b',
+    '',
+    'k'.repeat(200_000),
+  ];
+
+  it('drill: cluster, snapshot, reason, unknown fields, wrong types', () => {
+    expect(drillInputProblems({ cluster: 'prod', snapshot: 'latest', reason: 'schedule' })).toEqual([]);
+    for (const bad of [...HOSTILE, ...WRONG_TYPES]) expect(drillInputProblems({ cluster: bad as string }).join()).toMatch(/^cluster: /);
+    for (const bad of [...HOSTILE_KEYS, ...WRONG_TYPES])
+      expect([bad, drillInputProblems({ cluster: 'prod', snapshot: bad as string }).join()]).toEqual([
+        bad,
+        expect.stringMatching(/^snapshot: /),
+      ]);
+    for (const bad of ['r'.repeat(501), 42, null])
+      expect(drillInputProblems({ cluster: 'prod', reason: bad as string }).join()).toMatch(/^reason: /);
+    expect(drillInputProblems({ cluster: 'prod', scratchDir: '/' } as never).join()).toMatch(/^input: unknown field "scratchDir"/);
+    for (const bad of [null, 42, true, ['prod'], 'prod'])
+      expect(drillInputProblems(bad as never)).toEqual(['input: expected an object like {"cluster": "prod"}']);
+  });
+
+  it('health check: cluster, node, timeoutSeconds, unknown fields, wrong types', () => {
+    expect(healthInputProblems({ cluster: 'prod', node: 'cp1', timeoutSeconds: 10 })).toEqual([]);
+    for (const bad of [...HOSTILE, ...WRONG_TYPES]) expect(healthInputProblems({ cluster: bad as string }).join()).toMatch(/^cluster: /);
+    for (const bad of [...HOSTILE.filter((h) => h !== ''), 'a\u0000b', ...WRONG_TYPES])
+      expect([bad, healthInputProblems({ cluster: 'prod', node: bad as string }).join()]).toEqual([bad, expect.stringMatching(/^node: /)]);
+    for (const bad of [0, 61, 1.5, '10', null])
+      expect(healthInputProblems({ cluster: 'prod', timeoutSeconds: bad as number }).join()).toMatch(/^timeoutSeconds: /);
+    expect(healthInputProblems({ cluster: 'prod', command: 'id' } as never).join()).toMatch(/^input: unknown field "command"/);
+    for (const bad of [null, 42, true, ['prod'], 'prod'])
+      expect(healthInputProblems(bad as never)).toEqual(['input: expected an object like {"cluster": "prod"}']);
+  });
+
+  it('reachability check: cluster, unknown fields, wrong types', () => {
+    expect(checkInputProblems({ cluster: 'prod' })).toEqual([]);
+    for (const bad of [...HOSTILE, 'a\u0000b', ...WRONG_TYPES])
+      expect(checkInputProblems({ cluster: bad as string }).join()).toMatch(/^cluster: /);
+    expect(checkInputProblems({ cluster: 'prod', node: 'x' } as never).join()).toMatch(/^input: unknown field "node"/);
+    for (const bad of [null, 42, true, ['prod'], 'prod'])
+      expect(checkInputProblems(bad as never)).toEqual(['input: expected an object like {"cluster": "prod"}']);
+  });
+
+  it('import: cluster, key, from, staged, reason, unknown fields, wrong types', () => {
+    const base: ImportBackupInput = { cluster: 'prod', key: 'etcd-backups/2026-11-25-09-45' };
+    expect(importInputProblems(base)).toEqual([]);
+    expect(importInputProblems({ ...base, from: 'snapshot-2026-11-25-09-45.db', staged: true, reason: 'migration' })).toEqual([]);
+    for (const bad of [...HOSTILE, ...WRONG_TYPES])
+      expect(importInputProblems({ ...base, cluster: bad as string }).join()).toMatch(/^cluster: /);
+    for (const bad of [...HOSTILE_KEYS, '/abs/path', 'a//b', ...WRONG_TYPES]) {
+      expect([bad, importInputProblems({ ...base, key: bad as string }).join()]).toEqual([bad, expect.stringMatching(/^key: /)]);
+      if (bad !== undefined)
+        expect([bad, importInputProblems({ ...base, from: bad as string }).join()]).toEqual([bad, expect.stringMatching(/^from: /)]);
+    }
+    // A 200 KB key is refused on its length, and not echoed back.
+    expect(importInputProblems({ ...base, key: 'k'.repeat(200_000) }).join().length).toBeLessThan(200);
+    expect(importInputProblems({ ...base, staged: 'yes' as never }).join()).toMatch(/^staged: /);
+    expect(importInputProblems({ ...base, reason: 'r'.repeat(501) }).join()).toMatch(/^reason: /);
+    expect(importInputProblems({ ...base, bucket: 'other' } as never).join()).toMatch(/^input: unknown field "bucket"/);
+    expect(importInputProblems({ cluster: 'prod' } as never).join()).toMatch(/^key: /);
+    for (const bad of [null, 42, true, ['prod'], 'prod'])
+      expect(importInputProblems(bad as never).join()).toMatch(/^input: expected an object/);
+  });
+
+  it('every workflow the worker registers has its input checked here', () => {
+    const registered = Object.entries(workflows)
+      .filter(([, v]) => typeof v === 'function')
+      .map(([k]) => k)
+      .sort();
+    // Each name maps to the checker exercised above; a new workflow must add its own before this passes.
+    expect(registered).toEqual([
+      'backupCluster',
+      'checkCluster',
+      'checkClusterHealth',
+      'drillRestore',
+      'importBackup',
+      'recoverCluster',
+      'respondToAlert',
+    ]);
   });
 });

@@ -1,0 +1,55 @@
+/**
+ * The health check's input (health-<cluster> schedules, the UI, scripts): garbage fails the run at once naming the
+ * field instead of wedging its workflow task. Pure: imported by the workflow.
+ */
+export interface CheckClusterHealthInput {
+  cluster: string;
+  node?: string;
+  timeoutSeconds?: number;
+}
+
+const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const FIELDS = ['cluster', 'node', 'timeoutSeconds'];
+
+export function healthInputProblems(input: CheckClusterHealthInput): string[] {
+  if (!input || typeof input !== 'object' || Array.isArray(input)) return ['input: expected an object like {"cluster": "prod"}'];
+  const problems: string[] = [];
+  if (typeof input.cluster !== 'string' || !NAME.test(input.cluster))
+    problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-", at most 63)');
+  if (input.node !== undefined && (typeof input.node !== 'string' || !NAME.test(input.node)))
+    problems.push('node: expected a node name from the config');
+  if (
+    input.timeoutSeconds !== undefined &&
+    (typeof input.timeoutSeconds !== 'number' ||
+      !Number.isInteger(input.timeoutSeconds) ||
+      input.timeoutSeconds < 1 ||
+      input.timeoutSeconds > 60)
+  )
+    problems.push('timeoutSeconds: expected a whole number of seconds from 1 to 60');
+  const extra = Object.keys(input).filter((k) => !FIELDS.includes(k));
+  if (extra.length)
+    problems.push(
+      `input: unknown field ${extra
+        .slice(0, 5)
+        .map((k) => `"${k.slice(0, 40)}"`)
+        .join(', ')} (expected ${FIELDS.join(', ')})`,
+    );
+  return problems;
+}
+
+/** The reachability check's input ({"cluster": "prod"}), checked the same way. */
+export function checkInputProblems(input: { cluster: string }): string[] {
+  if (!input || typeof input !== 'object' || Array.isArray(input)) return ['input: expected an object like {"cluster": "prod"}'];
+  const problems: string[] = [];
+  if (typeof input.cluster !== 'string' || !NAME.test(input.cluster))
+    problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-", at most 63)');
+  const extra = Object.keys(input).filter((k) => k !== 'cluster');
+  if (extra.length)
+    problems.push(
+      `input: unknown field ${extra
+        .slice(0, 5)
+        .map((k) => `"${k.slice(0, 40)}"`)
+        .join(', ')} (expected cluster)`,
+    );
+  return problems;
+}
