@@ -1,7 +1,11 @@
+import type { ApplicationFailure } from '@temporalio/common';
 import { readFile } from 'node:fs/promises';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { etcdctlArgs } from '../../sandbox/control-plane';
 import { withSession } from '../../src/ssh/session';
+import { checkSnapshotFile } from '../../activities/backup/inspect-snapshot';
+import { withSnapshotHost } from '../../src/backup/snapshot-host';
+import { parseConfig } from '../../src/config/load';
 import { minioStorage } from '../support/bed';
 
 describe('sandbox control-plane node (etcd 3.6, over SSH)', () => {
@@ -28,6 +32,30 @@ describe('sandbox control-plane node (etcd 3.6, over SSH)', () => {
     expect(etcd).toMatchObject({ running: true, pid: expect.any(Number) });
     const cgroups = await readFile(`/proc/${etcd!.pid}/cgroup`, 'utf8');
     expect(cgroups).toMatch(new RegExp(`:memory:/lifeboat/${node.netns}/kubepods/`));
+  });
+
+  it("refuses an empty snapshot (a fresh etcd) and an unreadable one at backup time, with etcd's own reader", async () => {
+    // Runs before anything is written: this etcd has no keys yet, as a wiped or brand-new one has.
+    const config = parseConfig({ clusters: [cluster.config] }, 'test');
+    await withSnapshotHost(config, 'smoke-etcd', undefined, 'node', async (host) => {
+      await host.run(['mkdir', '-p', '/var/lib/lifeboat/work']);
+      await host.run(host.etcdctl('snapshot', 'save', '/var/lib/lifeboat/work/empty.db'));
+      const refusal = (path: string) =>
+        checkSnapshotFile(host, path).then(
+          () => {
+            throw new Error(`${path} was accepted`);
+          },
+          (err: ApplicationFailure) => `${err.type}: ${err.message}`,
+        );
+      expect(await refusal('/var/lib/lifeboat/work/empty.db')).toMatch(
+        /^EmptySnapshot: the snapshot on node "cp1" is empty \(0 keys, revision [01]\); refusing to store it as a backup/,
+      );
+      await host.run(['sh', '-c', 'head -c 1048576 /dev/urandom > /var/lib/lifeboat/work/garbage.db']);
+      expect(await refusal('/var/lib/lifeboat/work/garbage.db')).toMatch(
+        /^UnreadableSnapshot: the snapshot \/var\/lib\/lifeboat\/work\/garbage\.db on node "cp1" is unreadable/,
+      );
+      await host.run(['rm', '-f', '/var/lib/lifeboat/work/empty.db', '/var/lib/lifeboat/work/garbage.db']);
+    });
   });
 
   it('etcdctl snapshot save over SSH writes a snapshot that etcdutl snapshot status accepts', async () => {
