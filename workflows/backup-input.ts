@@ -1,4 +1,5 @@
 import type { BackupClusterInput } from './backup-cluster';
+import { unknownFieldProblems } from './unknown-fields';
 
 const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const MAX_REASON = 500;
@@ -18,13 +19,6 @@ export function backupInputProblems(input: BackupClusterInput): string[] {
     problems.push('retentionDryRun: expected true or false');
   if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > MAX_REASON))
     problems.push(`reason: expected text of at most ${MAX_REASON} characters`);
-  const extra = Object.keys(input).filter((k) => !['cluster', 'retentionDryRun', 'reason'].includes(k));
-  if (extra.length)
-    problems.push(
-      `input: unknown field ${extra
-        .slice(0, 5)
-        .map((k) => `"${k.slice(0, 40)}"`)
-        .join(', ')} (expected cluster, retentionDryRun, reason)`,
-    );
+  problems.push(...unknownFieldProblems(input, ['cluster', 'retentionDryRun', 'reason']));
   return problems;
 }

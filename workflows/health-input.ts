@@ -1,3 +1,4 @@
+import { unknownFieldProblems } from './unknown-fields';
 /**
  * The health check's input (health-<cluster> schedules, the UI, scripts): garbage fails the run at once naming the
  * field instead of wedging its workflow task. Pure: imported by the workflow.
@@ -26,14 +27,7 @@ export function healthInputProblems(input: CheckClusterHealthInput): string[] {
       input.timeoutSeconds > 60)
   )
     problems.push('timeoutSeconds: expected a whole number of seconds from 1 to 60');
-  const extra = Object.keys(input).filter((k) => !FIELDS.includes(k));
-  if (extra.length)
-    problems.push(
-      `input: unknown field ${extra
-        .slice(0, 5)
-        .map((k) => `"${k.slice(0, 40)}"`)
-        .join(', ')} (expected ${FIELDS.join(', ')})`,
-    );
+  problems.push(...unknownFieldProblems(input, FIELDS));
   return problems;
 }
 
@@ -43,13 +37,6 @@ export function checkInputProblems(input: { cluster: string }): string[] {
   const problems: string[] = [];
   if (typeof input.cluster !== 'string' || !NAME.test(input.cluster))
     problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-", at most 63)');
-  const extra = Object.keys(input).filter((k) => k !== 'cluster');
-  if (extra.length)
-    problems.push(
-      `input: unknown field ${extra
-        .slice(0, 5)
-        .map((k) => `"${k.slice(0, 40)}"`)
-        .join(', ')} (expected cluster)`,
-    );
+  problems.push(...unknownFieldProblems(input, ['cluster']));
   return problems;
 }

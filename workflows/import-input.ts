@@ -1,3 +1,4 @@
+import { unknownFieldProblems } from './unknown-fields';
 /**
  * The import workflow's input, checked before any step runs: the CLI, the Temporal UI's start form and scripts start
  * it, and garbage must fail the run at once naming the field, never wedge its workflow task. Pure: imported by the
@@ -42,13 +43,6 @@ export function importInputProblems(input: ImportBackupInput): string[] {
   if (input.staged !== undefined && typeof input.staged !== 'boolean') problems.push('staged: expected true or false');
   if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > 500))
     problems.push('reason: expected text of at most 500 characters');
-  const extra = Object.keys(input).filter((k) => !FIELDS.includes(k));
-  if (extra.length)
-    problems.push(
-      `input: unknown field ${extra
-        .slice(0, 5)
-        .map((k) => `"${k.slice(0, 40)}"`)
-        .join(', ')} (expected ${FIELDS.join(', ')})`,
-    );
+  problems.push(...unknownFieldProblems(input, FIELDS));
   return problems;
 }

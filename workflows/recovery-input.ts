@@ -1,3 +1,4 @@
+import { unknownFieldProblems } from './unknown-fields';
 /**
  * The recovery workflow's input, typed and checked before any step runs. It is what an operator types into the
  * Temporal UI's start form, what the CLI sends and what an alert webhook sends, so every field is checked here with
@@ -109,14 +110,7 @@ export function recoveryInputProblems(input: RecoverClusterInput): string[] {
   }
   for (const f of ['keepRestoredOnFailure', 'overrideCooldown', 'acceptUnsignedManifest'] as const)
     if (input[f] !== undefined && typeof input[f] !== 'boolean') problems.push(`${f}: expected true or false`);
-  const extra = Object.keys(input).filter((k) => !FIELDS.includes(k));
-  if (extra.length)
-    problems.push(
-      `input: unknown field ${extra
-        .slice(0, 5)
-        .map((k) => `"${k.slice(0, 40)}"`)
-        .join(', ')} (known: ${FIELDS.join(', ')})`,
-    );
+  problems.push(...unknownFieldProblems(input, FIELDS));
   return problems;
 }
 

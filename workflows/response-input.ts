@@ -1,3 +1,5 @@
+import { unknownFieldProblems } from './unknown-fields';
+
 /**
  * What the alert receiver hands the response workflow: one alert as Alertmanager described it. The same workflow can
  * be started from the Temporal UI or a script, so every field is checked here, with limits, before anything runs.
@@ -65,8 +67,6 @@ export function responseInputProblems(input: RespondToAlertInput): string[] {
   if (typeof input.cluster !== 'string' || !NAME.test(input.cluster))
     problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-")');
   problems.push(...alertNoticeProblems(input.alert));
-  const extra = Object.keys(input).filter((k) => k !== 'cluster' && k !== 'alert');
-  if (extra.length)
-    problems.push(`input: unknown field ${extra.map((k) => `"${k.slice(0, 40)}"`).join(', ')} (expected cluster and alert)`);
+  problems.push(...unknownFieldProblems(input, ['cluster', 'alert']));
   return problems;
 }
