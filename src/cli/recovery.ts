@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { WorkflowIdConflictPolicy, WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowIdConflictPolicy, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { findCluster, loadConfig } from '../config/load';
 import { recoveryInputProblems, type RecoverClusterInput } from '../../workflows/recovery-input';
 import { configFileOf } from './config';
@@ -8,6 +8,7 @@ import { runMetadata } from '../temporal/run-metadata';
 import { cliUser } from './user';
 import { printReport, printSteps } from './recovery-report';
 import { progressQuery, recoverCluster } from '../../workflows';
+import type { RecoveryProgress } from '../../workflows/recover-cluster';
 
 export const recoveryWorkflowId = (cluster: string) => `recover-${cluster}`;
 
@@ -107,6 +108,30 @@ export function restoreCommand(): Command {
     );
 }
 
+/**
+ * The recovery's progress, from the worker (a query). A query needs a worker: when none answers, the server still
+ * knows how the run ended, so that is said instead of the SDK's bare "Failed to query Workflow".
+ */
+async function progressOf(
+  handle: WorkflowHandle,
+  cluster: string,
+  nothingTo: string,
+): Promise<{ progress?: RecoveryProgress; ended?: string }> {
+  try {
+    return { progress: await handle.query(progressQuery) };
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new Error(`no recovery of cluster "${cluster}" has run${nothingTo}`, { cause: err });
+    const d = await handle.describe().catch(() => undefined);
+    if (!d) throw err;
+    if (d.status.name !== 'RUNNING')
+      return { ended: `${d.status.name.toLowerCase()}${d.closeTime ? ` at ${d.closeTime.toISOString()}` : ''} (run ${d.runId})` };
+    throw new Error(
+      `the recovery of cluster "${cluster}" is running, but no worker answered (task queue ${d.taskQueue}): is \`lifeboat worker\` running? (${(err as Error).message})`,
+      { cause: err },
+    );
+  }
+}
+
 export function recoveryCommand(): Command {
   const recovery = new Command('recovery').description('follow and decide running recoveries');
   recovery
@@ -117,10 +142,12 @@ export function recoveryCommand(): Command {
       const { client, close } = await openClient(config);
       try {
         const handle = client.workflow.getHandle(recoveryWorkflowId(cluster));
-        const p = await handle.query(progressQuery).catch((err: unknown) => {
-          if (err instanceof WorkflowNotFoundError) throw new Error(`no recovery of cluster "${cluster}" has run`);
-          throw err;
-        });
+        const { progress: p, ended } = await progressOf(handle, cluster, '');
+        if (!p) {
+          // Ended, and no worker to ask for its steps: the server's word (`lifeboat worker` running shows them too).
+          console.log(`${handle.workflowId}: ${ended}`);
+          return;
+        }
         console.log(`${handle.workflowId}: ${p.state}`);
         printSteps(p.steps);
         if (p.plan) console.log(`plan: ${p.plan.steps.map((s, i) => `\n  ${i + 1}. ${s}`).join('')}`);
@@ -140,11 +167,8 @@ export function recoveryCommand(): Command {
         try {
           const handle = client.workflow.getHandle(recoveryWorkflowId(cluster));
           // A signal to a run that is not waiting is accepted and ignored: say so instead of printing "approved".
-          const p = await handle.query(progressQuery).catch((err: unknown) => {
-            if (err instanceof WorkflowNotFoundError)
-              throw new Error(`no recovery of cluster "${cluster}" has run; nothing to ${decision}`);
-            throw err;
-          });
+          const { progress: p, ended } = await progressOf(handle, cluster, `; nothing to ${decision}`);
+          if (!p) throw new Error(`the last recovery of cluster "${cluster}" has ended (${ended}); nothing to ${decision}`);
           if (p.state !== 'awaiting-approval')
             throw new Error(
               `the recovery of cluster "${cluster}" is not waiting for approval (it is ${p.state}); nothing to ${decision} (see \`lifeboat recovery status ${cluster}\`)`,

@@ -13,7 +13,7 @@ import { keyFile, withBackup } from '../support/backups';
 import { cliConfigFile, runCli } from '../support/cli';
 import { nodeFingerprint } from '../support/recovery';
 import { startTestWorker, type RunningWorker } from '../support/worker';
-import { progressQuery } from '../../workflows';
+import { progressQuery, recoverCluster } from '../../workflows';
 import type { RecoverClusterResult } from '../../workflows/recover-cluster';
 
 const BUCKET = 'cli';
@@ -116,7 +116,7 @@ describe('the compiled CLI against real servers (etcd 3.6 + kube-apiserver)', ()
     expect(now.stderr).toBe('');
     expect(now.code).toBe(0);
     expect(now.stdout).toMatch(/^started backup-cli-manual-/);
-    const done = /backup of cli complete: revision (\d+), \d+ keys, .* \(gzip, encrypted with key k1\)/.exec(now.stdout);
+    const done = /backup of cli complete: revision (\d+), \d+ keys, .* \(zstd on the node, encrypted with key k1\)/.exec(now.stdout);
     expect(done).not.toBeNull();
     const newest = (await backups())[0].manifest!;
     expect(newest.etcd.revision).toBe(Number(done![1]));
@@ -152,9 +152,26 @@ describe('the compiled CLI against real servers (etcd 3.6 + kube-apiserver)', ()
     const status = await cli('recovery', 'status', 'cli');
     expect(status).toMatchObject({ code: 0 });
     expect(status.stdout).toMatch(/^recover-cli: planned/);
-    const none = await cli('recovery', 'status', 'nope');
+    // A name no other test file uses: the dev server is shared by the whole run.
+    const none = await cli('recovery', 'status', 'never-recovered');
     expect(none.code).toBe(1);
-    expect(none.stderr).toMatch(/no recovery of cluster "nope" has run/);
+    expect(none.stderr).toMatch(/no recovery of cluster "never-recovered" has run/);
+  });
+
+  it('recovery status and approve of a recovery that ended where no worker answers: how it ended, from the server', async () => {
+    // A run on a task queue no worker polls, ended: a query cannot be answered, describe can.
+    const handle = await worker.client.workflow.start(recoverCluster, {
+      taskQueue: `no-worker-${Date.now()}`,
+      workflowId: 'recover-gone',
+      args: [{ cluster: 'gone' }],
+    });
+    await handle.terminate('ended by the test');
+    const status = await cli('recovery', 'status', 'gone');
+    expect(status).toMatchObject({ code: 0, stderr: '' });
+    expect(status.stdout).toMatch(/^recover-gone: terminated at \d{4}-\d\d-\d\dT[\d:.]+Z \(run [0-9a-f-]+\)$/m);
+    const approve = await cli('recovery', 'approve', 'gone', '--by', 'oncall');
+    expect(approve.code).toBe(1);
+    expect(approve.stderr).toMatch(/the last recovery of cluster "gone" has ended \(terminated at .*\); nothing to approve/);
   });
 
   it('recovery reject: the run ends rejected and the node is unchanged; approve/reject with nothing waiting is refused', async () => {
@@ -175,9 +192,9 @@ describe('the compiled CLI against real servers (etcd 3.6 + kube-apiserver)', ()
     const late = await cli('recovery', 'approve', 'cli', '--by', 'oncall');
     expect(late.code).toBe(1);
     expect(late.stderr).toMatch(/the recovery of cluster "cli" is not waiting for approval \(it is rejected\)/);
-    const never = await cli('recovery', 'approve', 'nope', '--by', 'oncall');
+    const never = await cli('recovery', 'approve', 'never-recovered', '--by', 'oncall');
     expect(never.code).toBe(1);
-    expect(never.stderr).toMatch(/no recovery of cluster "nope" has run/);
+    expect(never.stderr).toMatch(/no recovery of cluster "never-recovered" has run/);
   });
 
   it('recovery approve: the waiting recovery runs to completion and restores the backup', async () => {

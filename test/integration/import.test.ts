@@ -110,7 +110,7 @@ describe('backup import: a plain `etcdctl snapshot save` from the kubeadm runboo
     expect(imported.createdFrom).toBe('name');
     expect(imported.revision).toBeGreaterThan(1);
     expect(imported.storageVersion).toMatch(/^3\.6/);
-    expect(imported.snapshotKey).toMatch(/^lifeboat\/imp\/etcd\/20261125T094500Z-rev\d+\.db\.gz\.enc$/);
+    expect(imported.snapshotKey).toMatch(/^lifeboat\/imp\/etcd\/20261125T094500Z-rev\d+\.db\.zst\.enc$/);
     expect(imported.resourceCounts.configmaps).toBeGreaterThan(0);
     const m = await readManifest(s3, BUCKET, imported.manifestKey);
     expect(m.source).toMatchObject({ kind: 'imported', from: RUNBOOK_KEY, createdFrom: 'name' });
