@@ -54,7 +54,9 @@ export async function restoreKubeletIdentity(s: TargetSession, plan: RecoveryPla
   const placed: string[] = [];
   const movedAside: string[] = [];
   await s.run(['mkdir', '-p', '-m', '0700', kubeletDir]);
-  for (const f of KUBELET_FILES) {
+  // config.yaml last: a kubelet that waits for its configuration (kubeadm's restart loop on a fresh machine) starts
+  // the moment it appears, and must find its identity in place then, not bootstrap over it while pki/ is copied.
+  for (const f of [...KUBELET_FILES].sort((a, b) => Number(a === 'config.yaml') - Number(b === 'config.yaml'))) {
     const marker = `${paths.runDir}/replaced/.placed-kubelet-${f}`;
     if (!(await s.exists(`${staged}/${f}`)) || (await s.exists(marker))) continue;
     const dest = `${kubeletDir}/${f}`;
