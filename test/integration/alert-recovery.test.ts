@@ -380,8 +380,11 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     const since = new Date();
     await wipe();
     const result = await nextResponse(since, 180_000);
-    expect(result.diagnosis?.cause).toBe('etcd-data-lost');
-    expect(result.outcome).toBe('recovery-failed');
+    // With the response's own account beside it, so that a failure here says what the response saw.
+    expect({ cause: result.diagnosis?.cause, outcome: result.outcome, summary: result.summary, evidence: result.evidence }).toMatchObject({
+      cause: 'etcd-data-lost',
+      outcome: 'recovery-failed',
+    });
     expect(result.summary).toMatch(/was restored \d+ min ago .*within recovery\.cooldown.*overrideCooldown: true/);
     // The refused recovery stopped at its plan: nothing on the node was moved aside.
     const refused = (await runs(worker.client, `recover-${NAME}`)).slice(recoveriesBefore);
