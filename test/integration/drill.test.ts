@@ -1,5 +1,5 @@
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { WorkflowFailedError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -25,6 +25,7 @@ import { drillScheduleIdOf } from '../../src/schedules/drill-schedules';
 import { parseConfig } from '../../src/config/load';
 import { workerProcess } from '../support/worker-process';
 import type { DrillRestoreInput } from '../../workflows/drill-input';
+import { failureOf } from '../support/failures';
 
 const BUCKET = 'drills';
 
@@ -40,16 +41,6 @@ async function processesUnder(dir: string): Promise<string[]> {
 
 const drill = (client: Client, taskQueue: string, input: DrillRestoreInput) =>
   client.workflow.execute(drillRestore, { taskQueue, workflowId: `drill-${input.cluster}-${Date.now()}`, args: [input] });
-
-const failureOf = async (p: Promise<unknown>): Promise<{ type?: string; message: string }> => {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  const cause = (err as WorkflowFailedError).cause as { type?: string; message: string };
-  return { type: cause.type, message: cause.message };
-};
 
 describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () => {
   let cluster: SandboxCluster;

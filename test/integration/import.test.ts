@@ -1,5 +1,5 @@
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { WorkflowFailedError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,22 +17,13 @@ import { recover } from '../support/recovery';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 import { drillRestore, importBackup } from '../../workflows';
 import type { ImportBackupInput, ImportBackupResult } from '../../workflows/import-backup';
+import { failureOf } from '../support/failures';
 
 const BUCKET = 'imports';
 const configMap = (name: string) => ({ metadata: { name }, data: { name } });
 
 const importIt = (client: Client, taskQueue: string, input: ImportBackupInput) =>
   client.workflow.execute(importBackup, { taskQueue, workflowId: `import-${input.cluster}-${Date.now()}`, args: [input] });
-
-const failureOf = async (p: Promise<unknown>): Promise<{ type?: string; message: string }> => {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(WorkflowFailedError);
-  const cause = (err as WorkflowFailedError).cause as { type?: string; message: string };
-  return { type: cause.type, message: cause.message };
-};
 
 describe('backup import: a plain `etcdctl snapshot save` from the kubeadm runbook becomes a backup (etcd 3.6 + kube-apiserver)', () => {
   let cluster: SandboxCluster;
