@@ -1,6 +1,5 @@
 import { Command } from 'commander';
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { WorkflowFailedError } from '@temporalio/client';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -13,6 +12,7 @@ import { configFileOf } from './config';
 import { runMetadata } from '../temporal/run-metadata';
 import { cliUser } from './user';
 import { openClient } from './temporal-client';
+import { runResult } from './run-result';
 import { warnAboutEncryption } from './warnings';
 import { backupCluster, importBackup } from '../../workflows';
 import { importStagingPrefix } from '../backup/import-source';
@@ -61,11 +61,7 @@ export function backupCommand(): Command {
         };
         const poll = setInterval(() => void show(), 1000);
         try {
-          const r = await handle.result().catch((err: unknown) => {
-            // The run's own failure (cluster, step, cause), not the client's "Workflow execution failed".
-            if (err instanceof WorkflowFailedError) throw new Error(`backup failed: ${err.cause?.message ?? err.message}`, { cause: err });
-            throw err;
-          });
+          const r = await runResult('backup', handle.result());
           console.log(
             `backup of ${r.cluster} complete: revision ${r.revision}, ${r.totalKeys} keys, ${mib(r.plainBytes)} -> ${mib(r.storedBytes)} stored (${r.compression}${r.compressedOn ? ` on the ${r.compressedOn}` : ''}, ${r.encryptionKeyId ? `encrypted with key ${r.encryptionKeyId}` : 'UNENCRYPTED'})`,
           );
@@ -99,14 +95,13 @@ export function backupCommand(): Command {
       // A local file goes to the bucket first, under <prefix>/<cluster>/import-staging/ (no listing or retention looks
       // there), so the worker can read it wherever it runs; the workflow removes that copy when it ends, either way.
       const from = local ? basename(source) : source;
-      const key = local
-        ? `${importStagingPrefix(cluster.storage.prefix, cluster.name)}${stamp}-${from.replace(/[^A-Za-z0-9._-]/g, '_')}`
-        : source;
+      const safeName = from.replace(/[^A-Za-z0-9._-]/g, '_');
+      const key = local ? `${importStagingPrefix(cluster.storage.prefix, cluster.name)}${stamp}-${safeName}` : source;
       const input = {
         cluster: cluster.name,
         key,
         reason: opts.reason,
-        ...(local ? { from: from.replace(/[^A-Za-z0-9._-]/g, '_'), staged: true } : {}),
+        ...(local ? { from: safeName, staged: true } : {}),
       };
       const problems = importInputProblems(input);
       if (problems.length) throw new Error(`cannot import ${source}: ${problems.join('; ')}`);
@@ -144,10 +139,7 @@ export function backupCommand(): Command {
           })
           .finally(() => s3?.destroy());
         console.log(`started ${workflowId}`);
-        const r = await handle.result().catch((err: unknown) => {
-          if (err instanceof WorkflowFailedError) throw new Error(`import failed: ${err.cause?.message ?? err.message}`, { cause: err });
-          throw err;
-        });
+        const r = await runResult('import', handle.result());
         console.log(
           `imported ${r.from} into ${r.cluster}: revision ${r.revision}, ${r.totalKeys} keys, etcd hash ${r.hash}${r.storageVersion ? `, storage version ${r.storageVersion}` : ''}`,
         );

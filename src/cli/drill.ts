@@ -1,10 +1,10 @@
 import { Command } from 'commander';
-import { WorkflowFailedError } from '@temporalio/client';
 import { findCluster, loadConfig } from '../config/load';
 import { drillInputProblems, type DrillRestoreInput } from '../../workflows/drill-input';
 import { configFileOf } from './config';
 import { openClient } from './temporal-client';
 import { drillRestore } from '../../workflows';
+import { runResult } from './run-result';
 
 export function drillCommand(): Command {
   const drill = new Command('drill').description('restore drills: prove on the worker that a backup really restores');
@@ -26,18 +26,13 @@ export function drillCommand(): Command {
         const handle = await client.workflow.start(drillRestore, { taskQueue, workflowId, args: [input] });
         console.log(`started ${workflowId}`);
         if (!opts.wait) return;
-        try {
-          const r = await handle.result();
-          console.log(
-            `drill of ${r.manifestKey}: passed in ${r.durationSeconds} s (counted through ${r.countedThrough === 'api' ? 'a throwaway kube-apiserver' : 'etcd only'})`,
-          );
-          for (const c of r.checks) console.log(`  ok  ${c}`);
-          for (const p of r.passedOver) console.log(`  passed over ${p.manifestKey}: ${p.reason}`);
-          if (r.reportKey) console.log(`  report: ${r.reportKey}`);
-        } catch (err) {
-          if (err instanceof WorkflowFailedError) throw new Error(`drill failed: ${err.cause?.message ?? err.message}`, { cause: err });
-          throw err;
-        }
+        const r = await runResult('drill', handle.result());
+        console.log(
+          `drill of ${r.manifestKey}: passed in ${r.durationSeconds} s (counted through ${r.countedThrough === 'api' ? 'a throwaway kube-apiserver' : 'etcd only'})`,
+        );
+        for (const c of r.checks) console.log(`  ok  ${c}`);
+        for (const p of r.passedOver) console.log(`  passed over ${p.manifestKey}: ${p.reason}`);
+        if (r.reportKey) console.log(`  report: ${r.reportKey}`);
       } finally {
         await close();
       }
