@@ -14,6 +14,11 @@ export interface BackupClusterInput {
   retentionDryRun?: boolean;
   /** Why this backup was taken (schedule, operator, before a change); kept in the result. */
   reason?: string;
+  /**
+   * A person's go-ahead (never a schedule's) to store a snapshot whose etcd revision is below the newest backup's:
+   * etcd was reset on purpose. Without it such a backup is refused (RevisionRegression).
+   */
+  allowRevisionRegression?: boolean;
 }
 
 export interface BackupStepTiming {
@@ -43,6 +48,8 @@ export interface BackupClusterResult {
   retention: { dryRun: boolean; deleted: { key: string; created: string }[]; kept: number; orphansRemoved: string[] };
   steps: BackupStepTiming[];
   reason?: string;
+  /** The revision floor this backup is below, overridden with allowRevisionRegression. */
+  revisionRegressionAllowed?: { floor: number; from: string };
 }
 
 const quick = proxyActivities<Activities>(ACTIVITY_OPTIONS.quick);
@@ -93,7 +100,15 @@ async function backup(input: BackupClusterInput): Promise<BackupClusterResult> {
     // Every recorded run verifies alongside the uploads; the marker stays in their histories (no history of the
     // older order, verify first, was ever recorded, so that branch is gone).
     deprecatePatch('verify-alongside-upload');
-    const snap = await timed('snapshot', () => snapshotting.takeSnapshot({ cluster: plan.cluster, runKey }));
+    const snap = await timed('snapshot', () =>
+      snapshotting.takeSnapshot({
+        cluster: plan.cluster,
+        runKey,
+        ...(input.allowRevisionRegression ? { allowRevisionRegression: true } : {}),
+      }),
+    );
+    if (snap.revisionRegressionAllowed)
+      log.warn('storing a snapshot below the revision floor, as allowed', { cluster: plan.cluster, ...snap.revisionRegressionAllowed });
     const keys = backupObjectKeys({
       prefix: plan.prefix,
       cluster: plan.cluster,
@@ -184,6 +199,7 @@ async function backup(input: BackupClusterInput): Promise<BackupClusterResult> {
       },
       steps,
       reason: input.reason,
+      ...(snap.revisionRegressionAllowed ? { revisionRegressionAllowed: snap.revisionRegressionAllowed } : {}),
     };
   } catch (err) {
     metricMeter.createCounter('lifeboat_backups_failed', 'backups', 'Backups that failed').add(1, { cluster: input.cluster, step });

@@ -19,6 +19,8 @@ export function backupInputProblems(input: BackupClusterInput): string[] {
     problems.push('retentionDryRun: expected true or false');
   if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > MAX_REASON))
     problems.push(`reason: expected text of at most ${MAX_REASON} characters`);
-  problems.push(...unknownFieldProblems(input, ['cluster', 'retentionDryRun', 'reason']));
+  if (input.allowRevisionRegression !== undefined && typeof input.allowRevisionRegression !== 'boolean')
+    problems.push('allowRevisionRegression: expected true or false (true only to store a backup of an etcd reset on purpose)');
+  problems.push(...unknownFieldProblems(input, ['cluster', 'retentionDryRun', 'reason', 'allowRevisionRegression']));
   return problems;
 }

@@ -4,6 +4,7 @@ import type { ActivityDeps } from '../deps';
 import { whileHeartbeating, cancellationSignal } from '../heartbeat';
 import { checkRunKey } from '../../src/run-key';
 import type { RemoteResult } from '../../src/ssh/run';
+import { checkRevisionFloor, type RevisionRegressionAllowed } from './revision-check';
 import { checkSnapshotFile, type SnapshotFileStatus } from './inspect-snapshot';
 import { withSnapshotHost, snapshotSourceOf, type SnapshotHost, type SnapshotSource } from '../../src/backup/snapshot-host';
 
@@ -11,6 +12,8 @@ export interface TakeSnapshotInput {
   cluster: string;
   /** Names this run's folder on the node: a retried attempt finds and reuses its own snapshot. */
   runKey: string;
+  /** A person's go-ahead to store a snapshot whose revision is below the floor (etcd reset on purpose). */
+  allowRevisionRegression?: boolean;
 }
 
 export interface SnapshotFile {
@@ -23,6 +26,8 @@ export interface SnapshotFile {
   sizeBytes: number;
   /** etcd's reader on the file: it is whole and not empty, and its revision names the backup. */
   status: SnapshotFileStatus;
+  /** The revision floor this snapshot is below, stored anyway because a person allowed it. */
+  revisionRegressionAllowed?: RevisionRegressionAllowed;
 }
 
 /**
@@ -61,6 +66,11 @@ export function takeSnapshot(deps: ActivityDeps) {
           () => ({ step: 'snapshot status', path }),
           () => checkSnapshotFile(host, path),
         );
+        // Below the floor, etcd started over: the snapshot must never become the newest backup. The file is this
+        // run's own scratch copy, so it goes (a retry takes a new one).
+        const regression = await checkRevisionFloor(deps, cluster, status.revision, input.allowRevisionRegression === true, async () => {
+          await run(['rm', '-rf', '--', runDir]);
+        });
         const stat = await run(['stat', '-c', '%s %Y', path]);
         const [size, mtime] = stat.stdout.trim().split(' ').map(Number);
         return {
@@ -71,6 +81,7 @@ export function takeSnapshot(deps: ActivityDeps) {
           takenAt: new Date(mtime * 1000).toISOString(),
           sizeBytes: size,
           status,
+          ...(regression ? { revisionRegressionAllowed: regression } : {}),
         };
       },
       { signal: cancellationSignal() },

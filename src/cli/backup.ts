@@ -27,7 +27,11 @@ export function backupCommand(): Command {
     .description('start a backup of the cluster now (workflow backup-<cluster>-manual-<time>)')
     .option('--wait', 'follow its progress and print the summary')
     .option('--reason <text>', 'why this backup is taken', 'manual')
-    .action(async (clusterName: string, opts: { wait?: boolean; reason: string }, cmd: Command) => {
+    .option(
+      '--allow-revision-regression',
+      "store it even though etcd's revision is below the newest backup's (etcd was reset on purpose; otherwise restore instead)",
+    )
+    .action(async (clusterName: string, opts: { wait?: boolean; reason: string; allowRevisionRegression?: boolean }, cmd: Command) => {
       const config = await loadConfig(configFileOf(cmd));
       const cluster = findCluster(config, clusterName);
       warnAboutEncryption(cluster);
@@ -37,7 +41,7 @@ export function backupCommand(): Command {
         const handle = await client.workflow.start(backupCluster, {
           taskQueue,
           workflowId,
-          args: [{ cluster: cluster.name, reason: opts.reason }],
+          args: [{ cluster: cluster.name, reason: opts.reason, ...(opts.allowRevisionRegression ? { allowRevisionRegression: true } : {}) }],
           ...runMetadata({ what: `backup of ${cluster.name}`, cluster: cluster.name, reason: opts.reason, startedBy: cliUser() }),
         });
         console.log(`started ${workflowId}`);
@@ -67,6 +71,8 @@ export function backupCommand(): Command {
           );
           console.log(`  ${r.location}/${r.snapshotKey.slice(r.snapshotKey.indexOf(`${r.cluster}/`))}`);
           if (r.compressionNote) console.log(`  note: ${r.compressionNote}`);
+          if (r.revisionRegressionAllowed)
+            console.log(`  stored below the revision floor ${r.revisionRegressionAllowed.floor} (${r.revisionRegressionAllowed.from}), as allowed`);
           console.log(`  steps: ${r.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}s`).join(', ')}`);
           if (r.retention.deleted.length) console.log(`  retention removed: ${r.retention.deleted.map((d) => d.key).join(', ')}`);
         } finally {

@@ -1,3 +1,4 @@
+import { revisionFloor } from '../backup/revision-floor';
 import type { HealthReport } from './types';
 
 /**
@@ -8,12 +9,8 @@ import type { HealthReport } from './types';
  */
 export function etcdDataLost(h: HealthReport): boolean {
   const revision = h.etcd?.revision;
-  const backup = h.newestBackup;
-  if (revision === undefined || backup?.revision === undefined) return false;
-  const restoredAt = h.recovery?.lastSuccessAt;
-  const restoredSinceBackup = restoredAt !== undefined && Date.parse(restoredAt) > Date.parse(backup.created);
-  const floor = restoredSinceBackup ? h.recovery?.restoredRevision : backup.revision;
-  return floor !== undefined && revision < floor;
+  const floor = revisionFloor({ newestBackup: h.newestBackup, recovery: h.recovery });
+  return revision !== undefined && floor !== undefined && revision < floor.revision;
 }
 
 /**

@@ -1,0 +1,115 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { listObjects, readManifestText } from '../../src/backup/catalog';
+import { authenticateManifest } from '../../src/backup/manifest-auth';
+import { parseManifest } from '../../src/backup/manifest';
+import { loadEncryptionKey } from '../../src/backup/keyring';
+import { clusterBackupPrefix } from '../../src/backup/object-keys';
+import { describeFloorSource, revisionFloor, type FloorBackup, type RevisionFloor } from '../../src/backup/revision-floor';
+import type { ClusterConfig } from '../../src/config/schema';
+import { recoveryState } from '../../src/health/recovery-state';
+import { durationMs } from '../../src/schedules/backup-schedules';
+import { s3ClientFor } from '../../src/storage/s3-client';
+import type { ActivityDeps } from '../deps';
+
+/** A floor a person chose to override (`allowRevisionRegression`), as the backup's result records it. */
+export interface RevisionRegressionAllowed {
+  floor: number;
+  from: string;
+}
+
+/**
+ * The newest backup of the cluster whose manifest reads and can be believed: its tag matches under a key of the ring
+ * (unsigned counts only where the cluster has no encryption key, so nothing to sign with). Whoever can write to the
+ * bucket must not be able to raise the floor (refusing every backup) or lower it (letting a wiped etcd through), so a
+ * manifest that fails is passed over, as a recovery of "latest" passes it over. Keys sort by time: newest first.
+ */
+export async function newestAuthenticBackup(
+  deps: ActivityDeps,
+  cluster: ClusterConfig,
+): Promise<(FloorBackup & { passedOver: string[] }) | undefined> {
+  const s3 = await s3ClientFor(cluster.storage);
+  const passedOver: string[] = [];
+  try {
+    const objects = await listObjects(s3, cluster.storage.bucket, clusterBackupPrefix(cluster.storage.prefix, cluster.name));
+    const manifests = objects
+      .map((o) => o.key)
+      .filter((k) => k.endsWith('.manifest.json'))
+      .sort((a, b) => b.localeCompare(a));
+    for (const key of manifests) {
+      const text = await readManifestText(s3, cluster.storage.bucket, key);
+      const auth = await authenticateManifest(text, (id) => loadEncryptionKey(deps.config, id));
+      const believable = auth.status === 'authentic' || (auth.status === 'unsigned' && !cluster.backup.encryptionKey);
+      if (!believable) {
+        passedOver.push(`${key}: ${auth.status === 'unsigned' ? 'not signed' : auth.reason}`);
+        continue;
+      }
+      try {
+        const m = parseManifest(key, text);
+        if (m.cluster !== cluster.name) {
+          passedOver.push(`${key}: a backup of cluster "${m.cluster}"`);
+          continue;
+        }
+        return { key: m.snapshot.key, created: m.created, revision: m.etcd.revision, passedOver };
+      } catch (err) {
+        passedOver.push(`${key}: ${(err as Error).message}`);
+      }
+    }
+    return undefined;
+  } finally {
+    s3.destroy();
+  }
+}
+
+/**
+ * etcd's revision only grows: a snapshot below the floor (the newest believable backup's revision, or what the last
+ * successful recovery since then left) means etcd started over from empty or older data, and storing it would make
+ * the wiped cluster the newest backup (what "latest" restores, what the health check compares with, what retention
+ * keeps in place of the good ones). Resolves undefined when the snapshot is at or above the floor (or there is none);
+ * with `allow`, resolves the floor it overrode; otherwise throws: RevisionRegression (non-retryable) below the floor,
+ * a retryable failure when the floor cannot be known (Temporal does not answer) and the snapshot is below the backup's.
+ * `discard` removes this run's snapshot file first, whenever it throws.
+ */
+export async function checkRevisionFloor(
+  deps: ActivityDeps,
+  cluster: ClusterConfig,
+  revision: number,
+  allow: boolean,
+  discard: () => Promise<void>,
+): Promise<RevisionRegressionAllowed | undefined> {
+  const backup = await newestAuthenticBackup(deps, cluster);
+  if (backup?.passedOver.length)
+    deps.logger.warn({ cluster: cluster.name, passedOver: backup.passedOver }, 'revision floor: manifests passed over (not believable)');
+  if (backup?.revision === undefined) return undefined;
+  const timeoutMs = Math.max(durationMs(cluster.health.timeout), 5000);
+  const workflowId = `recover-${cluster.name}`;
+  let floor: RevisionFloor | undefined;
+  try {
+    if (!deps.client) throw new Error('this worker has no Temporal client');
+    const state = await recoveryState(deps.client, cluster.name, timeoutMs);
+    const last = state.last?.success ? state.last : undefined;
+    floor = revisionFloor({
+      newestBackup: backup,
+      recovery: last ? { lastSuccessAt: last.closedAt, restoredRevision: last.restoredRevision, workflowId } : undefined,
+    });
+  } catch (err) {
+    if (revision >= backup.revision) return undefined;
+    const message = `the snapshot's etcd revision ${revision} is below ${backup.revision} of backup ${backup.key}, and whether a recovery since explains it cannot be known: Temporal does not answer for ${workflowId} (${(err as Error).message}). Nothing was stored; the step is retried.`;
+    if (allow) {
+      deps.logger.warn({ cluster: cluster.name, revision, floor: backup.revision }, 'revision regression allowed by the operator');
+      return { floor: backup.revision, from: `backup ${backup.key}` };
+    }
+    await discard();
+    throw ApplicationFailure.retryable(message, 'RevisionFloorUnknown');
+  }
+  if (floor === undefined || revision >= floor.revision) return undefined;
+  const from = describeFloorSource(floor);
+  if (allow) {
+    deps.logger.warn({ cluster: cluster.name, revision, floor: floor.revision, from }, 'revision regression allowed by the operator');
+    return { floor: floor.revision, from };
+  }
+  await discard();
+  throw ApplicationFailure.nonRetryable(
+    `the snapshot's etcd revision ${revision} is below ${floor.revision}, from ${from}; etcd only counts up, so it appears to have started over from empty or older data. Nothing was stored and the existing backups are untouched. If the data was lost, restore it: lifeboat restore ${cluster.name}. If etcd was reset on purpose, take a backup with the override: lifeboat backup now ${cluster.name} --allow-revision-regression (allowRevisionRegression: true).`,
+    'RevisionRegression',
+  );
+}
