@@ -22,8 +22,7 @@ export interface FloorRecovery {
 }
 
 export type RevisionFloor =
-  | { revision: number; from: 'backup'; backupKey: string }
-  | { revision: number; from: 'recovery'; endedAt: string; workflowId?: string };
+  { revision: number; from: 'backup'; backupKey: string } | { revision: number; from: 'recovery'; endedAt: string; workflowId?: string };
 
 export function revisionFloor(known: { newestBackup?: FloorBackup; recovery?: FloorRecovery }): RevisionFloor | undefined {
   const backup = known.newestBackup;

@@ -41,7 +41,9 @@ export function backupCommand(): Command {
         const handle = await client.workflow.start(backupCluster, {
           taskQueue,
           workflowId,
-          args: [{ cluster: cluster.name, reason: opts.reason, ...(opts.allowRevisionRegression ? { allowRevisionRegression: true } : {}) }],
+          args: [
+            { cluster: cluster.name, reason: opts.reason, ...(opts.allowRevisionRegression ? { allowRevisionRegression: true } : {}) },
+          ],
           ...runMetadata({ what: `backup of ${cluster.name}`, cluster: cluster.name, reason: opts.reason, startedBy: cliUser() }),
         });
         console.log(`started ${workflowId}`);
@@ -72,7 +74,9 @@ export function backupCommand(): Command {
           console.log(`  ${r.location}/${r.snapshotKey.slice(r.snapshotKey.indexOf(`${r.cluster}/`))}`);
           if (r.compressionNote) console.log(`  note: ${r.compressionNote}`);
           if (r.revisionRegressionAllowed)
-            console.log(`  stored below the revision floor ${r.revisionRegressionAllowed.floor} (${r.revisionRegressionAllowed.from}), as allowed`);
+            console.log(
+              `  stored below the revision floor ${r.revisionRegressionAllowed.floor} (${r.revisionRegressionAllowed.from}), as allowed`,
+            );
           console.log(`  steps: ${r.steps.map((s) => `${s.step} ${(s.ms / 1000).toFixed(1)}s`).join(', ')}`);
           if (r.retention.deleted.length) console.log(`  retention removed: ${r.retention.deleted.map((d) => d.key).join(', ')}`);
         } finally {

@@ -51,6 +51,9 @@ describe('workflow inputs refuse hostile and malformed values, naming the field'
       expect(backupInputProblems({ cluster: bad } as BackupClusterInput).join()).toMatch(/^cluster: /);
     expect(backupInputProblems({ cluster: 'prod', reason: 'r'.repeat(501) }).join()).toMatch(/^reason: /);
     expect(backupInputProblems({ cluster: 'prod', retentionDryRun: 'yes' } as never).join()).toMatch(/^retentionDryRun: /);
+    expect(backupInputProblems({ cluster: 'prod', allowRevisionRegression: true })).toEqual([]);
+    for (const bad of ['true', 1, null, {}])
+      expect(backupInputProblems({ cluster: 'prod', allowRevisionRegression: bad } as never).join()).toMatch(/^allowRevisionRegression: /);
     expect(backupInputProblems({ cluster: 'prod', bucket: 'other' } as never).join()).toMatch(/^input: unknown field "bucket"/);
     for (const bad of [null, 42, true, ['prod'], 'prod'])
       expect(backupInputProblems(bad as never)).toEqual(['input: expected an object like {"cluster": "prod"}']);
