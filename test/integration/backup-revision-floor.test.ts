@@ -1,0 +1,155 @@
+import {
+  CreateBucketCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
+import { readFile } from 'node:fs/promises';
+import { KubeClient } from '../../src/kube/client';
+import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
+import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
+import { advanceRevision } from '../../sandbox/fill';
+import { waitFor } from '../../src/devserver/processes';
+import { newestBackup } from '../../src/health/newest-backup';
+import { selectSnapshot } from '../../activities/recovery/select-snapshot';
+import { backupCluster } from '../../workflows';
+import type { BackupClusterResult } from '../../workflows/backup-cluster';
+import { keyFile, runBackup, withBackup } from '../support/backups';
+import { minioClient, minioStorage } from '../support/bed';
+import { failureOf } from '../support/failures';
+import { startTestWorker, type RunningWorker } from '../support/worker';
+
+const BUCKET = 'revision-floor';
+const NAME = 'floor';
+
+/**
+ * etcd's data is lost (data dir wiped, etcd back empty, the API server refilling its default objects): the next backup
+ * must not become the newest backup, or "latest" would restore the empty cluster, the health check would compare with
+ * it, and retention would eventually delete the good ones. Real servers: a sandbox etcd 3.6 + kube-apiserver, MinIO,
+ * the worker on the dev server. One cluster for every case, in order.
+ */
+describe('a backup never stores a wiped etcd as the newest backup (revision floor)', () => {
+  let cluster: SandboxCluster;
+  let worker: RunningWorker;
+  let admin: KubeClient;
+  let first: BackupClusterResult;
+  const s3 = minioClient();
+  const storage = minioStorage(BUCKET);
+  const bucketObjects = async () =>
+    ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET }))).Contents ?? []).map((o) => o.Key!).sort();
+  const multipartUploads = async () => (await s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET }))).Uploads ?? [];
+  /** What is left under the node's backup work dir (run folders, snapshot files). */
+  const nodeLeftovers = async () =>
+    (await cluster.controlPlane.exec(['bash', '-c', 'find /var/lib/lifeboat/backups -mindepth 1 2>/dev/null || true'])).trim();
+  const latest = async () => (await selectSnapshot(s3, BUCKET, storage.prefix, NAME, 'latest', false)).manifestKey;
+  const configMaps = async () =>
+    (await admin.list('/api/v1/namespaces/default/configmaps')).map((c) => c.metadata.name).filter((n) => !n.startsWith('kube-'));
+
+  beforeAll(async () => {
+    const key = await keyFile();
+    cluster = await createSandboxCluster({ name: NAME, etcdLine: '3.6', withApiserver: true, storage });
+    await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
+    admin = new KubeClient(
+      credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer),
+    );
+    worker = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1' })], { encryptionKeys: { k1: { file: key.path } } });
+    await admin.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'before-backup' } });
+    // A cluster in use is far past the few hundred revisions a fresh API server writes while it bootstraps.
+    await advanceRevision(cluster, 3000);
+    first = await runBackup(worker.client, worker.taskQueue, NAME);
+    await admin.create('/api/v1/namespaces/default/configmaps', { metadata: { name: 'after-backup' } });
+  }, 300_000);
+  afterAll(async () => {
+    await worker?.stop();
+    await cluster?.destroy();
+    s3.destroy();
+  });
+
+  it('etcd wiped and refilled by the API server: the backup fails RevisionRegression naming the numbers; nothing stored, nothing left on the node, "latest" unchanged', async () => {
+    const before = await bucketObjects();
+    expect(before).toHaveLength(3);
+    const pods = await cluster.controlPlane.pods();
+    await cluster.controlPlane.exec([
+      'bash',
+      '-c',
+      `kill -9 ${pods
+        .flatMap((p) => p.containers.map((c) => c.pid))
+        .filter(Boolean)
+        .join(' ')}; rm -rf /var/lib/etcd/member`,
+    ]);
+    // The kubelet restarts etcd (empty) and the API server, which writes its default objects again: not "empty".
+    await waitFor(
+      'the API server answering again, without the objects',
+      async () => {
+        const names = await configMaps().catch(() => undefined);
+        return names !== undefined && !names.includes('before-backup');
+      },
+      180_000,
+      1000,
+    );
+
+    const failure = await failureOf(runBackup(worker.client, worker.taskQueue, NAME));
+    expect(failure.type).toBe('RevisionRegression');
+    const m = /revision (\d+) is below (\d+), from backup (\S+);/.exec(failure.message);
+    expect(m).not.toBeNull();
+    const [, revision, floor, from] = m!;
+    expect(Number(revision)).toBeGreaterThan(0);
+    expect(Number(revision)).toBeLessThan(first.revision);
+    expect(Number(floor)).toBe(first.revision);
+    expect(from).toBe(first.snapshotKey);
+    expect(failure.message).toContain(`cluster "${NAME}", step snapshot:`);
+    expect(failure.message).toMatch(/started over from empty or older data/);
+    expect(failure.message).toMatch(/Nothing was stored and the existing backups are untouched/);
+    expect(failure.message).toContain(`lifeboat restore ${NAME}`);
+    expect(failure.message).toContain(`lifeboat backup now ${NAME} --allow-revision-regression`);
+
+    expect(await bucketObjects()).toEqual(before);
+    expect(await multipartUploads()).toEqual([]);
+    expect(await nodeLeftovers()).toBe('');
+    expect(await latest()).toBe(first.manifestKey);
+    // The health check's data-loss detection compares with the same backup.
+    expect((await newestBackup(storage, NAME, 10_000, new Date()))?.key).toBe(first.snapshotKey);
+  }, 300_000);
+
+  it('a newer manifest that is not authentic (edited, or its tag removed) neither lowers the floor nor lets the backup through', async () => {
+    const text = await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: first.manifestKey }))).Body!.transformToString();
+    const manifest = JSON.parse(text) as { created: string; etcd: { revision: number }; auth?: unknown };
+    const newer = `${storage.prefix}/${NAME}/etcd/29991231T000000Z-rev1`;
+    const edited = { ...manifest, created: '2999-12-31T00:00:00.000Z', etcd: { ...manifest.etcd, revision: 1 } };
+    const { auth: _auth, ...unsigned } = edited;
+    for (const [what, body] of [
+      ['edited', edited],
+      ['unsigned', unsigned],
+    ] as const) {
+      const key = `${newer}-${what}.manifest.json`;
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: JSON.stringify(body) }));
+      try {
+        const failure = await failureOf(runBackup(worker.client, worker.taskQueue, NAME));
+        expect([what, failure.type]).toEqual([what, 'RevisionRegression']);
+        expect(failure.message).toContain(`below ${first.revision}, from backup ${first.snapshotKey};`);
+      } finally {
+        await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }));
+      }
+    }
+    expect(await nodeLeftovers()).toBe('');
+  }, 300_000);
+
+  it('a person allows it (allowRevisionRegression): stored, the result says which floor it overrode; later backups go through', async () => {
+    const allowed = await worker.client.workflow.execute(backupCluster, {
+      taskQueue: worker.taskQueue,
+      workflowId: `backup-${NAME}-allowed-${Date.now()}`,
+      args: [{ cluster: NAME, reason: 'etcd reset on purpose', allowRevisionRegression: true }],
+    });
+    expect(allowed.revision).toBeLessThan(first.revision);
+    expect(allowed.revisionRegressionAllowed).toEqual({ floor: first.revision, from: `backup ${first.snapshotKey}` });
+    expect(await latest()).toBe(allowed.manifestKey);
+    // From now on the floor is the reset cluster's backup: a normal backup is above it and goes through, marked by nothing.
+    const next = await runBackup(worker.client, worker.taskQueue, NAME);
+    expect(next.revision).toBeGreaterThanOrEqual(allowed.revision);
+    expect(next.revisionRegressionAllowed).toBeUndefined();
+    expect(await latest()).toBe(next.manifestKey);
+    expect(await nodeLeftovers()).toBe('');
+  }, 300_000);
+});
