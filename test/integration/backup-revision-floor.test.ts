@@ -18,6 +18,8 @@ import type { BackupClusterResult } from '../../workflows/backup-cluster';
 import { keyFile, runBackup, withBackup } from '../support/backups';
 import { minioClient, minioStorage } from '../support/bed';
 import { failureOf } from '../support/failures';
+import { recover } from '../support/recovery';
+import { REVISION_BUMP } from '../../src/recovery/plan';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 
 const BUCKET = 'revision-floor';
@@ -147,4 +149,16 @@ describe('a backup never stores a wiped etcd as the newest backup (revision floo
     expect(await latest()).toBe(next.manifestKey);
     expect(await nodeLeftovers()).toBe('');
   }, 300_000);
+
+  it('after a successful recovery from an older backup, backups are not refused (the floor is what the restore left)', async () => {
+    const recovery = await recover(worker.client, worker.taskQueue, { cluster: NAME, snapshot: first.snapshotKey, approval: 'auto' });
+    expect(recovery.outcome).toBe('restored');
+    expect(await configMaps()).toContain('before-backup');
+    // etcd 3.6 restores with --bump-revision: etcd is past every revision it ever had, and the recovery says so.
+    const after = await runBackup(worker.client, worker.taskQueue, NAME);
+    expect(after.revision).toBeGreaterThan(first.revision + REVISION_BUMP - 1);
+    expect(after.revisionRegressionAllowed).toBeUndefined();
+    expect(await latest()).toBe(after.manifestKey);
+    expect(await nodeLeftovers()).toBe('');
+  }, 600_000);
 });
