@@ -48,6 +48,26 @@ describe('a backup never stores a wiped etcd as the newest backup (revision floo
   const configMaps = async () =>
     (await admin.list('/api/v1/namespaces/default/configmaps')).map((c) => c.metadata.name).filter((n) => !n.startsWith('kube-'));
 
+  /** Kills every static pod's process and wipes etcd's data (as alert-recovery.test.ts does); waits until the API answers again. */
+  const wipe = async () => {
+    const pods = await cluster.controlPlane.pods();
+    await cluster.controlPlane.exec([
+      'bash',
+      '-c',
+      `kill -9 ${pods
+        .flatMap((p) => p.containers.map((c) => c.pid))
+        .filter(Boolean)
+        .join(' ')}; rm -rf /var/lib/etcd/member`,
+    ]);
+    // The kubelet restarts etcd (empty) and the API server, which writes its default objects again: not "empty".
+    await waitFor(
+      'the API server answering again, without the objects',
+      async () => !(await configMaps()).includes('before-backup'),
+      180_000,
+      1000,
+    );
+  };
+
   beforeAll(async () => {
     const key = await keyFile();
     cluster = await createSandboxCluster({ name: NAME, etcdLine: '3.6', withApiserver: true, storage });
@@ -70,22 +90,7 @@ describe('a backup never stores a wiped etcd as the newest backup (revision floo
   it('etcd wiped and refilled by the API server: the backup fails RevisionRegression naming the numbers; nothing stored, nothing left on the node, "latest" unchanged', async () => {
     const before = await bucketObjects();
     expect(before).toHaveLength(3);
-    const pods = await cluster.controlPlane.pods();
-    await cluster.controlPlane.exec([
-      'bash',
-      '-c',
-      `kill -9 ${pods
-        .flatMap((p) => p.containers.map((c) => c.pid))
-        .filter(Boolean)
-        .join(' ')}; rm -rf /var/lib/etcd/member`,
-    ]);
-    // The kubelet restarts etcd (empty) and the API server, which writes its default objects again: not "empty".
-    await waitFor(
-      'the API server answering again, without the objects',
-      async () => !(await configMaps()).includes('before-backup'),
-      180_000,
-      1000,
-    );
+    await wipe();
 
     const failure = await failureOf(runBackup(worker.client, worker.taskQueue, NAME));
     expect(failure.type).toBe('RevisionRegression');
@@ -159,6 +164,27 @@ describe('a backup never stores a wiped etcd as the newest backup (revision floo
     expect(after.revision).toBeGreaterThan(first.revision + REVISION_BUMP - 1);
     expect(after.revisionRegressionAllowed).toBeUndefined();
     expect(await latest()).toBe(after.manifestKey);
+    expect(await nodeLeftovers()).toBe('');
+  }, 600_000);
+
+  it('etcd wiped after a recovery, before any backup since: the floor is the revision that restore left, and the refusal names the recovery', async () => {
+    const recovery = await recover(worker.client, worker.taskQueue, {
+      cluster: NAME,
+      snapshot: first.snapshotKey,
+      approval: 'auto',
+      overrideCooldown: true,
+    });
+    expect(recovery.outcome).toBe('restored');
+    const restoredRevision = recovery.plan.snapshot.revision + recovery.plan.revisionBump!;
+    const before = await bucketObjects();
+    await wipe();
+    const failure = await failureOf(runBackup(worker.client, worker.taskQueue, NAME));
+    expect(failure.type).toBe('RevisionRegression');
+    expect(failure.message).toMatch(
+      new RegExp(`revision \\d+ is below ${restoredRevision}, from recovery recover-${NAME} \\(ended \\S+Z\\);`),
+    );
+    expect(await bucketObjects()).toEqual(before);
+    expect(await multipartUploads()).toEqual([]);
     expect(await nodeLeftovers()).toBe('');
   }, 600_000);
 });
