@@ -36,7 +36,14 @@ export async function newestAuthenticBackup(
       .filter((k) => k.endsWith('.manifest.json'))
       .sort((a, b) => b.localeCompare(a));
     for (const key of manifests) {
-      const text = await readManifestText(s3, cluster.storage.bucket, key);
+      let text: string;
+      try {
+        text = await readManifestText(s3, cluster.storage.bucket, key);
+      } catch (err) {
+        // Gone since the listing (retention deleted it meanwhile): the next one. Any other bucket error is retried.
+        if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode !== 404) throw err;
+        continue;
+      }
       const auth = await authenticateManifest(text, (id) => loadEncryptionKey(deps.config, id));
       const believable = auth.status === 'authentic' || (auth.status === 'unsigned' && !cluster.backup.encryptionKey);
       if (!believable) {
