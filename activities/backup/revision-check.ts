@@ -73,7 +73,8 @@ export async function newestAuthenticBackup(
  * the wiped cluster the newest backup (what "latest" restores, what the health check compares with, what retention
  * keeps in place of the good ones). Resolves undefined when the snapshot is at or above the floor (or there is none);
  * with `allow`, resolves the floor it overrode; otherwise throws: RevisionRegression (non-retryable) below the floor,
- * a retryable failure when the floor cannot be known (Temporal does not answer) and the snapshot is below the backup's.
+ * a retryable failure when the floor cannot be known (Temporal does not answer, or a recovery is running) and the
+ * snapshot is below the backup's.
  * `discard` removes this run's snapshot file first, whenever it throws.
  */
 export async function checkRevisionFloor(
@@ -91,8 +92,10 @@ export async function checkRevisionFloor(
   const workflowId = `recover-${cluster.name}`;
   let floor: RevisionFloor | undefined;
   try {
-    if (!deps.client) throw new Error('this worker has no Temporal client');
+    if (!deps.client) throw new Error('this worker has no Temporal client to ask about recover-<cluster>');
     const state = await recoveryState(deps.client, cluster.name, timeoutMs);
+    // A recovery that is restoring right now may be what moved the revision: known only once it has ended.
+    if (state.inProgress) throw new Error(`${workflowId} is running; back up once it has ended`, { cause: 'running' });
     const last = state.last?.success ? state.last : undefined;
     floor = revisionFloor({
       newestBackup: backup,
@@ -100,7 +103,7 @@ export async function checkRevisionFloor(
     });
   } catch (err) {
     if (revision >= backup.revision) return undefined;
-    const message = `the snapshot's etcd revision ${revision} is below ${backup.revision} of backup ${backup.key}, and whether a recovery since explains it cannot be known: Temporal does not answer for ${workflowId} (${(err as Error).message}). Nothing was stored; the step is retried.`;
+    const message = `the snapshot's etcd revision ${revision} is below ${backup.revision} of backup ${backup.key}, and whether a recovery since explains it cannot be known now: ${(err as Error).cause === 'running' ? '' : 'Temporal cannot be asked: '}${(err as Error).message}. Nothing was stored and the existing backups are untouched (the step is retried a few times).`;
     if (allow) {
       deps.logger.warn({ cluster: cluster.name, revision, floor: backup.revision }, 'revision regression allowed by the operator');
       return { floor: backup.revision, from: `backup ${backup.key}` };
