@@ -18,7 +18,7 @@ import type { BackupClusterResult } from '../../workflows/backup-cluster';
 import { keyFile, runBackup, withBackup } from '../support/backups';
 import { minioClient, minioStorage } from '../support/bed';
 import { failureOf } from '../support/failures';
-import { recover } from '../support/recovery';
+import { recover, startRecovery } from '../support/recovery';
 import { REVISION_BUMP } from '../../src/recovery/plan';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 
@@ -187,4 +187,37 @@ describe('a backup never stores a wiped etcd as the newest backup (revision floo
     expect(await multipartUploads()).toEqual([]);
     expect(await nodeLeftovers()).toBe('');
   }, 600_000);
+
+  it('below the newest backup while a recovery runs: the floor is not known yet, so the step fails retryably and stores nothing', async () => {
+    const before = await bucketObjects();
+    // A recovery waiting for approval: RUNNING, and whatever it restores is not known yet.
+    const recovery = await startRecovery(worker.client, worker.taskQueue, { cluster: NAME, approval: 'required', overrideCooldown: true });
+    const backup = await worker.client.workflow.start(backupCluster, {
+      taskQueue: worker.taskQueue,
+      workflowId: `backup-${NAME}-during-recovery-${Date.now()}`,
+      args: [{ cluster: NAME }],
+    });
+    try {
+      const failure = await waitFor(
+        'the snapshot step failing while the recovery runs',
+        async () => (await backup.describe()).raw.pendingActivities?.find((a) => a.lastFailure)?.lastFailure ?? undefined,
+        120_000,
+        500,
+      );
+      expect(failure.message).toMatch(
+        new RegExp(
+          `is below \\d+ of backup \\S+, and whether a recovery since explains it cannot be known now: recover-${NAME} is running`,
+        ),
+      );
+      expect(failure.applicationFailureInfo?.type).toBe('RevisionFloorUnknown');
+      expect(failure.applicationFailureInfo?.nonRetryable).toBeFalsy();
+    } finally {
+      await backup.terminate('test done');
+      await recovery.terminate('test done');
+    }
+    expect(await bucketObjects()).toEqual(before);
+    expect(await multipartUploads()).toEqual([]);
+    // An attempt still running when the run was terminated removes its own file too when it fails.
+    await waitFor('nothing left on the node', async () => (await nodeLeftovers()) === '', 60_000, 1000);
+  }, 300_000);
 });
