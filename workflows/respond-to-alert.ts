@@ -7,6 +7,7 @@ import {
   executeChild,
   log,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -16,7 +17,7 @@ import { ACTIVITY_OPTIONS } from './activity-options';
 import { labelled } from './run-labels';
 import type { Activities } from '../activities';
 import type { HealthReport } from '../activities/health/check-health';
-import { troublesOf } from '../src/health/troubles';
+import { etcdDataUnchecked, troublesOf } from '../src/health/troubles';
 import type { Diagnosis } from '../activities/response/diagnose';
 import type { ResponseEvent } from '../activities/response/notify';
 import type { ResponsePolicy } from '../activities/response/policy';
@@ -146,12 +147,23 @@ async function respond(rawInput: RespondToAlertInput): Promise<RespondToAlertRes
   const gapMs = probes > 1 ? (policy.confirmWindowSeconds * 1000) / (probes - 1) : 0;
   let last: HealthReport | undefined;
   let unreachableSince: string | undefined;
+  // A probe that saw every component up but could not check etcd's data (bucket or Temporal too slow) proves
+  // neither health nor loss: it neither stands the response down nor feeds the diagnosis. Histories from before
+  // this rule took such a probe as healthy.
+  const weighUnchecked = patched('unchecked-probe-is-no-evidence');
+  let unchecked: string | undefined;
   for (let i = 0; i < probes; i++) {
     if (i > 0 && (await condition(() => firing.size === 0, gapMs))) break;
     if (firing.size === 0) break;
-    last = await probe.checkHealth({ cluster });
-    const report = last;
+    const report = await probe.checkHealth({ cluster });
     const down = troublesOf(report);
+    const notChecked = weighUnchecked && down.length === 0 ? etcdDataUnchecked(report) : undefined;
+    if (notChecked) {
+      unchecked = notChecked;
+      progress.evidence.push({ at: report.checkedAt, down, detail: [`etcd data not checked: ${notChecked}`] });
+      continue;
+    }
+    last = report;
     const detail = down.map((t) =>
       t === 'etcd-data'
         ? `etcd-data: revision ${report.etcd?.revision} is below the newest backup's ${report.newestBackup?.revision}`
@@ -172,10 +184,18 @@ async function respond(rawInput: RespondToAlertInput): Promise<RespondToAlertRes
       `the alert resolved during the confirm window (${progress.evidence.length} probe(s) taken); nothing was changed`,
     );
   }
+  if (!last) {
+    // Every probe was inconclusive: an automated trigger that cannot prove the need changes nothing.
+    return finish(
+      'no-restore',
+      `every component answered, but on none of ${progress.evidence.length} probe(s) could etcd's data be checked: ${unchecked}; ` +
+        `nothing was changed. Check the bucket and Temporal from the worker, then \`lifeboat health ${cluster}\``,
+    );
+  }
 
   // 2. Diagnose.
   progress.state = 'diagnosing';
-  const diagnosis = await quick.diagnoseCluster({ cluster, health: last!, unreachableSince });
+  const diagnosis = await quick.diagnoseCluster({ cluster, health: last, unreachableSince });
   progress.diagnosis = diagnosis;
   if (diagnosis.verdict === 'no-restore') {
     return finish('no-restore', `${diagnosis.summary}. Not a restore case: ${diagnosis.advice}`);

@@ -37,9 +37,11 @@ export function checkHealth(deps: ActivityDeps) {
       deps.client ? backupIntervalSeconds(deps.client, cluster.name, timeoutMs).catch(() => undefined) : undefined,
     ]);
     if (interval !== undefined) report.backupIntervalSeconds = interval;
-    if (recovery instanceof Error)
-      report.problems.push(`recovery state: cannot describe recover-${cluster.name} in Temporal: ${recovery.message}`);
-    else if (recovery) {
+    if (recovery instanceof Error) {
+      const why = `cannot describe recover-${cluster.name} in Temporal: ${recovery.message}`;
+      report.problems.push(`recovery state: ${why}`);
+      report.unread = { ...report.unread, recovery: why };
+    } else if (recovery) {
       recordRecovery(cluster.name, recovery);
       report.recovery = {
         inProgress: recovery.inProgress,

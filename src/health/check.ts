@@ -88,13 +88,15 @@ export async function checkClusterHealth(cluster: ClusterConfig, o: HealthCheckO
     }
   })();
 
+  let unreadBackup: string | undefined;
   const bucketSide = newestBackup(cluster.storage, cluster.name, Math.max(timeoutMs * 2, 10_000), checkedAt).then(
     (b) => {
       if (!b) problems.push(`backups: none found for cluster "${cluster.name}" in ${describeLocation(cluster.storage)}`);
       return b;
     },
     (err: Error) => {
-      problems.push(`backups: cannot read ${describeLocation(cluster.storage)}: ${err.message}`);
+      unreadBackup = `cannot read ${describeLocation(cluster.storage)}: ${err.message}`;
+      problems.push(`backups: ${unreadBackup}`);
       return undefined;
     },
   );
@@ -124,6 +126,7 @@ export async function checkClusterHealth(cluster: ClusterConfig, o: HealthCheckO
     disk: n.probe?.disk,
     certificates: n.probe?.certificates ?? [],
     newestBackup: backup,
+    ...(unreadBackup ? { unread: { newestBackup: unreadBackup } } : {}),
     problems: [...componentProblems, ...(n.nodeProblem ? [n.nodeProblem] : []), ...(n.probe?.problems ?? []), ...expired, ...problems],
   };
 }

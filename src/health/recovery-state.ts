@@ -50,11 +50,13 @@ export async function recoveryState(client: Client, cluster: string, timeoutMs: 
   let outcome: string | undefined;
   let restoredRevision: number | undefined;
   if (status === 'COMPLETED') {
+    // Not caught: a completed run whose result cannot be read might be a restore, and a restore since the newest
+    // backup is what explains a revision below it; guessing "no restore" would make intact data look lost.
     const result = (await within(
       timeoutMs,
       `result of ${workflowId}`,
       client.workflow.getHandle(workflowId, d.runId, { followRuns: false }).result(),
-    ).catch(() => undefined)) as
+    )) as
       | { outcome?: string; plan?: { snapshot?: { revision?: number }; tool?: { bumpRevision?: boolean }; revisionBump?: number } }
       | undefined;
     outcome = result?.outcome;

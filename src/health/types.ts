@@ -42,6 +42,11 @@ export interface HealthReport {
   backupIntervalSeconds?: number;
   /** From Temporal (recover-<cluster>): whether a recovery runs, and when the last one that restored ended. */
   recovery?: { inProgress: boolean; lastSuccessAt?: string; restoredRevision?: number };
+  /**
+   * What could not be read for this check, and why: without the newest backup (bucket) or the recovery state
+   * (Temporal), whether etcd still has its data cannot be concluded, so the check is inconclusive, never "healthy".
+   */
+  unread?: { newestBackup?: string; recovery?: string };
   /** One human line for every component down and every probe that failed. */
   problems: string[];
 }

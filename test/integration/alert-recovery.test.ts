@@ -1,5 +1,6 @@
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,6 +20,7 @@ import { waitFor } from '../../src/devserver/processes';
 import { startPrometheus, type PrometheusServer } from '../../sandbox/prometheus';
 import { syncSchedules } from '../../src/schedules/backup-schedules';
 import type { RespondToAlertResult } from '../../workflows/respond-to-alert';
+import type { RespondToAlertInput } from '../../workflows/response-input';
 import { approveSignal, recoverCluster } from '../../workflows/recover-cluster';
 import { keyFile, runBackup, withBackup } from '../support/backups';
 import { minioClient, minioStorage, testBed } from '../support/bed';
@@ -101,13 +103,27 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
 
   /** The response run started after `since`, once it has ended. */
   const nextResponse = async (since: Date, timeoutMs = 120_000): Promise<RespondToAlertResult> => {
-    const run = await waitFor(
-      'a response run after the break',
-      async () => (await runs(worker.client, `respond-${NAME}`)).find((r) => r.startTime >= since),
-      timeoutMs,
-      500,
-    );
-    return worker.client.workflow.getHandle(`respond-${NAME}`, run.runId).result();
+    const deadline = Date.now() + timeoutMs;
+    const passedOver = new Set<string>();
+    for (;;) {
+      const run = await waitFor(
+        'a response run after the break',
+        async () => (await runs(worker.client, `respond-${NAME}`)).find((r) => r.startTime >= since && !passedOver.has(r.runId)),
+        Math.max(1000, deadline - Date.now()),
+        500,
+      );
+      const handle = worker.client.workflow.getHandle(`respond-${NAME}`, run.runId);
+      const result = await handle.result();
+      // Alertmanager can re-send an alert of the previous case (its group changed as the others resolved) just after
+      // `since`: the response it starts finds the cluster healthy and stands down. That one is not this case's.
+      const started = (await handle.fetchHistory()).events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+      const alertStart = started && defaultPayloadConverter.fromPayload<RespondToAlertInput>(started).alert.startsAt;
+      if (result.outcome === 'stood-down' && alertStart && Date.parse(alertStart) < since.getTime()) {
+        passedOver.add(run.runId);
+        continue;
+      }
+      return result;
+    }
   };
   const firing = async () =>
     (await prometheus.alerts())
@@ -380,11 +396,9 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     const since = new Date();
     await wipe();
     const result = await nextResponse(since, 180_000);
-    // With the response's own account beside it, so that a failure here says what the response saw.
-    expect({ cause: result.diagnosis?.cause, outcome: result.outcome, summary: result.summary, evidence: result.evidence }).toMatchObject({
-      cause: 'etcd-data-lost',
-      outcome: 'recovery-failed',
-    });
+    // With the response's whole account in the message, so that a failure here says what the response saw.
+    if (result.diagnosis?.cause !== 'etcd-data-lost' || result.outcome !== 'recovery-failed')
+      throw new Error(`expected recovery-failed for etcd-data-lost, the response returned ${JSON.stringify(result, null, 1)}`);
     expect(result.summary).toMatch(/was restored \d+ min ago .*within recovery\.cooldown.*overrideCooldown: true/);
     // The refused recovery stopped at its plan: nothing on the node was moved aside.
     const refused = (await runs(worker.client, `recover-${NAME}`)).slice(recoveriesBefore);

@@ -214,6 +214,48 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
     expect(again.outcome).toBe('notified');
   });
 
+  it('a probe that could not check etcd data (bucket or Temporal did not answer) is no evidence: it neither stands down nor is diagnosed', async () => {
+    const backup = { key: 'k', created: new Date(Date.now() - 60_000).toISOString(), ageSeconds: 60, sizeBytes: 1, revision: 5000 };
+    const unreadBucket = (h: HealthReport): HealthReport => ({
+      ...h,
+      etcd: { revision: 12 },
+      unread: { newestBackup: 'cannot read s3://b: no answer within 10 s' },
+    });
+    const lost = (h: HealthReport): HealthReport => ({ ...h, etcd: { revision: 12 }, newestBackup: backup });
+    // The first probe cannot read the bucket, the next two can: the response goes on and diagnoses the loss.
+    let probe = 0;
+    const r = await respond({
+      policy: { onAlert: 'notify' },
+      probes: [[], [], []],
+      report: (h) => (probe++ === 0 ? unreadBucket(h) : lost(h)),
+      diagnosis: { cause: 'etcd-data-lost', verdict: 'restore-in-place', summary: 'etcd lost its data' },
+    });
+    expect(r.outcome).toBe('notified');
+    expect(r.evidence.map((e) => e.down)).toEqual([[], ['etcd-data'], ['etcd-data']]);
+    expect(r.evidence[0].detail).toEqual([expect.stringMatching(/^etcd data not checked: the newest backup could not be read/)]);
+    // A revision below the backup's with the recovery state unread: a restore since might explain it, so no verdict.
+    // On every probe: nothing is diagnosed and nothing changes.
+    calls.length = 0;
+    const unsure = await respond({
+      policy: {},
+      probes: [[], [], []],
+      report: (h) => ({ ...lost(h), unread: { recovery: 'cannot describe recover-c in Temporal: no answer within 3 s' } }),
+    });
+    expect(unsure.outcome).toBe('no-restore');
+    expect(unsure.summary).toMatch(/on none of 3 probe\(s\) could etcd's data be checked: the recovery state could not be read/);
+    expect(calls.filter((c) => c !== 'checkHealth')).toEqual(['notify:no-restore']);
+    // etcd up with its revision unread is no evidence either; a conclusive healthy probe after it stands down.
+    probe = 0;
+    const healthy = await respond({
+      policy: {},
+      probes: [[], [], []],
+      report: (h) => (probe++ === 0 ? { ...h, newestBackup: backup } : { ...h, etcd: { revision: 6000 }, newestBackup: backup }),
+    });
+    expect(healthy.outcome).toBe('stood-down');
+    expect(healthy.summary).toMatch(/healthy on probe 2 of 3/);
+    expect(healthy.evidence[0].detail).toEqual(["etcd data not checked: etcd's revision could not be read"]);
+  });
+
   it('does not restore when the diagnosis says the data is intact', async () => {
     const r = await respond({
       policy: {},
