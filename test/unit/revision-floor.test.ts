@@ -66,5 +66,7 @@ describe('etcdDataLost keeps its rule (now through revisionFloor)', () => {
     expect(etcdDataLost(report(40, recovery))).toBe(true);
     expect(etcdDataLost(report(40, { inProgress: false, lastSuccessAt: '2026-01-02T11:00:00Z' }))).toBe(false);
     expect(etcdDataLost(report(40, { inProgress: false, lastSuccessAt: '2026-01-02T09:00:00Z', restoredRevision: 10 }))).toBe(true);
+    // without the recovery state (Temporal did not answer), no verdict
+    expect(etcdDataLost({ ...report(40), unread: { recovery: 'no answer within 5 s' } })).toBe(false);
   });
 });
