@@ -1,9 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { listObjects, readManifestText } from '../../src/backup/catalog';
-import { authenticateManifest } from '../../src/backup/manifest-auth';
-import { parseManifest } from '../../src/backup/manifest';
 import { loadEncryptionKey } from '../../src/backup/keyring';
-import { clusterBackupPrefix } from '../../src/backup/object-keys';
+import { newestBelievableManifest } from '../../src/backup/newest-believable';
 import { describeFloorSource, revisionFloor, type FloorBackup, type RevisionFloor } from '../../src/backup/revision-floor';
 import type { ClusterConfig } from '../../src/config/schema';
 import { recoveryState } from '../../src/health/recovery-state';
@@ -17,51 +14,22 @@ export interface RevisionRegressionAllowed {
   from: string;
 }
 
-/**
- * The newest backup of the cluster whose manifest reads and can be believed: its tag matches under a key of the ring
- * (unsigned counts only where the cluster has no encryption key, so nothing to sign with). Whoever can write to the
- * bucket must not be able to raise the floor (refusing every backup) or lower it (letting a wiped etcd through), so a
- * manifest that fails is passed over, as a recovery of "latest" passes it over. Keys sort by time: newest first.
- */
+/** The floor's backup: the newest one whose manifest can be believed (src/backup/newest-believable.ts). */
 export async function newestAuthenticBackup(
   deps: ActivityDeps,
   cluster: ClusterConfig,
 ): Promise<(FloorBackup & { passedOver: string[] }) | undefined> {
   const s3 = await s3ClientFor(cluster.storage);
-  const passedOver: string[] = [];
   try {
-    const objects = await listObjects(s3, cluster.storage.bucket, clusterBackupPrefix(cluster.storage.prefix, cluster.name));
-    const manifests = objects
-      .map((o) => o.key)
-      .filter((k) => k.endsWith('.manifest.json'))
-      .sort((a, b) => b.localeCompare(a));
-    for (const key of manifests) {
-      let text: string;
-      try {
-        text = await readManifestText(s3, cluster.storage.bucket, key);
-      } catch (err) {
-        // Gone since the listing (retention deleted it meanwhile): the next one. Any other bucket error is retried.
-        if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode !== 404) throw err;
-        continue;
-      }
-      const auth = await authenticateManifest(text, (id) => loadEncryptionKey(deps.config, id));
-      const believable = auth.status === 'authentic' || (auth.status === 'unsigned' && !cluster.backup.encryptionKey);
-      if (!believable) {
-        passedOver.push(`${key}: ${auth.status === 'unsigned' ? 'not signed' : auth.reason}`);
-        continue;
-      }
-      try {
-        const m = parseManifest(key, text);
-        if (m.cluster !== cluster.name) {
-          passedOver.push(`${key}: a backup of cluster "${m.cluster}"`);
-          continue;
-        }
-        return { key: m.snapshot.key, created: m.created, revision: m.etcd.revision, passedOver };
-      } catch (err) {
-        passedOver.push(`${key}: ${(err as Error).message}`);
-      }
-    }
-    return undefined;
+    const found = await newestBelievableManifest(
+      s3,
+      cluster.storage,
+      { name: cluster.name, signsManifests: Boolean(cluster.backup.encryptionKey) },
+      (id) => loadEncryptionKey(deps.config, id),
+    );
+    if (!found) return undefined;
+    const m = found.manifest;
+    return { key: m.snapshot.key, created: m.created, revision: m.etcd.revision, passedOver: found.passedOver };
   } finally {
     s3.destroy();
   }
@@ -96,7 +64,7 @@ export async function checkRevisionFloor(
     const state = await recoveryState(deps.client, cluster.name, timeoutMs);
     // A recovery that is restoring right now may be what moved the revision: known only once it has ended.
     if (state.inProgress) throw new Error(`${workflowId} is running; back up once it has ended`, { cause: 'running' });
-    const last = state.last?.success ? state.last : undefined;
+    const last = state.lastRestore;
     floor = revisionFloor({
       newestBackup: backup,
       recovery: last ? { lastSuccessAt: last.closedAt, restoredRevision: last.restoredRevision, workflowId } : undefined,

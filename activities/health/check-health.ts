@@ -1,3 +1,4 @@
+import { loadEncryptionKey } from '../../src/backup/keyring';
 import { findCluster } from '../../src/config/load';
 import { checkClusterHealth } from '../../src/health/check';
 import { recoveryState } from '../../src/health/recovery-state';
@@ -32,7 +33,12 @@ export function checkHealth(deps: ActivityDeps) {
         ? input.timeoutSeconds * 1000
         : durationMs(cluster.health.timeout) || 5000;
     const [report, recovery, interval] = await Promise.all([
-      checkClusterHealth(cluster, { node: input.node, timeoutMs, signal: cancellationSignal() }),
+      checkClusterHealth(cluster, {
+        loadKey: (id) => loadEncryptionKey(deps.config, id),
+        node: input.node,
+        timeoutMs,
+        signal: cancellationSignal(),
+      }),
       deps.client ? recoveryState(deps.client, cluster.name, timeoutMs).catch((err: Error) => err) : undefined,
       deps.client ? backupIntervalSeconds(deps.client, cluster.name, timeoutMs).catch(() => undefined) : undefined,
     ]);
@@ -45,7 +51,9 @@ export function checkHealth(deps: ActivityDeps) {
       recordRecovery(cluster.name, recovery);
       report.recovery = {
         inProgress: recovery.inProgress,
-        ...(recovery.last?.success ? { lastSuccessAt: recovery.last.closedAt, restoredRevision: recovery.last.restoredRevision } : {}),
+        ...(recovery.lastRestore
+          ? { lastSuccessAt: recovery.lastRestore.closedAt, restoredRevision: recovery.lastRestore.restoredRevision }
+          : {}),
       };
     }
     recordHealth(report);

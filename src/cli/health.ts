@@ -1,3 +1,4 @@
+import { loadEncryptionKey } from '../backup/keyring';
 import { Command } from 'commander';
 import { findCluster, loadConfig } from '../config/load';
 import { checkClusterHealth } from '../health/check';
@@ -70,7 +71,11 @@ export function healthCommand(): Command {
       const cluster = findCluster(config, clusterName);
       const seconds = opts.timeout !== undefined ? Number(opts.timeout) : undefined;
       if (seconds !== undefined && !(seconds > 0)) throw new Error(`--timeout: expected a number of seconds, got "${opts.timeout}"`);
-      const report = await checkClusterHealth(cluster, { node: opts.node, timeoutMs: seconds ? seconds * 1000 : undefined });
+      const report = await checkClusterHealth(cluster, {
+        loadKey: (id) => loadEncryptionKey(config, id),
+        node: opts.node,
+        timeoutMs: seconds ? seconds * 1000 : undefined,
+      });
       console.log(opts.json ? JSON.stringify(report, null, 2) : formatHealthReport(report));
       if (report.components.some((c) => !c.up)) process.exitCode = 1;
     });

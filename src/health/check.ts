@@ -9,6 +9,8 @@ import { probeNode, type NodeProbeResult } from './node-probe';
 import { COMPONENTS, type ComponentHealth, type HealthReport } from './types';
 
 export interface HealthCheckOptions {
+  /** The key ring: the newest backup counts only if its manifest's tag matches (src/backup/newest-believable.ts). */
+  loadKey: (keyId: string) => Promise<Buffer>;
   /** Node to probe (default: the cluster's first node, its control plane). */
   node?: string;
   /** Each probe's timeout; default `health.timeout` of the cluster (5 s). */
@@ -41,7 +43,7 @@ function nodeOf(cluster: ClusterConfig, name: string | undefined): NodeConfig {
  * the timeout, and nothing here throws for a component that is down or a node that cannot be reached: it is in the
  * report. Only a config error (unknown node) throws.
  */
-export async function checkClusterHealth(cluster: ClusterConfig, o: HealthCheckOptions = {}): Promise<HealthReport> {
+export async function checkClusterHealth(cluster: ClusterConfig, o: HealthCheckOptions): Promise<HealthReport> {
   const now = o.now ?? (() => new Date());
   const checkedAt = now();
   const node = nodeOf(cluster, o.node);
@@ -89,7 +91,7 @@ export async function checkClusterHealth(cluster: ClusterConfig, o: HealthCheckO
   })();
 
   let unreadBackup: string | undefined;
-  const bucketSide = newestBackup(cluster.storage, cluster.name, Math.max(timeoutMs * 2, 10_000), checkedAt).then(
+  const bucketSide = newestBackup(cluster, o.loadKey, Math.max(timeoutMs * 2, 10_000), checkedAt).then(
     (b) => {
       if (!b) problems.push(`backups: none found for cluster "${cluster.name}" in ${describeLocation(cluster.storage)}`);
       return b;

@@ -1,21 +1,23 @@
-import { listObjects, readManifest } from '../backup/catalog';
+import { listObjects } from '../backup/catalog';
+import { newestBelievableManifest } from '../backup/newest-believable';
 import { clusterBackupPrefix } from '../backup/object-keys';
-import type { StorageConfig } from '../config/schema';
+import type { ClusterConfig } from '../config/schema';
 import { describeLocation, s3ClientFor } from '../storage/s3-client';
 import type { HealthReport } from './types';
 import { lastPassedDrill } from '../drill/report';
 
 /**
- * The newest backup of a cluster, from its manifests in the bucket (a backup without a manifest is not a backup).
- * Object keys sort by time, so only the newest manifest is read (the next ones only if it is unreadable). Rejects
+ * The newest backup of a cluster whose manifest can be believed (a backup without a manifest is not a backup; one
+ * whose tag does not match is passed over and named). Rejects
  * on a bucket error or after `timeoutMs`; resolves undefined when the cluster has no backup.
  */
 export async function newestBackup(
-  storage: StorageConfig,
-  cluster: string,
+  cluster: Pick<ClusterConfig, 'name' | 'storage' | 'backup'>,
+  loadKey: (keyId: string) => Promise<Buffer>,
   timeoutMs: number,
   now: Date,
 ): Promise<HealthReport['newestBackup']> {
+  const storage = cluster.storage;
   const s3 = await s3ClientFor(storage);
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -27,26 +29,30 @@ export async function newestBackup(
   try {
     return await Promise.race([
       (async () => {
-        const objects = await listObjects(s3, storage.bucket, clusterBackupPrefix(storage.prefix, cluster));
-        const manifests = objects.filter((o) => o.key.endsWith('.manifest.json')).sort((a, b) => b.key.localeCompare(a.key));
+        const objects = await listObjects(s3, storage.bucket, clusterBackupPrefix(storage.prefix, cluster.name));
         // Drill reports live beside the backups: the same listing finds the newest passed one (survives a restart).
         const drill = await lastPassedDrill(s3, storage.bucket, objects);
         const lastPassedDrillAt = drill ? { lastPassedDrillAt: drill.finished } : {};
-        for (const m of manifests.slice(0, 3)) {
-          try {
-            const manifest = await readManifest(s3, storage.bucket, m.key);
-            const created = new Date(manifest.created);
-            return {
-              key: manifest.snapshot.key,
-              created: created.toISOString(),
-              ageSeconds: Math.max(0, Math.round((now.getTime() - created.getTime()) / 1000)),
-              sizeBytes: manifest.snapshot.storedSize,
-              revision: manifest.etcd.revision,
-              ...lastPassedDrillAt,
-            };
-          } catch {
-            // unreadable manifest: the next one
-          }
+        // Only a manifest that can be believed: its revision decides whether etcd lost its data.
+        const found = await newestBelievableManifest(
+          s3,
+          storage,
+          { name: cluster.name, signsManifests: Boolean(cluster.backup.encryptionKey) },
+          loadKey,
+          objects,
+        );
+        if (found) {
+          const manifest = found.manifest;
+          const created = new Date(manifest.created);
+          return {
+            key: manifest.snapshot.key,
+            created: created.toISOString(),
+            ageSeconds: Math.max(0, Math.round((now.getTime() - created.getTime()) / 1000)),
+            sizeBytes: manifest.snapshot.storedSize,
+            revision: manifest.etcd.revision,
+            ...lastPassedDrillAt,
+            ...(found.passedOver.length ? { passedOver: found.passedOver.slice(0, 5) } : {}),
+          };
         }
         return undefined;
       })(),

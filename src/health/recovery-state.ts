@@ -16,9 +16,29 @@ export interface RecoveryState {
     /** etcd's revision right after a restore (snapshot revision, plus the bump when one was applied). */
     restoredRevision?: number;
   };
+  /**
+   * The newest run that restored (COMPLETED, outcome "restored"), even when runs that did not (a dry run, a rejection,
+   * a failure) came after it: a restore is what explains etcd's revision being below the newest backup's.
+   */
+  lastRestore?: { closedAt: string; restoredRevision?: number; runId: string };
   /** No recover-<cluster> workflow exists. */
   never: boolean;
 }
+
+type RecoveryResult = {
+  outcome?: string;
+  plan?: { snapshot?: { revision?: number }; tool?: { bumpRevision?: boolean }; revisionBump?: number };
+};
+
+/** What etcd's revision was right after a restore: the snapshot's, moved forward by --bump-revision if used. */
+function restoredRevisionOf(result: RecoveryResult | undefined): number | undefined {
+  const revision = result?.plan?.snapshot?.revision;
+  if (result?.outcome !== 'restored' || typeof revision !== 'number') return undefined;
+  return revision + (result.plan?.tool?.bumpRevision ? revisionBumpOf(result.plan) : 0);
+}
+
+/** Completed runs read, newest first, when looking past the last run for the last restore. */
+const RUNS_LOOKED_AT = 10;
 
 function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -33,7 +53,8 @@ function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
 /**
  * `describe()` of recover-<cluster>: RUNNING means a recovery is in progress; a closed run gives the last one's
  * duration and whether it restored (status COMPLETED and outcome "restored": a dry run, a rejection, a failure or
- * a termination is not a successful recovery). Rejects when Temporal cannot be asked.
+ * a termination is not a successful recovery), and the last run that did restore, looking past up to 10 completed
+ * runs that did not. Rejects when Temporal cannot be asked.
  */
 export async function recoveryState(client: Client, cluster: string, timeoutMs: number): Promise<RecoveryState> {
   const workflowId = `recover-${cluster}`;
@@ -47,23 +68,44 @@ export async function recoveryState(client: Client, cluster: string, timeoutMs: 
   const status = d.status.name;
   if (status === 'RUNNING' || status === 'PAUSED') return { inProgress: true, never: false };
   const closedAt = d.closeTime ?? new Date();
-  let outcome: string | undefined;
-  let restoredRevision: number | undefined;
-  if (status === 'COMPLETED') {
+  const resultOf = (runId: string) =>
     // Not caught: a completed run whose result cannot be read might be a restore, and a restore since the newest
     // backup is what explains a revision below it; guessing "no restore" would make intact data look lost.
-    const result = (await within(
+    within(
       timeoutMs,
-      `result of ${workflowId}`,
-      client.workflow.getHandle(workflowId, d.runId, { followRuns: false }).result(),
-    )) as
-      | { outcome?: string; plan?: { snapshot?: { revision?: number }; tool?: { bumpRevision?: boolean }; revisionBump?: number } }
-      | undefined;
+      `result of ${workflowId} run ${runId}`,
+      client.workflow.getHandle(workflowId, runId, { followRuns: false }).result(),
+    ) as Promise<RecoveryResult | undefined>;
+  let outcome: string | undefined;
+  let restoredRevision: number | undefined;
+  let lastRestore: RecoveryState['lastRestore'];
+  if (status === 'COMPLETED') {
+    const result = await resultOf(d.runId);
     outcome = result?.outcome;
-    const revision = result?.plan?.snapshot?.revision;
-    // What etcd's revision was right after that restore: the snapshot's, moved forward by --bump-revision if used.
-    if (outcome === 'restored' && typeof revision === 'number')
-      restoredRevision = revision + (result?.plan?.tool?.bumpRevision ? revisionBumpOf(result.plan) : 0);
+    restoredRevision = restoredRevisionOf(result);
+    if (outcome === 'restored') lastRestore = { closedAt: closedAt.toISOString(), restoredRevision, runId: d.runId };
+  }
+  if (!lastRestore) {
+    const earlier: { runId: string; closeTime: Date }[] = [];
+    const query = `WorkflowId = '${workflowId}' AND ExecutionStatus = 'Completed'`;
+    await within(
+      timeoutMs,
+      `list of ${workflowId} runs`,
+      (async () => {
+        // Runs of one workflow id never overlap, so the list (newest started first) is newest closed first too.
+        for await (const run of client.workflow.list({ query })) {
+          if (run.closeTime) earlier.push({ runId: run.runId, closeTime: run.closeTime });
+          if (earlier.length > RUNS_LOOKED_AT) break;
+        }
+      })(),
+    );
+    earlier.sort((a, b) => b.closeTime.getTime() - a.closeTime.getTime());
+    for (const run of earlier.filter((r) => r.runId !== d.runId).slice(0, RUNS_LOOKED_AT)) {
+      const result = await resultOf(run.runId);
+      if (result?.outcome !== 'restored') continue;
+      lastRestore = { closedAt: run.closeTime.toISOString(), restoredRevision: restoredRevisionOf(result), runId: run.runId };
+      break;
+    }
   }
   return {
     inProgress: false,
@@ -77,5 +119,6 @@ export async function recoveryState(client: Client, cluster: string, timeoutMs: 
       durationSeconds: Math.max(0, (closedAt.getTime() - d.startTime.getTime()) / 1000),
       ...(restoredRevision !== undefined ? { restoredRevision } : {}),
     },
+    ...(lastRestore ? { lastRestore } : {}),
   };
 }

@@ -37,6 +37,8 @@ export interface HealthReport {
     revision?: number;
     /** When the newest passed restore drill (its `.drill.json` beside a backup) finished. */
     lastPassedDrillAt?: string;
+    /** Newer manifests not believed (tag missing or wrong, another cluster's, unreadable), each with why. */
+    passedOver?: string[];
   };
   /** Between the next two runs of the cluster's backup-<cluster> schedule. */
   backupIntervalSeconds?: number;

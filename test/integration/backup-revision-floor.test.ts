@@ -16,6 +16,8 @@ import { selectSnapshot } from '../../activities/recovery/select-snapshot';
 import { backupCluster } from '../../workflows';
 import type { BackupClusterResult } from '../../workflows/backup-cluster';
 import { keyFile, runBackup, withBackup } from '../support/backups';
+import { loadEncryptionKey } from '../../src/backup/keyring';
+import type { Config } from '../../src/config/schema';
 import { minioClient, minioStorage } from '../support/bed';
 import { failureOf } from '../support/failures';
 import { recover, startRecovery } from '../support/recovery';
@@ -68,8 +70,17 @@ describe('a backup never stores a wiped etcd as the newest backup (revision floo
     );
   };
 
+  let healthNewest: () => ReturnType<typeof newestBackup>;
   beforeAll(async () => {
     const key = await keyFile();
+    const keyRing = { encryptionKeys: { k1: { file: key.path } } } as unknown as Config;
+    healthNewest = () =>
+      newestBackup(
+        { name: NAME, storage, backup: withBackup(cluster, { encryptionKey: 'k1' }).backup },
+        (id) => loadEncryptionKey(keyRing, id),
+        10_000,
+        new Date(),
+      );
     cluster = await createSandboxCluster({ name: NAME, etcdLine: '3.6', withApiserver: true, storage });
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
     // super-admin (system:masters): admin.conf's group is bound to cluster-admin by an object in etcd, gone with the wipe.
@@ -112,7 +123,7 @@ describe('a backup never stores a wiped etcd as the newest backup (revision floo
     expect(await nodeLeftovers()).toBe('');
     expect(await latest()).toBe(first.manifestKey);
     // The health check's data-loss detection compares with the same backup.
-    expect((await newestBackup(storage, NAME, 10_000, new Date()))?.key).toBe(first.snapshotKey);
+    expect((await healthNewest())?.key).toBe(first.snapshotKey);
   }, 300_000);
 
   it('a newer manifest that is not authentic (edited, or its tag removed) neither lowers the floor nor lets the backup through', async () => {
@@ -131,6 +142,10 @@ describe('a backup never stores a wiped etcd as the newest backup (revision floo
         const failure = await failureOf(runBackup(worker.client, worker.taskQueue, NAME));
         expect([what, failure.type]).toEqual([what, 'RevisionRegression']);
         expect(failure.message).toContain(`below ${first.revision}, from backup ${first.snapshotKey};`);
+        // Nor does the health check believe it: a forged revision must not raise or lower its data-loss floor either.
+        const seen = await healthNewest();
+        expect([what, seen?.key, seen?.revision]).toEqual([what, first.snapshotKey, first.revision]);
+        expect(seen?.passedOver).toEqual([expect.stringContaining(key)]);
       } finally {
         await s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }));
       }
@@ -176,6 +191,15 @@ describe('a backup never stores a wiped etcd as the newest backup (revision floo
     });
     expect(recovery.outcome).toBe('restored');
     const restoredRevision = recovery.plan.snapshot.revision + recovery.plan.revisionBump!;
+    // A dry run after it (an operator looking at a plan) is now the newest run of recover-<cluster>: the restore before
+    // it still sets the floor.
+    const planned = await recover(worker.client, worker.taskQueue, {
+      cluster: NAME,
+      snapshot: first.snapshotKey,
+      dryRun: true,
+      overrideCooldown: true,
+    });
+    expect(planned.outcome).toBe('planned');
     const before = await bucketObjects();
     await wipe();
     const failure = await failureOf(runBackup(worker.client, worker.taskQueue, NAME));
