@@ -39,7 +39,7 @@ async function drillProcesses(): Promise<string[]> {
 
 /** True when the process runs in the node's network namespace (its throwaway servers run on the drill node). */
 async function inNetnsOf(node: SandboxNode, pid: string): Promise<boolean> {
-  const theirs = await readlink(`/proc/${pid}/ns/net`).catch(() => 'gone');
+  const theirs = await readlink(`/proc/${pid}/ns/net`);
   return (await node.exec(['readlink', '/proc/self/ns/net'])).trim() === theirs;
 }
 
