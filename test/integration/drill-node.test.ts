@@ -1,9 +1,12 @@
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, readlink, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readManifest } from '../../src/backup/catalog';
+import { signManifest } from '../../src/backup/manifest-auth';
 import { clusterSchema, type ClusterConfig } from '../../src/config/schema';
 import { parseConfig } from '../../src/config/load';
 import { readDrillReport } from '../../src/drill/report';
@@ -153,8 +156,42 @@ describe('restore drills on a drill node over SSH (etcd 3.6 + kube-apiserver 1.3
     expect(f.message).toContain(victim.manifestKey);
     expect(f.message).toMatch(/checksum/);
     const report = await readDrillReport(s3, BUCKET, victim.manifestKey);
-    expect(report).toMatchObject({ result: 'failed', drillHost: 'drill1 (ssh)' });
+    // The plan saw it in the bucket: nothing was fetched to, or run on, the drill node.
+    expect(report).toMatchObject({ result: 'failed', countedThrough: 'none' });
+    expect(report!.drillHost).toBeUndefined();
     expect(report!.problems.join('\n')).toMatch(/checksum/);
+    await nothingLeft();
+  });
+
+  it('a backup rewritten past the bucket checksum (manifest re-signed) fails on the drill node, mid-fetch, naming it; nothing is left', async () => {
+    const victim = await runBackup(worker.client, worker.taskQueue, 'dn');
+    const get = async (k: string) =>
+      Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: k }))).Body!.transformToByteArray());
+    const [original, originalManifest] = [await get(victim.snapshotKey), await get(victim.manifestKey)];
+    // An insider with the key: one byte flipped, the bucket's checksum and the manifest's tag made to match again, so
+    // the plan's checks pass and only the fetch on the drill node (chunk authentication, sha256) can tell.
+    const body = Buffer.from(original);
+    body[Math.floor(body.length / 2)] ^= 0xff;
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: victim.snapshotKey, Body: body, ChecksumAlgorithm: 'SHA256' }));
+    const m = await readManifest(s3, BUCKET, victim.manifestKey);
+    const forged = { ...m, snapshot: { ...m.snapshot, s3Checksum: createHash('sha256').update(body).digest('base64') } };
+    await s3.send(
+      new PutObjectCommand({ Bucket: BUCKET, Key: victim.manifestKey, Body: JSON.stringify(signManifest(forged, key.key, 'k1')) }),
+    );
+    try {
+      const f = await failureOf(drill(worker.client, worker.taskQueue, { cluster: 'dn', snapshot: victim.snapshotKey }));
+      expect(f.type).toBe('DrillFailed');
+      expect(f.message).toContain(victim.manifestKey);
+      expect(f.message).toContain(victim.snapshotKey);
+      const report = await readDrillReport(s3, BUCKET, victim.manifestKey);
+      expect(report).toMatchObject({ result: 'failed', drillHost: 'drill1 (ssh)' });
+      expect(report!.checks).toContain('drill host: drill1 (ssh)');
+      expect(report!.checks.join('\n')).toMatch(/manifest signed with key k1: its tag matches/);
+      expect(report!.problems.join('\n')).toContain(victim.snapshotKey);
+    } finally {
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: victim.snapshotKey, Body: original, ChecksumAlgorithm: 'CRC32' }));
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: victim.manifestKey, Body: originalManifest }));
+    }
     await nothingLeft();
   });
 
