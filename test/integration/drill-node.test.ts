@@ -144,7 +144,7 @@ describe('restore drills on a drill node over SSH (etcd 3.6 + kube-apiserver 1.3
     expect(await nodeFingerprint(cluster.controlPlane)).toBe(before);
   });
 
-  it('a tampered backup fails its drill on the drill node naming the checksum; nothing is left', async () => {
+  it('a backup rewritten in the bucket is refused by the plan, naming the checksum: nothing reaches the drill node', async () => {
     const victim = await runBackup(worker.client, worker.taskQueue, 'dn');
     const body = Buffer.from(
       await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: victim.snapshotKey }))).Body!.transformToByteArray(),
