@@ -195,6 +195,30 @@ describe('restore drills on a drill node over SSH (etcd 3.6 + kube-apiserver 1.3
     await nothingLeft();
   });
 
+  it("refuses at once when the drill node's scratch dir has too little room (df there), naming the node, the folder and the sizes", async () => {
+    // A 2 MiB tmpfs in the drill node's own mount namespace (the worker's disk is not the one that counts).
+    const tiny = '/var/lib/lifeboat/tiny';
+    await drillNode.exec(['mkdir', '-p', tiny]);
+    await drillNode.exec(['mount', '-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', tiny]);
+    const small = await startTestWorker([clusterConfig], {
+      encryptionKeys: { k1: { file: key.path } },
+      drill: { ...drillConfig, scratchDir: tiny },
+    });
+    try {
+      const f = await failureOf(drill(small.client, small.taskQueue, { cluster: 'dn', snapshot: good.snapshotKey }));
+      expect(f.type).toBe('NoSpace');
+      expect(f.message).toMatch(
+        new RegExp(
+          `step restore: the drill's scratch dir ${tiny} on drill node "drill1" has [\\d.]+ MiB free; this backup needs about [\\d.]+ MiB`,
+        ),
+      );
+      expect(await drillNode.exec(['ls', '-A', tiny])).toBe('');
+    } finally {
+      await small.stop();
+      await drillNode.exec(['umount', tiny]);
+    }
+  });
+
   it('a worker killed (SIGKILL) mid-drill: the retry stops the orphans on the drill node, passes, and leaves nothing', async () => {
     const proc = await workerProcess('drillnodekill', clusterConfig, key.path, { drill: drillConfig });
     let w = proc.launch();
