@@ -25,7 +25,7 @@ const quick = proxyActivities<Activities>(ACTIVITY_OPTIONS.quick);
 const drilling = proxyActivities<Activities>(ACTIVITY_OPTIONS.drill);
 
 /**
- * A restore drill: proves on the worker (never on the cluster's node) that a backup restores — fetched and verified
+ * A restore drill: proves on the drill host (the worker or drill.node, never a cluster's node) that a backup restores — fetched and verified
  * like a recovery's, restored with etcd's own tools of its version into a throwaway etcd and kube-apiserver, counted
  * and read back — then removes all of it and writes `<base>.drill.json` beside the backup. A drill that finds a
  * problem fails, naming the backup and the problem.

@@ -15,6 +15,7 @@ import { streamToS3, type StreamedObject } from '../../src/backup/stream-to-s3';
 import { findCluster } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
 import { countKeys, DrillProblem, etcdToolsFor, restoreAndStartEtcd, type DrillEtcdTools } from '../../src/drill/etcd';
+import { workerHost } from '../../src/drill/host';
 import { removeScratch, stopRecorded } from '../../src/drill/processes';
 import { checkRunKey } from '../../src/run-key';
 import { durationMs } from '../../src/schedules/backup-schedules';
@@ -78,7 +79,8 @@ async function readerTools(config: Config): Promise<DrillEtcdTools> {
       'no etcd tools configured on the worker to read the snapshot with: set drill.etcd."3.6" (or the version of the snapshot) to a folder holding etcd and etcdutl',
       'PreflightFailed',
     );
-  const tools = await etcdToolsFor(config.drill, `${minors[0]}.0`);
+  // Always on the worker (drill.node is where drills run; an import reads and uploads the file here).
+  const tools = await etcdToolsFor(workerHost, { etcd: config.drill.etcd, kubeApiserver: {}, field: 'drill' }, `${minors[0]}.0`);
   if (typeof tools === 'string') throw ApplicationFailure.nonRetryable(tools, 'PreflightFailed');
   return tools;
 }
@@ -166,8 +168,8 @@ export function importSnapshot(deps: ActivityDeps) {
           // 3. a restore (checks the snapshot's own hash) and the count per resource at its revision
           let resourceCounts: Record<string, number>;
           try {
-            const etcd = await restoreAndStartEtcd(tools, scratch, file, durationMs(deps.config.drill.startTimeout));
-            resourceCounts = await countKeys(tools, etcd.clientUrl, info.revision);
+            const etcd = await restoreAndStartEtcd(workerHost, tools, scratch, file, durationMs(deps.config.drill.startTimeout));
+            resourceCounts = await countKeys(workerHost, tools, etcd.clientUrl, info.revision);
           } catch (err) {
             if (err instanceof DrillProblem) throw notASnapshot(from, err.message);
             throw err;

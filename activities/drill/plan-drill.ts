@@ -5,6 +5,7 @@ import { manifestKeyOf } from '../../src/backup/object-keys';
 import { findCluster } from '../../src/config/load';
 import { etcdToolsFor } from '../../src/drill/etcd';
 import { apiserverFor } from '../../src/drill/apiserver';
+import { withDrillHost } from '../../src/drill/site';
 import { s3ClientFor } from '../../src/storage/s3-client';
 import type { ActivityDeps } from '../deps';
 import { selectSnapshot, SnapshotSelectionError } from '../recovery/select-snapshot';
@@ -43,65 +44,68 @@ export function planDrill(deps: ActivityDeps) {
     const s3 = await s3ClientFor(cluster.storage);
     const passOver: DrillPlan['passedOver'] = [];
     try {
-      for (;;) {
-        let choice;
-        try {
-          choice = await selectSnapshot(
-            s3,
-            cluster.storage.bucket,
-            cluster.storage.prefix,
-            cluster.name,
-            input.snapshot,
-            'unless-imported',
-            passOver,
-          );
-        } catch (err) {
-          if (!(err instanceof SnapshotSelectionError)) throw err;
-          if (err.type === 'CorruptSnapshot' && input.snapshot !== 'latest') {
-            const manifestKey = manifestKeyOf(input.snapshot);
-            return {
-              cluster: cluster.name,
-              manifestKey,
-              problem: err.message.replace(/^snapshot: /, ''),
-              passedOver: [],
-              countThrough: 'etcd',
-            };
+      // The tools are looked for where the drill will run them (the worker, or the drill node over SSH).
+      return await withDrillHost(drill, async (host, paths) => {
+        for (;;) {
+          let choice;
+          try {
+            choice = await selectSnapshot(
+              s3,
+              cluster.storage.bucket,
+              cluster.storage.prefix,
+              cluster.name,
+              input.snapshot,
+              'unless-imported',
+              passOver,
+            );
+          } catch (err) {
+            if (!(err instanceof SnapshotSelectionError)) throw err;
+            if (err.type === 'CorruptSnapshot' && input.snapshot !== 'latest') {
+              const manifestKey = manifestKeyOf(input.snapshot);
+              return {
+                cluster: cluster.name,
+                manifestKey,
+                problem: err.message.replace(/^snapshot: /, ''),
+                passedOver: [],
+                countThrough: 'etcd',
+              };
+            }
+            throw ApplicationFailure.nonRetryable(err.message, err.type);
           }
-          throw ApplicationFailure.nonRetryable(err.message, err.type);
-        }
-        const m = choice.manifest;
-        const tools = await etcdToolsFor(drill, etcdVersionForTools(m));
-        if (typeof tools === 'string') {
-          if (input.snapshot !== 'latest')
-            throw ApplicationFailure.nonRetryable(`backup ${choice.manifestKey}: ${tools}`, 'PreflightFailed');
-          passOver.push({ manifestKey: choice.manifestKey, reason: tools });
-          continue;
-        }
-        const base = {
-          cluster: cluster.name,
-          manifestKey: choice.manifestKey,
-          created: m.created,
-          revision: m.etcd.revision,
-          etcdVersion: etcdVersionForTools(m),
-          kubernetesVersion: m.kubernetesVersion,
-          countThrough: (await apiserverFor(drill, m.kubernetesVersion)) ? ('api' as const) : ('etcd' as const),
-        };
-        const keyId = m.snapshot.encryption?.keyId;
-        const keyProblem = keyId
-          ? await loadEncryptionKey(deps.config, keyId).then(
-              () => undefined,
-              (err: Error) => err.message,
-            )
-          : undefined;
-        if (keyProblem) {
-          if (input.snapshot === 'latest') {
-            passOver.push({ manifestKey: choice.manifestKey, reason: keyProblem });
+          const m = choice.manifest;
+          const tools = await etcdToolsFor(host, paths, etcdVersionForTools(m));
+          if (typeof tools === 'string') {
+            if (input.snapshot !== 'latest')
+              throw ApplicationFailure.nonRetryable(`backup ${choice.manifestKey}: ${tools}`, 'PreflightFailed');
+            passOver.push({ manifestKey: choice.manifestKey, reason: tools });
             continue;
           }
-          return { ...base, problem: `cannot decrypt it: ${keyProblem}`, passedOver: [] };
+          const base = {
+            cluster: cluster.name,
+            manifestKey: choice.manifestKey,
+            created: m.created,
+            revision: m.etcd.revision,
+            etcdVersion: etcdVersionForTools(m),
+            kubernetesVersion: m.kubernetesVersion,
+            countThrough: (await apiserverFor(host, paths, m.kubernetesVersion)) ? ('api' as const) : ('etcd' as const),
+          };
+          const keyId = m.snapshot.encryption?.keyId;
+          const keyProblem = keyId
+            ? await loadEncryptionKey(deps.config, keyId).then(
+                () => undefined,
+                (err: Error) => err.message,
+              )
+            : undefined;
+          if (keyProblem) {
+            if (input.snapshot === 'latest') {
+              passOver.push({ manifestKey: choice.manifestKey, reason: keyProblem });
+              continue;
+            }
+            return { ...base, problem: `cannot decrypt it: ${keyProblem}`, passedOver: [] };
+          }
+          return { ...base, passedOver: choice.skipped };
         }
-        return { ...base, passedOver: choice.skipped };
-      }
+      });
     } finally {
       s3.destroy();
     }

@@ -1,7 +1,6 @@
-import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { posix } from 'node:path';
+import { Writable } from 'node:stream';
 import { ApplicationFailure } from '@temporalio/common';
 import { readBackupManifest, readManifestText } from '../../src/backup/catalog';
 import { authenticateManifest, type ManifestAuthentication } from '../../src/backup/manifest-auth';
@@ -13,8 +12,9 @@ import type { ClusterConfig } from '../../src/config/schema';
 import { apiserverFor, readThroughApi, startApiserver } from '../../src/drill/apiserver';
 import { checkArchive } from '../../src/drill/archive';
 import { countKeys, DrillProblem, etcdToolsFor, restoreAndStartEtcd } from '../../src/drill/etcd';
-import { removeScratch, sweepStale } from '../../src/drill/processes';
-import { drillSpaceNeeded, freeBytes } from '../../src/drill/space';
+import { workerHost, type HostSink } from '../../src/drill/host';
+import { withDrillHost, workerCopyOf } from '../../src/drill/site';
+import { drillSpaceNeeded } from '../../src/drill/space';
 import type { DrillReport } from '../../src/drill/report';
 import { checkRunKey } from '../../src/run-key';
 import { durationMs } from '../../src/schedules/backup-schedules';
@@ -28,7 +28,10 @@ export interface RunDrillInput {
   runKey: string;
 }
 
-export type DrillFindings = Pick<DrillReport, 'checks' | 'problems' | 'countedThrough' | 'counts' | 'sampled' | 'certificates'>;
+export type DrillFindings = Pick<
+  DrillReport,
+  'checks' | 'problems' | 'countedThrough' | 'counts' | 'sampled' | 'certificates' | 'drillHost'
+>;
 
 /** <drill.scratchDir>/<cluster>-<run key>: a retried attempt and the clean-up step find it by the run key alone. */
 export function scratchDirOf(scratchDir: string, runKey: string): string {
@@ -63,19 +66,53 @@ async function fetchInto(
   }
 }
 
-/** `tar -x` into a folder, fed from the stream (the archive never touches the disk whole). */
-function untar(dir: string) {
-  const child = spawn('tar', ['-x', '-f', '-', '-C', dir], { stdio: ['pipe', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<void>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code) =>
-      code === 0 ? resolve() : reject(new DrillProblem(`the control-plane archive does not unpack: ${stderr.trim()}`)),
-    );
-  });
-  return { stdin: child.stdin, done };
+/** An object fetched and verified into a file or `tar -x` on the drill host; the target is stopped when it fails. */
+async function fetchTo(deps: ActivityDeps, cluster: ClusterConfig, obj: StoredObject, target: HostSink) {
+  try {
+    const read = await fetchInto(deps, cluster, obj, target.sink);
+    await target.done;
+    return read;
+  } catch (err) {
+    target.abort();
+    throw err;
+  }
 }
+
+/** One stream into several targets (the archive: unpacked on the drill node and in the worker's copy), at the slowest one's pace. */
+function fanOut(targets: HostSink[]): HostSink {
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      let left = targets.length;
+      let failed = false;
+      for (const t of targets)
+        t.sink.write(chunk, (err) => {
+          if (failed) return;
+          if (err) {
+            failed = true;
+            return cb(err);
+          }
+          if (--left === 0) cb();
+        });
+    },
+    final(cb) {
+      for (const t of targets) t.sink.end();
+      cb();
+    },
+  });
+  return {
+    sink,
+    done: Promise.all(targets.map((t) => t.done)).then(() => undefined),
+    abort: () => targets.forEach((t) => t.abort()),
+  };
+}
+
+/** A `tar -x` that fails is a finding about the archive (a fault of the bucket's bytes was already caught by the hashes). */
+const unpacks = (t: HostSink, where: string): HostSink => ({
+  ...t,
+  done: t.done.catch((err: Error) => {
+    throw new DrillProblem(`the control-plane archive does not unpack${where}: ${err.message.replace(/^.*exited \S+: /, '')}`);
+  }),
+});
 
 /** The manifest's tag checked against the key ring (src/backup/manifest-auth.ts), as a recovery's plan checks it. */
 async function manifestAuthenticity(deps: ActivityDeps, cluster: ClusterConfig, manifestKey: string): Promise<ManifestAuthentication> {
@@ -90,8 +127,9 @@ async function manifestAuthenticity(deps: ActivityDeps, cluster: ClusterConfig, 
 }
 
 /**
- * The drill itself, on the worker: fetch and verify the backup into a scratch dir, check its control-plane archive,
- * restore the snapshot with etcd's own tools of its version, run it as a throwaway etcd on loopback and a throwaway
+ * The drill itself, on the drill host (the worker, or the drill node over SSH: src/drill/host.ts): fetch and verify
+ * the backup into a scratch dir there, check its control-plane archive (on the worker, in a copy of its own when the
+ * drill host is a drill node), restore the snapshot with etcd's own tools of its version, run it as a throwaway etcd on loopback and a throwaway
  * kube-apiserver against it, and read the objects back. What the backup gets wrong is returned as problems (the
  * report needs them); a fault of the drill host or the bucket is thrown and retried. Whatever it started or wrote
  * is removed when it ends, and at its start (an attempt that died with the worker left them).
@@ -101,6 +139,9 @@ export function runDrill(deps: ActivityDeps) {
     const cluster = findCluster(deps.config, input.cluster);
     const drill = deps.config.drill;
     const scratch = scratchDirOf(drill.scratchDir, input.runKey);
+    // With a drill node the worker keeps its own copy of the (small) archive to check; else it is the scratch dir's.
+    const workerCopy = drill.node ? workerCopyOf(input.runKey) : undefined;
+    const localCp = workerCopy ? `${workerCopy}/control-plane` : `${scratch}/control-plane`;
     const timeoutMs = durationMs(drill.startTimeout);
     const findings: DrillFindings = {
       checks: [],
@@ -112,131 +153,152 @@ export function runDrill(deps: ActivityDeps) {
     };
     return whileHeartbeating(
       () => ({ scratch, checks: findings.checks.length }),
-      async () => {
-        await removeScratch(scratch);
-        // Leftovers of a worker that died while its retry ran on another: older than any attempt may run (3 h).
-        await sweepStale(drill.scratchDir, 4 * 3_600_000);
-        await mkdir(`${scratch}/control-plane`, { recursive: true, mode: 0o700 });
-        try {
-          const manifest: BackupManifest = await readBackupManifest(cluster.storage, input.manifestKey);
-          // The numbers the drill checks against come from the manifest: they prove something only if it is authentic.
-          const auth = await manifestAuthenticity(deps, cluster, input.manifestKey);
-          if (auth.status === 'authentic') findings.checks.push(`manifest signed with key ${auth.keyId}: its tag matches`);
-          else if (auth.status === 'unsigned' && !cluster.backup.encryptionKey)
-            findings.checks.push('manifest not signed (the cluster does not encrypt its backups: there is no key to sign with)');
-          else if (auth.status === 'unsigned')
-            findings.problems.push(
-              'the manifest is not signed (written before manifests were signed, or its tag was removed): a recovery refuses it without acceptUnsignedManifest',
-            );
-          else findings.problems.push(`the manifest cannot be trusted: ${auth.reason}`);
-          const tools = await etcdToolsFor(drill, etcdVersionForTools(manifest));
-          if (typeof tools === 'string') throw ApplicationFailure.nonRetryable(tools, 'PreflightFailed');
-          const [need, free] = [drillSpaceNeeded(manifest), await freeBytes(scratch)];
-          if (free < need)
-            throw ApplicationFailure.nonRetryable(
-              `the drill's scratch dir ${drill.scratchDir} has ${mib(free)} free; this backup needs about ${mib(need)} there (the snapshot twice, as a file and as etcd's restored data dir with its 64 MB WAL segment, and the control-plane files): free space or point drill.scratchDir at a larger disk`,
-              'NoSpace',
-            );
-          try {
-            const snapshotFile = `${scratch}/snapshot.db`;
-            let t0 = Date.now();
-            const read = await fetchInto(deps, cluster, manifest.snapshot, createWriteStream(snapshotFile, { mode: 0o600 }));
-            findings.checks.push(
-              `snapshot fetched: ${mib(read.storedSize)} stored, ${mib(read.plainSize)} restored; bucket checksum, ${manifest.snapshot.encryption ? 'decryption, ' : ''}stored and plain sha256 match the manifest (${took(t0)})`,
-            );
-            if (!manifest.controlPlaneFiles && manifest.source?.kind === 'imported')
-              // Known and said at import: such a backup restores in place only, with the node's own PKI.
-              findings.checks.push(
-                `not checked: an imported snapshot (from ${manifest.source.from}) has no control-plane archive (PKI, manifests), so it restores in place only`,
-              );
-            else if (!manifest.controlPlaneFiles)
-              findings.problems.push('the backup has no control-plane archive: a lost node cannot be rebuilt from it');
-            else {
-              const tar = untar(`${scratch}/control-plane`);
-              await Promise.all([fetchInto(deps, cluster, manifest.controlPlaneFiles, tar.stdin), tar.done]);
-              findings.checks.push(`control-plane archive fetched and verified (${mib(manifest.controlPlaneFiles.storedSize)})`);
-            }
-            const archive = manifest.controlPlaneFiles ? await checkArchive(cluster, `${scratch}/control-plane`) : undefined;
-            if (archive) {
-              findings.checks.push(...archive.checks);
-              findings.problems.push(...archive.problems);
-              findings.certificates = archive.certificates;
-            }
-
-            t0 = Date.now();
-            const etcd = await restoreAndStartEtcd(tools, scratch, snapshotFile, timeoutMs);
-            findings.checks.push(
-              `${tools.restore.kind} snapshot restore (etcd ${tools.minor}) and a throwaway etcd on ${etcd.clientUrl} (${took(t0)})`,
-            );
-            const revision = manifest.etcd.revision;
-            const inEtcd = await countKeys(tools, etcd.clientUrl, revision);
-            const compare = (actual: Record<string, number>, resources: string[], where: string) => {
-              for (const resource of resources) {
-                const c = { resource, expected: manifest.resourceCounts[resource] ?? 0, actual: actual[resource] ?? 0 };
-                if (c.expected === c.actual) findings.counts.matched.push(c);
+      () =>
+        withDrillHost(
+          drill,
+          async (host, paths) => {
+            findings.drillHost = host.label;
+            findings.checks.push(`drill host: ${host.label}`);
+            await host.removeScratch(scratch);
+            if (workerCopy) await rm(workerCopy, { recursive: true, force: true });
+            // Leftovers of a worker that died while its retry ran on another: older than any attempt may run (3 h).
+            await host.sweepStale(drill.scratchDir, 4 * 3_600_000);
+            await host.mkdir(`${scratch}/control-plane`);
+            if (workerCopy) await mkdir(localCp, { recursive: true, mode: 0o700 });
+            try {
+              const manifest: BackupManifest = await readBackupManifest(cluster.storage, input.manifestKey);
+              // The numbers the drill checks against come from the manifest: they prove something only if it is authentic.
+              const auth = await manifestAuthenticity(deps, cluster, input.manifestKey);
+              if (auth.status === 'authentic') findings.checks.push(`manifest signed with key ${auth.keyId}: its tag matches`);
+              else if (auth.status === 'unsigned' && !cluster.backup.encryptionKey)
+                findings.checks.push('manifest not signed (the cluster does not encrypt its backups: there is no key to sign with)');
+              else if (auth.status === 'unsigned')
+                findings.problems.push(
+                  'the manifest is not signed (written before manifests were signed, or its tag was removed): a recovery refuses it without acceptUnsignedManifest',
+                );
+              else findings.problems.push(`the manifest cannot be trusted: ${auth.reason}`);
+              const tools = await etcdToolsFor(host, paths, etcdVersionForTools(manifest));
+              if (typeof tools === 'string') throw ApplicationFailure.nonRetryable(tools, 'PreflightFailed');
+              const [need, free] = [drillSpaceNeeded(manifest), await host.freeBytes(scratch)];
+              if (free < need)
+                throw ApplicationFailure.nonRetryable(
+                  `the drill's scratch dir ${drill.scratchDir}${host === workerHost ? '' : ` on ${host.where}`} has ${mib(free)} free; this backup needs about ${mib(need)} there (the snapshot twice, as a file and as etcd's restored data dir with its 64 MB WAL segment, and the control-plane files): free space or point drill.scratchDir at a larger disk`,
+                  'NoSpace',
+                );
+              try {
+                const snapshotFile = `${scratch}/snapshot.db`;
+                let t0 = Date.now();
+                const read = await fetchTo(deps, cluster, manifest.snapshot, await host.writeFile(snapshotFile));
+                findings.checks.push(
+                  `snapshot fetched: ${mib(read.storedSize)} stored, ${mib(read.plainSize)} restored; bucket checksum, ${manifest.snapshot.encryption ? 'decryption, ' : ''}stored and plain sha256 match the manifest (${took(t0)})`,
+                );
+                if (!manifest.controlPlaneFiles && manifest.source?.kind === 'imported')
+                  // Known and said at import: such a backup restores in place only, with the node's own PKI.
+                  findings.checks.push(
+                    `not checked: an imported snapshot (from ${manifest.source.from}) has no control-plane archive (PKI, manifests), so it restores in place only`,
+                  );
+                else if (!manifest.controlPlaneFiles)
+                  findings.problems.push('the backup has no control-plane archive: a lost node cannot be rebuilt from it');
                 else {
-                  findings.counts.differed.push(c);
-                  findings.problems.push(`${resource}: ${c.actual} ${where} at revision ${revision}, the backup recorded ${c.expected}`);
+                  const onHost = unpacks(await host.untar(`${scratch}/control-plane`), workerCopy ? ` on ${host.where}` : '');
+                  const targets = workerCopy ? [onHost, unpacks(await workerHost.untar(localCp), ' on the worker')] : [onHost];
+                  await fetchTo(deps, cluster, manifest.controlPlaneFiles, targets.length > 1 ? fanOut(targets) : onHost);
+                  findings.checks.push(`control-plane archive fetched and verified (${mib(manifest.controlPlaneFiles.storedSize)})`);
                 }
+                const archive = manifest.controlPlaneFiles ? await checkArchive(cluster, localCp) : undefined;
+                if (archive) {
+                  findings.checks.push(...archive.checks);
+                  findings.problems.push(...archive.problems);
+                  findings.certificates = archive.certificates;
+                }
+
+                t0 = Date.now();
+                const etcd = await restoreAndStartEtcd(host, tools, scratch, snapshotFile, timeoutMs);
+                findings.checks.push(
+                  `${tools.restore.kind} snapshot restore (etcd ${tools.minor}) and a throwaway etcd on ${etcd.clientUrl} (${took(t0)})`,
+                );
+                const revision = manifest.etcd.revision;
+                const inEtcd = await countKeys(host, tools, etcd.clientUrl, revision);
+                const compare = (actual: Record<string, number>, resources: string[], where: string) => {
+                  for (const resource of resources) {
+                    const c = { resource, expected: manifest.resourceCounts[resource] ?? 0, actual: actual[resource] ?? 0 };
+                    if (c.expected === c.actual) findings.counts.matched.push(c);
+                    else {
+                      findings.counts.differed.push(c);
+                      findings.problems.push(
+                        `${resource}: ${c.actual} ${where} at revision ${revision}, the backup recorded ${c.expected}`,
+                      );
+                    }
+                  }
+                };
+                const bin = await apiserverFor(host, paths, manifest.kubernetesVersion);
+                if (!bin || !archive) {
+                  compare(inEtcd, [...new Set([...Object.keys(manifest.resourceCounts), ...Object.keys(inEtcd)])], 'keys in etcd');
+                  findings.countedThrough = 'etcd';
+                  findings.checks.push(
+                    `counted keys in etcd only: ${!archive ? 'no control-plane archive to start an API server with' : `no kube-apiserver configured for Kubernetes ${manifest.kubernetesVersion ?? '(unknown version)'} (${paths.field}.kubeApiserver)`}`,
+                  );
+                } else {
+                  t0 = Date.now();
+                  const api = await startApiserver(
+                    host,
+                    bin,
+                    scratch,
+                    `${scratch}/control-plane`,
+                    localCp,
+                    posix.basename(cluster.paths.pkiDir),
+                    archive,
+                    etcd.clientUrl,
+                    timeoutMs,
+                  );
+                  if (api.notReady) findings.problems.push(api.notReady);
+                  else
+                    findings.checks.push(
+                      `throwaway kube-apiserver (${bin}) ready with the backup's PKI on ${api.client.server} (${took(t0)})`,
+                    );
+                  t0 = Date.now();
+                  const read = await readThroughApi(api.client, manifest.resourceCounts, revision, drill.sampleSize);
+                  findings.countedThrough = 'api';
+                  const throughApi = Object.keys(read.counts);
+                  compare(read.counts, throughApi, 'through the API');
+                  // What the API does not serve by these names (services/specs and endpoints, CRDs, ...) is compared in etcd.
+                  compare(
+                    inEtcd,
+                    [...new Set([...Object.keys(manifest.resourceCounts), ...Object.keys(inEtcd)])].filter((r) => !throughApi.includes(r)),
+                    'keys in etcd',
+                  );
+                  findings.sampled = read.sampled;
+                  findings.problems.push(...read.problems);
+                  findings.checks.push(
+                    `read back through the API: ${Object.entries(read.sampled)
+                      .map(([r, n]) => `${r} ${n}`)
+                      .join(', ')} (${took(t0)})`,
+                  );
+                }
+              } catch (err) {
+                if (err instanceof BackupIntegrityError) findings.problems.push(err.message);
+                else if (err instanceof DrillProblem) findings.problems.push(err.message);
+                else throw err;
               }
-            };
-            const bin = await apiserverFor(drill, manifest.kubernetesVersion);
-            if (!bin || !archive) {
-              compare(inEtcd, [...new Set([...Object.keys(manifest.resourceCounts), ...Object.keys(inEtcd)])], 'keys in etcd');
-              findings.countedThrough = 'etcd';
-              findings.checks.push(
-                `counted keys in etcd only: ${!archive ? 'no control-plane archive to start an API server with' : `no kube-apiserver configured for Kubernetes ${manifest.kubernetesVersion ?? '(unknown version)'} (drill.kubeApiserver)`}`,
-              );
-            } else {
-              t0 = Date.now();
-              const api = await startApiserver(
-                bin,
-                scratch,
-                `${scratch}/control-plane`,
-                posix.basename(cluster.paths.pkiDir),
-                archive,
-                etcd.clientUrl,
-                timeoutMs,
-              );
-              if (api.notReady) findings.problems.push(api.notReady);
-              else
-                findings.checks.push(`throwaway kube-apiserver (${bin}) ready with the backup's PKI on ${api.client.server} (${took(t0)})`);
-              t0 = Date.now();
-              const read = await readThroughApi(api.client, manifest.resourceCounts, revision, drill.sampleSize);
-              findings.countedThrough = 'api';
-              const throughApi = Object.keys(read.counts);
-              compare(read.counts, throughApi, 'through the API');
-              // What the API does not serve by these names (services/specs and endpoints, CRDs, ...) is compared in etcd.
-              compare(
-                inEtcd,
-                [...new Set([...Object.keys(manifest.resourceCounts), ...Object.keys(inEtcd)])].filter((r) => !throughApi.includes(r)),
-                'keys in etcd',
-              );
-              findings.sampled = read.sampled;
-              findings.problems.push(...read.problems);
-              findings.checks.push(
-                `read back through the API: ${Object.entries(read.sampled)
-                  .map(([r, n]) => `${r} ${n}`)
-                  .join(', ')} (${took(t0)})`,
-              );
+              return findings;
+            } finally {
+              await host.removeScratch(scratch);
+              if (workerCopy) await rm(workerCopy, { recursive: true, force: true });
             }
-          } catch (err) {
-            if (err instanceof BackupIntegrityError) findings.problems.push(err.message);
-            else if (err instanceof DrillProblem) findings.problems.push(err.message);
-            else throw err;
-          }
-          return findings;
-        } finally {
-          await removeScratch(scratch);
-        }
-      },
+          },
+          cancellationSignal(),
+        ),
     );
   };
 }
 
 /** Stops whatever a drill run recorded and removes its scratch dir (the workflow runs it whatever happened). */
 export function cleanupDrill(deps: ActivityDeps) {
-  return async (input: { runKey: string }): Promise<{ stopped: number[] }> => ({
-    stopped: await removeScratch(scratchDirOf(deps.config.drill.scratchDir, input.runKey)),
-  });
+  return async (input: { runKey: string }): Promise<{ stopped: number[] }> => {
+    const drill = deps.config.drill;
+    if (drill.node) await rm(workerCopyOf(input.runKey), { recursive: true, force: true });
+    return {
+      stopped: await withDrillHost(drill, (host) => host.removeScratch(scratchDirOf(drill.scratchDir, input.runKey)), cancellationSignal()),
+    };
+  };
 }

@@ -336,8 +336,21 @@ export const alertsSchema = z
  * scratch space and which etcd and kube-apiserver binaries it runs a backup with. Never on a cluster's node.
  */
 const minorVersion = z.string().regex(/^\d+\.\d+$/, 'expected a minor version like "3.6" or "1.34"');
+/**
+ * A drill host reached over SSH instead of the worker: declared and checked like a cluster's node. Its own tool maps
+ * are paths on it (default: drill.etcd / drill.kubeApiserver, read as paths on the drill node).
+ */
+export const drillNodeSchema = nodeSchema.safeExtend({
+  /** etcd minor version -> a folder on the drill node holding its etcd and etcdutl (3.5+) or etcdctl (3.4). */
+  etcd: z.record(minorVersion, absolutePath).optional(),
+  /** Kubernetes minor version -> kube-apiserver binary on the drill node. */
+  kubeApiserver: z.record(minorVersion, absolutePath).optional(),
+});
+
 export const drillSchema = z
   .object({
+    /** Drill on this node over SSH (never one of a cluster's nodes) instead of on the worker. */
+    node: drillNodeSchema.optional(),
     /** Schedules drill-<cluster> for every cluster (`schedule sync`); `drill now` works either way. */
     enabled: z.boolean().default(false),
     cron: z.array(z.string().min(9)).min(1).default(['30 4 * * *']),
@@ -412,6 +425,18 @@ export const configSchema = z
         });
       }
     });
+    const drillNode = cfg.drill.node;
+    if (drillNode) {
+      // A drill starts servers and fills a disk: never on a machine a cluster runs on (its control plane above all).
+      for (const c of cfg.clusters)
+        for (const n of c.nodes)
+          if (n.host === drillNode.host && n.port === drillNode.port)
+            ctx.addIssue({
+              code: 'custom',
+              path: ['drill', 'node', 'host'],
+              message: `${drillNode.host}:${drillNode.port} is node "${n.name}" of cluster "${c.name}": a drill never runs on a cluster's node; name a separate machine, or remove drill.node to drill on the worker`,
+            });
+    }
     const payloadKey = cfg.temporal.payloadEncryption?.keyId;
     if (payloadKey !== undefined && !(payloadKey in cfg.encryptionKeys)) {
       ctx.addIssue({
@@ -429,3 +454,4 @@ export type StorageConfig = z.infer<typeof storageSchema>;
 export type SecretRef = z.infer<typeof secretRef>;
 export type AlertsConfig = z.infer<typeof alertsSchema>;
 export type DrillConfig = z.infer<typeof drillSchema>;
+export type DrillNodeConfig = z.infer<typeof drillNodeSchema>;

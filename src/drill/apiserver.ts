@@ -1,16 +1,15 @@
 import { X509Certificate } from 'node:crypto';
-import { access, readFile } from 'node:fs/promises';
-import type { DrillConfig } from '../config/schema';
+import { readFile } from 'node:fs/promises';
 import { minorOf } from '../etcd/static-pod';
 import { KubeApiError, KubeClient, type KubeList, type KubeObject } from '../kube/client';
 import { credentialsFromKubeconfig } from '../kube/kubeconfig';
 import type { ArchiveCheck } from './archive';
-import { DrillProblem } from './etcd';
-import { alive, freePort, startThrowaway } from './processes';
+import { DrillProblem, type DrillToolPaths } from './etcd';
+import type { DrillHost } from './host';
 
-/** The last lines of a throwaway server's log, for a problem message. */
-async function logTail(file: string): Promise<string> {
-  const text = await readFile(file, 'utf8').catch(() => '');
+/** The last lines of a throwaway server's log on the drill host, for a problem message. */
+async function logTail(host: DrillHost, file: string): Promise<string> {
+  const text = await host.readText(file);
   return text.trim().split('\n').slice(-3).join(' | ').slice(-600);
 }
 
@@ -37,33 +36,39 @@ export const API_RESOURCES: Record<string, string> = {
   priorityclasses: '/apis/scheduling.k8s.io/v1/priorityclasses',
 };
 
-/** The kube-apiserver binary for a backup's Kubernetes version, or undefined (the drill then counts in etcd only). */
-export async function apiserverFor(drill: DrillConfig, kubernetesVersion: string | undefined): Promise<string | undefined> {
+/** The kube-apiserver binary on the drill host for a backup's Kubernetes version, or undefined (the drill then counts in etcd only). */
+export async function apiserverFor(
+  host: DrillHost,
+  paths: DrillToolPaths,
+  kubernetesVersion: string | undefined,
+): Promise<string | undefined> {
   const minor = minorOf(kubernetesVersion);
-  const bin = minor ? drill.kubeApiserver[minor] : undefined;
+  const bin = minor ? paths.kubeApiserver[minor] : undefined;
   if (!bin) return undefined;
-  return access(bin).then(
-    () => bin,
-    () => undefined,
-  );
+  return (await host.present(bin)) ? bin : undefined;
 }
 
 /**
  * A kube-apiserver on loopback against the throwaway etcd, with the backup's own PKI (its CA authenticates the
  * backup's admin.conf; its serving certificate is checked against that CA) and its encryption config when the
- * manifest has one: a backup whose Secrets cannot be decrypted fails here, as it would on a rebuilt node.
+ * manifest has one: a backup whose Secrets cannot be decrypted fails here, as it would on a rebuilt node. It runs on
+ * the drill host with the archive unpacked there (`cpDir`); the worker reads it through `host.reach`, authenticated by
+ * the admin.conf of its own copy of the archive (`localCpDir`: the same folder when the worker is the drill host).
  */
 export async function startApiserver(
+  host: DrillHost,
   bin: string,
   scratch: string,
   cpDir: string,
+  localCpDir: string,
   pkiName: string,
   archive: ArchiveCheck,
   etcdUrl: string,
   timeoutMs: number,
 ): Promise<{ pid: number; client: KubeClient; notReady?: string }> {
-  const port = await freePort();
+  const port = await host.freePort();
   const f = (rel: string) => `${cpDir}/${rel}`;
+  const local = (rel: string) => `${localCpDir}/${rel}`;
   const pki = (name: string) => f(`${pkiName}/${name}`);
   const encryption = archive.apiserverFiles['encryption-provider-config'];
   const args = [
@@ -87,26 +92,28 @@ export async function startApiserver(
     '--profiling=false',
     ...(encryption ? [`--encryption-provider-config=${f(encryption)}`] : []),
   ];
-  const pid = await startThrowaway(scratch, 'kube-apiserver', bin, args);
-  const kubeconfig = await readFile(f('admin.conf'), 'utf8').catch(() => {
+  const pid = await host.start(scratch, 'kube-apiserver', bin, args);
+  const kubeconfig = await readFile(local('admin.conf'), 'utf8').catch(() => {
     throw new DrillProblem('the control-plane archive has no admin.conf to read the restored API with');
   });
-  const creds = credentialsFromKubeconfig(kubeconfig, `https://127.0.0.1:${port}`);
+  const creds = credentialsFromKubeconfig(kubeconfig, `https://${await host.reach(port)}`);
   // The backup's serving certificate names the cluster's hosts, not this loopback port: verify it by a name it carries.
-  const sans = new X509Certificate(await readFile(pki('apiserver.crt'))).subjectAltName ?? '';
+  const sans = new X509Certificate(await readFile(local(`${pkiName}/apiserver.crt`))).subjectAltName ?? '';
   const dns = /DNS:([^,\s]+)/.exec(sans)?.[1];
   const client = new KubeClient({ ...creds, serverName: dns ?? 'kubernetes' }, 30_000);
   const deadline = Date.now() + timeoutMs;
   let notReady: string | undefined;
   while (!(await client.ready())) {
-    if (!alive(pid))
-      throw new DrillProblem(`the throwaway kube-apiserver exited: ${(await logTail(`${scratch}/kube-apiserver.log`)) || 'no output'}`);
+    if (!(await host.running(scratch, pid)))
+      throw new DrillProblem(
+        `the throwaway kube-apiserver exited: ${(await logTail(host, `${scratch}/kube-apiserver.log`)) || 'no output'}`,
+      );
     if (Date.now() > deadline) {
       // Serving but not ready: which checks fail is the finding; what it can still serve is read below.
       const verbose = await client.raw('GET', '/readyz?verbose').catch(() => undefined);
       if (!verbose)
         throw new DrillProblem(
-          `the throwaway kube-apiserver did not answer within ${Math.round(timeoutMs / 1000)} s: ${(await logTail(`${scratch}/kube-apiserver.log`)) || 'no output'}`,
+          `the throwaway kube-apiserver did not answer within ${Math.round(timeoutMs / 1000)} s: ${(await logTail(host, `${scratch}/kube-apiserver.log`)) || 'no output'}`,
         );
       const failing = verbose.text
         .split('\n')

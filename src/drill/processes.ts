@@ -27,7 +27,7 @@ export function startThrowaway(scratch: string, name: string, file: string, args
   });
 }
 
-async function cmdlineOf(pid: number): Promise<string | undefined> {
+export async function cmdlineOf(pid: number): Promise<string | undefined> {
   try {
     return (await readFile(`/proc/${pid}/cmdline`, 'utf8')).replace(/\0/g, ' ');
   } catch {

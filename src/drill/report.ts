@@ -25,6 +25,8 @@ export const drillReportSchema = z.object({
   problems: z.array(z.string()),
   /** "api": counted through a throwaway kube-apiserver; "etcd": keys only (no kube-apiserver binary for this version). */
   countedThrough: z.enum(['api', 'etcd', 'none']),
+  /** Where it ran: "worker" or "<drill node> (ssh)" (reports before drill nodes have none: the worker). */
+  drillHost: z.string().optional(),
   counts: z.object({ matched: z.array(comparison), differed: z.array(comparison) }),
   /** Objects read one by one and decoded, per resource. */
   sampled: z.record(z.string(), count),

@@ -2,6 +2,7 @@ import type { NodeSSH } from 'node-ssh';
 import { findCluster, findNode } from '../config/load';
 import type { ClusterConfig, Config, NodeConfig } from '../config/schema';
 import { connectToNode } from './connect';
+import { forwardToNode, type Forward } from './forward';
 import { runOnNode, type RemoteResult } from './run';
 import { streamOnNode, type RemoteStream } from './stream';
 
@@ -26,6 +27,8 @@ export interface NodeSession {
   exists(path: string): Promise<boolean>;
   /** A command's streams, for transfers too large to buffer: `from-node` reads its stdout, `to-node` writes its stdin. */
   stream(argv: readonly string[], direction?: 'from-node' | 'to-node'): Promise<RemoteStream>;
+  /** A worker loopback address reaching `127.0.0.1:<port>` on the node through this session (closed with it). */
+  forward(port: number): Promise<Forward>;
 }
 
 export interface SessionOptions {
@@ -33,13 +36,18 @@ export interface SessionOptions {
   readyTimeoutMs?: number;
 }
 
-function sessionOn(ssh: NodeSSH, node: NodeConfig): NodeSession {
+function sessionOn(ssh: NodeSSH, node: NodeConfig, forwards: Forward[]): NodeSession {
   const run = (argv: readonly string[], options: RunOptions = {}) => runOnNode(ssh, node.name, argv, options);
   return {
     node,
     run,
     exists: async (path) => (await run(['test', '-e', path], { allowFailure: true })).code === 0,
     stream: (argv, direction = 'from-node') => streamOnNode(ssh, node.name, argv, direction),
+    forward: async (port) => {
+      const f = await forwardToNode(ssh, node.name, port);
+      forwards.push(f);
+      return f;
+    },
   };
 }
 
@@ -48,14 +56,16 @@ export async function withSession<T>(node: NodeConfig, body: (s: NodeSession) =>
   const ssh = await connectToNode(node, options);
   const onAbort = () => ssh.dispose();
   options.signal?.addEventListener('abort', onAbort, { once: true });
+  const forwards: Forward[] = [];
   try {
-    return await body(sessionOn(ssh, node));
+    return await body(sessionOn(ssh, node, forwards));
   } catch (err) {
     // Closed because the activity was cancelled: say that (the SDK's CancelledFailure), not ssh2's "Not connected".
     if (options.signal?.aborted && options.signal.reason instanceof Error) throw options.signal.reason;
     throw err;
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
+    await Promise.all(forwards.map((f) => f.close()));
     ssh.dispose();
   }
 }

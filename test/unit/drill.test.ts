@@ -9,6 +9,8 @@ import { mkdir, mkdtemp, readdir, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sweepStale } from '../../src/drill/processes';
+import { portsInUse } from '../../src/drill/ssh-host';
+import { ConfigError } from '../../src/config/load';
 
 const cluster = clusterSchema.parse({
   name: 'prod',
@@ -104,6 +106,45 @@ describe('restore drills: pure parts', () => {
     expect(() => parseConfig({ drill: { etcd: { '3': '/opt/etcd' } } }, 'test')).toThrow(/drill\.etcd/);
     expect(() => parseConfig({ drill: { kubeApiserver: { '1.34': 'kube-apiserver' } } }, 'test')).toThrow(/drill\.kubeApiserver/);
     expect(() => parseConfig({ drill: { scratchDir: '/tmp/a b' } }, 'test')).toThrow(/drill\.scratchDir/);
+  });
+
+  it("a drill node is declared like a cluster node, and refused when it is one of a cluster's nodes", () => {
+    const clusters = [
+      { name: 'prod', nodes: [{ name: 'cp1', host: '10.0.0.10', hostKey: 'ssh-ed25519 AAAA' }], storage: { bucket: 'backups' } },
+    ];
+    const drillNode = { name: 'drill1', host: '10.0.0.20', hostKey: 'ssh-ed25519 BBBB', privateKey: { file: '/etc/lifeboat/id' } };
+    const ok = parseConfig({ clusters, drill: { node: { ...drillNode, etcd: { '3.6': '/opt/etcd-3.6' } } } }, 'test');
+    expect(ok.drill.node).toMatchObject({ name: 'drill1', host: '10.0.0.20', port: 22, user: 'root', etcd: { '3.6': '/opt/etcd-3.6' } });
+    const problems = (raw: unknown) => {
+      try {
+        parseConfig(raw, 'test');
+      } catch (err) {
+        if (err instanceof ConfigError) return err.problems.join('\n');
+        throw err;
+      }
+      return '';
+    };
+    // The cluster's own control-plane node (same host and port): refused, naming the field and the node.
+    expect(problems({ clusters, drill: { node: { ...drillNode, host: '10.0.0.10' } } })).toMatch(
+      /drill\.node\.host.*10\.0\.0\.10:22 is node "cp1" of cluster "prod": a drill never runs on a cluster's node/,
+    );
+    // Another port on that address is another sshd (a separate machine behind NAT, a VM): allowed.
+    expect(parseConfig({ clusters, drill: { node: { ...drillNode, host: '10.0.0.10', port: 2222 } } }, 'test').drill.node?.port).toBe(2222);
+    // Host keys are never ignored, as for a cluster's node; tool paths are checked like drill.etcd.
+    expect(problems({ clusters, drill: { node: { ...drillNode, hostKey: undefined } } })).toMatch(/drill\.node\.hostKey/);
+    expect(problems({ clusters, drill: { node: { ...drillNode, etcd: { '3.6': 'etcd' } } } })).toMatch(/drill\.node\.etcd/);
+    expect(problems({ clusters, drill: { node: { ...drillNode, typo: 1 } } })).toMatch(/drill\.node/);
+  });
+
+  it('a free port on a drill node: the ports /proc/net/tcp{,6} lists (any state) are taken', () => {
+    const text = [
+      '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+      '   0: 0100007F:0A2B 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0',
+      '   1: 0100007F:4E21 0100007F:0A2B 06 00000000:00000000 03:00000F4F 00000000     0        0 0 3 0000000000000000',
+      '  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+      '   0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 100 0 0 10 0',
+    ].join('\n');
+    expect([...portsInUse(text)].sort((a, b) => a - b)).toEqual([22, 2603, 20001]);
   });
 
   it('sweeps only run dirs older than any drill attempt can run, and never signals a pid that is not theirs', async () => {
