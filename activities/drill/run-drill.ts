@@ -11,7 +11,7 @@ import { findCluster } from '../../src/config/load';
 import type { ClusterConfig } from '../../src/config/schema';
 import { apiserverFor, readThroughApi, startApiserver } from '../../src/drill/apiserver';
 import { checkArchive } from '../../src/drill/archive';
-import { countKeys, DrillProblem, etcdToolsFor, restoreAndStartEtcd } from '../../src/drill/etcd';
+import { countKeys, DrillProblem, etcdToolsFor, restoreAndStartEtcd, restoredRevision } from '../../src/drill/etcd';
 import { workerHost, type HostSink } from '../../src/drill/host';
 import { withDrillHost, workerCopyOf } from '../../src/drill/site';
 import { drillSpaceNeeded } from '../../src/drill/space';
@@ -218,6 +218,12 @@ export function runDrill(deps: ActivityDeps) {
                   `${tools.restore.kind} snapshot restore (etcd ${tools.minor}) and a throwaway etcd on ${etcd.clientUrl} (${took(t0)})`,
                 );
                 const revision = manifest.etcd.revision;
+                const restoredAt = await restoredRevision(host, tools, etcd.clientUrl);
+                if (restoredAt !== revision)
+                  throw new DrillProblem(
+                    `the restored etcd is at revision ${restoredAt}, the manifest says ${revision}: the snapshot is not the one the manifest describes`,
+                  );
+                findings.checks.push(`restored etcd at revision ${restoredAt}, as the manifest says`);
                 const inEtcd = await countKeys(host, tools, etcd.clientUrl, revision);
                 const compare = (actual: Record<string, number>, resources: string[], where: string) => {
                   for (const resource of resources) {

@@ -117,6 +117,24 @@ export async function countKeys(
   return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => a.localeCompare(b)));
 }
 
+/**
+ * The restored etcd's current revision (`etcdctl endpoint status`). A restore without --bump-revision keeps the
+ * snapshot's own, so it must be the manifest's: otherwise the file is another snapshot than the one the manifest
+ * describes (an older backup's numbers can match a newer snapshot's data at that older revision).
+ */
+export async function restoredRevision(host: DrillHost, tools: DrillEtcdTools, clientUrl: string): Promise<number> {
+  const r = await host.run([tools.etcdctl, `--endpoints=${clientUrl}`, 'endpoint', 'status', '-w', 'json'], ETCDCTL_ENV);
+  let revision: unknown;
+  try {
+    if (r.code === 0) revision = (JSON.parse(r.stdout) as { Status?: { header?: { revision?: number } } }[])[0]?.Status?.header?.revision;
+  } catch {
+    // not JSON: said below
+  }
+  if (typeof revision !== 'number')
+    throw new DrillProblem(`the restored etcd's revision cannot be read: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
+  return revision;
+}
+
 /** A finding about the backup (not a fault of the drill host): the drill fails with it, retrying cannot help. */
 export class DrillProblem extends Error {
   constructor(message: string) {

@@ -14,7 +14,7 @@ import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster
 import { waitForControlPlane } from '../../sandbox/control-plane';
 import { minioClient, minioStorage } from '../support/bed';
 import { keyFile, runBackup, withBackup } from '../support/backups';
-import { nodeFingerprint } from '../support/recovery';
+import { nodeFingerprint, replaceSnapshotKeepingCounts } from '../support/recovery';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 import type { BackupClusterResult } from '../../workflows/backup-cluster';
 import { drillRestore } from '../../workflows';
@@ -238,6 +238,24 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
     const latest = await drill(worker.client, worker.taskQueue, { cluster: 'drl' });
     expect(latest.manifestKey).not.toBe(victim.manifestKey);
     expect(latest.passedOver.map((p) => p.manifestKey)).toContain(victim.manifestKey);
+    await nothingLeft();
+  });
+
+  it("a backup holding another backup's snapshot under a re-signed manifest (an insider with the key) fails its drill on the revision", async () => {
+    const older = await runBackup(worker.client, worker.taskQueue, 'drl');
+    await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: `after-older-${Date.now()}` } });
+    const newer = await runBackup(worker.client, worker.taskQueue, 'drl');
+    // Every check before the restore passes (tag, bucket checksum, sha256); the newer snapshot still holds the older
+    // revision's objects, so counts at that revision can match: only the restored etcd's own revision tells.
+    const putBack = await replaceSnapshotKeepingCounts(s3, BUCKET, older, newer, key.key, 'k1');
+    try {
+      const f = await failureOf(drill(worker.client, worker.taskQueue, { cluster: 'drl', snapshot: older.snapshotKey }));
+      expect(f.type).toBe('DrillFailed');
+      expect(f.message).toContain(`the restored etcd is at revision ${newer.revision}, the manifest says ${older.revision}`);
+      expect((await readDrillReport(s3, BUCKET, older.manifestKey))?.result).toBe('failed');
+    } finally {
+      await putBack();
+    }
     await nothingLeft();
   });
 
