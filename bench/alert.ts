@@ -1,3 +1,4 @@
+import { wipeControlPlane } from '../sandbox/disaster';
 import type { Client } from '@temporalio/client';
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -118,16 +119,8 @@ async function main(): Promise<void> {
     );
 
     // 1. Disaster: the control plane dies and etcd's data is wiped.
-    const pods = await node.pods();
     const t0 = new Date();
-    await node.exec([
-      'bash',
-      '-c',
-      `kill -9 ${pods
-        .flatMap((p) => p.containers.map((c) => c.pid))
-        .filter(Boolean)
-        .join(' ')}; rm -rf /var/lib/etcd/member`,
-    ]);
+    await wipeControlPlane(node);
     const response = await waitFor(
       'the response',
       async () => (await runsOf(client, `respond-${NAME}`)).find((r) => r.startTime >= t0),

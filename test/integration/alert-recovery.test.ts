@@ -1,3 +1,4 @@
+import { wipeControlPlane } from '../../sandbox/disaster';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
@@ -81,15 +82,7 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
   };
   /** Kills every static pod's process and wipes etcd's data: etcd comes back empty. */
   const wipe = async () => {
-    const pods = await cluster.controlPlane.pods();
-    await cluster.controlPlane.exec([
-      'bash',
-      '-c',
-      `kill -9 ${pods
-        .flatMap((p) => p.containers.map((c) => c.pid))
-        .filter(Boolean)
-        .join(' ')}; rm -rf /var/lib/etcd/member`,
-    ]);
+    await wipeControlPlane(cluster.controlPlane);
   };
   let workerExtra: Record<string, unknown>;
   /** What the engine posted to the notification webhook (alerts.notify), in order. */

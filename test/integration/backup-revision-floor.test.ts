@@ -1,3 +1,4 @@
+import { wipeControlPlane } from '../../sandbox/disaster';
 import {
   CreateBucketCommand,
   DeleteObjectCommand,
@@ -52,15 +53,7 @@ describe('a backup never stores a wiped etcd as the newest backup (revision floo
 
   /** Kills every static pod's process and wipes etcd's data (as alert-recovery.test.ts does); waits until the API answers again. */
   const wipe = async () => {
-    const pods = await cluster.controlPlane.pods();
-    await cluster.controlPlane.exec([
-      'bash',
-      '-c',
-      `kill -9 ${pods
-        .flatMap((p) => p.containers.map((c) => c.pid))
-        .filter(Boolean)
-        .join(' ')}; rm -rf /var/lib/etcd/member`,
-    ]);
+    await wipeControlPlane(cluster.controlPlane);
     // The kubelet restarts etcd (empty) and the API server, which writes its default objects again: not "empty".
     await waitFor(
       'the API server answering again, without the objects',
