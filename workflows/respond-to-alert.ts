@@ -147,17 +147,21 @@ async function respond(rawInput: RespondToAlertInput): Promise<RespondToAlertRes
   const gapMs = probes > 1 ? (policy.confirmWindowSeconds * 1000) / (probes - 1) : 0;
   let last: HealthReport | undefined;
   let unreachableSince: string | undefined;
-  // A probe that saw every component up but could not check etcd's data (bucket or Temporal too slow) proves
-  // neither health nor loss: it neither stands the response down nor feeds the diagnosis. Histories from before
-  // this rule took such a probe as healthy.
-  const weighUnchecked = patched('unchecked-probe-is-no-evidence');
+  // The probes decide about etcd's data, not the alert. A probe that saw every component up but could not check the
+  // data (bucket or Temporal too slow) proves neither health nor loss: it neither stands the response down nor feeds
+  // the diagnosis. And once a probe found the data lost, the alert resolving does not end the response: the alert
+  // was a component down, the kubelet brought it back, and that brings no data back. Histories from before these
+  // rules took an unchecked probe as healthy and stood down on any resolution.
+  const probesDecide = patched('probes-decide-etcd-data');
+  const dataLost = () => probesDecide && last !== undefined && troublesOf(last).includes('etcd-data');
+  const standDown = () => firing.size === 0 && !dataLost();
   let unchecked: string | undefined;
   for (let i = 0; i < probes; i++) {
-    if (i > 0 && (await condition(() => firing.size === 0, gapMs))) break;
-    if (firing.size === 0) break;
+    if (i > 0 && (await condition(standDown, gapMs))) break;
+    if (standDown()) break;
     const report = await probe.checkHealth({ cluster });
     const down = troublesOf(report);
-    const notChecked = weighUnchecked && down.length === 0 ? etcdDataUnchecked(report) : undefined;
+    const notChecked = probesDecide && down.length === 0 ? etcdDataUnchecked(report) : undefined;
     if (notChecked) {
       unchecked = notChecked;
       progress.evidence.push({ at: report.checkedAt, down, detail: [`etcd data not checked: ${notChecked}`] });
@@ -178,7 +182,7 @@ async function respond(rawInput: RespondToAlertInput): Promise<RespondToAlertRes
       );
     }
   }
-  if (firing.size === 0) {
+  if (standDown()) {
     return finish(
       'stood-down',
       `the alert resolved during the confirm window (${progress.evidence.length} probe(s) taken); nothing was changed`,

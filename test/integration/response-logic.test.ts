@@ -11,7 +11,8 @@ import { checkClusterHealth } from '../../workflows/check-cluster-health';
 import { refuseWithinCooldown } from '../../activities/recovery/recent-recovery';
 import type { AlertNotice } from '../../workflows/response-input';
 import { startStubWorker } from '../support/worker';
-import { progressQuery } from '../../workflows';
+import { progressQuery, responseQuery } from '../../workflows';
+import { waitFor } from '../../src/devserver/processes';
 
 /**
  * The response workflow's decisions, with stub activities on the real dev server: what it does for each probe
@@ -254,6 +255,48 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
     expect(healthy.outcome).toBe('stood-down');
     expect(healthy.summary).toMatch(/healthy on probe 2 of 3/);
     expect(healthy.evidence[0].detail).toEqual(["etcd data not checked: etcd's revision could not be read"]);
+  });
+
+  it('once a probe found etcd without its data, the alert resolving (the component came back) does not stand the response down', async () => {
+    const lost = (h: HealthReport): HealthReport => ({
+      ...h,
+      etcd: { revision: 59 },
+      newestBackup: {
+        key: 'k',
+        created: new Date(Date.now() - 60_000).toISOString(),
+        ageSeconds: 60,
+        sizeBytes: 1,
+        revision: 1_000_003_342,
+      },
+    });
+    // The first probe finds etcd-data; then the component-down alert that started the response resolves.
+    const r = await respond(
+      {
+        policy: { onAlert: 'notify' },
+        probes: [[], [], []],
+        report: lost,
+        diagnosis: { cause: 'etcd-data-lost', verdict: 'restore-in-place', summary: 'etcd lost its data' },
+      },
+      async (cluster) => {
+        const handle = client.workflow.getHandle(`respond-${cluster}`);
+        await waitFor('the first probe', async () => (await handle.query(responseQuery)).evidence.length > 0, 10_000, 100);
+        await handle.signal(alertSignal, { ...alert, status: 'resolved' });
+      },
+    );
+    expect(r.outcome).toBe('notified');
+    expect(r.evidence.map((e) => e.down)).toEqual([['etcd-data'], ['etcd-data'], ['etcd-data']]);
+    expect(calls).toContain('diagnoseCluster');
+    // A component that was down and came back, with the data intact, still stands down when its alert resolves.
+    const back = await respond(
+      { policy: { confirmWindowSeconds: 30, confirmProbes: 2 }, probes: [['etcd'], ['etcd']] },
+      async (cluster) => {
+        const handle = client.workflow.getHandle(`respond-${cluster}`);
+        await waitFor('the first probe', async () => (await handle.query(responseQuery)).evidence.length > 0, 10_000, 100);
+        await handle.signal(alertSignal, { ...alert, status: 'resolved' });
+      },
+    );
+    expect(back.outcome).toBe('stood-down');
+    expect(back.summary).toMatch(/resolved/);
   });
 
   it('does not restore when the diagnosis says the data is intact', async () => {
