@@ -276,8 +276,11 @@ function planRecoveryOnce(deps: ActivityDeps) {
           member = parseEtcdManifest(await etcdManifestFromBackup(deps.config, cluster, m), `backup ${choice.manifestKey}: etcd.yaml`);
           const busy = await run(['sh', '-c', "ss -Htln 2>/dev/null | awk '{print $4}' | grep -E ':(2379|2380|6443)$' || true"]);
           if (busy.stdout.trim()) {
+            // By port, then address: `ss` lists sockets in no fixed order, and the message should read the same each time.
+            const portOf = (a: string) => Number(a.slice(a.lastIndexOf(':') + 1));
+            const listening = [...new Set(busy.stdout.trim().split('\n'))].sort((a, b) => portOf(a) - portOf(b) || a.localeCompare(b));
             throw ApplicationFailure.nonRetryable(
-              `node "${node.name}" already listens on ${busy.stdout.trim().split('\n').join(', ')}: a control plane runs there; use mode "in-place" or a clean node`,
+              `node "${node.name}" already listens on ${listening.join(', ')}: a control plane runs there; use mode "in-place" or a clean node`,
               'PreflightFailed',
             );
           }
