@@ -1,5 +1,4 @@
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import type { Client } from '@temporalio/client';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, readlink, symlink } from 'node:fs/promises';
@@ -16,6 +15,7 @@ import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import type { SandboxNode } from '../../sandbox/node';
 import { minioClient, minioStorage } from '../support/bed';
+import { drill, seedObjects } from '../support/drills';
 import { keyFile, runBackup } from '../support/backups';
 import { failureOf } from '../support/failures';
 import { nodeFingerprint } from '../support/recovery';
@@ -23,7 +23,6 @@ import { startTestWorker, type RunningWorker } from '../support/worker';
 import { workerProcess } from '../support/worker-process';
 import type { BackupClusterResult } from '../../workflows/backup-cluster';
 import { drillRestore } from '../../workflows';
-import type { DrillRestoreInput } from '../../workflows/drill-input';
 
 const BUCKET = 'drillnode';
 /** On the drill node only (its own /var/lib): the worker has neither. */
@@ -45,9 +44,6 @@ async function inNetnsOf(node: SandboxNode, pid: string): Promise<boolean> {
   const theirs = await readlink(`/proc/${pid}/ns/net`);
   return (await node.exec(['readlink', '/proc/self/ns/net'])).trim() === theirs;
 }
-
-const drill = (client: Client, taskQueue: string, input: DrillRestoreInput) =>
-  client.workflow.execute(drillRestore, { taskQueue, workflowId: `drill-${input.cluster}-${Date.now()}`, args: [input] });
 
 describe('restore drills on a drill node over SSH (etcd 3.6 + kube-apiserver 1.34 there)', () => {
   let cluster: SandboxCluster;
@@ -92,12 +88,7 @@ describe('restore drills on a drill node over SSH (etcd 3.6 + kube-apiserver 1.3
     const api = new KubeClient(
       credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer),
     );
-    for (let i = 0; i < 4; i++)
-      await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: `cm-${i}` }, data: { i: `${i}` } });
-    await api.create('/api/v1/namespaces/default/secrets', {
-      metadata: { name: 'pw' },
-      data: { pw: Buffer.from('hunter2').toString('base64') },
-    });
+    await seedObjects(api, 4);
     good = await runBackup(worker.client, worker.taskQueue, 'dn');
   });
   afterAll(async () => {

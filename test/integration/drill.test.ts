@@ -1,5 +1,4 @@
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import type { Client } from '@temporalio/client';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
@@ -13,6 +12,7 @@ import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { waitForControlPlane } from '../../sandbox/control-plane';
 import { minioClient, minioStorage } from '../support/bed';
+import { drill, seedObjects } from '../support/drills';
 import { keyFile, runBackup, withBackup } from '../support/backups';
 import { nodeFingerprint, replaceSnapshotKeepingCounts } from '../support/recovery';
 import { startTestWorker, type RunningWorker } from '../support/worker';
@@ -24,7 +24,6 @@ import { syncSchedules } from '../../src/schedules/backup-schedules';
 import { drillScheduleIdOf } from '../../src/schedules/drill-schedules';
 import { parseConfig } from '../../src/config/load';
 import { workerProcess } from '../support/worker-process';
-import type { DrillRestoreInput } from '../../workflows/drill-input';
 import { failureOf } from '../support/failures';
 
 const BUCKET = 'drills';
@@ -38,9 +37,6 @@ async function processesUnder(dir: string): Promise<string[]> {
   }
   return found;
 }
-
-const drill = (client: Client, taskQueue: string, input: DrillRestoreInput) =>
-  client.workflow.execute(drillRestore, { taskQueue, workflowId: `drill-${input.cluster}-${Date.now()}`, args: [input] });
 
 describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () => {
   let cluster: SandboxCluster;
@@ -71,12 +67,7 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
       encryptionKeys: { k1: { file: key.path } },
       drill: drillConfig,
     });
-    for (let i = 0; i < 5; i++)
-      await api.create('/api/v1/namespaces/default/configmaps', { metadata: { name: `cm-${i}` }, data: { i: `${i}` } });
-    await api.create('/api/v1/namespaces/default/secrets', {
-      metadata: { name: 'db-password' },
-      data: { password: Buffer.from('hunter2').toString('base64') },
-    });
+    await seedObjects(api, 5);
     good = await runBackup(worker.client, worker.taskQueue, 'drl');
   });
   afterAll(async () => {
