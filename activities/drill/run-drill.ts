@@ -12,7 +12,7 @@ import type { ClusterConfig } from '../../src/config/schema';
 import { apiserverFor, readThroughApi, startApiserver } from '../../src/drill/apiserver';
 import { checkArchive } from '../../src/drill/archive';
 import { countKeys, DrillProblem, etcdToolsFor, restoreAndStartEtcd, restoredRevision } from '../../src/drill/etcd';
-import { workerHost, type HostSink } from '../../src/drill/host';
+import { workerHost, type DrillHost, type HostSink } from '../../src/drill/host';
 import { withDrillHost, workerCopyOf } from '../../src/drill/site';
 import { drillSpaceNeeded } from '../../src/drill/space';
 import type { DrillReport } from '../../src/drill/report';
@@ -64,6 +64,12 @@ async function fetchInto(
   } finally {
     s3.destroy();
   }
+}
+
+/** Stops what the run started on the drill host and removes its scratch dir there, and the worker's copy of the archive. */
+async function clearRun(host: DrillHost, scratch: string, workerCopy: string | undefined): Promise<number[]> {
+  if (workerCopy) await rm(workerCopy, { recursive: true, force: true });
+  return host.removeScratch(scratch);
 }
 
 /** An object fetched and verified into a file or `tar -x` on the drill host; the target is stopped when it fails. */
@@ -159,8 +165,7 @@ export function runDrill(deps: ActivityDeps) {
           async (host, paths) => {
             findings.drillHost = host.label;
             findings.checks.push(`drill host: ${host.label}`);
-            await host.removeScratch(scratch);
-            if (workerCopy) await rm(workerCopy, { recursive: true, force: true });
+            await clearRun(host, scratch, workerCopy);
             // Leftovers of a worker that died while its retry ran on another: older than any attempt may run (3 h).
             await host.sweepStale(drill.scratchDir, 4 * 3_600_000);
             await host.mkdir(`${scratch}/control-plane`);
@@ -182,7 +187,7 @@ export function runDrill(deps: ActivityDeps) {
               const [need, free] = [drillSpaceNeeded(manifest), await host.freeBytes(scratch)];
               if (free < need)
                 throw ApplicationFailure.nonRetryable(
-                  `the drill's scratch dir ${drill.scratchDir}${host === workerHost ? '' : ` on ${host.where}`} has ${mib(free)} free; this backup needs about ${mib(need)} there (the snapshot twice, as a file and as etcd's restored data dir with its 64 MB WAL segment, and the control-plane files): free space or point drill.scratchDir at a larger disk`,
+                  `the drill's scratch dir ${drill.scratchDir}${workerCopy ? ` on ${host.where}` : ''} has ${mib(free)} free; this backup needs about ${mib(need)} there (the snapshot twice, as a file and as etcd's restored data dir with its 64 MB WAL segment, and the control-plane files): free space or point drill.scratchDir at a larger disk`,
                   'NoSpace',
                 );
               try {
@@ -288,8 +293,7 @@ export function runDrill(deps: ActivityDeps) {
               }
               return findings;
             } finally {
-              await host.removeScratch(scratch);
-              if (workerCopy) await rm(workerCopy, { recursive: true, force: true });
+              await clearRun(host, scratch, workerCopy);
             }
           },
           cancellationSignal(),
@@ -302,9 +306,13 @@ export function runDrill(deps: ActivityDeps) {
 export function cleanupDrill(deps: ActivityDeps) {
   return async (input: { runKey: string }): Promise<{ stopped: number[] }> => {
     const drill = deps.config.drill;
-    if (drill.node) await rm(workerCopyOf(input.runKey), { recursive: true, force: true });
+    const workerCopy = drill.node ? workerCopyOf(input.runKey) : undefined;
     return {
-      stopped: await withDrillHost(drill, (host) => host.removeScratch(scratchDirOf(drill.scratchDir, input.runKey)), cancellationSignal()),
+      stopped: await withDrillHost(
+        drill,
+        (host) => clearRun(host, scratchDirOf(drill.scratchDir, input.runKey), workerCopy),
+        cancellationSignal(),
+      ),
     };
   };
 }

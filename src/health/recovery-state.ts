@@ -13,8 +13,6 @@ export interface RecoveryState {
     startedAt: string;
     closedAt: string;
     durationSeconds: number;
-    /** etcd's revision right after a restore (snapshot revision, plus the bump when one was applied). */
-    restoredRevision?: number;
   };
   /**
    * The newest run that restored (COMPLETED, outcome "restored"), even when runs that did not (a dry run, a rejection,
@@ -77,13 +75,12 @@ export async function recoveryState(client: Client, cluster: string, timeoutMs: 
       client.workflow.getHandle(workflowId, runId, { followRuns: false }).result(),
     ) as Promise<RecoveryResult | undefined>;
   let outcome: string | undefined;
-  let restoredRevision: number | undefined;
   let lastRestore: RecoveryState['lastRestore'];
   if (status === 'COMPLETED') {
     const result = await resultOf(d.runId);
     outcome = result?.outcome;
-    restoredRevision = restoredRevisionOf(result);
-    if (outcome === 'restored') lastRestore = { closedAt: closedAt.toISOString(), restoredRevision, runId: d.runId };
+    if (outcome === 'restored')
+      lastRestore = { closedAt: closedAt.toISOString(), restoredRevision: restoredRevisionOf(result), runId: d.runId };
   }
   if (!lastRestore) {
     const earlier: { runId: string; closeTime: Date }[] = [];
@@ -117,7 +114,6 @@ export async function recoveryState(client: Client, cluster: string, timeoutMs: 
       startedAt: d.startTime.toISOString(),
       closedAt: closedAt.toISOString(),
       durationSeconds: Math.max(0, (closedAt.getTime() - d.startTime.getTime()) / 1000),
-      ...(restoredRevision !== undefined ? { restoredRevision } : {}),
     },
     ...(lastRestore ? { lastRestore } : {}),
   };
