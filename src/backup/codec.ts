@@ -19,6 +19,13 @@ export const ZSTD_LEVEL = 1;
 export const NODE_GZIP_LEVEL = 1;
 export const WORKER_GZIP_LEVEL = 3;
 
+/**
+ * zlib's streams hand out 16 KiB per call by default, one trip through libuv's thread pool each: decoding a 1.6 GiB
+ * snapshot took ~100k trips, 2.15 s per 512 MiB of Kubernetes-shaped data with its hash, against 0.65 s with 256 KiB
+ * (0.59 s with 1 MiB). Measured on the project's Node 24, 2 cores. A chunk or two of this size is all a stream holds.
+ */
+export const CODEC_CHUNK = 256 * 1024;
+
 /** Where the snapshot's bytes are compressed: on the node before SSH, or on the worker. */
 export type CompressOn = 'node' | 'worker';
 
@@ -40,29 +47,29 @@ export function nodeCompressCommand(c: Compression, path: string): string[] {
   return ['cat', '--', path];
 }
 
-type ZstdFactory = (options?: { params?: Record<number, number> }) => Transform;
+type ZstdFactory = (options?: { params?: Record<number, number>; chunkSize?: number }) => Transform;
 const zstd = zlib as unknown as {
   createZstdCompress?: ZstdFactory;
-  createZstdDecompress?: () => Transform;
+  createZstdDecompress?: (options?: { chunkSize?: number }) => Transform;
   constants: Record<string, number>;
 };
 
 /** The worker's compressor for a codec (zlib's streams run in libuv's thread pool, off the main thread). */
 export function compressor(c: Compression): Transform[] {
-  if (c === 'gzip') return [zlib.createGzip({ level: WORKER_GZIP_LEVEL })];
+  if (c === 'gzip') return [zlib.createGzip({ level: WORKER_GZIP_LEVEL, chunkSize: CODEC_CHUNK })];
   if (c === 'zstd') {
     if (!zstd.createZstdCompress) throw new Error('compression "zstd" needs Node.js >= 22.15 on the worker; use "gzip" or upgrade Node');
-    return [zstd.createZstdCompress({ params: { [zstd.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } })];
+    return [zstd.createZstdCompress({ params: { [zstd.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL }, chunkSize: CODEC_CHUNK })];
   }
   return [];
 }
 
 /** The worker's decompressor for a codec; `what` names the object for the error. */
 export function decompressor(c: Compression, what: string): Transform[] {
-  if (c === 'gzip') return [zlib.createGunzip()];
+  if (c === 'gzip') return [zlib.createGunzip({ chunkSize: CODEC_CHUNK })];
   if (c === 'zstd') {
     if (!zstd.createZstdDecompress) throw new Error(`${what} is zstd-compressed; reading it needs Node.js >= 22.15 on the worker`);
-    return [zstd.createZstdDecompress()];
+    return [zstd.createZstdDecompress({ chunkSize: CODEC_CHUNK })];
   }
   return [];
 }
