@@ -1,11 +1,10 @@
-import type { S3Client } from '@aws-sdk/client-s3';
-import type { Transform, Writable } from 'node:stream';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { decryptChunks, DecryptionError, type ChunkStage } from './encryption';
 import type { StoredObject } from './manifest';
 import { HashMeter } from './meters';
 import { decompressor, isCorruptData } from './codec';
-import { ObjectSizeMismatch, readObjectRanged } from '../storage/ranged-read';
 
 /** A stored backup object does not match its manifest: corrupt, truncated or tampered with. Never retried. */
 export class BackupIntegrityError extends Error {
@@ -40,8 +39,13 @@ export async function readStoredObject(
   onProgress?: (storedBytes: number) => void,
   signal?: AbortSignal,
 ): Promise<ReadResult> {
-  // Parallel ranged GETs (src/storage/ranged-read.ts): one GET stream runs at the store's per-request pace.
-  const body = readObjectRanged(s3, bucket, obj.key, obj.storedSize, { signal });
+  const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: obj.key }), { abortSignal: signal });
+  // One GET stream: parallel ranged GETs were measured no faster here (1 GiB from MinIO with hashing and a file
+  // write: 4.3-4.7 s in one stream, 4.7-5.5 s in 4 × 8 MiB ranges) and held up to 117 MiB more.
+  if (res.ContentLength !== undefined && res.ContentLength !== obj.storedSize) {
+    (res.Body as Readable).destroy();
+    throw new BackupIntegrityError(obj.key, `the bucket holds ${res.ContentLength} bytes, the manifest says ${obj.storedSize}`);
+  }
   const stored = new HashMeter(onProgress);
   // Neither encrypted nor compressed, the stored bytes are the original ones: one hash proves both recorded values.
   const same = !obj.encryption && obj.compression === 'none';
@@ -53,11 +57,9 @@ export async function readStoredObject(
     ...(same ? [] : [plain]),
   ];
   try {
-    await (pipeline as (...streams: unknown[]) => Promise<void>)(body, ...stages, sink, { signal });
+    await (pipeline as (...streams: unknown[]) => Promise<void>)(res.Body as Readable, ...stages, sink, { signal });
   } catch (err) {
     if (err instanceof DecryptionError) throw new BackupIntegrityError(obj.key, err.message);
-    if (err instanceof ObjectSizeMismatch)
-      throw new BackupIntegrityError(obj.key, `the bucket holds ${err.actual} bytes, the manifest says ${err.expected}`);
     if (isCorruptData(err)) {
       throw new BackupIntegrityError(obj.key, `its compressed data is corrupt (${(err as Error).message})`);
     }
