@@ -9,6 +9,13 @@ import { freePort, startProcess, waitFor } from '../src/devserver/processes';
 import { awsCli, benchEnv, run, startWorkerProcess, timed } from './env';
 import { backupCluster, drillRestore } from '../workflows';
 
+/** `sync`, saying how much was waiting to be written back (the `Dirty` line of /proc/meminfo). */
+async function settleDisk(before: string): Promise<void> {
+  const dirty = /Dirty:\s+(\d+) kB/.exec(await readFile('/proc/meminfo', 'utf8'))?.[1];
+  const t = await timed(() => run('sync', []));
+  console.log(`before ${before}: sync wrote back ${(Number(dirty) / 1024).toFixed(0)} MiB in ${t.seconds.toFixed(1)} s`);
+}
+
 /**
  * Drill benchmark: a backup of ~1 GiB (100 MiB with LIFEBOAT_BENCH_QUICK=1), stored plain so a script can use the
  * very object, drilled by the engine (drillRestore in the worker's own process) and by hand in one script: download
@@ -68,6 +75,9 @@ async function main(): Promise<void> {
     const member = ['--name', 'plain', '--initial-cluster', `plain=${peer}`, '--initial-advertise-peer-urls', peer];
     const pki = node.path('/etc/kubernetes/pki');
     const procs: { stop(): Promise<void> }[] = [];
+    // Each side starts with no dirty pages to flush: the backup before the script, and the script before the drill,
+    // each leave gigabytes to write back, and the kernel throttles whoever writes next while they go out.
+    await settleDisk('the script');
     const plain = await timed(async () => {
       await step('download', () =>
         awsCli(env, ['s3', 'cp', '--only-show-errors', `s3://bench/${backup.snapshotKey}`, join(dir, 'snapshot.db')]),
@@ -141,6 +151,7 @@ async function main(): Promise<void> {
     });
     for (const p of procs) await p.stop();
 
+    await settleDisk('the drill');
     // The peak of the drill alone: the same worker took the 1 GiB backup before it.
     await w.resetPeakRss();
     const rssBefore = await w.peakRssMiB();

@@ -15,6 +15,8 @@ export const run = promisify(execFile);
 
 /** The V8 flags the image and `npm start` give the worker (see Dockerfile): the bench measures the worker as shipped. */
 export const WORKER_NODE_FLAGS = ['--max-semi-space-size=2', '--expose-gc'];
+/** The malloc settings the image and `npm start` give the worker (see Dockerfile). */
+export const WORKER_MALLOC_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' };
 
 export interface BenchEnv {
   dir: string;
@@ -96,7 +98,7 @@ export async function startWorkerProcess(
     'worker',
     'node',
     [...WORKER_NODE_FLAGS, join(__dirname, '../../dist/src/cli/main.js'), '--config', configFile, 'worker'],
-    { logFile: join(env.dir, `${taskQueue}.log`), env: { ...process.env, LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...extra.env } },
+    { logFile: join(env.dir, `${taskQueue}.log`), env: { ...process.env, ...WORKER_MALLOC_ENV, LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...extra.env } },
   );
   await new Promise((r) => setTimeout(r, 3000)); // let it connect and poll
   if (proc.child.exitCode !== null) throw new Error(`the worker exited: ${await readFile(join(env.dir, `${taskQueue}.log`), 'utf8')}`);

@@ -127,6 +127,7 @@ describe('Dockerfile', () => {
     ]);
     expect(dockerfile).toMatch(/^COPY --from=etcd \/usr\/local\/bin\/etcdctl \/usr\/local\/bin\/etcdutl \/usr\/local\/bin\/$/m);
     expect(dockerfile).toMatch(/^ENV NODE_OPTIONS="--max-semi-space-size=2 --expose-gc"$/m);
+    expect(dockerfile).toMatch(/^ENV MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072$/m);
 
     const users = [...dockerfile.matchAll(/^USER\s+(\S+)/gim)].map((m) => m[1]);
     expect(users.length).toBeGreaterThan(0);
