@@ -98,7 +98,10 @@ export async function startWorkerProcess(
     'worker',
     'node',
     [...WORKER_NODE_FLAGS, join(__dirname, '../../dist/src/cli/main.js'), '--config', configFile, 'worker'],
-    { logFile: join(env.dir, `${taskQueue}.log`), env: { ...process.env, ...WORKER_MALLOC_ENV, LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...extra.env } },
+    {
+      logFile: join(env.dir, `${taskQueue}.log`),
+      env: { ...process.env, ...WORKER_MALLOC_ENV, LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...extra.env },
+    },
   );
   await new Promise((r) => setTimeout(r, 3000)); // let it connect and poll
   if (proc.child.exitCode !== null) throw new Error(`the worker exited: ${await readFile(join(env.dir, `${taskQueue}.log`), 'utf8')}`);
