@@ -7,6 +7,7 @@ import { parseChecksum, reportedChecksum } from '../../src/storage/checksum';
 import { objectLockFor, objectLockParams } from '../../src/storage/upload-stream';
 import { loadEncryptionKey } from '../../src/backup/keyring';
 import { signManifest } from '../../src/backup/manifest-auth';
+import { readTrustedBackup, trustRulesFor, UntrustedBackup } from '../../src/backup/trusted-catalog';
 import type { ActivityDeps } from '../deps';
 import { cancellationSignal } from '../heartbeat';
 import { withSnapshotHost, type SnapshotSource } from '../../src/backup/snapshot-host';
@@ -72,6 +73,16 @@ export function writeManifest(deps: ActivityDeps) {
           ...objectLockParams(objectLockFor(cluster.storage)),
         }),
       );
+      // Read back as every reader will read it (authentic, parsed, stored where its content says): a manifest that no
+      // reader would believe is no backup, so the run fails rather than "succeed" with a backup nothing can restore.
+      await readTrustedBackup(s3, trustRulesFor(deps.config, cluster), input.key).catch(async (err: unknown) => {
+        if (!(err instanceof UntrustedBackup)) throw err;
+        await s3.send(new DeleteObjectCommand({ Bucket: cluster.storage.bucket, Key: input.key })).catch(() => undefined);
+        throw ApplicationFailure.nonRetryable(
+          `the manifest written to ${input.key} does not read back as a usable backup (${err.reason}); it was removed and the backup failed`,
+          'ManifestUnreadable',
+        );
+      });
     } finally {
       s3.destroy();
     }

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { createdFromName, importStagingPrefix } from '../../src/backup/import-source';
+import { newestTrustedBackup, trustRulesFor } from '../../src/backup/trusted-catalog';
 import { loadEncryptionKey } from '../../src/backup/keyring';
 import type { EtcdSnapshotInfo } from '../../src/backup/manifest';
 import { backupObjectKeys, clusterBackupPrefix, type BackupObjectKeys, type Compression } from '../../src/backup/object-keys';
@@ -60,6 +61,12 @@ export function planImport(deps: ActivityDeps) {
         throw ApplicationFailure.nonRetryable(`s3://${bucket}/${input.key} is empty (0 bytes): not an etcd snapshot`, 'NotASnapshot');
       const byName = createdFromName(input.key);
       const objectTime = (head.LastModified ?? new Date()).toISOString();
+      // A snapshot is taken before it is written: a name dated after the object's own time (a minute's skew allowed) lies.
+      if (byName && Date.parse(byName) > Date.parse(objectTime) + 60_000)
+        throw ApplicationFailure.nonRetryable(
+          `key: ${input.key} is dated ${byName} by its name, after the object was written (${objectTime}); rename it with the time it was taken (YYYY-MM-DD-HH-MM) and import it again`,
+          'ImportTimeImplausible',
+        );
       return { key: input.key, size, created: byName ?? objectTime, createdFrom: byName ? 'name' : 'object time' };
     } finally {
       s3.destroy();
@@ -176,7 +183,15 @@ export function importSnapshot(deps: ActivityDeps) {
           } finally {
             await stopRecorded(scratch); // the throwaway etcd: the file is all the upload needs
           }
-          // 4. stored like a backup's snapshot
+          // 4. its time must not lie: "latest" is chosen by time, so an import whose name dates it after the newest
+          // believed backup while etcd's own revision says it is older would become what a recovery restores.
+          const newest = (await newestTrustedBackup(s3, trustRulesFor(deps.config, cluster))).newest?.manifest;
+          if (newest && Date.parse(input.source.created) > Date.parse(newest.created) && info.revision < newest.etcd.revision)
+            throw ApplicationFailure.nonRetryable(
+              `${from} is dated ${input.source.created} (${input.source.createdFrom === 'name' ? 'from its name' : "the object's time"}), after the newest backup ${newest.snapshot.key} (${newest.created}), but its etcd revision ${info.revision} is below that backup's ${newest.etcd.revision}: it is older than its date says; rename it with the time it was taken (YYYY-MM-DD-HH-MM) and import it again; nothing was stored`,
+              'ImportTimeImplausible',
+            );
+          // 5. stored like a backup's snapshot
           const keys = backupObjectKeys({
             prefix: cluster.storage.prefix,
             cluster: cluster.name,

@@ -1,6 +1,7 @@
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
-import { listBackups, listObjects } from '../../src/backup/catalog';
+import { listObjects } from '../../src/backup/catalog';
 import { clusterBackupPrefix, manifestKeyOf } from '../../src/backup/object-keys';
+import { trustedBackups, trustRulesFor } from '../../src/backup/trusted-catalog';
 import { decideRetention } from '../../src/backup/retention';
 import { findCluster } from '../../src/config/load';
 import { s3ClientFor } from '../../src/storage/s3-client';
@@ -19,6 +20,8 @@ export interface RetentionResult {
   deleted: { key: string; created: string }[];
   /** Objects with no manifest older than a day: leftovers of failed runs. */
   orphansRemoved: string[];
+  /** Manifests not believed (copied, forged, another cluster's): neither counted nor deleted. */
+  passedOver: { manifestKey: string; reason: string }[];
 }
 
 const ORPHAN_AGE_MS = 24 * 3600_000;
@@ -33,16 +36,15 @@ export function applyRetention(deps: ActivityDeps) {
     const { bucket, prefix } = cluster.storage;
     const s3 = await s3ClientFor(cluster.storage);
     try {
-      const entries = await listBackups(s3, bucket, prefix, cluster.name);
-      const records = entries.map((e) => ({
-        key: e.manifestKey,
-        created: e.manifest?.created ?? 'unknown',
-        verified: e.manifest?.verified ?? false,
-      }));
+      const listed = await listObjects(s3, bucket, clusterBackupPrefix(prefix, cluster.name));
+      // Only believed backups count, as keepers or as candidates: a copied or forged manifest must neither push a
+      // genuine backup out of keep-last N nor make retention delete the objects it names. It is left alone, and named.
+      const { backups, passedOver } = await trustedBackups(s3, trustRulesFor(deps.config, cluster), listed);
+      const records = backups.map((b) => ({ key: b.manifestKey, created: b.manifest.created, verified: b.manifest.verified }));
       const decision = decideRetention(records, cluster.backup.retention, new Date(input.now));
       const orphans: string[] = [];
-      const manifests = new Set(entries.map((e) => e.manifestKey));
-      for (const o of await listObjects(s3, bucket, clusterBackupPrefix(prefix, cluster.name))) {
+      const manifests = new Set(listed.filter((o) => o.key.endsWith('.manifest.json')).map((o) => o.key));
+      for (const o of listed) {
         if (o.key.endsWith('.manifest.json')) continue;
         let manifestKey: string;
         try {
@@ -54,16 +56,17 @@ export function applyRetention(deps: ActivityDeps) {
         if (!manifests.has(manifestKey) && old) orphans.push(o.key);
       }
       if (!input.dryRun) {
-        const byKey = new Map(entries.map((e) => [e.manifestKey, e.manifest]));
+        const byKey = new Map(backups.map((b) => [b.manifestKey, b.manifest]));
         for (const d of decision.delete) {
-          const m = byKey.get(d.key);
+          const m = byKey.get(d.key)!;
           await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: d.key }));
-          for (const k of [m?.snapshot.key, m?.controlPlaneFiles?.key])
+          // A believed manifest names only its own objects (placeProblem), so this deletes nothing of another backup.
+          for (const k of [m.snapshot.key, m.controlPlaneFiles?.key])
             if (k) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: k }));
         }
         for (const k of orphans) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: k }));
       }
-      return { dryRun: input.dryRun, kept: decision.keep, deleted: decision.delete, orphansRemoved: orphans };
+      return { dryRun: input.dryRun, kept: decision.keep, deleted: decision.delete, orphansRemoved: orphans, passedOver };
     } finally {
       s3.destroy();
     }

@@ -1,6 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { loadEncryptionKey } from '../../src/backup/keyring';
-import { newestBelievableManifest } from '../../src/backup/newest-believable';
+import { newestTrustedBackup, trustRulesFor } from '../../src/backup/trusted-catalog';
 import { describeFloorSource, revisionFloor, type FloorBackup, type RevisionFloor } from '../../src/backup/revision-floor';
 import type { ClusterConfig } from '../../src/config/schema';
 import { recoveryState } from '../../src/health/recovery-state';
@@ -14,22 +13,18 @@ export interface RevisionRegressionAllowed {
   from: string;
 }
 
-/** The floor's backup: the newest one whose manifest can be believed (src/backup/newest-believable.ts). */
+/** The floor's backup: the newest one whose manifest can be believed (src/backup/trusted-catalog.ts). */
 export async function newestAuthenticBackup(
   deps: ActivityDeps,
   cluster: ClusterConfig,
 ): Promise<(FloorBackup & { passedOver: string[] }) | undefined> {
   const s3 = await s3ClientFor(cluster.storage);
   try {
-    const found = await newestBelievableManifest(
-      s3,
-      cluster.storage,
-      { name: cluster.name, signsManifests: Boolean(cluster.backup.encryptionKey) },
-      (id) => loadEncryptionKey(deps.config, id),
-    );
-    if (!found) return undefined;
-    const m = found.manifest;
-    return { key: m.snapshot.key, created: m.created, revision: m.etcd.revision, passedOver: found.passedOver };
+    const found = await newestTrustedBackup(s3, trustRulesFor(deps.config, cluster));
+    const passedOver = found.passedOver.map((p) => `${p.manifestKey}: ${p.reason}`);
+    if (!found.newest) return undefined;
+    const m = found.newest.manifest;
+    return { key: m.snapshot.key, created: m.created, revision: m.etcd.revision, passedOver };
   } finally {
     s3.destroy();
   }

@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { loadEncryptionKey } from '../../src/backup/keyring';
 import { etcdVersionForTools } from '../../src/backup/manifest';
 import { manifestKeyOf } from '../../src/backup/object-keys';
+import { trustRulesFor } from '../../src/backup/trusted-catalog';
 import { findCluster } from '../../src/config/load';
 import { etcdToolsFor } from '../../src/drill/etcd';
 import { apiserverFor } from '../../src/drill/apiserver';
@@ -49,18 +50,10 @@ export function planDrill(deps: ActivityDeps) {
         for (;;) {
           let choice;
           try {
-            choice = await selectSnapshot(
-              s3,
-              cluster.storage.bucket,
-              cluster.storage.prefix,
-              cluster.name,
-              input.snapshot,
-              'unless-imported',
-              passOver,
-            );
+            choice = await selectSnapshot(s3, trustRulesFor(deps.config, cluster), input.snapshot, 'unless-imported', passOver);
           } catch (err) {
             if (!(err instanceof SnapshotSelectionError)) throw err;
-            if (err.type === 'CorruptSnapshot' && input.snapshot !== 'latest') {
+            if ((err.type === 'CorruptSnapshot' || err.type === 'UntrustedSnapshot') && input.snapshot !== 'latest') {
               const manifestKey = manifestKeyOf(input.snapshot);
               return {
                 cluster: cluster.name,

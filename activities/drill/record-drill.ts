@@ -1,4 +1,5 @@
 import { findCluster } from '../../src/config/load';
+import { loadEncryptionKey } from '../../src/backup/keyring';
 import { writeDrillReport, type DrillReport } from '../../src/drill/report';
 import { recordDrillMetrics } from '../../src/metrics/drill-metrics';
 import { s3ClientFor } from '../../src/storage/s3-client';
@@ -21,11 +22,13 @@ export function recordDrill(deps: ActivityDeps) {
     if (input.report) {
       const s3 = await s3ClientFor(cluster.storage);
       try {
-        reportKey = await writeDrillReport(s3, cluster.storage.bucket, {
-          format: 'lifeboat-drill/v1',
-          ...input.report,
-          engineVersion: engineVersion(),
-        });
+        const keyId = cluster.backup.encryptionKey;
+        reportKey = await writeDrillReport(
+          s3,
+          cluster.storage.bucket,
+          { format: 'lifeboat-drill/v1', ...input.report, engineVersion: engineVersion() },
+          keyId ? { key: await loadEncryptionKey(deps.config, keyId), keyId } : undefined,
+        );
       } finally {
         s3.destroy();
       }

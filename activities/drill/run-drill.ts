@@ -2,10 +2,9 @@ import { mkdir, rm } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { Writable } from 'node:stream';
 import { ApplicationFailure } from '@temporalio/common';
-import { readBackupManifest, readManifestText } from '../../src/backup/catalog';
-import { authenticateManifest, type ManifestAuthentication } from '../../src/backup/manifest-auth';
+import { readTrustedBackup, trustRulesFor, UntrustedBackup } from '../../src/backup/trusted-catalog';
 import { loadEncryptionKey } from '../../src/backup/keyring';
-import { etcdVersionForTools, type BackupManifest, type StoredObject } from '../../src/backup/manifest';
+import { etcdVersionForTools, type StoredObject } from '../../src/backup/manifest';
 import { BackupIntegrityError, readStoredObject } from '../../src/backup/read-object';
 import { findCluster } from '../../src/config/load';
 import type { ClusterConfig } from '../../src/config/schema';
@@ -120,13 +119,26 @@ const unpacks = (t: HostSink, where: string): HostSink => ({
   }),
 });
 
-/** The manifest's tag checked against the key ring (src/backup/manifest-auth.ts), as a recovery's plan checks it. */
-async function manifestAuthenticity(deps: ActivityDeps, cluster: ClusterConfig, manifestKey: string): Promise<ManifestAuthentication> {
+/**
+ * The manifest the drill checks against, read the way a recovery reads it (src/backup/trusted-catalog.ts): the
+ * numbers it proves something with count only if the manifest is authentic and stored where its content says.
+ * Unsigned is let through here and named as a problem, so the report says why a recovery would refuse it.
+ */
+async function drilledManifest(deps: ActivityDeps, cluster: ClusterConfig, manifestKey: string, findings: DrillFindings) {
   const s3 = await s3ClientFor(cluster.storage);
   try {
-    return await authenticateManifest(await readManifestText(s3, cluster.storage.bucket, manifestKey), (id) =>
-      loadEncryptionKey(deps.config, id),
-    );
+    const { manifest, authentication } = await readTrustedBackup(s3, trustRulesFor(deps.config, cluster, true), manifestKey);
+    if (authentication.status === 'authentic') findings.checks.push(`manifest signed with key ${authentication.keyId}: its tag matches`);
+    else if (!cluster.backup.encryptionKey)
+      findings.checks.push('manifest not signed (the cluster does not encrypt its backups: there is no key to sign with)');
+    else
+      findings.problems.push(
+        'the manifest is not signed (written before manifests were signed, or its tag was removed): a recovery refuses it without acceptUnsignedManifest',
+      );
+    return manifest;
+  } catch (err) {
+    if (err instanceof UntrustedBackup && err.kind !== 'missing') return err;
+    throw err;
   } finally {
     s3.destroy();
   }
@@ -171,17 +183,11 @@ export function runDrill(deps: ActivityDeps) {
             await host.mkdir(`${scratch}/control-plane`);
             if (workerCopy) await mkdir(localCp, { recursive: true, mode: 0o700 });
             try {
-              const manifest: BackupManifest = await readBackupManifest(cluster.storage, input.manifestKey);
-              // The numbers the drill checks against come from the manifest: they prove something only if it is authentic.
-              const auth = await manifestAuthenticity(deps, cluster, input.manifestKey);
-              if (auth.status === 'authentic') findings.checks.push(`manifest signed with key ${auth.keyId}: its tag matches`);
-              else if (auth.status === 'unsigned' && !cluster.backup.encryptionKey)
-                findings.checks.push('manifest not signed (the cluster does not encrypt its backups: there is no key to sign with)');
-              else if (auth.status === 'unsigned')
-                findings.problems.push(
-                  'the manifest is not signed (written before manifests were signed, or its tag was removed): a recovery refuses it without acceptUnsignedManifest',
-                );
-              else findings.problems.push(`the manifest cannot be trusted: ${auth.reason}`);
+              const manifest = await drilledManifest(deps, cluster, input.manifestKey, findings);
+              if (manifest instanceof UntrustedBackup) {
+                findings.problems.push(manifest.message);
+                return findings;
+              }
               const tools = await etcdToolsFor(host, paths, etcdVersionForTools(manifest));
               if (typeof tools === 'string') throw ApplicationFailure.nonRetryable(tools, 'PreflightFailed');
               const [need, free] = [drillSpaceNeeded(manifest), await host.freeBytes(scratch)];

@@ -1,6 +1,5 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { loadEncryptionKey } from '../../src/backup/keyring';
-import { readBackupManifest } from '../../src/backup/catalog';
 import { BackupIntegrityError, readStoredObject } from '../../src/backup/read-object';
 import type { StoredObject } from '../../src/backup/manifest';
 import type { RecoveryPlan } from '../../src/recovery/plan';
@@ -9,7 +8,7 @@ import type { ActivityDeps } from '../deps';
 import { cancellationSignal, throttledHeartbeat } from '../heartbeat';
 import { SHA256_SHELL } from '../../src/etcd/commands';
 import { restoreKubeletIdentity, type KubeletRestore } from './kubelet';
-import { onTarget, type TargetSession } from './on-target';
+import { onTarget, planManifest, type TargetSession } from './on-target';
 
 /** Streams a stored object, decrypted and decompressed, into a command's stdin on the node; returns its stdout. */
 async function streamObjectTo(deps: ActivityDeps, s: TargetSession, obj: StoredObject, argv: string[], into: string): Promise<string> {
@@ -55,8 +54,8 @@ async function streamObjectTo(deps: ActivityDeps, s: TargetSession, obj: StoredO
 export function fetchSnapshot(deps: ActivityDeps) {
   return (input: { plan: RecoveryPlan }): Promise<{ path: string; reused: boolean }> =>
     onTarget(deps, input.plan, async (s) => {
-      const { paths, snapshot } = input.plan;
-      const manifest = await readBackupManifest(s.cluster.storage, snapshot.manifestKey);
+      const { paths } = input.plan;
+      const manifest = await planManifest(deps, s, input.plan);
       const hashOf = async (p: string) => (await s.run(['sh', '-c', SHA256_SHELL, 'sh', p], { allowFailure: true })).stdout.split(/\s+/)[0];
       await s.run(['mkdir', '-p', '-m', '0700', paths.runDir]);
       if ((await s.exists(paths.snapshotFile)) && (await hashOf(paths.snapshotFile)) === manifest.snapshot.plainSha256)
@@ -96,7 +95,7 @@ export function restoreControlPlaneFiles(deps: ActivityDeps) {
   return (input: { plan: RecoveryPlan }): Promise<{ placed: string[]; movedAside: string[]; kubelet?: KubeletRestore }> =>
     onTarget(deps, input.plan, async (s) => {
       const { paths, snapshot } = input.plan;
-      const manifest = await readBackupManifest(s.cluster.storage, snapshot.manifestKey);
+      const manifest = await planManifest(deps, s, input.plan);
       const files = manifest.controlPlaneFiles;
       if (!files)
         throw ApplicationFailure.nonRetryable(

@@ -5,9 +5,8 @@ import { Writable } from 'node:stream';
 import { posix } from 'node:path';
 import { loadEncryptionKey } from '../../src/backup/keyring';
 import { readStoredObject } from '../../src/backup/read-object';
-import { listBackups, readManifestText } from '../../src/backup/catalog';
+import { newestTrustedBackup, trustRulesFor, type TrustRules } from '../../src/backup/trusted-catalog';
 import { etcdctl } from '../../src/etcd/commands';
-import { authenticateManifest, type ManifestAuthentication } from '../../src/backup/manifest-auth';
 import { readTarEntry } from '../../src/backup/tar';
 import { findCluster } from '../../src/config/load';
 import type { ClusterConfig, Config, NodeConfig } from '../../src/config/schema';
@@ -122,37 +121,6 @@ async function toolOnNode(s: NodeSession, cluster: ClusterConfig, wantedMinor: s
   };
 }
 
-/**
- * Whether the manifest's numbers (revision, counts, checksums) can be believed: its tag must match under a key of the
- * key ring. A cluster that encrypts its backups signs every manifest, so there an unsigned one is refused unless a
- * person accepts it (one written before manifests were signed); an unencrypted cluster has no key to sign with.
- */
-async function manifestAuthentication(
-  deps: ActivityDeps,
-  cluster: ClusterConfig,
-  manifestKey: string,
-  acceptUnsigned: boolean,
-): Promise<'authentic' | 'unsigned'> {
-  const s3 = await s3ClientFor(cluster.storage);
-  let result: ManifestAuthentication;
-  try {
-    result = await authenticateManifest(await readManifestText(s3, cluster.storage.bucket, manifestKey), (id) =>
-      loadEncryptionKey(deps.config, id),
-    );
-  } finally {
-    s3.destroy();
-  }
-  if (result.status === 'authentic') return 'authentic';
-  if (result.status === 'unsigned') {
-    if (!cluster.backup.encryptionKey || acceptUnsigned) return 'unsigned';
-    throw new UnusableBackup(
-      `backup ${manifestKey}: its manifest is not signed (written before manifests were signed, or its tag was removed); restore it only if you trust the bucket: acceptUnsignedManifest: true (--accept-unsigned-manifest)`,
-      'UnauthenticatedManifest',
-    );
-  }
-  throw new UnusableBackup(`backup ${manifestKey}: its manifest cannot be trusted: ${result.reason}`, 'UnauthenticatedManifest');
-}
-
 /** etcd's revision on the target right now, when it answers (in place, a cluster that is up); undefined otherwise. */
 async function liveRevision(s: NodeSession, cluster: ClusterConfig): Promise<number | undefined> {
   const r = await s.run(['timeout', '10', ...etcdctl(cluster, 'endpoint', 'status', '-w', 'json')], { allowFailure: true });
@@ -165,14 +133,14 @@ async function liveRevision(s: NodeSession, cluster: ClusterConfig): Promise<num
   }
 }
 
-/** The highest revision among the cluster's backups in the bucket (taken after an earlier restore, it is above it). */
-async function newestBackupRevision(cluster: ClusterConfig): Promise<number | undefined> {
+/**
+ * The newest believed backup's revision (taken after an earlier restore, it is above it). Only a manifest that is
+ * authentic and stored where its content says counts: a planted one must not steer how far etcd's revision moves.
+ */
+async function newestBackupRevision(cluster: ClusterConfig, rules: TrustRules): Promise<number | undefined> {
   const s3 = await s3ClientFor(cluster.storage);
   try {
-    const revisions = (await listBackups(s3, cluster.storage.bucket, cluster.storage.prefix, cluster.name)).map(
-      (e) => e.manifest?.etcd.revision ?? 0,
-    );
-    return revisions.length ? Math.max(...revisions) : undefined;
+    return (await newestTrustedBackup(s3, rules)).newest?.manifest.etcd.revision;
   } finally {
     s3.destroy();
   }
@@ -183,7 +151,7 @@ class UnusableBackup extends Error {
   manifestKey?: string;
   constructor(
     message: string,
-    readonly type: 'PreflightFailed' | 'MissingSecret' | 'UnauthenticatedManifest',
+    readonly type: 'PreflightFailed' | 'MissingSecret',
   ) {
     super(message);
   }
@@ -219,19 +187,13 @@ function planRecoveryOnce(deps: ActivityDeps) {
     const runKey = checkRunKey(input.runKey);
     await refuseWithinCooldown(deps.client, cluster.name, durationMs(cluster.recovery.cooldown), input.overrideCooldown);
     const s3 = await s3ClientFor(cluster.storage);
+    const rules = trustRulesFor(deps.config, cluster, input.acceptUnsignedManifest ?? false);
     let choice;
     try {
-      choice = await selectSnapshot(
-        s3,
-        cluster.storage.bucket,
-        cluster.storage.prefix,
-        cluster.name,
-        input.snapshot,
-        input.mode === 'new-node',
-        input.passOver,
-      );
+      choice = await selectSnapshot(s3, rules, input.snapshot, input.mode === 'new-node', input.passOver);
     } catch (err) {
-      if (err instanceof SnapshotSelectionError) throw ApplicationFailure.nonRetryable(err.message, err.type);
+      if (err instanceof SnapshotSelectionError)
+        throw ApplicationFailure.nonRetryable(err.message, err.type === 'UntrustedSnapshot' ? 'UnauthenticatedManifest' : err.type);
       throw err;
     } finally {
       s3.destroy();
@@ -246,9 +208,7 @@ function planRecoveryOnce(deps: ActivityDeps) {
         unusable(new UnusableBackup(`backup ${choice.manifestKey}: ${err.message}`, 'MissingSecret')),
       );
     }
-    const authentication = await manifestAuthentication(deps, cluster, choice.manifestKey, input.acceptUnsignedManifest ?? false).catch(
-      unusable,
-    );
+    const authentication = choice.authentication.status;
 
     return withSession(
       node,
@@ -256,7 +216,7 @@ function planRecoveryOnce(deps: ActivityDeps) {
         const run = (argv: string[], allowFailure = false) => s.run(argv, { allowFailure });
         const wantedMinor = minorOf(m.etcd.serverVersion);
         const tool = await toolOnNode(s, cluster, wantedMinor).catch(unusable);
-        const knownRevisions = { live: await liveRevision(s, cluster), newestBackup: await newestBackupRevision(cluster) };
+        const knownRevisions = { live: await liveRevision(s, cluster), newestBackup: await newestBackupRevision(cluster, rules) };
         const revisionBump = revisionBumpFor(
           m.etcd.revision,
           Math.max(m.etcd.revision, knownRevisions.live ?? 0, knownRevisions.newestBackup ?? 0),

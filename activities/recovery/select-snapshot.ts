@@ -1,5 +1,11 @@
 import { HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { listBackups, readManifest } from '../../src/backup/catalog';
+import {
+  backupsNewestFirst,
+  readTrustedBackup,
+  UntrustedBackup,
+  type TrustedBackup,
+  type TrustRules,
+} from '../../src/backup/trusted-catalog';
 import type { BackupManifest, StoredObject } from '../../src/backup/manifest';
 import { manifestKeyOf } from '../../src/backup/object-keys';
 import { parseChecksum, reportedChecksum } from '../../src/storage/checksum';
@@ -25,16 +31,14 @@ export async function storedObjectProblem(s3: S3Client, bucket: string, obj: Sto
   }
 }
 
-export interface SnapshotChoice {
-  manifestKey: string;
-  manifest: BackupManifest;
+export interface SnapshotChoice extends TrustedBackup {
   skipped: { manifestKey: string; reason: string }[];
 }
 
 export class SnapshotSelectionError extends Error {
   constructor(
     message: string,
-    readonly type: 'MissingSnapshot' | 'CorruptSnapshot',
+    readonly type: 'MissingSnapshot' | 'CorruptSnapshot' | 'UntrustedSnapshot',
   ) {
     super(message);
     this.name = 'SnapshotSelectionError';
@@ -59,18 +63,19 @@ async function problemsOf(s3: S3Client, bucket: string, m: BackupManifest, need:
 }
 
 /**
- * "latest": the newest backup whose manifest reads and whose objects the bucket still holds unchanged; corrupt ones
- * are passed over and reported. A named key: that backup or a clear refusal — never a silent substitute.
+ * "latest": the newest backup whose manifest is believed (src/backup/trusted-catalog.ts: authentic, and stored where
+ * its content says) and whose objects the bucket still holds unchanged; the others are passed over and reported. A
+ * named key: that backup or a clear refusal — never a silent substitute.
  */
 export async function selectSnapshot(
   s3: S3Client,
-  bucket: string,
-  prefix: string,
-  cluster: string,
+  rules: TrustRules,
   wanted: string,
   needFiles: NeedFiles,
   passOver: { manifestKey: string; reason: string }[] = [],
 ): Promise<SnapshotChoice> {
+  const { bucket } = rules.storage;
+  const cluster = rules.cluster;
   if (wanted !== 'latest') {
     let manifestKey: string;
     try {
@@ -81,48 +86,47 @@ export async function selectSnapshot(
         'MissingSnapshot',
       );
     }
-    let manifest: BackupManifest;
+    let chosen: TrustedBackup;
     try {
-      manifest = await readManifest(s3, bucket, manifestKey);
+      chosen = await readTrustedBackup(s3, rules, manifestKey);
     } catch (err) {
-      throw new SnapshotSelectionError(
-        `snapshot: no backup "${wanted}" in s3://${bucket} (${(err as Error).message}); see \`lifeboat backup list ${cluster}\``,
-        'MissingSnapshot',
-      );
+      if (!(err instanceof UntrustedBackup)) throw err;
+      if (err.kind === 'missing')
+        throw new SnapshotSelectionError(
+          `snapshot: no backup "${wanted}" in s3://${bucket}; see \`lifeboat backup list ${cluster}\``,
+          'MissingSnapshot',
+        );
+      throw new SnapshotSelectionError(`snapshot: refusing "${wanted}": ${err.reason}`, 'UntrustedSnapshot');
     }
-    if (manifest.cluster !== cluster)
-      throw new SnapshotSelectionError(
-        `snapshot: "${wanted}" is a backup of cluster "${manifest.cluster}", not "${cluster}"`,
-        'MissingSnapshot',
-      );
-    const problem = await problemsOf(s3, bucket, manifest, needFiles);
+    const problem = await problemsOf(s3, bucket, chosen.manifest, needFiles);
     if (problem)
       throw new SnapshotSelectionError(
         `snapshot: refusing "${wanted}": ${problem}. Pick another with --snapshot, or "latest"`,
         'CorruptSnapshot',
       );
-    return { manifestKey, manifest, skipped: [] };
+    return { ...chosen, skipped: [] };
   }
   const skipped: SnapshotChoice['skipped'] = [];
-  for (const entry of await listBackups(s3, bucket, prefix, cluster)) {
-    const known = passOver.find((p) => p.manifestKey === entry.manifestKey);
+  for await (const entry of backupsNewestFirst(s3, rules)) {
+    if ('passedOver' in entry) {
+      skipped.push(entry.passedOver);
+      continue;
+    }
+    const { manifestKey, manifest } = entry.trusted;
+    const known = passOver.find((p) => p.manifestKey === manifestKey);
     if (known) {
       skipped.push(known);
       continue;
     }
-    if (!entry.manifest) {
-      skipped.push({ manifestKey: entry.manifestKey, reason: `manifest unreadable: ${entry.problem}` });
-      continue;
-    }
-    const problem = await problemsOf(s3, bucket, entry.manifest, needFiles);
+    const problem = await problemsOf(s3, bucket, manifest, needFiles);
     if (problem) {
-      skipped.push({ manifestKey: entry.manifestKey, reason: problem });
+      skipped.push({ manifestKey, reason: problem });
       continue;
     }
-    return { manifestKey: entry.manifestKey, manifest: entry.manifest, skipped };
+    return { ...entry.trusted, skipped };
   }
   throw new SnapshotSelectionError(
-    `snapshot: no usable backup of cluster "${cluster}" in s3://${bucket}/${prefix}${skipped.length ? ` (passed over: ${skipped.map((s) => `${s.manifestKey}: ${s.reason}`).join('; ')})` : ''}`,
+    `snapshot: no usable backup of cluster "${cluster}" in s3://${bucket}/${rules.storage.prefix}${skipped.length ? ` (passed over: ${skipped.map((s) => `${s.manifestKey}: ${s.reason}`).join('; ')})` : ''}`,
     'MissingSnapshot',
   );
 }

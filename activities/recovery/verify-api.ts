@@ -1,11 +1,10 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { readBackupManifest } from '../../src/backup/catalog';
 import { revisionBumpOf, type RecoveryPlan } from '../../src/recovery/plan';
 import type { ActivityDeps } from '../deps';
 import { etcdctl, parseCounts, registryCountCommand } from '../../src/etcd/commands';
 import { apiClientFor } from './api-client';
 import { kubeletNodeName, waitForNodeReady, type NodeReadiness } from './kubelet';
-import { onTarget } from './on-target';
+import { onTarget, planManifest } from './on-target';
 import { whileHeartbeating } from '../heartbeat';
 
 /**
@@ -79,7 +78,7 @@ export function verifyApi(deps: ActivityDeps) {
 
 function verify(deps: ActivityDeps, input: { plan: RecoveryPlan }): Promise<ApiVerification> {
   return onTarget(deps, input.plan, async (s) => {
-    const manifest = await readBackupManifest(s.cluster.storage, input.plan.snapshot.manifestKey);
+    const manifest = await planManifest(deps, s, input.plan);
     const api = await apiClientFor(s, input.plan);
     const namespaces = (await api.list('/api/v1/namespaces')).map((n) => n.metadata.name);
     const nodes = (await api.list('/api/v1/nodes')).map((n) => n.metadata.name);

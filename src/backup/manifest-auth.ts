@@ -11,8 +11,14 @@ import type { BackupManifest, ManifestAuth } from './manifest';
  */
 const PURPOSE = 'lifeboat/manifest-auth/v1';
 
-function macKey(key: Buffer): Buffer {
-  return Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), PURPOSE, 32));
+/**
+ * What a signed document is: each kind has a purpose string of its own, so a tag made for one kind (a drill report)
+ * never verifies as another (a manifest) even where their JSON could be made to coincide.
+ */
+export type DocumentPurpose = typeof PURPOSE | 'lifeboat/drill-report-auth/v1';
+
+function macKey(key: Buffer, purpose: DocumentPurpose): Buffer {
+  return Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), purpose, 32));
 }
 
 /** JSON with object keys sorted at every level: the same bytes for the same values, however the file was formatted. */
@@ -27,15 +33,20 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-function tagOf(body: unknown, key: Buffer): Buffer {
-  return createHmac('sha256', macKey(key)).update(canonicalJson(body)).digest();
+function tagOf(body: unknown, key: Buffer, purpose: DocumentPurpose): Buffer {
+  return createHmac('sha256', macKey(key, purpose)).update(canonicalJson(body)).digest();
+}
+
+/** A document with its `auth` member (over everything else in it), ready to be written. */
+export function signDocument<T extends { auth?: ManifestAuth }>(doc: T, key: Buffer, keyId: string, purpose: DocumentPurpose): T {
+  const { auth: _old, ...body } = doc;
+  const auth: ManifestAuth = { algorithm: 'hmac-sha256', keyId, tag: tagOf(body, key, purpose).toString('base64') };
+  return { ...body, auth } as T;
 }
 
 /** The manifest with its `auth` member, ready to be written. */
 export function signManifest(manifest: BackupManifest, key: Buffer, keyId: string): BackupManifest {
-  const { auth: _old, ...body } = manifest;
-  const auth: ManifestAuth = { algorithm: 'hmac-sha256', keyId, tag: tagOf(body, key).toString('base64') };
-  return { ...body, auth };
+  return signDocument(manifest, key, keyId, PURPOSE);
 }
 
 export type ManifestAuthentication =
@@ -48,7 +59,16 @@ export type ManifestAuthentication =
  * Checks a manifest's text as read from the bucket. `loadKey` resolves a key id from the key ring (and throws for an
  * unknown one). Never throws for a bad manifest: the caller decides what an unsigned or edited one means.
  */
-export async function authenticateManifest(text: string, loadKey: (keyId: string) => Promise<Buffer>): Promise<ManifestAuthentication> {
+export function authenticateManifest(text: string, loadKey: (keyId: string) => Promise<Buffer>): Promise<ManifestAuthentication> {
+  return authenticateDocument(text, loadKey, PURPOSE);
+}
+
+/** authenticateManifest for any signed document kind. */
+export async function authenticateDocument(
+  text: string,
+  loadKey: (keyId: string) => Promise<Buffer>,
+  purpose: DocumentPurpose,
+): Promise<ManifestAuthentication> {
   let raw: Record<string, unknown>;
   try {
     raw = JSON.parse(text) as Record<string, unknown>;
@@ -67,7 +87,7 @@ export async function authenticateManifest(text: string, loadKey: (keyId: string
     return { status: 'unverifiable', reason: `signed with key "${auth.keyId}", which cannot be loaded (${(err as Error).message})` };
   }
   const { auth: _auth, ...body } = raw;
-  const expected = tagOf(body, key);
+  const expected = tagOf(body, key, purpose);
   const presented = Buffer.from(auth.tag, 'base64');
   if (presented.length !== expected.length || !timingSafeEqual(presented, expected)) {
     return {

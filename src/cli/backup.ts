@@ -3,7 +3,8 @@ import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { listBackups, readManifest } from '../backup/catalog';
+import type { CatalogEntry } from '../backup/catalog';
+import { manifestOrder, readTrustedBackup, trustedBackups, trustRulesFor } from '../backup/trusted-catalog';
 import { clusterBackupPrefix, manifestKeyOf } from '../backup/object-keys';
 import { findCluster, loadConfig } from '../config/load';
 import { s3ClientFor } from '../storage/s3-client';
@@ -173,10 +174,16 @@ export function backupCommand(): Command {
       const cluster = findCluster(config, clusterName);
       const s3 = await s3ClientFor(cluster.storage);
       try {
-        const entries = await listBackups(s3, cluster.storage.bucket, cluster.storage.prefix, cluster.name);
+        // Believed backups and the manifests passed over (copied, forged, unreadable), newest first by key.
+        const rules = trustRulesFor(config, cluster);
+        const { backups, passedOver } = await trustedBackups(s3, rules);
+        const entries: CatalogEntry[] = [
+          ...backups.map((b) => ({ manifestKey: b.manifestKey, manifest: b.manifest })),
+          ...passedOver.map((p) => ({ manifestKey: p.manifestKey, problem: `not believed: ${p.reason}` })),
+        ].sort((a, b) => manifestOrder(a.manifestKey, b.manifestKey));
         // A report that cannot be read is shown as such, never as a pass.
         const drills = await Promise.all(
-          entries.map((e) => readDrillReport(s3, cluster.storage.bucket, e.manifestKey).then(drilledColumn, () => 'unreadable')),
+          entries.map((e) => readDrillReport(s3, rules, e.manifestKey).then(drilledColumn, () => 'unreadable')),
         );
         if (opts.json)
           return console.log(
@@ -216,9 +223,12 @@ export function backupCommand(): Command {
       const s3 = await s3ClientFor(cluster.storage);
       try {
         const manifestKey = manifestKeyOf(key);
-        const manifest = await readManifest(s3, cluster.storage.bucket, manifestKey);
-        const drill = await readDrillReport(s3, cluster.storage.bucket, manifestKey).catch((err: Error) => `unreadable: ${err.message}`);
-        console.log(JSON.stringify({ ...manifest, drill: drill ?? 'never drilled' }, null, 2));
+        // Shown only if believed: `backup list` names the ones that are not, and why.
+        const { manifest, authentication } = await readTrustedBackup(s3, trustRulesFor(config, cluster), manifestKey);
+        const drill = await readDrillReport(s3, trustRulesFor(config, cluster), manifestKey).catch(
+          (err: Error) => `unreadable: ${err.message}`,
+        );
+        console.log(JSON.stringify({ ...manifest, authentication, drill: drill ?? 'never drilled' }, null, 2));
       } finally {
         s3.destroy();
       }

@@ -1,11 +1,16 @@
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import { formatIssues } from '../config/load';
+import { authenticateDocument, signDocument } from '../backup/manifest-auth';
+import { manifestAuthSchema } from '../backup/manifest';
+import type { TrustRules } from '../backup/trusted-catalog';
 
 /**
- * The report a restore drill writes beside the backup it drilled (`<base>.drill.json`), read back by `backup list`
- * and `backup show` through this schema: it comes from a bucket, so it is as untrusted as a manifest.
+ * The report a restore drill writes beside the backup it drilled (`<base>.drill.json`), read back by `backup list`,
+ * `backup show` and the health check (when a drill last passed) through this schema: it comes from a bucket, so it is
+ * as untrusted as a manifest. Signed like one (its own purpose string), and believed only beside the backup it names.
  */
+const PURPOSE = 'lifeboat/drill-report-auth/v1' as const;
 export const DRILL_REPORT_FORMAT = 'lifeboat-drill/v1' as const;
 
 const count = z.number().int().nonnegative();
@@ -35,6 +40,8 @@ export const drillReportSchema = z.object({
   passedOver: z.array(z.object({ manifestKey: z.string(), reason: z.string() })),
   workflow: z.object({ workflowId: z.string(), runId: z.string() }),
   engineVersion: z.string(),
+  /** Absent where the cluster has no key to sign with (and in reports written before reports were signed). */
+  auth: manifestAuthSchema.optional(),
 });
 export type DrillReport = z.infer<typeof drillReportSchema>;
 
@@ -57,23 +64,41 @@ export function parseDrillReport(key: string, text: string): DrillReport {
   return parsed.data;
 }
 
-/** The drill report of a backup, undefined when it was never drilled. */
-export async function readDrillReport(s3: S3Client, bucket: string, manifestKey: string): Promise<DrillReport | undefined> {
+/**
+ * The drill report of a backup, undefined when it was never drilled. Throws for a report that is not believed: its tag
+ * does not match, it is unsigned where the cluster signs, or it names another backup or cluster than where it lies.
+ */
+export async function readDrillReport(s3: S3Client, rules: TrustRules, manifestKey: string): Promise<DrillReport | undefined> {
   const key = drillReportKeyOf(manifestKey);
+  let text: string;
   try {
-    const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    return parseDrillReport(key, await res.Body!.transformToString('utf8'));
+    const res = await s3.send(new GetObjectCommand({ Bucket: rules.storage.bucket, Key: key }));
+    text = await res.Body!.transformToString('utf8');
   } catch (err) {
     const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
     if (status === 404 || (err as Error).name === 'NoSuchKey') return undefined;
     throw err;
   }
+  const auth = await authenticateDocument(text, rules.loadKey, PURPOSE);
+  if (auth.status === 'forged' || auth.status === 'unverifiable') throw new Error(`drill report ${key} cannot be trusted: ${auth.reason}`);
+  if (auth.status === 'unsigned' && rules.signsManifests) throw new Error(`drill report ${key} is not signed`);
+  const report = parseDrillReport(key, text);
+  if (report.manifestKey !== manifestKey || report.cluster !== rules.cluster)
+    throw new Error(`drill report ${key} is of ${report.cluster}'s backup ${report.manifestKey}, not of this one: copied, so not believed`);
+  return report;
 }
 
-export async function writeDrillReport(s3: S3Client, bucket: string, report: DrillReport): Promise<string> {
+/** Writes a report beside the backup it drilled, signed with the cluster's key where it has one. */
+export async function writeDrillReport(
+  s3: S3Client,
+  bucket: string,
+  report: DrillReport,
+  signWith?: { key: Buffer; keyId: string },
+): Promise<string> {
   const key = drillReportKeyOf(report.manifestKey);
   drillReportSchema.parse(report);
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(report, null, 2), ContentType: 'application/json' }));
+  const body = signWith ? signDocument(report, signWith.key, signWith.keyId, PURPOSE) : report;
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: JSON.stringify(body, null, 2), ContentType: 'application/json' }));
   return key;
 }
 
@@ -89,7 +114,7 @@ export function drilledColumn(report: DrillReport | undefined): string {
  */
 export async function lastPassedDrill(
   s3: S3Client,
-  bucket: string,
+  rules: TrustRules,
   objects: { key: string; lastModified?: Date }[],
 ): Promise<DrillReport | undefined> {
   const reports = objects
@@ -97,11 +122,10 @@ export async function lastPassedDrill(
     .sort((a, b) => (b.lastModified?.getTime() ?? 0) - (a.lastModified?.getTime() ?? 0));
   for (const o of reports.slice(0, 5)) {
     try {
-      const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: o.key }));
-      const report = parseDrillReport(o.key, await res.Body!.transformToString('utf8'));
-      if (report.result === 'passed') return report;
+      const report = await readDrillReport(s3, rules, `${o.key.slice(0, -'.drill.json'.length)}.manifest.json`);
+      if (report?.result === 'passed') return report;
     } catch {
-      // unreadable: the next one
+      // unreadable or not believed: the next one
     }
   }
   return undefined;

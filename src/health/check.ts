@@ -9,7 +9,7 @@ import { probeNode, type NodeProbeResult } from './node-probe';
 import { COMPONENTS, type ComponentHealth, type HealthReport } from './types';
 
 export interface HealthCheckOptions {
-  /** The key ring: the newest backup counts only if its manifest's tag matches (src/backup/newest-believable.ts). */
+  /** The key ring: the newest backup counts only if its manifest's tag matches (src/backup/trusted-catalog.ts). */
   loadKey: (keyId: string) => Promise<Buffer>;
   /** Node to probe (default: the cluster's first node, its control plane). */
   node?: string;

@@ -1,5 +1,5 @@
 import { listObjects } from '../backup/catalog';
-import { newestBelievableManifest } from '../backup/newest-believable';
+import { newestTrustedBackup } from '../backup/trusted-catalog';
 import { clusterBackupPrefix } from '../backup/object-keys';
 import type { ClusterConfig } from '../config/schema';
 import { describeLocation, s3ClientFor } from '../storage/s3-client';
@@ -31,18 +31,14 @@ export async function newestBackup(
       (async () => {
         const objects = await listObjects(s3, storage.bucket, clusterBackupPrefix(storage.prefix, cluster.name));
         // Drill reports live beside the backups: the same listing finds the newest passed one (survives a restart).
-        const drill = await lastPassedDrill(s3, storage.bucket, objects);
+        const rules = { storage, cluster: cluster.name, signsManifests: Boolean(cluster.backup.encryptionKey), loadKey };
+        const drill = await lastPassedDrill(s3, rules, objects);
         const lastPassedDrillAt = drill ? { lastPassedDrillAt: drill.finished } : {};
         // Only a manifest that can be believed: its revision decides whether etcd lost its data.
-        const found = await newestBelievableManifest(
-          s3,
-          storage,
-          { name: cluster.name, signsManifests: Boolean(cluster.backup.encryptionKey) },
-          loadKey,
-          objects,
-        );
-        if (found) {
-          const manifest = found.manifest;
+        const found = await newestTrustedBackup(s3, rules, objects);
+        const passedOver = found.passedOver.map((p) => `${p.manifestKey}: ${p.reason}`);
+        if (found.newest) {
+          const manifest = found.newest.manifest;
           const created = new Date(manifest.created);
           return {
             key: manifest.snapshot.key,
@@ -51,7 +47,7 @@ export async function newestBackup(
             sizeBytes: manifest.snapshot.storedSize,
             revision: manifest.etcd.revision,
             ...lastPassedDrillAt,
-            ...(found.passedOver.length ? { passedOver: found.passedOver.slice(0, 5) } : {}),
+            ...(passedOver.length ? { passedOver: passedOver.slice(0, 5) } : {}),
           };
         }
         return undefined;

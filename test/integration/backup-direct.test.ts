@@ -8,13 +8,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { readManifest } from '../../src/backup/catalog';
 import { readStoredObject } from '../../src/backup/read-object';
-import { readDrillReport } from '../../src/drill/report';
 import { drillRestore } from '../../workflows';
 import type { ClusterConfig } from '../../src/config/schema';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { etcdctlArgs } from '../../sandbox/control-plane';
 import { minioClient, minioStorage } from '../support/bed';
 import { keyFile, runBackup, withBackup } from '../support/backups';
+import { drillReportOf } from '../support/drills';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 
 const run = promisify(execFile);
@@ -124,7 +124,7 @@ describe('backup in direct mode (worker -> etcd 3.5 over TLS)', () => {
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
     const details = ((err as WorkflowFailedError).cause as ApplicationFailure).details![0] as { manifestKey: string };
-    const report = await readDrillReport(s3, 'direct', details.manifestKey);
+    const report = await drillReportOf(s3, worker, details.manifestKey);
     expect(report!.checks.join('\n')).toMatch(/etcdutl snapshot restore \(etcd 3\.5\)/);
     expect(report!.countedThrough).toBe('etcd');
     expect(report!.counts.matched).toContainEqual({ resource: 'configmaps', expected: 7, actual: 7 });

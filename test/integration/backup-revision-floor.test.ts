@@ -14,6 +14,7 @@ import { advanceRevision } from '../../sandbox/fill';
 import { waitFor } from '../../src/devserver/processes';
 import { newestBackup } from '../../src/health/newest-backup';
 import { selectSnapshot } from '../../activities/recovery/select-snapshot';
+import { trustRulesFor } from '../../src/backup/trusted-catalog';
 import { backupCluster } from '../../workflows';
 import type { BackupClusterResult } from '../../workflows/backup-cluster';
 import { keyFile, runBackup, withBackup } from '../support/backups';
@@ -47,7 +48,8 @@ describe('a backup never stores a wiped etcd as the newest backup (revision floo
   /** What is left under the node's backup work dir (run folders, snapshot files). */
   const nodeLeftovers = async () =>
     (await cluster.controlPlane.exec(['bash', '-c', 'find /var/lib/lifeboat/backups -mindepth 1 2>/dev/null || true'])).trim();
-  const latest = async () => (await selectSnapshot(s3, BUCKET, storage.prefix, NAME, 'latest', false)).manifestKey;
+  const latest = async () =>
+    (await selectSnapshot(s3, trustRulesFor(worker.config, worker.config.clusters[0]), 'latest', false)).manifestKey;
   const configMaps = async () =>
     (await admin.list('/api/v1/namespaces/default/configmaps')).map((c) => c.metadata.name).filter((n) => !n.startsWith('kube-'));
 

@@ -2,7 +2,7 @@ import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { listBackups } from '../../src/backup/catalog';
+import { trustedBackups, trustRulesFor } from '../../src/backup/trusted-catalog';
 import { KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
 import { scheduleIdOf } from '../../src/schedules/backup-schedules';
@@ -30,7 +30,7 @@ describe('the compiled CLI against real servers (etcd 3.6 + kube-apiserver)', ()
   let config: string;
   const s3 = minioClient();
   const cli = (...args: string[]) => runCli(['--config', config, ...args]);
-  const backups = async () => (await listBackups(s3, BUCKET, 'lifeboat', 'cli')).filter((e) => e.manifest);
+  const backups = async () => (await trustedBackups(s3, trustRulesFor(worker.config, worker.config.clusters[0]))).backups;
   const until = async <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -118,7 +118,7 @@ describe('the compiled CLI against real servers (etcd 3.6 + kube-apiserver)', ()
     expect(now.stdout).toMatch(/^started backup-cli-manual-/);
     const done = /backup of cli complete: revision (\d+), \d+ keys, .* \(zstd on the node, encrypted with key k1\)/.exec(now.stdout);
     expect(done).not.toBeNull();
-    const newest = (await backups())[0].manifest!;
+    const newest = (await backups())[0].manifest;
     expect(newest.etcd.revision).toBe(Number(done![1]));
 
     const list = await cli('backup', 'list', 'cli');

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { decryptChunks } from '../../src/backup/encryption';
-import { readBackupManifest } from '../../src/backup/catalog';
+import { readManifest } from '../../src/backup/catalog';
 import type { Compression } from '../../src/backup/object-keys';
 import { serverBinaries } from '../../src/devserver/binaries';
 import { KubeClient } from '../../src/kube/client';
@@ -94,7 +94,7 @@ describe('backup compression: on the node before SSH, each codec restores', () =
     // Frame header descriptor: the zstd CLI sets the content-checksum flag (bit 2) and, reading a file, the content
     // size; the worker's streaming compressor sets neither. So this frame was made on the node.
     expect(head[4] & 0x04).toBe(0x04);
-    const manifest = await readBackupManifest(worker.config.clusters[0].storage, r.manifestKey);
+    const manifest = await readManifest(s3, worker.config.clusters[0].storage.bucket, r.manifestKey);
     expect(manifest.snapshot).toMatchObject({ compression: 'zstd', plainSize: r.plainBytes, storedSize: r.storedBytes });
   });
 

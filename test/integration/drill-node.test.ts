@@ -8,14 +8,13 @@ import { readManifest } from '../../src/backup/catalog';
 import { signManifest } from '../../src/backup/manifest-auth';
 import { clusterSchema, type ClusterConfig } from '../../src/config/schema';
 import { parseConfig } from '../../src/config/load';
-import { readDrillReport } from '../../src/drill/report';
 import { waitFor } from '../../src/devserver/processes';
 import { KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import type { SandboxNode } from '../../sandbox/node';
 import { minioClient, minioStorage } from '../support/bed';
-import { drill, seedObjects } from '../support/drills';
+import { drill, seedObjects, drillReportOf } from '../support/drills';
 import { keyFile, runBackup } from '../support/backups';
 import { failureOf } from '../support/failures';
 import { nodeFingerprint } from '../support/recovery';
@@ -126,7 +125,7 @@ describe('restore drills on a drill node over SSH (etcd 3.6 + kube-apiserver 1.3
     expect(matched.configmaps).toBe(good.resourceCounts.configmaps);
     expect(matched.secrets).toBe(good.resourceCounts.secrets);
     expect(result.counts.differed).toEqual([]);
-    const report = await readDrillReport(s3, BUCKET, good.manifestKey);
+    const report = await drillReportOf(s3, worker, good.manifestKey);
     expect(report).toMatchObject({ result: 'passed', problems: [], countedThrough: 'api', drillHost: 'drill1 (ssh)' });
     expect(report!.sampled.secrets).toBeGreaterThan(0);
     expect(report!.checks.join('\n')).toMatch(/ca\.crt signs pki\/apiserver\.crt/);
@@ -146,7 +145,7 @@ describe('restore drills on a drill node over SSH (etcd 3.6 + kube-apiserver 1.3
     expect(f.type).toBe('DrillFailed');
     expect(f.message).toContain(victim.manifestKey);
     expect(f.message).toMatch(/checksum/);
-    const report = await readDrillReport(s3, BUCKET, victim.manifestKey);
+    const report = await drillReportOf(s3, worker, victim.manifestKey);
     // The plan saw it in the bucket: nothing was fetched to, or run on, the drill node.
     expect(report).toMatchObject({ result: 'failed', countedThrough: 'none' });
     expect(report!.drillHost).toBeUndefined();
@@ -174,7 +173,7 @@ describe('restore drills on a drill node over SSH (etcd 3.6 + kube-apiserver 1.3
       expect(f.type).toBe('DrillFailed');
       expect(f.message).toContain(victim.manifestKey);
       expect(f.message).toContain(victim.snapshotKey);
-      const report = await readDrillReport(s3, BUCKET, victim.manifestKey);
+      const report = await drillReportOf(s3, worker, victim.manifestKey);
       expect(report).toMatchObject({ result: 'failed', drillHost: 'drill1 (ssh)' });
       expect(report!.checks).toContain('drill host: drill1 (ssh)');
       expect(report!.checks.join('\n')).toMatch(/manifest signed with key k1: its tag matches/);

@@ -5,14 +5,13 @@ import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { readDrillReport } from '../../src/drill/report';
 import { serverBinaries } from '../../src/devserver/binaries';
 import { KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { waitForControlPlane } from '../../sandbox/control-plane';
 import { minioClient, minioStorage } from '../support/bed';
-import { drill, seedObjects } from '../support/drills';
+import { drill, seedObjects, drillReportOf } from '../support/drills';
 import { keyFile, runBackup, withBackup } from '../support/backups';
 import { nodeFingerprint, replaceSnapshotKeepingCounts } from '../support/recovery';
 import { startTestWorker, type RunningWorker } from '../support/worker';
@@ -91,7 +90,7 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
     expect(matched.secrets).toBe(good.resourceCounts.secrets);
     expect(matched.namespaces).toBe(good.resourceCounts.namespaces);
     expect(result.counts.differed).toEqual([]);
-    const report = await readDrillReport(s3, BUCKET, good.manifestKey);
+    const report = await drillReportOf(s3, worker, good.manifestKey);
     expect(report).toMatchObject({ result: 'passed', problems: [], countedThrough: 'api', manifestKey: good.manifestKey });
     expect(report!.sampled.secrets).toBeGreaterThan(0);
     expect(report!.certificates.map((c) => c.file)).toContain('pki/apiserver.crt');
@@ -173,7 +172,7 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
       expect(result.checks.join('\n')).toMatch(/counted keys in etcd only: no kube-apiserver configured for Kubernetes/);
       expect(result.counts.matched.find((c) => c.resource === 'configmaps')?.actual).toBe(good.resourceCounts.configmaps);
       expect(result.counts.differed).toEqual([]);
-      expect((await readDrillReport(s3, BUCKET, good.manifestKey))?.countedThrough).toBe('etcd');
+      expect((await drillReportOf(s3, worker, good.manifestKey))?.countedThrough).toBe('etcd');
     } finally {
       await etcdOnly.stop();
     }
@@ -191,7 +190,7 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
       expect(f.type).toBe('DrillFailed');
       expect(f.message).toContain(good.manifestKey);
       expect(f.message).toMatch(/failed verification/);
-      const report = await readDrillReport(s3, BUCKET, good.manifestKey);
+      const report = await drillReportOf(s3, worker, good.manifestKey);
       expect(report?.result).toBe('failed');
       expect(report?.problems.join('\n')).toMatch(/failed verification/);
     } finally {
@@ -207,7 +206,7 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
     ]);
     expect(backup.revision).toBeGreaterThan(0);
     expect(drilled.manifestKey).toBe(good.manifestKey);
-    expect((await readDrillReport(s3, BUCKET, good.manifestKey))?.result).toBe('passed');
+    expect((await drillReportOf(s3, worker, good.manifestKey))?.result).toBe('passed');
     await nothingLeft();
   });
 
@@ -222,7 +221,7 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
     expect(f.type).toBe('DrillFailed');
     expect(f.message).toContain(victim.manifestKey);
     expect(f.message).toMatch(/checksum/);
-    const report = await readDrillReport(s3, BUCKET, victim.manifestKey);
+    const report = await drillReportOf(s3, worker, victim.manifestKey);
     expect(report?.result).toBe('failed');
     expect(report?.problems.join('\n')).toMatch(/checksum/);
     // "latest" passes over it, names it, and drills the one before.
@@ -243,7 +242,7 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
       const f = await failureOf(drill(worker.client, worker.taskQueue, { cluster: 'drl', snapshot: older.snapshotKey }));
       expect(f.type).toBe('DrillFailed');
       expect(f.message).toContain(`the restored etcd is at revision ${newer.revision}, the manifest says ${older.revision}`);
-      expect((await readDrillReport(s3, BUCKET, older.manifestKey))?.result).toBe('failed');
+      expect((await drillReportOf(s3, worker, older.manifestKey))?.result).toBe('failed');
     } finally {
       await putBack();
     }
@@ -326,7 +325,7 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
     const f = await failureOf(drill(worker.client, worker.taskQueue, { cluster: 'drl', snapshot: backup.snapshotKey }));
     expect(f.type).toBe('DrillFailed');
     expect(f.message).toContain('/var/lib/lifeboat-audit/policy.yaml (--audit-policy-file)');
-    const report = await readDrillReport(s3, BUCKET, backup.manifestKey);
+    const report = await drillReportOf(s3, worker, backup.manifestKey);
     expect(report?.result).toBe('failed');
     const problems = report!.problems.join('\n');
     expect(problems).toMatch(/kube-apiserver\.yaml references a file the control-plane archive does not hold/);

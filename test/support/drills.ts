@@ -1,6 +1,11 @@
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import type { KubeClient } from '../../src/kube/client';
 import { drillRestore } from '../../workflows';
+import { clusterBackupPrefix } from '../../src/backup/object-keys';
+import { trustRulesFor } from '../../src/backup/trusted-catalog';
+import { readDrillReport, type DrillReport } from '../../src/drill/report';
+import type { RunningWorker } from './worker';
 import type { DrillRestoreInput } from '../../workflows/drill-input';
 
 /** A drill run to its end (its result, or its failure thrown). */
@@ -15,4 +20,11 @@ export async function seedObjects(api: KubeClient, configMaps: number): Promise<
     metadata: { name: 'db-password' },
     data: { password: Buffer.from('hunter2').toString('base64') },
   });
+}
+
+/** A backup's drill report as the product reads it (signed, beside its backup), for the worker's cluster that holds it. */
+export async function drillReportOf(s3: S3Client, worker: RunningWorker, manifestKey: string): Promise<DrillReport | undefined> {
+  const cluster = worker.config.clusters.find((c) => manifestKey.startsWith(clusterBackupPrefix(c.storage.prefix, c.name)));
+  if (!cluster) throw new Error(`${manifestKey} is under no cluster of the worker's config`);
+  return readDrillReport(s3, trustRulesFor(worker.config, cluster), manifestKey);
 }
