@@ -1,3 +1,4 @@
+import type { Revision } from '../src/etcd/revision';
 import { ApplicationFailure, deprecatePatch, log, metricMeter, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { BackupManifest } from '../src/backup/manifest';
@@ -30,7 +31,7 @@ export interface BackupClusterResult {
   cluster: string;
   node: string;
   created: string;
-  revision: number;
+  revision: Revision;
   totalKeys: number;
   snapshotKey: string;
   controlPlaneFilesKey: string;
@@ -49,7 +50,7 @@ export interface BackupClusterResult {
   steps: BackupStepTiming[];
   reason?: string;
   /** The revision floor this backup is below, overridden with allowRevisionRegression. */
-  revisionRegressionAllowed?: { floor: number; from: string };
+  revisionRegressionAllowed?: { floor: Revision; from: string };
 }
 
 const quick = proxyActivities<Activities>(ACTIVITY_OPTIONS.quick);

@@ -1,3 +1,4 @@
+import type { Revision } from '../src/etcd/revision';
 import { ApplicationFailure, CancellationScope, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { BackupManifest } from '../src/backup/manifest';
@@ -14,7 +15,7 @@ export interface ImportBackupResult {
   from: string;
   created: string;
   createdFrom: 'name' | 'object time';
-  revision: number;
+  revision: Revision;
   totalKeys: number;
   hash: number;
   storageVersion?: string;

@@ -1,3 +1,4 @@
+import { revisionBelow } from '../../src/etcd/revision';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
@@ -170,7 +171,7 @@ export function importSnapshot(deps: ActivityDeps) {
           } catch (err) {
             throw notASnapshot(from, (err as Error).message);
           }
-          if (info.totalKeys === 0 || info.revision <= 1)
+          if (info.totalKeys === 0 || !revisionBelow(1, info.revision))
             throw notASnapshot(from, `it is empty (${info.totalKeys} keys, revision ${info.revision})`);
           // 3. a restore (checks the snapshot's own hash) and the count per resource at its revision
           let resourceCounts: Record<string, number>;
@@ -186,7 +187,7 @@ export function importSnapshot(deps: ActivityDeps) {
           // 4. its time must not lie: "latest" is chosen by time, so an import whose name dates it after the newest
           // believed backup while etcd's own revision says it is older would become what a recovery restores.
           const newest = (await newestTrustedBackup(s3, trustRulesFor(deps.config, cluster))).newest?.manifest;
-          if (newest && Date.parse(input.source.created) > Date.parse(newest.created) && info.revision < newest.etcd.revision)
+          if (newest && Date.parse(input.source.created) > Date.parse(newest.created) && revisionBelow(info.revision, newest.etcd.revision))
             throw ApplicationFailure.nonRetryable(
               `${from} is dated ${input.source.created} (${input.source.createdFrom === 'name' ? 'from its name' : "the object's time"}), after the newest backup ${newest.snapshot.key} (${newest.created}), but its etcd revision ${info.revision} is below that backup's ${newest.etcd.revision}: it is older than its date says; rename it with the time it was taken (YYYY-MM-DD-HH-MM) and import it again; nothing was stored`,
               'ImportTimeImplausible',

@@ -1,3 +1,4 @@
+import { revisionBelow, revisionFromJson, type Revision } from '../../src/etcd/revision';
 import { ApplicationFailure } from '@temporalio/common';
 import { parse } from 'yaml';
 import type { EtcdSnapshotInfo } from '../../src/backup/manifest';
@@ -32,10 +33,12 @@ export interface SnapshotInspection {
 
 /** Parses `snapshot status -w json` of etcdctl 3.4 / etcdutl 3.5+ ({"hash","revision","totalKey","totalSize"[,"version"]}). */
 export function parseSnapshotStatus(stdout: string): Omit<EtcdSnapshotInfo, 'serverVersion'> {
-  const s = JSON.parse(stdout) as { hash: number; revision: number; totalKey: number; totalSize: number; version?: string };
-  if (typeof s.revision !== 'number' || typeof s.totalKey !== 'number')
+  const s = JSON.parse(stdout) as { hash: number; revision: unknown; totalKey: number; totalSize: number; version?: string };
+  // The revision from the text itself: JSON.parse rounds a number past 2^53.
+  const revision = revisionFromJson(stdout);
+  if (revision === undefined || typeof s.totalKey !== 'number')
     throw new Error(`unexpected snapshot status output: ${stdout.slice(0, 200)}`);
-  return { hash: s.hash, revision: s.revision, totalKeys: s.totalKey, totalSize: s.totalSize, storageVersion: s.version || undefined };
+  return { hash: s.hash, revision, totalKeys: s.totalKey, totalSize: s.totalSize, storageVersion: s.version || undefined };
 }
 
 /**
@@ -64,7 +67,7 @@ export function inspectSnapshot(deps: ActivityDeps) {
         const status = input.status ?? (await checkSnapshotFile(host, input.path));
         const { tool, ...info } = status;
         const endpointStatus = run(host.etcdctl('endpoint', 'status', '-w', 'json'), true);
-        const countAt = (rev?: number) => run(registryCountCommand(host.etcdctl, rev), true);
+        const countAt = (rev?: Revision) => run(registryCountCommand(host.etcdctl, rev), true);
         // At the snapshot's revision while etcd still has it (the API server compacts every few minutes), else now.
         const counting = countAt(info.revision).then((r) => (r.code === 0 ? r : countAt()));
         const endpoint = await endpointStatus;
@@ -108,7 +111,7 @@ export async function checkSnapshotFile(host: SnapshotHost, path: string): Promi
     );
   }
   const info = parseSnapshotStatus(status.stdout);
-  if (info.totalKeys === 0 || info.revision <= 1) {
+  if (info.totalKeys === 0 || !revisionBelow(1, info.revision)) {
     throw ApplicationFailure.nonRetryable(
       `the snapshot on ${host.label} is empty (${info.totalKeys} keys, revision ${info.revision}); refusing to store it as a backup`,
       'EmptySnapshot',

@@ -1,3 +1,4 @@
+import { revisionBelow, type Revision } from '../../src/etcd/revision';
 import { ApplicationFailure } from '@temporalio/common';
 import { newestTrustedBackup, trustRulesFor } from '../../src/backup/trusted-catalog';
 import { describeFloorSource, revisionFloor, type FloorBackup, type RevisionFloor } from '../../src/backup/revision-floor';
@@ -9,7 +10,7 @@ import type { ActivityDeps } from '../deps';
 
 /** A floor a person chose to override (`allowRevisionRegression`), as the backup's result records it. */
 export interface RevisionRegressionAllowed {
-  floor: number;
+  floor: Revision;
   from: string;
 }
 
@@ -43,7 +44,7 @@ export async function newestAuthenticBackup(
 export async function checkRevisionFloor(
   deps: ActivityDeps,
   cluster: ClusterConfig,
-  revision: number,
+  revision: Revision,
   allow: boolean,
   discard: () => Promise<void>,
 ): Promise<RevisionRegressionAllowed | undefined> {
@@ -65,7 +66,7 @@ export async function checkRevisionFloor(
       recovery: last ? { lastSuccessAt: last.closedAt, restoredRevision: last.restoredRevision, workflowId } : undefined,
     });
   } catch (err) {
-    if (revision >= backup.revision) return undefined;
+    if (!revisionBelow(revision, backup.revision)) return undefined;
     const message = `the snapshot's etcd revision ${revision} is below ${backup.revision} of backup ${backup.key}, and whether a recovery since explains it cannot be known now: ${(err as Error).cause === 'running' ? '' : 'Temporal cannot be asked: '}${(err as Error).message}. Nothing was stored and the existing backups are untouched (the step is retried a few times).`;
     if (allow) {
       deps.logger.warn({ cluster: cluster.name, revision, floor: backup.revision }, 'revision regression allowed by the operator');
@@ -74,7 +75,7 @@ export async function checkRevisionFloor(
     await discard();
     throw ApplicationFailure.retryable(message, 'RevisionFloorUnknown');
   }
-  if (floor === undefined || revision >= floor.revision) return undefined;
+  if (floor === undefined || !revisionBelow(revision, floor.revision)) return undefined;
   const from = describeFloorSource(floor);
   if (allow) {
     deps.logger.warn({ cluster: cluster.name, revision, floor: floor.revision, from }, 'revision regression allowed by the operator');

@@ -1,3 +1,4 @@
+import type { Revision } from '../../src/etcd/revision';
 import { ApplicationFailure } from '@temporalio/common';
 import { loadEncryptionKey } from '../../src/backup/keyring';
 import { etcdVersionForTools } from '../../src/backup/manifest';
@@ -21,7 +22,7 @@ export interface DrillPlan {
   cluster: string;
   manifestKey: string;
   created?: string;
-  revision?: number;
+  revision?: Revision;
   etcdVersion?: string;
   kubernetesVersion?: string;
   /** The drill can already tell this backup will not restore (a named backup refused): the drill fails with it. */

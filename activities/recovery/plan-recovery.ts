@@ -1,3 +1,4 @@
+import { maxRevision, revisionFromJson, type Revision } from '../../src/etcd/revision';
 import { refuseWithinCooldown } from './recent-recovery';
 import { durationMs } from '../../src/schedules/backup-schedules';
 import { ApplicationFailure } from '@temporalio/common';
@@ -122,22 +123,17 @@ async function toolOnNode(s: NodeSession, cluster: ClusterConfig, wantedMinor: s
 }
 
 /** etcd's revision on the target right now, when it answers (in place, a cluster that is up); undefined otherwise. */
-async function liveRevision(s: NodeSession, cluster: ClusterConfig): Promise<number | undefined> {
+async function liveRevision(s: NodeSession, cluster: ClusterConfig): Promise<Revision | undefined> {
   const r = await s.run(['timeout', '10', ...etcdctl(cluster, 'endpoint', 'status', '-w', 'json')], { allowFailure: true });
   if (r.code !== 0) return undefined;
-  try {
-    const revision = (JSON.parse(r.stdout) as { Status?: { header?: { revision?: number } } }[])[0]?.Status?.header?.revision;
-    return typeof revision === 'number' ? revision : undefined;
-  } catch {
-    return undefined;
-  }
+  return revisionFromJson(r.stdout);
 }
 
 /**
  * The newest believed backup's revision (taken after an earlier restore, it is above it). Only a manifest that is
  * authentic and stored where its content says counts: a planted one must not steer how far etcd's revision moves.
  */
-async function newestBackupRevision(cluster: ClusterConfig, rules: TrustRules): Promise<number | undefined> {
+async function newestBackupRevision(cluster: ClusterConfig, rules: TrustRules): Promise<Revision | undefined> {
   const s3 = await s3ClientFor(cluster.storage);
   try {
     return (await newestTrustedBackup(s3, rules)).newest?.manifest.etcd.revision;
@@ -217,10 +213,15 @@ function planRecoveryOnce(deps: ActivityDeps) {
         const wantedMinor = minorOf(m.etcd.serverVersion);
         const tool = await toolOnNode(s, cluster, wantedMinor).catch(unusable);
         const knownRevisions = { live: await liveRevision(s, cluster), newestBackup: await newestBackupRevision(cluster, rules) };
-        const revisionBump = revisionBumpFor(
-          m.etcd.revision,
-          Math.max(m.etcd.revision, knownRevisions.live ?? 0, knownRevisions.newestBackup ?? 0),
-        );
+        let revisionBump: Revision;
+        try {
+          revisionBump = revisionBumpFor(m.etcd.revision, maxRevision(m.etcd.revision, knownRevisions.live, knownRevisions.newestBackup)!);
+        } catch (err) {
+          throw ApplicationFailure.nonRetryable(
+            `${(err as Error).message}; known: live ${knownRevisions.live ?? 'unread'}, newest believed backup ${knownRevisions.newestBackup ?? 'none'}. Check etcd's revision on the node before restoring`,
+            'PreflightFailed',
+          );
+        }
         const etcdYamlPath = `${cluster.paths.manifestsDir}/etcd.yaml`;
         let member: EtcdMember;
         if (input.mode === 'in-place') {

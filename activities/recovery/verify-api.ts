@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
-import { revisionBumpOf, type RecoveryPlan } from '../../src/recovery/plan';
+import { restoredRevisionOf, type RecoveryPlan } from '../../src/recovery/plan';
+import type { Revision } from '../../src/etcd/revision';
 import type { ActivityDeps } from '../deps';
 import { etcdctl, parseCounts, registryCountCommand } from '../../src/etcd/commands';
 import { apiClientFor } from './api-client';
@@ -85,8 +86,8 @@ function verify(deps: ActivityDeps, input: { plan: RecoveryPlan }): Promise<ApiV
     // Counted at the revision the restore produced, so what the restarted control plane writes on its own in
     // its first seconds (kube-apiserver's bootstrap ConfigMaps, say) is not mistaken for a wrong restore.
     // Compacted since (a restore verified much later): the current counts.
-    const restoredAt = input.plan.snapshot.revision + (input.plan.tool.bumpRevision ? revisionBumpOf(input.plan) : 0);
-    const count = (rev?: number) =>
+    const restoredAt = restoredRevisionOf(input.plan);
+    const count = (rev?: Revision) =>
       s.run(
         registryCountCommand((...args) => etcdctl(s.cluster, ...args), rev),
         { allowFailure: true },

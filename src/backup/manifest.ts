@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { formatIssues } from '../config/load';
+import { isRevision, toRevision } from '../etcd/revision';
 
 /**
  * The JSON manifest written beside each backup, last, after its objects are confirmed in the bucket: a manifest
@@ -32,7 +33,15 @@ export type StoredObject = z.infer<typeof storedObjectSchema>;
 export const etcdSnapshotInfoSchema = z.object({
   /** etcd's own hash of the snapshot's key/value data (`snapshot status`). */
   hash: z.number().int(),
-  revision: z.number().int().positive(),
+  /** int64: digits in a string (src/etcd/revision.ts); older manifests hold an exact number. */
+  revision: z.unknown().transform((v, ctx) => {
+    if (v !== 0 && v !== '0' && (isRevision(v) || (typeof v === 'number' && Number.isSafeInteger(v) && v > 0))) return toRevision(v);
+    ctx.addIssue({
+      code: 'custom',
+      message: 'expected an etcd revision of at least 1: digits in a string (or an exact number below 2^53)',
+    });
+    return z.NEVER;
+  }),
   totalKeys: size,
   totalSize: size,
   /** Version of the etcd server the snapshot came from. */

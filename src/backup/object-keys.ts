@@ -1,3 +1,4 @@
+import { toRevision, type RevisionLike } from '../etcd/revision';
 /**
  * Backup objects are named `<prefix>/<cluster>/etcd/<UTC timestamp>-rev<revision>.<part>`, so a plain listing sorts
  * them by time and a human can tell what each is without opening it.
@@ -33,11 +34,11 @@ export function backupObjectKeys(o: {
   prefix: string;
   cluster: string;
   takenAt: string;
-  revision: number;
+  revision: RevisionLike;
   compression: Compression;
   encrypted: boolean;
 }): BackupObjectKeys {
-  const base = `${clusterBackupPrefix(o.prefix, o.cluster)}${compactTimestamp(o.takenAt)}-rev${o.revision}`;
+  const base = `${clusterBackupPrefix(o.prefix, o.cluster)}${compactTimestamp(o.takenAt)}-rev${toRevision(o.revision)}`;
   const enc = o.encrypted ? '.enc' : '';
   return {
     base,

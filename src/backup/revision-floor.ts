@@ -1,3 +1,4 @@
+import type { Revision } from '../etcd/revision';
 /**
  * The revision below which etcd cannot be, unless it started over: etcd's revision only grows, so it is at least the
  * newest backup's; after a successful recovery that ended after that backup was taken, it is at least the revision
@@ -9,20 +10,21 @@ export interface FloorBackup {
   key: string;
   /** ISO time the backup's snapshot was taken. */
   created: string;
-  revision?: number;
+  revision?: Revision;
 }
 
 export interface FloorRecovery {
   /** ISO time the last successful recovery ended. */
   lastSuccessAt?: string;
   /** etcd's revision right after that restore. */
-  restoredRevision?: number;
+  restoredRevision?: Revision;
   /** For messages: the recovery's workflow id. */
   workflowId?: string;
 }
 
 export type RevisionFloor =
-  { revision: number; from: 'backup'; backupKey: string } | { revision: number; from: 'recovery'; endedAt: string; workflowId?: string };
+  | { revision: Revision; from: 'backup'; backupKey: string }
+  | { revision: Revision; from: 'recovery'; endedAt: string; workflowId?: string };
 
 export function revisionFloor(known: { newestBackup?: FloorBackup; recovery?: FloorRecovery }): RevisionFloor | undefined {
   const backup = known.newestBackup;

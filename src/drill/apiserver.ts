@@ -1,3 +1,4 @@
+import type { Revision } from '../etcd/revision';
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { minorOf } from '../etcd/static-pod';
@@ -128,7 +129,7 @@ export async function startApiserver(
 }
 
 /** Lists a collection at exactly `revision` (what the backup held), following continue tokens. */
-async function listAt(client: KubeClient, path: string, revision: number): Promise<KubeObject[]> {
+async function listAt(client: KubeClient, path: string, revision: Revision): Promise<KubeObject[]> {
   const items: KubeObject[] = [];
   let next: string | undefined;
   do {
@@ -159,7 +160,7 @@ export interface ApiRead {
 export async function readThroughApi(
   client: KubeClient,
   expected: Record<string, number>,
-  revision: number,
+  revision: Revision,
   sampleSize: number,
 ): Promise<ApiRead> {
   const counts: Record<string, number> = {};

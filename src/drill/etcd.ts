@@ -1,3 +1,4 @@
+import { revisionFromJson, type Revision } from '../etcd/revision';
 import { minorOf } from '../etcd/static-pod';
 import type { DrillHost } from './host';
 
@@ -102,7 +103,7 @@ export async function countKeys(
   host: DrillHost,
   tools: DrillEtcdTools,
   clientUrl: string,
-  revision: number,
+  revision: Revision,
 ): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
   const r = await host.lines(
@@ -122,15 +123,15 @@ export async function countKeys(
  * snapshot's own, so it must be the manifest's: otherwise the file is another snapshot than the one the manifest
  * describes (an older backup's numbers can match a newer snapshot's data at that older revision).
  */
-export async function restoredRevision(host: DrillHost, tools: DrillEtcdTools, clientUrl: string): Promise<number> {
+export async function restoredRevision(host: DrillHost, tools: DrillEtcdTools, clientUrl: string): Promise<Revision> {
   const r = await host.run([tools.etcdctl, `--endpoints=${clientUrl}`, 'endpoint', 'status', '-w', 'json'], ETCDCTL_ENV);
   let revision: unknown;
   try {
-    if (r.code === 0) revision = (JSON.parse(r.stdout) as { Status?: { header?: { revision?: number } } }[])[0]?.Status?.header?.revision;
+    if (r.code === 0) revision = revisionFromJson(r.stdout);
   } catch {
     // not JSON: said below
   }
-  if (typeof revision !== 'number')
+  if (typeof revision !== 'string')
     throw new DrillProblem(`the restored etcd's revision cannot be read: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
   return revision;
 }

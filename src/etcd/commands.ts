@@ -1,3 +1,4 @@
+import type { Revision } from './revision';
 import type { ClusterConfig } from '../config/schema';
 import { command } from '../ssh/quote';
 
@@ -18,7 +19,7 @@ export function etcdctl(cluster: ClusterConfig, ...args: string[]): string[] {
  * A command printing "<resource> <count>" for every /registry/<resource>/ prefix, counted on the node so only
  * the totals cross the wire; at revision `rev` when given. bash for pipefail: a failed etcdctl must not read as zero.
  */
-export function registryCountCommand(etcdctlFor: (...args: string[]) => string[], rev?: number): string[] {
+export function registryCountCommand(etcdctlFor: (...args: string[]) => string[], rev?: Revision): string[] {
   const get = command(etcdctlFor('get', '/registry/', '--prefix', '--keys-only', ...(rev ? [`--rev=${rev}`] : [])));
   return ['bash', '-c', `set -o pipefail; ${get} | awk -F/ 'NF >= 3 && $3 != "" { c[$3]++ } END { for (k in c) print k, c[k] }'`];
 }

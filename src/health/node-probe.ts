@@ -1,3 +1,4 @@
+import type { Revision } from '../etcd/revision';
 import type { ClusterConfig } from '../config/schema';
 import { command } from '../ssh/quote';
 import type { NodeSession } from '../ssh/session';
@@ -159,7 +160,7 @@ export function interpretNodeProbe(stdout: string, timeoutSeconds: number): Node
     hasLeader: hasLeaderMetric !== undefined ? hasLeaderMetric === 1 : status?.leader !== undefined ? status.leader !== 0 : undefined,
     dbSizeBytes: status?.dbSize ?? metrics.get('etcd_mvcc_db_total_size_in_bytes'),
     quotaBytes: metrics.get('etcd_server_quota_backend_bytes'),
-    revision: status?.revision ?? metrics.get('etcd_debugging_mvcc_current_revision'),
+    revision: status?.revision ?? metricRevision(metrics.get('etcd_debugging_mvcc_current_revision')),
   };
   const facts = [
     status?.version ? `version ${status.version}` : undefined,
@@ -239,4 +240,9 @@ export async function probeNode(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** etcd's revision gauge is a float64: a revision only where it is exact. */
+function metricRevision(value: number | undefined): Revision | undefined {
+  return value !== undefined && Number.isSafeInteger(value) && value >= 0 ? String(value) : undefined;
 }

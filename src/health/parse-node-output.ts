@@ -1,3 +1,4 @@
+import { revisionFromJson, type Revision } from '../etcd/revision';
 /**
  * Parsers for what the node probe prints (src/health/node-probe.ts): one round trip returns every probe's output as
  * sections, each headed `@@lifeboat <name> <exit code>`. Pure functions, unit-tested on recorded output.
@@ -85,8 +86,8 @@ export interface EtcdEndpointStatus {
   dbSize?: number;
   leader?: number;
   memberId?: number;
-  /** etcd's current revision (the response header's). */
-  revision?: number;
+  /** etcd's current revision (the response header's), read losslessly from the text. */
+  revision?: Revision;
 }
 
 /** `etcdctl endpoint status -w json`: [{"Endpoint": ..., "Status": {"header": {...}, "version", "dbSize", "leader", ...}}] */
@@ -104,7 +105,7 @@ export function parseEtcdEndpointStatus(text: string): EtcdEndpointStatus | unde
       dbSize: status.dbSize,
       leader: status.leader,
       memberId: status.header?.member_id,
-      revision: status.header?.revision,
+      revision: revisionFromJson(text.slice(start)),
     };
   } catch {
     return undefined;

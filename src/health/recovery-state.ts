@@ -1,4 +1,5 @@
-import { revisionBumpOf } from '../recovery/plan';
+import { restoredRevisionOf } from '../recovery/plan';
+import type { Revision, RevisionLike } from '../etcd/revision';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 
 /** Where the cluster's recovery stands, read from Temporal itself (workflow `recover-<cluster>`). */
@@ -18,21 +19,25 @@ export interface RecoveryState {
    * The newest run that restored (COMPLETED, outcome "restored"), even when runs that did not (a dry run, a rejection,
    * a failure) came after it: a restore is what explains etcd's revision being below the newest backup's.
    */
-  lastRestore?: { closedAt: string; restoredRevision?: number; runId: string };
+  lastRestore?: { closedAt: string; restoredRevision?: Revision; runId: string };
   /** No recover-<cluster> workflow exists. */
   never: boolean;
 }
 
 type RecoveryResult = {
   outcome?: string;
-  plan?: { snapshot?: { revision?: number }; tool?: { bumpRevision?: boolean }; revisionBump?: number };
+  plan?: { snapshot?: { revision?: RevisionLike }; tool?: { bumpRevision?: boolean }; revisionBump?: RevisionLike };
 };
 
-/** What etcd's revision was right after a restore: the snapshot's, moved forward by --bump-revision if used. */
-function restoredRevisionOf(result: RecoveryResult | undefined): number | undefined {
-  const revision = result?.plan?.snapshot?.revision;
-  if (result?.outcome !== 'restored' || typeof revision !== 'number') return undefined;
-  return revision + (result.plan?.tool?.bumpRevision ? revisionBumpOf(result.plan) : 0);
+/** What etcd's revision was right after a restore (read from the run's result, so as untrusted as any payload). */
+function restoredRevisionOfResult(result: RecoveryResult | undefined): Revision | undefined {
+  const plan = result?.plan;
+  if (result?.outcome !== 'restored' || plan?.snapshot?.revision === undefined) return undefined;
+  try {
+    return restoredRevisionOf({ ...plan, snapshot: { revision: plan.snapshot.revision } });
+  } catch {
+    return undefined; // not a revision: no figure, so nothing is concluded from it
+  }
 }
 
 /** Completed runs read, newest first, when looking past the last run for the last restore. */
@@ -80,7 +85,7 @@ export async function recoveryState(client: Client, cluster: string, timeoutMs: 
     const result = await resultOf(d.runId);
     outcome = result?.outcome;
     if (outcome === 'restored')
-      lastRestore = { closedAt: closedAt.toISOString(), restoredRevision: restoredRevisionOf(result), runId: d.runId };
+      lastRestore = { closedAt: closedAt.toISOString(), restoredRevision: restoredRevisionOfResult(result), runId: d.runId };
   }
   if (!lastRestore) {
     const earlier: { runId: string; closeTime: Date }[] = [];
@@ -100,7 +105,7 @@ export async function recoveryState(client: Client, cluster: string, timeoutMs: 
     for (const run of earlier.filter((r) => r.runId !== d.runId).slice(0, RUNS_LOOKED_AT)) {
       const result = await resultOf(run.runId);
       if (result?.outcome !== 'restored') continue;
-      lastRestore = { closedAt: run.closeTime.toISOString(), restoredRevision: restoredRevisionOf(result), runId: run.runId };
+      lastRestore = { closedAt: run.closeTime.toISOString(), restoredRevision: restoredRevisionOfResult(result), runId: run.runId };
       break;
     }
   }

@@ -1,3 +1,4 @@
+import { revisionBelow } from '../etcd/revision';
 import { revisionFloor } from '../backup/revision-floor';
 import type { HealthReport } from './types';
 
@@ -12,7 +13,7 @@ export function etcdDataLost(h: HealthReport): boolean {
   // Whether a restore since the backup explains a lower revision is Temporal's to say: unread, no verdict (etcdDataUnchecked).
   if (revision === undefined || h.unread?.recovery) return false;
   const floor = revisionFloor({ newestBackup: h.newestBackup, recovery: h.recovery });
-  return floor !== undefined && revision < floor.revision;
+  return floor !== undefined && revisionBelow(revision, floor.revision);
 }
 
 /**
@@ -26,7 +27,8 @@ export function etcdDataUnchecked(h: HealthReport): string | undefined {
   if (h.newestBackup?.revision === undefined) return undefined; // no backup to compare with: nothing to restore either
   if (h.etcd?.revision === undefined) return "etcd's revision could not be read";
   // Below the backup's, only a restore since it can explain the revision: without the recovery state, no verdict.
-  if (h.unread?.recovery && h.etcd.revision < h.newestBackup.revision) return `the recovery state could not be read (${h.unread.recovery})`;
+  if (h.unread?.recovery && revisionBelow(h.etcd.revision, h.newestBackup.revision))
+    return `the recovery state could not be read (${h.unread.recovery})`;
   return undefined;
 }
 

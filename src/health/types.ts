@@ -1,3 +1,4 @@
+import type { Revision } from '../etcd/revision';
 /** What a health check reports about one cluster's control plane (the checkHealth activity and `lifeboat health`). */
 export type Component = 'kube-apiserver' | 'etcd' | 'kube-scheduler' | 'kube-controller-manager' | 'node';
 
@@ -25,7 +26,7 @@ export interface HealthReport {
   checkedAt: string;
   /** All five components, always, in the order of COMPONENTS. */
   components: ComponentHealth[];
-  etcd?: { hasLeader?: boolean; dbSizeBytes?: number; quotaBytes?: number; revision?: number };
+  etcd?: { hasLeader?: boolean; dbSizeBytes?: number; quotaBytes?: number; revision?: Revision };
   /** The filesystem of paths.etcdDataDir (measured at its nearest existing parent when it does not exist). */
   disk?: { path: string; freeBytes: number; totalBytes: number };
   certificates: CertificateExpiry[];
@@ -34,7 +35,7 @@ export interface HealthReport {
     created: string;
     ageSeconds: number;
     sizeBytes: number;
-    revision?: number;
+    revision?: Revision;
     /** When the newest passed restore drill (its `.drill.json` beside a backup) finished. */
     lastPassedDrillAt?: string;
     /** Newer manifests not believed (tag missing or wrong, another cluster's, unreadable), each with why. */
@@ -43,7 +44,7 @@ export interface HealthReport {
   /** Between the next two runs of the cluster's backup-<cluster> schedule. */
   backupIntervalSeconds?: number;
   /** From Temporal (recover-<cluster>): whether a recovery runs, and when the last one that restored ended. */
-  recovery?: { inProgress: boolean; lastSuccessAt?: string; restoredRevision?: number };
+  recovery?: { inProgress: boolean; lastSuccessAt?: string; restoredRevision?: Revision };
   /**
    * What could not be read for this check, and why: without the newest backup (bucket) or the recovery state
    * (Temporal), whether etcd still has its data cannot be concluded, so the check is inconclusive, never "healthy".

@@ -1,3 +1,4 @@
+import { revisionAsNumber } from '../etcd/revision';
 import { Gauge } from 'prom-client';
 import type { HealthReport } from '../health/types';
 import type { RecoveryState } from '../health/recovery-state';
@@ -87,7 +88,7 @@ export function recordHealth(report: HealthReport, completedAt = new Date()): vo
   setOrRemove(healthGauges.etcdDbSize, cluster, report.etcd?.dbSizeBytes);
   setOrRemove(healthGauges.etcdDbQuota, cluster, report.etcd?.quotaBytes);
   setOrRemove(healthGauges.dataDirFree, cluster, report.disk?.freeBytes);
-  setOrRemove(healthGauges.etcdRevision, cluster, report.etcd?.revision);
+  setOrRemove(healthGauges.etcdRevision, cluster, report.etcd?.revision === undefined ? undefined : revisionAsNumber(report.etcd.revision));
   setOrRemove(healthGauges.backupInterval, cluster, report.backupIntervalSeconds);
   // Certificates that are gone lose their series; while the node cannot be read the last known expiries stay.
   if (report.certificates.length > 0) {
@@ -100,7 +101,11 @@ export function recordHealth(report: HealthReport, completedAt = new Date()): vo
   if (report.newestBackup) {
     healthGauges.lastBackupTime.set({ cluster }, seconds(report.newestBackup.created));
     healthGauges.lastBackupSize.set({ cluster }, report.newestBackup.sizeBytes);
-    setOrRemove(healthGauges.lastBackupRevision, cluster, report.newestBackup.revision);
+    setOrRemove(
+      healthGauges.lastBackupRevision,
+      cluster,
+      report.newestBackup.revision === undefined ? undefined : revisionAsNumber(report.newestBackup.revision),
+    );
     if (report.newestBackup.lastPassedDrillAt) drillMetrics.lastSuccess.set({ cluster }, seconds(report.newestBackup.lastPassedDrillAt));
   }
   healthGauges.checkTime.set({ cluster }, completedAt.getTime() / 1000);

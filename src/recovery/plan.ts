@@ -1,3 +1,4 @@
+import { addRevisions, revisionDistance, toRevision, type Revision, type RevisionLike } from '../etcd/revision';
 /** The plan a recovery follows: decided once, recorded in history, shown to the approver, then executed as-is. */
 export interface RecoveryPlan {
   cluster: string;
@@ -10,7 +11,7 @@ export interface RecoveryPlan {
     manifestKey: string;
     key: string;
     created: string;
-    revision: number;
+    revision: Revision;
     totalKeys: number;
     plainSize: number;
     etcdVersion?: string;
@@ -22,9 +23,9 @@ export interface RecoveryPlan {
   skipped: { manifestKey: string; reason: string }[];
   tool: { command: string; kind: 'etcdutl' | 'etcdctl'; version: string; bumpRevision: boolean };
   /** --bump-revision for this restore (revisionBumpFor), where the tool supports it; absent in older plans. */
-  revisionBump?: number;
+  revisionBump?: Revision;
   /** The revisions that bump was computed from. */
-  knownRevisions?: { live?: number; newestBackup?: number };
+  knownRevisions?: { live?: Revision; newestBackup?: Revision };
   member: { name: string; initialCluster: string; initialAdvertisePeerUrls: string; initialClusterToken: string };
   paths: {
     runDir: string;
@@ -62,16 +63,39 @@ export interface RecoveryStepStatus {
 export const REVISION_BUMP = 1_000_000_000;
 
 /**
- * The bump for a restore: past the highest revision known (etcd's live one when it answers, the newest backup's,
- * the snapshot's) by REVISION_BUMP. A fixed bump would move the revision backwards when an older backup is restored
- * after a newer one (the first restore already added REVISION_BUMP): watchers and informer caches would then see
- * revisions they already saw, with other data.
+ * The furthest one restore may move etcd's revision: a million restores' worth of REVISION_BUMP. Beyond it the
+ * "highest known" revision is not believable (etcd would need decades at a million writes a second to get there), and
+ * a bump that size would spend etcd's int64 range for nothing.
  */
-export function revisionBumpFor(snapshotRevision: number, highestKnown: number): number {
-  return Math.max(REVISION_BUMP, highestKnown - snapshotRevision + REVISION_BUMP);
+export const MAX_REVISION_BUMP = 1_000_000n * BigInt(REVISION_BUMP);
+
+/**
+ * The bump for a restore: past the highest revision known (etcd's live one when it answers, the newest believed
+ * backup's, the snapshot's) by REVISION_BUMP. A fixed bump would move the revision backwards when an older backup is
+ * restored after a newer one (the first restore already added REVISION_BUMP): watchers and informer caches would
+ * then see revisions they already saw, with other data. Throws past MAX_REVISION_BUMP.
+ */
+export function revisionBumpFor(snapshotRevision: RevisionLike, highestKnown: RevisionLike): Revision {
+  const gap = revisionDistance(highestKnown, snapshotRevision);
+  const bump = (gap > 0n ? gap : 0n) + BigInt(REVISION_BUMP);
+  if (bump > MAX_REVISION_BUMP)
+    throw new Error(
+      `the highest known revision ${toRevision(highestKnown)} is ${gap} past the snapshot's ${toRevision(snapshotRevision)}: more than any real cluster reaches (the bump is capped at ${MAX_REVISION_BUMP})`,
+    );
+  return bump.toString();
 }
 
-/** The bump a plan restores with (plans from before it was computed used REVISION_BUMP). */
-export function revisionBumpOf(plan: { revisionBump?: number }): number {
-  return plan.revisionBump ?? REVISION_BUMP;
+/** The bump a plan restores with (plans from before it was computed used REVISION_BUMP; older ones hold numbers). */
+export function revisionBumpOf(plan: { revisionBump?: RevisionLike }): Revision {
+  return toRevision(plan.revisionBump ?? REVISION_BUMP, 'plan.revisionBump');
+}
+
+/** etcd's revision right after a plan's restore: the snapshot's, moved forward by --bump-revision where it was used. */
+export function restoredRevisionOf(plan: {
+  snapshot: { revision: RevisionLike };
+  tool?: { bumpRevision?: boolean };
+  revisionBump?: RevisionLike;
+}): Revision {
+  const revision = toRevision(plan.snapshot.revision, 'plan.snapshot.revision');
+  return plan.tool?.bumpRevision ? addRevisions(revision, revisionBumpOf(plan)) : revision;
 }

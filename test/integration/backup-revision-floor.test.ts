@@ -104,8 +104,8 @@ describe('a backup never stores a wiped etcd as the newest backup (revision floo
     expect(m).not.toBeNull();
     const [, revision, floor, from] = m!;
     expect(Number(revision)).toBeGreaterThan(0);
-    expect(Number(revision)).toBeLessThan(first.revision);
-    expect(Number(floor)).toBe(first.revision);
+    expect(Number(revision)).toBeLessThan(Number(first.revision));
+    expect(floor).toBe(first.revision);
     expect(from).toBe(first.snapshotKey);
     expect(failure.message).toContain(`cluster "${NAME}", step snapshot:`);
     expect(failure.message).toMatch(/started over from empty or older data/);
@@ -154,12 +154,12 @@ describe('a backup never stores a wiped etcd as the newest backup (revision floo
       workflowId: `backup-${NAME}-allowed-${Date.now()}`,
       args: [{ cluster: NAME, reason: 'etcd reset on purpose', allowRevisionRegression: true }],
     });
-    expect(allowed.revision).toBeLessThan(first.revision);
+    expect(Number(allowed.revision)).toBeLessThan(Number(first.revision));
     expect(allowed.revisionRegressionAllowed).toEqual({ floor: first.revision, from: `backup ${first.snapshotKey}` });
     expect(await latest()).toBe(allowed.manifestKey);
     // From now on the floor is the reset cluster's backup: a normal backup is above it and goes through, marked by nothing.
     const next = await runBackup(worker.client, worker.taskQueue, NAME);
-    expect(next.revision).toBeGreaterThanOrEqual(allowed.revision);
+    expect(Number(next.revision)).toBeGreaterThanOrEqual(Number(allowed.revision));
     expect(next.revisionRegressionAllowed).toBeUndefined();
     expect(await latest()).toBe(next.manifestKey);
     expect(await nodeLeftovers()).toBe('');
@@ -171,7 +171,7 @@ describe('a backup never stores a wiped etcd as the newest backup (revision floo
     expect(await configMaps()).toContain('before-backup');
     // etcd 3.6 restores with --bump-revision: etcd is past every revision it ever had, and the recovery says so.
     const after = await runBackup(worker.client, worker.taskQueue, NAME);
-    expect(after.revision).toBeGreaterThan(first.revision + REVISION_BUMP - 1);
+    expect(Number(after.revision)).toBeGreaterThan(Number(first.revision) + REVISION_BUMP - 1);
     expect(after.revisionRegressionAllowed).toBeUndefined();
     expect(await latest()).toBe(after.manifestKey);
     expect(await nodeLeftovers()).toBe('');

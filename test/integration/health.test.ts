@@ -311,8 +311,8 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
     expect(value('lifeboat_last_successful_backup_timestamp_seconds')).toBe(Date.parse(backup.created) / 1000);
     expect(value('lifeboat_last_successful_backup_size_bytes')).toBe(backup.storedBytes);
     expect(value('lifeboat_health_check_timestamp_seconds')).toBeGreaterThanOrEqual(Math.floor(before));
-    expect(value('lifeboat_etcd_revision')).toBeGreaterThan(backup.revision);
-    expect(value('lifeboat_last_successful_backup_revision')).toBe(backup.revision);
+    expect(value('lifeboat_etcd_revision')).toBeGreaterThan(Number(backup.revision));
+    expect(value('lifeboat_last_successful_backup_revision')).toBe(Number(backup.revision));
     // backup-hc from schedule sync: the default cron, every 6 h, each run moved by up to the 5 min jitter.
     expect(Math.abs(value('lifeboat_backup_interval_seconds')! - 6 * 3600)).toBeLessThanOrEqual(300);
     expect(value('lifeboat_recovery_in_progress')).toBe(0);

@@ -44,7 +44,7 @@ const plan = {
     manifestKey: 'm',
     key: 'k.db',
     created: new Date().toISOString(),
-    revision: 5,
+    revision: '5',
     totalKeys: 1,
     plainSize: 1,
     encryptionKeyId: null,
@@ -186,8 +186,8 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
   it("keeps going while etcd answers without its data (revision below the newest backup's), unless a recovery explains it", async () => {
     const lost = (h: HealthReport): HealthReport => ({
       ...h,
-      etcd: { revision: 12 },
-      newestBackup: { key: 'k', created: new Date(Date.now() - 60_000).toISOString(), ageSeconds: 60, sizeBytes: 1, revision: 5000 },
+      etcd: { revision: '12' },
+      newestBackup: { key: 'k', created: new Date(Date.now() - 60_000).toISOString(), ageSeconds: 60, sizeBytes: 1, revision: '5000' },
     });
     const r = await respond({
       policy: { onAlert: 'notify' },
@@ -209,20 +209,20 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
       probes: [[], [], []],
       report: (h) => ({
         ...lost(h),
-        recovery: { inProgress: false, lastSuccessAt: new Date().toISOString(), restoredRevision: 1_000_005_000 },
+        recovery: { inProgress: false, lastSuccessAt: new Date().toISOString(), restoredRevision: '1000005000' },
       }),
     });
     expect(again.outcome).toBe('notified');
   });
 
   it('a probe that could not check etcd data (bucket or Temporal did not answer) is no evidence: it neither stands down nor is diagnosed', async () => {
-    const backup = { key: 'k', created: new Date(Date.now() - 60_000).toISOString(), ageSeconds: 60, sizeBytes: 1, revision: 5000 };
+    const backup = { key: 'k', created: new Date(Date.now() - 60_000).toISOString(), ageSeconds: 60, sizeBytes: 1, revision: '5000' };
     const unreadBucket = (h: HealthReport): HealthReport => ({
       ...h,
-      etcd: { revision: 12 },
+      etcd: { revision: '12' },
       unread: { newestBackup: 'cannot read s3://b: no answer within 10 s' },
     });
-    const lost = (h: HealthReport): HealthReport => ({ ...h, etcd: { revision: 12 }, newestBackup: backup });
+    const lost = (h: HealthReport): HealthReport => ({ ...h, etcd: { revision: '12' }, newestBackup: backup });
     // The first probe cannot read the bucket, the next two can: the response goes on and diagnoses the loss.
     let probe = 0;
     const r = await respond({
@@ -250,7 +250,7 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
     const healthy = await respond({
       policy: {},
       probes: [[], [], []],
-      report: (h) => (probe++ === 0 ? { ...h, newestBackup: backup } : { ...h, etcd: { revision: 6000 }, newestBackup: backup }),
+      report: (h) => (probe++ === 0 ? { ...h, newestBackup: backup } : { ...h, etcd: { revision: '6000' }, newestBackup: backup }),
     });
     expect(healthy.outcome).toBe('stood-down');
     expect(healthy.summary).toMatch(/healthy on probe 2 of 3/);
@@ -260,13 +260,13 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
   it('once a probe found etcd without its data, the alert resolving (the component came back) does not stand the response down', async () => {
     const lost = (h: HealthReport): HealthReport => ({
       ...h,
-      etcd: { revision: 59 },
+      etcd: { revision: '59' },
       newestBackup: {
         key: 'k',
         created: new Date(Date.now() - 60_000).toISOString(),
         ageSeconds: 60,
         sizeBytes: 1,
-        revision: 1_000_003_342,
+        revision: '1000003342',
       },
     });
     // The first probe finds etcd-data; then the component-down alert that started the response resolves.

@@ -25,7 +25,7 @@ async function seedHistory(cluster: string, now: Date): Promise<{ manifestKey: s
       prefix: 'lifeboat',
       cluster,
       takenAt: created,
-      revision: 10_000 - i,
+      revision: String(10_000 - i),
       compression: 'gzip',
       encrypted: true,
     });
@@ -43,7 +43,7 @@ async function seedHistory(cluster: string, now: Date): Promise<{ manifestKey: s
       cluster,
       created,
       node: 'cp1',
-      etcd: { hash: 1, revision: 10_000 - i, totalKeys: 1, totalSize: 1 },
+      etcd: { hash: 1, revision: String(10_000 - i), totalKeys: 1, totalSize: 1 },
       resourceCounts: {},
       snapshot: { ...stored, key: keys.snapshot },
       controlPlaneFiles: { ...stored, key: keys.controlPlaneFiles, files: [] },

@@ -117,7 +117,7 @@ describe('health probe parsers', () => {
     const r = interpretNodeProbe(healthy, 5);
     expect(r.etcd).toMatchObject({ component: 'etcd', up: true });
     expect(r.etcd.detail).toMatch(/healthy.*version 3\.6\.16.*has a leader.*db 2\.0 MiB of 2048\.0 MiB quota/);
-    expect(r.etcdStats).toEqual({ hasLeader: true, dbSizeBytes: 2101248, quotaBytes: 2147483648, revision: 812 });
+    expect(r.etcdStats).toEqual({ hasLeader: true, dbSizeBytes: 2101248, quotaBytes: 2147483648, revision: '812' });
     expect(r.scheduler).toEqual({ component: 'kube-scheduler', up: true, detail: 'https://127.0.0.1:10259/healthz: ok' });
     expect(r.controllerManager).toMatchObject({ up: false, detail: 'connection refused at https://127.0.0.1:10257/healthz' });
     expect(r.disk).toEqual({ path: '/var/lib/etcd', freeBytes: 41234567168, totalBytes: 105088212992 });
@@ -133,7 +133,7 @@ describe('health probe parsers', () => {
       .replace(/etcd_mvcc[^\n]*\n|etcd_server[^\n]*\n/g, '');
     const r = interpretNodeProbe(noMetrics, 5);
     expect(r.etcd).toMatchObject({ up: true, detail: expect.stringMatching(/^endpoint status ok/) });
-    expect(r.etcdStats).toEqual({ hasLeader: true, dbSizeBytes: 2101248, quotaBytes: undefined, revision: 812 });
+    expect(r.etcdStats).toEqual({ hasLeader: true, dbSizeBytes: 2101248, quotaBytes: undefined, revision: '812' });
     const dead = noMetrics.replace(/@@lifeboat etcd_status 0\n[^\n]*\n/, '@@lifeboat etcd_status 124\nError: context deadline exceeded\n');
     const d = interpretNodeProbe(dead, 5);
     expect(d.etcd.up).toBe(false);

@@ -12,7 +12,7 @@ const manifest = {
   cluster: 'prod',
   created: '2026-11-26T01:00:00.000Z',
   node: 'cp1',
-  etcd: { hash: 1, revision: 42, totalKeys: 7, totalSize: 4096 },
+  etcd: { hash: 1, revision: '42', totalKeys: 7, totalSize: 4096 },
   resourceCounts: { configmaps: 3, secrets: 2 },
   snapshot: {
     key: 'a',
@@ -40,7 +40,7 @@ describe('manifest authentication', () => {
 
   it('catches any changed value, an added field, a changed key id, and a tag from another key', async () => {
     const forged = (m: object) => authenticateManifest(JSON.stringify(m), ring);
-    expect(await forged({ ...signed, etcd: { ...signed.etcd, revision: 43 } })).toMatchObject({
+    expect(await forged({ ...signed, etcd: { ...signed.etcd, revision: '43' } })).toMatchObject({
       status: 'forged',
       reason: expect.stringMatching(/tag does not match/),
     });

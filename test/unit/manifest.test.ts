@@ -16,7 +16,7 @@ const manifest: BackupManifest = {
   cluster: 'prod',
   created: '2026-11-26T01:00:00.000Z',
   node: 'cp1',
-  etcd: { hash: 123, revision: 42, totalKeys: 7, totalSize: 4096, serverVersion: '3.6.16' },
+  etcd: { hash: 123, revision: '42', totalKeys: 7, totalSize: 4096, serverVersion: '3.6.16' },
   kubernetesVersion: 'v1.34.4',
   resourceCounts: { configmaps: 3 },
   snapshot: object as BackupManifest['snapshot'],
@@ -66,7 +66,7 @@ describe('backup manifests read from the bucket', () => {
     }
     expect(err).toBeInstanceOf(ManifestError);
     expect((err as ManifestError).problems).toEqual([
-      expect.stringMatching(/^etcd\.revision: expected number/),
+      expect.stringMatching(/^etcd\.revision: expected an etcd revision/),
       expect.stringMatching(/^snapshot\.plainSha256: expected a hex SHA-256/),
     ]);
     const { snapshot: _gone, ...noSnapshot } = manifest;
@@ -78,7 +78,7 @@ describe('imported backups (`lifeboat backup import`)', () => {
   const { node: _node, kubernetesVersion: _k, ...unknownOrigin } = manifest;
   const imported = {
     ...unknownOrigin,
-    etcd: { hash: 123, revision: 42, totalKeys: 7, totalSize: 4096, storageVersion: '3.6.0' },
+    etcd: { hash: 123, revision: '42', totalKeys: 7, totalSize: 4096, storageVersion: '3.6.0' },
     controlPlaneFiles: null,
     source: { kind: 'imported', from: 'etcd-backups/2026-11-25-09-45', importedAt: '2026-11-26T04:00:00.000Z', createdFrom: 'name' },
   };
