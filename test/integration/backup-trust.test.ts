@@ -114,8 +114,7 @@ describe('a backup is believed only where its content says it was written', () =
     const base = newer.manifestKey.replace(/-rev\d+\.manifest\.json$/, `-rev${revision}`);
     const { auth: _auth, ...unsigned } = genuine;
     const planted = `${base}.manifest.json`;
-    // Written as JSON text with the exact digits, as an attacker would.
-    const body = JSON.stringify({ ...unsigned, etcd: { ...genuine.etcd, revision: 0 } }).replace('"revision":0', `"revision":${revision}`);
+    const body = JSON.stringify({ ...unsigned, etcd: { ...genuine.etcd, revision } });
     await put(planted, body);
     try {
       expect(await newestAuthenticBackup(deps(), a)).toMatchObject({ revision: newer.revision });
