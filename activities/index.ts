@@ -22,6 +22,7 @@ import { cleanupDrill, runDrill } from './drill/run-drill';
 import { recordDrill } from './drill/record-drill';
 import { responsePolicy } from './response/policy';
 import { importSnapshot, planImport, removeStagedImport } from './backup/import';
+import { claimHolder } from './claim-holder';
 
 /**
  * Every activity the worker registers, bound to its dependencies. Workflows import only the type. Each goes through
@@ -62,6 +63,7 @@ export function createActivities(deps: ActivityDeps) {
     planImport: planImport(deps),
     importSnapshot: importSnapshot(deps),
     removeStagedImport: removeStagedImport(deps),
+    claimHolder: claimHolder(deps),
   });
 }
 

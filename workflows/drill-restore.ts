@@ -1,4 +1,5 @@
-import { ApplicationFailure, CancellationScope, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { withClaim } from './claim';
+import { ApplicationFailure, CancellationScope, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { DrillReport } from '../src/drill/report';
 import { ACTIVITY_OPTIONS } from './activity-options';
@@ -56,7 +57,12 @@ export async function drillRestore(input: DrillRestoreInput): Promise<DrillResto
     } else {
       step = 'restore';
       try {
-        findings = await drilling.runDrill({ cluster: plan.cluster, manifestKey: plan.manifestKey, runKey });
+        const run = () => drilling.runDrill({ cluster: plan.cluster, manifestKey: plan.manifestKey, runKey });
+        // A drill node is changed by the drill (a throwaway etcd and kube-apiserver, scratch files): one drill at a time.
+        findings =
+          plan.drillNode && patched('one-drill-per-drill-node')
+            ? await withClaim(`drill-node-${plan.drillNode}`, `drill node ${plan.drillNode}`, run)
+            : await run();
       } finally {
         // A failed drill is reported under its own step, not the clean-up that follows it.
         const failedAt = step;

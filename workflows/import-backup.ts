@@ -1,5 +1,6 @@
 import type { Revision } from '../src/etcd/revision';
-import { ApplicationFailure, CancellationScope, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { withClaim } from './claim';
+import { ApplicationFailure, CancellationScope, log, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { BackupManifest } from '../src/backup/manifest';
 import { ACTIVITY_OPTIONS } from './activity-options';
@@ -56,8 +57,15 @@ export async function importBackup(input: ImportBackupInput): Promise<ImportBack
 async function importIt(input: ImportBackupInput): Promise<ImportBackupResult> {
   const problems = importInputProblems(input);
   if (problems.length) throw ApplicationFailure.nonRetryable(`invalid import input: ${problems.join('; ')}`, 'InvalidInput');
-  const info = workflowInfo();
   const from = input.from ?? input.key;
+  // An import makes a new backup that "latest" may then be: never while a recovery of the cluster chooses or restores.
+  if (patched('one-import-per-cluster'))
+    return withClaim(`cluster-${input.cluster}`, `cluster ${input.cluster}`, () => importClaimed(input, from));
+  return importClaimed(input, from);
+}
+
+async function importClaimed(input: ImportBackupInput, from: string): Promise<ImportBackupResult> {
+  const info = workflowInfo();
   let step = 'plan';
   let stored: string | undefined;
   try {

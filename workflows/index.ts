@@ -6,3 +6,4 @@ export { recoverCluster, approveSignal, rejectSignal, progressQuery } from './re
 export { respondToAlert, alertSignal, responseQuery } from './respond-to-alert';
 export { drillRestore } from './drill-restore';
 export { importBackup } from './import-backup';
+export { holdClaim } from './claim';

@@ -7,17 +7,21 @@ import {
   defineSignal,
   log,
   deprecatePatch,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
+  type WorkflowInfo,
 } from '@temporalio/workflow';
 import type { Activities, ClusterSummary } from '../activities';
 import type { RecoveryPlan, RecoveryStepStatus } from '../src/recovery/plan';
-import { normalizeRecoveryInput, recoveryInputProblems, type RecoverClusterInput } from './recovery-input';
+import { normalizeRecoveryInput, recoveryInputProblems, type NormalizedRecoveryInput, type RecoverClusterInput } from './recovery-input';
 import { runKeyOf } from './run-key';
 import { stepFailure } from './step-failure';
 import { ACTIVITY_OPTIONS } from './activity-options';
 import { labelled } from './run-labels';
+import { withClaim } from './claim';
+import { recoveryWorkflowId, wrongWorkflowIdProblem } from './run-ids';
 
 export interface ApprovalDecision {
   by: string;
@@ -94,6 +98,25 @@ async function recover(rawInput: RecoverClusterInput): Promise<RecoverClusterRes
   if (problems.length) throw ApplicationFailure.nonRetryable(`invalid recovery input: ${problems.join('; ')}`, 'InvalidInput');
   const input = normalizeRecoveryInput(rawInput);
   const info = workflowInfo();
+  if (patched('one-recovery-per-cluster')) {
+    const wrongId = wrongWorkflowIdProblem(
+      'recovery',
+      info.workflowId,
+      recoveryWorkflowId(input.cluster),
+      `lifeboat restore ${input.cluster}`,
+    );
+    if (wrongId) throw ApplicationFailure.nonRetryable(wrongId, 'WrongWorkflowId');
+    // And not while anything else changes the cluster (an import that would change what "latest" is).
+    return withClaim(`cluster-${input.cluster}`, `cluster ${input.cluster}`, () => recoverClaimed(rawInput, input, info));
+  }
+  return recoverClaimed(rawInput, input, info);
+}
+
+async function recoverClaimed(
+  rawInput: RecoverClusterInput,
+  input: NormalizedRecoveryInput,
+  info: WorkflowInfo,
+): Promise<RecoverClusterResult> {
   const runKey = runKeyOf(info.runId);
   const progress: RecoveryProgress = {
     cluster: input.cluster,

@@ -15,6 +15,7 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ACTIVITY_OPTIONS } from './activity-options';
 import { labelled } from './run-labels';
+import { recoveryWorkflowId, responseWorkflowId, wrongWorkflowIdProblem } from './run-ids';
 import type { Activities } from '../activities';
 import type { HealthReport } from '../activities/health/check-health';
 import { etcdDataUnchecked, troublesOf } from '../src/health/troubles';
@@ -94,6 +95,10 @@ async function respond(rawInput: RespondToAlertInput): Promise<RespondToAlertRes
   const input = rawInput;
   const cluster = input.cluster;
   const info = workflowInfo();
+  if (patched('one-response-per-cluster')) {
+    const wrongId = wrongWorkflowIdProblem('alert response', info.workflowId, responseWorkflowId(cluster), 'the alert receiver does');
+    if (wrongId) throw ApplicationFailure.nonRetryable(wrongId, 'WrongWorkflowId');
+  }
   const progress: ResponseProgress = { cluster, state: 'confirming', alerts: {}, evidence: [] };
   const firing = new Set<string>();
   const see = (a: AlertNotice) => {
@@ -234,7 +239,7 @@ async function respond(rawInput: RespondToAlertInput): Promise<RespondToAlertRes
   }
 
   progress.state = 'recovering';
-  const workflowId = `recover-${cluster}`;
+  const workflowId = recoveryWorkflowId(cluster);
   try {
     const result = await executeChild(recoverCluster, {
       workflowId,

@@ -31,6 +31,8 @@ export interface DrillPlan {
   passedOver: { manifestKey: string; reason: string }[];
   /** How objects will be counted: through a throwaway kube-apiserver, or in etcd only (no binary for the version). */
   countThrough: 'api' | 'etcd';
+  /** The drill node it runs on (drill.node), which one drill at a time may use; absent on the worker. */
+  drillNode?: string;
 }
 
 /**
@@ -47,7 +49,7 @@ export function planDrill(deps: ActivityDeps) {
     const passOver: DrillPlan['passedOver'] = [];
     try {
       // The tools are looked for where the drill will run them (the worker, or the drill node over SSH).
-      return await withDrillHost(drill, async (host, paths) => {
+      const plan = await withDrillHost(drill, async (host, paths): Promise<DrillPlan> => {
         for (;;) {
           let choice;
           try {
@@ -100,6 +102,7 @@ export function planDrill(deps: ActivityDeps) {
           return { ...base, passedOver: choice.skipped };
         }
       });
+      return drill.node ? { ...plan, drillNode: drill.node.name } : plan;
     } finally {
       s3.destroy();
     }

@@ -30,7 +30,8 @@ export interface AlertReceiver {
   close(): Promise<void>;
 }
 
-export const responseWorkflowId = (cluster: string) => `respond-${cluster}`;
+export { responseWorkflowId } from '../../workflows/run-ids';
+import { responseWorkflowId } from '../../workflows/run-ids';
 
 /** Labels worth keeping in the workflow's history; anything else an alert carries stays out. */
 const KEPT_LABELS = ['alertname', 'severity', 'component', 'job', 'instance', 'namespace', 'pod', 'certificate'];

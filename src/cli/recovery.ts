@@ -10,7 +10,8 @@ import { printReport, printSteps } from './recovery-report';
 import { progressQuery, recoverCluster } from '../../workflows';
 import type { RecoveryProgress } from '../../workflows/recover-cluster';
 
-export const recoveryWorkflowId = (cluster: string) => `recover-${cluster}`;
+export { recoveryWorkflowId } from '../../workflows/run-ids';
+import { recoveryWorkflowId } from '../../workflows/run-ids';
 
 export function restoreCommand(): Command {
   return new Command('restore')
