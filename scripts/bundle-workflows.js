@@ -7,11 +7,13 @@ const { join } = require('node:path');
 (async () => {
   const logger = { log() {}, trace() {}, debug() {}, info() {}, warn: console.warn, error: console.error };
   const workflowsPath = require.resolve(join(__dirname, '../dist/workflows'));
-  const { code } = await bundleWorkflowCode({ workflowsPath, logger });
+  // The worker's payload converter runs inside the sandbox: both bundles carry it (src/temporal/data-converter.ts).
+  const payloadConverterPath = require.resolve(join(__dirname, '../dist/src/temporal/payload-converter'));
+  const { code } = await bundleWorkflowCode({ workflowsPath, logger, payloadConverterPath });
   await writeFile(join(__dirname, '../dist/workflow-bundle.js'), code);
   // With temporal.payloadEncryption the worker loads this one: failure messages go into encrypted attributes.
   const failureConverterPath = require.resolve(join(__dirname, '../dist/src/temporal/failure-converter'));
-  const encrypted = await bundleWorkflowCode({ workflowsPath, logger, failureConverterPath });
+  const encrypted = await bundleWorkflowCode({ workflowsPath, logger, payloadConverterPath, failureConverterPath });
   await writeFile(join(__dirname, '../dist/workflow-bundle-encrypted.js'), encrypted.code);
 })().catch((err) => {
   console.error(err);

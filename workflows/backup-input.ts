@@ -1,8 +1,14 @@
 import type { BackupClusterInput } from './backup-cluster';
-import { unknownFieldProblems } from './unknown-fields';
+import { objectProblem, unknownFields, type Shape } from './input-shape';
 
 const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const MAX_REASON = 500;
+const SHAPE: Shape = {
+  at: 'input',
+  fields: ['cluster', 'retentionDryRun', 'reason', 'allowRevisionRegression'],
+  example: '{"cluster": "prod"}',
+  maxChars: 16_384,
+};
 
 /**
  * The backup workflow's input, checked before anything runs: schedules, the CLI, the Temporal UI's start form and
@@ -11,7 +17,8 @@ const MAX_REASON = 500;
  * Pure: imported by the workflow.
  */
 export function backupInputProblems(input: BackupClusterInput): string[] {
-  if (!input || typeof input !== 'object' || Array.isArray(input)) return ['input: expected an object like {"cluster": "prod"}'];
+  const bad = objectProblem(input, SHAPE);
+  if (bad) return [bad];
   const problems: string[] = [];
   if (typeof input.cluster !== 'string' || !NAME.test(input.cluster))
     problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-", at most 63)');
@@ -21,6 +28,6 @@ export function backupInputProblems(input: BackupClusterInput): string[] {
     problems.push(`reason: expected text of at most ${MAX_REASON} characters`);
   if (input.allowRevisionRegression !== undefined && typeof input.allowRevisionRegression !== 'boolean')
     problems.push('allowRevisionRegression: expected true or false (true only to store a backup of an etcd reset on purpose)');
-  problems.push(...unknownFieldProblems(input, ['cluster', 'retentionDryRun', 'reason', 'allowRevisionRegression']));
+  problems.push(...unknownFields(input, SHAPE));
   return problems;
 }

@@ -1,4 +1,4 @@
-import { unknownFieldProblems } from './unknown-fields';
+import { objectProblem, unknownFields, type Shape } from './input-shape';
 /**
  * The drill workflow's input, checked before any step runs: schedules, the CLI, the Temporal UI's start form and
  * scripts start it, and garbage must fail the run at once naming the field, never wedge its workflow task.
@@ -14,10 +14,11 @@ export interface DrillRestoreInput {
 
 const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const KEY = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
-const FIELDS = ['cluster', 'snapshot', 'reason'];
+const SHAPE: Shape = { at: 'input', fields: ['cluster', 'snapshot', 'reason'], example: '{"cluster": "prod"}', maxChars: 16_384 };
 
 export function drillInputProblems(input: DrillRestoreInput): string[] {
-  if (!input || typeof input !== 'object' || Array.isArray(input)) return ['input: expected an object like {"cluster": "prod"}'];
+  const bad = objectProblem(input, SHAPE);
+  if (bad) return [bad];
   const problems: string[] = [];
   if (typeof input.cluster !== 'string' || !NAME.test(input.cluster))
     problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-", at most 63)');
@@ -31,6 +32,6 @@ export function drillInputProblems(input: DrillRestoreInput): string[] {
   }
   if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > 500))
     problems.push('reason: expected text of at most 500 characters');
-  problems.push(...unknownFieldProblems(input, FIELDS));
+  problems.push(...unknownFields(input, SHAPE));
   return problems;
 }

@@ -1,4 +1,4 @@
-import { unknownFieldProblems } from './unknown-fields';
+import { objectProblem, unknownFields, type Shape } from './input-shape';
 /**
  * The import workflow's input, checked before any step runs: the CLI, the Temporal UI's start form and scripts start
  * it, and garbage must fail the run at once naming the field, never wedge its workflow task. Pure: imported by the
@@ -19,7 +19,12 @@ export interface ImportBackupInput {
 const NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 /** S3 keys as people and scripts name snapshots: no control characters, quotes, shell metacharacters or `..` segments. */
 const KEY = /^[A-Za-z0-9._+=@,:-]+(\/[A-Za-z0-9._+=@,:-]+)*$/;
-const FIELDS = ['cluster', 'key', 'from', 'staged', 'reason'];
+const SHAPE: Shape = {
+  at: 'input',
+  fields: ['cluster', 'key', 'from', 'staged', 'reason'],
+  example: '{"cluster": "prod", "key": "etcd-backups/2026-11-25-09-45"}',
+  maxChars: 16_384,
+};
 
 const keyProblem = (field: string, value: unknown): string | undefined => {
   if (typeof value !== 'string' || value.length === 0 || value.length > 1024) return `${field}: expected an S3 key of 1 to 1024 characters`;
@@ -29,8 +34,8 @@ const keyProblem = (field: string, value: unknown): string | undefined => {
 };
 
 export function importInputProblems(input: ImportBackupInput): string[] {
-  if (!input || typeof input !== 'object' || Array.isArray(input))
-    return ['input: expected an object like {"cluster": "prod", "key": "etcd-backups/2026-11-25-09-45"}'];
+  const bad = objectProblem(input, SHAPE);
+  if (bad) return [bad];
   const problems: string[] = [];
   if (typeof input.cluster !== 'string' || !NAME.test(input.cluster))
     problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-", at most 63)');
@@ -43,6 +48,6 @@ export function importInputProblems(input: ImportBackupInput): string[] {
   if (input.staged !== undefined && typeof input.staged !== 'boolean') problems.push('staged: expected true or false');
   if (input.reason !== undefined && (typeof input.reason !== 'string' || input.reason.length > 500))
     problems.push('reason: expected text of at most 500 characters');
-  problems.push(...unknownFieldProblems(input, FIELDS));
+  problems.push(...unknownFields(input, SHAPE));
   return problems;
 }

@@ -22,11 +22,10 @@ import { ACTIVITY_OPTIONS } from './activity-options';
 import { labelled } from './run-labels';
 import { withClaim } from './claim';
 import { recoveryWorkflowId, wrongWorkflowIdProblem } from './run-ids';
+import { approvalDecisionProblems, type ApprovalDecision } from './approval-input';
+import { ignoredSignal, type IgnoredSignals } from './input-shape';
 
-export interface ApprovalDecision {
-  by: string;
-  reason?: string;
-}
+export type { ApprovalDecision };
 
 export const approveSignal = defineSignal<[ApprovalDecision]>('approve');
 export const rejectSignal = defineSignal<[ApprovalDecision]>('reject');
@@ -37,7 +36,10 @@ export interface RecoveryProgress {
   state: 'planning' | 'awaiting-approval' | 'running' | 'succeeded' | 'failed' | 'rejected' | 'planned';
   steps: RecoveryStepStatus[];
   plan?: RecoveryPlan;
-  approval?: ApprovalDecision & { decision: 'approved' | 'rejected' | 'auto' };
+  /** Who decided and why, and when (decisions recorded before `at` was kept have none). */
+  approval?: ApprovalDecision & { decision: 'approved' | 'rejected' | 'auto'; at?: string };
+  /** Approve/reject signals ignored as malformed (not a decision): how many, and the first one's problem. */
+  ignoredSignals?: IgnoredSignals;
 }
 
 export interface RecoverClusterResult {
@@ -45,6 +47,7 @@ export interface RecoverClusterResult {
   outcome: 'restored' | 'planned' | 'rejected';
   plan: RecoveryPlan;
   approval?: RecoveryProgress['approval'];
+  ignoredSignals?: IgnoredSignals;
   /** Where the replaced data dir and manifests were kept. */
   previousDataDir?: string | null;
   manifestsMovedTo?: string;
@@ -124,9 +127,27 @@ async function recoverClaimed(
     steps: STEPS.map((step) => ({ step, status: 'pending' })),
   };
   setHandler(progressQuery, () => progress);
-  let decision: (ApprovalDecision & { decision: 'approved' | 'rejected' }) | undefined;
-  setHandler(approveSignal, (d) => void (decision ??= { ...d, decision: 'approved' }));
-  setHandler(rejectSignal, (d) => void (decision ??= { ...d, decision: 'rejected' }));
+  let decision: (ApprovalDecision & { decision: 'approved' | 'rejected'; at?: string }) | undefined;
+  // A signal is as untrusted as the input (the UI's signal form, the CLI, scripts) and the server cannot refuse it: a
+  // malformed one is counted and ignored, never recorded as a decision. Runs recorded before took any payload.
+  const checkSignals = patched('strict-approval-signals');
+  const decide = (signal: 'approve' | 'reject', d: ApprovalDecision) => {
+    if (!checkSignals) return void (decision ??= { ...d, decision: signal === 'approve' ? 'approved' : 'rejected' });
+    const problems = approvalDecisionProblems(d, signal);
+    if (problems.length) {
+      progress.ignoredSignals = ignoredSignal(progress.ignoredSignals, problems);
+      return void log.warn('ignored a malformed approval signal', { cluster: input.cluster, problem: progress.ignoredSignals.first });
+    }
+    // Only the checked fields, so the audit trail is exactly who, why and when.
+    decision ??= {
+      by: d.by.trim(),
+      ...(d.reason?.trim() ? { reason: d.reason.trim() } : {}),
+      decision: signal === 'approve' ? 'approved' : 'rejected',
+      at: new Date().toISOString(),
+    };
+  };
+  setHandler(approveSignal, (d) => decide('approve', d));
+  setHandler(rejectSignal, (d) => decide('reject', d));
 
   const stepOf = (name: string) => progress.steps.find((s) => s.step === name)!;
   let current = 'plan';
@@ -177,6 +198,7 @@ async function recoverClaimed(
     outcome,
     plan,
     approval: progress.approval,
+    ...(progress.ignoredSignals ? { ignoredSignals: progress.ignoredSignals } : {}),
     steps: progress.steps,
     rpoSeconds: Math.round((Date.parse(info.startTime.toISOString()) - Date.parse(plan.snapshot.created)) / 1000),
     reason: input.reason,
@@ -201,15 +223,18 @@ async function recoverClaimed(
     approvalStep.endedAt = new Date().toISOString();
     if (!decided || decision!.decision === 'rejected') {
       approvalStep.status = 'failed';
+      const ignored = progress.ignoredSignals
+        ? ` (${progress.ignoredSignals.count} malformed approval signal(s) ignored, the first: ${progress.ignoredSignals.first})`
+        : '';
       approvalStep.detail = decided
         ? `rejected by ${decision!.by}${decision!.reason ? `: ${decision!.reason}` : ''}`
-        : `no decision within ${timeoutMs / 1000} s`;
+        : `no decision within ${timeoutMs / 1000} s${ignored}`;
       progress.approval = decided ? decision : undefined;
       progress.state = 'rejected';
       skip(...STEPS.slice(2));
       if (!decided)
         throw ApplicationFailure.nonRetryable(
-          `cluster "${input.cluster}": recovery not approved within ${timeoutMs / 1000} s; nothing was changed`,
+          `cluster "${input.cluster}": recovery not approved within ${timeoutMs / 1000} s; nothing was changed${ignored}`,
           'ApprovalTimeout',
         );
       return result('rejected');

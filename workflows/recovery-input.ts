@@ -1,4 +1,4 @@
-import { unknownFieldProblems } from './unknown-fields';
+import { objectProblem, unknownFields, type Shape } from './input-shape';
 /**
  * The recovery workflow's input, typed and checked before any step runs. It is what an operator types into the
  * Temporal UI's start form, what the CLI sends and what an alert webhook sends, so every field is checked here with
@@ -65,12 +65,14 @@ const FIELDS = [
   'approvalTimeoutSeconds',
   'controlPlaneTimeoutSeconds',
 ];
+const SHAPE: Shape = { at: 'input', fields: FIELDS, example: '{"cluster": "prod"}', maxChars: 16_384 };
 const HOST_KEY = /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+$|^SHA256:[A-Za-z0-9+/]{43}=?$/;
 
 /** Returns the problems, one per field ("snapshot: ..."); empty when the input is usable. */
 export function recoveryInputProblems(input: RecoverClusterInput): string[] {
   const problems: string[] = [];
-  if (!input || typeof input !== 'object') return ['input: expected an object like {"cluster": "prod"}'];
+  const bad = objectProblem(input, SHAPE);
+  if (bad) return [bad];
   // Lengths first: a 200 KB value is refused before any pattern looks at it, and is never echoed back.
   for (const [field, max] of LIMITS) {
     const v = (input as unknown as Record<string, unknown>)[field];
@@ -110,7 +112,7 @@ export function recoveryInputProblems(input: RecoverClusterInput): string[] {
   }
   for (const f of ['keepRestoredOnFailure', 'overrideCooldown', 'acceptUnsignedManifest'] as const)
     if (input[f] !== undefined && typeof input[f] !== 'boolean') problems.push(`${f}: expected true or false`);
-  problems.push(...unknownFieldProblems(input, FIELDS));
+  problems.push(...unknownFields(input, SHAPE));
   return problems;
 }
 

@@ -26,6 +26,7 @@ import { recoverCluster, type RecoverClusterResult } from './recover-cluster';
 import type { RecoverClusterInput } from './recovery-input';
 import { runMetadata } from '../src/temporal/run-metadata';
 import { alertNoticeProblems, responseInputProblems, type AlertNotice, type RespondToAlertInput } from './response-input';
+import { ignoredSignal, type IgnoredSignals } from './input-shape';
 
 /** Further alerts of the same cluster (firing or resolved) while the response runs; the receiver sends them. */
 export const alertSignal = defineSignal<[AlertNotice]>('alert');
@@ -48,6 +49,8 @@ export interface ResponseProgress {
   alerts: Record<string, { name: string; status: AlertNotice['status'] }>;
   evidence: ProbeEvidence[];
   diagnosis?: Diagnosis;
+  /** Alert signals ignored as malformed: how many, and the first one's problem. */
+  ignoredSignals?: IgnoredSignals;
 }
 
 export interface RespondToAlertResult {
@@ -60,6 +63,7 @@ export interface RespondToAlertResult {
   diagnosis?: Diagnosis;
   recovery?: { workflowId: string; outcome?: RecoverClusterResult['outcome']; snapshot?: string; error?: string };
   notifications: { event: ResponseEvent; sent: boolean; error?: string }[];
+  ignoredSignals?: IgnoredSignals;
 }
 
 const quick = proxyActivities<Activities>(ACTIVITY_OPTIONS.response);
@@ -90,7 +94,10 @@ export async function respondToAlert(rawInput: RespondToAlertInput): Promise<Res
 }
 
 async function respond(rawInput: RespondToAlertInput): Promise<RespondToAlertResult> {
-  const problems = responseInputProblems(rawInput);
+  // Unknown fields and size inside the alert (the input's and the signals') are refused since strict schemas; runs
+  // recorded before let them through and replay as they ran.
+  const strict = patched('strict-alert-schemas');
+  const problems = responseInputProblems(rawInput, strict);
   if (problems.length) throw ApplicationFailure.nonRetryable(`invalid alert response input: ${problems.join('; ')}`, 'InvalidInput');
   const input = rawInput;
   const cluster = input.cluster;
@@ -109,9 +116,12 @@ async function respond(rawInput: RespondToAlertInput): Promise<RespondToAlertRes
   see(input.alert);
   setHandler(responseQuery, () => progress);
   setHandler(alertSignal, (a) => {
-    // Signals are as untrusted as the input: a malformed one is logged and dropped, never allowed to fail the task.
-    const bad = alertNoticeProblems(a, 'signal');
-    if (bad.length) return void log.warn('ignored a malformed alert signal', { cluster, problems: bad.slice(0, 3) });
+    // Signals are as untrusted as the input: a malformed one is counted, logged and dropped, never allowed to fail the task.
+    const bad = alertNoticeProblems(a, 'signal', strict);
+    if (bad.length) {
+      if (strict) progress.ignoredSignals = ignoredSignal(progress.ignoredSignals, bad);
+      return void log.warn('ignored a malformed alert signal', { cluster, problems: bad.slice(0, 3) });
+    }
     see(a);
   });
 
@@ -143,6 +153,7 @@ async function respond(rawInput: RespondToAlertInput): Promise<RespondToAlertRes
       evidence: progress.evidence,
       diagnosis: progress.diagnosis,
       notifications,
+      ...(progress.ignoredSignals ? { ignoredSignals: progress.ignoredSignals } : {}),
       ...extra,
     };
   };

@@ -1,4 +1,4 @@
-import { unknownFieldProblems } from './unknown-fields';
+import { objectProblem, pathOf, textProblem, unknownFields, type Shape } from './input-shape';
 
 /**
  * What the alert receiver hands the response workflow: one alert as Alertmanager described it. The same workflow can
@@ -29,11 +29,29 @@ const TIME = /^\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2})$/;
 const MAX_LABELS = 40;
 const MAX_LABEL_VALUE = 500;
 const MAX_SUMMARY = 1000;
+/** Above what the field limits allow even with every character escaped: the cap refuses only what they cannot. */
+const ALERT_MAX_CHARS = 131_072;
+const ALERT_FIELDS = ['name', 'status', 'fingerprint', 'startsAt', 'labels', 'summary'];
+const INPUT: Shape = {
+  at: 'input',
+  fields: ['cluster', 'alert'],
+  example: '{"cluster": "prod", "alert": {...}}',
+  maxChars: ALERT_MAX_CHARS + 1024,
+};
 
-/** Problems of one alert, each naming its field; `at` prefixes the path ("alert", "signal"). */
-export function alertNoticeProblems(alert: AlertNotice, at = 'alert'): string[] {
-  if (!alert || typeof alert !== 'object' || Array.isArray(alert))
-    return [`${at}: expected an object like {"name": "KubeAPIDown", "status": "firing", "fingerprint": "..."}`];
+/**
+ * Problems of one alert, each naming its field; `at` prefixes the path ("alert", "signal"). `strict` false: its
+ * unknown fields and size let through, as before strict schemas (runs recorded before them replay as they ran).
+ */
+export function alertNoticeProblems(alert: AlertNotice, at = 'alert', strict = true): string[] {
+  const shape: Shape = {
+    at,
+    fields: ALERT_FIELDS,
+    example: '{"name": "KubeAPIDown", "status": "firing", "fingerprint": "..."}',
+    maxChars: strict ? ALERT_MAX_CHARS : Infinity,
+  };
+  const bad = objectProblem(alert, shape);
+  if (bad) return [bad];
   const problems: string[] = [];
   if (typeof alert.name !== 'string' || !ALERT_NAME.test(alert.name))
     problems.push(`${at}.name: expected an alert name (letters, digits, "_" and ":", at most 200)`);
@@ -42,8 +60,8 @@ export function alertNoticeProblems(alert: AlertNotice, at = 'alert'): string[] 
     problems.push(`${at}.fingerprint: expected Alertmanager's fingerprint (letters and digits, at most 64)`);
   if (alert.startsAt !== undefined && (typeof alert.startsAt !== 'string' || !TIME.test(alert.startsAt) || alert.startsAt.length > 40))
     problems.push(`${at}.startsAt: expected an RFC 3339 time`);
-  if (alert.summary !== undefined && (typeof alert.summary !== 'string' || alert.summary.length > MAX_SUMMARY))
-    problems.push(`${at}.summary: expected text of at most ${MAX_SUMMARY} characters`);
+  const summary = alert.summary === undefined ? undefined : textProblem(alert.summary, pathOf(at, 'summary'), MAX_SUMMARY);
+  if (summary) problems.push(summary);
   if (alert.labels !== undefined) {
     if (!alert.labels || typeof alert.labels !== 'object' || Array.isArray(alert.labels))
       problems.push(`${at}.labels: expected an object of label names to strings`);
@@ -57,16 +75,17 @@ export function alertNoticeProblems(alert: AlertNotice, at = 'alert'): string[] 
       }
     }
   }
+  if (strict) problems.push(...unknownFields(alert, shape));
   return problems;
 }
 
-export function responseInputProblems(input: RespondToAlertInput): string[] {
-  if (!input || typeof input !== 'object' || Array.isArray(input))
-    return ['input: expected an object like {"cluster": "prod", "alert": {...}}'];
+export function responseInputProblems(input: RespondToAlertInput, strict = true): string[] {
+  const bad = objectProblem(input, strict ? INPUT : { ...INPUT, maxChars: Infinity });
+  if (bad) return [bad];
   const problems: string[] = [];
   if (typeof input.cluster !== 'string' || !NAME.test(input.cluster))
     problems.push('cluster: expected a cluster name from the config (lowercase letters, digits, "-")');
-  problems.push(...alertNoticeProblems(input.alert));
-  problems.push(...unknownFieldProblems(input, ['cluster', 'alert']));
+  problems.push(...alertNoticeProblems(input.alert, 'alert', strict));
+  problems.push(...unknownFields(input, INPUT));
   return problems;
 }

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { WorkflowIdConflictPolicy, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { findCluster, loadConfig } from '../config/load';
 import { recoveryInputProblems, type RecoverClusterInput } from '../../workflows/recovery-input';
+import { approvalDecisionProblems } from '../../workflows/approval-input';
 import { configFileOf } from './config';
 import { openClient } from './temporal-client';
 import { runMetadata } from '../temporal/run-metadata';
@@ -163,6 +164,10 @@ export function recoveryCommand(): Command {
       .requiredOption('--by <name>', 'who decides (recorded)')
       .option('--reason <text>', 'why (recorded)')
       .action(async (cluster: string, opts: { by: string; reason?: string }, cmd: Command) => {
+        // The workflow ignores a malformed decision (the server cannot refuse a signal): refuse it here, by flag.
+        const payload = { by: opts.by, ...(opts.reason !== undefined ? { reason: opts.reason } : {}) };
+        const problems = approvalDecisionProblems(payload, decision).map((p) => p.replace(/^signal \w+\.(by|reason):/, '--$1:'));
+        if (problems.length) throw new Error(`invalid input:\n  ${problems.join('\n  ')}`);
         const config = await loadConfig(configFileOf(cmd));
         const { client, close } = await openClient(config);
         try {
@@ -174,7 +179,7 @@ export function recoveryCommand(): Command {
             throw new Error(
               `the recovery of cluster "${cluster}" is not waiting for approval (it is ${p.state}); nothing to ${decision} (see \`lifeboat recovery status ${cluster}\`)`,
             );
-          await handle.signal(decision, { by: opts.by, reason: opts.reason });
+          await handle.signal(decision, payload);
           console.log(`${decision === 'approve' ? 'approved' : 'rejected'} recovery of ${cluster}`);
         } finally {
           await close();

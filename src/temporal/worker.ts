@@ -7,7 +7,7 @@ import { createActivities } from '../../activities';
 import type { Config } from '../config/schema';
 import { temporalTarget, type TemporalTarget } from './connection';
 import { connectClient, connectNative } from './connect';
-import { dataConverter } from './data-converter';
+import { workerDataConverter } from './data-converter';
 
 export interface WorkerOptions {
   config: Config;
@@ -17,8 +17,8 @@ export interface WorkerOptions {
   /** Overrides the resolved connection (`npm start` points at its own plain dev server). */
   target?: TemporalTarget;
   /**
-   * A pre-built bundle (tests build one per file; with payload encryption it must be built with the data converter's
-   * failureConverterPath); otherwise the worker bundles workflows/ itself.
+   * A pre-built bundle (tests build one per file; it must be built with the worker data converter's
+   * payloadConverterPath and, with payload encryption, failureConverterPath); otherwise the worker bundles workflows/ itself.
    */
   workflowBundle?: WorkflowBundleWithSourceMap;
 }
@@ -46,14 +46,16 @@ export async function createWorker(
   });
   const namespace = target.namespace;
   const taskQueue = o.taskQueue ?? target.taskQueue;
-  const converter = dataConverter(o.config);
+  const converter = workerDataConverter(o.config);
   const worker = await Worker.create({
     connection,
     namespace,
     taskQueue,
     dataConverter: converter,
     activities: createActivities({ config: o.config, logger: o.logger, client }),
-    ...((bundle) => (bundle ? { workflowBundle: bundle } : { workflowsPath }))(o.workflowBundle ?? prebuiltBundle(converter !== undefined)),
+    ...((bundle) => (bundle ? { workflowBundle: bundle } : { workflowsPath }))(
+      o.workflowBundle ?? prebuiltBundle(converter.failureConverterPath !== undefined),
+    ),
   });
   const close = async () => {
     await closeClient();

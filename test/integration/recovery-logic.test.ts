@@ -6,6 +6,7 @@ import { approveSignal, progressQuery, recoverCluster, rejectSignal } from '../.
 import type { RecoverClusterInput } from '../../workflows/recovery-input';
 import type { StepFailureDetails } from '../../workflows/step-failure';
 import { startStubWorker } from '../support/worker';
+import { rawPayload, signalRaw } from '../support/raw-payloads';
 import { testBed } from '../support/bed';
 import { execFile } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
@@ -161,7 +162,47 @@ describe('recoverCluster logic (stub activities, real dev server)', () => {
     await handle.signal(approveSignal, { by: 'oncall', reason: 'etcd corrupt' });
     const r = await handle.result();
     expect(r.outcome).toBe('restored');
-    expect(r.approval).toEqual({ by: 'oncall', reason: 'etcd corrupt', decision: 'approved' });
+    expect(r.approval).toEqual({ by: 'oncall', reason: 'etcd corrupt', decision: 'approved', at: expect.any(String) });
+    expect(Date.parse(r.approval!.at!)).toBeGreaterThan(Date.now() - 60_000);
+  });
+
+  it('a malformed approve or reject signal is no decision: ignored, counted, and the audit trail stays who, why and when', async () => {
+    const handle = await start({ approval: 'required', approvalTimeoutSeconds: 60 });
+    for (let i = 0; i < 50 && (await handle.query(progressQuery)).state !== 'awaiting-approval'; i++)
+      await new Promise((res) => setTimeout(res, 100));
+    // What the UI's signal form, `temporal workflow signal` or a script can send: the server takes every one of them.
+    await handle.signal(approveSignal, null as never);
+    await handle.signal(approveSignal, { by: 42 } as never);
+    await handle.signal(rejectSignal, { by: '' });
+    await handle.signal(approveSignal, { by: 'mallory', reason: 'r'.repeat(100_000) });
+    await handle.signal(approveSignal, { by: 'mallory', extra: 'x'.repeat(1_000_000) } as never);
+    await signalRaw(client, handle.workflowId, 'approve', [rawPayload('{"by": "mallory"')]);
+    let p = await handle.query(progressQuery);
+    for (let i = 0; i < 50 && (p.ignoredSignals?.count ?? 0) < 6; i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      p = await handle.query(progressQuery);
+    }
+    expect(p.state).toBe('awaiting-approval');
+    expect(p.approval).toBeUndefined();
+    expect(p.ignoredSignals).toEqual({ count: 6, first: expect.stringMatching(/^signal approve: expected an object like/) });
+    expect(calls).toEqual(['planRecovery']);
+    await handle.signal(approveSignal, { by: '  oncall ', reason: 'etcd corrupt' });
+    const r = await handle.result();
+    expect(r.outcome).toBe('restored');
+    expect(r.approval).toEqual({ by: 'oncall', reason: 'etcd corrupt', decision: 'approved', at: expect.any(String) });
+    expect(r.ignoredSignals?.count).toBe(6);
+    expect(JSON.stringify(r).length).toBeLessThan(20_000);
+  });
+
+  it('an approval timeout names the malformed signals it ignored', async () => {
+    const handle = await start({ approval: 'required', approvalTimeoutSeconds: 3 });
+    await handle.signal(approveSignal, { by: 'alice', comment: 'go' } as never);
+    const cause = await failureOf(handle.result());
+    expect(cause.type).toBe('ApprovalTimeout');
+    expect(cause.message).toMatch(
+      /not approved within 3 s; nothing was changed \(1 malformed approval signal\(s\) ignored, the first: signal approve: unknown field "comment"/,
+    );
+    expect(calls).toEqual(['planRecovery']);
   });
 
   it("`lifeboat restore` without --approve leaves approval to the cluster's recovery.approval (auto here: no wait)", async () => {

@@ -11,6 +11,7 @@ import { checkClusterHealth } from '../../workflows/check-cluster-health';
 import { refuseWithinCooldown } from '../../activities/recovery/recent-recovery';
 import type { AlertNotice } from '../../workflows/response-input';
 import { startStubWorker } from '../support/worker';
+import { rawPayload, signalRaw } from '../support/raw-payloads';
 import { progressQuery, responseQuery } from '../../workflows';
 import { waitFor } from '../../src/devserver/processes';
 
@@ -181,6 +182,20 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
     });
     expect(r.outcome).toBe('stood-down');
     expect(r.summary).toMatch(/healthy on probe 2/);
+  });
+
+  it('a resolved signal with unknown fields, or not JSON at all, is not believed: counted, and the response goes on', async () => {
+    const r = await respond(
+      { policy: { onAlert: 'notify', confirmWindowSeconds: 3, confirmProbes: 3 }, probes: [['etcd'], ['etcd'], ['etcd']] },
+      async (cluster) => {
+        const id = `respond-${cluster}`;
+        await client.workflow.getHandle(id).signal(alertSignal, { ...alert, status: 'resolved', silence: 'x'.repeat(1_000_000) } as never);
+        await signalRaw(client, id, 'alert', [rawPayload('{"status": "resolved"')]);
+      },
+    );
+    expect(r.outcome).toBe('notified');
+    expect(r.ignoredSignals).toEqual({ count: 2, first: expect.stringMatching(/^signal\.silence: too large/) });
+    expect(JSON.stringify(r).length).toBeLessThan(20_000);
   });
 
   it("keeps going while etcd answers without its data (revision below the newest backup's), unless a recovery explains it", async () => {

@@ -6,16 +6,19 @@ import type { ClusterConfig, Config } from '../../src/config/schema';
 import { createWorker, workflowsPath } from '../../src/temporal/worker';
 import type { TemporalTarget } from '../../src/temporal/connection';
 import { testBed } from './bed';
-import { dataConverter } from '../../src/temporal/data-converter';
+import { dataConverter, payloadConverterPath } from '../../src/temporal/data-converter';
 
 const bundles = new Map<string, Promise<WorkflowBundleWithSourceMap>>();
-/** Webpack-bundling the workflows takes seconds: once per test file is enough (with payload encryption, another). */
+/**
+ * Webpack-bundling the workflows takes seconds: once per test file is enough (with payload encryption, another). Always
+ * with the worker's payload converter, as the worker's own bundles.
+ */
 export function workflowBundle(failureConverterPath?: string): Promise<WorkflowBundleWithSourceMap> {
   const key = failureConverterPath ?? '';
   let bundle = bundles.get(key);
   if (!bundle) {
     const logger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
-    bundle = bundleWorkflowCode({ workflowsPath, logger, ...(failureConverterPath ? { failureConverterPath } : {}) });
+    bundle = bundleWorkflowCode({ workflowsPath, logger, payloadConverterPath, ...(failureConverterPath ? { failureConverterPath } : {}) });
     bundles.set(key, bundle);
   }
   return bundle;
@@ -85,6 +88,7 @@ export async function startStubWorker(taskQueue: string, activities: object): Pr
     connection: await NativeConnection.connect({ address: temporalAddress }),
     taskQueue,
     activities,
+    dataConverter: { payloadConverterPath },
     workflowBundle: await workflowBundle(),
   });
   const running = worker.run();

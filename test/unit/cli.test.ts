@@ -86,4 +86,13 @@ describe('lifeboat CLI (compiled)', () => {
     expect(r.stderr).toContain('clusters[0].nodes[0].hostKey: set hostKey');
     expect(r.stderr).toContain('clusters[0].storage.bucket: expected string (missing)');
   });
+
+  it('refuses a malformed approval before connecting (the workflow would only ignore it), naming the flag', async () => {
+    const blank = await run(['recovery', 'approve', 'prod', '--by', ' ']);
+    expect(blank.code).toBe(1);
+    expect(blank.stderr).toMatch(/--by: expected non-empty text of at most 100 characters/);
+    const long = await run(['recovery', 'reject', 'prod', '--by', 'alice', '--reason', 'r'.repeat(501)]);
+    expect(long.code).toBe(1);
+    expect(long.stderr).toMatch(/--reason: expected text of at most 500 characters \(got 501\)/);
+  });
 });

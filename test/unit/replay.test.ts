@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { Worker } from '@temporalio/worker';
 import { workflowsPath } from '../../src/temporal/worker';
+import { payloadConverterPath } from '../../src/temporal/data-converter';
 
 /**
  * Recorded histories of real runs (test/histories, recorded with LIFEBOAT_RECORD_HISTORIES by the recovery and
@@ -18,7 +19,7 @@ describe('workflow replay', () => {
       files.map(async (f) => ({ workflowId: f, history: historyFromJSON(JSON.parse(await readFile(join(dir, f), 'utf8'))) })),
     );
     const failures: string[] = [];
-    for await (const r of Worker.runReplayHistories({ workflowsPath }, histories)) {
+    for await (const r of Worker.runReplayHistories({ workflowsPath, dataConverter: { payloadConverterPath } }, histories)) {
       if (r.error) failures.push(`${r.workflowId}: ${String(r.error)}`);
     }
     expect(failures).toEqual([]);

@@ -1,10 +1,12 @@
 import { backupInputProblems } from '../../workflows/backup-input';
 import type { BackupClusterInput } from '../../workflows/backup-cluster';
 import { recoveryInputProblems, type RecoverClusterInput } from '../../workflows/recovery-input';
-import { responseInputProblems, type RespondToAlertInput } from '../../workflows/response-input';
+import { alertNoticeProblems, responseInputProblems, type RespondToAlertInput } from '../../workflows/response-input';
 import { drillInputProblems } from '../../workflows/drill-input';
 import { checkInputProblems, healthInputProblems } from '../../workflows/health-input';
 import { importInputProblems, type ImportBackupInput } from '../../workflows/import-input';
+import { approvalDecisionProblems } from '../../workflows/approval-input';
+import { payloadConverter } from '../../src/temporal/payload-converter';
 import * as workflows from '../../workflows';
 
 /**
@@ -41,7 +43,7 @@ describe('workflow inputs refuse hostile and malformed values, naming the field'
     expect(recoveryInputProblems({ ...base, skipVerify: true } as never).join()).toMatch(/^input: unknown field "skipVerify"/);
     // A 200 KB snapshot key is refused on its length, and not echoed back.
     const huge = recoveryInputProblems({ ...base, snapshot: 'k'.repeat(200_000) });
-    expect(huge).toEqual(['snapshot: at most 1024 characters (got 200000)']);
+    expect(huge).toEqual(['snapshot: too large (200002 characters of JSON; the whole input must be at most 16384)']);
     for (const bad of WRONG_TYPES) expect(recoveryInputProblems(bad as never).length).toBeGreaterThan(0);
   });
 
@@ -171,5 +173,106 @@ describe('workflow inputs refuse hostile and malformed values, naming the field'
       'recoverCluster',
       'respondToAlert',
     ]);
+  });
+
+  /** Every input checker, with a valid input: what follows must be refused by each of them alike. */
+  const CHECKERS: [string, (input: never) => string[], object][] = [
+    ['recovery', recoveryInputProblems, { cluster: 'prod' }],
+    ['backup', backupInputProblems, { cluster: 'prod' }],
+    ['alert response', responseInputProblems, { cluster: 'prod', alert: { name: 'KubeAPIDown', status: 'firing', fingerprint: 'f1' } }],
+    ['drill', drillInputProblems, { cluster: 'prod' }],
+    ['health check', healthInputProblems, { cluster: 'prod' }],
+    ['reachability check', checkInputProblems, { cluster: 'prod' }],
+    ['import', importInputProblems, { cluster: 'prod', key: 'a/b' }],
+  ];
+
+  it.each(CHECKERS)(
+    '%s: a 1 MB unknown field is refused naming it, without echoing it; bytes and non-JSON are refused',
+    (_n, check, good) => {
+      expect(check(good as never)).toEqual([]);
+      const flood = check({ ...good, blob: 'x'.repeat(1_000_000) } as never);
+      expect(flood.join()).toMatch(/^blob: too large \(1000002 characters of JSON; the whole input must be at most \d+\)$/);
+      expect(check({ ...good, extra: [1] } as never).join()).toMatch(/^input: unknown field "extra" \(remove it; expected cluster[,)]/);
+      // A binary/plain payload decodes to bytes: not an object of fields.
+      expect(check(new Uint8Array([123, 125]) as never).join()).toMatch(/^input: expected an object like \{"cluster": "prod"/);
+      // What the worker's payload converter makes of data that is not JSON: refused by name, not a TypeError later.
+      const broken = payloadConverter.fromPayload({
+        metadata: { encoding: new TextEncoder().encode('json/plain') },
+        data: new TextEncoder().encode('{"cluster": "prod",'),
+      });
+      expect(check(broken as never).join()).toMatch(/^input: not valid JSON \(json\/plain: .*\); send a JSON object like \{"cluster"/);
+    },
+  );
+
+  it('alert response: strict inside the alert too (input and signal), unless replaying a run from before', () => {
+    const alert = { name: 'KubeAPIDown', status: 'firing' as const, fingerprint: 'abc123' };
+    expect(responseInputProblems({ cluster: 'prod', alert: { ...alert, runbook: 'x' } as never })).toEqual([
+      'alert: unknown field "runbook" (remove it; expected name, status, fingerprint, startsAt, labels, summary)',
+    ]);
+    expect(alertNoticeProblems({ ...alert, ['k'.repeat(100)]: 1 }, 'signal').join()).toMatch(
+      /^signal: unknown field "k{40}\.\.\." \(remove it;/,
+    );
+    const flood = responseInputProblems({ cluster: 'prod', alert: { ...alert, blob: 'x'.repeat(1_000_000) } as never });
+    expect(flood).toEqual(['alert: too large (1000073 characters of JSON; the whole input must be at most 132096)']);
+    const nested = alertNoticeProblems({ ...alert, blob: 'x'.repeat(1_000_000) } as never);
+    expect(nested).toEqual(['alert.blob: too large (1000002 characters of JSON; the whole alert must be at most 131072)']);
+    // Runs recorded before strict schemas let these through: replaying them must decide as they did.
+    expect(responseInputProblems({ cluster: 'prod', alert: { ...alert, runbook: 'x' } as never }, false)).toEqual([]);
+  });
+
+  it('approve/reject payloads: who is non-empty one-line text of at most 100, why at most 500, nothing else', () => {
+    expect(approvalDecisionProblems({ by: 'alice' }, 'approve')).toEqual([]);
+    expect(approvalDecisionProblems({ by: 'alice@example.com', reason: 'etcd wiped' }, 'reject')).toEqual([]);
+    const cases: [unknown, RegExp][] = [
+      [null, /^signal approve: expected an object like \{"by": "alice"/],
+      [undefined, /^signal approve: expected an object/],
+      ['alice', /^signal approve: expected an object/],
+      [['alice'], /^signal approve: expected an object/],
+      [{}, /^signal approve\.by: expected non-empty text of at most 100 characters: who decides/],
+      [{ by: 42 }, /^signal approve\.by: expected non-empty text/],
+      [{ by: '   ' }, /^signal approve\.by: expected non-empty text/],
+      [{ by: 'x'.repeat(101) }, /^signal approve\.by: expected non-empty text of at most 100 characters \(got 101\)/],
+      [{ by: 'alice\nmallory' }, /^signal approve\.by: expected one line without control characters/],
+      [{ by: 'alice', reason: 'r'.repeat(501) }, /^signal approve\.reason: expected text of at most 500 characters \(got 501\)$/],
+      [
+        { by: 'alice', reason: 'r'.repeat(100_000) },
+        /^signal approve\.reason: too large \(100002 characters of JSON; the whole signal approve must be at most 4096\)$/,
+      ],
+      [{ by: 'alice', reason: 42 }, /^signal approve\.reason: /],
+      [{ by: 'alice', note: 'x' }, /^signal approve: unknown field "note" \(remove it; expected by, reason\)/],
+      [
+        { by: 'alice', blob: 'x'.repeat(1_000_000) },
+        /^signal approve\.blob: too large \(1000002 characters of JSON; the whole signal approve must be at most 4096\)$/,
+      ],
+      [
+        payloadConverter.fromPayload({
+          metadata: { encoding: new TextEncoder().encode('json/plain') },
+          data: new TextEncoder().encode('{by'),
+        }),
+        /^signal approve: not valid JSON/,
+      ],
+      [
+        payloadConverter.fromPayload({ metadata: { encoding: new TextEncoder().encode('json/protobuf') }, data: new Uint8Array([1]) }),
+        /^signal approve: not valid JSON \(json\/protobuf: Unknown encoding/,
+      ],
+    ];
+    for (const [bad, problem] of cases) {
+      const problems = approvalDecisionProblems(bad, 'approve');
+      expect([problem.source, problems.join('; ')]).toEqual([problem.source, expect.stringMatching(problem)]);
+      expect(problems.join('; ').length).toBeLessThan(400);
+    }
+  });
+
+  it("the worker's payload converter decodes what the SDK's does, and turns what it cannot into a marker, cut", () => {
+    const enc = (s: string) => new TextEncoder().encode(s);
+    expect(payloadConverter.fromPayload({ metadata: { encoding: enc('json/plain') }, data: enc('{"cluster":"prod"}') })).toEqual({
+      cluster: 'prod',
+    });
+    expect(payloadConverter.fromPayload({ metadata: { encoding: enc('binary/null') } })).toBeUndefined();
+    const flood = payloadConverter.fromPayload({ metadata: { encoding: enc('json/plain') }, data: enc(`{${'x'.repeat(1_000_000)}`) });
+    expect(JSON.stringify(flood).length).toBeLessThan(300);
+    expect(payloadConverter.fromPayload({ metadata: {} })).toEqual({
+      __lifeboatUndecodablePayload: expect.stringMatching(/^no encoding: /),
+    });
   });
 });
