@@ -31,6 +31,8 @@ interface RawKubeconfigUsers {
   }[];
 }
 
+/** An error about a kubeconfig without the lines the YAML parser quotes: they can hold its client key. */
+const withoutSource = (err: unknown) => (err as Error).message.split('\n')[0];
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 const b64 = (s: string) => Buffer.from(s, 'base64').toString('utf8');
 const label = (c: Omit<DrillCertificate, 'notAfter' | 'daysLeft'>) =>
@@ -114,7 +116,7 @@ export async function checkCertificates(
     try {
       users = (parse(text) as RawKubeconfigUsers | null)?.users;
     } catch (err) {
-      problems.push(`${kc.file} does not parse: ${(err as Error).message}`);
+      problems.push(`${kc.file} does not parse: ${withoutSource(err)}`);
       continue;
     }
     for (const [i, entry] of (users ?? []).entries()) {
@@ -158,7 +160,7 @@ export async function checkCertificates(
       if (pem !== undefined)
         checks.push(`kubelet.conf: a new node takes over the kubelet identity of Node "${nodeNameFromCertificate(pem)}"`);
     } catch (err) {
-      problems.push(`kubelet.conf: a new node cannot take over the kubelet's identity: ${(err as Error).message}`);
+      problems.push(`kubelet.conf: a new node cannot take over the kubelet's identity: ${withoutSource(err)}`);
     }
   } else if (files.some((f) => f === `${posix.basename(cluster.paths.kubeletDir)}/config.yaml`))
     problems.push(

@@ -206,4 +206,18 @@ describe("a drill checks every certificate the restored control plane would use,
     expect(r.apiserverFiles['encryption-provider-config']).toBe('pki/enc-new.yaml');
     expect(r.apiserverFlags['encryption-provider-config']).toBe('/etc/kubernetes/pki/enc-new.yaml');
   });
+
+  it('a kubeconfig that does not parse is named without the lines around the fault (they can hold its client key)', async () => {
+    const dir = await archive();
+    const broken = 'users:\n- name: kubernetes-admin\n  user:\n    client-key-data: TOPSECRETKEY: x\n';
+    await writeFile(join(dir, 'admin.conf'), broken);
+    await writeFile(join(dir, 'kubelet.conf'), broken);
+    const r = await checkArchive(cluster, dir);
+    expect(r.problems).toEqual([
+      expect.stringMatching(/^admin\.conf does not parse: .* at line 4, column \d+:$/),
+      expect.stringMatching(/^kubelet\.conf does not parse: /),
+      expect.stringMatching(/^kubelet\.conf: a new node cannot take over the kubelet's identity: .* at line 4, column \d+:$/),
+    ]);
+    expect(r.problems.join('\n')).not.toContain('TOPSECRETKEY');
+  });
 });
