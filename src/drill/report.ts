@@ -35,7 +35,16 @@ export const drillReportSchema = z.object({
   counts: z.object({ matched: z.array(comparison), differed: z.array(comparison) }),
   /** Objects read one by one and decoded, per resource. */
   sampled: z.record(z.string(), count),
-  certificates: z.array(z.object({ file: z.string(), notAfter: z.string(), daysLeft: z.number() })),
+  /** Every certificate the restored control plane would use: the file, and for a kubeconfig's client certificate the kubeconfig and user entry. */
+  certificates: z.array(
+    z.object({
+      file: z.string(),
+      kubeconfig: z.string().optional(),
+      user: z.string().optional(),
+      notAfter: z.string(),
+      daysLeft: z.number(),
+    }),
+  ),
   /** Backups "latest" passed over before this one, with why. */
   passedOver: z.array(z.object({ manifestKey: z.string(), reason: z.string() })),
   workflow: z.object({ workflowId: z.string(), runId: z.string() }),

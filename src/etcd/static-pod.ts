@@ -21,16 +21,25 @@ interface PodSpec {
   };
 }
 
-export function flagsOf(argv: readonly string[]): Map<string, string> {
-  const flags = new Map<string, string>();
+/**
+ * Every flag of a command line, in order, each occurrence kept: a flag given twice names two values (two files to
+ * archive and check), and a component reads all of a repeatable flag (kube-apiserver's --service-account-key-file).
+ */
+export function flagListOf(argv: readonly string[]): [string, string][] {
+  const flags: [string, string][] = [];
   for (let i = 0; i < argv.length; i++) {
     const m = /^--?([^=]+)(?:=(.*))?$/.exec(argv[i]);
     if (!m) continue;
-    if (m[2] !== undefined) flags.set(m[1], m[2]);
-    else if (i + 1 < argv.length && !argv[i + 1].startsWith('-')) flags.set(m[1], argv[++i]);
-    else flags.set(m[1], 'true');
+    if (m[2] !== undefined) flags.push([m[1], m[2]]);
+    else if (i + 1 < argv.length && !argv[i + 1].startsWith('-')) flags.push([m[1], argv[++i]]);
+    else flags.push([m[1], 'true']);
   }
   return flags;
+}
+
+/** The value each flag takes: the last of a flag given twice wins, as Go's flag and pflag parsers set it. */
+export function flagsOf(argv: readonly string[]): Map<string, string> {
+  return new Map(flagListOf(argv));
 }
 
 export function parseEtcdManifest(text: string, source: string): EtcdMember {

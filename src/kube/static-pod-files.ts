@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import { parse } from 'yaml';
 import type { ClusterConfig } from '../config/schema';
-import { flagsOf } from '../etcd/static-pod';
+import { flagListOf } from '../etcd/static-pod';
 
 /**
  * The host files a static-pod manifest makes its component read (certificates, kubeconfigs, an encryption config, an
@@ -12,6 +12,19 @@ import { flagsOf } from '../etcd/static-pod';
 const FILE_FLAG = /(file|config|kubeconfig|certificate|key|cafile|certfile|keyfile)$/;
 const NOT_A_FILE_FLAG = /(dir|log-path|-url|-urls)$/;
 
+/**
+ * File flags a component reads every value of when they are given more than once (pflag string arrays, named
+ * certificate pairs); of any other flag given twice, the component uses the last value (see flagsOf).
+ */
+export const REPEATABLE_FILE_FLAGS: ReadonlySet<string> = new Set(['service-account-key-file', 'tls-sni-cert-key']);
+
+/** The files one flag value names: `--tls-sni-cert-key=<cert>,<key>[:<names>]` names two, the others one. */
+function filesOfValue(flag: string, value: string): string[] {
+  if (flag !== 'tls-sni-cert-key') return [value];
+  const m = /^([^,]+),([^:]+)(?::.*)?$/.exec(value);
+  return m ? [m[1], m[2]] : [value];
+}
+
 export interface PodManifest {
   spec?: {
     containers?: { command?: string[]; args?: string[]; volumeMounts?: { name: string; mountPath: string }[] }[];
@@ -19,7 +32,10 @@ export interface PodManifest {
   };
 }
 
-/** The host files one static-pod manifest references: file flags mapped through its hostPath mounts, and File volumes. */
+/**
+ * The host files one static-pod manifest references: file flags mapped through its hostPath mounts, and File volumes.
+ * Every occurrence of a flag counts: a flag given twice names two files, both archived and checked.
+ */
 export function referencedHostFiles(text: string): { flag: string; hostPath: string }[] {
   const pod = parse(text) as PodManifest;
   const out: { flag: string; hostPath: string }[] = [];
@@ -31,8 +47,9 @@ export function referencedHostFiles(text: string): { flag: string; hostPath: str
       const host = mount ? pod.spec?.volumes?.find((v) => v.name === mount.name)?.hostPath?.path : undefined;
       return host && mount ? posix.join(host, p.slice(mount.mountPath.length)) : p;
     };
-    for (const [flag, value] of flagsOf([...(c.command ?? []), ...(c.args ?? [])])) {
-      if (value.startsWith('/') && FILE_FLAG.test(flag) && !NOT_A_FILE_FLAG.test(flag)) out.push({ flag, hostPath: toHost(value) });
+    for (const [flag, value] of flagListOf([...(c.command ?? []), ...(c.args ?? [])])) {
+      if (!FILE_FLAG.test(flag) || NOT_A_FILE_FLAG.test(flag)) continue;
+      for (const file of filesOfValue(flag, value)) if (file.startsWith('/')) out.push({ flag, hostPath: toHost(file) });
     }
   }
   for (const v of pod?.spec?.volumes ?? []) {
@@ -54,4 +71,14 @@ export function archivePathOf(cluster: ClusterConfig, hostPath: string): string 
     if (hostPath.startsWith(`${root}/`)) return posix.join(rel, hostPath.slice(root.length + 1));
   }
   return undefined;
+}
+
+/** Where an archive path was on the node: archivePathOf the other way round. */
+export function hostPathOf(cluster: ClusterConfig, archivePath: string): string {
+  const p = cluster.paths;
+  for (const root of [p.pkiDir, p.manifestsDir, p.kubeletDir]) {
+    const rel = posix.basename(root);
+    if (archivePath === rel || archivePath.startsWith(`${rel}/`)) return posix.join(root, archivePath.slice(rel.length));
+  }
+  return posix.join(p.kubernetesDir, archivePath);
 }

@@ -94,6 +94,19 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
     expect(report).toMatchObject({ result: 'passed', problems: [], countedThrough: 'api', manifestKey: good.manifestKey });
     expect(report!.sampled.secrets).toBeGreaterThan(0);
     expect(report!.certificates.map((c) => c.file)).toContain('pki/apiserver.crt');
+    // The kubeconfigs' client certificates too, by user; the kubelet's behind the link its kubelet.conf names, unpacked.
+    const node = cluster.controlPlane.name;
+    expect(report!.certificates).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ file: 'admin.conf', kubeconfig: 'admin.conf', user: 'kubernetes-admin' }),
+        expect.objectContaining({
+          file: 'kubelet/pki/kubelet-client-current.pem',
+          kubeconfig: 'kubelet.conf',
+          user: `system:node:${node}`,
+        }),
+      ]),
+    );
+    expect(report!.checks).toContain(`kubelet.conf: a new node takes over the kubelet identity of Node "${node}"`);
     expect(report!.checks.join('\n')).toMatch(/ca\.crt signs pki\/apiserver\.crt/);
     expect(report!.checks.join('\n')).toMatch(/manifest signed with key \S+: its tag matches/);
     await nothingLeft();

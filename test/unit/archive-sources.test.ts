@@ -46,4 +46,33 @@ describe('what the control-plane archive holds beyond the fixed list', () => {
     // The audit log is written, not read: not a file to archive.
     expect(outside).toEqual(['/srv/admission.yaml']);
   });
+
+  it('archives every file a flag given twice names, and both files of a --tls-sni-cert-key pair', () => {
+    const manifest = apiserver(
+      [
+        '--encryption-provider-config=/etc/kubernetes/enc/old.yaml',
+        '--encryption-provider-config=/etc/kubernetes/enc/new.yaml',
+        '--audit-policy-file=/etc/kubernetes/audit/a.yaml',
+        '--audit-policy-file',
+        '/srv/audit/b.yaml',
+        '--tls-sni-cert-key=/etc/kubernetes/sni/a.crt,/etc/kubernetes/sni/a.key:*.example.com,example.com',
+        '--tls-sni-cert-key=/etc/kubernetes/sni/b.crt,/etc/kubernetes/sni/b.key',
+      ],
+      [
+        ['k8s', '/etc/kubernetes'],
+        ['srv', '/srv'],
+      ],
+    );
+    const { extra, outside } = referencedSources(cluster, [manifest], archiveSources(cluster));
+    expect(extra.map((s) => s.name)).toEqual([
+      'enc/old.yaml',
+      'enc/new.yaml',
+      'audit/a.yaml',
+      'sni/a.crt',
+      'sni/a.key',
+      'sni/b.crt',
+      'sni/b.key',
+    ]);
+    expect(outside).toEqual(['/srv/audit/b.yaml']);
+  });
 });
