@@ -101,6 +101,13 @@ async function recover(rawInput: RecoverClusterInput): Promise<RecoverClusterRes
   if (problems.length) throw ApplicationFailure.nonRetryable(`invalid recovery input: ${problems.join('; ')}`, 'InvalidInput');
   const input = normalizeRecoveryInput(rawInput);
   const info = workflowInfo();
+  const progress: RecoveryProgress = {
+    cluster: input.cluster,
+    state: 'planning',
+    steps: STEPS.map((step) => ({ step, status: 'pending' })),
+  };
+  // Answered from the first moment, also while the claim is being taken.
+  setHandler(progressQuery, () => progress);
   if (patched('one-recovery-per-cluster')) {
     const wrongId = wrongWorkflowIdProblem(
       'recovery',
@@ -110,23 +117,18 @@ async function recover(rawInput: RecoverClusterInput): Promise<RecoverClusterRes
     );
     if (wrongId) throw ApplicationFailure.nonRetryable(wrongId, 'WrongWorkflowId');
     // And not while anything else changes the cluster (an import that would change what "latest" is).
-    return withClaim(`cluster-${input.cluster}`, `cluster ${input.cluster}`, () => recoverClaimed(rawInput, input, info));
+    return withClaim(`cluster-${input.cluster}`, `cluster ${input.cluster}`, () => recoverClaimed(rawInput, input, info, progress));
   }
-  return recoverClaimed(rawInput, input, info);
+  return recoverClaimed(rawInput, input, info, progress);
 }
 
 async function recoverClaimed(
   rawInput: RecoverClusterInput,
   input: NormalizedRecoveryInput,
   info: WorkflowInfo,
+  progress: RecoveryProgress,
 ): Promise<RecoverClusterResult> {
   const runKey = runKeyOf(info.runId);
-  const progress: RecoveryProgress = {
-    cluster: input.cluster,
-    state: 'planning',
-    steps: STEPS.map((step) => ({ step, status: 'pending' })),
-  };
-  setHandler(progressQuery, () => progress);
   let decision: (ApprovalDecision & { decision: 'approved' | 'rejected'; at?: string }) | undefined;
   // A signal is as untrusted as the input (the UI's signal form, the CLI, scripts) and the server cannot refuse it: a
   // malformed one is counted and ignored, never recorded as a decision. Runs recorded before took any payload.

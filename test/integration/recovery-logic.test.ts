@@ -2,7 +2,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { type Client, WorkflowFailedError } from '@temporalio/client';
 import type { Activities } from '../../activities';
 import type { RecoveryPlan } from '../../src/recovery/plan';
-import { approveSignal, progressQuery, recoverCluster, rejectSignal } from '../../workflows';
+import { approveSignal, importBackup, progressQuery, recoverCluster, rejectSignal } from '../../workflows';
+import { claimHolder } from '../../activities/claim-holder';
 import type { RecoverClusterInput } from '../../workflows/recovery-input';
 import type { StepFailureDetails } from '../../workflows/step-failure';
 import { startStubWorker } from '../support/worker';
@@ -95,6 +96,8 @@ describe('recoverCluster logic (stub activities, real dev server)', () => {
       differed: [],
       staleNodesRemoved: [],
     }),
+    // The real one: who holds a claim, asked of the dev server.
+    claimHolder: (input) => claimHolder({ client } as never)(input),
     rollbackRecovery: async () => {
       calls.push('rollbackRecovery');
       return { actions: ['/var/lib/etcd.before -> /var/lib/etcd'] };
@@ -107,6 +110,14 @@ describe('recoverCluster logic (stub activities, real dev server)', () => {
     client = stub.client;
   });
   afterAll(() => stub?.stop());
+  afterEach(async () => {
+    // A case that failed half way must not leave its recovery running into the next one.
+    const d = await client.workflow
+      .getHandle('recover-c')
+      .describe()
+      .catch(() => undefined);
+    if (d?.status.name === 'RUNNING') await client.workflow.getHandle('recover-c').terminate('case ended');
+  });
   beforeEach(() => {
     calls.length = 0;
     failures = 0;
@@ -114,14 +125,18 @@ describe('recoverCluster logic (stub activities, real dev server)', () => {
     clusterPolicy = undefined;
   });
 
-  let n = 0;
   const start = (input: Omit<RecoverClusterInput, 'cluster'>, s: Script = {}) => {
     script = s;
     return client.workflow.start(recoverCluster, {
       taskQueue,
-      workflowId: `recover-logic-${process.pid}-${++n}`,
+      // One at a time, as every recovery of a cluster runs (workflows/run-ids.ts).
+      workflowId: 'recover-c',
       args: [{ cluster: 'c', ...input }],
     });
+  };
+  const waitForState = async (handle: Awaited<ReturnType<typeof start>>, state: string) => {
+    for (let i = 0; i < 100 && (await handle.query(progressQuery)).state !== state; i++) await new Promise((res) => setTimeout(res, 100));
+    expect((await handle.query(progressQuery)).state).toBe(state);
   };
   const failureOf = async (p: Promise<unknown>) => {
     const err = await p.then(
@@ -238,6 +253,37 @@ describe('recoverCluster logic (stub activities, real dev server)', () => {
     expect(r.outcome).toBe('restored');
     expect(r.approval).toEqual({ by: 'policy', decision: 'auto' });
     expect(calls).toContain('stopControlPlane:newest');
+  });
+
+  it('a second recovery of the cluster under another id (typed into the UI) is refused before any step; the first goes on', async () => {
+    const first = await start({ approval: 'required', approvalTimeoutSeconds: 60 });
+    await waitForState(first, 'awaiting-approval');
+    const second = await failureOf(
+      client.workflow.execute(recoverCluster, { taskQueue, workflowId: 'recover-c-again', args: [{ cluster: 'c', approval: 'auto' }] }),
+    );
+    expect(second.type).toBe('WrongWorkflowId');
+    expect(second.message).toMatch(/runs as workflow id recover-c, one at a time.*start it again as recover-c/);
+    expect(calls).toEqual(['planRecovery']);
+    await first.signal(approveSignal, { by: 'oncall' });
+    expect((await first.result()).outcome).toBe('restored');
+  });
+
+  it('an import of the cluster while its recovery runs is refused naming the recovery; the claim is free as soon as the recovery ends', async () => {
+    const first = await start({ approval: 'required', approvalTimeoutSeconds: 60 });
+    await waitForState(first, 'awaiting-approval');
+    const imported = await failureOf(
+      client.workflow.execute(importBackup, {
+        taskQueue,
+        workflowId: `import-c-${Date.now()}`,
+        args: [{ cluster: 'c', key: 'runbook/snap.db' }],
+      }),
+    );
+    expect(imported.type).toBe('AlreadyRunning');
+    expect(imported.message).toMatch(/^cluster c is already being changed by workflow recover-c; one at a time/);
+    await first.signal(rejectSignal, { by: 'oncall' });
+    expect((await first.result()).outcome).toBe('rejected');
+    // Straight after: the next recovery takes the claim (released by the first, not left to the server).
+    expect((await (await start({ dryRun: true })).result()).outcome).toBe('planned');
   });
 
   it('a rejection changes nothing: no pause, no step', async () => {

@@ -73,7 +73,7 @@ describe('operators in the Temporal UI (real browser)', () => {
   });
 
   it('a dry-run recovery started from the form returns the plan, is found by its cluster, and reads in the page', async () => {
-    const workflowId = `recover-${CLUSTER}-ui-dry-run`;
+    const workflowId = `recover-${CLUSTER}`;
     const input = { cluster: CLUSTER, dryRun: true, reason: 'checking the plan from the UI' };
     await startFromForm(page, { workflowId, taskQueue: worker.taskQueue, workflowType: 'recoverCluster', input });
     const handle = await started(worker.client, workflowId);
@@ -110,7 +110,13 @@ describe('operators in the Temporal UI (real browser)', () => {
         input: { cluster: CLUSTER, snapshot: '$(reboot)', target: 'cp1; rm -rf /' },
         expect: 'snapshot: expected',
       },
-      { id: `recover-ghost-ui`, input: { cluster: 'ghost', dryRun: true }, expect: 'ghost' },
+      { id: `recover-ghost`, input: { cluster: 'ghost', dryRun: true }, expect: 'ghost' },
+      // A second recovery of the cluster typed in under an id of one's own: refused, whatever the id.
+      {
+        id: `recover-${CLUSTER}-again`,
+        input: { cluster: CLUSTER, dryRun: true },
+        expect: `runs as workflow id recover-${CLUSTER}, one at a time`,
+      },
     ];
     for (const c of cases) {
       await startFromForm(page, { workflowId: c.id, taskQueue: worker.taskQueue, workflowType: 'recoverCluster', input: c.input });
