@@ -1,5 +1,4 @@
 import { mkdir } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Runtime } from '@temporalio/worker';
 import { loadConfig } from './config/load';
@@ -10,6 +9,8 @@ import { createWorker } from './temporal/worker';
 import { startAlertReceiver } from './alerts/receiver';
 import { startMetricsServer } from './metrics/server';
 import { startCodecServer } from './temporal/codec-server';
+import { codecServerToken } from './temporal/codec-token';
+import { dataDir as lifeboatDataDir } from './data-dir';
 import { payloadCodec } from './temporal/data-converter';
 
 /**
@@ -20,28 +21,33 @@ import { payloadCodec } from './temporal/data-converter';
 async function main(): Promise<void> {
   const logger = createLogger('lifeboat');
   const config = await loadConfig();
-  const dataDir = join(process.env.XDG_DATA_HOME ?? join(homedir(), '.local/share'), 'lifeboat');
+  const dataDir = lifeboatDataDir();
   await mkdir(dataDir, { recursive: true });
   const port = Number(process.env.LIFEBOAT_DEV_PORT ?? 7233);
   const uiPort = Number(process.env.LIFEBOAT_DEV_UI_PORT ?? port + 1000);
   const binary = await requireBinary((await serverBinaries()).temporal, 'the temporal CLI');
-  // With payload encryption on, the UI shows plain payloads only through a codec server: start one next to it.
+  // With payload encryption on, the UI shows plain payloads only through a codec server: start one next to it, on
+  // loopback, the UI given its endpoint with the token in it. /encode is on: the UI's start and signal forms use it.
   const codec = payloadCodec(config);
   const ip = process.env.LIFEBOAT_DEV_IP ?? '127.0.0.1';
-  const codecServer = codec
-    ? await startCodecServer({
-        codec,
-        host: '127.0.0.1',
-        port: Number(process.env.LIFEBOAT_DEV_CODEC_PORT ?? uiPort + 1),
-        origins: [`http://${ip}:${uiPort}`, `http://localhost:${uiPort}`, `http://127.0.0.1:${uiPort}`],
-        namespaces: ['default'],
-      })
-    : undefined;
+  const codecToken = codec ? await codecServerToken(config, { listen: '127.0.0.1', host: '127.0.0.1', dataDir }) : undefined;
+  const codecServer =
+    codec && codecToken
+      ? await startCodecServer({
+          codec,
+          host: '127.0.0.1',
+          port: Number(process.env.LIFEBOAT_DEV_CODEC_PORT ?? uiPort + 1),
+          origins: [`http://${ip}:${uiPort}`, `http://localhost:${uiPort}`, `http://127.0.0.1:${uiPort}`],
+          namespaces: ['default'],
+          token: codecToken.token,
+          encode: true,
+        })
+      : undefined;
   logger.info({ port, uiPort, dbFile: join(dataDir, 'temporal.db') }, 'starting the Temporal dev server');
   const server = await startTemporalDevServer({
     binary,
     ip,
-    uiCodecEndpoint: codecServer?.url,
+    uiCodecEndpoint: codecServer?.endpointWithToken,
     port,
     uiPort,
     dbFile: join(dataDir, 'temporal.db'),
@@ -74,7 +80,10 @@ async function main(): Promise<void> {
       `  Temporal address: ${server.address} (namespace default, task queue ${taskQueue})`,
       `  State and logs:   ${dataDir}`,
       ...(codecServer
-        ? [`  Codec server:     ${codecServer.url} (payloads encrypted with key ${config.temporal.payloadEncryption?.keyId})`]
+        ? [
+            `  Codec server:     ${codecServer.url} (payloads encrypted with key ${config.temporal.payloadEncryption?.keyId}; ` +
+              `token ${codecToken?.file ? `in ${codecToken.file}` : 'temporal.codecServer.token'})`,
+          ]
         : []),
       ...(metrics ? [`  Metrics:          http://${metrics.address}/metrics`] : []),
       ...(receiver ? [`  Alert receiver:   ${receiver.url} (Alertmanager webhook, bearer alerts.token)`] : []),

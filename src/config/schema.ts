@@ -280,8 +280,15 @@ export const temporalSchema = z
           .default('127.0.0.1:8089'),
         /** Browser origins allowed to call it: the UI's address as the browser sees it. */
         uiOrigins: z.array(z.string().url()).min(1).default(['http://127.0.0.1:8233', 'http://localhost:8233']),
-        /** Optional bearer token callers must send (`temporal --codec-auth "Bearer ..."`). */
+        /**
+         * The token callers present (`temporal --codec-auth "Bearer ..."`, or the endpoint `http://host:port/<token>` the
+         * UI is given). Required beyond loopback; on loopback, unset means a generated one in the data dir.
+         */
         token: secretRef.optional(),
+        /** Names it is reached by besides its listen address (a DNS name, a proxy's); other Host headers are refused. */
+        hostnames: z
+          .array(z.string().regex(/^[A-Za-z0-9.:[\]-]+$/, 'expected a host name or address, like codec.example.internal'))
+          .optional(),
       })
       .strict()
       .optional(),

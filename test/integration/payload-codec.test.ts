@@ -13,6 +13,7 @@ import { testBed } from '../support/bed';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 
 const run = promisify(execFile);
+type JsonPayload = { metadata: Record<string, string>; data: string };
 const SECRET_NAME = 'secret-cluster-x7q';
 
 describe('payload encryption: the server stores ciphertext, the codec server gives the UI the plain input', () => {
@@ -36,7 +37,8 @@ describe('payload encryption: the server stores ciphertext, the codec server giv
       port: 0,
       origins: [origin],
       namespaces: ['default'],
-      token: 'test-token-123456',
+      token: 'test-token-1234567890',
+      encode: true,
     });
     workflowId = `codec-${Date.now()}`;
     // The worker decodes the input (the activity names the cluster in its error), so the codec works end to end.
@@ -95,7 +97,7 @@ describe('payload encryption: the server stores ciphertext, the codec server giv
       headers: {
         'content-type': 'application/json',
         'x-namespace': 'default',
-        authorization: 'Bearer test-token-123456',
+        authorization: 'Bearer test-token-1234567890',
         origin,
         ...headers,
       },
@@ -130,6 +132,28 @@ describe('payload encryption: the server stores ciphertext, the codec server giv
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get('access-control-allow-headers')).toMatch(/x-namespace/);
     const stranger = await post('/decode', enc, { origin: 'http://evil.example' });
+    expect(stranger.status).toBe(403);
     expect(stranger.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('the temporal CLI decodes through it with the token, as --codec-auth or in the endpoint, and not without', async () => {
+    const { temporal } = await serverBinaries();
+    /** The started event's input as `temporal workflow show` prints it through the codec server, or its error. */
+    const shownInput = async (...codec: string[]) => {
+      const args = ['workflow', 'show', '-w', workflowId, '--address', testBed().temporalAddress, '--output', 'json', ...codec];
+      const { stdout } = await run(temporal, args, { maxBuffer: 16 << 20, timeout: 60_000 });
+      const events = (
+        JSON.parse(stdout) as { events: { workflowExecutionStartedEventAttributes?: { input: { payloads: JsonPayload[] } } }[] }
+      ).events;
+      const [p] = events[0].workflowExecutionStartedEventAttributes!.input.payloads;
+      return { encoding: Buffer.from(p.metadata.encoding, 'base64').toString(), data: Buffer.from(p.data, 'base64').toString() };
+    };
+    const plain = { encoding: 'json/plain', data: JSON.stringify({ cluster: SECRET_NAME }) };
+    await expect(shownInput('--codec-endpoint', codecServer.url, '--codec-auth', 'Bearer test-token-1234567890')).resolves.toEqual(plain);
+    await expect(shownInput('--codec-endpoint', codecServer.endpointWithToken)).resolves.toEqual(plain);
+    // Without the token the CLI retries the codec server's 401 until its deadline, and shows nothing.
+    const refused = await shownInput('--codec-endpoint', codecServer.url).catch((e: { stdout?: string; stderr?: string }) => e);
+    expect(JSON.stringify(refused)).not.toContain(SECRET_NAME);
+    expect(refused).not.toHaveProperty('encoding', 'json/plain');
   });
 });

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -32,6 +32,7 @@ describe('npm start with payload encryption: the UI reads plain payloads through
   let uiBase: string;
   const taskQueue = `ui-codec-${Date.now()}`;
   const codecCalls: string[] = [];
+  let token: string;
 
   beforeAll(async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ui-codec-'));
@@ -73,7 +74,22 @@ describe('npm start with payload encryption: the UI reads plain payloads through
       120_000,
       300,
     );
-    expect(banner).toContain(`Codec server:     http://127.0.0.1:${codecPort} (payloads encrypted with key p1)`);
+    // The UI reaches the codec server with the token generated into the data dir; it is printed nowhere.
+    const tokenFile = join(dir, 'lifeboat', 'codec-server.token');
+    expect(banner).toContain(`Codec server:     http://127.0.0.1:${codecPort} (payloads encrypted with key p1; token in ${tokenFile})`);
+    token = (await readFile(tokenFile, 'utf8')).trim();
+    expect((await stat(tokenFile)).mode & 0o777).toBe(0o600);
+    expect(banner).not.toContain(token);
+    // Without the token, or from a page of another origin, it decrypts nothing.
+    const ask = (path: string, headers: Record<string, string> = {}) =>
+      fetch(`http://127.0.0.1:${codecPort}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-namespace': 'default', ...headers },
+        body: '{"payloads":[]}',
+      }).then((r) => r.status);
+    expect(await ask('/decode')).toBe(401);
+    expect(await ask(`/${token}/decode`, { origin: 'http://evil.example' })).toBe(403);
+    expect(await ask(`/${token}/decode`)).toBe(200);
     connection = await Connection.connect({ address });
     client = new Client({ connection, dataConverter: dataConverter(await loadConfigFile(configFile)) });
     raw = new Client({ connection });
@@ -88,7 +104,7 @@ describe('npm start with payload encryption: the UI reads plain payloads through
     // Workflow ids are never encrypted (README, payload encryption): this one does not name the cluster.
     const workflowId = `check-from-ui-${Date.now()}`;
     await startFromForm(page, { workflowId, taskQueue, workflowType: 'checkCluster', input: { cluster: SECRET_NAME }, base: uiBase });
-    expect(codecCalls).toContain('/encode');
+    expect(codecCalls).toContain(`/${token}/encode`);
     const handle = client.workflow.getHandle(workflowId);
     await waitFor(
       'the run the form started',
@@ -121,6 +137,6 @@ describe('npm start with payload encryption: the UI reads plain payloads through
     await page.getByText(`"cluster": "${SECRET_NAME}"`).first().waitFor({ state: 'visible', timeout: 30_000 });
     await page.getByText(`unknown cluster`, { exact: false }).first().waitFor({ state: 'visible', timeout: 30_000 });
     await expect(page.content()).resolves.not.toContain('binary/encrypted');
-    expect(codecCalls).toContain('/decode');
+    expect(codecCalls).toContain(`/${token}/decode`);
   });
 });
