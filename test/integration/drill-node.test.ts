@@ -116,7 +116,7 @@ describe('restore drills on a drill node over SSH (etcd 3.6 + kube-apiserver 1.3
       100,
     );
     // The throwaway servers, not the short-lived etcdctl probes beside them (one can exit before its namespace is read).
-    const servers = (await drillProcesses()).filter((p) => /^\d+: \S*\/(etcd|kube-apiserver) /.test(p));
+    const servers = (await drillProcesses()).filter((p) => /^\d+: (\S*\/)?(etcd|kube-apiserver) /.test(p));
     expect(servers.some((p) => p.includes('kube-apiserver'))).toBe(true);
     for (const p of servers) expect(await inNetnsOf(drillNode, p.split(':')[0])).toBe(true);
     const result = await run;
