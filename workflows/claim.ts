@@ -7,6 +7,7 @@ import {
   proxyActivities,
   setHandler,
   startChild,
+  workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities';
@@ -21,13 +22,24 @@ const releaseSignal = defineSignal('release');
  * once whatever its own id is (typed in the UI, started by a webhook). The holder releases it when it ends; if the
  * holder dies first (terminated, timed out), the server terminates the claim with it (ParentClosePolicy.TERMINATE).
  */
-export async function holdClaim(): Promise<void> {
+export async function holdClaim(...args: unknown[]): Promise<void> {
+  // Typed into the UI's start form, it would take a claim no run holds (and keep its input in history): refused.
+  const problems = claimInputProblems(args, workflowInfo().parent?.workflowId);
+  if (problems.length) throw ApplicationFailure.nonRetryable(problems.join('; '), 'InvalidInput');
   let released = false;
   setHandler(releaseSignal, () => void (released = true));
   await condition(() => released);
 }
 
 export const claimWorkflowId = (what: string) => `claim-${what}`;
+
+/** A claim is held only as the child of the run it belongs to, and takes no input. */
+export function claimInputProblems(args: unknown[], parent: string | undefined): string[] {
+  const problems: string[] = [];
+  if (args.length) problems.push('input: holdClaim takes none (it is started by lifeboat runs, not by hand)');
+  if (!parent) problems.push('holdClaim runs only as the child of the recovery, import or drill that holds the claim');
+  return problems;
+}
 
 /**
  * Runs `body` holding the claim on `what`, or fails the run at once naming the run that holds it. A claim whose holder

@@ -1,8 +1,8 @@
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { parse } from 'yaml';
 import type { ClusterConfig } from '../config/schema';
+import { parseKubeconfigYaml } from '../kube/kubeconfig';
 import { archivePathOf } from '../kube/static-pod-files';
 import { kubeletCertificateSource, nodeNameFromCertificate } from '../recovery/kubelet-identity';
 import { archivedFile } from './archived-files';
@@ -31,8 +31,6 @@ interface RawKubeconfigUsers {
   }[];
 }
 
-/** An error about a kubeconfig without the lines the YAML parser quotes: they can hold its client key. */
-const withoutSource = (err: unknown) => (err as Error).message.split('\n')[0];
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 const b64 = (s: string) => Buffer.from(s, 'base64').toString('utf8');
 const label = (c: Omit<DrillCertificate, 'notAfter' | 'daysLeft'>) =>
@@ -114,9 +112,9 @@ export async function checkCertificates(
     const text = await read(kc.file);
     if (text === undefined) continue;
     try {
-      users = (parse(text) as RawKubeconfigUsers | null)?.users;
+      users = parseKubeconfigYaml<RawKubeconfigUsers | null>(text)?.users;
     } catch (err) {
-      problems.push(`${kc.file} does not parse: ${withoutSource(err)}`);
+      problems.push(`${kc.file} does not parse: ${(err as Error).message}`);
       continue;
     }
     for (const [i, entry] of (users ?? []).entries()) {
@@ -160,7 +158,7 @@ export async function checkCertificates(
       if (pem !== undefined)
         checks.push(`kubelet.conf: a new node takes over the kubelet identity of Node "${nodeNameFromCertificate(pem)}"`);
     } catch (err) {
-      problems.push(`kubelet.conf: a new node cannot take over the kubelet's identity: ${withoutSource(err)}`);
+      problems.push(`kubelet.conf: a new node cannot take over the kubelet's identity: ${(err as Error).message}`);
     }
   } else if (files.some((f) => f === `${posix.basename(cluster.paths.kubeletDir)}/config.yaml`))
     problems.push(

@@ -20,9 +20,22 @@ interface RawKubeconfig {
 
 const b64 = (s: string | undefined) => (s ? Buffer.from(s, 'base64') : undefined);
 
+/**
+ * A kubeconfig's YAML. Its parse error keeps only the first line (what and where): the parser quotes the lines around
+ * the fault, and in a kubeconfig those can be its client key, which must never reach an error, a log or history.
+ */
+export function parseKubeconfigYaml<T>(text: string): T {
+  try {
+    return parse(text) as T;
+  } catch (err) {
+    // eslint-disable-next-line preserve-caught-error -- the cause quotes the kubeconfig's lines, which can be its key
+    throw new Error((err as Error).message.split('\n')[0]);
+  }
+}
+
 /** Parses a kubeconfig with embedded data (as kubeadm writes admin.conf); `server` overrides the URL in it. */
 export function credentialsFromKubeconfig(text: string, server?: string): KubeCredentials {
-  const kc = parse(text) as RawKubeconfig;
+  const kc = parseKubeconfigYaml<RawKubeconfig>(text);
   const ctxName = kc['current-context'] ?? kc.contexts?.[0]?.name;
   const ctx = kc.contexts?.find((c) => c.name === ctxName)?.context;
   const cluster = kc.clusters?.find((c) => c.name === ctx?.cluster)?.cluster ?? kc.clusters?.[0]?.cluster;

@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { parse } from 'yaml';
+import { parseKubeconfigYaml } from '../kube/kubeconfig';
 
 /**
  * The kubelet's identity and configuration as kubeadm leaves them on a control-plane node: what a new node needs so
@@ -22,7 +22,7 @@ interface RawKubeconfigUser {
  * (after kubeadm's kubelet-finalize phase: /var/lib/kubelet/pki/kubelet-client-current.pem, rotated by the kubelet).
  */
 export function kubeletCertificateSource(kubeletConf: string): { pem: string } | { file: string } {
-  const kc = parse(kubeletConf) as RawKubeconfigUser;
+  const kc = parseKubeconfigYaml<RawKubeconfigUser>(kubeletConf);
   const ctxName = kc['current-context'] ?? kc.contexts?.[0]?.name;
   const userName = kc.contexts?.find((c) => c.name === ctxName)?.context.user;
   const user = kc.users?.find((u) => u.name === userName)?.user ?? kc.users?.[0]?.user;

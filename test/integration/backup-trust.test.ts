@@ -3,7 +3,8 @@ import { WorkflowFailedError } from '@temporalio/client';
 import pino from 'pino';
 import { applyRetention } from '../../activities/backup/retention';
 import { newestAuthenticBackup } from '../../activities/backup/revision-check';
-import { listObjects } from '../../src/backup/catalog';
+import { listObjects, readManifest } from '../../src/backup/catalog';
+import { writeManifest } from '../../activities/backup/finish';
 import { trustRulesFor } from '../../src/backup/trusted-catalog';
 import { loadEncryptionKey } from '../../src/backup/keyring';
 import { drillReportKeyOf, readDrillReport, writeDrillReport, type DrillReport } from '../../src/drill/report';
@@ -125,6 +126,19 @@ describe('a backup is believed only where its content says it was written', () =
     } finally {
       await remove(planted);
     }
+  });
+
+  it('a manifest that does not read back as a usable backup fails the backup and is removed, never left as a success', async () => {
+    const m = await readManifest(s3, BUCKET, newer.manifestKey);
+    const { auth: _auth, ...unsigned } = m;
+    // Written where its content does not belong: no reader would ever believe it.
+    const key = newer.manifestKey.replace(/-rev\d+\.manifest\.json$/, '-rev1.manifest.json');
+    const failure = await writeManifest(deps())({ cluster: 'trust', key, manifest: unsigned }).then(
+      () => undefined,
+      (err: Error & { type?: string }) => err,
+    );
+    expect(failure).toMatchObject({ type: 'ManifestUnreadable', message: expect.stringMatching(/does not read back as a usable backup/) });
+    expect((await listObjects(s3, BUCKET, key)).map((o) => o.key)).toEqual([]);
   });
 
   it('a drill report is believed only beside the backup it names, and only signed where the cluster signs', async () => {

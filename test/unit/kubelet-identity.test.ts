@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
 import { kubeletCertificateSource, nodeNameFromCertificate, withHostnameOverride } from '../../src/recovery/kubelet-identity';
 
 /** A self-signed certificate with the given subject (openssl, as the sandbox PKI makes them). */
@@ -78,5 +79,21 @@ describe('the kubelet identity a new node takes over', () => {
     );
     expect(withHostnameOverride('', 'cp-1')).toBe('KUBELET_KUBEADM_ARGS="--hostname-override=cp-1"\n');
     expect(withHostnameOverride('# kubeadm\n', 'cp-1')).toBe('# kubeadm\nKUBELET_KUBEADM_ARGS="--hostname-override=cp-1"\n');
+  });
+});
+
+describe('a kubeconfig that does not parse', () => {
+  it('is named by position only: the lines around the fault can hold its client key', () => {
+    const broken = 'users:\n- name: admin\n  user:\n    client-key-data: TOPSECRETKEY: x\n';
+    for (const read of [() => credentialsFromKubeconfig(broken), () => kubeletCertificateSource(broken)]) {
+      let message = '';
+      try {
+        read();
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toMatch(/at line 4, column \d+:$/);
+      expect(message).not.toContain('TOPSECRETKEY');
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { claimInputProblems } from '../../workflows/claim';
 import { backupInputProblems } from '../../workflows/backup-input';
 import type { BackupClusterInput } from '../../workflows/backup-cluster';
 import { recoveryInputProblems, type RecoverClusterInput } from '../../workflows/recovery-input';
@@ -169,10 +170,17 @@ describe('workflow inputs refuse hostile and malformed values, naming the field'
       'checkCluster',
       'checkClusterHealth',
       'drillRestore',
+      'holdClaim',
       'importBackup',
       'recoverCluster',
       'respondToAlert',
     ]);
+  });
+
+  it('holdClaim takes no input and runs only as the child of the run holding the claim', () => {
+    expect(claimInputProblems([], 'recover-prod')).toEqual([]);
+    expect(claimInputProblems([{ cluster: 'prod' }], 'recover-prod')).toEqual([expect.stringMatching(/^input: holdClaim takes none/)]);
+    expect(claimInputProblems([], undefined)).toEqual([expect.stringMatching(/runs only as the child/)]);
   });
 
   /** Every input checker, with a valid input: what follows must be refused by each of them alike. */
