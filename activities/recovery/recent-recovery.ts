@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
+import { recoveryWorkflowId } from '../../workflows/run-ids';
 
 /**
  * A second trigger shortly after a successful recovery (a late alert, a second operator) would restore the same
@@ -13,11 +14,22 @@ export async function refuseWithinCooldown(
   override: boolean | undefined,
 ): Promise<void> {
   if (!client || cooldownMs <= 0 || override) return;
-  const since = new Date(Date.now() - cooldownMs).toISOString();
-  const query = `WorkflowId = 'recover-${cluster}' AND ExecutionStatus = 'Completed' AND CloseTime > '${since}'`;
-  for await (const run of client.workflow.list({ query })) {
+  const since = new Date(Date.now() - cooldownMs);
+  const workflowId = recoveryWorkflowId(cluster);
+  // The newest run by describe (consistent: a restore that ended a moment ago counts at once), older ones from the
+  // list (visibility lags a little, and a dry run after a restore must not hide it).
+  const runs: { runId: string; closeTime?: Date }[] = [];
+  const latest = await client.workflow
+    .getHandle(workflowId)
+    .describe()
+    .catch(() => undefined);
+  if (latest?.status.name === 'COMPLETED' && latest.closeTime && latest.closeTime > since)
+    runs.push({ runId: latest.runId, closeTime: latest.closeTime });
+  const query = `WorkflowId = '${workflowId}' AND ExecutionStatus = 'Completed' AND CloseTime > '${since.toISOString()}'`;
+  for await (const run of client.workflow.list({ query })) if (!runs.some((r) => r.runId === run.runId)) runs.push(run);
+  for (const run of runs) {
     const result = (await client.workflow
-      .getHandle(run.workflowId, run.runId)
+      .getHandle(workflowId, run.runId)
       .result()
       .catch(() => undefined)) as { outcome?: string; plan?: { snapshot?: { key?: string } } } | undefined;
     if (result?.outcome !== 'restored') continue;
