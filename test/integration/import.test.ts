@@ -99,7 +99,7 @@ describe('backup import: a plain `etcdctl snapshot save` from the kubeadm runboo
     imported = await importIt(worker.client, worker.taskQueue, { cluster: 'imp', key: RUNBOOK_KEY });
     expect(imported.created).toBe('2026-11-25T09:45:00.000Z');
     expect(imported.createdFrom).toBe('name');
-    expect(imported.revision).toBeGreaterThan(1);
+    expect(Number(imported.revision)).toBeGreaterThan(1);
     expect(imported.storageVersion).toMatch(/^3\.6/);
     expect(imported.snapshotKey).toMatch(/^lifeboat\/imp\/etcd\/20261125T094500Z-rev\d+\.db\.zst\.enc$/);
     expect(imported.resourceCounts.configmaps).toBeGreaterThan(0);
