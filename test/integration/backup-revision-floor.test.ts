@@ -23,7 +23,7 @@ import type { Config } from '../../src/config/schema';
 import { minioClient, minioStorage } from '../support/bed';
 import { failureOf } from '../support/failures';
 import { recover, startRecovery } from '../support/recovery';
-import { REVISION_BUMP } from '../../src/recovery/plan';
+import { REVISION_BUMP, restoredRevisionOf } from '../../src/recovery/plan';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 
 const BUCKET = 'revision-floor';
@@ -185,7 +185,7 @@ describe('a backup never stores a wiped etcd as the newest backup (revision floo
       overrideCooldown: true,
     });
     expect(recovery.outcome).toBe('restored');
-    const restoredRevision = recovery.plan.snapshot.revision + recovery.plan.revisionBump!;
+    const restoredRevision = restoredRevisionOf(recovery.plan);
     // A dry run after it (an operator looking at a plan) is now the newest run of recover-<cluster>: the restore before
     // it still sets the floor.
     const planned = await recover(worker.client, worker.taskQueue, {

@@ -157,13 +157,13 @@ describe('recovery preflight: refusals before anything changes', () => {
       await (await s3.send(new GetObjectCommand({ Bucket: 'preflight', Key: signed.manifestKey }))).Body!.transformToString();
     const put = (body: string) => s3.send(new PutObjectCommand({ Bucket: 'preflight', Key: signed.manifestKey, Body: body }));
     const original = await get();
-    const written = JSON.parse(original) as { etcd: { revision: number }; auth?: { keyId: string; tag: string } };
+    const written = JSON.parse(original) as { etcd: { revision: string }; auth?: { keyId: string; tag: string } };
     expect(written.auth).toMatchObject({ algorithm: 'hmac-sha256', keyId: 'k1' });
     const untouched = await recover(worker.client, worker.taskQueue, { cluster: 'pre', dryRun: true, snapshot: signed.snapshotKey });
     expect(untouched.plan.snapshot.manifest).toBe('authentic');
 
     // Someone with write access to the bucket bumps the revision: the tag no longer matches.
-    await put(JSON.stringify({ ...written, etcd: { ...written.etcd, revision: written.etcd.revision + 1 } }, null, 2));
+    await put(JSON.stringify({ ...written, etcd: { ...written.etcd, revision: String(Number(written.etcd.revision) + 1) } }, null, 2));
     const latest = await recover(worker.client, worker.taskQueue, { cluster: 'pre', dryRun: true });
     expect(latest.plan.snapshot.manifestKey).not.toBe(signed.manifestKey);
     expect(latest.plan.snapshot.manifest).toBe('authentic');
