@@ -145,7 +145,12 @@ describe('health checks and metrics (etcd 3.6, kube-apiserver, scheduler, contro
     expect(r.components.map((c) => c.component)).toEqual(['kube-apiserver', 'etcd', 'kube-scheduler', 'kube-controller-manager', 'node']);
     expect(r.components.filter((c) => !c.up)).toEqual([]);
     expect(byName(r)['kube-apiserver'].detail).toMatch(/\/livez ok, \/readyz ok/);
-    expect(r.etcd).toEqual({ hasLeader: true, dbSizeBytes: expect.any(Number), quotaBytes: 2 * 1024 ** 3, revision: expect.stringMatching(/^\d+$/) });
+    expect(r.etcd).toEqual({
+      hasLeader: true,
+      dbSizeBytes: expect.any(Number),
+      quotaBytes: 2 * 1024 ** 3,
+      revision: expect.stringMatching(/^\d+$/),
+    });
     expect(r.etcd!.dbSizeBytes).toBeGreaterThan(100_000);
     expect(r.disk!.path).toBe('/var/lib/etcd');
     expect(r.disk!.freeBytes).toBeGreaterThan(0);
