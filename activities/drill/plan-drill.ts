@@ -56,7 +56,7 @@ export function planDrill(deps: ActivityDeps) {
             choice = await selectSnapshot(s3, trustRulesFor(deps.config, cluster), input.snapshot, 'unless-imported', passOver);
           } catch (err) {
             if (!(err instanceof SnapshotSelectionError)) throw err;
-            if ((err.type === 'CorruptSnapshot' || err.type === 'UntrustedSnapshot') && input.snapshot !== 'latest') {
+            if (err.type !== 'MissingSnapshot' && input.snapshot !== 'latest') {
               const manifestKey = manifestKeyOf(input.snapshot);
               return {
                 cluster: cluster.name,

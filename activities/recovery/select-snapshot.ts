@@ -38,7 +38,7 @@ export interface SnapshotChoice extends TrustedBackup {
 export class SnapshotSelectionError extends Error {
   constructor(
     message: string,
-    readonly type: 'MissingSnapshot' | 'CorruptSnapshot' | 'UntrustedSnapshot',
+    readonly type: 'MissingSnapshot' | 'CorruptSnapshot' | 'UntrustedSnapshot' | 'MissingSecret',
   ) {
     super(message);
     this.name = 'SnapshotSelectionError';
@@ -96,7 +96,10 @@ export async function selectSnapshot(
           `snapshot: no backup "${wanted}" in s3://${bucket}; see \`lifeboat backup list ${cluster}\``,
           'MissingSnapshot',
         );
-      throw new SnapshotSelectionError(`snapshot: refusing "${wanted}": ${err.reason}`, 'UntrustedSnapshot');
+      throw new SnapshotSelectionError(
+        `snapshot: refusing "${wanted}": ${err.reason}`,
+        err.kind === 'unverifiable' ? 'MissingSecret' : 'UntrustedSnapshot',
+      );
     }
     const problem = await problemsOf(s3, bucket, chosen.manifest, needFiles);
     if (problem)

@@ -41,8 +41,11 @@ export class UntrustedBackup extends Error {
   constructor(
     readonly manifestKey: string,
     readonly reason: string,
-    /** 'missing': no such object; 'unsigned': only a person's go-ahead would make it usable; 'untrusted': anything else. */
-    readonly kind: 'missing' | 'unsigned' | 'untrusted',
+    /**
+     * 'missing': no such object; 'unsigned': only a person's go-ahead would make it usable; 'unverifiable': signed
+     * with a key this key ring does not hold (rotated on another worker); 'untrusted': anything else.
+     */
+    readonly kind: 'missing' | 'unsigned' | 'unverifiable' | 'untrusted',
   ) {
     super(`backup ${manifestKey}: ${reason}`);
     this.name = 'UntrustedBackup';
@@ -89,8 +92,9 @@ export async function readTrustedBackup(s3: S3Client, rules: TrustRules, manifes
     throw err;
   }
   const auth = await authenticateManifest(text, rules.loadKey);
-  if (auth.status === 'forged' || auth.status === 'unverifiable')
-    throw new UntrustedBackup(manifestKey, `its manifest cannot be trusted: ${auth.reason}`, 'untrusted');
+  if (auth.status === 'unverifiable')
+    throw new UntrustedBackup(manifestKey, `its manifest cannot be checked: ${auth.reason}`, 'unverifiable');
+  if (auth.status === 'forged') throw new UntrustedBackup(manifestKey, `its manifest cannot be trusted: ${auth.reason}`, 'untrusted');
   if (auth.status === 'unsigned' && rules.signsManifests && !rules.acceptUnsigned)
     throw new UntrustedBackup(
       manifestKey,
