@@ -129,7 +129,7 @@ describe('backup of a sandbox cluster (etcd 3.6 + kube-apiserver) to MinIO', () 
       hash: number;
       totalKey: number;
     };
-    expect(status).toMatchObject({ revision: manifest.etcd.revision, hash: manifest.etcd.hash, totalKey: manifest.etcd.totalKeys });
+    expect(status).toMatchObject({ revision: Number(manifest.etcd.revision), hash: manifest.etcd.hash, totalKey: manifest.etcd.totalKeys });
     // Stored bytes are ciphertext: the etcd bbolt magic must not be visible.
     const stored = Buffer.from(
       await (await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: manifest.snapshot.key }))).Body!.transformToByteArray(),
