@@ -109,7 +109,7 @@ describe('backup in direct mode (worker -> etcd 3.5 over TLS)', () => {
     await readStoredObject(s3, 'direct', manifest.snapshot, () => key.key, createWriteStream(file));
     const { stdout } = await run(join(cluster.binaries.etcd['3.5'], 'etcdutl'), ['snapshot', 'status', '-w', 'json', file]);
     expect(JSON.parse(stdout)).toMatchObject({
-      revision: manifest.etcd.revision,
+      revision: Number(manifest.etcd.revision),
       totalKey: manifest.etcd.totalKeys,
       hash: manifest.etcd.hash,
     });
