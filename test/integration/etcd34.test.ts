@@ -57,7 +57,7 @@ describe('etcd 3.4 (Debian etcd-server/etcd-client): backup and restore with etc
       env: { ...process.env, ETCDCTL_API: '3' },
     });
     expect(JSON.parse(stdout)).toMatchObject({
-      revision: manifest.etcd.revision,
+      revision: Number(manifest.etcd.revision),
       totalKey: manifest.etcd.totalKeys,
       hash: manifest.etcd.hash,
     });
