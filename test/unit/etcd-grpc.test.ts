@@ -2,14 +2,20 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createEtcdClient } from '../../src/etcd/grpc/client';
-import { etcdDefinition, type SnapshotResponse, type WatchCreateRequest, type WatchRequest, type WatchResponse } from '../../src/etcd/grpc/proto';
+import {
+  etcdDefinition,
+  type SnapshotResponse,
+  type WatchCreateRequest,
+  type WatchRequest,
+  type WatchResponse,
+} from '../../src/etcd/grpc/proto';
 import { prefixEnd } from '../../src/etcd/grpc/range';
 import { SnapshotVerifier } from '../../src/etcd/grpc/snapshot-verifier';
 
 /** The messages etcd's maintenanceServer.Snapshot sends for `db`: 32 KiB blobs, then the SHA-256 with remaining 0. */
 function etcdMessages(db: Buffer, version = '3.6.0'): SnapshotResponse[] {
   const out: SnapshotResponse[] = [];
-  for (let sent = 0; sent < db.length; ) {
+  for (let sent = 0; sent < db.length;) {
     const blob = db.subarray(sent, sent + 32 * 1024);
     sent += blob.length;
     out.push({ header: null, remainingBytes: String(db.length - sent), blob, version });
@@ -77,8 +83,16 @@ describe('SnapshotVerifier', () => {
   it.each([
     ['the stream breaks midway', (m: SnapshotResponse[]) => m.slice(0, 3), /ended after 98304 of 167936 bytes/],
     ['the trailer is missing', (m: SnapshotResponse[]) => m.slice(0, -1), /without the SHA-256/],
-    ['a message is lost (remaining_bytes does not add up)', (m: SnapshotResponse[]) => [m[0], ...m.slice(2)], /remaining_bytes 69632 after 65536 of 167936 bytes \(expected 102400\)/],
-    ['more bytes than announced arrive', (m: SnapshotResponse[]) => [m[0], m[1], { ...m[2], blob: Buffer.concat([m[2].blob, m[3].blob, m[4].blob, m[5].blob, m[5].blob]) }], /more than the 167936 announced/],
+    [
+      'a message is lost (remaining_bytes does not add up)',
+      (m: SnapshotResponse[]) => [m[0], ...m.slice(2)],
+      /remaining_bytes 69632 after 65536 of 167936 bytes \(expected 102400\)/,
+    ],
+    [
+      'more bytes than announced arrive',
+      (m: SnapshotResponse[]) => [m[0], m[1], { ...m[2], blob: Buffer.concat([m[2].blob, m[3].blob, m[4].blob, m[5].blob, m[5].blob]) }],
+      /more than the 167936 announced/,
+    ],
     ['anything follows the trailer', (m: SnapshotResponse[]) => [...m, m[0]], /after the SHA-256/],
     ['nothing arrives', () => [], /before any message/],
   ])('errors and never ends when %s', async (_what, change, message) => {
@@ -90,12 +104,18 @@ describe('SnapshotVerifier', () => {
 
 describe("etcd's protos with longs as strings", () => {
   // The (de)serializers grpc-js calls for the Watch method.
-  type Codec = { requestSerialize(v: unknown): Buffer; requestDeserialize(b: Buffer): WatchRequest; responseDeserialize(b: Buffer): WatchResponse };
+  type Codec = {
+    requestSerialize(v: unknown): Buffer;
+    requestDeserialize(b: Buffer): WatchRequest;
+    responseDeserialize(b: Buffer): WatchResponse;
+  };
   const watch = (etcdDefinition()['etcdserverpb.Watch'] as unknown as Record<string, Codec>).Watch;
 
   it('sends and reads int64 revisions past 2^53 exactly', () => {
     const past = '9007199254740993'; // 2^53 + 1: a JS number would read 9007199254740992
-    const bytes = watch.requestSerialize({ createRequest: { key: Buffer.from([0]), rangeEnd: Buffer.from([0]), startRevision: past, fragment: true } });
+    const bytes = watch.requestSerialize({
+      createRequest: { key: Buffer.from([0]), rangeEnd: Buffer.from([0]), startRevision: past, fragment: true },
+    });
     expect((watch.requestDeserialize(bytes) as { createRequest: WatchCreateRequest }).createRequest.startRevision).toBe(past);
     // A WatchResponse: header{revision: 2^63-1}, compact_revision = 2^53+1 (varints written by hand, as etcd would).
     const varint = (n: bigint) => {
@@ -116,9 +136,17 @@ describe("etcd's protos with longs as strings", () => {
 describe('createEtcdClient input', () => {
   const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
   it.each([
-    ['a URL', { endpoint: 'https://127.0.0.1:2379', tls: { ca: pem, cert: pem, key: pem } }, /endpoint: "https:\/\/127.0.0.1:2379" is not host:port/],
+    [
+      'a URL',
+      { endpoint: 'https://127.0.0.1:2379', tls: { ca: pem, cert: pem, key: pem } },
+      /endpoint: "https:\/\/127.0.0.1:2379" is not host:port/,
+    ],
     ['no port', { endpoint: '127.0.0.1', tls: { ca: pem, cert: pem, key: pem } }, /endpoint: .* is not host:port/],
-    ['a path for the CA', { endpoint: '127.0.0.1:2379', tls: { ca: '/etc/kubernetes/pki/etcd/ca.crt', cert: pem, key: pem } }, /tls.ca: expected the PEM contents/],
+    [
+      'a path for the CA',
+      { endpoint: '127.0.0.1:2379', tls: { ca: '/etc/kubernetes/pki/etcd/ca.crt', cert: pem, key: pem } },
+      /tls.ca: expected the PEM contents/,
+    ],
     ['a zero timeout', { endpoint: '127.0.0.1:2379', tls: { ca: pem, cert: pem, key: pem }, callTimeoutMs: 0 }, /callTimeoutMs: 0/],
   ])('refuses %s early, naming the field', (_what, options, message) => {
     expect(() => createEtcdClient(options)).toThrow(message);

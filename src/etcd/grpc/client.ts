@@ -90,7 +90,8 @@ export function unaryCall<Res>(
 ): Promise<Res> {
   return new Promise((resolve, reject) => {
     start(new grpc.Metadata(), { deadline: client.deadline() }, (err, res) => {
-      if (err || res === undefined) reject(new Error(`etcd ${what} at ${client.endpoint}: ${err?.details || err?.message || 'no response'}`, { cause: err }));
+      if (err || res === undefined)
+        reject(new Error(`etcd ${what} at ${client.endpoint}: ${err?.details || err?.message || 'no response'}`, { cause: err }));
       else resolve(res);
     });
   });

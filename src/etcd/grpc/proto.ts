@@ -80,9 +80,7 @@ export interface WatchCreateRequest {
 }
 
 export type WatchRequest =
-  | { createRequest: WatchCreateRequest }
-  | { cancelRequest: { watchId: Int64 } }
-  | { progressRequest: Record<string, never> };
+  { createRequest: WatchCreateRequest } | { cancelRequest: { watchId: Int64 } } | { progressRequest: Record<string, never> };
 
 export interface WatchResponse {
   header: ResponseHeader | null;
@@ -134,7 +132,9 @@ let services: EtcdServices | undefined;
 /** The loaded definition; its method definitions carry the (de)serializers grpc-js uses. */
 export function etcdDefinition(): protoLoader.PackageDefinition {
   if (!protoDir) {
-    throw new Error(`etcd's protos (rpc.proto, kv.proto) are missing: looked in ${join(__dirname, 'proto')} and the checkout's src/etcd/grpc/proto`);
+    throw new Error(
+      `etcd's protos (rpc.proto, kv.proto) are missing: looked in ${join(__dirname, 'proto')} and the checkout's src/etcd/grpc/proto`,
+    );
   }
   definition ??= protoLoader.loadSync('rpc.proto', {
     includeDirs: [protoDir],

@@ -35,14 +35,22 @@ function range(client: EtcdClient, request: RangeRequest, opts: ReadOptions): Pr
 }
 
 /** The key's value, or undefined when it does not exist (at that revision). */
-export async function getKey(client: EtcdClient, key: Buffer | string, opts: ReadOptions = {}): Promise<{ kv?: KeyValueRead; revision: Revision }> {
+export async function getKey(
+  client: EtcdClient,
+  key: Buffer | string,
+  opts: ReadOptions = {},
+): Promise<{ kv?: KeyValueRead; revision: Revision }> {
   const res = await range(client, { key: Buffer.from(key) }, opts);
   const kv = res.kvs[0];
   return { kv: kv && keyValueRead(kv), revision: toRevision(res.header?.revision, 'Range header.revision') };
 }
 
 /** The number of keys starting with `prefix` ("" counts every key), and the revision it was counted at. */
-export async function countKeys(client: EtcdClient, prefix: Buffer | string, opts: ReadOptions = {}): Promise<{ count: number; revision: Revision }> {
+export async function countKeys(
+  client: EtcdClient,
+  prefix: Buffer | string,
+  opts: ReadOptions = {},
+): Promise<{ count: number; revision: Revision }> {
   const key = Buffer.from(prefix);
   const res = await range(client, { key: key.length ? key : Buffer.from([0]), rangeEnd: prefixEnd(key), countOnly: true }, opts);
   return { count: Number(res.count), revision: toRevision(res.header?.revision, 'Range header.revision') };

@@ -78,9 +78,17 @@ export class SnapshotVerifier extends Transform {
     }
     const digest = this.hash.digest();
     if (!digest.equals(blob)) {
-      throw this.fail(`SHA-256 mismatch: etcd sent ${blob.toString('hex')}, the ${this.dbBytes} bytes received hash to ${digest.toString('hex')}`);
+      throw this.fail(
+        `SHA-256 mismatch: etcd sent ${blob.toString('hex')}, the ${this.dbBytes} bytes received hash to ${digest.toString('hex')}`,
+      );
     }
-    this.done = { dbBytes: this.dbBytes, bytes: this.dbBytes + HASH_BYTES, sha256: digest.toString('hex'), hashMatched: true, version: this.version };
+    this.done = {
+      dbBytes: this.dbBytes,
+      bytes: this.dbBytes + HASH_BYTES,
+      sha256: digest.toString('hex'),
+      hashMatched: true,
+      version: this.version,
+    };
     this.emit('verified', this.done);
     return blob;
   }

@@ -33,7 +33,11 @@ export function snapshotStream(client: EtcdClient, signal?: AbortSignal): Snapsh
   // Registered before pipeline's own listener, so the stream fails with this message (and grpc-js, which emits
   // 'error' even after a cancel, never meets a stream without a listener).
   call.on('error', (err: Error & { details?: string }) => {
-    verifier.destroy(new Error(`etcd snapshot from ${client.endpoint} broke after ${verifier.bytesSeen} bytes: ${err.details || err.message}`, { cause: err }));
+    verifier.destroy(
+      new Error(`etcd snapshot from ${client.endpoint} broke after ${verifier.bytesSeen} bytes: ${err.details || err.message}`, {
+        cause: err,
+      }),
+    );
   });
   const onAbort = () => {
     verifier.destroy(abortReason(signal!));

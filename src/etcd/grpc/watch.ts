@@ -3,7 +3,8 @@
  * snapshot's revision, shipped as segments. Read as an async iterator so a slow consumer (an upload) simply stops
  * reading: grpc-js then stops pulling messages, HTTP/2 flow control stops etcd's sender, and etcd parks the watcher as
  * "slow" and catches it up from its own history later; nothing piles up here beyond a few responses and the window.
- * Fragments are requested (a revision's events may exceed a message) and joined, so each result holds whole revisions.
+ * Fragments are requested (one response may batch up to 1000 revisions, far past any message limit) and cut at
+ * revision boundaries, so each result holds whole revisions while memory holds at most one revision and one fragment.
  * A start revision etcd has compacted is a WatchCompactedError naming the compact revision: the gap cannot be
  * filled from the watch, only by a new full snapshot.
  */
@@ -21,8 +22,12 @@ export interface WatchEvent extends KeyValueRead {
 export type WatchResult =
   /** The watch is registered; `revision` is etcd's revision then. */
   | { type: 'created'; revision: Revision }
-  /** Changes in revision order; `revision` (the response header's) is at least the last event's. */
-  | { type: 'events'; revision: Revision; events: WatchEvent[] }
+  /**
+   * Changes in revision order, whole revisions only. Progress is the last event's modRevision: `headerRevision` (etcd's
+   * revision when it sent them) is no promise that nothing else changed up to it, since a catch-up batch stops after
+   * 1000 revisions and carries the store's current revision in its header.
+   */
+  | { type: 'events'; headerRevision: Revision; events: WatchEvent[] }
   /** Nothing changed up to `revision` that was not already given (progress_notify, or requestProgress()). */
   | { type: 'progress'; revision: Revision };
 
@@ -33,7 +38,9 @@ export class WatchCompactedError extends Error {
     readonly compactRevision: Revision,
     endpoint: string,
   ) {
-    super(`etcd at ${endpoint} has compacted revision ${startRevision} (compacted up to ${compactRevision}): a watch can start at ${compactRevision} at the earliest`);
+    super(
+      `etcd at ${endpoint} has compacted revision ${startRevision} (compacted up to ${compactRevision}): a watch can start at ${compactRevision} at the earliest`,
+    );
     this.name = 'WatchCompactedError';
   }
 }
@@ -65,9 +72,15 @@ export interface KeyspaceWatch extends AsyncIterable<WatchResult> {
 /** Every key (key "\0" with range_end "\0"), from `startRevision` (inclusive) on. Iterate once. */
 export function watchKeyspace(client: EtcdClient, startRevision: Revision, options: WatchOptions = {}): KeyspaceWatch {
   const start = toRevision(startRevision, 'startRevision');
-  if (start === '0') throw new Error('startRevision: 0 means "from now" to etcd; pass the revision to start at (the snapshot revision + 1)');
+  if (start === '0')
+    throw new Error('startRevision: 0 means "from now" to etcd; pass the revision to start at (the snapshot revision + 1)');
   const { signal } = options;
   const call = client.watch.Watch();
+  // grpc-js reads ahead until its object-mode stream holds 16 responses; a catch-up response is up to etcd's request
+  // limit + 512 KiB (~2 MiB per fragment), so 16 would be ~32 MiB on top of the HTTP/2 window. Holding one keeps a
+  // paused consumer at the window plus a response or two (test: the paused watch reads < 16 MiB of a 60 MB backlog).
+  // There is no option for it in grpc-js 1.14: the state's field is Node's, stable since Node 10.
+  (call as unknown as { _readableState: { highWaterMark: number } })._readableState.highWaterMark = 1;
   // grpc-js emits 'error' when the call ends badly or is canceled, also after the iterator has stopped listening.
   call.on('error', () => {});
   const onAbort = () => call.cancel();
@@ -85,23 +98,23 @@ export function watchKeyspace(client: EtcdClient, startRevision: Revision, optio
   });
 
   async function* results(): AsyncGenerator<WatchResult> {
-    let fragments: Event[] = [];
+    // Events of the revision the last fragment ended with: the next fragment may hold more of it.
+    let held: Event[] = [];
     try {
       for await (const res of call as AsyncIterable<WatchResponse>) {
         const revision = toRevision(res.header?.revision, 'watch response header.revision');
-        if (res.compactRevision !== '0') throw new WatchCompactedError(start, toRevision(res.compactRevision, 'compact_revision'), client.endpoint);
+        if (res.compactRevision !== '0')
+          throw new WatchCompactedError(start, toRevision(res.compactRevision, 'compact_revision'), client.endpoint);
         if (res.canceled) throw new WatchCanceledError(res.cancelReason, client.endpoint);
         if (res.created) {
           yield { type: 'created', revision };
           continue;
         }
-        if (res.fragment) {
-          fragments = fragments.concat(res.events);
-          continue;
-        }
-        const events = fragments.length ? fragments.concat(res.events) : res.events;
-        fragments = [];
-        yield events.length ? { type: 'events', revision, events: events.map(watchEvent) } : { type: 'progress', revision };
+        const events = held.length ? held.concat(res.events) : res.events;
+        const whole = res.fragment ? lastRevisionStart(events) : events.length;
+        held = events.slice(whole);
+        if (whole > 0) yield { type: 'events', headerRevision: revision, events: events.slice(0, whole).map(watchEvent) };
+        else if (!res.fragment && !events.length) yield { type: 'progress', revision };
       }
       throw new Error(`etcd at ${client.endpoint} ended the watch stream`);
     } catch (err) {
@@ -120,6 +133,14 @@ export function watchKeyspace(client: EtcdClient, startRevision: Revision, optio
     [Symbol.asyncIterator]: () => iterator,
     requestProgress: () => void call.write({ progressRequest: {} }),
   };
+}
+
+/** Where the events of the last revision start (events come in revision order; a revision's are contiguous). */
+function lastRevisionStart(events: Event[]): number {
+  const last = events.at(-1)?.kv?.modRevision;
+  let i = events.length;
+  while (i > 0 && events[i - 1].kv?.modRevision === last) i--;
+  return i;
 }
 
 function watchEvent(e: Event): WatchEvent {
