@@ -240,6 +240,19 @@ describe('etcd gRPC client against a real etcd 3.6 with TLS, revisions past 2^53
     expect(results.at(-1)).toEqual({ type: 'progress', revision: addRevisions(from, 4) });
   });
 
+  it('ends a watch through its AbortSignal with an AbortError', async () => {
+    const controller = new AbortController();
+    const watch = watchKeyspace(etcd.client, addRevisions((await status(etcd.client)).revision, 1), { signal: controller.signal });
+    const seen: WatchResult[] = [];
+    const err = await collect(watch, (all) => {
+      seen.push(all.at(-1)!);
+      controller.abort();
+      return false;
+    }).catch((e: unknown) => e);
+    expect(seen.map((r) => r.type)).toEqual(['created']);
+    expect(err).toMatchObject({ name: 'AbortError' });
+  });
+
   it('reports a compacted start revision with the compact revision, exact past 2^53', async () => {
     const below = addRevisions(markedCompacted, 0);
     const err = await collect(watchKeyspace(etcd.client, '2'), () => false).catch((e: unknown) => e);
