@@ -44,6 +44,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 COPY --from=build /app/dist ./dist
+# etcd's trimmed protos, loaded at run time by dist/src/etcd/grpc (src/etcd/grpc/proto.ts looks for them here).
+COPY --from=build /app/src/etcd/grpc/proto ./src/etcd/grpc/proto
 COPY --from=etcd /usr/local/bin/etcdctl /usr/local/bin/etcdutl /usr/local/bin/
 
 # Files stay owned by root (read-only to the app); the process runs as the image's unprivileged `node` user

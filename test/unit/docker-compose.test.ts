@@ -126,6 +126,8 @@ describe('Dockerfile', () => {
       'node:24-bookworm-slim',
     ]);
     expect(dockerfile).toMatch(/^COPY --from=etcd \/usr\/local\/bin\/etcdctl \/usr\/local\/bin\/etcdutl \/usr\/local\/bin\/$/m);
+    // The etcd gRPC client loads its protos at run time from the checkout's src/ (src/etcd/grpc/proto.ts).
+    expect(dockerfile).toMatch(/^COPY --from=build \/app\/src\/etcd\/grpc\/proto \.\/src\/etcd\/grpc\/proto$/m);
     expect(dockerfile).toMatch(/^ENV NODE_OPTIONS="--max-semi-space-size=2 --expose-gc"$/m);
     expect(dockerfile).toMatch(/^ENV MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072$/m);
 
