@@ -47,7 +47,7 @@ describe('search attributes', () => {
     // A recovery of a cluster the config does not have (fails at plan), one with a field the workflow refuses, a
     // backup of the same cluster and a recovery of another: only the first two are "recoveries of <cluster>".
     const results = await Promise.all([
-      start(client.workflow.execute(recoverCluster, { taskQueue, workflowId: `${cluster}-r1`, args: [{ cluster, dryRun: true }] })),
+      start(client.workflow.execute(recoverCluster, { taskQueue, workflowId: `recover-${cluster}`, args: [{ cluster, dryRun: true }] })),
       start(
         client.workflow.execute(recoverCluster, {
           taskQueue,
@@ -59,7 +59,7 @@ describe('search attributes', () => {
       start(
         client.workflow.execute(recoverCluster, {
           taskQueue,
-          workflowId: `${cluster}-other`,
+          workflowId: `recover-${cluster}-x`,
           args: [{ cluster: `${cluster}-x`, dryRun: true }],
         }),
       ),
@@ -67,9 +67,9 @@ describe('search attributes', () => {
     for (const r of results) expect(r).toBeInstanceOf(WorkflowFailedError);
 
     const recoveries = await listUntil(client, `LifeboatCluster = '${cluster}' AND LifeboatRun = 'recovery'`, 2);
-    expect(recoveries.map((w) => w.workflowId).sort()).toEqual([`${cluster}-r1`, `${cluster}-r2`]);
+    expect(recoveries.map((w) => w.workflowId).sort()).toEqual([`${cluster}-r2`, `recover-${cluster}`]);
     const outcomes = Object.fromEntries(recoveries.map((w) => [w.workflowId, w.typedSearchAttributes.get(OUTCOME)]));
-    expect(outcomes).toEqual({ [`${cluster}-r1`]: 'failed', [`${cluster}-r2`]: 'invalid-input' });
+    expect(outcomes).toEqual({ [`recover-${cluster}`]: 'failed', [`${cluster}-r2`]: 'invalid-input' });
 
     const backups = await listUntil(client, `LifeboatCluster = '${cluster}' AND LifeboatRun = 'backup'`, 1);
     expect(backups.map((w) => w.workflowId)).toEqual([`${cluster}-b1`]);
@@ -77,7 +77,7 @@ describe('search attributes', () => {
     expect(backups[0].typedSearchAttributes.get(RUN)).toBe('backup');
 
     // The human summary is in the memo of a valid start; a refused input's hostile strings are never echoed there.
-    const r1 = await client.workflow.getHandle(`${cluster}-r1`).describe();
+    const r1 = await client.workflow.getHandle(`recover-${cluster}`).describe();
     expect(r1.memo).toEqual({ summary: `dry-run recovery of ${cluster} from latest (in-place)` });
     const r2 = await client.workflow.getHandle(`${cluster}-r2`).describe();
     expect(JSON.stringify(r2.memo)).not.toContain('reboot');
