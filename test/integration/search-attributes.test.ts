@@ -67,7 +67,7 @@ describe('search attributes', () => {
     for (const r of results) expect(r).toBeInstanceOf(WorkflowFailedError);
 
     const recoveries = await listUntil(client, `LifeboatCluster = '${cluster}' AND LifeboatRun = 'recovery'`, 2);
-    expect(recoveries.map((w) => w.workflowId).sort()).toEqual([`${cluster}-r2`, `recover-${cluster}`]);
+    expect(recoveries.map((w) => w.workflowId).sort()).toEqual([`recover-${cluster}`, `${cluster}-r2`]);
     const outcomes = Object.fromEntries(recoveries.map((w) => [w.workflowId, w.typedSearchAttributes.get(OUTCOME)]));
     expect(outcomes).toEqual({ [`recover-${cluster}`]: 'failed', [`${cluster}-r2`]: 'invalid-input' });
 
