@@ -15,7 +15,7 @@ const PURPOSE = 'lifeboat/manifest-auth/v1';
  * What a signed document is: each kind has a purpose string of its own, so a tag made for one kind (a drill report)
  * never verifies as another (a manifest) even where their JSON could be made to coincide.
  */
-export type DocumentPurpose = typeof PURPOSE | 'lifeboat/drill-report-auth/v1';
+export type DocumentPurpose = typeof PURPOSE | 'lifeboat/drill-report-auth/v1' | 'lifeboat/segment-auth/v1';
 
 function macKey(key: Buffer, purpose: DocumentPurpose): Buffer {
   return Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), purpose, 32));
