@@ -64,7 +64,7 @@ function segmentProblem(
   if (compareRevisions(s.lastRevision, s.firstRevision) < 0)
     return `its last revision ${s.lastRevision} is before its first ${s.firstRevision}`;
   if (s.count !== s.events.length) return `it says ${s.count} events and holds ${s.events.length}`;
-  return eventsProblem(s);
+  return eventsProblem(s) ?? marksProblem(s);
 }
 
 /** Every revision of the range, each whole (one or more events), in order, none outside it. */
@@ -83,5 +83,19 @@ function eventsProblem(s: Segment): string | undefined {
   }
   if (at === undefined) return 'it holds no events';
   if (at !== s.lastRevision) return `its last event is at revision ${at}, not ${s.lastRevision}`;
+  return undefined;
+}
+
+/** Marks ascend in revision and time within the range, and the last is the segment's last revision at its `created`. */
+function marksProblem(s: Segment): string | undefined {
+  let prev: Segment['marks'][number] | undefined;
+  for (const m of s.marks) {
+    if (compareRevisions(m.revision, s.firstRevision) < 0 || compareRevisions(m.revision, s.lastRevision) > 0)
+      return `a time mark at revision ${m.revision}, outside its range ${s.firstRevision}..${s.lastRevision}`;
+    if (prev && (compareRevisions(m.revision, prev.revision) <= 0 || Date.parse(m.at) < Date.parse(prev.at)))
+      return 'its time marks are out of order';
+    prev = m;
+  }
+  if (prev?.revision !== s.lastRevision || prev.at !== s.created) return `its last time mark is not its last revision at ${s.created}`;
   return undefined;
 }

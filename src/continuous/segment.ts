@@ -54,6 +54,12 @@ export const segmentSchema = z.strictObject({
   previous: z.string().regex(/^[0-9a-f]{64}$/),
   /** When the watch delivered the last revision (the recovery point this segment makes durable). */
   created: z.iso.datetime(),
+  /**
+   * When each watch response arrived: every revision up to `revision` had been seen by `at`. A restore "to a time"
+   * lands on the last revision seen by then (etcd's events carry no time of their own), so a point is as fine as etcd's
+   * own batching, tens of milliseconds, not the segment's seconds. Ascending in both; the last one is lastRevision's.
+   */
+  marks: z.array(z.strictObject({ revision, at: z.iso.datetime() })).min(1),
   events: z.array(segmentEventSchema),
   auth: manifestAuthSchema.optional(),
 });
@@ -62,8 +68,20 @@ export type Segment = z.infer<typeof segmentSchema>;
 /** A revision with int64's 19 digits, zero-padded: text order is numeric order. */
 export const paddedRevision = (r: Revision): string => toRevision(r).padStart(19, '0');
 
+/** Where a cluster's chains live: one folder per chain, beside (not under) its full backups' `etcd/`. */
+export function chainsFolder(prefix: string, cluster: string): string {
+  return `${prefix ? `${prefix}/` : ''}${cluster}/chains/`;
+}
+
+/** A chain's id: its base backup's `<time>-rev<revision>` (the manifest key's last part without the suffix). */
+export function chainIdOf(baseManifestKey: string): string {
+  const m = /(\d{8}T\d{6}Z-rev\d{1,19})\.manifest\.json$/.exec(baseManifestKey);
+  if (!m) throw new Error(`${baseManifestKey} is not a lifeboat manifest key (<time>-rev<revision>.manifest.json)`);
+  return m[1];
+}
+
 export function chainFolder(prefix: string, cluster: string, chain: string): string {
-  return `${prefix ? `${prefix}/` : ''}${cluster}/chains/${chain}/`;
+  return `${chainsFolder(prefix, cluster)}${chain}/`;
 }
 
 export function segmentKey(o: {

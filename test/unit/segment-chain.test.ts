@@ -41,6 +41,7 @@ function chain(n: number, cluster = 'prod'): ChainEntry[] {
       { ...put(r2, `c${i}`), type: 'delete' as const, value: undefined },
       put(r3, `d${i}`),
     ];
+    const created = new Date(Date.UTC(2026, 11, 3, 7, 0, 5 * (i + 1))).toISOString();
     const unsigned: Segment = {
       format: 'lifeboat-segment/v1',
       cluster,
@@ -51,7 +52,11 @@ function chain(n: number, cluster = 'prod'): ChainEntry[] {
       lastRevision: r3,
       count: events.length,
       previous,
-      created: new Date(Date.UTC(2026, 11, 3, 7, 0, 5 * (i + 1))).toISOString(),
+      created,
+      marks: [
+        { revision: r2, at: new Date(Date.parse(created) - 1000).toISOString() },
+        { revision: r3, at: created },
+      ],
       events: events.map(({ value, ...e }) => (value === undefined ? e : { ...e, value })),
     };
     const segment = signDocument(unsigned, key, 'k1', SEGMENT_PURPOSE);
