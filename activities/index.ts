@@ -23,6 +23,7 @@ import { recordDrill } from './drill/record-drill';
 import { responsePolicy } from './response/policy';
 import { importSnapshot, planImport, removeStagedImport } from './backup/import';
 import { claimHolder } from './claim-holder';
+import { buildPoint, planPointInTime } from './continuous/point';
 
 /**
  * Every activity the worker registers, bound to its dependencies. Workflows import only the type. Each goes through
@@ -31,6 +32,8 @@ import { claimHolder } from './claim-holder';
 export function createActivities(deps: ActivityDeps) {
   return classifiedAll({
     probeNode: probeNode(deps),
+    planPointInTime: planPointInTime(deps),
+    buildPoint: buildPoint(deps),
     resolveCluster: resolveCluster(deps),
     planBackup: planBackup(deps),
     takeSnapshot: takeSnapshot(deps),
