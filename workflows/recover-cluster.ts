@@ -81,6 +81,7 @@ const transfer = proxyActivities<Activities>(ACTIVITY_OPTIONS.transfer);
 const waiting = proxyActivities<Activities>(ACTIVITY_OPTIONS.waiting);
 const watched = proxyActivities<Activities>(ACTIVITY_OPTIONS.quickHeartbeating);
 const building = proxyActivities<Activities>(ACTIVITY_OPTIONS.drill);
+const chainRead = proxyActivities<Activities>(ACTIVITY_OPTIONS.chainRead);
 
 /**
  * Restores a cluster's control plane from a backup, in place or onto a new node: plan and preflight, approval,
@@ -198,7 +199,7 @@ async function recoverClaimed(
       if (input.at) {
         // A point is proven from the bucket first, then rebuilt off the control plane into a backup of its own, which
         // is what the rest of the run restores; a dry run shows the point and plans with its base.
-        const point: RecoveryProgress['point'] = await quick.planPointInTime({
+        const point: RecoveryProgress['point'] = await chainRead.planPointInTime({
           cluster: input.cluster,
           at: input.at,
           stopAtBreak: input.stopAtBreak,

@@ -44,7 +44,10 @@ export function planPointInTime(deps: ActivityDeps) {
     const cluster = findCluster(deps.config, input.cluster);
     const s3 = await s3ClientFor(cluster.storage, `clusters.${cluster.name}.storage`);
     try {
-      return await planPoint(s3, trustRulesFor(deps.config, cluster), input.at, { stopAtBreak: input.stopAtBreak, now: new Date() });
+      return await whileHeartbeating(
+        () => ({ step: 'prove the point', at: input.at }),
+        () => planPoint(s3, trustRulesFor(deps.config, cluster), input.at, { stopAtBreak: input.stopAtBreak, now: new Date() }),
+      );
     } catch (err) {
       if (err instanceof PointUnavailable) throw ApplicationFailure.nonRetryable(err.message, 'PointUnavailable');
       throw err;
