@@ -5,7 +5,7 @@ import type { DrillReport } from '../src/drill/report';
 import { ACTIVITY_OPTIONS } from './activity-options';
 import { drillInputProblems, type DrillRestoreInput } from './drill-input';
 import { runKeyOf } from './run-key';
-import { stepFailure } from './step-failure';
+import { failureMessage, stepFailure } from './step-failure';
 
 export type { DrillRestoreInput };
 
@@ -24,6 +24,7 @@ export interface DrillRestoreResult {
 
 const quick = proxyActivities<Activities>(ACTIVITY_OPTIONS.quick);
 const drilling = proxyActivities<Activities>(ACTIVITY_OPTIONS.drill);
+const chainRead = proxyActivities<Activities>(ACTIVITY_OPTIONS.chainRead);
 
 /**
  * A restore drill: proves on the drill host (the worker or drill.node, never a cluster's node) that a backup restores — fetched and verified
@@ -72,6 +73,12 @@ export async function drillRestore(input: DrillRestoreInput): Promise<DrillResto
         step = failedAt;
       }
     }
+    if (plan.continuous && patched('drill-checks-newest-chain')) {
+      step = 'chain';
+      const chain = await drillChain(plan.cluster, `chain-${runKey}`, { workflowId: info.workflowId, runId: info.runId });
+      findings = { ...findings, ...(chain.check ? { checks: [...findings.checks, chain.check] } : {}) };
+      if (chain.problem) findings = { ...findings, problems: [...findings.problems, chain.problem] };
+    }
     step = 'report';
     const passed = findings.problems.length === 0;
     const report = {
@@ -113,5 +120,30 @@ export async function drillRestore(input: DrillRestoreInput): Promise<DrillResto
     if (!recorded) await quick.recordDrill({ cluster: input.cluster, passed: false, durationSeconds: seconds() }).catch(() => undefined);
     if (err instanceof ApplicationFailure && err.type === 'DrillFailed') throw err;
     throw stepFailure(input.cluster, step, err, 'DrillFailed');
+  }
+}
+
+/**
+ * Continuous backups: the newest chain is proven from the bucket and rebuilt on the worker (its base restored, every
+ * segment replayed, the revision asserted after each), stored nowhere, and its events compared with the counts its
+ * signed segments give. A chain that does not restore is a failed drill, as a backup that does not restore is.
+ */
+async function drillChain(
+  cluster: string,
+  runKey: string,
+  workflow: { workflowId: string; runId: string },
+): Promise<{ check?: string; problem?: string }> {
+  try {
+    const point = await chainRead.planPointInTime({ cluster, at: 'newest' });
+    if (point.segments === 0) return { check: `chain ${point.chain}: no segments yet (the base is the newest point)` };
+    const built = await drilling.buildPoint({ cluster, plan: point, runKey, workflow, store: false });
+    const r = built.replay!;
+    if (r.events !== r.counted)
+      return { problem: `chain ${point.chain}: ${r.events} events replayed where its segments count ${r.counted}` };
+    return {
+      check: `chain ${point.chain}: base ${point.base.manifestKey} + ${r.segments} segments replayed on the worker, ${r.events} events as the segments count them, exactly at revision ${point.revision} (${point.time})${r.leased.keys ? `; ${r.leased.keys} leased keys under ${r.leased.leases} leases` : ''}`,
+    };
+  } catch (err) {
+    return { problem: `the newest chain does not restore: ${failureMessage(err)}` };
   }
 }

@@ -17,7 +17,7 @@ import type { Activities, ClusterSummary } from '../activities';
 import type { RecoveryPlan, RecoveryStepStatus } from '../src/recovery/plan';
 import { normalizeRecoveryInput, recoveryInputProblems, type NormalizedRecoveryInput, type RecoverClusterInput } from './recovery-input';
 import { runKeyOf } from './run-key';
-import { stepFailure } from './step-failure';
+import { failureMessage, stepFailure } from './step-failure';
 import { ACTIVITY_OPTIONS } from './activity-options';
 import type { PointPlan } from '../src/continuous/point';
 import type { BuiltPoint } from '../activities/continuous/point';
@@ -385,9 +385,4 @@ async function recoverClaimed(
       else skip('resume backups');
     });
   }
-}
-
-function failureMessage(err: unknown): string {
-  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
-  return (err as Error).message;
 }

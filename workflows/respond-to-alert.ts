@@ -15,6 +15,7 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { ACTIVITY_OPTIONS } from './activity-options';
 import { labelled } from './run-labels';
+import { failureMessage } from './step-failure';
 import { recoveryWorkflowId, responseWorkflowId, wrongWorkflowIdProblem } from './run-ids';
 import type { Activities } from '../activities';
 import type { HealthReport } from '../activities/health/check-health';
@@ -232,7 +233,7 @@ async function respond(rawInput: RespondToAlertInput): Promise<RespondToAlertRes
       from = { at: 'newest' };
       fromNote = ` (to the newest durable point: ${point.time}, revision ${point.revision})`;
     } catch (err) {
-      fromNote = ` (from the newest full backup: no continuous point can be proven: ${(err as Error).message.slice(0, 300)})`;
+      fromNote = ` (from the newest full backup: no continuous point can be proven: ${failureMessage(err).slice(0, 300)})`;
     }
   }
   const recovery: RecoverClusterInput = {

@@ -29,3 +29,9 @@ export function stepFailure(cluster: string, step: string, err: unknown, fallbac
     cause: err as Error,
   });
 }
+
+/** What failed, in the activity's own words (an ActivityFailure's message is only "Activity task failed"). */
+export function failureMessage(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  return (err as Error).message;
+}

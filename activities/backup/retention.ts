@@ -100,6 +100,7 @@ async function deleteInBulk(s3: S3Client, bucket: string, keys: string[]): Promi
     const res = await s3.send(
       new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true } }),
     );
-    if (res.Errors?.length) throw new Error(`removing a chain's segments: ${res.Errors.length} not removed (${res.Errors[0].Key}: ${res.Errors[0].Message})`);
+    if (res.Errors?.length)
+      throw new Error(`removing a chain's segments: ${res.Errors.length} not removed (${res.Errors[0].Key}: ${res.Errors[0].Message})`);
   }
 }

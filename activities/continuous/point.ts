@@ -76,7 +76,10 @@ export function buildPoint(deps: ActivityDeps) {
     plan: PointPlan;
     runKey: string;
     workflow: { workflowId: string; runId: string };
+    /** false: rebuild and check only, store nothing (a drill of the chain). Default true. */
+    store?: boolean;
   }): Promise<BuiltPoint> => {
+    const store = input.store ?? true;
     const cluster = findCluster(deps.config, input.cluster);
     const { plan } = input;
     const rules = trustRulesFor(deps.config, cluster);
@@ -98,7 +101,7 @@ export function buildPoint(deps: ActivityDeps) {
         if (err instanceof UntrustedBackup && err.kind === 'missing') return undefined;
         throw err;
       });
-      if (existing) return { manifestKey: existing.manifestKey, revision: plan.revision, time: plan.time, built: false };
+      if (existing && store) return { manifestKey: existing.manifestKey, revision: plan.revision, time: plan.time, built: false };
 
       return await whileHeartbeating(
         () => ({ step: 'point', scratch }),
@@ -136,6 +139,7 @@ export function buildPoint(deps: ActivityDeps) {
             if (info.revision !== plan.revision)
               throw new DrillProblem(`the rebuilt snapshot is at revision ${info.revision}, not the point's ${plan.revision}`);
             const resourceCounts = await countKeys(workerHost, tools, etcd.clientUrl, plan.revision);
+            if (!store) return { manifestKey: keys.manifest, revision: plan.revision, time: plan.time, built: false, replay };
             // 4. stored as a backup of its own; the base's control-plane archive goes with it (copied in the bucket)
             const stored = await streamToS3({
               s3,

@@ -33,6 +33,8 @@ export interface DrillPlan {
   countThrough: 'api' | 'etcd';
   /** The drill node it runs on (drill.node), which one drill at a time may use; absent on the worker. */
   drillNode?: string;
+  /** The cluster has continuous backups: the drill also rebuilds its newest chain (base + segments). */
+  continuous?: boolean;
 }
 
 /**
@@ -102,7 +104,8 @@ export function planDrill(deps: ActivityDeps) {
           return { ...base, passedOver: choice.skipped };
         }
       });
-      return drill.node ? { ...plan, drillNode: drill.node.name } : plan;
+      const withChain = cluster.backup.continuous ? { ...plan, continuous: true } : plan;
+      return drill.node ? { ...withChain, drillNode: drill.node.name } : withChain;
     } finally {
       s3.destroy();
     }

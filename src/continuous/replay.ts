@@ -19,6 +19,8 @@ export interface ReplayReport {
   revisions: number;
   events: number;
   segments: number;
+  /** Events the replayed segments say they hold (their signed counts, for whole segments): equals `events` when every one was applied. */
+  counted: number;
   /** Keys replayed under leases, the leases granted, and their time to live. */
   leased: { keys: number; leases: number; ttlSeconds: number };
 }
@@ -50,6 +52,7 @@ export async function replayer(
   let revisions = 0;
   let events = 0;
   let segments = 0;
+  let counted = 0;
   let leasedKeys = 0;
   const leases = new Set<string>();
 
@@ -92,6 +95,8 @@ export async function replayer(
   return {
     async add(key, segment) {
       segments++;
+      if (compareRevisions(segment.lastRevision, target) <= 0 && compareRevisions(segment.firstRevision, fromRevision) > 0)
+        counted += segment.count;
       let batch: SegmentEvent[] = [];
       let at: Revision | undefined;
       for (const e of segment.events) {
@@ -119,6 +124,7 @@ export async function replayer(
         revisions,
         events,
         segments,
+        counted,
         leased: { keys: leasedKeys, leases: leases.size, ttlSeconds: options.leaseTtlSeconds },
       };
     },
