@@ -203,7 +203,7 @@ export function backupCommand(): Command {
             continue;
           }
           console.log(
-            `${m.created.padEnd(25)} ${String(m.etcd.revision).padEnd(10)} ${mib(m.snapshot.plainSize).padEnd(11)} ${(m.snapshot.encryption ? m.snapshot.encryption.keyId : 'no').padEnd(10)} ${(m.verified ? 'yes' : 'no').padEnd(9)} ${drills[i].padEnd(18)} ${m.snapshot.key}${m.source?.kind === 'imported' ? ` (imported from ${m.source.from})` : ''}`,
+            `${m.created.padEnd(25)} ${String(m.etcd.revision).padEnd(10)} ${mib(m.snapshot.plainSize).padEnd(11)} ${(m.snapshot.encryption ? m.snapshot.encryption.keyId : 'no').padEnd(10)} ${(m.verified ? 'yes' : 'no').padEnd(9)} ${drills[i].padEnd(18)} ${m.snapshot.key}${m.source?.kind === 'imported' ? ` (imported from ${m.source.from})` : m.source?.kind === 'point-in-time' ? ` (point in time: ${m.source.base} + ${m.source.segments} segments)` : ''}`,
           );
         }
       } finally {

@@ -10,6 +10,18 @@ export function printSteps(steps: RecoveryStepStatus[]): void {
 
 export function printReport(r: RecoverClusterResult): void {
   console.log(`\nrecovery of ${r.cluster}: ${r.outcome}`);
+  if (r.point) {
+    const p = r.point;
+    console.log(`  point:    revision ${p.revision}, seen ${p.time} (asked: ${p.asked})`);
+    console.log(`  from:     base ${p.base.manifestKey} (revision ${p.base.revision}) + ${p.segments} segments of chain ${p.chain}`);
+    console.log(`  newest:   the chain proves up to revision ${p.newest.revision} (${p.newest.time})`);
+    if (p.brokenAt) console.log(`  broken:   at ${p.brokenAt.key}: ${p.brokenAt.problem}`);
+    console.log(`  left out: ${p.notRestored}`);
+    if (p.built?.replay)
+      console.log(
+        `  rebuilt:  ${p.built.replay.revisions} revisions (${p.built.replay.events} events) replayed; ${p.built.replay.leased.keys} leased keys under leases of ${p.built.replay.leased.ttlSeconds}s`,
+      );
+  }
   console.log(`  backup:   ${r.plan.snapshot.key} (taken ${r.plan.snapshot.created}, revision ${r.plan.snapshot.revision})`);
   for (const s of r.plan.skipped) console.log(`  skipped:  ${s.manifestKey}: ${s.reason}`);
   console.log(`  node:     ${r.plan.node} (${r.plan.host}), ${r.plan.mode}`);
