@@ -23,6 +23,7 @@ import { recordDrill } from './drill/record-drill';
 import { responsePolicy } from './response/policy';
 import { importSnapshot, planImport, removeStagedImport } from './backup/import';
 import { claimHolder } from './claim-holder';
+import { captureChanges } from './continuous/capture-changes';
 
 /**
  * Every activity the worker registers, bound to its dependencies. Workflows import only the type. Each goes through
@@ -64,6 +65,7 @@ export function createActivities(deps: ActivityDeps) {
     importSnapshot: importSnapshot(deps),
     removeStagedImport: removeStagedImport(deps),
     claimHolder: claimHolder(deps),
+    captureChanges: captureChanges(deps),
   });
 }
 

@@ -45,8 +45,10 @@ export async function withEtcdClient<T>(
         key: await readNodeFile(s, cluster.etcd.keyFile, 'etcd.keyFile'),
       };
       const forward = await s.forward(port, host);
-      // The tunnel's local port is not the member's name: its certificate is checked against the host the node dials.
-      const client = createEtcdClient({ endpoint: forward.address, tls, serverName: host.replace(/^\[|\]$/g, '') });
+      // The tunnel's local port (127.0.0.1) is not the member's name when the node dials another host: the certificate
+      // is then checked against that host.
+      const serverName = host === '127.0.0.1' ? undefined : host.replace(/^\[|\]$/g, '');
+      const client = createEtcdClient({ endpoint: forward.address, tls, ...(serverName ? { serverName } : {}) });
       return closing(client, () => body(client, cluster));
     },
     options,
@@ -66,7 +68,9 @@ export function hostPortOf(url: string, field: string): string {
   const m = /^(https?):\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(url);
   if (!m) throw new Error(`${field}: "${url}" is not a URL like https://127.0.0.1:2379 (host and port)`);
   if (m[1] !== 'https')
-    throw new Error(`${field}: "${url}" is plain http; lifeboat reaches etcd with its client certificate over https:// (kubeadm's etcd serves only TLS)`);
+    throw new Error(
+      `${field}: "${url}" is plain http; lifeboat reaches etcd with its client certificate over https:// (kubeadm's etcd serves only TLS)`,
+    );
   return `${m[2]}:${m[3]}`;
 }
 
@@ -95,7 +99,7 @@ async function readWorkerFile(path: string, field: string): Promise<Buffer> {
   try {
     return await readFile(path);
   } catch (err) {
-    throw new Error(`${field}: cannot read ${path} on the worker (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+    throw new Error(`${field}: cannot read ${path} on the worker (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`, { cause: err });
   }
 }
 
@@ -103,7 +107,12 @@ async function readWorkerFile(path: string, field: string): Promise<Buffer> {
 async function readNodeFile(s: NodeSession, path: string, field: string): Promise<Buffer> {
   const r = await s.run(['cat', '--', path], { allowFailure: true });
   if (r.code !== 0) {
-    const why = r.stderr.trim().split('\n').at(-1)?.replace(/^cat: /, '') || `exit ${r.code}`;
+    const why =
+      r.stderr
+        .trim()
+        .split('\n')
+        .at(-1)
+        ?.replace(/^cat: /, '') || `exit ${r.code}`;
     throw new Error(`${field}: cannot read ${path} on node "${s.node.name}" (${why}); check the path and that the SSH user may read it`);
   }
   return Buffer.from(r.stdout, 'utf8');
