@@ -24,6 +24,7 @@ import { responsePolicy } from './response/policy';
 import { importSnapshot, planImport, removeStagedImport } from './backup/import';
 import { claimHolder } from './claim-holder';
 import { captureChanges } from './continuous/capture-changes';
+import { buildPoint, planPointInTime } from './continuous/point';
 
 /**
  * Every activity the worker registers, bound to its dependencies. Workflows import only the type. Each goes through
@@ -32,6 +33,8 @@ import { captureChanges } from './continuous/capture-changes';
 export function createActivities(deps: ActivityDeps) {
   return classifiedAll({
     probeNode: probeNode(deps),
+    planPointInTime: planPointInTime(deps),
+    buildPoint: buildPoint(deps),
     resolveCluster: resolveCluster(deps),
     planBackup: planBackup(deps),
     takeSnapshot: takeSnapshot(deps),

@@ -16,6 +16,12 @@ export const ACTIVITY_OPTIONS = {
     heartbeatTimeout: '20 seconds',
     retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 10 },
   },
+  /** Proving a point from the bucket: every segment of a chain read and checked (an hour's chain is ~720 of them). */
+  chainRead: {
+    startToCloseTimeout: '15 minutes',
+    heartbeatTimeout: '30 seconds',
+    retry: { initialInterval: '2 seconds', maximumInterval: '30 seconds', maximumAttempts: 5 },
+  },
   /** etcdctl snapshot save on the node: long, heartbeating, few attempts (each takes a new snapshot). */
   snapshot: {
     startToCloseTimeout: '20 minutes',

@@ -19,6 +19,8 @@ import { normalizeRecoveryInput, recoveryInputProblems, type NormalizedRecoveryI
 import { runKeyOf } from './run-key';
 import { stepFailure } from './step-failure';
 import { ACTIVITY_OPTIONS } from './activity-options';
+import type { PointPlan } from '../src/continuous/point';
+import type { BuiltPoint } from '../activities/continuous/point';
 import { labelled } from './run-labels';
 import { withClaim } from './claim';
 import { recoveryWorkflowId, wrongWorkflowIdProblem } from './run-ids';
@@ -40,12 +42,15 @@ export interface RecoveryProgress {
   approval?: ApprovalDecision & { decision: 'approved' | 'rejected' | 'auto'; at?: string };
   /** Approve/reject signals ignored as malformed (not a decision): how many, and the first one's problem. */
   ignoredSignals?: IgnoredSignals;
+  /** A restore to a point (input `at`): the base, the segments, the exact revision and time, what is left out. */
+  point?: PointPlan & { built?: BuiltPoint };
 }
 
 export interface RecoverClusterResult {
   cluster: string;
   outcome: 'restored' | 'planned' | 'rejected';
   plan: RecoveryPlan;
+  point?: RecoveryProgress['point'];
   approval?: RecoveryProgress['approval'];
   ignoredSignals?: IgnoredSignals;
   /** Where the replaced data dir and manifests were kept. */
@@ -75,6 +80,8 @@ const quick = proxyActivities<Activities>(ACTIVITY_OPTIONS.quick);
 const transfer = proxyActivities<Activities>(ACTIVITY_OPTIONS.transfer);
 const waiting = proxyActivities<Activities>(ACTIVITY_OPTIONS.waiting);
 const watched = proxyActivities<Activities>(ACTIVITY_OPTIONS.quickHeartbeating);
+const building = proxyActivities<Activities>(ACTIVITY_OPTIONS.drill);
+const chainRead = proxyActivities<Activities>(ACTIVITY_OPTIONS.chainRead);
 
 /**
  * Restores a cluster's control plane from a backup, in place or onto a new node: plan and preflight, approval,
@@ -92,7 +99,7 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
 function recoverySummary(rawInput: RecoverClusterInput): string | undefined {
   if (recoveryInputProblems(rawInput).length) return undefined;
   const i = normalizeRecoveryInput(rawInput);
-  const what = `${i.dryRun ? 'dry-run recovery' : 'recovery'} of ${i.cluster} from ${i.snapshot} (${i.mode}${i.target ? ` onto ${i.target}` : ''})`;
+  const what = `${i.dryRun ? 'dry-run recovery' : 'recovery'} of ${i.cluster} from ${i.at ? `the point ${i.at}` : i.snapshot} (${i.mode}${i.target ? ` onto ${i.target}` : ''})`;
   return i.reason ? `${what}: ${i.reason}` : what;
 }
 
@@ -189,16 +196,37 @@ async function recoverClaimed(
     'plan',
     async () => {
       policy = (await quick.resolveCluster({ cluster: input.cluster })).recovery;
+      if (input.at) {
+        // A point is proven from the bucket first, then rebuilt off the control plane into a backup of its own, which
+        // is what the rest of the run restores; a dry run shows the point and plans with its base.
+        const point: RecoveryProgress['point'] = await chainRead.planPointInTime({
+          cluster: input.cluster,
+          at: input.at,
+          stopAtBreak: input.stopAtBreak,
+        });
+        progress.point = point;
+        planInput.snapshot = point.base.manifestKey;
+        if (!input.dryRun) {
+          point.built = await building.buildPoint({
+            cluster: input.cluster,
+            plan: point,
+            runKey: `point-${runKey}`,
+            workflow: { workflowId: info.workflowId, runId: info.runId },
+          });
+          planInput.snapshot = point.built.manifestKey;
+        }
+      }
       return quick.planRecovery(planInput);
     },
     (p) =>
-      `backup ${p.snapshot.key} (revision ${p.snapshot.revision}) onto node ${p.node}${p.skipped.length ? `; passed over: ${p.skipped.map((s) => `${s.manifestKey} (${s.reason})`).join(', ')}` : ''}`,
+      `${progress.point ? `point ${progress.point.time} (revision ${progress.point.revision}, base ${progress.point.base.manifestKey} + ${progress.point.segments} segments), ` : ''}backup ${p.snapshot.key} (revision ${p.snapshot.revision}) onto node ${p.node}${p.skipped.length ? `; passed over: ${p.skipped.map((s) => `${s.manifestKey} (${s.reason})`).join(', ')}` : ''}`,
   );
   progress.plan = plan;
   const result = (outcome: RecoverClusterResult['outcome'], extra: Partial<RecoverClusterResult> = {}): RecoverClusterResult => ({
     cluster: input.cluster,
     outcome,
     plan,
+    ...(progress.point ? { point: progress.point } : {}),
     approval: progress.approval,
     ...(progress.ignoredSignals ? { ignoredSignals: progress.ignoredSignals } : {}),
     steps: progress.steps,
@@ -275,6 +303,7 @@ async function recoverClaimed(
             // node has not been changed yet. A backup named by key is never substituted.
             const corrupt =
               input.snapshot === 'latest' &&
+              !input.at &&
               err instanceof ActivityFailure &&
               err.cause instanceof ApplicationFailure &&
               err.cause.type === 'CorruptSnapshot';

@@ -1,4 +1,5 @@
 import { objectProblem, unknownFields, type Shape } from './input-shape';
+import { parsePoint } from '../src/continuous/point-spec';
 /**
  * The recovery workflow's input, typed and checked before any step runs. It is what an operator types into the
  * Temporal UI's start form, what the CLI sends and what an alert webhook sends, so every field is checked here with
@@ -8,6 +9,13 @@ export interface RecoverClusterInput {
   cluster: string;
   /** "latest" (newest backup whose manifest and checksum verify) or a backup key from `lifeboat backup list`. */
   snapshot?: string;
+  /**
+   * Continuous backups: restore to a point instead of a snapshot: "newest" (the newest durable point), an etcd
+   * revision (digits) or an RFC 3339 time. Not with `snapshot`.
+   */
+  at?: string;
+  /** With at "newest": a broken chain restores the newest point it still proves instead of being refused. */
+  stopAtBreak?: boolean;
   /** A node name from the config, or a host (then targetHostKey is required). Default: the cluster's first node. */
   target?: string;
   targetHostKey?: string;
@@ -32,6 +40,8 @@ export type NormalizedRecoveryInput = Required<
   Pick<
     RecoverClusterInput,
     | 'target'
+    | 'at'
+    | 'stopAtBreak'
     | 'targetHostKey'
     | 'reason'
     | 'overrideCooldown'
@@ -46,6 +56,7 @@ const KEY = /^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/;
 const LIMITS: [string, number][] = [
   ['cluster', 63],
   ['snapshot', 1024],
+  ['at', 64],
   ['target', 253],
   ['targetHostKey', 2048],
   ['reason', 500],
@@ -53,6 +64,8 @@ const LIMITS: [string, number][] = [
 const FIELDS = [
   'cluster',
   'snapshot',
+  'at',
+  'stopAtBreak',
   'target',
   'targetHostKey',
   'mode',
@@ -90,6 +103,12 @@ export function recoveryInputProblems(input: RecoverClusterInput): string[] {
       'snapshot: expected "latest" or a backup key as `lifeboat backup list` prints it (letters, digits, . _ - and /; no spaces or shell characters)',
     );
   }
+  if (input.at !== undefined) {
+    const point = parsePoint(input.at);
+    if (typeof point === 'string') problems.push(`at: ${point}`);
+    if (input.snapshot !== undefined) problems.push('at: restore either a snapshot or to a point (at), not both: remove one of them');
+  }
+  if (input.stopAtBreak !== undefined && input.at !== 'newest') problems.push('stopAtBreak: only with at: "newest"');
   if (input.target !== undefined && (typeof input.target !== 'string' || !HOST.test(input.target)))
     problems.push('target: expected a node name from the config or a host name/IP');
   if (input.targetHostKey !== undefined && (typeof input.targetHostKey !== 'string' || !HOST_KEY.test(input.targetHostKey))) {
@@ -110,7 +129,7 @@ export function recoveryInputProblems(input: RecoverClusterInput): string[] {
     if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max))
       problems.push(`${f}: expected a whole number of seconds from 1 to ${max}`);
   }
-  for (const f of ['keepRestoredOnFailure', 'overrideCooldown', 'acceptUnsignedManifest'] as const)
+  for (const f of ['keepRestoredOnFailure', 'overrideCooldown', 'acceptUnsignedManifest', 'stopAtBreak'] as const)
     if (input[f] !== undefined && typeof input[f] !== 'boolean') problems.push(`${f}: expected true or false`);
   problems.push(...unknownFields(input, SHAPE));
   return problems;

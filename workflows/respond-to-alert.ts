@@ -69,6 +69,7 @@ export interface RespondToAlertResult {
 const quick = proxyActivities<Activities>(ACTIVITY_OPTIONS.response);
 const probe = proxyActivities<Activities>(ACTIVITY_OPTIONS.diagnosis);
 const outbound = proxyActivities<Activities>(ACTIVITY_OPTIONS.outbound);
+const chainRead = proxyActivities<Activities>(ACTIVITY_OPTIONS.chainRead);
 
 /**
  * What happens when an alert says a cluster's control plane is in trouble. Workflow id respond-<cluster>: the
@@ -221,13 +222,25 @@ async function respond(rawInput: RespondToAlertInput): Promise<RespondToAlertRes
     return finish('no-restore', `${diagnosis.summary}. Not a restore case: ${diagnosis.advice}`);
   }
 
-  // 3. Decide and act.
+  // 3. Decide and act. With continuous backups, to the newest durable point (seconds lost, not the backup interval),
+  // once the bucket proves one; otherwise, or when the chain cannot be proven, the newest full backup.
+  let from: Pick<RecoverClusterInput, 'snapshot' | 'at'> = { snapshot: 'latest' };
+  let fromNote = '';
+  if (policy.continuous && patched('alert-recovers-to-newest-point')) {
+    try {
+      const point = await chainRead.planPointInTime({ cluster, at: 'newest' });
+      from = { at: 'newest' };
+      fromNote = ` (to the newest durable point: ${point.time}, revision ${point.revision})`;
+    } catch (err) {
+      fromNote = ` (from the newest full backup: no continuous point can be proven: ${(err as Error).message.slice(0, 300)})`;
+    }
+  }
   const recovery: RecoverClusterInput = {
     cluster,
-    snapshot: 'latest',
+    ...from,
     mode: diagnosis.verdict === 'restore-new-node' ? 'new-node' : 'in-place',
     ...(diagnosis.target ? { target: diagnosis.target } : {}),
-    reason: `alert ${input.alert.name}: ${diagnosis.summary}`.slice(0, 500),
+    reason: `alert ${input.alert.name}: ${diagnosis.summary}${fromNote}`.slice(0, 500),
   };
   if (policy.onAlert === 'notify') {
     return finish(

@@ -76,7 +76,7 @@ export function planImport(deps: ActivityDeps) {
 }
 
 /** The newest etcd tools configured for drills: they read (and restore) snapshots of their own and older versions. */
-async function readerTools(config: Config): Promise<DrillEtcdTools> {
+export async function readerTools(config: Config): Promise<DrillEtcdTools> {
   const minors = Object.keys(config.drill.etcd).sort((a, b) => {
     const [am, an] = a.split('.').map(Number);
     const [bm, bn] = b.split('.').map(Number);

@@ -1,4 +1,6 @@
-import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, DeleteObjectsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { chainIdOf } from '../../src/continuous/segment';
+import { listChainIds, listSegmentKeys } from '../../src/continuous/segment-store';
 import { listObjects } from '../../src/backup/catalog';
 import { clusterBackupPrefix, manifestKeyOf } from '../../src/backup/object-keys';
 import { trustedBackups, trustRulesFor } from '../../src/backup/trusted-catalog';
@@ -22,6 +24,8 @@ export interface RetentionResult {
   orphansRemoved: string[];
   /** Manifests not believed (copied, forged, another cluster's): neither counted nor deleted. */
   passedOver: { manifestKey: string; reason: string }[];
+  /** Continuous backups' chains removed with their base (never the newest chain), and how many segments each held. */
+  chainsRemoved?: { chain: string; segments: number }[];
 }
 
 const ORPHAN_AGE_MS = 24 * 3600_000;
@@ -66,9 +70,36 @@ export function applyRetention(deps: ActivityDeps) {
         }
         for (const k of orphans) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: k }));
       }
-      return { dryRun: input.dryRun, kept: decision.keep, deleted: decision.delete, orphansRemoved: orphans, passedOver };
+      // A chain extends its base: it goes with it, in bulk, and only then (segments without their base restore nothing).
+      // The newest chain stays whatever its base: the capture may still be writing to it.
+      const chains = await listChainIds(s3, cluster.storage, cluster.name);
+      const deletedBases = new Set(decision.delete.map((d) => chainIdOf(d.key)));
+      const chainsRemoved: { chain: string; segments: number }[] = [];
+      for (const chain of chains.slice(0, -1).filter((c) => deletedBases.has(c))) {
+        const keys = await listSegmentKeys(s3, cluster.storage, cluster.name, chain);
+        if (!input.dryRun) await deleteInBulk(s3, bucket, keys);
+        chainsRemoved.push({ chain, segments: keys.length });
+      }
+      return {
+        dryRun: input.dryRun,
+        kept: decision.keep,
+        deleted: decision.delete,
+        orphansRemoved: orphans,
+        passedOver,
+        ...(chainsRemoved.length ? { chainsRemoved } : {}),
+      };
     } finally {
       s3.destroy();
     }
   };
+}
+
+/** A thousand keys per request (S3's limit for DeleteObjects): a day of segments goes in a few dozen requests. */
+async function deleteInBulk(s3: S3Client, bucket: string, keys: string[]): Promise<void> {
+  for (let i = 0; i < keys.length; i += 1000) {
+    const res = await s3.send(
+      new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys.slice(i, i + 1000).map((Key) => ({ Key })), Quiet: true } }),
+    );
+    if (res.Errors?.length) throw new Error(`removing a chain's segments: ${res.Errors.length} not removed (${res.Errors[0].Key}: ${res.Errors[0].Message})`);
+  }
 }

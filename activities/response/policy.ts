@@ -9,6 +9,8 @@ export interface ResponsePolicy {
   confirmProbes: number;
   approvalTimeoutSeconds: number;
   standbyNode?: string;
+  /** Continuous backups are on: an alert recovers to the newest durable point. */
+  continuous?: boolean;
 }
 
 /** The cluster's alert policy from the config, as plain values a workflow may keep in its history. */
@@ -22,6 +24,7 @@ export function responsePolicy(deps: ActivityDeps) {
       confirmProbes: c.recovery.confirm.probes,
       approvalTimeoutSeconds: Math.round(durationMs(c.recovery.approvalTimeout) / 1000),
       standbyNode: c.recovery.standbyNode,
+      ...(c.backup.continuous ? { continuous: true } : {}),
     };
   };
 }

@@ -60,7 +60,7 @@ export type ManifestAuth = z.infer<typeof manifestAuthSchema>;
  * `lifeboat backup import`: its snapshot is stored and encrypted like any other, but what only a lifeboat backup
  * records (the control-plane archive, the node, the Kubernetes and etcd server versions) is not known.
  */
-export const backupSourceSchema = z.object({
+export const importedSourceSchema = z.object({
   kind: z.literal('imported'),
   /** The S3 key or local file name it was imported from. */
   from: z.string().min(1).max(1024),
@@ -68,6 +68,25 @@ export const backupSourceSchema = z.object({
   /** What `created` was read from: the runbook's `date +%F-%H-%M` in the name (taken as UTC), or the object's time. */
   createdFrom: z.enum(['name', 'object time']),
 });
+
+/**
+ * A point-in-time restore's snapshot (continuous backups): a chain's base with its segments replayed up to the point
+ * in a throwaway etcd, then snapshotted. `created` is the point's time (when its revision was seen), not when it was
+ * built, so it sorts among backups by the moment its data is from.
+ */
+export const pointInTimeSourceSchema = z.object({
+  kind: z.literal('point-in-time'),
+  /** The base backup's manifest key and the chain replayed on it. */
+  base: z.string().min(1),
+  chain: z.string().min(1),
+  segments: size,
+  replayedRevisions: size,
+  /** Keys put under a lease (Kubernetes Events), replayed under a lease of this many seconds. */
+  leasedKeys: size,
+  leaseTtlSeconds: size,
+});
+
+export const backupSourceSchema = z.discriminatedUnion('kind', [importedSourceSchema, pointInTimeSourceSchema]);
 export type BackupSource = z.infer<typeof backupSourceSchema>;
 
 export const backupManifestSchema = z.object({

@@ -18,7 +18,12 @@ export function restoreCommand(): Command {
   return new Command('restore')
     .description("restore a cluster's control plane from a backup (workflow recover-<cluster>; a running one is joined, not duplicated)")
     .argument('<cluster>')
-    .option('--snapshot <key>', 'a backup key from `backup list`, or "latest"', 'latest')
+    .option('--snapshot <key>', 'a backup key from `backup list`, or "latest" (the default)')
+    .option(
+      '--at <point>',
+      'continuous backups: restore to a point instead: "newest", an etcd revision, or an RFC 3339 time (2026-12-03T09:15:00Z)',
+    )
+    .option('--stop-at-break', 'with --at newest: restore the newest point a broken chain still proves instead of refusing')
     .option('--target <node>', 'node name from the config, or a host (then --target-host-key)')
     .option('--target-host-key <key>', 'pinned SSH host key of a target that is not in the config')
     .option('--mode <mode>', 'in-place | new-node', 'in-place')
@@ -35,7 +40,9 @@ export function restoreCommand(): Command {
       async (
         cluster: string,
         opts: {
-          snapshot: string;
+          snapshot?: string;
+          at?: string;
+          stopAtBreak?: boolean;
           target?: string;
           targetHostKey?: string;
           mode: string;
@@ -52,7 +59,9 @@ export function restoreCommand(): Command {
         findCluster(config, cluster);
         const input: RecoverClusterInput = {
           cluster,
-          snapshot: opts.snapshot,
+          ...(opts.snapshot !== undefined ? { snapshot: opts.snapshot } : {}),
+          ...(opts.at !== undefined ? { at: opts.at } : {}),
+          ...(opts.stopAtBreak ? { stopAtBreak: true } : {}),
           target: opts.target,
           targetHostKey: opts.targetHostKey,
           mode: opts.mode as RecoverClusterInput['mode'],
@@ -77,7 +86,7 @@ export function restoreCommand(): Command {
             ...runMetadata({
               what: `${input.dryRun ? 'dry-run recovery' : 'recovery'} of ${cluster}`,
               cluster,
-              backup: input.snapshot ?? 'latest',
+              backup: input.at ? `point ${input.at}` : (input.snapshot ?? 'latest'),
               reason: input.reason,
               startedBy: cliUser(),
             }),

@@ -26,15 +26,33 @@ export function checkChain(
   base: Segment['base'],
   entries: readonly ChainEntry[],
 ): ChainCheck {
+  const walk = chainWalk(where, base);
+  for (const entry of entries) {
+    const problem = walk.add(entry);
+    if (problem) return { ...walk.state(), problem: { key: entry.key, problem } };
+  }
+  return walk.state();
+}
+
+/**
+ * checkChain one segment at a time, for a reader that must not hold a whole chain (a day of segments): `add` says why
+ * the next segment breaks the chain (and then stays at the last good one), or nothing when it holds.
+ */
+export function chainWalk(where: { prefix: string; cluster: string; chain: string }, base: Segment['base']) {
   let provenThrough = base.revision;
   let previous: Segment | undefined;
-  for (const [i, { key, segment: s }] of entries.entries()) {
-    const problem = segmentProblem(where, base, i, s, previous, key);
-    if (problem) return { provenThrough, segments: i, problem: { key, problem } };
-    provenThrough = s.lastRevision;
-    previous = s;
-  }
-  return { provenThrough, segments: entries.length };
+  let segments = 0;
+  return {
+    add({ key, segment }: ChainEntry): string | undefined {
+      const problem = segmentProblem(where, base, segments, segment, previous, key);
+      if (problem) return problem;
+      provenThrough = segment.lastRevision;
+      previous = segment;
+      segments++;
+      return undefined;
+    },
+    state: (): ChainCheck => ({ provenThrough, segments }),
+  };
 }
 
 function segmentProblem(

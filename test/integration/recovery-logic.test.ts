@@ -75,7 +75,26 @@ describe('recoverCluster logic (stub activities, real dev server)', () => {
     resolveCluster: async ({ cluster }) => ({ name: cluster, nodes: ['cp1'], ...(clusterPolicy ? { recovery: clusterPolicy } : {}) }),
     planRecovery: async (input) => {
       calls.push(`planRecovery${input.passOver?.length ? `:passOver=${input.passOver.map((p) => p.manifestKey).join(',')}` : ''}`);
+      if (input.snapshot?.endsWith('.manifest.json')) calls.push(`snapshot=${input.snapshot}`);
       return plan(input.passOver?.length ? 'older' : 'newest');
+    },
+    planPointInTime: async ({ at }) => {
+      calls.push(`planPointInTime:${at}`);
+      return {
+        cluster: 'c',
+        asked: at,
+        chain: '20261203T070000Z-rev9',
+        base: { manifestKey: 'p/c/etcd/20261203T070000Z-rev9.manifest.json', revision: '9', created: '2026-12-03T07:00:00.000Z' },
+        revision: '42',
+        time: '2026-12-03T07:05:00.000Z',
+        segments: 3,
+        newest: { revision: '50', time: '2026-12-03T07:06:00.000Z' },
+        notRestored: 'changes after 2026-12-03T07:05:00.000Z (revisions after 42)',
+      };
+    },
+    buildPoint: async ({ plan: p }) => {
+      calls.push(`buildPoint:${p.revision}`);
+      return { manifestKey: 'p/c/etcd/20261203T070500Z-rev42.manifest.json', revision: p.revision, time: p.time, built: true };
     },
     pauseBackups: async () => {
       calls.push('pauseBackups');
@@ -152,6 +171,24 @@ describe('recoverCluster logic (stub activities, real dev server)', () => {
     expect(r.outcome).toBe('planned');
     expect(calls).toEqual(['planRecovery']);
     expect(r.steps.filter((s) => s.step !== 'plan').every((s) => s.status === 'skipped')).toBe(true);
+  });
+
+  it('to a point: proves it, rebuilds it off the control plane, then restores that backup; a dry run builds nothing', async () => {
+    const r = await (await start({ at: '2026-12-03T07:05:00Z', approval: 'auto' })).result();
+    expect(r.outcome).toBe('restored');
+    expect(calls.slice(0, 4)).toEqual([
+      'planPointInTime:2026-12-03T07:05:00Z',
+      'buildPoint:42',
+      'planRecovery',
+      'snapshot=p/c/etcd/20261203T070500Z-rev42.manifest.json',
+    ]);
+    expect(r.point).toMatchObject({ revision: '42', segments: 3, built: { built: true } });
+    expect(r.steps.find((s) => s.step === 'plan')?.detail).toContain('point 2026-12-03T07:05:00.000Z (revision 42');
+    calls.length = 0;
+    const dry = await (await start({ at: 'newest', dryRun: true })).result();
+    expect(dry.outcome).toBe('planned');
+    expect(calls).toEqual(['planPointInTime:newest', 'planRecovery', 'snapshot=p/c/etcd/20261203T070000Z-rev9.manifest.json']);
+    expect(dry.point?.notRestored).toContain('revisions after 42');
   });
 
   it('runs the steps in order, resuming backups last', async () => {

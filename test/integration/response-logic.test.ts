@@ -1,3 +1,4 @@
+import { ApplicationFailure } from '@temporalio/common';
 import { type Client, WorkflowIdConflictPolicy } from '@temporalio/client';
 import type { Activities } from '../../activities';
 import type { HealthReport } from '../../activities/health/check-health';
@@ -62,6 +63,8 @@ interface Script {
   report?: (h: HealthReport) => HealthReport;
   /** The cluster's recovery policy from its config, as resolveCluster returns it. */
   clusterPolicy?: { approval: 'required' | 'auto'; approvalTimeoutSeconds: number };
+  /** Continuous backups: whether the bucket proves a newest point (else the refusal). */
+  point?: 'proven' | 'broken';
 }
 
 const alert: AlertNotice = {
@@ -114,6 +117,25 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
     planRecovery: async () => {
       calls.push('planRecovery');
       return plan;
+    },
+    planPointInTime: async ({ at }) => {
+      calls.push(`planPointInTime:${at}`);
+      if (script.point === 'broken') throw ApplicationFailure.nonRetryable('chain x breaks at k: moved', 'PointUnavailable');
+      return {
+        cluster: 'c',
+        asked: at,
+        chain: 'x',
+        base: { manifestKey: 'm', revision: '5', created: '2026-12-03T07:00:00.000Z' },
+        revision: '8',
+        time: '2026-12-03T07:05:00.000Z',
+        segments: 1,
+        newest: { revision: '8', time: '2026-12-03T07:05:00.000Z' },
+        notRestored: 'changes after 2026-12-03T07:05:00.000Z (revisions after 8)',
+      };
+    },
+    buildPoint: async ({ plan: p }) => {
+      calls.push('buildPoint');
+      return { manifestKey: 'm8', revision: p.revision, time: p.time, built: true };
     },
     pauseBackups: async () => ({ paused: false, existed: false, scheduleId: 'backup-c' }),
     resumeBackups: async () => undefined,
@@ -346,6 +368,34 @@ describe('respondToAlert decisions (stub activities, real dev server)', () => {
     const child = await client.workflow.getHandle(r.recovery!.workflowId).describe();
     await expect(child.staticSummary()).resolves.toMatch(/^recovery of c\d+ \(alert \w+\)$/);
     await expect(child.staticDetails()).resolves.toMatch(/\*\*started by\*\* the alert response respond-c\d+ \(policy auto\)/);
+  });
+
+  it('with continuous backups an alert recovers to the newest durable point; a chain it cannot prove falls back to the newest full backup', async () => {
+    const pointed = await respond({
+      policy: { onAlert: 'auto', continuous: true },
+      point: 'proven',
+      probes: [['etcd'], ['etcd'], ['etcd']],
+    });
+    expect(pointed.outcome).toBe('recovered');
+    expect(calls.filter((c) => /planPointInTime|buildPoint|restoreEtcdData/.test(c))).toEqual([
+      'planPointInTime:newest', // the response proves the point before it starts anything
+      'planPointInTime:newest', // the recovery plans it again, then rebuilds it
+      'buildPoint',
+      'restoreEtcdData',
+    ]);
+    calls.length = 0;
+    const fellBack = await respond({
+      policy: { onAlert: 'auto', continuous: true },
+      point: 'broken',
+      probes: [['etcd'], ['etcd'], ['etcd']],
+    });
+    expect(fellBack.outcome).toBe('recovered');
+    expect(calls.filter((c) => /planPointInTime|buildPoint|restoreEtcdData/.test(c))).toEqual([
+      'planPointInTime:newest',
+      'restoreEtcdData',
+    ]);
+    const child = await client.workflow.getHandle(fellBack.recovery!.workflowId).describe();
+    expect(child.status.name).toBe('COMPLETED');
   });
 
   it('policy approve waits: approved -> restored; rejected or timed out -> nothing changed', async () => {

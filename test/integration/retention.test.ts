@@ -5,6 +5,7 @@ import type { BackupManifest } from '../../src/backup/manifest';
 import { backupObjectKeys } from '../../src/backup/object-keys';
 import { decideRetention } from '../../src/backup/retention';
 import { parseConfig } from '../../src/config/load';
+import { chainIdOf } from '../../src/continuous/segment';
 import { minioClient, minioStorage } from '../support/bed';
 
 const BUCKET = 'retention';
@@ -69,6 +70,7 @@ describe('retention on a synthetic history in MinIO', () => {
     clusters: [
       { name: 'ret', nodes: [node], storage: minioStorage(BUCKET), backup: { retention, allowUnencrypted: true } },
       { name: 'retdry', nodes: [node], storage: minioStorage(BUCKET), backup: { retention, allowUnencrypted: true } },
+      { name: 'retchain', nodes: [node], storage: minioStorage(BUCKET), backup: { retention, allowUnencrypted: true } },
     ],
   });
   const activities = createActivities({ config, logger: pino({ level: 'silent' }) });
@@ -99,6 +101,31 @@ describe('retention on a synthetic history in MinIO', () => {
     // The newest verified backup always survives.
     const newestVerified = records.filter((r) => r.verified).sort((a, b) => b.created.localeCompare(a.created))[0];
     expect(keptBases).toContain(newestVerified.manifestKey.replace('.manifest.json', ''));
+  });
+
+  it("continuous backups' chains go with their base, in bulk, and the newest chain stays", async () => {
+    const records = await seedHistory('retchain', now);
+    const decided = decideRetention(
+      records.map((r) => ({ key: r.manifestKey, created: r.created, verified: r.verified })),
+      retention,
+      now,
+    );
+    const chainOf = (manifestKey: string) => chainIdOf(manifestKey);
+    const gone = chainOf(decided.delete[0].key);
+    const kept = chainOf(decided.keep.at(-1)!.key);
+    const newest = chainOf(records[0].manifestKey);
+    const s3 = minioClient();
+    const seg = (chain: string, i: number) =>
+      `lifeboat/retchain/chains/${chain}/${String(i * 2 + 1).padStart(19, '0')}-${String(i * 2 + 2).padStart(19, '0')}.seg.json.zst.enc`;
+    // More than one DeleteObjects request's worth (1000) for the chain whose base goes.
+    for (let i = 0; i < 1100; i += 50)
+      await Promise.all(Array.from({ length: 50 }, (_, j) => s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: seg(gone, i + j), Body: 'x' }))));
+    for (const chain of [kept, newest]) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: seg(chain, 0), Body: 'x' }));
+    const result = await activities.applyRetention({ cluster: 'retchain', now: now.toISOString(), dryRun: false });
+    expect(result.chainsRemoved).toEqual([{ chain: gone, segments: 1100 }]);
+    const left = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'lifeboat/retchain/chains/' }));
+    expect((left.Contents ?? []).map((o) => o.Key).sort()).toEqual([seg(kept, 0), seg(newest, 0)].sort());
+    s3.destroy();
   });
 
   it('a dry run lists the same decision and deletes nothing', async () => {

@@ -6,13 +6,17 @@
  * window also bounds what a paused consumer leaves buffered (grpc-js stops reading a stream nobody reads).
  */
 import * as grpc from '@grpc/grpc-js';
-import { etcdServices, type KVStub, type MaintenanceStub, type WatchStub } from './proto';
+import { etcdServices, type KVStub, type LeaseStub, type MaintenanceStub, type WatchStub } from './proto';
 
 export interface EtcdClientOptions {
   /** host:port of one member, e.g. 127.0.0.1:2379 or a local tunnel's port ([::1]:2379 for IPv6). */
   endpoint: string;
-  /** PEM contents (not paths) of etcd's CA and a client certificate it trusts, e.g. kubeadm's healthcheck-client. */
-  tls: { ca: Buffer | string; cert: Buffer | string; key: Buffer | string };
+  /**
+   * PEM contents (not paths) of etcd's CA and a client certificate it trusts, e.g. kubeadm's healthcheck-client; or
+   * 'loopback-plaintext' for a throwaway etcd the engine started itself on loopback (a restore to a point replays into
+   * one), refused for any other host.
+   */
+  tls: { ca: Buffer | string; cert: Buffer | string; key: Buffer | string } | 'loopback-plaintext';
   /** Deadline of each unary call (Status, Range); the streams have none and end through an AbortSignal. */
   callTimeoutMs?: number;
   /**
@@ -27,6 +31,7 @@ export interface EtcdClient {
   readonly kv: KVStub;
   readonly maintenance: MaintenanceStub;
   readonly watch: WatchStub;
+  readonly lease: LeaseStub;
   /** The deadline for a unary call starting now. */
   deadline(): Date;
   /** Closes the channel; calls still running fail with CANCELLED/UNAVAILABLE. */
@@ -53,16 +58,23 @@ export function createEtcdClient(options: EtcdClientOptions): EtcdClient {
   if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
     throw new Error(`endpoint: ${JSON.stringify(endpoint)} is not host:port (e.g. 127.0.0.1:2379; no https:// in front)`);
   }
-  for (const field of ['ca', 'cert', 'key'] as const) {
-    const v = tls?.[field];
-    if (!(typeof v === 'string' || Buffer.isBuffer(v)) || !String(v).includes('-----BEGIN')) {
-      throw new Error(`tls.${field}: expected the PEM contents of the file (read it first), not a path or nothing`);
+  if (tls === 'loopback-plaintext') {
+    if (!/^(127\.\d+\.\d+\.\d+|\[::1\]|localhost)$/.test(m[1]))
+      throw new Error(`tls: plaintext only to a loopback etcd the engine started itself, not to ${endpoint}`);
+  } else
+    for (const field of ['ca', 'cert', 'key'] as const) {
+      const v = tls?.[field];
+      if (!(typeof v === 'string' || Buffer.isBuffer(v)) || !String(v).includes('-----BEGIN')) {
+        throw new Error(`tls.${field}: expected the PEM contents of the file (read it first), not a path or nothing`);
+      }
     }
-  }
   const callTimeoutMs = options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   if (!Number.isInteger(callTimeoutMs) || callTimeoutMs <= 0) throw new Error(`callTimeoutMs: ${callTimeoutMs} is not a positive integer`);
 
-  const credentials = grpc.credentials.createSsl(Buffer.from(tls.ca), Buffer.from(tls.key), Buffer.from(tls.cert));
+  const credentials =
+    tls === 'loopback-plaintext'
+      ? grpc.credentials.createInsecure()
+      : grpc.credentials.createSsl(Buffer.from(tls.ca), Buffer.from(tls.key), Buffer.from(tls.cert));
   const channelOptions: grpc.ChannelOptions = {
     'grpc.max_receive_message_length': MAX_RECEIVE_MESSAGE_BYTES,
     'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW_BYTES,
@@ -78,11 +90,13 @@ export function createEtcdClient(options: EtcdClientOptions): EtcdClient {
   const shared: grpc.ClientOptions = { ...channelOptions, channelOverride: channel };
   const maintenance = new services.Maintenance(endpoint, credentials, shared);
   const watch = new services.Watch(endpoint, credentials, shared);
+  const lease = new services.Lease(endpoint, credentials, shared);
   return {
     endpoint,
     kv,
     maintenance,
     watch,
+    lease,
     deadline: () => new Date(Date.now() + callTimeoutMs),
     close: () => channel.close(),
   };

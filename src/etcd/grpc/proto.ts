@@ -100,8 +100,30 @@ type Unary<Req, Res> = (
   callback: (err: grpc.ServiceError | null, response?: Res) => void,
 ) => grpc.ClientUnaryCall;
 
+export interface RequestOp {
+  requestPut?: { key: Buffer; value: Buffer; lease?: Int64 };
+  requestDeleteRange?: { key: Buffer; rangeEnd?: Buffer };
+}
+
+export interface TxnResponse {
+  header: ResponseHeader | null;
+  succeeded: boolean;
+}
+
+export interface LeaseGrantResponse {
+  header: ResponseHeader | null;
+  ID: Int64;
+  TTL: Int64;
+  error: string;
+}
+
 export interface KVStub extends grpc.Client {
   Range: Unary<RangeRequest, RangeResponse>;
+  Txn: Unary<{ success: RequestOp[] }, TxnResponse>;
+  Compact: Unary<{ revision: Int64; physical?: boolean }, { header: ResponseHeader | null }>;
+}
+export interface LeaseStub extends grpc.Client {
+  LeaseGrant: Unary<{ TTL: Int64; ID?: Int64 }, LeaseGrantResponse>;
 }
 export interface MaintenanceStub extends grpc.Client {
   Status: Unary<Record<string, never>, StatusResponse>;
@@ -116,6 +138,7 @@ export interface EtcdServices {
   KV: StubConstructor<KVStub>;
   Maintenance: StubConstructor<MaintenanceStub>;
   Watch: StubConstructor<WatchStub>;
+  Lease: StubConstructor<LeaseStub>;
 }
 
 /**
