@@ -1,8 +1,15 @@
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { Worker } from '@temporalio/worker';
 import { Client, Connection } from '@temporalio/client';
 import { parseConfig } from '../../src/config/load';
 import type { ClusterConfig, Config } from '../../src/config/schema';
 import { freePort, waitFor } from '../../src/devserver/processes';
+import { payloadConverterPath } from '../../src/temporal/data-converter';
+import { workflowsPath } from '../../src/temporal/worker';
 import { checkChain, type ChainEntry } from '../../src/continuous/chain';
 import { chainIdOf } from '../../src/continuous/segment';
 import { listChainIds, listSegmentKeys, readSegment } from '../../src/continuous/segment-store';
@@ -208,6 +215,34 @@ describe('continuous capture (etcd watch -> segments in the bucket)', () => {
     // The old chain was not extended past its tip across the gap.
     expect((await readChain(firstChain)).check.provenThrough).toBe(tip);
     expect(await scrape()).toMatch(/lifeboat_continuous_chain_breaks_total\{cluster="capture"\} 1\b/);
+
+    // The runs so far (the first chain's start, the run cancelled by sync, the break) replay against the workflow
+    // code; LIFEBOAT_RECORD_HISTORIES=<dir> keeps them (the temporal CLI's JSON) for test/unit/replay.test.ts.
+    const closed: { runId: string; status: string }[] = [];
+    for await (const w of client.workflow.list({ query: `WorkflowId = '${captureWorkflowId(CLUSTER)}'` }))
+      if (w.status.name !== 'RUNNING') closed.push({ runId: w.runId, status: w.status.name });
+    expect(closed.map((c) => c.status).sort()).toEqual(['CANCELLED', 'CONTINUED_AS_NEW', 'CONTINUED_AS_NEW']);
+    const histories = await Promise.all(
+      closed.map(async (c) => ({
+        workflowId: captureWorkflowId(CLUSTER),
+        history: await client.workflow.getHandle(captureWorkflowId(CLUSTER), c.runId).fetchHistory(),
+      })),
+    );
+    const out = process.env.LIFEBOAT_RECORD_HISTORIES;
+    if (out) {
+      for (const [i, c] of closed.entries()) {
+        const { stdout } = await promisify(execFile)(
+          cluster.binaries.temporal,
+          ['workflow', 'show', '-w', captureWorkflowId(CLUSTER), '-r', c.runId, '--output', 'json', '--address', testBed().temporalAddress],
+          { maxBuffer: 64 << 20 },
+        );
+        await writeFile(join(out, `${captureWorkflowId(CLUSTER)}.${i}.json`), stdout);
+      }
+    }
+    const errors: string[] = [];
+    for await (const r of Worker.runReplayHistories({ workflowsPath, dataConverter: { payloadConverterPath } }, histories))
+      if (r.error) errors.push(`${r.workflowId} (${closed.map((c) => c.status).join(', ')}): ${String(r.error)}`);
+    expect(errors).toEqual([]);
   }, 400_000);
 
   it('reaches etcd directly (etcd.direct) as well, and names a client key it cannot read without showing any', async () => {

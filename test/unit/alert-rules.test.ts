@@ -44,7 +44,7 @@ const runbookOf = (alert: string) =>
   alert.includes('Drill')
     ? RUNBOOK.replace(/#.*/, '#restore-drills')
     : alert.includes('Continuous')
-      ? RUNBOOK.replace(/#.*/, '#continuous-backups')
+      ? RUNBOOK.replace(/#.*/, '#continuous-backups-and-restore-to-a-point')
       : RUNBOOK;
 
 interface Rule {
