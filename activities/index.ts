@@ -23,6 +23,7 @@ import { recordDrill } from './drill/record-drill';
 import { responsePolicy } from './response/policy';
 import { importSnapshot, planImport, removeStagedImport } from './backup/import';
 import { claimHolder } from './claim-holder';
+import { captureChanges } from './continuous/capture-changes';
 import { buildPoint, planPointInTime } from './continuous/point';
 
 /**
@@ -67,6 +68,7 @@ export function createActivities(deps: ActivityDeps) {
     importSnapshot: importSnapshot(deps),
     removeStagedImport: removeStagedImport(deps),
     claimHolder: claimHolder(deps),
+    captureChanges: captureChanges(deps),
   });
 }
 

@@ -1,4 +1,4 @@
-import type { ActivityOptions } from '@temporalio/workflow';
+import { ActivityCancellationType, type ActivityOptions } from '@temporalio/workflow';
 
 /**
  * The activity options every workflow uses, declared once. Each is a kind of step, named by what it waits on; the
@@ -45,6 +45,18 @@ export const ACTIVITY_OPTIONS = {
     startToCloseTimeout: '3 hours',
     heartbeatTimeout: '30 seconds',
     retry: { initialInterval: '5 seconds', maximumInterval: '1 minute', maximumAttempts: 3 },
+  },
+  /**
+   * Continuous backups' capture (a watch shipping segments for half an hour): heartbeating every few seconds, so a
+   * killed worker's watch is taken over within the timeout; retried without end (an etcd or a store that is down comes
+   * back; the lag alert says how long it has been), never past a non-retryable error. A cancelled capture (continuous
+   * backups turned off) ends only once its watch has stopped, so a capture started right after never writes beside it.
+   */
+  capture: {
+    startToCloseTimeout: '45 minutes',
+    heartbeatTimeout: '30 seconds',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '2 seconds', maximumInterval: '1 minute' },
   },
   /** A health check is only worth having now: the next scheduled run is the real retry. */
   health: { startToCloseTimeout: '1 minute', retry: { initialInterval: '2 seconds', maximumAttempts: 2 } },

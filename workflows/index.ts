@@ -7,3 +7,4 @@ export { respondToAlert, alertSignal, responseQuery } from './respond-to-alert';
 export { drillRestore } from './drill-restore';
 export { importBackup } from './import-backup';
 export { holdClaim } from './claim';
+export { captureClusterChanges, captureStateQuery } from './capture-changes';

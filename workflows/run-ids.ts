@@ -12,3 +12,6 @@ export function wrongWorkflowIdProblem(kind: string, actual: string, expected: s
   if (actual === expected) return undefined;
   return `a ${kind} of this cluster runs as workflow id ${expected}, one at a time, so that everything that looks for it finds it; this run is ${actual.slice(0, 200)}: start it again as ${expected} (${howTo})`;
 }
+
+/** Continuous backups: one capture per cluster, found (and stopped) by `lifeboat schedule sync` under this id. */
+export const captureWorkflowId = (cluster: string) => `capture-${cluster}`;

@@ -25,7 +25,9 @@ export function scheduleCommand(): Command {
   );
   schedule
     .command('sync')
-    .description('create or update the backup and health schedules of every configured cluster (idempotent)')
+    .description(
+      'create or update the backup and health schedules of every configured cluster, and start or stop its continuous capture (idempotent)',
+    )
     .option('--prune', 'also delete backup-* and health-* schedules of clusters no longer in the config')
     .action(async (opts: { prune?: boolean }, cmd: Command) =>
       withClient(cmd, async ({ client }, config) => {
@@ -35,6 +37,9 @@ export function scheduleCommand(): Command {
         for (const id of r.updated) console.log(`updated  ${id}`);
         for (const id of r.removed) console.log(`removed  ${id}`);
         for (const id of r.orphaned) console.log(`orphaned ${id} (its cluster is not in the config; --prune removes it)`);
+        for (const id of r.captures.started) console.log(`started  ${id} (continuous backups)`);
+        for (const id of r.captures.running) console.log(`running  ${id} (continuous backups)`);
+        for (const id of r.captures.stopped) console.log(`stopped  ${id} (no backup.continuous for its cluster)`);
       }),
     );
   schedule

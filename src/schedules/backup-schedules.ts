@@ -5,6 +5,7 @@ import { DRILL_SCHEDULE_PREFIX, drillScheduleFor, drillScheduleIdOf } from './dr
 import { backupCluster } from '../../workflows';
 import { taskQueueOf } from '../temporal/connection';
 import { runMetadata } from '../temporal/run-metadata';
+import { syncCaptures, type CaptureSync } from './capture-runs';
 
 export const SCHEDULE_PREFIX = 'backup-';
 export const scheduleIdOf = (cluster: string) => `${SCHEDULE_PREFIX}${cluster}`;
@@ -50,11 +51,13 @@ export interface SyncResult {
   removed: string[];
   /** Schedules of clusters no longer in config, left in place because --prune was not given. */
   orphaned: string[];
+  /** Continuous backups' capture-<cluster> runs (not schedules, reconciled alongside them). */
+  captures: CaptureSync;
 }
 
 /**
  * Creates or updates the schedules of every configured cluster — backup-<cluster>, health-<cluster> and, with
- * drill.enabled, drill-<cluster> — idempotently.
+ * drill.enabled, drill-<cluster> — idempotently, and starts or stops the capture-<cluster> runs of continuous backups.
  * Removes schedules of either kind whose cluster left the config only when asked to. The one sync entry point.
  */
 export async function syncBackupSchedules(
@@ -62,7 +65,7 @@ export async function syncBackupSchedules(
   config: Config,
   options: { prune?: boolean; env?: NodeJS.ProcessEnv } = {},
 ): Promise<SyncResult> {
-  const result: SyncResult = { created: [], updated: [], removed: [], orphaned: [] };
+  const result: SyncResult = { created: [], updated: [], removed: [], orphaned: [], captures: { started: [], running: [], stopped: [] } };
   const taskQueue = taskQueueOf(config, options.env);
   const wanted = new Map<string, ScheduleOptions>();
   for (const c of config.clusters) {
@@ -92,6 +95,7 @@ export async function syncBackupSchedules(
       result.orphaned.push(s.scheduleId);
     }
   }
+  result.captures = await syncCaptures(client, config, taskQueue);
   return result;
 }
 

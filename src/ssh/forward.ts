@@ -1,7 +1,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { NodeSSH } from 'node-ssh';
 
-/** A port on the worker's loopback that reaches a loopback port of the node through the session's connection. */
+/** A port on the worker's loopback that reaches a port of the node (its loopback by default) through the session's connection. */
 export interface Forward {
   /** 127.0.0.1:<port> on the worker. */
   readonly address: string;
@@ -9,11 +9,12 @@ export interface Forward {
 }
 
 /**
- * Listens on an ephemeral port of the worker's loopback and carries each connection to `127.0.0.1:<port>` on the node
- * through the SSH connection (a direct-tcpip channel, as `ssh -L`): a server the drill starts on the node's loopback
- * is reached without opening it to the network. Closed with the session.
+ * Listens on an ephemeral port of the worker's loopback and carries each connection to `<host>:<port>` as the node
+ * reaches it (`127.0.0.1` by default) through the SSH connection (a direct-tcpip channel, as `ssh -L`): a server the
+ * drill starts on the node's loopback, or etcd's client port, is reached without opening it to the network. Closed
+ * with the session.
  */
-export function forwardToNode(ssh: NodeSSH, nodeName: string, port: number): Promise<Forward> {
+export function forwardToNode(ssh: NodeSSH, nodeName: string, port: number, host = '127.0.0.1'): Promise<Forward> {
   const connection = ssh.connection;
   if (!connection) return Promise.reject(new Error(`SSH connection to node "${nodeName}" is not open`));
   const sockets = new Set<Socket>();
@@ -21,7 +22,7 @@ export function forwardToNode(ssh: NodeSSH, nodeName: string, port: number): Pro
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
-    connection.forwardOut('127.0.0.1', 0, '127.0.0.1', port, (err, channel) => {
+    connection.forwardOut('127.0.0.1', 0, host, port, (err, channel) => {
       if (err) return socket.destroy();
       channel.on('error', () => socket.destroy());
       socket.pipe(channel).pipe(socket);

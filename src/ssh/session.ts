@@ -27,8 +27,8 @@ export interface NodeSession {
   exists(path: string): Promise<boolean>;
   /** A command's streams, for transfers too large to buffer: `from-node` reads its stdout, `to-node` writes its stdin. */
   stream(argv: readonly string[], direction?: 'from-node' | 'to-node'): Promise<RemoteStream>;
-  /** A worker loopback address reaching `127.0.0.1:<port>` on the node through this session (closed with it). */
-  forward(port: number): Promise<Forward>;
+  /** A worker loopback address reaching `<host>:<port>` as the node sees it (127.0.0.1 by default) through this session (closed with it). */
+  forward(port: number, host?: string): Promise<Forward>;
 }
 
 export interface SessionOptions {
@@ -43,8 +43,8 @@ function sessionOn(ssh: NodeSSH, node: NodeConfig, forwards: Forward[]): NodeSes
     run,
     exists: async (path) => (await run(['test', '-e', path], { allowFailure: true })).code === 0,
     stream: (argv, direction = 'from-node') => streamOnNode(ssh, node.name, argv, direction),
-    forward: async (port) => {
-      const f = await forwardToNode(ssh, node.name, port);
+    forward: async (port, host) => {
+      const f = await forwardToNode(ssh, node.name, port, host);
       forwards.push(f);
       return f;
     },

@@ -15,7 +15,7 @@ export const OUTCOME = defineSearchAttributeKey('LifeboatOutcome', SearchAttribu
 export const SEARCH_ATTRIBUTE_KEYS = [CLUSTER, RUN, OUTCOME];
 
 /** `drill` is reserved for restore drills (issue 11). */
-export type RunKind = 'backup' | 'recovery' | 'response' | 'health' | 'check' | 'drill';
+export type RunKind = 'backup' | 'recovery' | 'response' | 'health' | 'check' | 'drill' | 'capture';
 
 /** As `temporal server start-dev --search-attribute` takes them. */
 export const DEV_SERVER_SEARCH_ATTRIBUTES = SEARCH_ATTRIBUTE_KEYS.map((k) => `${k.name}=Keyword`);

@@ -34,7 +34,18 @@ const ALERTS = [
   // Restore drills: not response triggers (nothing to restore), their runbook is the README's Restore drills section.
   'LifeboatDrillFailed',
   'LifeboatNoSuccessfulDrill',
+  // Continuous backups: not response triggers either; their runbook is the README's Continuous backups section.
+  'LifeboatContinuousBackupLagging',
+  'LifeboatContinuousChainBroken',
 ];
+
+/** The README section each alert's runbook_url points at. */
+const runbookOf = (alert: string) =>
+  alert.includes('Drill')
+    ? RUNBOOK.replace(/#.*/, '#restore-drills')
+    : alert.includes('Continuous')
+      ? RUNBOOK.replace(/#.*/, '#continuous-backups-and-restore-to-a-point')
+      : RUNBOOK;
 
 interface Rule {
   alert?: string;
@@ -83,7 +94,7 @@ describe('shipped alert rules (deploy/prometheus)', () => {
     for (const rule of all) {
       expect([rule.alert, rule.labels?.severity]).toEqual([rule.alert, expect.stringMatching(/^(warning|critical)$/)]);
       expect(Object.keys(rule.annotations ?? {}).sort()).toEqual(['description', 'runbook_url', 'summary']);
-      expect(rule.annotations!.runbook_url).toBe(rule.alert!.includes('Drill') ? RUNBOOK.replace(/#.*/, '#restore-drills') : RUNBOOK);
+      expect(rule.annotations!.runbook_url).toBe(runbookOf(rule.alert!));
       // absent() cannot say which cluster is missing and stays silent while a series is still exported with 0.
       expect(rule.expr).not.toMatch(/\babsent(_over_time)?\s*\(/);
     }

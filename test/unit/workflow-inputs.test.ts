@@ -7,6 +7,7 @@ import { drillInputProblems } from '../../workflows/drill-input';
 import { checkInputProblems, healthInputProblems } from '../../workflows/health-input';
 import { importInputProblems, type ImportBackupInput } from '../../workflows/import-input';
 import { approvalDecisionProblems } from '../../workflows/approval-input';
+import { captureInputProblems } from '../../workflows/capture-input';
 import { payloadConverter } from '../../src/temporal/payload-converter';
 import * as workflows from '../../workflows';
 
@@ -159,6 +160,28 @@ describe('workflow inputs refuse hostile and malformed values, naming the field'
       expect(importInputProblems(bad as never).join()).toMatch(/^input: expected an object/);
   });
 
+  it('continuous capture: cluster, the chain a run hands to the next, unknown fields, wrong types', () => {
+    const chain = {
+      id: '20261203T080000Z-rev9007199254740993',
+      base: { manifestKey: 'lifeboat/prod/etcd/x.manifest.json', revision: '9007199254740993' },
+    };
+    expect(captureInputProblems({ cluster: 'prod' })).toEqual([]);
+    expect(captureInputProblems({ cluster: 'prod', chain })).toEqual([]);
+    for (const bad of [...HOSTILE, ...WRONG_TYPES]) expect(captureInputProblems({ cluster: bad as string }).join()).toMatch(/^cluster: /);
+    expect(captureInputProblems({ cluster: 'prod', chain: { ...chain, id: '../x' } }).join()).toMatch(/^chain\.id: /);
+    // Revisions are digits, never JS numbers (int64 past 2^53).
+    expect(captureInputProblems({ cluster: 'prod', chain: { ...chain, base: { ...chain.base, revision: 42 as never } } }).join()).toMatch(
+      /^chain\.base\.revision: /,
+    );
+    expect(captureInputProblems({ cluster: 'prod', chain: { ...chain, extra: 1 } as never }).join()).toMatch(
+      /^chain: unknown field "extra"/,
+    );
+    expect(captureInputProblems({ cluster: 'prod', chain: 'x' as never }).join()).toMatch(/^chain: expected an object/);
+    expect(captureInputProblems({ cluster: 'prod', node: 'x' } as never).join()).toMatch(/^input: unknown field "node"/);
+    for (const bad of [null, 42, true, ['prod'], 'prod'])
+      expect(captureInputProblems(bad as never)).toEqual(['input: expected an object like {"cluster": "prod"}']);
+  });
+
   it('every workflow the worker registers has its input checked here', () => {
     const registered = Object.entries(workflows)
       .filter(([, v]) => typeof v === 'function')
@@ -167,6 +190,7 @@ describe('workflow inputs refuse hostile and malformed values, naming the field'
     // Each name maps to the checker exercised above; a new workflow must add its own before this passes.
     expect(registered).toEqual([
       'backupCluster',
+      'captureClusterChanges',
       'checkCluster',
       'checkClusterHealth',
       'drillRestore',
@@ -192,6 +216,7 @@ describe('workflow inputs refuse hostile and malformed values, naming the field'
     ['health check', healthInputProblems, { cluster: 'prod' }],
     ['reachability check', checkInputProblems, { cluster: 'prod' }],
     ['import', importInputProblems, { cluster: 'prod', key: 'a/b' }],
+    ['continuous capture', captureInputProblems, { cluster: 'prod' }],
   ];
 
   it.each(CHECKERS)(

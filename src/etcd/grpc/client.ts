@@ -19,6 +19,11 @@ export interface EtcdClientOptions {
   tls: { ca: Buffer | string; cert: Buffer | string; key: Buffer | string } | 'loopback-plaintext';
   /** Deadline of each unary call (Status, Range); the streams have none and end through an AbortSignal. */
   callTimeoutMs?: number;
+  /**
+   * The name etcd's certificate is checked against when `endpoint` is not the member's own address (a tunnel's local
+   * port reaching the node's etcd at another host): that host. The endpoint's host when omitted.
+   */
+  serverName?: string;
 }
 
 export interface EtcdClient {
@@ -76,6 +81,7 @@ export function createEtcdClient(options: EtcdClientOptions): EtcdClient {
     'grpc.keepalive_time_ms': KEEPALIVE.timeMs,
     'grpc.keepalive_timeout_ms': KEEPALIVE.timeoutMs,
     'grpc.keepalive_permit_without_calls': 0,
+    ...(options.serverName ? { 'grpc.ssl_target_name_override': options.serverName, 'grpc.default_authority': options.serverName } : {}),
   };
   const services = etcdServices();
   // One channel for the three services: a stub given `channelOverride` shares the first one's connection.
