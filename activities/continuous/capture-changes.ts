@@ -4,7 +4,7 @@ import { findCluster } from '../../src/config/load';
 import type { ClusterConfig } from '../../src/config/schema';
 import { loadEncryptionKey } from '../../src/backup/keyring';
 import { newestTrustedBackup, trustRulesFor } from '../../src/backup/trusted-catalog';
-import { captureSegments, ChainTipError, readChainTip, type ChainTip, type Durable } from '../../src/continuous/capture';
+import { captureSegments, ChainTipError, EtcdReplacedError, readChainTip, type ChainTip, type Durable } from '../../src/continuous/capture';
 import { chainIdOf, type Segment } from '../../src/continuous/segment';
 import type { SegmentCodec } from '../../src/continuous/segment-store';
 import { withEtcdClient } from '../../src/etcd/cluster-client';
@@ -51,7 +51,7 @@ export type CaptureChangesResult =
    * (etcd compacted revisions the chain has not captured: a gap), `untrusted-tip` (the chain's newest segment is not
    * believed). The workflow takes a full backup at once and starts a new chain from it.
    */
-  | { outcome: 'needs-backup'; reason: 'no-base' | 'compacted' | 'untrusted-tip'; chain?: ChainRef; message: string };
+  | { outcome: 'needs-backup'; reason: 'no-base' | 'compacted' | 'untrusted-tip' | 'etcd-replaced'; chain?: ChainRef; message: string };
 
 const DEFAULT_RUN_SECONDS = 30 * 60;
 /** How often a run looks for a full backup newer than its chain's base (one listing and one manifest read). */
@@ -191,6 +191,7 @@ class CaptureRun {
     } catch (err) {
       if (err instanceof WatchCompactedError) return this.chainBreak('compacted', chain, err.message);
       if (err instanceof ChainTipError) return this.chainBreak('untrusted-tip', chain, err.message);
+      if (err instanceof EtcdReplacedError) return this.chainBreak('etcd-replaced', chain, err.message);
       throw err;
     } finally {
       if (timer) clearInterval(timer);
@@ -252,7 +253,7 @@ class CaptureRun {
     activityContext()?.heartbeat(this.progress);
   }
 
-  private chainBreak(reason: 'compacted' | 'untrusted-tip', chain: ChainRef, message: string): CaptureChangesResult {
+  private chainBreak(reason: 'compacted' | 'untrusted-tip' | 'etcd-replaced', chain: ChainRef, message: string): CaptureChangesResult {
     recordChainBreak(this.cluster.name);
     this.log.error(
       { chain: chain.id, reason, durableThrough: this.progress?.lastRevision, error: message },

@@ -1,6 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { StorageConfig } from '../config/schema';
-import { watchKeyspace, type EtcdClient, type WatchEvent } from '../etcd/grpc';
+import { getKey, status, watchKeyspace, type EtcdClient, type WatchEvent } from '../etcd/grpc';
 import { addRevisions, compareRevisions, type Revision } from '../etcd/revision';
 import { baseDigest, chainFolder, SEGMENT_FORMAT, segmentDigest, type Segment, type SegmentEvent } from './segment';
 import { keyOfSegment, listSegmentKeys, readSegment, UntrustedSegment, writeSegment, type SegmentCodec } from './segment-store';
@@ -26,6 +26,8 @@ export interface ChainTip {
   key?: string;
   /** When the newest durable revision was seen (the newest segment's `created`). */
   at?: string;
+  /** The chain's last change (absent before its first segment): etcd's history must still hold it to go on. */
+  lastEvent?: { type: 'put' | 'delete'; key: string; modRevision: Revision };
 }
 
 /** What the capture reports after each durable step. */
@@ -36,6 +38,20 @@ export interface Durable extends ChainTip {
   knownAt: string;
   /** The segment just written (absent for a progress report on a quiet keyspace). */
   written?: { key: string; count: number; storedBytes: number; firstRevision: Revision; lastRevision: Revision };
+}
+
+/**
+ * The etcd the capture reaches is not the one the chain recorded: another cluster id, or a revision behind the chain
+ * (wiped, or restored from a snapshot). Its history is not the chain's: the chain ends here; a new one needs a new base.
+ */
+export class EtcdReplacedError extends Error {
+  constructor(
+    readonly chain: string,
+    reason: string,
+  ) {
+    super(`chain ${chain} cannot be continued: ${reason}; a new chain starts from a new full backup`);
+    this.name = 'EtcdReplacedError';
+  }
 }
 
 /** The chain's newest segment cannot be believed: the chain cannot be continued, only a new one started. */
@@ -81,7 +97,16 @@ export async function readChainTip(
       key,
       `belongs elsewhere (cluster ${s.cluster}, chain ${s.chain}, revisions ${s.firstRevision}..${s.lastRevision})`,
     );
-  return { chain, base, sequence: s.sequence + 1, lastRevision: s.lastRevision, previous: segmentDigest(s), key, at: s.created };
+  return {
+    chain,
+    base,
+    sequence: s.sequence + 1,
+    lastRevision: s.lastRevision,
+    previous: segmentDigest(s),
+    key,
+    at: s.created,
+    lastEvent: lastEventOf(s),
+  };
 }
 
 export interface CaptureOptions {
@@ -113,6 +138,7 @@ export async function captureSegments(o: CaptureOptions): Promise<void> {
   o.signal.addEventListener('abort', onAbort, { once: true });
   if (o.signal.aborted) stop.abort(o.signal.reason);
   let tip = o.tip;
+  await checkSameHistory(o.client, tip);
   const watch = watchKeyspace(o.client, addRevisions(tip.lastRevision, 1), { signal: stop.signal, progressNotify: true });
   const results = watch[Symbol.asyncIterator]();
   let pending: SegmentEvent[] = [];
@@ -139,7 +165,15 @@ export async function captureSegments(o: CaptureOptions): Promise<void> {
       events: pending,
     };
     const { key, segment, storedBytes } = await writeSegment(o.s3, o.storage, unsigned, o.codec, stop.signal);
-    tip = { ...tip, sequence: tip.sequence + 1, lastRevision: last, previous: segmentDigest(segment), key, at: segment.created };
+    tip = {
+      ...tip,
+      sequence: tip.sequence + 1,
+      lastRevision: last,
+      previous: segmentDigest(segment),
+      key,
+      at: segment.created,
+      lastEvent: lastEventOf(segment),
+    };
     o.onDurable({
       ...tip,
       knownThrough: last,
@@ -208,6 +242,44 @@ export async function captureSegments(o: CaptureOptions): Promise<void> {
     next.catch(() => {});
     void results.return?.(undefined).catch(() => {});
   }
+}
+
+function lastEventOf(s: Segment): ChainTip['lastEvent'] {
+  const e = s.events.at(-1)!;
+  return { type: e.type, key: e.key, modRevision: e.modRevision };
+}
+
+/**
+ * Before a single event is read, that the etcd reached is the one whose history the chain records. etcd accepts a
+ * watch from a revision it has not reached yet, so a wiped etcd (or one restored from a snapshot without a revision
+ * bump) would hand over revisions of its own history as if they continued the chain; its cluster and member ids are no
+ * help (derived from names and peer URLs, the same after a wipe). So: its revision is not behind the chain's, and at
+ * the chain's last revision it holds the chain's last change.
+ */
+async function checkSameHistory(client: EtcdClient, tip: ChainTip): Promise<void> {
+  const now = await status(client);
+  if (compareRevisions(now.revision, tip.lastRevision) < 0)
+    throw new EtcdReplacedError(
+      tip.chain,
+      `etcd at ${client.endpoint} is at revision ${now.revision}, behind the chain's ${tip.lastRevision}: it was wiped or restored`,
+    );
+  const last = tip.lastEvent;
+  if (!last) return;
+  const key = Buffer.from(last.key, 'base64');
+  let kv;
+  try {
+    kv = (await getKey(client, key, { revision: last.modRevision })).kv;
+  } catch (err) {
+    // Compacted past it: the watch says so (a chain break) as it starts.
+    if (/compacted/.test((err as Error).message)) return;
+    throw err;
+  }
+  const holds = last.type === 'put' ? kv?.modRevision === last.modRevision : kv === undefined;
+  if (!holds)
+    throw new EtcdReplacedError(
+      tip.chain,
+      `etcd at ${client.endpoint} does not hold the chain's last change (${last.type} of ${JSON.stringify(key.toString('latin1').slice(0, 200))} at revision ${last.modRevision}) in its history: it was wiped or restored, and its revisions are another history's`,
+    );
 }
 
 /** A watch event as a segment keeps it: bytes as base64, int64s as digits, the lease only when there is one. */

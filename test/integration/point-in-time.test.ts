@@ -8,7 +8,7 @@ import { buildPoint, planPointInTime } from '../../activities/continuous/point';
 import type { ActivityDeps } from '../../activities/deps';
 import { trustRulesFor } from '../../src/backup/trusted-catalog';
 import { findCluster } from '../../src/config/load';
-import { captureSegments, readChainTip, type Durable } from '../../src/continuous/capture';
+import { captureSegments, EtcdReplacedError, readChainTip, type Durable } from '../../src/continuous/capture';
 import { planPoint, PointUnavailable } from '../../src/continuous/point';
 import { chainIdOf } from '../../src/continuous/segment';
 import { listSegmentKeys } from '../../src/continuous/segment-store';
@@ -241,4 +241,60 @@ describe('restore to a point: base + segments, replayed exactly', () => {
     expect(stopped.brokenAt?.key).toBe(victim);
     expect(compareRevisions(stopped.revision, r2)).toBeLessThan(0);
   });
+
+  const captureOptions = () => {
+    const cfg = findCluster(worker.config, 'pitr');
+    return {
+      s3,
+      storage: cfg.storage,
+      cluster: 'pitr',
+      codec: { compression: 'zstd' as const, key: key.key, keyId: 'k1' },
+      client: etcd,
+      segmentSeconds: 1,
+      maxSegmentBytes: 64 * 1024,
+      signal: AbortSignal.timeout(15_000),
+      onDurable: () => undefined,
+    };
+  };
+
+  it('a wiped etcd (its own history from revision 1) never continues the chain: refused while behind it, and once past it', async () => {
+    const cfg = findCluster(worker.config, 'pitr');
+    const rules = trustRulesFor(worker.config, cfg);
+    const chain = chainIdOf(base.manifestKey);
+    const tip = await readChainTip(
+      s3,
+      cfg.storage,
+      'pitr',
+      chain,
+      { manifestKey: base.manifestKey, revision: base.revision },
+      rules.loadKey,
+    );
+    const before = await status(etcd);
+    const lastKey = Buffer.from(tip.lastEvent!.key, 'base64').toString('latin1');
+    const pids = (await cluster.controlPlane.pods()).flatMap((p) => p.containers.map((c) => c.pid)).filter(Boolean);
+    await cluster.controlPlane.exec(['bash', '-c', `rm -rf /var/lib/etcd/member; kill -9 ${pids.join(' ')} 2>/dev/null || true`]);
+    let after = before;
+    for (let i = 0; i < 120 && compareRevisions(after.revision, before.revision) >= 0; i++) {
+      await sleep(500);
+      after = await status(etcd).catch(() => before);
+    }
+    // Behind the chain: refused at once.
+    const behind = await captureSegments({ ...captureOptions(), tip }).then(
+      () => 'ran',
+      (err: Error) => err,
+    );
+    expect(behind).toBeInstanceOf(EtcdReplacedError);
+    expect((behind as Error).message).toMatch(/behind the chain's/);
+    // Then past the chain's revision with its own history (the chain's last key written too, at another revision):
+    // without the check its next revisions would be taken as the chain's.
+    await put(lastKey, 'another history');
+    for (let i = 0; compareRevisions((await status(etcd)).revision, tip.lastRevision) <= 0 && i < 400; i++) await put(cm(`new-${i}`), 'x');
+    const refused = await captureSegments({ ...captureOptions(), tip }).then(
+      () => 'ran',
+      (err: Error) => err,
+    );
+    expect(refused).toBeInstanceOf(EtcdReplacedError);
+    expect((refused as Error).message).toMatch(/does not hold the chain's last change/);
+    expect((await listSegmentKeys(s3, cfg.storage, 'pitr', chain)).at(-1)).toBe(tip.key);
+  }, 120_000);
 });
