@@ -1,6 +1,7 @@
 import { DeleteObjectCommand, DeleteObjectsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { chainIdOf } from '../../src/continuous/segment';
-import { listChainIds, listSegmentKeys } from '../../src/continuous/segment-store';
+import { chainFolder } from '../../src/continuous/segment';
+import { listChainIds } from '../../src/continuous/segment-store';
 import { listObjects } from '../../src/backup/catalog';
 import { clusterBackupPrefix, manifestKeyOf } from '../../src/backup/object-keys';
 import { trustedBackups, trustRulesFor } from '../../src/backup/trusted-catalog';
@@ -29,6 +30,8 @@ export interface RetentionResult {
 }
 
 const ORPHAN_AGE_MS = 24 * 3600_000;
+/** A chain written to within this long may be the one a capture still extends: kept whatever its base. */
+const CHAIN_QUIET_MS = 24 * 3600_000;
 
 /**
  * Prunes a cluster's backups by its policy (keep-last N plus daily/weekly/monthly). A backup's manifest is deleted
@@ -71,14 +74,16 @@ export function applyRetention(deps: ActivityDeps) {
         for (const k of orphans) await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: k }));
       }
       // A chain extends its base: it goes with it, in bulk, and only then (segments without their base restore nothing).
-      // The newest chain stays whatever its base: the capture may still be writing to it.
+      // Not the newest chain, nor one written to within a day, whatever its base: the capture may still be on it.
       const chains = await listChainIds(s3, cluster.storage, cluster.name);
-      const deletedBases = new Set(decision.delete.map((d) => chainIdOf(d.key)));
+      const keptBases = new Set(decision.keep.map((k) => chainIdOf(k.key)));
       const chainsRemoved: { chain: string; segments: number }[] = [];
-      for (const chain of chains.slice(0, -1).filter((c) => deletedBases.has(c))) {
-        const keys = await listSegmentKeys(s3, cluster.storage, cluster.name, chain);
-        if (!input.dryRun) await deleteInBulk(s3, bucket, keys);
-        chainsRemoved.push({ chain, segments: keys.length });
+      for (const chain of chains.slice(0, -1).filter((c) => !keptBases.has(c))) {
+        const segments = await listObjects(s3, bucket, chainFolder(prefix, cluster.name, chain));
+        const newest = Math.max(0, ...segments.map((o) => o.lastModified?.getTime() ?? Date.now()));
+        if (new Date(input.now).getTime() - newest < CHAIN_QUIET_MS) continue;
+        if (!input.dryRun) await deleteInBulk(s3, bucket, segments.map((o) => o.key));
+        chainsRemoved.push({ chain, segments: segments.length });
       }
       return {
         dryRun: input.dryRun,

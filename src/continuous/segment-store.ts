@@ -25,19 +25,24 @@ export interface SegmentCodec {
   keyId: string;
 }
 
-const zstdCompress = promisify((zlib as unknown as { zstdCompress: typeof zlib.gzip }).zstdCompress);
-const zstdDecompress = promisify((zlib as unknown as { zstdDecompress: typeof zlib.gunzip }).zstdDecompress);
 const gzip = promisify(zlib.gzip);
 const gunzip = promisify(zlib.gunzip);
 
+/** zlib's zstd (Node >= 22.15), looked up when used: an older Node names itself instead of failing at load. */
+function zstd(direction: 'zstdCompress' | 'zstdDecompress'): (b: Buffer) => Promise<Buffer> {
+  const fn = (zlib as unknown as Record<string, typeof zlib.gzip | undefined>)[direction];
+  if (!fn) throw new Error(`zstd-compressed segments need Node.js >= 22.15 on the worker (this is ${process.version})`);
+  return promisify(fn) as (b: Buffer) => Promise<Buffer>;
+}
+
 async function compress(c: Compression, plain: Buffer): Promise<Buffer> {
-  if (c === 'zstd') return zstdCompress(plain);
+  if (c === 'zstd') return zstd('zstdCompress')(plain);
   if (c === 'gzip') return gzip(plain, { level: 3 });
   return plain;
 }
 
 async function decompress(c: Compression, stored: Buffer): Promise<Buffer> {
-  if (c === 'zstd') return zstdDecompress(stored);
+  if (c === 'zstd') return zstd('zstdDecompress')(stored);
   if (c === 'gzip') return gunzip(stored);
   return stored;
 }

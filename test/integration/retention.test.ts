@@ -103,30 +103,42 @@ describe('retention on a synthetic history in MinIO', () => {
     expect(keptBases).toContain(newestVerified.manifestKey.replace('.manifest.json', ''));
   });
 
-  it("continuous backups' chains go with their base, in bulk, and the newest chain stays", async () => {
-    const records = await seedHistory('retchain', now);
+  it("continuous backups' chains go with their base, in bulk, once quiet for a day; the newest chain stays", async () => {
+    // Segments are written now (MinIO's clock), so this history ends now.
+    const nowA = new Date();
+    const records = await seedHistory('retchain', nowA);
     const decided = decideRetention(
       records.map((r) => ({ key: r.manifestKey, created: r.created, verified: r.verified })),
       retention,
-      now,
+      nowA,
     );
-    const chainOf = (manifestKey: string) => chainIdOf(manifestKey);
-    const gone = chainOf(decided.delete[0].key);
-    const kept = chainOf(decided.keep.at(-1)!.key);
-    const newest = chainOf(records[0].manifestKey);
+    const gone = chainIdOf(decided.delete[0].key);
+    const kept = chainIdOf(records[1].manifestKey); // within keepLast
+    const newest = chainIdOf(records[0].manifestKey);
     const s3 = minioClient();
     const seg = (chain: string, i: number) =>
       `lifeboat/retchain/chains/${chain}/${String(i * 2 + 1).padStart(19, '0')}-${String(i * 2 + 2).padStart(19, '0')}.seg.json.zst.enc`;
     // More than one DeleteObjects request's worth (1000) for the chain whose base goes.
     for (let i = 0; i < 1100; i += 50)
-      await Promise.all(
-        Array.from({ length: 50 }, (_, j) => s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: seg(gone, i + j), Body: 'x' }))),
-      );
+      await Promise.all(Array.from({ length: 50 }, (_, j) => s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: seg(gone, i + j), Body: 'x' }))));
     for (const chain of [kept, newest]) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: seg(chain, 0), Body: 'x' }));
-    const result = await activities.applyRetention({ cluster: 'retchain', now: now.toISOString(), dryRun: false });
-    expect(result.chainsRemoved).toEqual([{ chain: gone, segments: 1100 }]);
-    const left = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'lifeboat/retchain/chains/' }));
-    expect((left.Contents ?? []).map((o) => o.Key).sort()).toEqual([seg(kept, 0), seg(newest, 0)].sort());
+    const chainKeys = async () =>
+      ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'lifeboat/retchain/chains/', MaxKeys: 5000 }))).Contents ?? [])
+        .map((o) => o.Key!)
+        .filter((k) => !k.includes(`/${gone}/`) || k === seg(gone, 0));
+    // Written to a moment ago: a capture may still be on it, so it stays although its base went.
+    const first = await activities.applyRetention({ cluster: 'retchain', now: nowA.toISOString(), dryRun: false });
+    expect(first.deleted.map((d) => d.key)).toContain(decided.delete[0].key);
+    expect(first.chainsRemoved).toBeUndefined();
+    expect(await chainKeys()).toContain(seg(gone, 0));
+    // A day and more later it goes, whole; the kept base's chain and the newest chain stay.
+    const later = new Date(nowA.getTime() + 2 * 86_400_000);
+    const second = await activities.applyRetention({ cluster: 'retchain', now: later.toISOString(), dryRun: false });
+    expect(second.chainsRemoved).toContainEqual({ chain: gone, segments: 1100 });
+    expect(second.chainsRemoved?.map((c) => c.chain)).not.toContain(newest);
+    const left = await chainKeys();
+    expect(left).not.toContain(seg(gone, 0));
+    expect(left).toEqual(expect.arrayContaining([seg(kept, 0), seg(newest, 0)]));
     s3.destroy();
   });
 
