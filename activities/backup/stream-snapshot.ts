@@ -65,7 +65,6 @@ export function streamSnapshot(deps: ActivityDeps) {
     if (!direct)
       throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}": etcd.direct is no longer in the config`, 'DirectModeMisconfigured');
     const signal = cancellationSignal();
-    await abortPreviousAttempt(cluster, signal);
     const client = await directEtcdClient(direct);
     let download: SnapshotDownload | undefined;
     try {
@@ -97,6 +96,7 @@ export function streamSnapshot(deps: ActivityDeps) {
       floor.catch(() => stream.destroy());
       // At the snapshot's revision while etcd still has it (the API server compacts every few minutes), else now.
       const counting = countPerResource(client, revision).catch(() => countPerResource(client).catch(() => ({})));
+      await abortPreviousAttempt(cluster, signal);
       let object: StreamedObject;
       try {
         object = await streamCommand(
