@@ -5,13 +5,16 @@ import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { fillEtcd } from '../../sandbox/fill';
+import { etcdctlArgs } from '../../sandbox/control-plane';
+import { wipeControlPlane } from '../../sandbox/disaster';
 import * as directEtcd from '../../src/backup/direct-etcd';
 import type { ClusterConfig } from '../../src/config/schema';
 import { waitFor } from '../../src/devserver/processes';
 import type { EtcdClient } from '../../src/etcd/grpc/client';
 import type { SnapshotResponse } from '../../src/etcd/grpc/proto';
 import { backupCluster } from '../../workflows';
-import { keyFile, withBackup } from '../support/backups';
+import { keyFile, runBackup, withBackup } from '../support/backups';
+import { failureOf } from '../support/failures';
 import { minioClient, minioStorage } from '../support/bed';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 
@@ -151,6 +154,26 @@ describe('a streamed snapshot that breaks, is cut short or altered stores nothin
     damage = (d) => d.endAt(2 / 3);
     const attempts = await backupThroughFault('truncated', async () => undefined);
     expect(attempts.lastFailure).toMatch(/the stream ended after \d+ of \d+ bytes/);
+  }, 300_000);
+
+  it('etcd wiped: the snapshot is below the floor, the stream stops and nothing is stored', async () => {
+    const floor = await runBackup(worker.client, worker.taskQueue, 'sfaults');
+    await wipeControlPlane(cluster.controlPlane);
+    await waitFor(
+      'etcd back, empty, taking writes',
+      async () =>
+        !!(await cluster.controlPlane
+          .exec(['etcdctl', ...etcdctlArgs(), 'put', '/registry/configmaps/default/after', 'v'])
+          .catch(() => '')),
+      120_000,
+      500,
+    );
+    const before = await objects();
+    const failure = await failureOf(runBackup(worker.client, worker.taskQueue, 'sfaults'));
+    expect(failure.type).toBe('RevisionRegression');
+    expect(failure.message).toMatch(new RegExp(`step snapshot: the snapshot's etcd revision \\d+ is below ${floor.revision}`));
+    expect(await objects()).toEqual(before);
+    expect(await unfinishedUploads()).toEqual([]);
   }, 300_000);
 });
 
