@@ -18,6 +18,8 @@ import { activityContext, cancellationSignal } from '../heartbeat';
 import { kubernetesVersionFrom } from './inspect-snapshot';
 import { checkRevisionFloor, type RevisionRegressionAllowed } from './revision-check';
 import { streamCommand } from './upload';
+import { pipeline } from 'node:stream';
+import { Coalesce } from '../../src/backup/coalesce';
 
 export interface StreamSnapshotInput {
   cluster: string;
@@ -47,6 +49,7 @@ export interface StreamedSnapshot {
  * known): nothing has been uploaded yet, a new start costs one round trip.
  */
 const PIN_ATTEMPTS = 8;
+const BLOCK_BYTES = 1024 * 1024;
 
 /**
  * Direct mode: etcd's Maintenance/Snapshot stream, compressed, encrypted and uploaded (multipart) as it arrives, with
@@ -90,7 +93,9 @@ export function streamSnapshot(deps: ActivityDeps) {
         compression: input.compression,
         encrypted: input.encryptionKeyId !== null,
       }).snapshot;
-      const stream = download.stream;
+      // In 1 MiB blocks, as a file read hands them out (src/backup/coalesce.ts); an error of etcd's stream ends it too.
+      const stream = new Coalesce(BLOCK_BYTES);
+      pipeline(download.stream, stream, () => undefined);
       // Below the floor the stream stops at once (nothing is completed); otherwise the answer is awaited before completing.
       const floor = checkRevisionFloor(deps, cluster, revision, input.allowRevisionRegression === true, async () => undefined);
       floor.catch(() => stream.destroy());
