@@ -94,8 +94,10 @@ const transfers = proxyActivities<Activities>(ACTIVITY_OPTIONS.transfer);
 
 /**
  * One backup of one cluster: snapshot on the node, verify it with etcd's reader, stream it (and the PKI, manifests
- * and kubeconfigs) through compression and encryption to S3, confirm what the bucket holds, write the manifest last,
- * clean the node, then prune by the retention policy. Every step is its own retryable, idempotent activity.
+ * and kubeconfigs) through compression and encryption to S3 — in direct mode, etcd's own snapshot stream uploaded as
+ * it arrives, in one step — confirm what the bucket holds, write the manifest last, clean the node, then prune by the
+ * retention policy. Every step is its own retryable, idempotent activity. Which way a run goes is in its recorded plan
+ * (`streamFromEtcd`), so histories from before streaming replay the way they ran.
  */
 export async function backupCluster(input: BackupClusterInput): Promise<BackupClusterResult> {
   return labelled(

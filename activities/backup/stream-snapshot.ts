@@ -198,6 +198,8 @@ async function abortPreviousAttempt(cluster: ClusterConfig, signal: AbortSignal 
 function etcdFailure(cluster: ClusterConfig, err: unknown): unknown {
   if (err instanceof ApplicationFailure || (err as Error | undefined)?.name === 'AbortError') return err;
   const message = (err as Error).message;
+  // Only etcd's own errors (the client's messages start so): a store's TLS or connection error is the store's to name.
+  if (!message.startsWith('etcd ')) return err;
   if (/certificate|x509|tls|handshake|SSL/i.test(message)) {
     return ApplicationFailure.nonRetryable(
       `${message}. Check etcd.direct.caFile/certFile/keyFile in the config: etcd must trust the client certificate and the worker etcd's CA.`,
