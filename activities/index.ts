@@ -7,6 +7,7 @@ import { inspectSnapshot } from './backup/inspect-snapshot';
 import { planBackup } from './backup/plan-backup';
 import { applyRetention } from './backup/retention';
 import { takeSnapshot } from './backup/take-snapshot';
+import { streamSnapshot } from './backup/stream-snapshot';
 import { uploadControlPlaneFiles, uploadSnapshot } from './backup/upload';
 import { pauseBackups, resumeBackups } from './recovery/backup-schedule';
 import { restoreEtcdData, startControlPlane, stopControlPlane } from './recovery/control-plane';
@@ -38,6 +39,7 @@ export function createActivities(deps: ActivityDeps) {
     resolveCluster: resolveCluster(deps),
     planBackup: planBackup(deps),
     takeSnapshot: takeSnapshot(deps),
+    streamSnapshot: streamSnapshot(deps),
     inspectSnapshot: inspectSnapshot(deps),
     uploadSnapshot: uploadSnapshot(deps),
     uploadControlPlaneFiles: uploadControlPlaneFiles(deps),

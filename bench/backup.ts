@@ -142,7 +142,7 @@ async function main(): Promise<void> {
       ]);
       // What a restore's fetch does on the worker (download, decrypt, decode, hash), for the zstd and the plain object.
       const key = Buffer.from(await readFile(keyPath, 'utf8'), 'base64');
-      for (const name of ['defaults', 'none+encrypt'])
+      for (const name of ['defaults', 'none+encrypt', 'direct+encrypt'].filter((n) => realistic!.v[n]))
         notes.push(`restore fetch on the worker, ${name}: ${await fetchBack(env, realistic.v[name].manifestKey, key)}`);
     }
   } finally {
@@ -155,7 +155,7 @@ async function main(): Promise<void> {
   const big = random['1GiB'];
   const small = random['100MiB'];
   if (!big || !realistic || process.env.LIFEBOAT_BENCH_QUICK) return;
-  const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/a');
+  const ratio = (a: number | undefined, b: number) => (a !== undefined && b > 0 ? (a / b).toFixed(2) : 'n/a');
   const cores = (await import('node:os')).cpus().length;
   console.log(
     `backup (cpu seconds, ${cores} cores shared, random 1GiB): plain=${big.plain.cpuSeconds.toFixed(1)} ${Object.entries(big.v)
@@ -163,15 +163,17 @@ async function main(): Promise<void> {
       .join(' ')}`,
   );
   console.log(
-    `backup (random): wall_ratio_ssh=${ratio(big.v.defaults.seconds, big.plain.seconds)} wall_ratio_direct=${ratio(big.v.direct.seconds, big.plain.seconds)} wall_ratio_direct_encrypted=${ratio(big.v['direct+encrypt'].seconds, big.plain.seconds)} stored_ratio=${ratio(big.v.defaults.stored, big.plain.stored)} node_cpu_ratio=${ratio(big.v.defaults.nodeCpu, big.plain.nodeCpu)}`,
+    `backup (random): wall_ratio_ssh=${ratio(big.v.defaults?.seconds, big.plain.seconds)} wall_ratio_direct=${ratio(big.v.direct?.seconds, big.plain.seconds)} wall_ratio_direct_encrypted=${ratio(big.v['direct+encrypt']?.seconds, big.plain.seconds)} stored_ratio=${ratio(big.v.defaults?.stored, big.plain.stored)} node_cpu_ratio=${ratio(big.v.defaults?.nodeCpu, big.plain.nodeCpu)}`,
   );
   const d = realistic.v.defaults;
+  const rd = realistic.v['direct+encrypt'];
   console.log(
-    `backup (realistic): wall_ratio=${ratio(d.seconds, realistic.plain.seconds)} stored_ratio=${ratio(d.stored, realistic.plain.stored)} node_cpu_ratio=${ratio(d.nodeCpu, realistic.plain.nodeCpu)}`,
+    `backup (realistic): wall_ratio=${ratio(d?.seconds, realistic.plain.seconds)} stored_ratio=${ratio(d?.stored, realistic.plain.stored)} node_cpu_ratio=${ratio(d?.nodeCpu, realistic.plain.nodeCpu)} wall_ratio_direct=${ratio(rd?.seconds, realistic.plain.seconds)} stored_ratio_direct=${ratio(rd?.stored, realistic.plain.stored)}`,
   );
+  const rssGrowth = (name: string) => ratio(big.v[name]?.rss, small.v[name]?.rss ?? 0);
   const peak = Math.max(...[big, small, realistic].flatMap((r) => Object.values(r.v).map((v) => v.rss)));
   console.log(
-    `backup: wall_ratio=${ratio(big.v.engine.seconds, big.plain.seconds)} wall_ratio_encrypted=${ratio(big.v['engine+encrypt'].seconds, big.plain.seconds)} peak_rss_mib=${peak.toFixed(0)} rss_growth=${ratio(big.v['engine+encrypt'].rss, small.v['engine+encrypt'].rss)}`,
+    `backup: wall_ratio=${ratio(big.v.engine?.seconds, big.plain.seconds)} wall_ratio_encrypted=${ratio(big.v['engine+encrypt']?.seconds, big.plain.seconds)} peak_rss_mib=${peak.toFixed(0)} rss_growth=${rssGrowth('engine+encrypt')} rss_growth_direct=${rssGrowth('direct')}/${rssGrowth('direct+encrypt')}`,
   );
 }
 
@@ -268,7 +270,9 @@ async function round(
   );
   rows.push(`${''.padEnd(35)} ${formatCpu(plainTimed)}`);
   const v: Record<string, Variant> = {};
-  for (const [name, backup, mode] of variants) {
+  // LIFEBOAT_BENCH_VARIANTS=direct,direct+encrypt: only those (the plain script always runs: the ratios need it).
+  const only = process.env.LIFEBOAT_BENCH_VARIANTS?.split(',');
+  for (const [name, backup, mode] of variants.filter(([name]) => !only || only.includes(name))) {
     await mode.setup?.();
     const tq = `${label}-${name}`.toLowerCase().replace(/[^a-z0-9-]/g, '-');
     const w = await startWorkerProcess(env, cluster, backup, keyPath, tq, mode.extra ?? {});

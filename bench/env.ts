@@ -97,7 +97,15 @@ export async function startWorkerProcess(
   const proc = startProcess(
     'worker',
     'node',
-    [...WORKER_NODE_FLAGS, join(__dirname, '../../dist/src/cli/main.js'), '--config', configFile, 'worker'],
+    [
+      ...WORKER_NODE_FLAGS,
+      // LIFEBOAT_BENCH_PROFILE=<dir>: a CPU profile of each worker, written there when it stops.
+      ...(process.env.LIFEBOAT_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.LIFEBOAT_BENCH_PROFILE}`] : []),
+      join(__dirname, '../../dist/src/cli/main.js'),
+      '--config',
+      configFile,
+      'worker',
+    ],
     {
       logFile: join(env.dir, `${taskQueue}.log`),
       env: { ...process.env, ...WORKER_MALLOC_ENV, LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...extra.env },

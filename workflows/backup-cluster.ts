@@ -2,7 +2,12 @@ import type { Revision } from '../src/etcd/revision';
 import { ApplicationFailure, deprecatePatch, log, metricMeter, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { BackupManifest } from '../src/backup/manifest';
-import { backupObjectKeys } from '../src/backup/object-keys';
+import { backupObjectKeys, type BackupObjectKeys } from '../src/backup/object-keys';
+import type { BackupPlan } from '../activities/backup/plan-backup';
+import type { SnapshotInspection } from '../activities/backup/inspect-snapshot';
+import type { ControlPlaneArchive } from '../activities/backup/upload';
+import type { StreamedObject } from '../src/backup/stream-to-s3';
+import type { SnapshotSource } from '../src/backup/snapshot-host';
 import { backupInputProblems } from './backup-input';
 import { runKeyOf } from './run-key';
 import { stepFailure } from './step-failure';
@@ -32,7 +37,8 @@ export interface BackupClusterResult {
   node: string;
   created: string;
   revision: Revision;
-  totalKeys: number;
+  /** `snapshot status`'s key count; absent when the snapshot was streamed from etcd (direct mode: no file to read). */
+  totalKeys?: number;
   snapshotKey: string;
   controlPlaneFilesKey: string;
   manifestKey: string;
@@ -53,14 +59,45 @@ export interface BackupClusterResult {
   revisionRegressionAllowed?: { floor: Revision; from: string };
 }
 
+/** What the snapshot steps leave for the rest of the backup: both objects uploaded, and what the manifest says of the snapshot. */
+interface Taken {
+  node: string;
+  takenAt: string;
+  keys: BackupObjectKeys;
+  snapshotObject: StreamedObject;
+  archive: ControlPlaneArchive;
+  inspection: Pick<SnapshotInspection, 'etcd' | 'kubernetesVersion' | 'resourceCounts'>;
+  /** The run folder holding the snapshot file, removed once the backup is complete; none when streamed. */
+  nodeRunFiles?: NodeRunFiles;
+  revisionRegressionAllowed?: { floor: Revision; from: string };
+}
+
+interface NodeRunFiles {
+  runDir: string;
+  source?: SnapshotSource;
+}
+
+function keysOf(plan: BackupPlan, takenAt: string, revision: Revision): BackupObjectKeys {
+  return backupObjectKeys({
+    prefix: plan.prefix,
+    cluster: plan.cluster,
+    takenAt,
+    revision,
+    compression: plan.compression,
+    encrypted: plan.encryptionKeyId !== null,
+  });
+}
+
 const quick = proxyActivities<Activities>(ACTIVITY_OPTIONS.quick);
 const snapshotting = proxyActivities<Activities>(ACTIVITY_OPTIONS.snapshot);
 const transfers = proxyActivities<Activities>(ACTIVITY_OPTIONS.transfer);
 
 /**
  * One backup of one cluster: snapshot on the node, verify it with etcd's reader, stream it (and the PKI, manifests
- * and kubeconfigs) through compression and encryption to S3, confirm what the bucket holds, write the manifest last,
- * clean the node, then prune by the retention policy. Every step is its own retryable, idempotent activity.
+ * and kubeconfigs) through compression and encryption to S3 — in direct mode, etcd's own snapshot stream uploaded as
+ * it arrives, in one step — confirm what the bucket holds, write the manifest last, clean the node, then prune by the
+ * retention policy. Every step is its own retryable, idempotent activity. Which way a run goes is in its recorded plan
+ * (`streamFromEtcd`), so histories from before streaming replay the way they ran.
  */
 export async function backupCluster(input: BackupClusterInput): Promise<BackupClusterResult> {
   return labelled(
@@ -94,31 +131,45 @@ async function backup(input: BackupClusterInput): Promise<BackupClusterResult> {
   };
   const info = workflowInfo();
   const uploaded: string[] = [];
-  try {
-    const plan = await timed('plan', () => quick.planBackup({ cluster: input.cluster }));
-    if (plan.compressionNote) log.warn('compression falls back to the worker', { cluster: plan.cluster, note: plan.compressionNote });
-    const runKey = `${info.workflowId}-${runKeyOf(info.runId)}`.replace(/[^A-Za-z0-9._-]/g, '_').slice(-120);
-    // Every recorded run verifies alongside the uploads; the marker stays in their histories (no history of the
-    // older order, verify first, was ever recorded, so that branch is gone).
-    deprecatePatch('verify-alongside-upload');
-    const snap = await timed('snapshot', () =>
-      snapshotting.takeSnapshot({
+  const regression = input.allowRevisionRegression ? { allowRevisionRegression: true as const } : {};
+  /**
+   * Direct mode: one step reads etcd's snapshot stream and uploads it as it arrives, and reads the revision, versions
+   * and counts from etcd meanwhile; the archive follows (its key holds the revision, known once the stream started).
+   */
+  const streamed = async (plan: BackupPlan): Promise<Taken> => {
+    const s = await timed('snapshot', () =>
+      transfers.streamSnapshot({
         cluster: plan.cluster,
-        runKey,
-        ...(input.allowRevisionRegression ? { allowRevisionRegression: true } : {}),
+        node: plan.node,
+        prefix: plan.prefix,
+        compression: plan.compression,
+        encryptionKeyId: plan.encryptionKeyId,
+        ...regression,
       }),
     );
+    const keys = keysOf(plan, s.takenAt, s.etcd.revision);
+    if (keys.snapshot !== s.object.key)
+      throw ApplicationFailure.nonRetryable(`the snapshot was stored as ${s.object.key}, not ${keys.snapshot}`);
+    uploaded.push(keys.snapshot, keys.controlPlaneFiles);
+    const common = { cluster: plan.cluster, node: plan.node, compression: plan.compression, encryptionKeyId: plan.encryptionKeyId };
+    const archive = await timed('control-plane files', () => transfers.uploadControlPlaneFiles({ ...common, key: keys.controlPlaneFiles }));
+    return {
+      node: plan.node,
+      takenAt: s.takenAt,
+      keys,
+      snapshotObject: s.object,
+      archive,
+      inspection: { etcd: s.etcd, kubernetesVersion: s.kubernetesVersion, resourceCounts: s.resourceCounts },
+      revisionRegressionAllowed: s.revisionRegressionAllowed,
+    };
+  };
+  /** SSH mode: `etcdctl snapshot save` on the node, then the file streams up while it is inspected. */
+  const takenThenUploaded = async (plan: BackupPlan, runKey: string): Promise<Taken> => {
+    const snap = await timed('snapshot', () => snapshotting.takeSnapshot({ cluster: plan.cluster, runKey, ...regression }));
     if (snap.revisionRegressionAllowed)
       log.warn('storing a snapshot below the revision floor, as allowed', { cluster: plan.cluster, ...snap.revisionRegressionAllowed });
-    const keys = backupObjectKeys({
-      prefix: plan.prefix,
-      cluster: plan.cluster,
-      takenAt: snap.takenAt,
-      // The snapshot step already read the file with etcd's reader: its revision names the objects.
-      revision: snap.status.revision,
-      compression: plan.compression,
-      encrypted: plan.encryptionKeyId !== null,
-    });
+    // The snapshot step already read the file with etcd's reader: its revision names the objects.
+    const keys = keysOf(plan, snap.takenAt, snap.status.revision);
     const common = { cluster: plan.cluster, node: snap.node, compression: plan.compression, encryptionKeyId: plan.encryptionKeyId };
     uploaded.push(keys.snapshot, keys.controlPlaneFiles);
     // The streams at once (the archive is small and rides alongside), and what the manifest records about the
@@ -139,6 +190,28 @@ async function backup(input: BackupClusterInput): Promise<BackupClusterResult> {
         quick.inspectSnapshot({ cluster: plan.cluster, node: snap.node, path: snap.path, source: snap.source, status: snap.status }),
       ),
     ]);
+    return {
+      node: snap.node,
+      takenAt: snap.takenAt,
+      keys,
+      snapshotObject,
+      archive,
+      inspection,
+      nodeRunFiles: { runDir: snap.runDir, source: snap.source },
+      revisionRegressionAllowed: snap.revisionRegressionAllowed,
+    };
+  };
+  try {
+    const plan = await timed('plan', () => quick.planBackup({ cluster: input.cluster }));
+    if (plan.compressionNote) log.warn('compression falls back to the worker', { cluster: plan.cluster, note: plan.compressionNote });
+    const runKey = `${info.workflowId}-${runKeyOf(info.runId)}`.replace(/[^A-Za-z0-9._-]/g, '_').slice(-120);
+    // Every recorded run verifies alongside the uploads; the marker stays in their histories (no history of the
+    // older order, verify first, was ever recorded, so that branch is gone).
+    deprecatePatch('verify-alongside-upload');
+    const taken = plan.streamFromEtcd ? await streamed(plan) : await takenThenUploaded(plan, runKey);
+    const { keys, snapshotObject, archive, inspection } = taken;
+    if (taken.revisionRegressionAllowed && plan.streamFromEtcd)
+      log.warn('storing a snapshot below the revision floor, as allowed', { cluster: plan.cluster, ...taken.revisionRegressionAllowed });
     const confirmed = await timed('confirm', () =>
       quick.confirmObjects({
         cluster: plan.cluster,
@@ -148,8 +221,8 @@ async function backup(input: BackupClusterInput): Promise<BackupClusterResult> {
     const manifest: BackupManifest = {
       format: 'lifeboat-backup/v1',
       cluster: plan.cluster,
-      created: snap.takenAt,
-      node: snap.node,
+      created: taken.takenAt,
+      node: taken.node,
       etcd: inspection.etcd,
       kubernetesVersion: inspection.kubernetesVersion,
       resourceCounts: inspection.resourceCounts,
@@ -162,22 +235,21 @@ async function backup(input: BackupClusterInput): Promise<BackupClusterResult> {
     };
     await timed('manifest', () => quick.writeManifest({ cluster: plan.cluster, key: keys.manifest, manifest }));
     uploaded.length = 0; // complete: nothing to discard from here on
-    const cleanNode = () =>
-      timed('clean node', () =>
-        quick.removeNodeRunFiles({ cluster: plan.cluster, node: snap.node, runDir: snap.runDir, source: snap.source }),
-      );
+    const cleanNode = async (files: NodeRunFiles | undefined) => {
+      if (files) await timed('clean node', () => quick.removeNodeRunFiles({ cluster: plan.cluster, node: taken.node, ...files }));
+    };
     const applyRetention = () =>
       timed('retention', () =>
         quick.applyRetention({ cluster: plan.cluster, now: new Date(Date.now()).toISOString(), dryRun: input.retentionDryRun ?? false }),
       );
-    // Independent once the manifest is written: the node's copy and the bucket's old backups.
-    const [, retention] = await Promise.all([cleanNode(), applyRetention()]);
+    // Independent once the manifest is written: the node's copy (none when streamed) and the bucket's old backups.
+    const [, retention] = await Promise.all([cleanNode(taken.nodeRunFiles), applyRetention()]);
     metricMeter.createCounter('lifeboat_backups_succeeded', 'backups', 'Backups that completed').add(1, { cluster: plan.cluster });
     log.info('backup complete', { cluster: plan.cluster, revision: inspection.etcd.revision, key: keys.snapshot });
     return {
       cluster: plan.cluster,
-      node: snap.node,
-      created: snap.takenAt,
+      node: taken.node,
+      created: taken.takenAt,
       revision: inspection.etcd.revision,
       totalKeys: inspection.etcd.totalKeys,
       snapshotKey: keys.snapshot,
@@ -200,7 +272,7 @@ async function backup(input: BackupClusterInput): Promise<BackupClusterResult> {
       },
       steps,
       reason: input.reason,
-      ...(snap.revisionRegressionAllowed ? { revisionRegressionAllowed: snap.revisionRegressionAllowed } : {}),
+      ...(taken.revisionRegressionAllowed ? { revisionRegressionAllowed: taken.revisionRegressionAllowed } : {}),
     };
   } catch (err) {
     metricMeter.createCounter('lifeboat_backups_failed', 'backups', 'Backups that failed').add(1, { cluster: input.cluster, step });

@@ -11,7 +11,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { createdFromName, importStagingPrefix } from '../../src/backup/import-source';
 import { newestTrustedBackup, trustRulesFor } from '../../src/backup/trusted-catalog';
 import { loadEncryptionKey } from '../../src/backup/keyring';
-import type { EtcdSnapshotInfo } from '../../src/backup/manifest';
+import type { FileSnapshotInfo } from '../../src/backup/manifest';
 import { backupObjectKeys, clusterBackupPrefix, type BackupObjectKeys, type Compression } from '../../src/backup/object-keys';
 import { streamToS3, type StreamedObject } from '../../src/backup/stream-to-s3';
 import { findCluster } from '../../src/config/load';
@@ -105,7 +105,7 @@ export interface ImportSnapshotInput {
 export interface ImportedSnapshot {
   keys: BackupObjectKeys;
   snapshot: StreamedObject;
-  etcd: EtcdSnapshotInfo;
+  etcd: FileSnapshotInfo;
   resourceCounts: Record<string, number>;
   /** What read and restored it, for the result. */
   checkedWith: string;
@@ -165,7 +165,7 @@ export function importSnapshot(deps: ActivityDeps) {
             const why = lines.find((l) => /^(panic|Error):/.test(l.trim())) ?? lines.pop();
             throw notASnapshot(from, `${tools.restore.kind} snapshot status says: ${why?.trim().slice(0, 300)}`);
           });
-          let info: Omit<EtcdSnapshotInfo, 'serverVersion'>;
+          let info: Omit<FileSnapshotInfo, 'serverVersion'>;
           try {
             info = parseSnapshotStatus(status.stdout);
           } catch (err) {

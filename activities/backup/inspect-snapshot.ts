@@ -1,7 +1,7 @@
 import { revisionBelow, revisionFromJson, type Revision } from '../../src/etcd/revision';
 import { ApplicationFailure } from '@temporalio/common';
 import { parse } from 'yaml';
-import type { EtcdSnapshotInfo } from '../../src/backup/manifest';
+import type { EtcdSnapshotInfo, FileSnapshotInfo } from '../../src/backup/manifest';
 import { command } from '../../src/ssh/quote';
 import type { ClusterConfig } from '../../src/config/schema';
 import type { RemoteResult } from '../../src/ssh/run';
@@ -21,7 +21,7 @@ export interface InspectSnapshotInput {
   status?: SnapshotFileStatus;
 }
 
-export type SnapshotFileStatus = Omit<EtcdSnapshotInfo, 'serverVersion'> & { tool: 'etcdutl' | 'etcdctl' };
+export type SnapshotFileStatus = Omit<FileSnapshotInfo, 'serverVersion'> & { tool: 'etcdutl' | 'etcdctl' };
 
 export interface SnapshotInspection {
   etcd: EtcdSnapshotInfo;
@@ -32,7 +32,7 @@ export interface SnapshotInspection {
 }
 
 /** Parses `snapshot status -w json` of etcdctl 3.4 / etcdutl 3.5+ ({"hash","revision","totalKey","totalSize"[,"version"]}). */
-export function parseSnapshotStatus(stdout: string): Omit<EtcdSnapshotInfo, 'serverVersion'> {
+export function parseSnapshotStatus(stdout: string): Omit<FileSnapshotInfo, 'serverVersion'> {
   const s = JSON.parse(stdout) as { hash: number; revision: unknown; totalKey: number; totalSize: number; version?: string };
   // The revision from the text itself: JSON.parse rounds a number past 2^53.
   const revision = revisionFromJson(stdout);
@@ -84,7 +84,7 @@ export function inspectSnapshot(deps: ActivityDeps) {
 }
 
 /** The kube-apiserver image tag in the node's static-pod manifest; undefined when the node does not say. */
-async function kubernetesVersionFrom(
+export async function kubernetesVersionFrom(
   cluster: ClusterConfig,
   run: (argv: string[], options?: { allowFailure?: boolean }) => Promise<RemoteResult>,
 ): Promise<string | undefined> {

@@ -29,6 +29,11 @@ export interface BackupPlan {
   compressionNote?: string;
   /** Key id only; null when the operator chose allowUnencrypted. */
   encryptionKeyId: string | null;
+  /**
+   * Direct mode: the snapshot is read from etcd's snapshot stream and uploaded as it arrives (streamSnapshot), in one
+   * step. Absent in plans recorded before streaming (and in SSH mode): a file is taken, then uploaded.
+   */
+  streamFromEtcd?: true;
   /** Recorded in the manifest; read here because workflow code cannot read files. */
   engineVersion: string;
 }
@@ -80,6 +85,7 @@ export function planBackup(deps: ActivityDeps) {
       compression: cluster.backup.compression,
       ...where,
       encryptionKeyId: keyId,
+      ...(cluster.etcd.direct ? { streamFromEtcd: true as const } : {}),
       engineVersion: engineVersion(),
     };
   };

@@ -15,7 +15,7 @@ import { withSnapshotHost, type ByteStream, type SnapshotSource } from '../../sr
 import { streamToS3, type StreamedObject } from '../../src/backup/stream-to-s3';
 import type { CompressOn } from '../../src/backup/codec';
 
-interface UploadCommon {
+export interface UploadCommon {
   cluster: string;
   node: string;
   key: string;
@@ -35,12 +35,17 @@ export interface UploadSnapshotInput extends UploadCommon {
 
 const PLAIN_BYTES_PER_COLLECTION = 8 * 1024 * 1024;
 
-async function streamCommand(
+/**
+ * Streams `remote` to S3 as `input.key`. `beforeComplete` gets the plain bytes that went through, once the source has
+ * ended and before the object is completed; throwing there aborts the upload.
+ */
+export async function streamCommand(
   deps: ActivityDeps,
   cluster: ClusterConfig,
   remote: ByteStream,
   input: UploadCommon,
   arrivesCompressed = false,
+  beforeComplete?: (plainBytes: number) => Promise<void>,
 ): Promise<StreamedObject> {
   const signal = cancellationSignal();
   const onAbort = () => remote.close();
@@ -55,6 +60,7 @@ async function streamCommand(
     const heartbeat = throttledHeartbeat();
     let collectedAt = 0;
     let collections = 0;
+    let plainBytes = 0;
     storing = streamToS3({
       s3,
       bucket: cluster.storage.bucket,
@@ -65,6 +71,7 @@ async function streamCommand(
       encryption,
       objectLock: objectLockFor(cluster.storage),
       onProgress: (bytes) => {
+        plainBytes = bytes;
         heartbeat({ key: input.key, bytes });
         // Compressed 10:1, a 5 MiB part stands for 50 MiB of plain chunks (read, compressed or decoded, then dropped):
         // collect per plain bytes too, or they pile up between parts (src/worker-memory.ts).
@@ -74,6 +81,7 @@ async function streamCommand(
         }
       },
       afterPart: collectBufferGarbage,
+      beforeComplete: beforeComplete && (() => beforeComplete(plainBytes)),
       signal,
     });
     const [stored] = await Promise.all([storing, remote.done]);

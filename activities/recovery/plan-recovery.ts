@@ -292,7 +292,7 @@ function planRecoveryOnce(deps: ActivityDeps) {
           controlPlaneFilesDir: `${runDir}/control-plane`,
         };
         const steps = [
-          `fetch ${m.snapshot.key} (revision ${m.etcd.revision}, ${m.etcd.totalKeys} keys) to ${paths.snapshotFile}, checking its sha256 on the node`,
+          `fetch ${m.snapshot.key} (revision ${m.etcd.revision}${m.etcd.totalKeys === undefined ? '' : `, ${m.etcd.totalKeys} keys`}) to ${paths.snapshotFile}, checking its sha256 on the node`,
           ...(input.mode === 'new-node'
             ? [
                 `put back the backup's PKI and kubeconfigs into ${cluster.paths.kubernetesDir} (anything there is moved to ${runDir}/replaced)`,

@@ -31,8 +31,12 @@ export const storedObjectSchema = z.object({
 export type StoredObject = z.infer<typeof storedObjectSchema>;
 
 export const etcdSnapshotInfoSchema = z.object({
-  /** etcd's own hash of the snapshot's key/value data (`snapshot status`). */
-  hash: z.number().int(),
+  /**
+   * etcd's own hash of the snapshot's key/value data (`snapshot status`). Absent, like `totalKeys`, for a snapshot
+   * streamed from etcd as it was taken (direct mode): there was no file to read; etcd's SHA-256 on the stream checked
+   * the bytes instead, and a drill reads the restored data.
+   */
+  hash: z.number().int().optional(),
   /** int64: digits in a string (src/etcd/revision.ts); older manifests hold an exact number. */
   revision: z.unknown().transform((v, ctx) => {
     if (v !== 0 && v !== '0' && (isRevision(v) || (typeof v === 'number' && Number.isSafeInteger(v) && v > 0))) return toRevision(v);
@@ -42,7 +46,7 @@ export const etcdSnapshotInfoSchema = z.object({
     });
     return z.NEVER;
   }),
-  totalKeys: size,
+  totalKeys: size.optional(),
   totalSize: size,
   /** Version of the etcd server the snapshot came from. */
   serverVersion: z.string().optional(),
@@ -50,6 +54,8 @@ export const etcdSnapshotInfoSchema = z.object({
   storageVersion: z.string().optional(),
 });
 export type EtcdSnapshotInfo = z.infer<typeof etcdSnapshotInfoSchema>;
+/** What `snapshot status` reads from a file: the hash and key count are always there. */
+export type FileSnapshotInfo = EtcdSnapshotInfo & { hash: number; totalKeys: number };
 
 /** The manifest's tag (src/backup/manifest-auth.ts): HMAC-SHA256 with a key derived from the backup's key. */
 export const manifestAuthSchema = z.object({ algorithm: z.literal('hmac-sha256'), keyId: z.string().min(1), tag: z.string().min(1) });
@@ -108,7 +114,7 @@ export const backupManifestSchema = z.object({
       notArchived: z.array(z.string()).optional(),
     })
     .nullable(),
-  /** The snapshot was checked by `snapshot status` and its checksum matched end to end. */
+  /** The snapshot was checked by `snapshot status` (or, streamed, by etcd's SHA-256) and its checksum matched end to end. */
   verified: z.boolean(),
   workflow: z.object({ workflowId: z.string(), runId: z.string() }),
   engineVersion: z.string(),

@@ -28,6 +28,8 @@ export interface StreamToS3Options {
   onProgress?: (plainBytes: number) => void;
   /** Passed to the uploader: called after each part is handed to the store. */
   afterPart?: (partNumber: number) => void;
+  /** Passed to the uploader: called once every stage has ended, before the object is completed; throwing aborts it. */
+  beforeComplete?: () => Promise<void> | void;
   signal?: AbortSignal;
 }
 
@@ -70,6 +72,7 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
       objectLock: o.objectLock,
       signal: o.signal,
       afterPart: o.afterPart,
+      beforeComplete: o.beforeComplete,
     }));
   const stages: unknown[] = [o.source, ...(plain ? [plain] : []), ...transforms, sink];
   try {

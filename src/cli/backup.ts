@@ -70,7 +70,7 @@ export function backupCommand(): Command {
         try {
           const r = await runResult('backup', handle.result());
           console.log(
-            `backup of ${r.cluster} complete: revision ${r.revision}, ${r.totalKeys} keys, ${mib(r.plainBytes)} -> ${mib(r.storedBytes)} stored (${r.compression}${r.compressedOn ? ` on the ${r.compressedOn}` : ''}, ${r.encryptionKeyId ? `encrypted with key ${r.encryptionKeyId}` : 'UNENCRYPTED'})`,
+            `backup of ${r.cluster} complete: revision ${r.revision}${r.totalKeys === undefined ? '' : `, ${r.totalKeys} keys`}, ${mib(r.plainBytes)} -> ${mib(r.storedBytes)} stored (${r.compression}${r.compressedOn ? ` on the ${r.compressedOn}` : ''}, ${r.encryptionKeyId ? `encrypted with key ${r.encryptionKeyId}` : 'UNENCRYPTED'})`,
           );
           console.log(`  ${r.location}/${r.snapshotKey.slice(r.snapshotKey.indexOf(`${r.cluster}/`))}`);
           if (r.compressionNote) console.log(`  note: ${r.compressionNote}`);

@@ -12,7 +12,8 @@ export interface RecoveryPlan {
     key: string;
     created: string;
     revision: Revision;
-    totalKeys: number;
+    /** Absent for a snapshot streamed from etcd (no `snapshot status` of a file). */
+    totalKeys?: number;
     plainSize: number;
     etcdVersion?: string;
     encryptionKeyId: string | null;

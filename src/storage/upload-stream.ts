@@ -50,6 +50,11 @@ export interface UploadStreamOptions {
   signal?: AbortSignal;
   /** Called after each part is handed to the store (the caller's memory policy, e.g. collecting garbage). */
   afterPart?: (partNumber: number) => void;
+  /**
+   * Called once the source has ended, before the object is made visible (PutObject, CompleteMultipartUpload): the
+   * caller's last word on whether what it sent is whole. Throwing aborts the upload; nothing is stored.
+   */
+  beforeComplete?: () => Promise<void> | void;
 }
 
 export interface UploadedStream {
@@ -189,6 +194,7 @@ export async function uploadStream(o: UploadStreamOptions): Promise<UploadedStre
         }
       }
     }
+    await o.beforeComplete?.();
     if (uploadId === undefined) {
       // Smaller than one part: a single PutObject whose checksum is the whole object's.
       const body = current.subarray(0, filled);

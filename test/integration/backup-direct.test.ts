@@ -99,7 +99,7 @@ describe('backup in direct mode (worker -> etcd 3.5 over TLS)', () => {
     s3.destroy();
   });
 
-  it('takes the snapshot on the worker; the stored object is a snapshot etcdutl 3.5 accepts, and nothing is left on the worker or the node', async () => {
+  it("streams etcd's snapshot to the bucket: the stored object is a snapshot etcdutl 3.5 restores with its hash checked, and nothing was written on the worker or the node", async () => {
     const result = await runBackup(worker.client, worker.taskQueue, 'direct');
     const manifest = await readManifest(s3, 'direct', result.manifestKey);
     expect(manifest.etcd.serverVersion).toMatch(/^3\.5\./);
@@ -108,13 +108,17 @@ describe('backup in direct mode (worker -> etcd 3.5 over TLS)', () => {
     const file = join(await mkdtemp(join(tmpdir(), 'lifeboat-direct-')), 'snapshot.db');
     await readStoredObject(s3, 'direct', manifest.snapshot, () => key.key, createWriteStream(file));
     const { stdout } = await run(join(cluster.binaries.etcd['3.5'], 'etcdutl'), ['snapshot', 'status', '-w', 'json', file]);
-    expect(JSON.parse(stdout)).toMatchObject({
-      revision: Number(manifest.etcd.revision),
-      totalKey: manifest.etcd.totalKeys,
-      hash: manifest.etcd.hash,
-    });
-    // The run folder on the worker is gone once the bucket confirmed the backup; the node never held a snapshot.
-    expect(await readdir(join(workDir, 'backups'))).toEqual([]);
+    // The revision pinned from etcd's Status is the one in the bytes; the size is the database's (the trailer aside).
+    expect(JSON.parse(stdout)).toMatchObject({ revision: Number(manifest.etcd.revision), totalSize: manifest.etcd.totalSize });
+    expect(manifest.snapshot.plainSize).toBe(manifest.etcd.totalSize + 32);
+    // No file was read with `snapshot status`: its figures are not claimed.
+    expect(manifest.etcd.hash).toBeUndefined();
+    expect(manifest.etcd.totalKeys).toBeUndefined();
+    expect(result.steps.map((s) => s.step)).not.toContain('upload');
+    // etcd's SHA-256 trailer is kept: a restore without --skip-hash-check accepts it.
+    await run(join(cluster.binaries.etcd['3.5'], 'etcdutl'), ['snapshot', 'restore', file, '--data-dir', join(file, '..', 'restored')]);
+    // Nothing was staged: no run folder on the worker, and the node never held a snapshot.
+    expect(await readdir(join(workDir, 'backups')).catch(() => [])).toEqual([]);
     expect(existsSync(cluster.controlPlane.path('/var/lib/lifeboat/backups'))).toBe(false);
   });
 

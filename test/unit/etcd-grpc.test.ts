@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createEtcdClient } from '../../src/etcd/grpc/client';
+import { grpcEndpointOf } from '../../src/backup/direct-etcd';
 import {
   etcdDefinition,
   type SnapshotResponse,
@@ -158,5 +159,13 @@ describe('prefixEnd', () => {
     expect(prefixEnd(Buffer.from('/registry/'))).toEqual(Buffer.from('/registry0'));
     expect(prefixEnd(Buffer.from([0x61, 0xff]))).toEqual(Buffer.from([0x62]));
     expect(prefixEnd(Buffer.from([0xff]))).toEqual(Buffer.from([0]));
+  });
+});
+
+describe("direct mode's endpoint for the gRPC client", () => {
+  it('takes host:port from the configured URL (brackets kept for IPv6, 2379 when the URL has no port)', () => {
+    expect(grpcEndpointOf('https://10.0.0.10:2379')).toBe('10.0.0.10:2379');
+    expect(grpcEndpointOf('https://[fd00::1]:2379')).toBe('[fd00::1]:2379');
+    expect(grpcEndpointOf('https://etcd.internal')).toBe('etcd.internal:2379');
   });
 });

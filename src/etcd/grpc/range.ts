@@ -56,6 +56,12 @@ export async function countKeys(
   return { count: Number(res.count), revision: toRevision(res.header?.revision, 'Range header.revision') };
 }
 
+/** The first key in [from, rangeEnd), or undefined when there is none (keys only: no value crosses the wire). */
+export async function firstKeyIn(client: EtcdClient, from: Buffer, rangeEnd: Buffer, opts: ReadOptions = {}): Promise<Buffer | undefined> {
+  const res = await range(client, { key: from, rangeEnd, limit: '1', keysOnly: true }, opts);
+  return res.kvs[0]?.key;
+}
+
 /** etcd's range end for a prefix: the prefix with its last byte below 0xff incremented; "\0" (every key) for none. */
 export function prefixEnd(prefix: Buffer): Buffer {
   for (let i = prefix.length - 1; i >= 0; i--) {

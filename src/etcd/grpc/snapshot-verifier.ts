@@ -63,6 +63,8 @@ export class SnapshotVerifier extends Transform {
     if (this.dbBytes === undefined) {
       this.dbBytes = remaining + blob.length;
       this.version = msg.version ?? '';
+      // etcd opened its read transaction before sending anything: the snapshot's point in time is behind us now.
+      this.emit('started', this.dbBytes);
     }
     if (this.seen < this.dbBytes) {
       this.seen += blob.length;

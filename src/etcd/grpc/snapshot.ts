@@ -13,6 +13,11 @@ export interface SnapshotDownload {
   stream: Readable;
   /** Resolves when the hash matched (before the stream's last bytes are read); rejects with the stream's error. */
   summary: Promise<SnapshotSummary>;
+  /**
+   * Resolves with the database's size when the first message arrived, unread or not: etcd has then taken its point in
+   * time (the read transaction the stream copies), so a Status read now bounds the snapshot's revision from above.
+   */
+  started: Promise<number>;
 }
 
 export function snapshotStream(client: EtcdClient, signal?: AbortSignal): SnapshotDownload {
@@ -22,11 +27,16 @@ export function snapshotStream(client: EtcdClient, signal?: AbortSignal): Snapsh
     verifier.once('error', reject);
     verifier.once('close', () => reject(new Error(`etcd snapshot from ${client.endpoint}: the stream closed before the hash was checked`)));
   });
+  const started = new Promise<number>((resolve, reject) => {
+    verifier.once('started', resolve);
+    summary.catch(reject);
+  });
   // The stream carries the error; a caller that only reads the stream must not crash on an unawaited summary.
   summary.catch(() => {});
+  started.catch(() => {});
   if (signal?.aborted) {
     verifier.destroy(abortReason(signal));
-    return { stream: verifier, summary };
+    return { stream: verifier, summary, started };
   }
 
   const call = client.maintenance.Snapshot({});
@@ -49,5 +59,5 @@ export function snapshotStream(client: EtcdClient, signal?: AbortSignal): Snapsh
     // Destroying a grpc-js stream does not end its call: a consumer that gave up must not leave etcd sending.
     if (err) call.cancel();
   });
-  return { stream: verifier, summary };
+  return { stream: verifier, summary, started };
 }
