@@ -32,7 +32,7 @@ const gunzip = promisify(zlib.gunzip);
 function zstd(direction: 'zstdCompress' | 'zstdDecompress'): (b: Buffer) => Promise<Buffer> {
   const fn = (zlib as unknown as Record<string, typeof zlib.gzip | undefined>)[direction];
   if (!fn) throw new Error(`zstd-compressed segments need Node.js >= 22.15 on the worker (this is ${process.version})`);
-  return promisify(fn) as (b: Buffer) => Promise<Buffer>;
+  return promisify(fn);
 }
 
 async function compress(c: Compression, plain: Buffer): Promise<Buffer> {
