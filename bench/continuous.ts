@@ -109,7 +109,7 @@ function watchDurability(s3: S3Client, prefix: string, writes: Write[]): { stop(
       const now = Date.now();
       segments = keys.length;
       const newest = keys
-        .map((k) => /-(\d{19})\.seg\.json/.exec(k)?.[1])
+        .map((k) => /-(\d{19})\.seg\.json/.exec(k)?.[1]?.replace(/^0+(?=\d)/, ''))
         .filter((r): r is string => Boolean(r))
         .reduce((a, b) => (compareRevisions(a, b) >= 0 ? a : b), '0');
       for (const w of writes) if (w.durableAt === undefined && compareRevisions(w.revision, newest) <= 0) w.durableAt = now;

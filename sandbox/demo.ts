@@ -123,7 +123,9 @@ async function main(): Promise<void> {
       'app-after-backup to be in a segment in the bucket',
       async () => {
         const listed = await listObjects(s3, storage.bucket, chainsFolder(storage.prefix, 'demo'));
-        return listed.map((o) => o.key).find((k) => compareRevisions(/-(\d{19})\.seg\.json/.exec(k)?.[1] ?? '0', wanted) >= 0);
+        return listed
+          .map((o) => o.key)
+          .find((k) => compareRevisions((/-(\d{19})\.seg\.json/.exec(k)?.[1] ?? '0').replace(/^0+(?=\d)/, ''), wanted) >= 0);
       },
       60_000,
       200,

@@ -120,7 +120,9 @@ describe('retention on a synthetic history in MinIO', () => {
       `lifeboat/retchain/chains/${chain}/${String(i * 2 + 1).padStart(19, '0')}-${String(i * 2 + 2).padStart(19, '0')}.seg.json.zst.enc`;
     // More than one DeleteObjects request's worth (1000) for the chain whose base goes.
     for (let i = 0; i < 1100; i += 50)
-      await Promise.all(Array.from({ length: 50 }, (_, j) => s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: seg(gone, i + j), Body: 'x' }))));
+      await Promise.all(
+        Array.from({ length: 50 }, (_, j) => s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: seg(gone, i + j), Body: 'x' }))),
+      );
     for (const chain of [kept, newest]) await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: seg(chain, 0), Body: 'x' }));
     const chainKeys = async () =>
       ((await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'lifeboat/retchain/chains/', MaxKeys: 5000 }))).Contents ?? [])
