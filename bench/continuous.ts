@@ -210,7 +210,16 @@ async function main(): Promise<void> {
       });
       return h.result();
     });
-    const pointKey = pitr.value.point?.built?.manifestKey;
+    const peakPitr = await w.peakRssMiB();
+    const built = pitr.value.point?.built;
+    console.log(
+      `point rebuilt: ${built?.replay?.revisions} revisions (${built?.replay?.events} events) from ${built?.replay?.segments} segments; ${Object.entries(
+        built?.seconds ?? {},
+      )
+        .map(([k, v]) => `${k} ${v} s`)
+        .join(', ')}; worker peak RSS ${peakCapture.toFixed(0)} MiB capturing, ${peakPitr.toFixed(0)} MiB after the point-in-time recovery`,
+    );
+    const pointKey = built?.manifestKey;
     let exact = false;
     if (pointKey) {
       const restored = await restoreStoredSnapshot(

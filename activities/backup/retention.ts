@@ -82,7 +82,12 @@ export function applyRetention(deps: ActivityDeps) {
         const segments = await listObjects(s3, bucket, chainFolder(prefix, cluster.name, chain));
         const newest = Math.max(0, ...segments.map((o) => o.lastModified?.getTime() ?? Date.now()));
         if (new Date(input.now).getTime() - newest < CHAIN_QUIET_MS) continue;
-        if (!input.dryRun) await deleteInBulk(s3, bucket, segments.map((o) => o.key));
+        if (!input.dryRun)
+          await deleteInBulk(
+            s3,
+            bucket,
+            segments.map((o) => o.key),
+          );
         chainsRemoved.push({ chain, segments: segments.length });
       }
       return {

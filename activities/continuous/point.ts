@@ -65,6 +65,8 @@ export interface BuiltPoint {
   /** False when an earlier run had built the same point already (the same key, believed). */
   built: boolean;
   replay?: ReplayReport;
+  /** Where the build's time went, in seconds: fetching the base, starting it, replaying, snapshot and counts, storing. */
+  seconds?: Record<'fetch' | 'start' | 'replay' | 'snapshot' | 'store', number>;
 }
 
 /** Keys that carried a lease come back under a lease of this length: Kubernetes' Event TTL (kube-apiserver --event-ttl). */
@@ -113,6 +115,12 @@ export function buildPoint(deps: ActivityDeps) {
           const baseFile = `${scratch}/base.db`;
           const keyId = base.manifest.snapshot.encryption?.keyId;
           const key = keyId ? await loadEncryptionKey(deps.config, keyId) : undefined;
+          const seconds = { fetch: 0, start: 0, replay: 0, snapshot: 0, store: 0 };
+          let lap = Date.now();
+          const split = (k: keyof typeof seconds) => {
+            seconds[k] = Math.round((Date.now() - lap) / 100) / 10;
+            lap = Date.now();
+          };
           await readStoredObject(
             s3,
             cluster.storage.bucket,
@@ -122,11 +130,14 @@ export function buildPoint(deps: ActivityDeps) {
             (n) => heartbeat({ step: 'fetch base', bytes: n }),
             cancellationSignal(),
           );
+          split('fetch');
           const etcd = await restoreAndStartEtcd(workerHost, tools, scratch, baseFile, durationMs(deps.config.drill.startTimeout));
+          split('start');
           const client = createEtcdClient({ endpoint: etcd.clientUrl.replace(/^http:\/\//, ''), tls: 'loopback-plaintext' });
           try {
             // 2. the chain, read and checked again (the bucket may have changed since the plan), replayed to the point
             const replay = await replaySegments(s3, rules, client, plan, (r) => heartbeat({ step: 'replay', revision: r }));
+            split('replay');
             // 3. the point's snapshot, etcd's SHA-256 checked, then read by etcd's own reader
             const pointFile = `${scratch}/point.db`;
             const snap = snapshotStream(client, cancellationSignal());
@@ -139,7 +150,8 @@ export function buildPoint(deps: ActivityDeps) {
             if (info.revision !== plan.revision)
               throw new DrillProblem(`the rebuilt snapshot is at revision ${info.revision}, not the point's ${plan.revision}`);
             const resourceCounts = await countKeys(workerHost, tools, etcd.clientUrl, plan.revision);
-            if (!store) return { manifestKey: keys.manifest, revision: plan.revision, time: plan.time, built: false, replay };
+            split('snapshot');
+            if (!store) return { manifestKey: keys.manifest, revision: plan.revision, time: plan.time, built: false, replay, seconds };
             // 4. stored as a backup of its own; the base's control-plane archive goes with it (copied in the bucket)
             const stored = await streamToS3({
               s3,
@@ -185,7 +197,8 @@ export function buildPoint(deps: ActivityDeps) {
               },
             };
             await writeManifest(deps)({ cluster: cluster.name, key: keys.manifest, manifest });
-            return { manifestKey: keys.manifest, revision: plan.revision, time: plan.time, built: true, replay };
+            split('store');
+            return { manifestKey: keys.manifest, revision: plan.revision, time: plan.time, built: true, replay, seconds };
           } finally {
             client.close();
           }
