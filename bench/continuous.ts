@@ -9,6 +9,7 @@ import { createEtcdClient, unaryCall, type EtcdClient } from '../src/etcd/grpc/c
 import type { TxnResponse } from '../src/etcd/grpc/proto';
 import { status } from '../src/etcd/grpc/status';
 import { compareRevisions } from '../src/etcd/revision';
+import { lastRevisionOfKey } from '../src/continuous/segment';
 import { keyspaceAt, restoreStoredSnapshot } from '../test/support/pitr';
 import { backupCluster, recoverCluster } from '../workflows';
 import { benchEnv, startWorkerProcess, timed, type BenchEnv } from './env';
@@ -109,7 +110,7 @@ function watchDurability(s3: S3Client, prefix: string, writes: Write[]): { stop(
       const now = Date.now();
       segments = keys.length;
       const newest = keys
-        .map((k) => /-(\d{19})\.seg\.json/.exec(k)?.[1]?.replace(/^0+(?=\d)/, ''))
+        .map(lastRevisionOfKey)
         .filter((r): r is string => Boolean(r))
         .reduce((a, b) => (compareRevisions(a, b) >= 0 ? a : b), '0');
       for (const w of writes) if (w.durableAt === undefined && compareRevisions(w.revision, newest) <= 0) w.durableAt = now;

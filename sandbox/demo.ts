@@ -20,7 +20,7 @@ import { createWorker } from '../src/temporal/worker';
 import { printReport } from '../src/cli/recovery-report';
 import { backupCluster, recoverCluster } from '../workflows';
 import { s3ClientFor } from '../src/storage/s3-client';
-import { chainsFolder } from '../src/continuous/segment';
+import { chainsFolder, lastRevisionOfKey } from '../src/continuous/segment';
 import { listObjects } from '../src/backup/catalog';
 import { compareRevisions } from '../src/etcd/revision';
 
@@ -123,9 +123,7 @@ async function main(): Promise<void> {
       'app-after-backup to be in a segment in the bucket',
       async () => {
         const listed = await listObjects(s3, storage.bucket, chainsFolder(storage.prefix, 'demo'));
-        return listed
-          .map((o) => o.key)
-          .find((k) => compareRevisions((/-(\d{19})\.seg\.json/.exec(k)?.[1] ?? '0').replace(/^0+(?=\d)/, ''), wanted) >= 0);
+        return listed.map((o) => o.key).find((k) => compareRevisions(lastRevisionOfKey(k) ?? '0', wanted) >= 0);
       },
       60_000,
       200,

@@ -2,8 +2,8 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { StorageConfig } from '../config/schema';
 import { getKey, status, watchKeyspace, type EtcdClient, type WatchEvent } from '../etcd/grpc';
 import { addRevisions, compareRevisions, type Revision } from '../etcd/revision';
-import { baseDigest, chainFolder, SEGMENT_FORMAT, segmentDigest, type Segment, type SegmentEvent } from './segment';
-import { keyOfSegment, listSegmentKeys, readSegment, UntrustedSegment, writeSegment, type SegmentCodec } from './segment-store';
+import { baseDigest, SEGMENT_FORMAT, segmentDigest, segmentPlace, type Segment, type SegmentEvent } from './segment';
+import { listSegmentKeys, readSegment, UntrustedSegment, writeSegment, type SegmentCodec } from './segment-store';
 
 /**
  * The capture: etcd's whole-keyspace watch from a chain's tip on, cut into segments and written to the bucket. A
@@ -90,7 +90,7 @@ export async function readChainTip(
     if (err instanceof UntrustedSegment) throw new ChainTipError(chain, key, `is not believed (${err.reason})`);
     throw err;
   }
-  const place = keyOfSegment(storage.prefix, s, 'none').replace(/\.seg\.json\.enc$/, '.seg.json');
+  const place = segmentPlace(storage.prefix, s.cluster, s.chain, s.firstRevision, s.lastRevision);
   if (s.cluster !== cluster || s.chain !== chain || s.base.manifestKey !== base.manifestKey || !key.startsWith(place))
     throw new ChainTipError(
       chain,
@@ -293,7 +293,3 @@ export function segmentEvent(e: WatchEvent): SegmentEvent {
   };
   return e.type === 'PUT' ? { type: 'put', ...base, value: e.value.toString('base64') } : { type: 'delete', ...base };
 }
-
-/** The folder a chain's segments are in (for messages). */
-export const chainPlace = (storage: Pick<StorageConfig, 'prefix'>, cluster: string, chain: string) =>
-  chainFolder(storage.prefix, cluster, chain);

@@ -1,5 +1,5 @@
 import { addRevisions, compareRevisions, revisionDistance, type Revision } from '../etcd/revision';
-import { baseDigest, chainFolder, paddedRevision, segmentDigest, type Segment } from './segment';
+import { baseDigest, segmentDigest, segmentPlace, type Segment } from './segment';
 
 /**
  * Whether a chain of segments (each already authenticated, in key order) proves every revision from its base on:
@@ -66,7 +66,7 @@ function segmentProblem(
   if (s.cluster !== where.cluster) return `a segment of cluster "${s.cluster}", not of "${where.cluster}"`;
   if (s.chain !== where.chain || s.base.manifestKey !== base.manifestKey || s.base.revision !== base.revision)
     return `it extends ${s.base.manifestKey} (chain ${s.chain}), not this chain's base ${base.manifestKey}`;
-  const place = `${chainFolder(where.prefix, where.cluster, where.chain)}${paddedRevision(s.firstRevision)}-${paddedRevision(s.lastRevision)}.seg.json`;
+  const place = segmentPlace(where.prefix, where.cluster, where.chain, s.firstRevision, s.lastRevision);
   if (!key.startsWith(place))
     return `stored as ${key}, but its revisions ${s.firstRevision}..${s.lastRevision} belong at ${place}: moved, so not believed`;
   if (s.sequence !== index)

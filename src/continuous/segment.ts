@@ -96,6 +96,20 @@ export function segmentKey(o: {
   return `${chainFolder(o.prefix, o.cluster, o.chain)}${paddedRevision(o.firstRevision)}-${paddedRevision(o.lastRevision)}.seg.json${compressionSuffix(o.compression)}${o.encrypted ? '.enc' : ''}`;
 }
 
+/**
+ * Where a segment of these revisions belongs, up to its codec suffix: a segment is believed only at a key that starts
+ * so (the codec only says how to read it; the content is signed).
+ */
+export function segmentPlace(prefix: string, cluster: string, chain: string, first: Revision, last: Revision): string {
+  return `${chainFolder(prefix, cluster, chain)}${paddedRevision(first)}-${paddedRevision(last)}.seg.json`;
+}
+
+/** The last revision a segment key names (its name, not yet believed: where to look, as a listing's order is). */
+export function lastRevisionOfKey(key: string): Revision | undefined {
+  const m = /-(\d{19})\.seg\.json/.exec(key);
+  return m ? toRevision(m[1].replace(/^0+(?=\d)/, '')) : undefined;
+}
+
 /** The digest the next segment carries as `previous`: over the segment as signed, so its tag is linked too. */
 export function segmentDigest(segment: Segment): string {
   return createHash('sha256').update(canonicalJson(segment)).digest('hex');

@@ -59,6 +59,22 @@ describe('restore to a point: base + segments, replayed exactly', () => {
     );
   const cm = (name: string) => `/registry/configmaps/default/${name}`;
 
+  /** The capture as the capture run drives it, on this sandbox's etcd and bucket. */
+  const captureOptions = () => {
+    const cfg = findCluster(worker.config, 'pitr');
+    return {
+      s3,
+      storage: cfg.storage,
+      cluster: 'pitr',
+      codec: { compression: 'zstd' as const, key: key.key, keyId: 'k1' },
+      client: etcd,
+      segmentSeconds: 1,
+      maxSegmentBytes: 64 * 1024,
+      signal: AbortSignal.timeout(15_000),
+      onDurable: () => undefined,
+    };
+  };
+
   beforeAll(async () => {
     key = await keyFile();
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
@@ -91,18 +107,7 @@ describe('restore to a point: base + segments, replayed exactly', () => {
       { manifestKey: base.manifestKey, revision: base.revision },
       rules.loadKey,
     );
-    captured = captureSegments({
-      s3,
-      storage: cfg.storage,
-      cluster: 'pitr',
-      codec: { compression: 'zstd', key: key.key, keyId: 'k1' },
-      tip,
-      client: etcd,
-      segmentSeconds: 1,
-      maxSegmentBytes: 64 * 1024,
-      signal: capture.signal,
-      onDurable: (d) => (durable = d),
-    });
+    captured = captureSegments({ ...captureOptions(), tip, signal: capture.signal, onDurable: (d) => (durable = d) });
 
     // Phase A: creates.
     for (let i = 0; i < 3; i++) await put(cm(`a${i}`), `first ${i}`);
@@ -241,21 +246,6 @@ describe('restore to a point: base + segments, replayed exactly', () => {
     expect(stopped.brokenAt?.key).toBe(victim);
     expect(compareRevisions(stopped.revision, r2)).toBeLessThan(0);
   });
-
-  const captureOptions = () => {
-    const cfg = findCluster(worker.config, 'pitr');
-    return {
-      s3,
-      storage: cfg.storage,
-      cluster: 'pitr',
-      codec: { compression: 'zstd' as const, key: key.key, keyId: 'k1' },
-      client: etcd,
-      segmentSeconds: 1,
-      maxSegmentBytes: 64 * 1024,
-      signal: AbortSignal.timeout(15_000),
-      onDurable: () => undefined,
-    };
-  };
 
   it('a wiped etcd (its own history from revision 1) never continues the chain: refused while behind it, and once past it', async () => {
     const cfg = findCluster(worker.config, 'pitr');
