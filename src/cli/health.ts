@@ -41,6 +41,14 @@ export function formatHealthReport(r: HealthReport, now = new Date()): string {
       `backup:       newest ${age(r.newestBackup.ageSeconds)} old (${r.newestBackup.created}, ${human(r.newestBackup.sizeBytes)}): ${r.newestBackup.key}`,
     );
   else lines.push('backup:       none found');
+  if (r.continuous) {
+    const c = r.continuous;
+    lines.push(
+      c.chain
+        ? `continuous:   ${c.lagSeconds ? `${age(c.lagSeconds)} behind${c.lagIsUpperBound ? ' at most' : ''}` : 'caught up'}: durable through revision ${c.durableThrough} (seen ${c.at}), chain ${c.chain}`
+        : `continuous:   ${c.problem}`,
+    );
+  }
   if (r.certificates.length) {
     lines.push('certificates (soonest first):');
     const sorted = [...r.certificates].sort((a, b) => a.notAfter.localeCompare(b.notAfter));

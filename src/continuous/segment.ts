@@ -80,6 +80,12 @@ export function chainIdOf(baseManifestKey: string): string {
   return m[1];
 }
 
+/** When a chain's base was taken, from the chain's id (`<time>-rev<revision>`). */
+export function chainBaseTime(chain: string): string {
+  const t = chain.slice(0, 15);
+  return `${t.slice(0, 4)}-${t.slice(4, 6)}-${t.slice(6, 8)}T${t.slice(9, 11)}:${t.slice(11, 13)}:${t.slice(13, 15)}Z`;
+}
+
 export function chainFolder(prefix: string, cluster: string, chain: string): string {
   return `${chainsFolder(prefix, cluster)}${chain}/`;
 }

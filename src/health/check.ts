@@ -4,6 +4,8 @@ import { durationMs } from '../schedules/backup-schedules';
 import { withSession } from '../ssh/session';
 import { describeLocation } from '../storage/s3-client';
 import { probeApiserver } from './apiserver-probe';
+import { ChainTipError } from '../continuous/capture';
+import { continuousLag } from './continuous-lag';
 import { newestBackup } from './newest-backup';
 import { probeNode, type NodeProbeResult } from './node-probe';
 import { COMPONENTS, type ComponentHealth, type HealthReport } from './types';
@@ -104,6 +106,13 @@ export async function checkClusterHealth(cluster: ClusterConfig, o: HealthCheckO
   );
 
   const [n, backup] = await Promise.all([nodeSide, bucketSide]);
+  // After the node's probe: etcd's revision says whether the newest segment is behind anything.
+  const continuous = cluster.backup.continuous
+    ? await continuousLag(cluster, o.loadKey, n.probe?.etcdStats?.revision, now(), Math.max(timeoutMs * 2, 10_000)).catch((err: Error) => ({
+        problem:
+          err instanceof ChainTipError ? err.message : `cannot read the chains in ${describeLocation(cluster.storage)}: ${err.message}`,
+      }))
+    : undefined;
   const unreachable = (component: ComponentHealth['component'], detail: string): ComponentHealth => ({ component, up: false, detail });
   const why = !n.node.up ? 'node unreachable' : (n.nodeProblem ?? 'node probe failed');
   const byComponent = new Map<string, ComponentHealth>([
@@ -128,7 +137,15 @@ export async function checkClusterHealth(cluster: ClusterConfig, o: HealthCheckO
     disk: n.probe?.disk,
     certificates: n.probe?.certificates ?? [],
     newestBackup: backup,
+    ...(continuous ? { continuous } : {}),
     ...(unreadBackup ? { unread: { newestBackup: unreadBackup } } : {}),
-    problems: [...componentProblems, ...(n.nodeProblem ? [n.nodeProblem] : []), ...(n.probe?.problems ?? []), ...expired, ...problems],
+    problems: [
+      ...componentProblems,
+      ...(n.nodeProblem ? [n.nodeProblem] : []),
+      ...(n.probe?.problems ?? []),
+      ...expired,
+      ...problems,
+      ...(continuous?.problem ? [`continuous backups: ${continuous.problem}`] : []),
+    ],
   };
 }

@@ -2,7 +2,7 @@ import { listObjects } from '../backup/catalog';
 import { newestTrustedBackup } from '../backup/trusted-catalog';
 import { clusterBackupPrefix } from '../backup/object-keys';
 import type { ClusterConfig } from '../config/schema';
-import { describeLocation, s3ClientFor } from '../storage/s3-client';
+import { readBucket } from './bucket-read';
 import type { HealthReport } from './types';
 import { lastPassedDrill } from '../drill/report';
 
@@ -18,44 +18,28 @@ export async function newestBackup(
   now: Date,
 ): Promise<HealthReport['newestBackup']> {
   const storage = cluster.storage;
-  const s3 = await s3ClientFor(storage);
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`no answer from ${describeLocation(storage)} within ${Math.round(timeoutMs / 1000)} s`)),
-      timeoutMs,
-    );
+  return readBucket(storage, timeoutMs, async (s3) => {
+    const objects = await listObjects(s3, storage.bucket, clusterBackupPrefix(storage.prefix, cluster.name));
+    // Drill reports live beside the backups: the same listing finds the newest passed one (survives a restart).
+    const rules = { storage, cluster: cluster.name, signsManifests: Boolean(cluster.backup.encryptionKey), loadKey };
+    const drill = await lastPassedDrill(s3, rules, objects);
+    const lastPassedDrillAt = drill ? { lastPassedDrillAt: drill.finished } : {};
+    // Only a manifest that can be believed: its revision decides whether etcd lost its data.
+    const found = await newestTrustedBackup(s3, rules, objects);
+    const passedOver = found.passedOver.map((p) => `${p.manifestKey}: ${p.reason}`);
+    if (found.newest) {
+      const manifest = found.newest.manifest;
+      const created = new Date(manifest.created);
+      return {
+        key: manifest.snapshot.key,
+        created: created.toISOString(),
+        ageSeconds: Math.max(0, Math.round((now.getTime() - created.getTime()) / 1000)),
+        sizeBytes: manifest.snapshot.storedSize,
+        revision: manifest.etcd.revision,
+        ...lastPassedDrillAt,
+        ...(passedOver.length ? { passedOver: passedOver.slice(0, 5) } : {}),
+      };
+    }
+    return undefined;
   });
-  try {
-    return await Promise.race([
-      (async () => {
-        const objects = await listObjects(s3, storage.bucket, clusterBackupPrefix(storage.prefix, cluster.name));
-        // Drill reports live beside the backups: the same listing finds the newest passed one (survives a restart).
-        const rules = { storage, cluster: cluster.name, signsManifests: Boolean(cluster.backup.encryptionKey), loadKey };
-        const drill = await lastPassedDrill(s3, rules, objects);
-        const lastPassedDrillAt = drill ? { lastPassedDrillAt: drill.finished } : {};
-        // Only a manifest that can be believed: its revision decides whether etcd lost its data.
-        const found = await newestTrustedBackup(s3, rules, objects);
-        const passedOver = found.passedOver.map((p) => `${p.manifestKey}: ${p.reason}`);
-        if (found.newest) {
-          const manifest = found.newest.manifest;
-          const created = new Date(manifest.created);
-          return {
-            key: manifest.snapshot.key,
-            created: created.toISOString(),
-            ageSeconds: Math.max(0, Math.round((now.getTime() - created.getTime()) / 1000)),
-            sizeBytes: manifest.snapshot.storedSize,
-            revision: manifest.etcd.revision,
-            ...lastPassedDrillAt,
-            ...(passedOver.length ? { passedOver: passedOver.slice(0, 5) } : {}),
-          };
-        }
-        return undefined;
-      })(),
-      timeout,
-    ]);
-  } finally {
-    clearTimeout(timer);
-    s3.destroy();
-  }
 }

@@ -41,6 +41,20 @@ export interface HealthReport {
     /** Newer manifests not believed (tag missing or wrong, another cluster's, unreadable), each with why. */
     passedOver?: string[];
   };
+  /**
+   * Continuous backups (clusters with backup.continuous): the newest chain, the newest revision durable in it and when
+   * it was seen, and how far that is behind etcd (0 when etcd has nothing newer). `problem`: no chain yet, the chain's
+   * newest segment not believed, or a lag past the alert's threshold.
+   */
+  continuous?: {
+    chain?: string;
+    durableThrough?: Revision;
+    at?: string;
+    lagSeconds?: number;
+    /** etcd's revision could not be read: the lag is the newest segment's age, maybe more than what is missing. */
+    lagIsUpperBound?: boolean;
+    problem?: string;
+  };
   /** Between the next two runs of the cluster's backup-<cluster> schedule. */
   backupIntervalSeconds?: number;
   /** From Temporal (recover-<cluster>): whether a recovery runs, and when the last one that restored ended. */

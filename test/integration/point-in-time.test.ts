@@ -8,6 +8,8 @@ import { buildPoint, planPointInTime } from '../../activities/continuous/point';
 import type { ActivityDeps } from '../../activities/deps';
 import { trustRulesFor } from '../../src/backup/trusted-catalog';
 import { findCluster } from '../../src/config/load';
+import { formatHealthReport } from '../../src/cli/health';
+import { checkClusterHealth } from '../../src/health/check';
 import { captureSegments, EtcdReplacedError, readChainTip, type Durable } from '../../src/continuous/capture';
 import { planPoint, PointUnavailable } from '../../src/continuous/point';
 import { chainIdOf } from '../../src/continuous/segment';
@@ -227,6 +229,29 @@ describe('restore to a point: base + segments, replayed exactly', () => {
         ),
       ),
     );
+  }, 120_000);
+
+  it('lifeboat health reports the lag: caught up while the capture runs, behind (a problem past 2 min) once it stopped', async () => {
+    const cfg = findCluster(worker.config, 'pitr');
+    const loadKey = trustRulesFor(worker.config, cfg).loadKey;
+    const caughtUp = await checkClusterHealth(cfg, { loadKey });
+    expect(caughtUp.continuous).toMatchObject({ chain: chainIdOf(base.manifestKey), durableThrough: r2, lagSeconds: 0 });
+    expect(caughtUp.problems.filter((p) => p.startsWith('continuous'))).toEqual([]);
+    expect(formatHealthReport(caughtUp)).toContain(`continuous:   caught up: durable through revision ${r2}`);
+
+    capture.abort();
+    await captured;
+    await put(cm('unshipped'), 'x');
+    // Three minutes later, as the check would see it: the bucket's newest change is that old and etcd has a newer one.
+    const later = new Date(Date.now() + 180_000);
+    const behind = await checkClusterHealth(cfg, { loadKey, now: () => later });
+    expect(behind.continuous?.lagSeconds).toBeGreaterThan(170);
+    expect(behind.problems).toContainEqual(
+      expect.stringMatching(
+        new RegExp(`^continuous backups: \\d+ s behind: etcd is at revision \\d+, the bucket holds changes through ${r2}`),
+      ),
+    );
+    expect(formatHealthReport(behind, later)).toMatch(/continuous: {3}\d+ min behind: durable through revision/);
   }, 120_000);
 
   it('a segment moved in the bucket breaks the chain there: refused naming it, or the newest point before it when asked', async () => {
