@@ -1,3 +1,4 @@
+import { temporal } from '@temporalio/proto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -58,7 +59,7 @@ describe('continuous capture through faults (store down, SSH dropped, etcd resta
   /** The capture's activity as Temporal sees it: its attempt (each fault that failed it adds one) and whether it runs. */
   const activity = async () => {
     const a = (await capture().describe()).raw.pendingActivities?.[0];
-    return { attempt: a?.attempt ?? 0, running: a?.state === 2 /* PENDING_ACTIVITY_STATE_STARTED */ };
+    return { attempt: a?.attempt ?? 0, running: a?.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED };
   };
   /** The newest revision a segment in the bucket holds (by its key: a listing, as a restore's plan starts). */
   const durableThrough = async () =>
@@ -115,7 +116,7 @@ describe('continuous capture through faults (store down, SSH dropped, etcd resta
       endpoint: minio.endpoint,
       forcePathStyle: true,
       credentials: { accessKeyId: { env: 'LIFEBOAT_CFAULTS_S3_KEY' }, secretAccessKey: { env: 'LIFEBOAT_CFAULTS_S3_SECRET' } },
-    } as StorageConfig;
+    };
     key = await keyFile();
     cluster = await createSandboxCluster({ name: CLUSTER, etcdLine: '3.6', withApiserver: false, storage });
     config = withBackup(cluster, { encryptionKey: 'k1', compression: 'zstd', continuous: { segmentSeconds: 1 } }, storage);
