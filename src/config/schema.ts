@@ -167,14 +167,14 @@ export const backupSchema = z
     jitter: duration.default('5m'),
     catchupWindow: duration.default('1h'),
     retention: retentionSchema.default(retentionSchema.parse({})),
-    /** zstd by default (README, "Compression"): on the node before SSH when it has the tool, else on the worker. */
+    /** zstd by default (docs/backups.md, "Compression"): on the node before SSH when it has the tool, else on the worker. */
     compression: z.enum(['zstd', 'gzip', 'none']).default('zstd'),
     /** A key id from `encryptionKeys`; backups of PKI are refused without one unless allowUnencrypted. */
     encryptionKey: name.optional(),
     allowUnencrypted: z.boolean().default(false),
     /**
      * Continuous backups: etcd's changes between full backups, shipped as signed segments every few seconds, so a
-     * recovery loses seconds and can land on a chosen moment (README, "Continuous backups"). Needs encryptionKey.
+     * recovery loses seconds and can land on a chosen moment (docs/continuous-backups.md). Needs encryptionKey.
      */
     continuous: z
       .object({
