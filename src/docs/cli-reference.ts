@@ -1,6 +1,6 @@
 import type { Argument, Command, Option } from 'commander';
 import { buildProgram } from '../cli/main';
-import { code, page, table } from './markdown';
+import { code, page, prose, table } from './markdown';
 
 const defaultOf = (v: unknown) => (v === undefined ? '' : code(JSON.stringify(v)));
 
@@ -21,7 +21,7 @@ function section(cmd: Command, parents: string[], out: string[]): void {
   if (parents.length) {
     const leaf = cmd.commands.length === 0;
     out.push(`${'#'.repeat(Math.min(parents.length + 1, 4))} ${path.join(' ')}`, '');
-    out.push(cmd.description(), '');
+    out.push(prose(cmd.description()), '');
     if (leaf) out.push('```', `${path.join(' ')} ${cmd.usage()}`, '```', '');
     if (cmd.registeredArguments.length) out.push(...table(['argument', 'meaning', 'default'], argumentRows(cmd.registeredArguments)), '');
     if (cmd.options.length) out.push(...table(['option', 'meaning', 'default'], optionRows(cmd.options)), '');
@@ -32,7 +32,7 @@ function section(cmd: Command, parents: string[], out: string[]): void {
 /** docs/reference/cli.md: every command of `lifeboat`, read from the commander program the binary runs. */
 export function cliReference(): string {
   const program = buildProgram();
-  const body: string[] = [program.description(), '', '```', `lifeboat ${program.usage()}`, '```', ''];
+  const body: string[] = [prose(program.description()), '', '```', `lifeboat ${program.usage()}`, '```', ''];
   body.push('Options of every command:', '', ...table(['option', 'meaning', 'default'], optionRows(program.options)), '');
   section(program, [], body);
   while (body[body.length - 1] === '') body.pop();

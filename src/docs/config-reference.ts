@@ -8,6 +8,7 @@ interface Node {
   description?: string;
   default?: unknown;
   pattern?: string;
+  format?: string;
   minimum?: number;
   maximum?: number;
   minLength?: number;
@@ -39,22 +40,22 @@ const isSecretRef = (n: Node) =>
 
 function typeOf(n: Node): string {
   if (isSecretRef(n)) return 'secret reference: `{file: /abs/path}` or `{env: VAR_NAME}`';
-  if (n.anyOf) return n.anyOf.map(typeOf).join(' or ');
+  // A union's object variants by their fields (`credentials: {profile} or {accessKeyId, secretAccessKey}`).
+  if (n.anyOf) return n.anyOf.map((v) => (v.properties ? code(`{${Object.keys(v.properties).join(', ')}}`) : typeOf(v))).join(' or ');
   if (n.const !== undefined) return code(JSON.stringify(n.const));
   if (n.enum) return n.enum.map((v) => code(String(v))).join(' | ');
   switch (n.type) {
     case 'string': {
       if (n.pattern) return NAMED_PATTERNS[n.pattern] ?? `string matching ${code(n.pattern)}`;
+      if (n.format === 'uri') return 'URL';
       return n.minLength ? 'non-empty string' : 'string';
     }
     case 'integer':
     case 'number': {
+      // zod's int() bounds every integer by MAX_SAFE_INTEGER: no limit a reader needs to know.
+      const max = n.maximum === Number.MAX_SAFE_INTEGER ? undefined : n.maximum;
       const range =
-        n.minimum !== undefined && n.maximum !== undefined
-          ? ` ${n.minimum}–${n.maximum}`
-          : n.minimum !== undefined
-            ? ` ≥ ${n.minimum}`
-            : '';
+        n.minimum !== undefined && max !== undefined ? ` ${n.minimum}–${max}` : n.minimum !== undefined ? ` ≥ ${n.minimum}` : '';
       return `${n.type === 'integer' ? 'integer' : 'number'}${range}`;
     }
     case 'boolean':

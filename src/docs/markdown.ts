@@ -1,16 +1,16 @@
 /** Markdown helpers for the generated reference pages: one table shape, cells escaped, one header line. */
 
-/**
- * A cell's text on one line, with the table's own `|` escaped, and `<` outside code spans written as `&lt;`, so a
- * `<cluster>` in a description shows instead of being taken for an HTML tag.
- */
+/** A cell's text on one line, with the table's own `|` escaped (and `<` as in prose). */
 export function cell(text: string): string {
+  return prose(text.replace(/\r?\n\s*/g, ' ')).replace(/\|/g, '\\|');
+}
+
+/** Text from the code as a paragraph: `<` outside code spans written as `&lt;` (`recover-<cluster>` stays visible). */
+export function prose(text: string): string {
   return text
-    .replace(/\r?\n\s*/g, ' ')
     .split(/(`+[^`]*`+)/)
     .map((part, i) => (i % 2 ? part : part.replace(/</g, '&lt;')))
-    .join('')
-    .replace(/\|/g, '\\|');
+    .join('');
 }
 
 /** Inline code, with a longer fence when the text itself holds a backtick. */
