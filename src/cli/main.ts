@@ -9,6 +9,7 @@ import { scheduleCommand } from './schedule';
 import { storageCommand } from './storage';
 import { recoveryCommand, restoreCommand } from './recovery';
 import { healthCommand } from './health';
+import { checkCommand } from './check';
 import { temporalCommand } from './temporal';
 import { codecServerCommand } from './codec-server';
 import { drillCommand } from './drill';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   program.addCommand(restoreCommand());
   program.addCommand(recoveryCommand());
   program.addCommand(healthCommand());
+  program.addCommand(checkCommand());
   program.addCommand(temporalCommand());
   program.addCommand(codecServerCommand());
   program.addCommand(drillCommand());

@@ -36,18 +36,20 @@ const sshHostKey = z
 
 export const nodeSchema = z
   .object({
-    name,
-    host: hostName,
-    port: z.number().int().min(1).max(65535).default(22),
+    name: name.describe('the node\'s name: lowercase letters, digits, "-"'),
+    host: hostName.describe('address or DNS name the worker reaches over SSH'),
+    port: z.number().int().min(1).max(65535).default(22).describe('SSH port'),
     user: z
       .string()
       .regex(/^[a-z_][a-z0-9_-]*$/, 'expected a Unix user name')
-      .default('root'),
-    /** Private key on the worker's machine; without it the SSH agent at SSH_AUTH_SOCK is used. */
-    privateKey: secretRef.optional(),
-    /** Host keys are always checked: pin the key itself, or name a known_hosts file that holds it. */
-    hostKey: sshHostKey.optional(),
-    knownHostsFile: absolutePath.optional(),
+      .default('root')
+      .describe('SSH user'),
+    privateKey: secretRef.optional().describe("SSH private key on the worker's machine; without it, the SSH agent at SSH_AUTH_SOCK"),
+    // Host keys are always checked: pin the key itself, or name a known_hosts file that holds it.
+    hostKey: sshHostKey
+      .optional()
+      .describe("the node's pinned host key, as `ssh-keyscan -t ed25519 HOST` prints it (or its SHA256 fingerprint)"),
+    knownHostsFile: absolutePath.optional().describe("a known_hosts file holding the node's host key, instead of hostKey"),
   })
   .strict()
   .refine((n) => n.hostKey !== undefined || n.knownHostsFile !== undefined, {
@@ -61,190 +63,253 @@ const kubeadmPki = '/etc/kubernetes/pki';
 
 export const etcdSchema = z
   .object({
-    /** As seen from the control-plane node (the snapshot is taken there). */
     endpoint: z
       .string()
       .regex(/^https?:\/\/[A-Za-z0-9.:[\]-]+$/, 'expected a URL like https://127.0.0.1:2379')
-      .default('https://127.0.0.1:2379'),
-    caFile: absolutePath.default(`${kubeadmPki}/etcd/ca.crt`),
-    certFile: absolutePath.default(`${kubeadmPki}/etcd/healthcheck-client.crt`),
-    keyFile: absolutePath.default(`${kubeadmPki}/etcd/healthcheck-client.key`),
-    /** Commands on the node: a name looked up in PATH or an absolute path. */
-    etcdctl: z.union([absolutePath, z.literal('etcdctl')]).default('etcdctl'),
-    etcdutl: z.union([absolutePath, z.literal('etcdutl')]).default('etcdutl'),
-    /**
-     * Direct mode: the worker takes the snapshot itself, from endpoints it can reach, with certificates on the
-     * worker. The node is still reached over SSH for the PKI, manifests and kubeconfigs archive.
-     */
+      .default('https://127.0.0.1:2379')
+      .describe("etcd's client URL as seen from the control-plane node (the snapshot is taken there)"),
+    caFile: absolutePath.default(`${kubeadmPki}/etcd/ca.crt`).describe("etcd's CA on the node"),
+    certFile: absolutePath.default(`${kubeadmPki}/etcd/healthcheck-client.crt`).describe('etcd client certificate on the node'),
+    keyFile: absolutePath.default(`${kubeadmPki}/etcd/healthcheck-client.key`).describe('its key, on the node'),
+    etcdctl: z
+      .union([absolutePath, z.literal('etcdctl')])
+      .default('etcdctl')
+      .describe('etcdctl on the node: a name looked up in PATH or an absolute path'),
+    etcdutl: z
+      .union([absolutePath, z.literal('etcdutl')])
+      .default('etcdutl')
+      .describe('etcdutl on the node: a name looked up in PATH or an absolute path'),
     direct: z
       .object({
-        endpoints: z.array(z.string().regex(/^https?:\/\/[A-Za-z0-9.:[\]-]+$/, 'expected a URL like https://10.0.0.10:2379')).min(1),
-        caFile: absolutePath,
-        certFile: absolutePath,
-        keyFile: absolutePath,
-        /** Commands on the worker: a name looked up in PATH or an absolute path. */
-        etcdctl: z.union([absolutePath, z.literal('etcdctl')]).default('etcdctl'),
-        etcdutl: z.union([absolutePath, z.literal('etcdutl')]).default('etcdutl'),
-        /** Where the worker keeps snapshots in flight (removed once the backup is confirmed). */
-        workDir: absolutePath.default('/var/lib/lifeboat'),
+        endpoints: z
+          .array(z.string().regex(/^https?:\/\/[A-Za-z0-9.:[\]-]+$/, 'expected a URL like https://10.0.0.10:2379'))
+          .min(1)
+          .describe("etcd's client URLs as the worker reaches them"),
+        caFile: absolutePath.describe("etcd's CA, on the worker"),
+        certFile: absolutePath.describe('an etcd client certificate, on the worker'),
+        keyFile: absolutePath.describe('its key, on the worker'),
+        etcdctl: z
+          .union([absolutePath, z.literal('etcdctl')])
+          .default('etcdctl')
+          .describe('etcdctl on the worker: a name looked up in PATH or an absolute path'),
+        etcdutl: z
+          .union([absolutePath, z.literal('etcdutl')])
+          .default('etcdutl')
+          .describe('etcdutl on the worker: a name looked up in PATH or an absolute path'),
+        workDir: absolutePath
+          .default('/var/lib/lifeboat')
+          .describe('only for backups started by older versions (files); streamed backups use no disk'),
       })
       .strict()
-      .optional(),
+      .optional()
+      .describe(
+        "direct mode: the worker streams etcd's snapshot to the bucket itself, from endpoints it can reach, with certificates on the worker; the node is still reached over SSH for the PKI, manifests and kubeconfigs archive",
+      ),
   })
   .strict();
 
 export const nodePathsSchema = z
   .object({
-    kubernetesDir: absolutePath.default('/etc/kubernetes'),
-    manifestsDir: absolutePath.default('/etc/kubernetes/manifests'),
-    pkiDir: absolutePath.default(kubeadmPki),
-    etcdDataDir: absolutePath.default('/var/lib/etcd'),
-    /** The kubelet's folder: its config.yaml, kubeadm-flags.env and client certificate (pki/) go into each backup. */
-    kubeletDir: absolutePath.default('/var/lib/kubelet'),
-    /** Where the engine keeps its run-specific files (snapshots in flight, moved-aside manifests). */
-    workDir: absolutePath.default('/var/lib/lifeboat'),
+    kubernetesDir: absolutePath.default('/etc/kubernetes').describe("kubeadm's folder on the node, archived with each backup"),
+    manifestsDir: absolutePath.default('/etc/kubernetes/manifests').describe('the static-pod manifests'),
+    pkiDir: absolutePath.default(kubeadmPki).describe("the cluster's PKI"),
+    etcdDataDir: absolutePath.default('/var/lib/etcd').describe("etcd's data dir"),
+    kubeletDir: absolutePath
+      .default('/var/lib/kubelet')
+      .describe("the kubelet's folder: its config.yaml, kubeadm-flags.env and client certificate (pki/) go into each backup"),
+    workDir: absolutePath
+      .default('/var/lib/lifeboat')
+      .describe('where the engine keeps its run-specific files on the node (snapshots in flight, moved-aside manifests)'),
   })
   .strict();
 
 export const storageSchema = z
   .object({
-    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name'),
+    bucket: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'expected an S3 bucket name')
+      .describe('the S3 bucket'),
     prefix: z
       .string()
       .regex(/^([A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*)?$/, 'expected a key prefix like "backups/etcd" (no leading or trailing "/")')
-      .default('lifeboat'),
+      .default('lifeboat')
+      .describe('key prefix: objects go under <prefix>/<cluster>/'),
     region: z
       .string()
       .regex(/^[a-z0-9-]+$/)
-      .default('us-east-1'),
-    /** For S3-compatible stores (MinIO, Ceph, ...); AWS S3 needs none. */
-    endpoint: z.string().url().optional(),
-    forcePathStyle: z.boolean().default(false),
-    /** Bucket lifecycle rules written by `lifeboat storage lifecycle apply` for this cluster's prefix. */
+      .default('us-east-1')
+      .describe("the bucket's region"),
+    endpoint: z.string().url().optional().describe('for S3-compatible stores (MinIO, Ceph, ...); AWS S3 needs none'),
+    forcePathStyle: z
+      .boolean()
+      .default(false)
+      .describe('path-style requests (bucket in the path), as MinIO and most S3-compatible stores want'),
     lifecycle: z
       .object({
-        transitionAfterDays: z.number().int().min(1).optional(),
+        transitionAfterDays: z.number().int().min(1).optional().describe('move backups to storageClass after this many days'),
         storageClass: z
           .enum(['STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER', 'GLACIER_IR', 'DEEP_ARCHIVE'])
-          .default('GLACIER'),
-        expireAfterDays: z.number().int().min(1).optional(),
-        abortIncompleteUploadsAfterDays: z.number().int().min(1).default(1),
+          .default('GLACIER')
+          .describe('the storage class of the transition (manifests are never transitioned)'),
+        expireAfterDays: z
+          .number()
+          .int()
+          .min(1)
+          .optional()
+          .describe('delete backups after this many days; refused when it would expire backups the retention keeps'),
+        abortIncompleteUploadsAfterDays: z
+          .number()
+          .int()
+          .min(1)
+          .default(1)
+          .describe('abort unfinished multipart uploads after this many days'),
       })
       .strict()
-      .optional(),
-    /**
-     * Write-once retention on every object a backup uploads, for buckets created with S3 Object Lock: until it
-     * expires nobody (GOVERNANCE: nobody without s3:BypassGovernanceRetention) can delete or overwrite the backup.
-     */
+      .optional()
+      .describe("bucket lifecycle rules written by `lifeboat storage lifecycle apply` for this cluster's prefix"),
+    // Until it expires nobody (GOVERNANCE: nobody without s3:BypassGovernanceRetention) can delete or overwrite a backup.
     objectLock: z
       .object({
-        mode: z.enum(['GOVERNANCE', 'COMPLIANCE']).default('GOVERNANCE'),
-        days: z.number().int().min(1),
+        mode: z.enum(['GOVERNANCE', 'COMPLIANCE']).default('GOVERNANCE').describe('S3 Object Lock retention mode'),
+        days: z.number().int().min(1).describe('how long each object is locked'),
       })
       .strict()
-      .optional(),
-    /** Without credentials the AWS default chain is used (env, profile, instance role). */
+      .optional()
+      .describe('WORM retention on every object a backup uploads; the bucket must have been created with Object Lock'),
     credentials: z
-      .union([z.object({ profile: z.string().min(1) }).strict(), z.object({ accessKeyId: secretRef, secretAccessKey: secretRef }).strict()])
-      .optional(),
+      .union([
+        z.object({ profile: z.string().min(1).describe('an AWS profile name') }).strict(),
+        z
+          .object({
+            accessKeyId: secretRef.describe('the access key id, a secret reference'),
+            secretAccessKey: secretRef.describe('the secret access key, a secret reference'),
+          })
+          .strict(),
+      ])
+      .optional()
+      .describe('S3 credentials; without them the AWS default chain (environment, profile, instance role)'),
   })
   .strict();
 
 export const retentionSchema = z
   .object({
-    keepLast: z.number().int().min(1).default(5),
-    daily: z.number().int().min(0).default(7),
-    weekly: z.number().int().min(0).default(4),
-    monthly: z.number().int().min(0).default(6),
+    keepLast: z.number().int().min(1).default(5).describe('the newest backups always kept'),
+    daily: z.number().int().min(0).default(7).describe('days for which the newest backup of the day is kept'),
+    weekly: z.number().int().min(0).default(4).describe('weeks for which the newest backup of the week is kept'),
+    monthly: z.number().int().min(0).default(6).describe('months for which the newest backup of the month is kept'),
   })
   .strict();
 
 export const backupSchema = z
   .object({
-    /** Cron expressions (UTC unless timezone is set); several are allowed. */
-    cron: z.array(z.string().min(9)).min(1).default(['0 */6 * * *']),
-    timezone: z.string().default('UTC'),
-    jitter: duration.default('5m'),
-    catchupWindow: duration.default('1h'),
-    retention: retentionSchema.default(retentionSchema.parse({})),
-    /** zstd by default (README, "Compression"): on the node before SSH when it has the tool, else on the worker. */
-    compression: z.enum(['zstd', 'gzip', 'none']).default('zstd'),
-    /** A key id from `encryptionKeys`; backups of PKI are refused without one unless allowUnencrypted. */
-    encryptionKey: name.optional(),
-    allowUnencrypted: z.boolean().default(false),
-    /**
-     * Continuous backups: etcd's changes between full backups, shipped as signed segments every few seconds, so a
-     * recovery loses seconds and can land on a chosen moment (README, "Continuous backups"). Needs encryptionKey.
-     */
+    cron: z
+      .array(z.string().min(9))
+      .min(1)
+      .default(['0 */6 * * *'])
+      .describe('cron expressions of the backup-<cluster> schedule (in timezone); several are allowed'),
+    timezone: z.string().default('UTC').describe('time zone of cron'),
+    jitter: duration.default('5m').describe('random delay of each scheduled run'),
+    catchupWindow: duration.default('1h').describe('how late a missed run (server down) may still start'),
+    retention: retentionSchema
+      .default(retentionSchema.parse({}))
+      .describe('keep-last N plus daily/weekly/monthly, over believed backups only; never the newest verified backup'),
+    compression: z
+      .enum(['zstd', 'gzip', 'none'])
+      .default('zstd')
+      .describe('on the node before SSH when it has the tool, else on the worker (docs/backups.md, "Compression")'),
+    encryptionKey: name
+      .optional()
+      .describe('a key id of encryptionKeys; without one a backup fails at its plan step unless allowUnencrypted'),
+    allowUnencrypted: z.boolean().default(false).describe("store backups (with the cluster's PKI) unencrypted and unsigned"),
     continuous: z
       .object({
-        /** A segment is cut this often (only between revisions): the recovery point under steady writes. */
-        segmentSeconds: z.number().int().min(1).max(300).default(5),
-        /** ...or sooner, once its events hold this many bytes (a write storm makes more, smaller segments). */
+        segmentSeconds: z
+          .number()
+          .int()
+          .min(1)
+          .max(300)
+          .default(5)
+          .describe('a segment is cut this often (only between revisions): the recovery point under steady writes'),
         maxSegmentBytes: z
           .number()
           .int()
           .min(64 * 1024)
           .max(64 * 1024 * 1024)
-          .default(4 * 1024 * 1024),
+          .default(4 * 1024 * 1024)
+          .describe('...or sooner, once its events hold this many bytes (a write storm makes more, smaller segments)'),
       })
       .strict()
-      .optional(),
+      .optional()
+      .describe(
+        "continuous backups: etcd's changes between full backups, shipped as signed segments every few seconds, so a recovery loses seconds and can land on a chosen moment (docs/continuous-backups.md); needs encryptionKey",
+      ),
   })
   .strict();
 
 export const confirmSchema = z
   .object({
-    /** How long an alert-triggered response keeps re-probing before it believes the alert. */
-    window: duration.default('2m'),
-    /** Probes spread over the window; every one must fail for the response to go on. */
-    probes: z.number().int().min(1).max(60).default(4),
+    window: duration.default('2m').describe('how long an alert-triggered response keeps re-probing before it believes the alert'),
+    probes: z
+      .number()
+      .int()
+      .min(1)
+      .max(60)
+      .default(4)
+      .describe('probes spread over the window; every one must fail for the response to go on'),
   })
   .strict();
 
 export const recoverySchema = z
   .object({
-    approval: z.enum(['required', 'auto']).default('required'),
-    approvalTimeout: duration.default('1h'),
-    /** Remove Node objects and leases of control-plane nodes that no longer exist after a restore. */
-    removeStaleNodes: z.boolean().default(false),
-    /**
-     * What an alert may do for this cluster once confirmed and diagnosed: notify (report only), plan (a dry-run
-     * recovery), approve (a recovery that waits for a human), auto (a recovery without waiting).
-     */
-    onAlert: z.enum(['notify', 'plan', 'approve', 'auto']).default('approve'),
-    confirm: confirmSchema.default(confirmSchema.parse({})),
-    /** A spare node (by name, from nodes) that takes over when the control-plane node is gone. */
-    standbyNode: name.optional(),
-    /**
-     * After a recovery restored the cluster, another one within this window is refused unless a person overrides it:
-     * a late second trigger would restore the same backup again and lose what was written in between. "0s" turns it off.
-     */
-    cooldown: duration.default('30m'),
+    approval: z
+      .enum(['required', 'auto'])
+      .default('required')
+      .describe('every recovery whose input does not choose (UI, schedules, scripts): wait for approve/reject, or not'),
+    approvalTimeout: duration.default('1h').describe('without a decision by then the recovery ends and nothing is changed'),
+    removeStaleNodes: z
+      .boolean()
+      .default(false)
+      .describe('remove Node objects and leases of control-plane nodes that no longer exist after a restore'),
+    onAlert: z
+      .enum(['notify', 'plan', 'approve', 'auto'])
+      .default('approve')
+      .describe(
+        'what a confirmed, diagnosed alert may do: notify (report only), plan (a dry-run recovery), approve (a recovery that waits for a person), auto (a recovery without waiting)',
+      ),
+    confirm: confirmSchema.default(confirmSchema.parse({})).describe('re-probes before an alert is believed'),
+    standbyNode: name.optional().describe('a node of this cluster (by name) that takes over when the control-plane node is gone'),
+    // A late second trigger would restore the same backup again and lose what was written in between.
+    cooldown: duration
+      .default('30m')
+      .describe('after a successful restore, another within this window needs overrideCooldown: true; "0s" turns it off'),
   })
   .strict();
 
 export const healthSchema = z
   .object({
-    /** How often the health-<cluster> schedule probes the control plane. */
-    interval: duration.default('1m'),
-    /** Each probe's own timeout: one slow component or node never holds up the others. */
-    timeout: duration.default('5s'),
+    interval: duration.default('1m').describe('how often the health-<cluster> schedule probes the control plane'),
+    timeout: duration.default('5s').describe("each probe's own timeout: one slow component or node never holds up the others"),
   })
   .strict();
 
 export const clusterSchema = z
   .object({
-    name,
-    nodes: z.array(nodeSchema).min(1, 'expected at least one control-plane node'),
-    /** The API server as the engine reaches it to verify a restore; defaults to https://<first node host>:6443. */
-    apiServer: z.string().url().optional(),
-    etcd: etcdSchema.default(etcdSchema.parse({})),
-    paths: nodePathsSchema.default(nodePathsSchema.parse({})),
-    storage: storageSchema,
-    backup: backupSchema.default(backupSchema.parse({})),
-    recovery: recoverySchema.default(recoverySchema.parse({})),
-    health: healthSchema.default(healthSchema.parse({})),
+    name: name.describe('the cluster\'s name: lowercase letters, digits, "-"'),
+    nodes: z
+      .array(nodeSchema)
+      .min(1, 'expected at least one control-plane node')
+      .describe('the control-plane node (and any spare that may take over), reached over SSH'),
+    apiServer: z
+      .string()
+      .url()
+      .optional()
+      .describe('the API server as the engine reaches it to verify a restore; default: https://<first node host>:6443'),
+    etcd: etcdSchema.default(etcdSchema.parse({})).describe('etcd as seen from the node; kubeadm defaults'),
+    paths: nodePathsSchema.default(nodePathsSchema.parse({})).describe('folders on the node; kubeadm defaults'),
+    storage: storageSchema.describe("where the cluster's backups are stored (any S3-compatible store)"),
+    backup: backupSchema.default(backupSchema.parse({})).describe('the backup schedule, retention, compression and encryption'),
+    recovery: recoverySchema.default(recoverySchema.parse({})).describe('approval, alert policy and safety rails of recoveries'),
+    health: healthSchema.default(healthSchema.parse({})).describe('the health-<cluster> schedule'),
   })
   .strict();
 
@@ -255,25 +320,22 @@ export const clusterSchema = z
  */
 export const temporalSchema = z
   .object({
-    address: z.string().min(1).default('127.0.0.1:7233'),
-    namespace: z.string().min(1).default('default'),
-    taskQueue: z.string().min(1).default('lifeboat'),
-    /**
-     * `true` (or `{}`): TLS with the system's roots. An object: a private CA, a server name, a client certificate
-     * for mTLS. `false`: plain text even with an API key.
-     */
+    address: z.string().min(1).default('127.0.0.1:7233').describe("Temporal's frontend, host:port (TEMPORAL_ADDRESS wins)"),
+    namespace: z.string().min(1).default('default').describe('the Temporal namespace (TEMPORAL_NAMESPACE wins)'),
+    taskQueue: z.string().min(1).default('lifeboat').describe("the worker's task queue (LIFEBOAT_TASK_QUEUE wins)"),
     tls: z
       .union([
         z.boolean(),
         z
           .object({
-            /** PEM of the CA that signed the server's certificate; without it, the system's roots. */
-            caFile: absolutePath.optional(),
-            /** The name the server's certificate must carry, when it is not the host of `address` (also SNI). */
-            serverName: z.string().min(1).optional(),
-            /** mTLS: the client certificate and its private key (PEM), secret references. */
-            clientCert: secretRef.optional(),
-            clientKey: secretRef.optional(),
+            caFile: absolutePath.optional().describe("PEM of the CA that signed the server's certificate; without it, the system's roots"),
+            serverName: z
+              .string()
+              .min(1)
+              .optional()
+              .describe("the name the server's certificate must carry, when it is not the host of address (also SNI)"),
+            clientCert: secretRef.optional().describe('mTLS: the client certificate (PEM), a secret reference'),
+            clientKey: secretRef.optional().describe('mTLS: its private key (PEM), a secret reference'),
           })
           .strict()
           .refine((t) => (t.clientCert === undefined) === (t.clientKey === undefined), {
@@ -281,35 +343,43 @@ export const temporalSchema = z
             path: ['clientKey'],
           }),
       ])
-      .optional(),
-    /** Temporal Cloud API key (sent as a bearer token; turns TLS on unless `tls: false`). */
-    apiKey: secretRef.optional(),
-    /**
-     * Encrypt every payload (workflow inputs, results, signals, queries, memos) with AES-256-GCM under this key of
-     * `encryptionKeys`; any key of the ring decrypts, so keys can be rotated.
-     */
-    payloadEncryption: z.object({ keyId: name }).strict().optional(),
-    /** `lifeboat codec-server`: lets the Temporal UI (and `temporal --codec-endpoint`) show decrypted payloads. */
+      .optional()
+      .describe(
+        "`true` (or `{}`): TLS with the system's roots; an object: a private CA, a server name, a client certificate for mTLS; `false`: plain text even with an API key",
+      ),
+    apiKey: secretRef.optional().describe('Temporal Cloud API key, sent as a bearer token; turns TLS on unless `tls: false`'),
+    payloadEncryption: z
+      .object({ keyId: name.describe('a key id of encryptionKeys') })
+      .strict()
+      .optional()
+      .describe(
+        'encrypt every payload (workflow inputs, results, signals, queries, memos) with AES-256-GCM under this key; any key of the ring decrypts, so keys can be rotated',
+      ),
     codecServer: z
       .object({
         listen: z
           .string()
           .regex(/^[A-Za-z0-9.:[\]-]+:\d+$/, 'expected host:port, like 127.0.0.1:8089')
-          .default('127.0.0.1:8089'),
-        /** Browser origins allowed to call it: the UI's address as the browser sees it. */
-        uiOrigins: z.array(z.string().url()).min(1).default(['http://127.0.0.1:8233', 'http://localhost:8233']),
-        /**
-         * The token callers present (`temporal --codec-auth "Bearer ..."`, or the endpoint `http://host:port/<token>` the
-         * UI is given). Required beyond loopback; on loopback, unset means a generated one in the data dir.
-         */
-        token: secretRef.optional(),
-        /** Names it is reached by besides its listen address (a DNS name, a proxy's); other Host headers are refused. */
+          .default('127.0.0.1:8089')
+          .describe('host:port it listens on'),
+        uiOrigins: z
+          .array(z.string().url())
+          .min(1)
+          .default(['http://127.0.0.1:8233', 'http://localhost:8233'])
+          .describe("browser origins allowed to call it: the UI's address as the browser sees it"),
+        token: secretRef
+          .optional()
+          .describe(
+            'the token callers present (`temporal --codec-auth "Bearer ..."`, or the endpoint `http://host:port/<token>` the UI is given); required beyond loopback; on loopback, unset means a generated one in the data dir',
+          ),
         hostnames: z
           .array(z.string().regex(/^[A-Za-z0-9.:[\]-]+$/, 'expected a host name or address, like codec.example.internal'))
-          .optional(),
+          .optional()
+          .describe("names it is reached by besides its listen address (a DNS name, a proxy's); other Host headers are refused"),
       })
       .strict()
-      .optional(),
+      .optional()
+      .describe('`lifeboat codec-server`: lets the Temporal UI (and `temporal --codec-endpoint`) show decrypted payloads'),
   })
   .strict();
 
@@ -330,29 +400,43 @@ export const DEFAULT_ALERT_TRIGGERS = [
 
 export const alertsSchema = z
   .object({
-    /** Bearer token Alertmanager sends (http_config.authorization.credentials); required to accept alerts. */
-    token: secretRef.optional(),
-    /** The alert label that names the cluster. */
+    token: secretRef
+      .optional()
+      .describe(
+        'bearer token Alertmanager sends (http_config.authorization.credentials); required to accept alerts; at least 16 characters',
+      ),
     clusterLabel: z
       .string()
       .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a Prometheus label name')
-      .default('cluster'),
-    /** Alert names that start (or join) a response; others are acknowledged and ignored. */
+      .default('cluster')
+      .describe('the alert label that names the cluster'),
     triggers: z
       .array(z.string().regex(/^[A-Za-z_:][A-Za-z0-9_:]*$/, 'expected an alert name'))
       .min(1)
-      .default(DEFAULT_ALERT_TRIGGERS),
-    /** Largest webhook body accepted. */
+      .default(DEFAULT_ALERT_TRIGGERS)
+      .describe(
+        "alert names that start (or join) a response; others are acknowledged and ignored; default: the shipped rules' and kube-prometheus's",
+      ),
     maxBodyBytes: z
       .number()
       .int()
       .min(1024)
       .max(16 * 1024 * 1024)
-      .default(1024 * 1024),
-    /** Optional TLS for the receiver (files on the worker). */
-    tls: z.object({ certFile: absolutePath, keyFile: absolutePath }).strict().optional(),
-    /** Outbound notifications (Slack-compatible JSON: {"text": ...}); the URL is a secret reference. */
-    notify: z.object({ url: secretRef }).strict().optional(),
+      .default(1024 * 1024)
+      .describe('largest webhook body accepted (larger: 413)'),
+    tls: z
+      .object({
+        certFile: absolutePath.describe('certificate (PEM) on the worker'),
+        keyFile: absolutePath.describe('its key, on the worker'),
+      })
+      .strict()
+      .optional()
+      .describe('TLS for the receiver'),
+    notify: z
+      .object({ url: secretRef.describe("the webhook URL (it carries Slack's token), a secret reference") })
+      .strict()
+      .optional()
+      .describe('Slack-compatible JSON ({"text": ...}) posted on each decision of a response'),
   })
   .strict();
 
@@ -366,42 +450,62 @@ const minorVersion = z.string().regex(/^\d+\.\d+$/, 'expected a minor version li
  * are paths on it (default: drill.etcd / drill.kubeApiserver, read as paths on the drill node).
  */
 export const drillNodeSchema = nodeSchema.safeExtend({
-  /** etcd minor version -> a folder on the drill node holding its etcd and etcdutl (3.5+) or etcdctl (3.4). */
-  etcd: z.record(minorVersion, absolutePath).optional(),
-  /** Kubernetes minor version -> kube-apiserver binary on the drill node. */
-  kubeApiserver: z.record(minorVersion, absolutePath).optional(),
+  etcd: z
+    .record(minorVersion, absolutePath)
+    .optional()
+    .describe('etcd minor version -> a folder on the drill node holding its etcd and etcdutl (3.5+) or etcdctl (3.4); default: drill.etcd'),
+  kubeApiserver: z
+    .record(minorVersion, absolutePath)
+    .optional()
+    .describe('Kubernetes minor version -> kube-apiserver binary on the drill node; default: drill.kubeApiserver'),
 });
 
 export const drillSchema = z
   .object({
-    /** Drill on this node over SSH (never one of a cluster's nodes) instead of on the worker. */
-    node: drillNodeSchema.optional(),
-    /** Schedules drill-<cluster> for every cluster (`schedule sync`); `drill now` works either way. */
-    enabled: z.boolean().default(false),
-    cron: z.array(z.string().min(9)).min(1).default(['30 4 * * *']),
-    timezone: z.string().default('UTC'),
-    jitter: duration.default('10m'),
-    /** Each drill works in <scratchDir>/<run key>, removed when it ends (also after a crash, by the next attempt). */
-    scratchDir: absolutePath.default('/var/lib/lifeboat/drills'),
-    /** etcd minor version -> a folder on the worker holding its etcd and etcdutl (3.5+) or etcdctl (3.4). */
-    etcd: z.record(minorVersion, absolutePath).default({}),
-    /** Kubernetes minor version -> kube-apiserver binary on the worker; without one the drill counts keys in etcd only. */
-    kubeApiserver: z.record(minorVersion, absolutePath).default({}),
-    /** Objects read one by one per resource through the API (decoded, Secrets included). */
-    sampleSize: z.number().int().min(1).max(100).default(3),
-    /** How long the throwaway etcd and kube-apiserver get to become ready. */
-    startTimeout: duration.default('2m'),
+    node: drillNodeSchema.optional().describe("drill on this node over SSH (never one of a cluster's nodes) instead of on the worker"),
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe('schedules drill-<cluster> for every cluster (`schedule sync`); `drill now` works either way'),
+    cron: z.array(z.string().min(9)).min(1).default(['30 4 * * *']).describe('cron expressions of the drill-<cluster> schedules'),
+    timezone: z.string().default('UTC').describe('time zone of cron'),
+    jitter: duration.default('10m').describe('random delay of each scheduled drill'),
+    scratchDir: absolutePath
+      .default('/var/lib/lifeboat/drills')
+      .describe(
+        'each drill works in <scratchDir>/<run key> (room for a snapshot, its restored copy and the archive), removed when it ends (also after a crash, by the next attempt)',
+      ),
+    etcd: z
+      .record(minorVersion, absolutePath)
+      .default({})
+      .describe('etcd minor version -> a folder on the worker holding its etcd and etcdutl (3.5+) or etcdctl (3.4)'),
+    kubeApiserver: z
+      .record(minorVersion, absolutePath)
+      .default({})
+      .describe('Kubernetes minor version -> kube-apiserver binary on the worker; without one the drill counts keys in etcd only'),
+    sampleSize: z
+      .number()
+      .int()
+      .min(1)
+      .max(100)
+      .default(3)
+      .describe('objects read one by one per resource through the API (decoded, Secrets included)'),
+    startTimeout: duration.default('2m').describe('how long the throwaway etcd and kube-apiserver get to become ready'),
   })
   .strict();
 
 export const configSchema = z
   .object({
-    temporal: temporalSchema.default(temporalSchema.parse({})),
-    alerts: alertsSchema.default(alertsSchema.parse({})),
-    /** Key ring: key id -> where the 32-byte key lives. Old ids stay so old backups can still be decrypted. */
-    encryptionKeys: z.record(name, secretRef).default({}),
-    drill: drillSchema.default(drillSchema.parse({})),
-    clusters: z.array(clusterSchema).default([]),
+    temporal: temporalSchema
+      .default(temporalSchema.parse({}))
+      .describe('how the worker, the CLI, schedules and the alert receiver reach Temporal; TEMPORAL_* variables win (docs/production.md)'),
+    alerts: alertsSchema.default(alertsSchema.parse({})).describe('the Alertmanager webhook (LIFEBOAT_ALERTS_ADDRESS); docs/alerts.md'),
+    encryptionKeys: z
+      .record(name, secretRef)
+      .default({})
+      .describe('key ring: key id -> where the 32-byte key lives; keep old ids so old backups stay readable'),
+    drill: drillSchema.default(drillSchema.parse({})).describe('restore drills, on the worker or a drill node; docs/drills.md'),
+    clusters: z.array(clusterSchema).default([]).describe('the clusters the engine protects'),
   })
   .strict()
   .superRefine((cfg, ctx) => {

@@ -78,6 +78,35 @@ describe('the compiled CLI against real servers (etcd 3.6 + kube-apiserver)', ()
     s3.destroy();
   });
 
+  it('check before any backup: the worker checks the cluster, every component up, exit 1 naming the missing backup', async () => {
+    const r = await cli('check', 'cli');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(1);
+    const id = /^started (health-cli-manual-\S+)$/m.exec(r.stdout)?.[1];
+    expect(id).toBeDefined();
+    for (const component of ['kube-apiserver', 'etcd', 'kube-scheduler', 'kube-controller-manager', 'node'])
+      expect(r.stdout).toMatch(new RegExp(`^  ${component} +up `, 'm'));
+    expect(r.stdout).toMatch(/^problems \(1\):\n {2}- backups: none found for cluster "cli"/m);
+    // The check ran on the engine, as a run of its own: the worker's workflow, labelled with its outcome.
+    const run = await worker.client.workflow.getHandle(id!).describe();
+    expect(run.type).toBe('checkClusterHealth');
+    expect(run.status.name).toBe('COMPLETED');
+    expect(run.searchAttributes).toMatchObject({ LifeboatCluster: ['cli'], LifeboatOutcome: ['unhealthy'] });
+
+    const unknown = await cli('check', 'nope');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/unknown cluster "nope"/);
+  });
+
+  it('check with no worker on the task queue: exit 1 after --timeout, saying what is missing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-cli-'));
+    const queue = `no-worker-${Date.now()}`;
+    const elsewhere = await cliConfigFile(dir, { ...worker.config, temporal: { ...worker.config.temporal, taskQueue: queue } });
+    const r = await runCli(['--config', elsewhere, 'check', 'cli', '--timeout', '3']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^check of cli: no result within 3 s; is a worker running on task queue "${queue}"`));
+  });
+
   it('schedule sync | list | pause | resume | trigger: output and the schedules as the server describes them', async () => {
     const sync = await cli('schedule', 'sync');
     expect(sync.code).toBe(0);
@@ -138,6 +167,18 @@ describe('the compiled CLI against real servers (etcd 3.6 + kube-apiserver)', ()
     const failed = await cli('backup', 'now', 'nobucket', '--wait');
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/^backup failed: cluster "nobucket", step plan: bucket .*no-such-bucket.* does not exist/);
+  });
+
+  it('check once backed up: healthy, no problems, exit 0; --json prints the report', async () => {
+    const r = await cli('check', 'cli');
+    expect(r.stderr).toBe('');
+    expect(r.stdout).not.toMatch(/^problems/m);
+    expect(r.code).toBe(0);
+    const newest = (await backups())[0].manifest;
+    expect(r.stdout).toContain(`: ${newest.snapshot.key}`);
+    const json = await cli('check', 'cli', '--json');
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ cluster: 'cli', problems: [], newestBackup: { key: newest.snapshot.key } });
   });
 
   it('restore --dry-run prints the plan and changes nothing; recovery status shows it', async () => {

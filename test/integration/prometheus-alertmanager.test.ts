@@ -178,7 +178,7 @@ describe('Prometheus and Alertmanager harness (real servers, shipped rules, no e
       severity: 'critical',
     });
     expect(alert.annotations.summary).toBe('etcd of cluster t1 is down');
-    expect(alert.annotations.runbook_url).toBe('https://github.com/lifeboat-dr/lifeboat/blob/main/README.md#alerts-and-automated-recovery');
+    expect(alert.annotations.runbook_url).toBe('https://github.com/lifeboat-dr/lifeboat/blob/main/docs/alerts.md');
 
     const backAt = Date.now();
     up = 1;

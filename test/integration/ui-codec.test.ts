@@ -101,7 +101,7 @@ describe('npm start with payload encryption: the UI reads plain payloads through
   });
 
   it("a run started from the UI's form is stored encrypted, and its page shows the plain input and failure", async () => {
-    // Workflow ids are never encrypted (README, payload encryption): this one does not name the cluster.
+    // Workflow ids are never encrypted (docs/production.md, payload encryption): this one does not name the cluster.
     const workflowId = `check-from-ui-${Date.now()}`;
     await startFromForm(page, { workflowId, taskQueue, workflowType: 'checkCluster', input: { cluster: SECRET_NAME }, base: uiBase });
     expect(codecCalls).toContain(`/${token}/encode`);

@@ -16,7 +16,7 @@ const dir = join(repoRoot, 'deploy', 'prometheus');
 const rulesFile = join(dir, 'lifeboat.rules.yml');
 const testsFile = join(dir, 'lifeboat.rules.test.yml');
 const prometheusRuleFile = join(dir, 'lifeboat.prometheusrule.yaml');
-const RUNBOOK = 'https://github.com/lifeboat-dr/lifeboat/blob/main/README.md#alerts-and-automated-recovery';
+const RUNBOOK = 'https://github.com/lifeboat-dr/lifeboat/blob/main/docs/alerts.md';
 
 const ALERTS = [
   'LifeboatControlPlaneComponentDown',
@@ -31,20 +31,20 @@ const ALERTS = [
   'LifeboatCertificateExpiresIn7Days',
   'LifeboatRecoveryFailed',
   'LifeboatHealthCheckStale',
-  // Restore drills: not response triggers (nothing to restore), their runbook is the README's Restore drills section.
+  // Restore drills: not response triggers (nothing to restore), their runbook is docs/drills.md.
   'LifeboatDrillFailed',
   'LifeboatNoSuccessfulDrill',
-  // Continuous backups: not response triggers either; their runbook is the README's Continuous backups section.
+  // Continuous backups: not response triggers either; their runbook is docs/continuous-backups.md.
   'LifeboatContinuousBackupLagging',
   'LifeboatContinuousChainBroken',
 ];
 
-/** The README section each alert's runbook_url points at. */
+/** The docs page each alert's runbook_url points at. */
 const runbookOf = (alert: string) =>
   alert.includes('Drill')
-    ? RUNBOOK.replace(/#.*/, '#restore-drills')
+    ? RUNBOOK.replace(/alerts\.md$/, 'drills.md')
     : alert.includes('Continuous')
-      ? RUNBOOK.replace(/#.*/, '#continuous-backups-and-restore-to-a-point')
+      ? RUNBOOK.replace(/alerts\.md$/, 'continuous-backups.md')
       : RUNBOOK;
 
 interface Rule {
