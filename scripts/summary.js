@@ -10,6 +10,14 @@ try {
   console.log('0 passed, 1 failed');
   process.exit(1);
 }
+// Each file's time, slowest first: where the suite's minutes go (CI has 90 of them on a cold machine).
+const path = require('node:path');
+const timed = r.testResults
+  .map((s) => ({ file: path.relative(process.cwd(), s.name), seconds: (s.endTime - s.startTime) / 1000, status: s.status }))
+  .sort((a, b) => b.seconds - a.seconds);
+const total = timed.reduce((t, s) => t + s.seconds, 0);
+console.log(`\ntime per file (${timed.length} files, ${(total / 60).toFixed(1)} min):`);
+for (const s of timed) console.log(`  ${s.seconds.toFixed(1).padStart(7)} s  ${s.file}${s.status === 'failed' ? '  (failed)' : ''}`);
 const suiteErrors = r.testResults.filter((s) => s.status === 'failed' && s.assertionResults.every((a) => a.status !== 'failed')).length;
 const failed = r.numFailedTests + suiteErrors;
 const skipped = r.numPendingTests + r.numTodoTests;
