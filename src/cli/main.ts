@@ -10,6 +10,7 @@ import { storageCommand } from './storage';
 import { recoveryCommand, restoreCommand } from './recovery';
 import { healthCommand } from './health';
 import { checkCommand } from './check';
+import { statusCommand } from './status';
 import { temporalCommand } from './temporal';
 import { codecServerCommand } from './codec-server';
 import { drillCommand } from './drill';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   program.addCommand(recoveryCommand());
   program.addCommand(healthCommand());
   program.addCommand(checkCommand());
+  program.addCommand(statusCommand());
   program.addCommand(temporalCommand());
   program.addCommand(codecServerCommand());
   program.addCommand(drillCommand());

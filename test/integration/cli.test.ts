@@ -11,6 +11,7 @@ import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster
 import { minioClient, minioStorage } from '../support/bed';
 import { keyFile, withBackup } from '../support/backups';
 import { cliConfigFile, runCli } from '../support/cli';
+import type { FleetStatus } from '../../src/status/fleet-status';
 import { nodeFingerprint } from '../support/recovery';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 import { progressQuery, recoverCluster } from '../../workflows';
@@ -179,6 +180,25 @@ describe('the compiled CLI against real servers (etcd 3.6 + kube-apiserver)', ()
     const json = await cli('check', 'cli', '--json');
     expect(json.code).toBe(0);
     expect(JSON.parse(json.stdout)).toMatchObject({ cluster: 'cli', problems: [], newestBackup: { key: newest.snapshot.key } });
+  });
+
+  it('status: every cluster on one screen (newest backup, drill, health from the last check); a bucket it cannot read is a problem, exit 1', async () => {
+    const newest = (await backups())[0].manifest;
+    const json = await cli('status', '--json');
+    expect(json.code).toBe(1);
+    const status = JSON.parse(json.stdout) as FleetStatus;
+    expect(status.temporalProblem).toBeUndefined();
+    expect(status.clusters.map((c) => c.cluster)).toEqual(['cli', 'nobucket']);
+    expect(status.clusters[0]).toMatchObject({
+      backup: { key: newest.snapshot.key, created: newest.created },
+      health: { outcome: 'healthy', workflowId: expect.stringMatching(/^health-cli-manual-/) },
+      problems: [],
+    });
+    expect(status.clusters[1].problems).toEqual([expect.stringMatching(/^bucket: .*no-such-bucket/)]);
+    const text = await cli('status');
+    expect(text.stdout).toMatch(/^CLUSTER +NEWEST BACKUP +LAST DRILL PASSED +CONTINUOUS \(NEWEST SEGMENT\) +HEALTH +RECOVERY$/m);
+    expect(text.stdout).toMatch(/^cli +\d+ s old +never +- +healthy \d+ s ago +-$/m);
+    expect(text.stdout).toMatch(/^ {2}nobucket: bucket: /m);
   });
 
   it('restore --dry-run prints the plan and changes nothing; recovery status shows it', async () => {
