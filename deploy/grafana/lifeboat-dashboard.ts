@@ -19,8 +19,9 @@ import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
 const DATASOURCE = { type: 'prometheus', uid: '${datasource}' };
 
 /**
- * The runtime's exporter may add `_total` to a counter's name (Prometheus naming); the shipped alert rules match
- * either name, and so do the panels.
+ * Counters of the Temporal runtime's exporter (lifeboat_backups_*, temporal_workflow_*): named without `_total`
+ * today, but an exporter following Prometheus' naming adds it; the shipped alert rules match either name, and so
+ * do the panels.
  */
 const runtimeCounter = (name: string, labels = '') => `{__name__=~"${name}(_total)?"${labels ? `, ${labels}` : ''}}`;
 const backupsSucceeded = (labels = '') => runtimeCounter('lifeboat_backups_succeeded', labels);
@@ -327,14 +328,15 @@ function oneCluster(d: dashboard.DashboardBuilder): void {
     ),
   );
   // The runtime's activity metrics carry the workflow and activity type, not the cluster: these panels are the worker's.
-  const stepMean = (workflowType: string) =>
-    `sum by (activity_type) (increase(temporal_activity_execution_latency_sum{workflow_type="${workflowType}"}[$__range]))` +
-    ` / sum by (activity_type) (increase(temporal_activity_execution_latency_count{workflow_type="${workflowType}"}[$__range]) > 0)`;
+  // Means since the worker started (the histograms' sum / count): a histogram first appears with its first run counted,
+  // which increase() over the range would not see.
+  const mean = (metric: string, selector: string, by: string) =>
+    `sum by (${by}) (${metric}_sum{${selector}}) / sum by (${by}) (${metric}_count{${selector}} > 0)`;
   d.withPanel(
     barPanel(
       'Backup steps: mean duration (all clusters of the worker)',
-      'Mean duration of each backup step (activity) over the time range, from the Temporal runtime’s metrics, which do not carry the cluster.',
-      stepMean('backupCluster'),
+      'Mean duration of each backup step (activity) since the worker started, from the Temporal runtime’s metrics, which do not carry the cluster.',
+      mean('temporal_activity_execution_latency', 'workflow_type="backupCluster"', 'activity_type'),
       '{{activity_type}}',
       'ms',
     ),
@@ -342,28 +344,25 @@ function oneCluster(d: dashboard.DashboardBuilder): void {
   d.withPanel(
     barPanel(
       'Recovery steps: mean duration (all clusters of the worker)',
-      'Mean duration of each recovery step (activity) over the time range; the step timeline of one run is in its recovery report.',
-      stepMean('recoverCluster'),
+      'Mean duration of each recovery step (activity) since the worker started; the step timeline of one run is in its recovery report.',
+      mean('temporal_activity_execution_latency', 'workflow_type="recoverCluster"', 'activity_type'),
       '{{activity_type}}',
       'ms',
     ),
   );
   d.withPanel(
-    timeseriesPanel(
-      'Run durations (all clusters of the worker)',
-      'Mean time from start to end of the worker’s backup, recovery and drill runs in each interval.',
-      [
-        [
-          'sum by (workflow_type) (rate(temporal_workflow_endtoend_latency_sum{workflow_type=~"backupCluster|recoverCluster|drillRestore"}[$__rate_interval]))' +
-            ' / sum by (workflow_type) (rate(temporal_workflow_endtoend_latency_count{workflow_type=~"backupCluster|recoverCluster|drillRestore"}[$__rate_interval]) > 0)',
-          '{{workflow_type}}',
-        ],
-      ],
+    barPanel(
+      'Runs: mean duration (all clusters of the worker)',
+      'Mean time from start to end of the worker’s backup, recovery and drill runs since the worker started.',
+      mean('temporal_workflow_endtoend_latency', 'workflow_type=~"backupCluster|recoverCluster|drillRestore"', 'workflow_type'),
+      '{{workflow_type}}',
       'ms',
       24,
     ),
   );
 }
+
+const RESPONSES = 'workflow_type=~"respondToAlert|recoverCluster"';
 
 function alertPath(d: dashboard.DashboardBuilder): void {
   d.withRow(ids(new dashboard.RowBuilder('Alert path')));
@@ -390,11 +389,11 @@ function alertPath(d: dashboard.DashboardBuilder): void {
       'Alert responses (respondToAlert) and recoveries (recoverCluster) that ended, completed or failed, on this worker.',
       [
         [
-          'sum by (workflow_type) (increase(temporal_workflow_completed_total{workflow_type=~"respondToAlert|recoverCluster"}[$__rate_interval]))',
+          `sum by (workflow_type) (increase(${runtimeCounter('temporal_workflow_completed', RESPONSES)}[$__rate_interval]))`,
           '{{workflow_type}} completed',
         ],
         [
-          'sum by (workflow_type) (increase(temporal_workflow_failed_total{workflow_type=~"respondToAlert|recoverCluster"}[$__rate_interval]))',
+          `sum by (workflow_type) (increase(${runtimeCounter('temporal_workflow_failed', RESPONSES)}[$__rate_interval]))`,
           '{{workflow_type}} failed',
         ],
       ],
