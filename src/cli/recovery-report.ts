@@ -1,4 +1,6 @@
+import { writeFile } from 'node:fs/promises';
 import type { RecoveryStepStatus } from '../recovery/plan';
+import { stepTimelineSvg } from '../recovery/step-timeline';
 import type { RecoverClusterResult } from '../../workflows/recover-cluster';
 
 const seconds = (s: RecoveryStepStatus) =>
@@ -38,4 +40,10 @@ export function printReport(r: RecoverClusterResult): void {
   console.log(
     `  RPO ${r.rpoSeconds}s (age of the restored data)${r.downtimeSeconds !== undefined ? `, control plane down ${r.downtimeSeconds}s` : ''}`,
   );
+}
+
+/** The report's picture: the steps' timeline as an SVG file (`restore --timeline FILE`). */
+export async function writeTimeline(r: RecoverClusterResult, file: string): Promise<void> {
+  await writeFile(file, stepTimelineSvg(r.steps, `Recovery of ${r.cluster}: ${r.outcome}`));
+  console.log(`  timeline: ${file}`);
 }

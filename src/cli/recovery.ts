@@ -7,7 +7,7 @@ import { configFileOf } from './config';
 import { openClient } from './temporal-client';
 import { runMetadata } from '../temporal/run-metadata';
 import { cliUser } from './user';
-import { printReport, printSteps } from './recovery-report';
+import { printReport, printSteps, writeTimeline } from './recovery-report';
 import { progressQuery, recoverCluster } from '../../workflows';
 import type { RecoveryProgress } from '../../workflows/recover-cluster';
 
@@ -35,6 +35,7 @@ export function restoreCommand(): Command {
       "restore a backup whose manifest is not signed (taken before manifests were signed): you trust the bucket's numbers",
     )
     .option('--reason <text>', 'why (kept in the result)')
+    .option('--timeline <file.svg>', "write the recovery's step timeline (an SVG picture of its steps' times) to this file")
     .option('--no-wait', 'start and return')
     .action(
       async (
@@ -51,6 +52,7 @@ export function restoreCommand(): Command {
           overrideCooldown?: boolean;
           acceptUnsignedManifest?: boolean;
           reason?: string;
+          timeline?: string;
           wait: boolean;
         },
         cmd: Command,
@@ -73,6 +75,8 @@ export function restoreCommand(): Command {
           reason: opts.reason,
         };
         const problems = recoveryInputProblems(input);
+        if (opts.timeline !== undefined && !opts.wait)
+          problems.push("--timeline: the timeline is drawn from the run's result; drop --no-wait");
         if (problems.length) throw new Error(`invalid input:\n  ${problems.join('\n  ')}`);
         const { client, taskQueue, close } = await openClient(config);
         try {
@@ -108,7 +112,9 @@ export function restoreCommand(): Command {
           };
           const poll = setInterval(() => void show(), 1000);
           try {
-            printReport(await handle.result());
+            const result = await handle.result();
+            printReport(result);
+            if (opts.timeline) await writeTimeline(result, opts.timeline);
           } finally {
             clearInterval(poll);
           }

@@ -201,14 +201,24 @@ describe('the compiled CLI against real servers (etcd 3.6 + kube-apiserver)', ()
     expect(text.stdout).toMatch(/^ {2}nobucket: bucket: /m);
   });
 
-  it('restore --dry-run prints the plan and changes nothing; recovery status shows it', async () => {
+  it('restore --dry-run prints the plan and changes nothing, --timeline draws its steps; recovery status shows it', async () => {
     const before = await nodeFingerprint(cluster.controlPlane);
-    const r = await cli('restore', 'cli', '--dry-run');
+    const timeline = join(await mkdtemp(join(tmpdir(), 'lifeboat-timeline-')), 'recovery.svg');
+    const r = await cli('restore', 'cli', '--dry-run', '--timeline', timeline);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^recovery recover-cli \(run /);
     expect(r.stdout).toMatch(/recovery of cli: planned/);
     expect(r.stdout).toMatch(/plan:\n +1\. /);
+    expect(r.stdout).toContain(`timeline: ${timeline}`);
+    const svg = await readFile(timeline, 'utf8');
+    expect(svg).toMatch(/^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    expect(svg).toContain('Recovery of cli: planned');
+    expect(svg).toMatch(/<rect [^>]*><title>plan: done, \d+\.\d s \(backup [^<]*<\/title>/); // the plan step's bar, from its times
+    // The timeline is drawn from the result: without waiting for it there is none, said before anything starts.
+    const noWait = await cli('restore', 'cli', '--no-wait', '--timeline', timeline);
+    expect(noWait.code).toBe(1);
+    expect(noWait.stderr).toMatch(/--timeline: the timeline is drawn from the run's result; drop --no-wait/);
     expect(await nodeFingerprint(cluster.controlPlane)).toBe(before);
     const status = await cli('recovery', 'status', 'cli');
     expect(status).toMatchObject({ code: 0 });

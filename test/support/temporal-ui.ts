@@ -33,8 +33,15 @@ export async function startFromForm(
 /**
  * The run's page: `More Actions` > `Send a Signal`, the signal's name and its one JSON argument, Submit. While a
  * worker runs, the UI learns the workflow's signals (approve, reject) from it and offers them in a list.
+ * `beforeSubmit` sees the filled dialog (docs:screenshots takes its picture there).
  */
-export async function signalFromPage(page: Page, workflowId: string, signal: string, arg: unknown): Promise<void> {
+export async function signalFromPage(
+  page: Page,
+  workflowId: string,
+  signal: string,
+  arg: unknown,
+  beforeSubmit?: (page: Page) => Promise<void>,
+): Promise<void> {
   await page.goto(uiUrl(`/workflows/${encodeURIComponent(workflowId)}`));
   await page.getByRole('button', { name: 'More Actions' }).first().click();
   await page.locator('[data-testid=signal-button]:visible').first().click();
@@ -45,5 +52,6 @@ export async function signalFromPage(page: Page, workflowId: string, signal: str
   await editor.click();
   await editor.fill(JSON.stringify(arg));
   await dialog.getByText('Data').first().click(); // leave the editor: the first click on Submit would only blur it
+  await beforeSubmit?.(page);
   await dialog.getByTestId('confirm-modal-button').click();
 }
