@@ -237,8 +237,8 @@ export async function registerNamespace(cli: string, address: string, namespace:
     `namespace ${namespace} registered on ${address}`,
     async () => {
       await run(cli, ['operator', 'namespace', 'create', '--namespace', namespace, '--retention', '24h', '--address', address]).catch(
-        (err: { stderr?: string }) => {
-          if (!/already (registered|exists)/i.test(err.stderr ?? '')) throw new Error(err.stderr?.trim() || String(err));
+        (err: Error & { stderr?: string }) => {
+          if (!/already (registered|exists)/i.test(err.stderr ?? '')) throw new Error(err.stderr?.trim() || err.message);
         },
       );
       return true;
