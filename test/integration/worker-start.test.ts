@@ -106,6 +106,28 @@ describe('the worker started while its Temporal server is down', () => {
     }
   });
 
+  it('`lifeboat temporal setup --wait` (the compose entrypoint) waits the same way, then registers the attributes', async () => {
+    const port = await freePort();
+    const address = `127.0.0.1:${port}`;
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-setup-wait-'));
+    const setup = startProcess('setup', process.execPath, [compiledCli, 'temporal', 'setup', '--wait'], {
+      logFile: join(dir, 'setup.log'),
+      env: { ...process.env, LIFEBOAT_CONFIG: '', TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: 'default' },
+    });
+    let forwarder: { close(): Promise<void> } | undefined;
+    try {
+      await waitFor('a waiting line', async () => waitingLines(await readFile(setup.logFile, 'utf8'), address).length >= 1, 30_000);
+      expect(setup.child.exitCode).toBeNull();
+      forwarder = await forwardTo(port, testBed().temporalAddress);
+      expect(await setup.exited).toBe(0);
+      // The dev server registers them itself: present, not added.
+      expect(await readFile(setup.logFile, 'utf8')).toContain('present  LifeboatCluster');
+    } finally {
+      await setup.stop();
+      await forwarder?.close();
+    }
+  });
+
   it('a namespace that does not exist is a setting to fix, not a server to wait for: exit 1 at once, naming it', async () => {
     const worker = await launchWorker(testBed().temporalAddress, 'no-such-namespace');
     try {
