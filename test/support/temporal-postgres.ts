@@ -56,8 +56,14 @@ export async function startTemporalOnPostgres(o: { namespaces?: string[]; startT
     if (!process.env.LIFEBOAT_KEEP_SANDBOX) await rm(dir, { recursive: true, force: true });
   };
   try {
-    // The data folder belongs to the user PostgreSQL runs as; ours stays traversable for it.
+    // The data folder belongs to the user PostgreSQL runs as; ours stays traversable for it, and so must its parents.
     await chmod(dir, 0o711);
+    if (process.getuid?.() === 0)
+      await run('runuser', ['-u', 'postgres', '--', 'test', '-x', dir]).catch(() => {
+        throw new Error(
+          `PostgreSQL runs as the postgres user, which cannot reach ${dir}: make the folders above it traversable (chmod o+x), or set TMPDIR to a folder that is (scripts/test.sh makes its run folder 0711)`,
+        );
+      });
     const data = join(dir, 'pgdata');
     const password = randomBytes(16).toString('hex');
     const pwfile = join(dir, 'pgpass');
