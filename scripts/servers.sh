@@ -3,12 +3,14 @@
 # version. Anything already built is skipped. Prints progress and, at the end, how long each cold build took.
 #
 #   scripts/servers.sh                 build/install everything missing
-#   scripts/servers.sh temporal minio  only these (of: apt temporal minio etcd kube crictl pause)
+#   scripts/servers.sh temporal minio  only these (of: apt postgres temporal temporal-server minio etcd kube crictl pause)
 #   scripts/servers.sh --print         print the env lines (LIFEBOAT_*_BIN=...) the tests read, build nothing
 set -euo pipefail
 
 CACHE="${LIFEBOAT_CACHE:-$HOME/.cache/lifeboat}"
 TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-v1.5.1}"
+# The real Temporal server (and its SQL schema tool) at the version docker-compose.yml runs (temporalio/auto-setup).
+TEMPORAL_SERVER_VERSION="${TEMPORAL_SERVER_VERSION:-v1.29.1}"
 # MinIO's documented install is `go install github.com/minio/minio@latest`; we pin the version `latest` resolved to
 # when this was written so every machine tests the same server (override with MINIO_VERSION=latest).
 MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
@@ -20,6 +22,7 @@ CRICTL_VERSION="${CRICTL_VERSION:-v1.34.0}"
 PAUSE_VERSION="${PAUSE_VERSION:-1}"
 
 temporal_bin="$CACHE/temporal-$TEMPORAL_CLI_VERSION/temporal"
+temporal_server_dir="$CACHE/temporal-server-$TEMPORAL_SERVER_VERSION"
 minio_bin="$CACHE/minio-$MINIO_VERSION/minio"
 etcd36_dir="$CACHE/etcd-$ETCD36_VERSION"
 etcd35_dir="$CACHE/etcd-$ETCD35_VERSION"
@@ -27,8 +30,20 @@ kube_dir="$CACHE/kubernetes-$KUBE_VERSION"
 crictl_bin="$CACHE/crictl-$CRICTL_VERSION/crictl"
 pause_bin="$CACHE/pause-$PAUSE_VERSION/pause"
 
+# Debian's postgresql package puts the server programs (initdb, postgres, pg_ctl) in a folder named by its major
+# version, off PATH; the newest one installed, or where Debian 12's would go.
+postgres_bin_dir() {
+  local d
+  d="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+  echo "${d:-/usr/lib/postgresql/15/bin}"
+}
+
 print_env() {
   echo "LIFEBOAT_TEMPORAL_BIN=$temporal_bin"
+  echo "LIFEBOAT_TEMPORAL_SERVER_BIN=$temporal_server_dir/temporal-server"
+  echo "LIFEBOAT_TEMPORAL_SQL_TOOL_BIN=$temporal_server_dir/temporal-sql-tool"
+  echo "LIFEBOAT_TEMPORAL_SCHEMA_DIR=$temporal_server_dir/schema"
+  echo "LIFEBOAT_POSTGRES_BIN_DIR=$(postgres_bin_dir)"
   echo "LIFEBOAT_MINIO_BIN=$minio_bin"
   echo "LIFEBOAT_ETCD36_DIR=$etcd36_dir"
   echo "LIFEBOAT_ETCD35_DIR=$etcd35_dir"
@@ -47,7 +62,7 @@ print_env() {
 if [[ "${1:-}" == "--print" ]]; then print_env; exit 0; fi
 
 mkdir -p "$CACHE"
-wanted=" ${*:-apt temporal minio etcd kube crictl pause} "
+wanted=" ${*:-apt postgres temporal temporal-server minio etcd kube crictl pause} "
 want() { [[ "$wanted" == *" $1 "* ]]; }
 declare -a timings=()
 log() { printf '[servers] %s\n' "$*" >&2; }
@@ -64,20 +79,24 @@ timed() { # name, command...
 # chromium is the real browser the Temporal UI tests drive (playwright-core cannot download one here).
 # nginx-light: a TLS/mTLS-terminating gRPC proxy (grpc_pass) in front of the dev server for the Temporal TLS tests.
 apt_packages=(etcd-server etcd-client openssh-server iproute2 docker-compose openssl zstd prometheus prometheus-alertmanager containerd runc chromium nginx-light)
-missing=()
-for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if ! want apt; then :; elif ((${#missing[@]})); then
+apt_install() { # what, packages...
+  local what="$1" p
+  shift
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if ((${#missing[@]} == 0)); then log "$what: Debian packages present"; return; fi
   log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null
-  # Debian's etcd-server package starts a system etcd on 2379, containerd a system containerd; policy-rc.d keeps
-  # every service from starting.
+  # Debian's etcd-server package starts a system etcd on 2379, containerd a system containerd, postgresql a system
+  # cluster on 5432; policy-rc.d keeps every service from starting.
   printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   rm -f /usr/sbin/policy-rc.d
-else
-  log "Debian packages present"
-fi
+}
+if want apt; then apt_install apt "${apt_packages[@]}"; fi
+# PostgreSQL under the real Temporal server (test/support/temporal-postgres.ts runs its own cluster in a temp folder).
+if want postgres; then apt_install postgres postgresql; fi
 
 go_install() { # dest-binary, module@version
   local dest="$1" mod="$2" tmp
@@ -90,6 +109,25 @@ go_install() { # dest-binary, module@version
 if ! want temporal; then :; elif [[ -x "$temporal_bin" ]]; then log "temporal $TEMPORAL_CLI_VERSION cached"; else
   mkdir -p "$(dirname "$temporal_bin")"
   timed "temporal $TEMPORAL_CLI_VERSION" go_install "$temporal_bin" "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION"
+fi
+
+# The real Temporal server and its SQL schema tool, from the go.temporal.io/server module (its go.mod has no replace
+# directive, so go install works), with the module's PostgreSQL schema files next to them: temporal-sql-tool applies
+# schema/postgresql/v12/{temporal,visibility}/versioned the documented way.
+build_temporal_server() { # version, dest dir
+  local v="$1" dest="$2" src
+  rm -rf "$dest.part" && mkdir -p "$dest.part/schema"
+  go_install "$dest.part/server" "go.temporal.io/server/cmd/server@$v"
+  go_install "$dest.part/sql" "go.temporal.io/server/cmd/tools/sql@$v"
+  mv "$dest.part/server" "$dest.part/temporal-server" && mv "$dest.part/sql" "$dest.part/temporal-sql-tool"
+  src="$(go mod download -json "go.temporal.io/server@$v" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  cp -r "$src/schema/postgresql" "$dest.part/schema/" && chmod -R u+w "$dest.part/schema"
+  rm -rf "$dest" && mv "$dest.part" "$dest"
+}
+if ! want temporal-server; then :; elif [[ -x "$temporal_server_dir/temporal-server" && -x "$temporal_server_dir/temporal-sql-tool" && -d "$temporal_server_dir/schema/postgresql" ]]; then
+  log "temporal-server $TEMPORAL_SERVER_VERSION cached"
+else
+  timed "temporal-server + temporal-sql-tool $TEMPORAL_SERVER_VERSION" build_temporal_server "$TEMPORAL_SERVER_VERSION" "$temporal_server_dir"
 fi
 
 if ! want minio; then :; elif [[ -x "$minio_bin" ]]; then log "minio $MINIO_VERSION cached"; else

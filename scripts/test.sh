@@ -9,6 +9,8 @@ bash scripts/servers.sh || { echo "server build failed"; echo "0 passed, 1 faile
 # Everything the tests write to a temp dir (MinIO data, node folders, keys) goes under one folder for this run,
 # removed at the end (LIFEBOAT_KEEP_TMP=1 or LIFEBOAT_KEEP_SANDBOX=1 keeps it for a look), so repeated runs do not fill the disk.
 run_tmp="$(mktemp -d -t lifeboat-run-XXXXXX)"
+# Traversable (not listable) by other users: the test bed's PostgreSQL runs as the postgres user, in a folder in here.
+chmod 711 "$run_tmp"
 export TMPDIR="$run_tmp"
 results="$run_tmp/jest-results.json"
 npx jest --runInBand --json --outputFile="$results" "$@"

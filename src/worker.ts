@@ -5,6 +5,7 @@ import { startMetricsServer } from './metrics/server';
 import { createWorker } from './temporal/worker';
 import { startAlertReceiver } from './alerts/receiver';
 import { describeTarget, temporalTarget } from './temporal/connection';
+import { connectWhenReachable } from './temporal/wait-for-server';
 
 /**
  * The engine's worker process: validated config first (a bad file fails here, listing every problem), then the
@@ -21,7 +22,23 @@ export async function runWorker(configPath?: string): Promise<void> {
     ...metricsServer?.runtimeOptions,
   });
   const target = await temporalTarget(config);
-  const { worker, close, taskQueue, client } = await createWorker({ config, logger, target });
+  // The runtime now owns SIGINT/SIGTERM (they drain a running worker); until there is one, they end the wait.
+  const stopWaiting = new AbortController();
+  const abort = () => stopWaiting.abort();
+  for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, abort);
+  const created = await connectWhenReachable(() => createWorker({ config, logger, target }), {
+    target,
+    logger,
+    signal: stopWaiting.signal,
+  }).finally(() => {
+    for (const s of ['SIGINT', 'SIGTERM'] as const) process.off(s, abort);
+  });
+  if (!created) {
+    await metricsServer?.close();
+    logger.info('worker stopped before Temporal was reachable');
+    return;
+  }
+  const { worker, close, taskQueue, client } = created;
   // Alertmanager's webhook (LIFEBOAT_ALERTS_ADDRESS=host:port): alerts start or join each cluster's response workflow.
   const alertsAddress = process.env.LIFEBOAT_ALERTS_ADDRESS;
   const receiver = alertsAddress ? await startAlertReceiver({ config, client, taskQueue, logger, address: alertsAddress }) : undefined;

@@ -1,10 +1,12 @@
 import { Command } from 'commander';
+import pino from 'pino';
 import { loadConfig } from '../config/load';
 import { checkTemporal } from '../temporal/check';
 import { connectClient } from '../temporal/connect';
-import { describeTarget } from '../temporal/connection';
+import { describeTarget, temporalTarget } from '../temporal/connection';
 import { LIFEBOAT_SEARCH_ATTRIBUTES } from '../temporal/search-attributes';
 import { setupSearchAttributes } from '../temporal/setup';
+import { connectWhenReachable } from '../temporal/wait-for-server';
 import { configFileOf } from './config';
 import { openClient } from './temporal-client';
 
@@ -44,9 +46,16 @@ export function temporalCommand(): Command {
   cmd
     .command('setup')
     .description('register the search attributes the workflows set (LifeboatCluster, LifeboatRun, LifeboatOutcome); idempotent')
-    .action(async (_opts: unknown, cmd: Command) => {
+    .option('--wait', 'while the Temporal server cannot be reached, wait for it as the worker does (logged on stderr) instead of failing')
+    .action(async (opts: { wait?: boolean }, cmd: Command) => {
       const config = await loadConfig(configFileOf(cmd));
-      const { client, close } = await openClient(config);
+      // Before `lifeboat worker` in a container entrypoint: a server still starting must not make the container exit.
+      const { client, close } = opts.wait
+        ? (await connectWhenReachable(() => openClient(config), {
+            target: await temporalTarget(config),
+            logger: pino({ name: 'lifeboat' }, pino.destination(2)),
+          }))!
+        : await openClient(config);
       try {
         const namespace = client.options.namespace;
         const r = await setupSearchAttributes(client.connection, namespace).catch((err: Error) => {

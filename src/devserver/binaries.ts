@@ -7,6 +7,12 @@ import { existsSync } from 'node:fs';
 /** Where scripts/servers.sh put the real servers; the script is the one source of truth for versions and paths. */
 export interface ServerBinaries {
   temporal: string;
+  /** The real Temporal server (go.temporal.io/server cmd/server), its SQL schema tool and the module's schema files. */
+  temporalServer: string;
+  temporalSqlTool: string;
+  temporalSchemaDir: string;
+  /** Debian's PostgreSQL server programs (initdb, postgres, pg_isready). */
+  postgresBinDir: string;
   minio: string;
   etcd: Record<EtcdLine, string>;
   kubeApiserver: string;
@@ -36,6 +42,10 @@ export async function serverBinaries(): Promise<ServerBinaries> {
   ) as Record<string, string>;
   const bins: ServerBinaries = {
     temporal: env.LIFEBOAT_TEMPORAL_BIN,
+    temporalServer: env.LIFEBOAT_TEMPORAL_SERVER_BIN,
+    temporalSqlTool: env.LIFEBOAT_TEMPORAL_SQL_TOOL_BIN,
+    temporalSchemaDir: env.LIFEBOAT_TEMPORAL_SCHEMA_DIR,
+    postgresBinDir: env.LIFEBOAT_POSTGRES_BIN_DIR,
     minio: env.LIFEBOAT_MINIO_BIN,
     etcd: { '3.4': env.LIFEBOAT_ETCD34_DIR, '3.5': env.LIFEBOAT_ETCD35_DIR, '3.6': env.LIFEBOAT_ETCD36_DIR },
     kubeApiserver: env.LIFEBOAT_KUBE_APISERVER_BIN,

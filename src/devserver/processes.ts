@@ -72,7 +72,13 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
-/** Polls until check() resolves truthy; the last error is part of the timeout message, so failures explain themselves. */
+/** Thrown by a waitFor check when waiting longer cannot help (the process being waited for has exited). */
+export class GiveUp extends Error {}
+
+/**
+ * Polls until check() resolves truthy; the last error is part of the timeout message, so failures explain themselves.
+ * A GiveUp thrown by check() ends the wait at once, with the same message.
+ */
 export async function waitFor<T>(
   what: string,
   check: () => Promise<T | undefined | false>,
@@ -87,10 +93,13 @@ export async function waitFor<T>(
       if (value) return value;
     } catch (err) {
       last = err;
+      if (err instanceof GiveUp) break;
     }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message ?? last}` : ''}`);
-    }
+    if (Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+  const gaveUp = last instanceof GiveUp;
+  throw new Error(
+    `${gaveUp ? 'gave up' : `timed out after ${timeoutMs} ms`} waiting for ${what}${last ? `: ${(last as Error).message ?? last}` : ''}`,
+  );
 }

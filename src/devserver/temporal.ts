@@ -1,6 +1,6 @@
 import { Connection } from '@temporalio/client';
 import { connect } from 'node:net';
-import { startProcess, waitFor, type ManagedProcess } from './processes';
+import { GiveUp, startProcess, waitFor, type ManagedProcess } from './processes';
 import { DEV_SERVER_SEARCH_ATTRIBUTES } from '../temporal/search-attributes';
 
 export interface DevServerOptions {
@@ -50,12 +50,27 @@ export async function startTemporalDevServer(o: DevServerOptions): Promise<DevSe
   if (o.dbFile) args.push('--db-filename', o.dbFile);
   const proc = startProcess('temporal', o.binary, args, { logFile: o.logFile });
   const address = `${ip}:${o.port}`;
+  await waitForFrontend(proc, ip, o.port, `the Temporal dev server on ${address}`, o.startTimeoutMs ?? 60_000);
+  return {
+    address,
+    uiUrl: o.uiPort !== undefined ? `http://${ip}:${o.uiPort}` : undefined,
+    process: proc,
+    stop: () => proc.stop(),
+  };
+}
+
+/**
+ * Waits until the frontend on ip:port answers gRPC health checks as SERVING; stops the process and throws (naming its
+ * log) if it exits or the time runs out. For the dev server and the real server alike.
+ */
+export async function waitForFrontend(proc: ManagedProcess, ip: string, port: number, what: string, timeoutMs: number): Promise<void> {
+  const address = `${ip}:${port}`;
   try {
     await waitFor(
-      `the Temporal dev server on ${address} (log: ${o.logFile})`,
+      `${what} (log: ${proc.logFile})`,
       async () => {
-        if (proc.child.exitCode !== null) throw new Error(`it exited with code ${proc.child.exitCode}`);
-        if (!(await portOpen(ip, o.port))) return false;
+        if (proc.child.exitCode !== null) throw new GiveUp(`it exited with code ${proc.child.exitCode}`);
+        if (!(await portOpen(ip, port))) return false;
         const connection = await Connection.connect({ address, connectTimeout: 2_000 });
         try {
           const { status } = await connection.healthService.check({});
@@ -64,17 +79,11 @@ export async function startTemporalDevServer(o: DevServerOptions): Promise<DevSe
           await connection.close();
         }
       },
-      o.startTimeoutMs ?? 60_000,
+      timeoutMs,
       300,
     );
   } catch (err) {
     await proc.stop();
     throw err;
   }
-  return {
-    address,
-    uiUrl: o.uiPort !== undefined ? `http://${ip}:${o.uiPort}` : undefined,
-    process: proc,
-    stop: () => proc.stop(),
-  };
 }

@@ -2,6 +2,18 @@ import type { TemporalTarget } from './connection';
 import { probeTls } from './tls-probe';
 
 /**
+ * Nothing answered at the address (refused, timed out, name not resolved yet): the server may simply not be up, which
+ * a worker waits out (src/temporal/wait-for-server.ts); every other connect error is a setting to fix.
+ */
+export class TemporalUnreachableError extends Error {
+  override name = 'TemporalUnreachableError';
+}
+
+/** What gRPC and rustls say when no server is listening (yet) or its name does not resolve (yet). */
+const UNREACHABLE =
+  /before the deadline|ECONNREFUSED|Connection refused|UNAVAILABLE|No connection established|ENOTFOUND|EAI_AGAIN|failed to lookup|Name or service not known|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|tcp connect error/i;
+
+/**
  * gRPC (the client) and rustls (the worker) report TLS and auth failures in their own words, or not at all ("Failed
  * to connect before the deadline"). The operator needs the setting to fix: with TLS on, a probe with the same
  * settings finds the cause; the rest is recognised from the message. The original text is kept at the end.
@@ -32,8 +44,12 @@ export async function explainConnectError(err: unknown, target: TemporalTarget):
     else if (v.kind === 'client-cert-required' || v.kind === 'client-cert-refused')
       hint = `the server refused the client certificate in ${certField} (${v.code}): it must be current and signed by the CA the server trusts for clients`;
   }
-  hint ??= messageHint(raw, target);
-  return new Error(`cannot connect to Temporal at ${target.address} (${f.address}): ${hint} [${raw}]`, { cause: err });
+  const message = (h: string) => `cannot connect to Temporal at ${target.address} (${f.address}): ${h} [${raw}]`;
+  if (hint) return new Error(message(hint), { cause: err });
+  hint = messageHint(raw, target);
+  return hint === unreachableHint(target) && UNREACHABLE.test(raw)
+    ? new TemporalUnreachableError(message(hint), { cause: err })
+    : new Error(message(hint), { cause: err });
 }
 
 function messageHint(raw: string, target: TemporalTarget): string {
@@ -48,5 +64,8 @@ function messageHint(raw: string, target: TemporalTarget): string {
     return `TLS is on (${f.tls}) but the server answers in plain text: turn it off or check ${f.address}`;
   if (!target.tls && /Protocol error|http2|frame|EPROTO|INTERNAL|ECONNRESET/i.test(raw))
     return 'the server may want TLS: set temporal.tls: true (or TEMPORAL_TLS=true) and its CA';
-  return `is the server up, and is the address right?${target.tls ? '' : ' If it wants TLS, set temporal.tls (or TEMPORAL_TLS=true).'}`;
+  return unreachableHint(target);
 }
+
+const unreachableHint = (target: TemporalTarget) =>
+  `is the server up, and is the address right?${target.tls ? '' : ' If it wants TLS, set temporal.tls (or TEMPORAL_TLS=true).'}`;

@@ -46,7 +46,8 @@ export async function startTestWorker(
   extra: Partial<Record<keyof Config, unknown>> = {},
   options: { taskQueue?: string; target?: TemporalTarget } = {},
 ): Promise<RunningWorker> {
-  const { temporalAddress } = testBed();
+  // On the shared dev server unless a target says otherwise (the real server on PostgreSQL, a TLS proxy).
+  const temporalAddress = options.target?.address ?? testBed().temporalAddress;
   quietRuntime();
   // A restarted worker takes over its predecessor's queue (options.taskQueue), as a redeployed worker does.
   const taskQueue = options.taskQueue ?? `test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
