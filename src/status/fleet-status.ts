@@ -3,6 +3,7 @@ import type { ClusterConfig, Config } from '../config/schema';
 import { continuousLag } from '../health/continuous-lag';
 import { newestBackup } from '../health/newest-backup';
 import type { HealthReport } from '../health/types';
+import { describeLocation } from '../storage/s3-client';
 import { CLUSTER, OUTCOME } from '../temporal/search-attributes';
 
 /** One cluster's line of `lifeboat status`: what the bucket and Temporal say about it, and what is wrong. */
@@ -79,7 +80,7 @@ async function clusterStatus(
     backup = await newestBackup(c, o.loadKey, timeoutMs, o.now);
     if (!backup) problems.push('no backup');
   } catch (err) {
-    problems.push(`bucket: ${(err as Error).message}`);
+    problems.push(`bucket ${describeLocation(c.storage)}: ${(err as Error).message}`);
   }
   let continuous: ClusterStatus['continuous'];
   if (c.backup.continuous) {

@@ -194,11 +194,13 @@ describe('the compiled CLI against real servers (etcd 3.6 + kube-apiserver)', ()
       health: { outcome: 'healthy', workflowId: expect.stringMatching(/^health-cli-manual-/) },
       problems: [],
     });
-    expect(status.clusters[1].problems).toEqual([expect.stringMatching(/^bucket: .*no-such-bucket/)]);
+    expect(status.clusters[1].problems).toEqual([
+      expect.stringMatching(/^bucket .*no-such-bucket.*: The specified bucket does not exist$/),
+    ]);
     const text = await cli('status');
     expect(text.stdout).toMatch(/^CLUSTER +NEWEST BACKUP +LAST DRILL PASSED +CONTINUOUS \(NEWEST SEGMENT\) +HEALTH +RECOVERY$/m);
     expect(text.stdout).toMatch(/^cli +\d+ s old +never +- +healthy \d+ s ago +-$/m);
-    expect(text.stdout).toMatch(/^ {2}nobucket: bucket: /m);
+    expect(text.stdout).toMatch(/^ {2}nobucket: bucket .*no-such-bucket.*: The specified bucket does not exist$/m);
   });
 
   it('restore --dry-run prints the plan and changes nothing, --timeline draws its steps; recovery status shows it', async () => {
