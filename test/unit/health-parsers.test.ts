@@ -12,7 +12,7 @@ import {
 } from '../../src/health/parse-node-output';
 import { clusterSchema } from '../../src/config/schema';
 import { formatHealthReport } from '../../src/cli/health';
-import { healthScheduleFor } from '../../src/schedules/health-schedules';
+import { healthScheduleFor, spreadOffsetMs } from '../../src/schedules/health-schedules';
 import type { HealthReport } from '../../src/health/types';
 import { checkClusterHealth } from '../../workflows';
 
@@ -177,7 +177,7 @@ describe('health probe parsers', () => {
   it('schedules health checks every health.interval, overlap SKIP', () => {
     const s = healthScheduleFor(clusterSchema.parse({ ...cluster, health: { interval: '30s' } }), 'lifeboat');
     expect(s.scheduleId).toBe('health-prod');
-    expect(s.spec.intervals).toEqual([{ every: 30_000 }]);
+    expect(s.spec.intervals).toEqual([{ every: 30_000, offset: spreadOffsetMs('prod', 30_000) }]);
     // Typed starts: the workflow function itself, never its name as a string.
     expect(s.action).toMatchObject({
       workflowType: checkClusterHealth,
@@ -186,6 +186,19 @@ describe('health probe parsers', () => {
       staticSummary: 'health check of prod',
     });
     expect(s.policies).toMatchObject({ overlap: 'SKIP', catchupWindow: 30_000 });
+  });
+
+  it("spreads a fleet's checks over the interval: the same second for a cluster every time, different across clusters", () => {
+    const names = Array.from({ length: 100 }, (_, i) => `edge-${i}`);
+    const offsets = names.map((n) => spreadOffsetMs(n, 60_000));
+    expect(offsets).toEqual(names.map((n) => spreadOffsetMs(n, 60_000)));
+    expect(offsets.every((o) => o >= 0 && o < 60_000 && o % 1000 === 0)).toBe(true);
+    // A hundred clusters over 60 seconds: no second holds more than a handful.
+    const perSecond = new Map<number, number>();
+    for (const o of offsets) perSecond.set(o, (perSecond.get(o) ?? 0) + 1);
+    expect(perSecond.size).toBeGreaterThan(40);
+    expect(Math.max(...perSecond.values())).toBeLessThanOrEqual(6);
+    expect(spreadOffsetMs('prod', 1000)).toBe(0);
   });
 
   it('prints the report as a table, certificates soonest first', () => {
