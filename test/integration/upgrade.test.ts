@@ -12,8 +12,11 @@ import { deploymentOptions, openRunsPinnedTo, setCurrentVersion, workerDeploymen
 import { approveSignal, backupCluster, progressQuery, recoverCluster } from '../../workflows';
 import { startStubWorker, workflowBundle } from '../support/worker';
 import { runCli } from '../support/cli';
+import { workerProcess } from '../support/worker-process';
+import { engineVersion } from '../../src/version';
 import { testBed } from '../support/bed';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -189,4 +192,36 @@ describe('an upgrade while a recovery is in flight (Worker Versioning, real dev 
     expect([drained.code, drained.stdout.trim()]).toEqual([0, `${a.deployment.buildId} is drained: its workers can be stopped`]);
     await a.stop();
   }, 300_000);
+
+  it('`lifeboat worker` (built) takes its build id from the bundle it runs and polls as that version', async () => {
+    const { launch } = await workerProcess('versioned', undefined, undefined);
+    const worker = launch({ LIFEBOAT_DEPLOYMENT_NAME: `${deploymentName}-built` });
+    stops.push(() => worker.stop());
+    const bundle = await readFile(join(__dirname, '../../dist/workflow-bundle.js'), 'utf8');
+    const buildId = `${engineVersion()}-${createHash('sha256').update(bundle).digest('hex').slice(0, 12)}`;
+    const started = await waitFor(
+      'the worker to start',
+      async () =>
+        (await readFile(worker.logFile, 'utf8'))
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l) as { msg: string; deployment?: unknown })
+          .find((l) => l.msg === 'worker started'),
+      60_000,
+      200,
+    );
+    expect(started.deployment).toEqual({ deploymentName: `${deploymentName}-built`, buildId });
+    // Only a version that has polled can be made current.
+    const env = { LIFEBOAT_DEPLOYMENT_NAME: `${deploymentName}-built` };
+    const set = await waitFor(
+      'the built version to be made current',
+      async () => {
+        const r = await runCli(['--config', configFile, 'temporal', 'set-current-version', buildId], { env });
+        return r.code === 0 ? r : undefined;
+      },
+      60_000,
+      500,
+    );
+    expect(set.stdout.trim()).toBe(`current version of ${deploymentName}-built: ${buildId}`);
+  }, 120_000);
 });
