@@ -38,11 +38,14 @@ export async function runWorker(configPath?: string): Promise<void> {
     logger.info('worker stopped before Temporal was reachable');
     return;
   }
-  const { worker, close, taskQueue, client } = created;
+  const { worker, close, taskQueue, client, deployment } = created;
   // Alertmanager's webhook (LIFEBOAT_ALERTS_ADDRESS=host:port): alerts start or join each cluster's response workflow.
   const alertsAddress = process.env.LIFEBOAT_ALERTS_ADDRESS;
   const receiver = alertsAddress ? await startAlertReceiver({ config, client, taskQueue, logger, address: alertsAddress }) : undefined;
-  logger.info({ temporal: describeTarget(target), taskQueue, clusters: config.clusters.map((c) => c.name) }, 'worker started');
+  logger.info(
+    { temporal: describeTarget(target), taskQueue, ...(deployment ? { deployment } : {}), clusters: config.clusters.map((c) => c.name) },
+    'worker started',
+  );
   try {
     await worker.run();
   } finally {

@@ -10,6 +10,7 @@ import {
   patched,
   proxyActivities,
   setHandler,
+  setWorkflowOptions,
   workflowInfo,
   type WorkflowInfo,
 } from '@temporalio/workflow';
@@ -94,6 +95,11 @@ export async function recoverCluster(rawInput: RecoverClusterInput): Promise<Rec
     recover(rawInput),
   );
 }
+// With Worker Versioning on (temporal.deployment), a recovery runs to its end on the worker version it started on,
+// and so do the children it starts on its own queue (its claim): an upgrade mid-recovery never replays it with other
+// code. Every other workflow takes the worker's default, AUTO_UPGRADE. Off, this changes nothing: the server refuses
+// a versioning behavior from an unversioned worker, so it is only declared when the worker has a deployment version.
+setWorkflowOptions(() => (workflowInfo().currentDeploymentVersion?.deploymentName ? { versioningBehavior: 'PINNED' } : {}), recoverCluster);
 
 /** "dry-run recovery of prod from latest (in-place): etcd corrupt", or undefined for an input the workflow refuses. */
 function recoverySummary(rawInput: RecoverClusterInput): string | undefined {

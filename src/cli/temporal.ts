@@ -7,6 +7,7 @@ import { describeTarget, temporalTarget } from '../temporal/connection';
 import { LIFEBOAT_SEARCH_ATTRIBUTES } from '../temporal/search-attributes';
 import { setupSearchAttributes } from '../temporal/setup';
 import { connectWhenReachable } from '../temporal/wait-for-server';
+import { deploymentNameOf, openRunsPinnedTo, setCurrentVersion, type WorkerDeployment } from '../temporal/deployment';
 import { configFileOf } from './config';
 import { openClient } from './temporal-client';
 
@@ -72,5 +73,53 @@ export function temporalCommand(): Command {
         await close();
       }
     });
+  // Rolling out a new worker version (docs/upgrades.md): start its workers, make it current, wait until the old one
+  // is drained, stop the old workers.
+  cmd
+    .command('set-current-version')
+    .argument('<build-id>', "the new version's build id (its workers log it at start: `worker started` ... deployment)")
+    .description('make a worker version current: new runs and backups, drills, health checks go to it; recoveries stay where they started')
+    .action(async (buildId: string, _opts: unknown, c: Command) => {
+      const config = await loadConfig(configFileOf(c));
+      const deployment = { deploymentName: requireDeployment(config), buildId };
+      const { client, close } = await openClient(config);
+      try {
+        await setCurrentVersion(client, deployment).catch((err: Error) => {
+          throw new Error(
+            `cannot make ${buildId} the current version of deployment ${deployment.deploymentName}: ${err.message} (has a worker of that build id started and polled?)`,
+          );
+        });
+        console.log(`current version of ${deployment.deploymentName}: ${buildId}`);
+      } finally {
+        await close();
+      }
+    });
+  cmd
+    .command('pinned-runs')
+    .argument('<build-id>', 'the build id of a version being retired')
+    .description(
+      'count the open runs (recoveries) pinned to a worker version; exits 0 when there are none (drained: stop its workers), 1 otherwise',
+    )
+    .action(async (buildId: string, _opts: unknown, c: Command) => {
+      const config = await loadConfig(configFileOf(c));
+      const deployment: WorkerDeployment = { deploymentName: requireDeployment(config), buildId };
+      const { client, close } = await openClient(config);
+      try {
+        const open = await openRunsPinnedTo(client, deployment);
+        console.log(
+          open ? `${open} open run(s) pinned to ${buildId}: keep its workers running` : `${buildId} is drained: its workers can be stopped`,
+        );
+        if (open) process.exitCode = 1;
+      } finally {
+        await close();
+      }
+    });
   return cmd;
+}
+
+function requireDeployment(config: Parameters<typeof deploymentNameOf>[0]): string {
+  const name = deploymentNameOf(config);
+  if (!name)
+    throw new Error('temporal.deployment.name (or LIFEBOAT_DEPLOYMENT_NAME) is not set: Worker Versioning is off (docs/upgrades.md)');
+  return name;
 }

@@ -348,6 +348,25 @@ export const temporalSchema = z
         "`true` (or `{}`): TLS with the system's roots; an object: a private CA, a server name, a client certificate for mTLS; `false`: plain text even with an API key",
       ),
     apiKey: secretRef.optional().describe('Temporal Cloud API key, sent as a bearer token; turns TLS on unless `tls: false`'),
+    deployment: z
+      .object({
+        name: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]{1,100}$/, 'expected letters, digits, - and _')
+          .describe('the Worker Deployment name, the same for every version (LIFEBOAT_DEPLOYMENT_NAME wins)'),
+        buildId: z
+          .string()
+          .regex(/^[A-Za-z0-9_.+-]{1,200}$/, 'expected letters, digits, ., +, - and _')
+          .optional()
+          .describe(
+            "this worker's version within it (LIFEBOAT_BUILD_ID wins); default: the package version and a hash of the workflow bundle, which changes exactly when the workflow code does",
+          ),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'Worker Versioning (Worker Deployments), off by default: recoveries stay on the worker version they started on, other runs move to the current version; see docs/upgrades.md',
+      ),
     payloadEncryption: z
       .object({ keyId: name.describe('a key id of encryptionKeys') })
       .strict()

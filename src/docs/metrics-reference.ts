@@ -4,6 +4,7 @@ import { registry } from '../metrics/registry';
 import '../metrics/health-metrics';
 import '../metrics/drill-metrics';
 import '../metrics/continuous-metrics';
+import '../metrics/build-info';
 import { code, page, table } from './markdown';
 
 /** docs/reference/metrics.md: the engine's metrics as the registry holds them (name, type, help, labels). */

@@ -2,6 +2,8 @@ import { createServer, request, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import type { Logger } from 'pino';
 import { registry } from './registry';
+// Registers lifeboat_build_info, the series that tells Prometheus an engine is being scraped at all.
+import './build-info';
 
 export interface MetricsServer {
   /** host:port the server listens on (LIFEBOAT_METRICS_ADDRESS, with the port resolved when it was 0). */

@@ -1,6 +1,6 @@
 import type { Client } from '@temporalio/client';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createActivities } from '../../activities';
@@ -8,6 +8,7 @@ import type { Config } from '../config/schema';
 import { temporalTarget, type TemporalTarget } from './connection';
 import { connectClient, connectNative } from './connect';
 import { workerDataConverter } from './data-converter';
+import { deploymentOptions, workerDeployment, type WorkerDeployment } from './deployment';
 
 export interface WorkerOptions {
   config: Config;
@@ -37,7 +38,7 @@ function prebuiltBundle(encrypted: boolean): { codePath: string } | undefined {
 /** A worker bound to the engine's workflows and activities; the caller runs and shuts it down. */
 export async function createWorker(
   o: WorkerOptions,
-): Promise<{ worker: Worker; taskQueue: string; client: Client; close(): Promise<void> }> {
+): Promise<{ worker: Worker; taskQueue: string; client: Client; close(): Promise<void>; deployment?: WorkerDeployment }> {
   const target = o.target ?? (await temporalTarget(o.config));
   const { client, close: closeClient } = await connectClient(o.config, { target });
   const connection = await connectNative(target).catch(async (err: unknown) => {
@@ -47,19 +48,29 @@ export async function createWorker(
   const namespace = target.namespace;
   const taskQueue = o.taskQueue ?? target.taskQueue;
   const converter = workerDataConverter(o.config);
-  const worker = await Worker.create({
-    connection,
-    namespace,
-    taskQueue,
-    dataConverter: converter,
-    activities: createActivities({ config: o.config, logger: o.logger, client }),
-    ...((bundle) => (bundle ? { workflowBundle: bundle } : { workflowsPath }))(
-      o.workflowBundle ?? prebuiltBundle(converter.failureConverterPath !== undefined),
-    ),
-  });
+  const bundle = o.workflowBundle ?? prebuiltBundle(converter.failureConverterPath !== undefined);
+  let deployment: WorkerDeployment | undefined;
+  let worker: Worker;
+  try {
+    // The build id defaults to a hash of the bundle this worker runs (src/temporal/deployment.ts).
+    deployment = workerDeployment(o.config, bundle && ('code' in bundle ? bundle.code : readFileSync(bundle.codePath, 'utf8')));
+    worker = await Worker.create({
+      connection,
+      namespace,
+      taskQueue,
+      dataConverter: converter,
+      activities: createActivities({ config: o.config, logger: o.logger, client }),
+      ...(bundle ? { workflowBundle: bundle } : { workflowsPath }),
+      ...(deployment ? { workerDeploymentOptions: deploymentOptions(deployment) } : {}),
+    });
+  } catch (err) {
+    await closeClient();
+    await connection.close();
+    throw err;
+  }
   const close = async () => {
     await closeClient();
     await connection.close();
   };
-  return { worker, taskQueue, client, close };
+  return { worker, taskQueue, client, close, deployment };
 }

@@ -6,11 +6,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startAlertmanager, type AlertmanagerServer } from '../../sandbox/alertmanager';
 import { startPrometheus, type PrometheusServer } from '../../sandbox/prometheus';
-import { waitFor } from '../../src/devserver/processes';
+import { freePort, waitFor, type ManagedProcess } from '../../src/devserver/processes';
+import { workerProcess } from '../support/worker-process';
 
 /**
- * The Prometheus + Alertmanager test bed end to end, without the engine: a tiny exporter stands in for the worker's
- * metrics, the shipped rules run with `for: 2s`, and a tiny webhook server stands in for lifeboat's alert receiver.
+ * The Prometheus + Alertmanager test bed end to end. First without the engine: a tiny exporter stands in for the
+ * worker's metrics, the shipped rules run with `for: 2s`, and a tiny webhook server stands in for lifeboat's alert
+ * receiver. Then with the engine's real worker process, killed, to prove the rules on the scrape itself fire.
  */
 
 const rulesFile = resolve(__dirname, '..', '..', 'deploy', 'prometheus', 'lifeboat.rules.yml');
@@ -64,7 +66,10 @@ describe('Prometheus and Alertmanager harness (real servers, shipped rules, no e
       res.end(
         '# HELP lifeboat_component_up Whether the component answered its last health check.\n' +
           '# TYPE lifeboat_component_up gauge\n' +
-          `lifeboat_component_up{cluster="t1",component="etcd"} ${up}\n`,
+          `lifeboat_component_up{cluster="t1",component="etcd"} ${up}\n` +
+          // As the worker does from its start: without it the engine-absent rule would fire here.
+          '# TYPE lifeboat_build_info gauge\n' +
+          'lifeboat_build_info{version="test"} 1\n',
       );
     });
     webhook = createServer((req, res) => {
@@ -198,5 +203,86 @@ describe('Prometheus and Alertmanager harness (real servers, shipped rules, no e
       `component down -> firing webhook POST: ${firingAfterMs} ms (for ${FOR}, scrape/eval 1s, group_wait 1s); back up -> resolved POST: ${resolvedAfterMs} ms`,
     );
     expect(firingAfterMs).toBeLessThan(30_000);
+  }, 120_000);
+});
+
+describe('who watches the watcher: the real worker killed under Prometheus and Alertmanager', () => {
+  let dir: string;
+  const notifications: Notification['body'][] = [];
+  let webhook: Server;
+  let worker: ManagedProcess | undefined;
+  let metricsAddress: string;
+  let alertmanager: AlertmanagerServer | undefined;
+  let prometheus: PrometheusServer | undefined;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lifeboat-prom-engine-'));
+    webhook = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        notifications.push(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+        res.writeHead(200).end();
+      });
+    });
+    const webhookPort = await listen(webhook);
+    // `lifeboat worker` as users run it, with no cluster: what is under test is only that it is scraped, then not.
+    const { launch } = await workerProcess('watched', undefined, undefined);
+    metricsAddress = `127.0.0.1:${await freePort()}`;
+    worker = launch({ LIFEBOAT_METRICS_ADDRESS: metricsAddress });
+    alertmanager = await startAlertmanager({ dir: join(dir, 'alertmanager'), webhookUrl: `http://127.0.0.1:${webhookPort}/alerts` });
+    // The shipped file with `for:` shortened in Prometheus's copy only (5m and 10m stay in deploy/prometheus; the
+    // unit test alert-rules.test.ts holds them there). The scrape job is named `lifeboat`, as docs/alerts.md says.
+    prometheus = await startPrometheus({
+      dir: join(dir, 'prometheus'),
+      scrapeTargets: [metricsAddress],
+      rulesFiles: [rulesFile],
+      forOverride: FOR,
+      alertmanagerUrl: alertmanager.url,
+    });
+    await waitFor(
+      'the worker to be scraped',
+      async () => (await prometheus!.query('lifeboat_build_info{job="lifeboat"} == 1 and on (instance) up == 1')).length === 1,
+      60_000,
+      200,
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    await worker?.stop();
+    await prometheus?.stop();
+    await alertmanager?.stop();
+    if (webhook) await close(webhook);
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('stays silent while the worker is scraped, and fires LifeboatEngineDown and LifeboatEngineAbsent at Alertmanager once it is killed', async () => {
+    const engineAlerts = (names: string[]) =>
+      notifications.filter((n) => n.status === 'firing').flatMap((n) => n.alerts.filter((a) => names.includes(a.labels.alertname)));
+    // Longer than `for` plus group_wait while it runs: neither rule is so much as pending.
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect((await prometheus!.alerts()).filter((a) => a.labels.alertname.startsWith('LifeboatEngine'))).toEqual([]);
+    expect(engineAlerts(['LifeboatEngineDown', 'LifeboatEngineAbsent'])).toEqual([]);
+
+    const killedAt = Date.now();
+    worker!.child.kill('SIGKILL');
+    await worker!.exited;
+    const [down, absent] = await waitFor(
+      'both engine alerts at the webhook',
+      async () => {
+        const down = engineAlerts(['LifeboatEngineDown'])[0];
+        const absent = engineAlerts(['LifeboatEngineAbsent'])[0];
+        return down && absent ? [down, absent] : undefined;
+      },
+      60_000,
+      100,
+    );
+    expect(down.labels).toEqual({ alertname: 'LifeboatEngineDown', job: 'lifeboat', instance: metricsAddress, severity: 'critical' });
+    expect(down.annotations.summary).toBe(`The lifeboat engine at ${metricsAddress} cannot be scraped`);
+    expect(absent.labels).toEqual({ alertname: 'LifeboatEngineAbsent', job: 'lifeboat', severity: 'critical' });
+    // Alertmanager holds them as active, too.
+    const active = (await (await fetch(`${alertmanager!.url}/api/v2/alerts?active=true`)).json()) as { labels: Record<string, string> }[];
+    expect(active.map((a) => a.labels.alertname).sort()).toEqual(expect.arrayContaining(['LifeboatEngineAbsent', 'LifeboatEngineDown']));
+    console.log(`worker killed -> both engine alerts at the webhook: ${Date.now() - killedAt} ms (for ${FOR})`);
   }, 120_000);
 });

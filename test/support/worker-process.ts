@@ -8,14 +8,15 @@ import { testBed } from './bed';
 
 /**
  * The engine's worker as users run it — `lifeboat --config FILE worker`, the compiled CLI in its own process — so a
- * test can SIGKILL it mid-activity and start it again. One config file and task queue per call.
+ * test can SIGKILL it mid-activity and start it again. One config file and task queue per call; no cluster, no key
+ * for a worker that only has to run (e.g. to be scraped).
  */
 export async function workerProcess(
   name: string,
-  cluster: ClusterConfig,
-  keyPath: string,
+  cluster: ClusterConfig | undefined,
+  keyPath: string | undefined,
   extra: Record<string, unknown> = {},
-): Promise<{ taskQueue: string; launch(): ManagedProcess }> {
+): Promise<{ taskQueue: string; launch(env?: Record<string, string>): ManagedProcess }> {
   const dir = await mkdtemp(join(tmpdir(), `lifeboat-${name}-`));
   const taskQueue = `${name}-${Date.now()}`;
   const configFile = join(dir, 'config.yaml');
@@ -24,17 +25,17 @@ export async function workerProcess(
     stringify({
       ...extra,
       temporal: { address: testBed().temporalAddress, taskQueue },
-      encryptionKeys: { k1: { file: keyPath } },
-      clusters: [cluster],
+      ...(keyPath ? { encryptionKeys: { k1: { file: keyPath } } } : {}),
+      clusters: cluster ? [cluster] : [],
     }),
   );
   const cli = join(__dirname, '../../dist/src/cli/main.js');
   return {
     taskQueue,
-    launch: () =>
+    launch: (env = {}) =>
       startProcess('worker', 'node', [cli, '--config', configFile, 'worker'], {
         logFile: join(dir, 'worker.log'),
-        env: { ...process.env, LOG_FORMAT: 'json' },
+        env: { ...process.env, LOG_FORMAT: 'json', ...env },
       }),
   };
 }

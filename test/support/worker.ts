@@ -1,5 +1,13 @@
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type WorkerDeploymentOptions,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
 import pino from 'pino';
 import { parseConfig } from '../../src/config/load';
 import type { ClusterConfig, Config } from '../../src/config/schema';
@@ -81,7 +89,12 @@ export async function startTestWorker(
  * A worker with stub activities on the shared dev server, for workflow-logic tests: the real workflow code and
  * server, activities that do what the test scripts. `client` talks to the same server; `stop` drains the worker.
  */
-export async function startStubWorker(taskQueue: string, activities: object): Promise<{ client: Client; stop(): Promise<void> }> {
+export async function startStubWorker(
+  taskQueue: string,
+  activities: object,
+  /** Another bundle (a variant of the workflows), a Worker Deployment version (test/integration/upgrade.test.ts). */
+  options: { workflowBundle?: WorkflowBundleWithSourceMap; workerDeploymentOptions?: WorkerDeploymentOptions } = {},
+): Promise<{ client: Client; stop(): Promise<void> }> {
   quietRuntime();
   const { temporalAddress } = testBed();
   const connection = await Connection.connect({ address: temporalAddress });
@@ -90,7 +103,8 @@ export async function startStubWorker(taskQueue: string, activities: object): Pr
     taskQueue,
     activities,
     dataConverter: { payloadConverterPath },
-    workflowBundle: await workflowBundle(),
+    workflowBundle: options.workflowBundle ?? (await workflowBundle()),
+    ...(options.workerDeploymentOptions ? { workerDeploymentOptions: options.workerDeploymentOptions } : {}),
   });
   const running = worker.run();
   return {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { overrideFor } from '../../sandbox/prometheus';
+import { DEFAULT_ALERT_TRIGGERS } from '../../src/config/schema';
 
 /**
  * The shipped alert rules (deploy/prometheus): promtool's own checks and unit tests, the PrometheusRule generated
@@ -37,7 +38,13 @@ const ALERTS = [
   // Continuous backups: not response triggers either; their runbook is docs/continuous-backups.md.
   'LifeboatContinuousBackupLagging',
   'LifeboatContinuousChainBroken',
+  // The engine itself (group lifeboat-engine): on the scrape, so they fire when the engine's own series are gone.
+  'LifeboatEngineDown',
+  'LifeboatEngineAbsent',
 ];
+
+/** The group that watches the engine's scrape: the only rules allowed absent(), and the only ones without `cluster`. */
+const ENGINE_GROUP = 'lifeboat-engine';
 
 /** The docs page each alert's runbook_url points at. */
 const runbookOf = (alert: string) =>
@@ -75,6 +82,10 @@ async function rules(): Promise<Rule[]> {
   return (parse(await readFile(rulesFile, 'utf8')) as RuleFile).groups.flatMap((g) => g.rules);
 }
 
+async function groups(): Promise<RuleFile['groups']> {
+  return (parse(await readFile(rulesFile, 'utf8')) as RuleFile).groups;
+}
+
 describe('shipped alert rules (deploy/prometheus)', () => {
   it('pass promtool check rules', async () => {
     const { code, output } = await run('promtool', ['check', 'rules', rulesFile]);
@@ -95,9 +106,26 @@ describe('shipped alert rules (deploy/prometheus)', () => {
       expect([rule.alert, rule.labels?.severity]).toEqual([rule.alert, expect.stringMatching(/^(warning|critical)$/)]);
       expect(Object.keys(rule.annotations ?? {}).sort()).toEqual(['description', 'runbook_url', 'summary']);
       expect(rule.annotations!.runbook_url).toBe(runbookOf(rule.alert!));
-      // absent() cannot say which cluster is missing and stays silent while a series is still exported with 0.
-      expect(rule.expr).not.toMatch(/\babsent(_over_time)?\s*\(/);
     }
+  });
+
+  it('use absent() only on the engine itself, and watch its scrape job, so they fire when the engine is gone', async () => {
+    const all = await groups();
+    for (const group of all.filter((g) => g.name !== ENGINE_GROUP)) {
+      for (const rule of group.rules) {
+        // absent() cannot say which cluster is missing and stays silent while a series is still exported with 0.
+        expect([rule.alert, rule.expr]).toEqual([rule.alert, expect.not.stringMatching(/\babsent(_over_time)?\s*\(/)]);
+      }
+    }
+    const engine = all.find((g) => g.name === ENGINE_GROUP)?.rules ?? [];
+    expect(engine.map((r) => [r.alert, r.expr.trim()])).toEqual([
+      ['LifeboatEngineDown', 'up{job="lifeboat"} == 0'],
+      ['LifeboatEngineAbsent', 'absent(lifeboat_build_info{job="lifeboat"})'],
+    ]);
+    // Production-sane waits in the shipped file (a test may shorten its own copy): a restart must not page anyone.
+    expect(engine.map((r) => r.for)).toEqual(['5m', '10m']);
+    // Neither may start a response: the receiver that would act on it is the engine that is down.
+    for (const rule of engine) expect(DEFAULT_ALERT_TRIGGERS).not.toContain(rule.alert);
   });
 
   it('each have a firing and a not-firing case in the promtool tests', async () => {
