@@ -9,7 +9,8 @@ const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
 const gib = (n: number) => `${(n / 1073741824).toFixed(1)} GiB`;
 const human = (n: number) => (n < 1048576 ? `${(n / 1024).toFixed(1)} KiB` : n < 1073741824 ? mib(n) : gib(n));
 
-function age(seconds: number): string {
+/** A duration in seconds as people read it: seconds, minutes, hours or days. */
+export function age(seconds: number): string {
   if (seconds < 120) return `${seconds} s`;
   if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
   if (seconds < 172800) return `${(seconds / 3600).toFixed(1)} h`;

@@ -3,14 +3,8 @@ import { loadEncryptionKey } from '../backup/keyring';
 import { loadConfig } from '../config/load';
 import { fleetStatus, type ClusterStatus, type FleetStatus } from '../status/fleet-status';
 import { configFileOf } from './config';
+import { age } from './health';
 import { openClient } from './temporal-client';
-
-function age(seconds: number): string {
-  if (seconds < 120) return `${seconds} s`;
-  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
-  if (seconds < 172800) return `${(seconds / 3600).toFixed(1)} h`;
-  return `${(seconds / 86400).toFixed(1)} d`;
-}
 
 const ago = (iso: string, now: Date) => `${age(Math.max(0, Math.round((now.getTime() - Date.parse(iso)) / 1000)))} ago`;
 

@@ -10,9 +10,8 @@ import type { ClusterConfig, Config } from '../../src/config/schema';
 import { freePort, waitFor } from '../../src/devserver/processes';
 import { payloadConverterPath } from '../../src/temporal/data-converter';
 import { workflowsPath } from '../../src/temporal/worker';
-import { checkChain, type ChainEntry } from '../../src/continuous/chain';
 import { chainIdOf } from '../../src/continuous/segment';
-import { listChainIds, listSegmentKeys, readSegment } from '../../src/continuous/segment-store';
+import { listChainIds, listSegmentKeys } from '../../src/continuous/segment-store';
 import { withEtcdClient } from '../../src/etcd/cluster-client';
 import { status } from '../../src/etcd/grpc';
 import { compareRevisions, type Revision } from '../../src/etcd/revision';
@@ -23,6 +22,7 @@ import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster
 import { etcdctlArgs } from '../../sandbox/control-plane';
 import { minioClient, minioStorage, testBed } from '../support/bed';
 import { keyFile, withBackup } from '../support/backups';
+import { chainThrough as chainThroughOf, readChain as readChainOf } from '../support/chains';
 import { KillableWorker } from '../support/kill';
 import { workerProcess } from '../support/worker-process';
 
@@ -55,29 +55,9 @@ describe('continuous capture (etcd watch -> segments in the bucket)', () => {
   const currentRevision = async (): Promise<Revision> => /"revision":(\d+)/.exec(await etcdctl('get', 'x', '-w', 'json'))![1];
   const modRevisionOf = async (k: string): Promise<Revision> => /"mod_revision":(\d+)/.exec(await etcdctl('get', k, '-w', 'json'))![1];
 
-  /** One chain as a restore sees it: every segment believed, then the chain checked from its base. */
-  async function readChain(chain: string) {
-    const keys = await listSegmentKeys(s3, config.storage, CLUSTER, chain);
-    const entries: ChainEntry[] = [];
-    for (const k of keys) entries.push({ key: k, segment: await readSegment(s3, BUCKET, k, async () => key.key) });
-    const base = entries[0]?.segment.base ?? { manifestKey: '', revision: chain.replace(/.*-rev/, '') };
-    const check = checkChain({ prefix: config.storage.prefix, cluster: CLUSTER, chain }, base, entries);
-    return { base, entries, check, events: entries.flatMap((e) => e.segment.events) };
-  }
-
-  /** Waits until the chain proves every revision up to `revision`; fails naming the chain's problem. */
-  async function chainThrough(chain: string, revision: Revision) {
-    return waitFor(
-      `chain ${chain} to prove revision ${revision}`,
-      async () => {
-        const c = await readChain(chain);
-        if (c.check.problem) throw new Error(`chain ${chain}: ${c.check.problem.key}: ${c.check.problem.problem}`);
-        return compareRevisions(c.check.provenThrough, revision) >= 0 ? c : undefined;
-      },
-      120_000,
-      1000,
-    );
-  }
+  const place = (chain: string) => ({ s3, storage: config.storage, cluster: CLUSTER, chain, key: key.key });
+  const readChain = (chain: string) => readChainOf(place(chain));
+  const chainThrough = (chain: string, revision: Revision) => chainThroughOf(place(chain), revision);
 
   const state = () => capture().query(captureStateQuery);
   const scrape = async () => (await fetch(`http://${metricsAddress}/metrics`)).text();

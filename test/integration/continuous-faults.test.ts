@@ -4,9 +4,8 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { checkChain, type ChainEntry } from '../../src/continuous/chain';
 import { chainIdOf, lastRevisionOfKey } from '../../src/continuous/segment';
-import { listChainIds, listSegmentKeys, readSegment } from '../../src/continuous/segment-store';
+import { listChainIds, listSegmentKeys } from '../../src/continuous/segment-store';
 import type { ClusterConfig, StorageConfig } from '../../src/config/schema';
 import { serverBinaries } from '../../src/devserver/binaries';
 import { freePort, waitFor, type ManagedProcess } from '../../src/devserver/processes';
@@ -21,6 +20,7 @@ import { startMinio, type MinioServer } from '../../sandbox/minio';
 import { testBed } from '../support/bed';
 import { keyspaceAt } from '../support/pitr';
 import { keyFile, withBackup } from '../support/backups';
+import { chainThrough } from '../support/chains';
 import { workerProcess } from '../support/worker-process';
 
 /**
@@ -93,14 +93,6 @@ describe('continuous capture through faults (store down, SSH dropped, etcd resta
       250,
     );
     return Math.round((Date.now() - endedAt) / 100) / 10;
-  }
-
-  async function readChain() {
-    const entries: ChainEntry[] = [];
-    for (const k of await listSegmentKeys(s3, storage, CLUSTER, chain))
-      entries.push({ key: k, segment: await readSegment(s3, BUCKET, k, async () => key.key) });
-    const base = entries[0]?.segment.base ?? { manifestKey: '', revision: chain.replace(/.*-rev/, '') };
-    return { entries, check: checkChain({ prefix: storage.prefix, cluster: CLUSTER, chain }, base, entries) };
   }
 
   beforeAll(async () => {
@@ -201,16 +193,7 @@ describe('continuous capture through faults (store down, SSH dropped, etcd resta
     await sh('touch /tmp/cfaults-stop');
     await writer;
     const through = (await status(etcd)).revision;
-    const written = await waitFor(
-      `the chain to prove revision ${through}`,
-      async () => {
-        const c = await readChain();
-        if (c.check.problem) throw new Error(`chain ${chain}: ${c.check.problem.key}: ${c.check.problem.problem}`);
-        return compareRevisions(c.check.provenThrough, through) >= 0 ? c : undefined;
-      },
-      120_000,
-      1000,
-    );
+    const written = await chainThrough({ s3, storage, cluster: CLUSTER, chain, key: key.key }, through);
     // One chain: none of these faults lost a revision, so none started a new one.
     expect(await listChainIds(s3, storage, CLUSTER)).toEqual([chain]);
     const ackedWrites = (await sh(`cat ${acked}`))
