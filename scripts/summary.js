@@ -18,6 +18,23 @@ const timed = r.testResults
 const total = timed.reduce((t, s) => t + s.seconds, 0);
 console.log(`\ntime per file (${timed.length} files, ${(total / 60).toFixed(1)} min):`);
 for (const s of timed) console.log(`  ${s.seconds.toFixed(1).padStart(7)} s  ${s.file}${s.status === 'failed' ? '  (failed)' : ''}`);
+// Why each failure failed, last before the count: CI keeps only the tail of what a run printed, and a suite that
+// could not run (0.0 s above) says why only here.
+const failures = [];
+for (const s of r.testResults) {
+  const file = path.relative(process.cwd(), s.name);
+  const failedTests = s.assertionResults.filter((a) => a.status === 'failed');
+  if (failedTests.length === 0 && s.status === 'failed') failures.push({ what: `${file} (could not run)`, why: s.message });
+  for (const a of failedTests) failures.push({ what: `${file} › ${a.fullName}`, why: (a.failureMessages ?? []).join('\n') });
+}
+const firstLines = (text, n) => String(text ?? '').replace(/\u001b\[[0-9;]*m/g, '').split('\n').filter((l) => l.trim()).slice(0, n);
+if (failures.length) {
+  console.log(`\nfailures (${failures.length}):`);
+  for (const f of failures.slice(0, 10)) {
+    console.log(`  ✕ ${f.what}`);
+    for (const line of firstLines(f.why, 8)) console.log(`      ${line.slice(0, 300)}`);
+  }
+}
 const suiteErrors = r.testResults.filter((s) => s.status === 'failed' && s.assertionResults.every((a) => a.status !== 'failed')).length;
 const failed = r.numFailedTests + suiteErrors;
 const skipped = r.numPendingTests + r.numTodoTests;
