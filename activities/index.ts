@@ -8,6 +8,7 @@ import { planBackup } from './backup/plan-backup';
 import { applyRetention } from './backup/retention';
 import { takeSnapshot } from './backup/take-snapshot';
 import { streamSnapshot } from './backup/stream-snapshot';
+import { streamWhileSaving } from './backup/stream-while-saving';
 import { uploadControlPlaneFiles, uploadSnapshot } from './backup/upload';
 import { pauseBackups, resumeBackups } from './recovery/backup-schedule';
 import { restoreEtcdData, startControlPlane, stopControlPlane } from './recovery/control-plane';
@@ -40,6 +41,7 @@ export function createActivities(deps: ActivityDeps) {
     planBackup: planBackup(deps),
     takeSnapshot: takeSnapshot(deps),
     streamSnapshot: streamSnapshot(deps),
+    streamWhileSaving: streamWhileSaving(deps),
     inspectSnapshot: inspectSnapshot(deps),
     uploadSnapshot: uploadSnapshot(deps),
     uploadControlPlaneFiles: uploadControlPlaneFiles(deps),

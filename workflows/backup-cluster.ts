@@ -57,6 +57,8 @@ export interface BackupClusterResult {
   reason?: string;
   /** The revision floor this backup is below, overridden with allowRevisionRegression. */
   revisionRegressionAllowed?: { floor: Revision; from: string };
+  /** SSH mode: why this snapshot was saved to a file first and then uploaded, instead of uploaded while etcdctl saved it. */
+  savedFirst?: string;
 }
 
 /** What the snapshot steps leave for the rest of the backup: both objects uploaded, and what the manifest says of the snapshot. */
@@ -97,7 +99,7 @@ const transfers = proxyActivities<Activities>(ACTIVITY_OPTIONS.transfer);
  * and kubeconfigs) through compression and encryption to S3 — in direct mode, etcd's own snapshot stream uploaded as
  * it arrives, in one step — confirm what the bucket holds, write the manifest last, clean the node, then prune by the
  * retention policy. Every step is its own retryable, idempotent activity. Which way a run goes is in its recorded plan
- * (`streamFromEtcd`), so histories from before streaming replay the way they ran.
+ * (`streamFromEtcd`, `streamWhileSaving`), so histories from before streaming replay the way they ran.
  */
 export async function backupCluster(input: BackupClusterInput): Promise<BackupClusterResult> {
   return labelled(
@@ -131,6 +133,7 @@ async function backup(input: BackupClusterInput): Promise<BackupClusterResult> {
   };
   const info = workflowInfo();
   const uploaded: string[] = [];
+  let savedFirst: string | undefined;
   const regression = input.allowRevisionRegression ? { allowRevisionRegression: true as const } : {};
   /**
    * Direct mode: one step reads etcd's snapshot stream and uploads it as it arrives, and reads the revision, versions
@@ -201,6 +204,56 @@ async function backup(input: BackupClusterInput): Promise<BackupClusterResult> {
       revisionRegressionAllowed: snap.revisionRegressionAllowed,
     };
   };
+  /**
+   * SSH mode: the node's `snapshot save` read as it grows and uploaded meanwhile, in one step; then the archive and
+   * etcd's reader on the finished file side by side. When the step could not stream (etcd written to at every
+   * start, an earlier attempt's file, a failure to explain), the file path, which reuses the file.
+   */
+  const streamedWhileSaving = async (plan: BackupPlan, runKey: string): Promise<Taken> => {
+    const s = await timed('snapshot', () =>
+      transfers.streamWhileSaving({
+        cluster: plan.cluster,
+        runKey,
+        prefix: plan.prefix,
+        compression: plan.compression,
+        compressOn: plan.compressOn,
+        encryptionKeyId: plan.encryptionKeyId,
+        ...regression,
+      }),
+    );
+    if (!s.streamed) {
+      log.info('the snapshot is taken first, then uploaded', { cluster: plan.cluster, why: s.why });
+      savedFirst = s.why;
+      return takenThenUploaded(plan, runKey);
+    }
+    if (s.revisionRegressionAllowed)
+      log.warn('storing a snapshot below the revision floor, as allowed', { cluster: plan.cluster, ...s.revisionRegressionAllowed });
+    const keys = keysOf(plan, s.takenAt, s.revision);
+    uploaded.push(s.object.key, keys.controlPlaneFiles);
+    if (keys.snapshot !== s.object.key)
+      throw ApplicationFailure.nonRetryable(`the snapshot was stored as ${s.object.key}, not ${keys.snapshot}`);
+    const common = { cluster: plan.cluster, node: s.node, compression: plan.compression, encryptionKeyId: plan.encryptionKeyId };
+    const [archive, inspection] = await Promise.all([
+      timed('control-plane files', () => transfers.uploadControlPlaneFiles({ ...common, key: keys.controlPlaneFiles })),
+      timed('verify', () => quick.inspectSnapshot({ cluster: plan.cluster, node: s.node, path: s.path, source: 'node' })),
+    ]);
+    if (inspection.etcd.revision !== s.revision) {
+      throw ApplicationFailure.nonRetryable(
+        `etcd's reader says the snapshot holds revision ${inspection.etcd.revision}, but it was pinned at ${s.revision} and named so; nothing is kept`,
+        'SnapshotRevisionMismatch',
+      );
+    }
+    return {
+      node: s.node,
+      takenAt: s.takenAt,
+      keys,
+      snapshotObject: s.object,
+      archive,
+      inspection,
+      nodeRunFiles: { runDir: s.runDir, source: 'node' },
+      revisionRegressionAllowed: s.revisionRegressionAllowed,
+    };
+  };
   try {
     const plan = await timed('plan', () => quick.planBackup({ cluster: input.cluster }));
     if (plan.compressionNote) log.warn('compression falls back to the worker', { cluster: plan.cluster, note: plan.compressionNote });
@@ -208,7 +261,11 @@ async function backup(input: BackupClusterInput): Promise<BackupClusterResult> {
     // Every recorded run verifies alongside the uploads; the marker stays in their histories (no history of the
     // older order, verify first, was ever recorded, so that branch is gone).
     deprecatePatch('verify-alongside-upload');
-    const taken = plan.streamFromEtcd ? await streamed(plan) : await takenThenUploaded(plan, runKey);
+    const taken = plan.streamFromEtcd
+      ? await streamed(plan)
+      : plan.streamWhileSaving
+        ? await streamedWhileSaving(plan, runKey)
+        : await takenThenUploaded(plan, runKey);
     const { keys, snapshotObject, archive, inspection } = taken;
     if (taken.revisionRegressionAllowed && plan.streamFromEtcd)
       log.warn('storing a snapshot below the revision floor, as allowed', { cluster: plan.cluster, ...taken.revisionRegressionAllowed });
@@ -273,6 +330,7 @@ async function backup(input: BackupClusterInput): Promise<BackupClusterResult> {
       steps,
       reason: input.reason,
       ...(taken.revisionRegressionAllowed ? { revisionRegressionAllowed: taken.revisionRegressionAllowed } : {}),
+      ...(savedFirst ? { savedFirst } : {}),
     };
   } catch (err) {
     metricMeter.createCounter('lifeboat_backups_failed', 'backups', 'Backups that failed').add(1, { cluster: input.cluster, step });

@@ -34,6 +34,11 @@ export interface BackupPlan {
    * step. Absent in plans recorded before streaming (and in SSH mode): a file is taken, then uploaded.
    */
   streamFromEtcd?: true;
+  /**
+   * SSH mode: the node's `snapshot save` is read as it grows and uploaded meanwhile (streamWhileSaving), falling back
+   * to the file first when it cannot. Absent in plans recorded before it: a file is taken, then uploaded.
+   */
+  streamWhileSaving?: true;
   /** Recorded in the manifest; read here because workflow code cannot read files. */
   engineVersion: string;
 }
@@ -85,7 +90,7 @@ export function planBackup(deps: ActivityDeps) {
       compression: cluster.backup.compression,
       ...where,
       encryptionKeyId: keyId,
-      ...(cluster.etcd.direct ? { streamFromEtcd: true as const } : {}),
+      ...(cluster.etcd.direct ? { streamFromEtcd: true as const } : { streamWhileSaving: true as const }),
       engineVersion: engineVersion(),
     };
   };

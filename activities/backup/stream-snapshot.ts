@@ -109,16 +109,17 @@ export function streamSnapshot(deps: ActivityDeps) {
           cluster,
           { stdout: stream, done: download.summary, close: () => stream.destroy() },
           { cluster: cluster.name, node: input.node, key, compression: input.compression, encryptionKeyId: input.encryptionKeyId },
-          false,
-          async (plainBytes) => {
-            const summary = await pinned.download.summary;
-            if (plainBytes !== summary.bytes) {
-              throw ApplicationFailure.retryable(
-                `${plainBytes} bytes of etcd's snapshot reached the upload, etcd sent ${summary.bytes}`,
-                'TransferCorrupted',
-              );
-            }
-            await floor;
+          {
+            beforeComplete: async (plainBytes) => {
+              const summary = await pinned.download.summary;
+              if (plainBytes !== summary.bytes) {
+                throw ApplicationFailure.retryable(
+                  `${plainBytes} bytes of etcd's snapshot reached the upload, etcd sent ${summary.bytes}`,
+                  'TransferCorrupted',
+                );
+              }
+              await floor;
+            },
           },
         );
       } catch (err) {
@@ -183,7 +184,7 @@ async function pinnedSnapshot(
  * parts are not left in the bucket. Its key is in that attempt's last heartbeat (a new attempt takes a new snapshot,
  * named by its own time and revision).
  */
-async function abortPreviousAttempt(cluster: ClusterConfig, signal: AbortSignal | undefined): Promise<void> {
+export async function abortPreviousAttempt(cluster: ClusterConfig, signal: AbortSignal | undefined): Promise<void> {
   const details = activityContext()?.info.heartbeatDetails as { key?: unknown } | undefined;
   if (typeof details?.key !== 'string') return;
   const s3 = await s3ClientFor(cluster.storage);

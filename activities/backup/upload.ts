@@ -35,18 +35,24 @@ export interface UploadSnapshotInput extends UploadCommon {
 
 const PLAIN_BYTES_PER_COLLECTION = 8 * 1024 * 1024;
 
-/**
- * Streams `remote` to S3 as `input.key`. `beforeComplete` gets the plain bytes that went through, once the source has
- * ended and before the object is completed; throwing there aborts the upload.
- */
+export interface StreamCommandOptions {
+  /** The node compressed the bytes with `input.compression` already. */
+  arrivesCompressed?: boolean;
+  /** Gets the plain bytes that went through, once the source has ended and before the object is completed; throwing aborts the upload. */
+  beforeComplete?: (plainBytes: number) => Promise<void>;
+  /** The bytes are an etcd snapshot with its SHA-256 trailer, from here (for errors): completed only if it matches. */
+  etcdSnapshotFrom?: string;
+}
+
+/** Streams `remote` to S3 as `input.key`. */
 export async function streamCommand(
   deps: ActivityDeps,
   cluster: ClusterConfig,
   remote: ByteStream,
   input: UploadCommon,
-  arrivesCompressed = false,
-  beforeComplete?: (plainBytes: number) => Promise<void>,
+  options: StreamCommandOptions = {},
 ): Promise<StreamedObject> {
+  const { arrivesCompressed = false, beforeComplete, etcdSnapshotFrom } = options;
   const signal = cancellationSignal();
   const onAbort = () => remote.close();
   signal?.addEventListener('abort', onAbort, { once: true });
@@ -82,6 +88,7 @@ export async function streamCommand(
       },
       afterPart: collectBufferGarbage,
       beforeComplete: beforeComplete && (() => beforeComplete(plainBytes)),
+      etcdSnapshotFrom,
       signal,
     });
     const [stored] = await Promise.all([storing, remote.done]);
@@ -116,7 +123,10 @@ export function uploadSnapshot(deps: ActivityDeps) {
       async (host) => {
         const onNode = input.compressOn === 'node' && input.compression !== 'none' && host.readCompressed;
         const source = onNode ? await host.readCompressed!(input.path, input.compression) : await host.readFile(input.path);
-        const stored = await streamCommand(deps, host.cluster, source, input, !!onNode);
+        const stored = await streamCommand(deps, host.cluster, source, input, {
+          arrivesCompressed: !!onNode,
+          etcdSnapshotFrom: host.label,
+        });
         if (input.sizeBytes !== undefined && stored.plainSize !== input.sizeBytes) {
           throw ApplicationFailure.retryable(
             `${stored.plainSize} bytes of the snapshot arrived from ${host.label}, the file has ${input.sizeBytes}`,

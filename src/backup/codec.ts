@@ -1,6 +1,6 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import * as zlib from 'node:zlib';
-import { createHash, type Hash } from 'node:crypto';
+import { SnapshotHash } from './snapshot-hash';
 import type { Compression } from './object-keys';
 
 /**
@@ -40,11 +40,15 @@ export function nodeToolProbe(c: Compression): string[] | undefined {
   return tool ? [tool, '-V'] : undefined;
 }
 
-/** The command that writes `path`, compressed, to stdout on the node (one process, no shell, no pipe). */
-export function nodeCompressCommand(c: Compression, path: string): string[] {
-  if (c === 'zstd') return ['zstd', '-q', '-c', `-${ZSTD_LEVEL}`, '--', path];
-  if (c === 'gzip') return ['gzip', '-c', `-${NODE_GZIP_LEVEL}`, '--', path];
-  return ['cat', '--', path];
+/**
+ * The command that writes `path` (stdin when none), compressed, to stdout on the node (one process, no shell, no
+ * pipe); with no codec, `cat`.
+ */
+export function nodeCompressCommand(c: Compression, path?: string): string[] {
+  const file = path === undefined ? [] : ['--', path];
+  if (c === 'zstd') return ['zstd', '-q', '-c', `-${ZSTD_LEVEL}`, ...file];
+  if (c === 'gzip') return ['gzip', '-c', `-${NODE_GZIP_LEVEL}`, ...file];
+  return ['cat', ...file];
 }
 
 type ZstdFactory = (options?: { params?: Record<number, number>; chunkSize?: number }) => Transform;
@@ -87,10 +91,9 @@ export function isCorruptData(err: unknown): boolean {
  * zlib's thread pool; its output is hashed and dropped at once, so memory stays at a chunk or two.
  */
 export class DecodedMeter extends Transform {
-  private readonly hash: Hash = createHash('sha256');
+  private readonly hash = new SnapshotHash();
   private readonly decoder: Transform;
   private decodeError: Error | undefined;
-  bytes = 0;
 
   constructor(
     codec: Compression,
@@ -102,8 +105,7 @@ export class DecodedMeter extends Transform {
     this.decoder = decoder;
     decoder.on('data', (chunk: Buffer) => {
       this.hash.update(chunk);
-      this.bytes += chunk.length;
-      this.onProgress?.(this.bytes);
+      this.onProgress?.(this.hash.bytes);
     });
     decoder.on('error', (err: Error) => {
       this.decodeError = new Error(`the compressed stream does not decode (${err.message})`, { cause: err });
@@ -128,8 +130,17 @@ export class DecodedMeter extends Transform {
     cb(err);
   }
 
+  get bytes(): number {
+    return this.hash.bytes;
+  }
+
   /** Only valid once the stream has ended. */
   sha256(): string {
-    return this.hash.copy().digest('hex');
+    return this.hash.sha256();
+  }
+
+  /** Only valid once the stream has ended: the decoded bytes are a whole etcd snapshot by its SHA-256 trailer. */
+  endsWithEtcdTrailer(): boolean {
+    return this.hash.endsWithEtcdTrailer();
   }
 }

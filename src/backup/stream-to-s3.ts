@@ -30,6 +30,11 @@ export interface StreamToS3Options {
   afterPart?: (partNumber: number) => void;
   /** Passed to the uploader: called once every stage has ended, before the object is completed; throwing aborts it. */
   beforeComplete?: () => Promise<void> | void;
+  /**
+   * The plain bytes are an etcd snapshot as etcd streamed it, ending with its SHA-256 trailer: the object is completed
+   * only if they do (checked on the plain bytes this stream hashes anyway). Names the source in the error.
+   */
+  etcdSnapshotFrom?: string;
   signal?: AbortSignal;
 }
 
@@ -55,9 +60,17 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
   ];
   const plain = precompressed
     ? new DecodedMeter(o.compression, o.onProgress)
-    : transforms.length > 0
+    : transforms.length > 0 || o.etcdSnapshotFrom !== undefined
       ? new HashMeter(o.onProgress)
       : undefined;
+  const beforeComplete = async () => {
+    if (o.etcdSnapshotFrom !== undefined && !plain!.endsWithEtcdTrailer()) {
+      throw new SnapshotTrailerMismatch(
+        `the ${plain!.bytes} bytes of the snapshot from ${o.etcdSnapshotFrom} do not end with etcd's SHA-256 of them: cut short or altered on the way; nothing was stored`,
+      );
+    }
+    await o.beforeComplete?.();
+  };
   let progressed = 0;
   let uploading: Promise<UploadedStream> | undefined;
   const sink = (stored: AsyncIterable<Buffer>) =>
@@ -72,7 +85,7 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
       objectLock: o.objectLock,
       signal: o.signal,
       afterPart: o.afterPart,
-      beforeComplete: o.beforeComplete,
+      beforeComplete,
     }));
   const stages: unknown[] = [o.source, ...(plain ? [plain] : []), ...transforms, sink];
   try {
@@ -98,6 +111,11 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
     compression: o.compression,
     encryption: o.encryption ? { algorithm: 'aes-256-gcm-stream', keyId: o.encryption.keyId } : null,
   };
+}
+
+/** A snapshot whose bytes fail etcd's own trailer: a retry reads it again. */
+export class SnapshotTrailerMismatch extends Error {
+  override readonly name = 'SnapshotTrailerMismatch';
 }
 
 function isAbortError(err: unknown): boolean {

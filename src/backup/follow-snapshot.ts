@@ -1,0 +1,137 @@
+import type { Readable } from 'node:stream';
+import { toRevision, type Revision } from '../etcd/revision';
+import { command } from '../ssh/quote';
+
+/**
+ * SSH mode's snapshot, uploaded while etcd writes it. etcdctl has no streaming save: `snapshot save` writes
+ * `<file>.part` and renames it once whole. The node runs it in the background and reads the `.part` file as it grows
+ * (`tail -f --pid`, which reads what is left once etcdctl has exited, and follows the file through its rename; a
+ * small snapshot may be whole and renamed before it is opened: then the file is read),
+ * compresses it there (zstd or gzip: SSH, the worker and the bucket carry the small bytes) and sends it on stdout, so
+ * the upload overlaps the save instead of following it. The file stays on the node until the backup is complete:
+ * `snapshot status` reads it afterwards, and a retried attempt uploads it instead of taking another.
+ *
+ * Which revision the snapshot holds names its objects before the first byte is uploaded, and etcd's stream does not
+ * say (etcd issue 9037). The node reads etcd's revision before starting etcdctl and again once the first bytes are in
+ * the file (etcd opened its read transaction before sending them): equal, the snapshot holds that revision, checked
+ * again by `snapshot status` on the finished file. A write in between (tens of milliseconds, all on the node) starts
+ * it again, up to `attempts` times; a cluster written to every time is not refused but backed up the older way: the
+ * last save finishes into the file, and the worker uploads the file once its status has been read.
+ *
+ * The first line on stdout says which way it went (FollowHeader); the snapshot's bytes follow it.
+ */
+export function followSnapshotCommand(o: {
+  /** etcdctl with its endpoint and client certificates, as the node runs it. */
+  etcdctl: readonly string[];
+  runDir: string;
+  path: string;
+  /** The node's compressor reading stdin (e.g. zstd -q -c -1), or none: the raw bytes go out. */
+  compress?: readonly string[];
+  attempts: number;
+}): string[] {
+  const etcdctl = command(o.etcdctl);
+  const compress = o.compress?.length ? ` | ${command(o.compress)}` : '';
+  const script = `
+dir=$1 path=$2 part=$2.part log=$2.log
+mkdir -p -m 0700 "$dir" || exit 1
+if [ -s "$path" ]; then echo 'lifeboat-snapshot file'; exit 0; fi
+status() { ${etcdctl} --command-timeout=15s endpoint status -w fields 2>>"$log"; }
+field() { sed -n "s/^\\"$1\\" : //p" | tr -d '"'; }
+n=0 moves=
+while :; do
+  n=$((n + 1))
+  rm -f -- "$part"
+  before=$(status) || { echo 'lifeboat-snapshot failed etcd did not answer'; tail -n 5 "$log" >&2; exit 0; }
+  ${etcdctl} --command-timeout=600s snapshot save "$path" >>"$log" 2>&1 &
+  pid=$!
+  while [ ! -s "$part" ] && [ ! -s "$path" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.005; done
+  after=$(status)
+  rb=$(printf '%s\\n' "$before" | field Revision)
+  ra=$(printf '%s\\n' "$after" | field Revision)
+  if [ ! -s "$part" ] && [ ! -s "$path" ]; then
+    wait "$pid"
+    echo "lifeboat-snapshot failed etcdctl snapshot save exited $? before any byte"; tail -n 5 "$log" >&2; exit 0
+  fi
+  if [ -n "$rb" ] && [ "$rb" = "$ra" ]; then break; fi
+  moves="$moves $rb->$ra"
+  if [ "$n" -ge ${Math.max(1, Math.floor(o.attempts))} ]; then
+    wait "$pid"
+    echo "lifeboat-snapshot unpinned attempts=$n moves=$moves saved=$?"; exit 0
+  fi
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+done
+echo "lifeboat-snapshot streaming revision=$rb version=$(printf '%s\\n' "$before" | field Version) attempts=$n"
+{ tail -c +1 -s 0.1 --pid="$pid" -f -- "$part" 2>/dev/null || cat -- "$path"; }${compress}
+wait "$pid"; saved=$?
+[ "$saved" -eq 0 ] || { tail -n 5 "$log" >&2; exit "$saved"; }
+test -s "$path" && ! test -e "$part"
+`;
+  return ['sh', '-c', script, 'lifeboat-snapshot', o.runDir, o.path];
+}
+
+/** The script's first line. */
+export type FollowHeader =
+  | { kind: 'streaming'; revision: Revision; serverVersion?: string; attempts: number }
+  /** An earlier attempt of this run left the whole file: upload it. */
+  | { kind: 'file' }
+  /** etcd moved during every start: the last save finished into the file (saved = its exit code). */
+  | { kind: 'unpinned'; attempts: number; moves: string; saved: number }
+  /** etcd did not answer or etcdctl failed before a byte: the file path's checks say why, with their fix. */
+  | { kind: 'failed'; why: string };
+
+export function parseFollowHeader(line: string): FollowHeader {
+  const m = /^lifeboat-snapshot (streaming|file|unpinned|failed)(?: (.*))?$/.exec(line.trim());
+  if (!m) throw new Error(`the node's snapshot command began with ${JSON.stringify(line.slice(0, 120))}, not its header`);
+  const rest = m[2] ?? '';
+  const field = (name: string) => new RegExp(`(?:^| )${name}=(\\S*)`).exec(rest)?.[1];
+  if (m[1] === 'file') return { kind: 'file' };
+  if (m[1] === 'failed') return { kind: 'failed', why: rest };
+  if (m[1] === 'unpinned') {
+    return {
+      kind: 'unpinned',
+      attempts: Number(field('attempts')),
+      moves: /moves=(.*?)(?: saved=|$)/.exec(rest)?.[1]?.trim() ?? '',
+      saved: Number(field('saved')),
+    };
+  }
+  const revision = field('revision');
+  if (!revision || !/^\d{1,19}$/.test(revision)) throw new Error(`the node's snapshot header has no revision: ${line.slice(0, 120)}`);
+  return {
+    kind: 'streaming',
+    revision: toRevision(revision),
+    serverVersion: field('version') || undefined,
+    attempts: Number(field('attempts')),
+  };
+}
+
+/** Reads the first line of `stream` (at most `limit` bytes) and puts back what follows it, for the next reader. */
+export function readFirstLine(stream: Readable, limit = 1024): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    const done = (err: Error | null, line?: string) => {
+      stream.off('readable', onReadable);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+      if (err) reject(err);
+      else resolve(line!);
+    };
+    const onReadable = () => {
+      let chunk: Buffer | null;
+      while ((chunk = stream.read() as Buffer | null) !== null) {
+        buf = Buffer.concat([buf, chunk]);
+        const nl = buf.indexOf(10);
+        if (nl >= 0) {
+          const rest = buf.subarray(nl + 1);
+          if (rest.length > 0) stream.unshift(rest);
+          return done(null, buf.subarray(0, nl).toString('utf8'));
+        }
+        if (buf.length > limit) return done(new Error(`no line in the first ${limit} bytes`));
+      }
+    };
+    const onEnd = () => done(null, buf.toString('utf8'));
+    const onError = (err: Error) => done(err);
+    stream.on('readable', onReadable);
+    stream.on('end', onEnd);
+    stream.on('error', onError);
+  });
+}
