@@ -34,6 +34,10 @@ export function followSnapshotCommand(o: {
   const script = `
 dir=$1 path=$2 part=$2.part log=$2.log
 mkdir -p -m 0700 "$dir" || exit 1
+# An earlier attempt's etcdctl may still be saving (its session dropped mid-stream): two saves of one path would
+# rename each other's files. Wait for it; its whole file is then uploaded.
+old=$(cat "$dir/save.pid" 2>/dev/null)
+while [ -n "$old" ] && kill -0 "$old" 2>/dev/null && grep -q 'snapshot' "/proc/$old/cmdline" 2>/dev/null; do sleep 0.2; done
 if [ -s "$path" ]; then echo 'lifeboat-snapshot file'; exit 0; fi
 status() { ${etcdctl} --command-timeout=15s endpoint status -w fields 2>>"$log"; }
 field() { sed -n "s/^\\"$1\\" : //p" | tr -d '"'; }
@@ -44,6 +48,7 @@ while :; do
   before=$(status) || { echo 'lifeboat-snapshot failed etcd did not answer'; tail -n 5 "$log" >&2; exit 0; }
   ${etcdctl} --command-timeout=600s snapshot save "$path" >>"$log" 2>&1 &
   pid=$!
+  echo "$pid" >"$dir/save.pid"
   while [ ! -s "$part" ] && [ ! -s "$path" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.005; done
   after=$(status)
   rb=$(printf '%s\\n' "$before" | field Revision)

@@ -64,12 +64,13 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
       ? new HashMeter(o.onProgress)
       : undefined;
   const beforeComplete = async () => {
+    // The caller's checks first: a source that failed (etcdctl's exit code) says best why the bytes are short.
+    await o.beforeComplete?.();
     if (o.etcdSnapshotFrom !== undefined && !plain!.endsWithEtcdTrailer()) {
       throw new SnapshotTrailerMismatch(
         `the ${plain!.bytes} bytes of the snapshot from ${o.etcdSnapshotFrom} do not end with etcd's SHA-256 of them: cut short or altered on the way; nothing was stored`,
       );
     }
-    await o.beforeComplete?.();
   };
   let progressed = 0;
   let uploading: Promise<UploadedStream> | undefined;

@@ -11,6 +11,8 @@ import { Readable } from 'node:stream';
 import { crc32 } from 'node:zlib';
 import { compositeChecksum, parseChecksum } from '../../src/storage/checksum';
 import { objectLockFor, uploadStream } from '../../src/storage/upload-stream';
+import { streamToS3 } from '../../src/backup/stream-to-s3';
+import { SnapshotHash } from '../../src/backup/snapshot-hash';
 import { minioClient } from '../support/bed';
 
 const MiB = 1024 * 1024;
@@ -135,5 +137,44 @@ describe('uploadStream (MinIO)', () => {
     await expect(s3.send(new DeleteObjectCommand({ Bucket: locked, Key: 'worm.bin', VersionId: head.VersionId }))).rejects.toThrow(
       /retention|WORM|locked|AccessDenied/i,
     );
+  });
+
+  describe("an etcd snapshot's trailer (its SHA-256 of the rest) decides whether the object is completed", () => {
+    /** Bytes as etcd streams a snapshot: a database, then the SHA-256 of it. */
+    const snapshot = (() => {
+      const db = randomBytes(12 * MiB + 77);
+      return Buffer.concat([db, createHash('sha256').update(db).digest()]);
+    })();
+    const keyOf = (name: string) => `trailer/${name}.db.gz`;
+    const store = (name: string, bytes: Buffer) =>
+      streamToS3({ s3, bucket, key: keyOf(name), source: chunked(bytes), compression: 'gzip', etcdSnapshotFrom: 'the test' });
+    const head = (name: string) => s3.send(new HeadObjectCommand({ Bucket: bucket, Key: keyOf(name) }));
+    const unfinished = async () =>
+      ((await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'trailer/' }))).Uploads ?? []).length;
+
+    it('a whole snapshot is stored, its SHA-256 computed in the same pass', async () => {
+      const stored = await store('whole', snapshot);
+      expect(stored.plainSha256).toBe(sha256(snapshot));
+      await expect(head('whole')).resolves.toBeDefined();
+      const h = new SnapshotHash();
+      for (const piece of [snapshot.subarray(0, 20), snapshot.subarray(20, 50), snapshot.subarray(50)]) h.update(piece);
+      expect([h.sha256(), h.endsWithEtcdTrailer()]).toEqual([sha256(snapshot), true]);
+    });
+
+    it.each([
+      [
+        'altered',
+        () => {
+          const altered = Buffer.from(snapshot);
+          altered[7 * MiB] ^= 0xff; // a different byte, whatever it was
+          return altered;
+        },
+      ],
+      ['cut short', () => snapshot.subarray(0, 9 * MiB)],
+    ])('one %s is refused: nothing stored, the multipart aborted', async (name, bytes) => {
+      await expect(store(name, bytes())).rejects.toThrow(/do not end with etcd's SHA-256 of them: cut short or altered/);
+      await expect(head(name)).rejects.toMatchObject({ name: 'NotFound' });
+      expect(await unfinished()).toBe(0);
+    });
   });
 });
