@@ -7,14 +7,20 @@
 # Both stages use the same Debian (glibc) base on purpose: @temporalio/core-bridge and @swc/core ship prebuilt
 # glibc binaries selected per platform by npm, so building on Alpine/musl here and running elsewhere would break.
 # SSH to the control-plane nodes goes through the ssh2 library, so no openssh-client is installed.
+#
+# The two images it starts from are build arguments: with no registry, build them on the machine
+# (scripts/compose-images.sh) and pass their names, as docker-compose.local.yml does:
+#   docker build --build-arg NODE_IMAGE=lifeboat-local/node:local --build-arg ETCD_IMAGE=lifeboat-local/etcd:local .
+ARG NODE_IMAGE=node:24-bookworm-slim
+ARG ETCD_IMAGE=gcr.io/etcd-development/etcd:v3.6.16
 
 ############################ etcd: etcdctl/etcdutl for direct mode ############################
 # With etcd.direct in the config the worker takes snapshots itself; it needs etcd's own tools, taken from the
 # project's release image (static Go binaries).
-FROM gcr.io/etcd-development/etcd:v3.6.16 AS etcd
+FROM ${ETCD_IMAGE} AS etcd
 
 ############################ build: compile TypeScript ############################
-FROM node:24-bookworm-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 
 # Manifests first, so the dependency layer is cached until package.json / package-lock.json change.
@@ -26,7 +32,7 @@ COPY . .
 RUN npm run build
 
 ############################ runtime: production deps + compiled JS ############################
-FROM node:24-bookworm-slim AS runtime
+FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 # The worker streams snapshots through fixed part buffers; these keep the garbage of a fast stream from piling up
 # (a small young generation, and explicit collections per uploaded part). See "Performance" in the README.

@@ -4,6 +4,8 @@
 #
 #   scripts/servers.sh                 build/install everything missing
 #   scripts/servers.sh temporal minio  only these (of: apt postgres temporal temporal-server minio etcd kube crictl pause)
+#   scripts/servers.sh docker temporal-ui   the compose stack's extras, never built by default (npm run compose:up):
+#                                      Debian's Docker engine, started if it is not running, and the Temporal UI server
 #   scripts/servers.sh --print         print the env lines (LIFEBOAT_*_BIN=...) the tests read, build nothing
 set -euo pipefail
 
@@ -11,6 +13,8 @@ CACHE="${LIFEBOAT_CACHE:-$HOME/.cache/lifeboat}"
 TEMPORAL_CLI_VERSION="${TEMPORAL_CLI_VERSION:-v1.5.1}"
 # The real Temporal server (and its SQL schema tool) at the version docker-compose.yml runs (temporalio/auto-setup).
 TEMPORAL_SERVER_VERSION="${TEMPORAL_SERVER_VERSION:-v1.29.1}"
+# The Temporal UI server at the version docker-compose.yml runs (temporalio/ui); its Go module embeds the built UI.
+TEMPORAL_UI_VERSION="${TEMPORAL_UI_VERSION:-v2.42.1}"
 # MinIO's documented install is `go install github.com/minio/minio@latest`; we pin the version `latest` resolved to
 # when this was written so every machine tests the same server (override with MINIO_VERSION=latest).
 MINIO_VERSION="${MINIO_VERSION:-v0.0.0-20260212201848-7aac2a2c5b7c}"
@@ -23,6 +27,7 @@ PAUSE_VERSION="${PAUSE_VERSION:-1}"
 
 temporal_bin="$CACHE/temporal-$TEMPORAL_CLI_VERSION/temporal"
 temporal_server_dir="$CACHE/temporal-server-$TEMPORAL_SERVER_VERSION"
+temporal_ui_dir="$CACHE/temporal-ui-$TEMPORAL_UI_VERSION"
 minio_bin="$CACHE/minio-$MINIO_VERSION/minio"
 etcd36_dir="$CACHE/etcd-$ETCD36_VERSION"
 etcd35_dir="$CACHE/etcd-$ETCD35_VERSION"
@@ -43,6 +48,7 @@ print_env() {
   echo "LIFEBOAT_TEMPORAL_SERVER_BIN=$temporal_server_dir/temporal-server"
   echo "LIFEBOAT_TEMPORAL_SQL_TOOL_BIN=$temporal_server_dir/temporal-sql-tool"
   echo "LIFEBOAT_TEMPORAL_SCHEMA_DIR=$temporal_server_dir/schema"
+  echo "LIFEBOAT_TEMPORAL_UI_DIR=$temporal_ui_dir"
   echo "LIFEBOAT_POSTGRES_BIN_DIR=$(postgres_bin_dir)"
   echo "LIFEBOAT_MINIO_BIN=$minio_bin"
   echo "LIFEBOAT_ETCD36_DIR=$etcd36_dir"
@@ -98,6 +104,34 @@ if want apt; then apt_install apt "${apt_packages[@]}"; fi
 # PostgreSQL under the real Temporal server (test/support/temporal-postgres.ts runs its own cluster in a temp folder).
 if want postgres; then apt_install postgres postgresql; fi
 
+# Debian's Docker engine for the compose stack (npm run compose:up; no test in `npm test` needs it), and debootstrap,
+# which makes the stack's base image (scripts/compose-images.sh: no registry is needed). This machine has no systemd:
+# dockerd is started here, in the background, if nothing answers on its socket. overlay2 and Docker's own iptables
+# rules (NAT for the containers' way out, the published ports) both work on this kernel; vfs is the fallback when
+# overlay2 refuses (a kernel without overlayfs, or data on a filesystem it cannot stack on).
+docker_log="$CACHE/dockerd.log"
+start_dockerd() {
+  local driver i
+  for driver in ${LIFEBOAT_DOCKER_STORAGE_DRIVER:-overlay2 vfs}; do
+    log "starting dockerd (storage driver $driver; log: $docker_log)"
+    setsid dockerd --storage-driver="$driver" >>"$docker_log" 2>&1 < /dev/null &
+    echo $! > "$CACHE/dockerd.pid"
+    for i in $(seq 1 60); do
+      if docker info >/dev/null 2>&1; then log "dockerd is up (pid $(cat "$CACHE/dockerd.pid"), storage driver $driver)"; return; fi
+      kill -0 "$(cat "$CACHE/dockerd.pid")" 2>/dev/null || break
+      sleep 0.5
+    done
+    kill "$(cat "$CACHE/dockerd.pid")" 2>/dev/null || true
+    log "dockerd did not come up with $driver; its log ends:"; tail -n 5 "$docker_log" >&2
+  done
+  log "dockerd could not start (log: $docker_log)"
+  return 1
+}
+if want docker; then
+  apt_install docker docker.io docker-compose debootstrap
+  if docker info >/dev/null 2>&1; then log "dockerd is running"; else start_dockerd; fi
+fi
+
 go_install() { # dest-binary, module@version
   local dest="$1" mod="$2" tmp
   tmp="$(mktemp -d "$CACHE/.build.XXXXXX")"
@@ -128,6 +162,22 @@ if ! want temporal-server; then :; elif [[ -x "$temporal_server_dir/temporal-ser
   log "temporal-server $TEMPORAL_SERVER_VERSION cached"
 else
   timed "temporal-server + temporal-sql-tool $TEMPORAL_SERVER_VERSION" build_temporal_server "$TEMPORAL_SERVER_VERSION" "$temporal_server_dir"
+fi
+
+# The Temporal UI's server (temporalio/ui-server, the Go module inside the temporalio/ui image) with its template config.
+build_temporal_ui() { # version, dest dir
+  local v="$1" dest="$2" src
+  rm -rf "$dest.part" && mkdir -p "$dest.part/config"
+  go_install "$dest.part/server" "github.com/temporalio/ui-server/v2/cmd/server@$v"
+  mv "$dest.part/server" "$dest.part/ui-server"
+  src="$(go mod download -json "github.com/temporalio/ui-server/v2@$v" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  cp "$src/config/docker.yaml" "$dest.part/config/" && chmod u+w "$dest.part/config/docker.yaml"
+  rm -rf "$dest" && mv "$dest.part" "$dest"
+}
+if ! want temporal-ui; then :; elif [[ -x "$temporal_ui_dir/ui-server" && -f "$temporal_ui_dir/config/docker.yaml" ]]; then
+  log "temporal-ui $TEMPORAL_UI_VERSION cached"
+else
+  timed "temporal-ui $TEMPORAL_UI_VERSION" build_temporal_ui "$TEMPORAL_UI_VERSION" "$temporal_ui_dir"
 fi
 
 if ! want minio; then :; elif [[ -x "$minio_bin" ]]; then log "minio $MINIO_VERSION cached"; else

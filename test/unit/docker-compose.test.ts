@@ -6,9 +6,10 @@ import { join, resolve } from 'node:path';
 import { parse, parseDocument } from 'yaml';
 
 /**
- * The compose file and Dockerfile cannot be run here (no Docker engine), so they are checked statically:
- * `docker-compose config -q` (Debian's docker-compose 1.29, installed by scripts/servers.sh) validates the file
- * against the Compose schema and interpolates every variable, and the image references are checked for pins.
+ * The compose file and Dockerfile, checked statically here in seconds: `docker-compose config -q` (Debian's
+ * docker-compose 1.29, installed by scripts/servers.sh) validates the file against the Compose schema and interpolates
+ * every variable, and the image references are checked for pins. The stack itself is brought up on a real Docker
+ * engine by `npm run compose:up` (test/compose, docs/compose.md), which needs Docker and is not part of `npm test`.
  */
 
 const repoRoot = resolve(__dirname, '..', '..');
@@ -99,6 +100,29 @@ describe('docker-compose.yml', () => {
     expect(unknownKey.stderr).toMatch(/restart_policy/);
   });
 
+  test('with docker-compose.local.yml (images built on the machine) it is accepted too, and only images, build arguments and a health check change', async () => {
+    const result = await dockerCompose(['-f', 'docker-compose.yml', '-f', 'docker-compose.local.yml', 'config'], repoRoot);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const merged = parse(result.stdout) as {
+      services: Record<string, { image?: string; build?: { args?: Record<string, string> }; healthcheck?: { test: string[] } }>;
+    };
+    for (const service of ['postgresql', 'temporal', 'temporal-ui', 'minio', 'worker'])
+      expect({ service, image: merged.services[service].image }).toEqual({ service, image: `lifeboat-local/${service}:local` });
+    expect(merged.services.worker.build?.args).toEqual({
+      NODE_IMAGE: 'lifeboat-local/node:local',
+      ETCD_IMAGE: 'lifeboat-local/etcd:local',
+    });
+    expect(merged.services.minio.healthcheck?.test).toContain('curl');
+    // Everything else is the published file's: the override names no ports, volumes, environment or commands.
+    const override = parse(await readFile(join(repoRoot, 'docker-compose.local.yml'), 'utf8')) as { services: Record<string, object> };
+    for (const [service, s] of Object.entries(override.services))
+      expect({ service, keys: Object.keys(s).filter((k) => !['image', 'build', 'healthcheck'].includes(k)) }).toEqual({
+        service,
+        keys: [],
+      });
+  });
+
   test('has the expected services, and every image is pinned to a tag other than latest', async () => {
     const compose = parse(await readFile(composeFile, 'utf8')) as { services: Record<string, { image?: string; build?: unknown }> };
     expect(Object.keys(compose.services).sort()).toEqual(['minio', 'postgresql', 'temporal', 'temporal-ui', 'worker']);
@@ -119,12 +143,15 @@ describe('docker-compose.yml', () => {
 describe('Dockerfile', () => {
   test('builds on pinned Node 24 images (etcd tools from a pinned etcd release), runs as non-root, and starts the CLI the package declares', async () => {
     const dockerfile = await readFile(join(repoRoot, 'Dockerfile'), 'utf8');
+    // The base images are build arguments (docker-compose.local.yml passes images built on the machine); their
+    // defaults are the published, pinned ones.
     const froms = [...dockerfile.matchAll(/^FROM\s+(\S+)/gim)].map((m) => m[1]);
-    expect(froms).toEqual([
-      expect.stringMatching(/^gcr\.io\/etcd-development\/etcd:v3\.\d+\.\d+$/),
-      'node:24-bookworm-slim',
-      'node:24-bookworm-slim',
-    ]);
+    expect(froms).toEqual(['${ETCD_IMAGE}', '${NODE_IMAGE}', '${NODE_IMAGE}']);
+    const args = Object.fromEntries([...dockerfile.matchAll(/^ARG\s+(\w+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
+    expect(args.ETCD_IMAGE).toMatch(/^gcr\.io\/etcd-development\/etcd:v3\.\d+\.\d+$/);
+    expect(args.NODE_IMAGE).toBe('node:24-bookworm-slim');
+    // ARGs used by FROM must come before the first FROM, or they are empty there.
+    expect(dockerfile.indexOf('ARG NODE_IMAGE=')).toBeLessThan(dockerfile.search(/^FROM /m));
     expect(dockerfile).toMatch(/^COPY --from=etcd \/usr\/local\/bin\/etcdctl \/usr\/local\/bin\/etcdutl \/usr\/local\/bin\/$/m);
     // The etcd gRPC client loads its protos at run time from the checkout's src/ (src/etcd/grpc/proto.ts).
     expect(dockerfile).toMatch(/^COPY --from=build \/app\/src\/etcd\/grpc\/proto \.\/src\/etcd\/grpc\/proto$/m);
