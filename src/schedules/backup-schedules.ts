@@ -3,7 +3,7 @@ import type { ClusterConfig, Config } from '../config/schema';
 import { HEALTH_SCHEDULE_PREFIX, healthScheduleFor, healthScheduleIdOf } from './health-schedules';
 import { DRILL_SCHEDULE_PREFIX, drillScheduleFor, drillScheduleIdOf } from './drill-schedules';
 import { backupCluster } from '../../workflows';
-import { taskQueueOf } from '../temporal/connection';
+import { siteTaskQueue, taskQueueOf } from '../temporal/connection';
 import { runMetadata } from '../temporal/run-metadata';
 import { syncCaptures, type CaptureSync } from './capture-runs';
 
@@ -69,10 +69,12 @@ export async function syncBackupSchedules(
   const taskQueue = taskQueueOf(config, options.env);
   const wanted = new Map<string, ScheduleOptions>();
   for (const c of config.clusters) {
-    wanted.set(scheduleIdOf(c.name), scheduleFor(c, taskQueue));
-    wanted.set(healthScheduleIdOf(c.name), healthScheduleFor(c, taskQueue));
+    // Each cluster's runs start on its site's queue, where only that site's workers poll.
+    const queue = siteTaskQueue(taskQueue, c.site);
+    wanted.set(scheduleIdOf(c.name), scheduleFor(c, queue));
+    wanted.set(healthScheduleIdOf(c.name), healthScheduleFor(c, queue));
     // Drills only where configured: a drill-<cluster> left from before `drill.enabled: false` is pruned like the others.
-    if (config.drill.enabled) wanted.set(drillScheduleIdOf(c.name), drillScheduleFor(c, config.drill, taskQueue));
+    if (config.drill.enabled) wanted.set(drillScheduleIdOf(c.name), drillScheduleFor(c, config.drill, queue));
   }
   for (const [id, options_] of wanted) {
     const handle = client.schedule.getHandle(id);
