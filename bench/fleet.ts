@@ -138,6 +138,7 @@ async function main(): Promise<void> {
   const env = await benchEnv();
   const etcds: { proc: ManagedProcess; port: number }[] = [];
   const workers: ManagedProcess[] = [];
+  let destroyNode: (() => Promise<void>) | undefined;
   const log = (line: string) => console.error(`[fleet ${new Date().toISOString().slice(11, 19)}] ${line}`);
   try {
     // The SSH node every cluster's backup archives its PKI from and every health check probes.
@@ -147,6 +148,7 @@ async function main(): Promise<void> {
       withApiserver: false,
       storage: storageSchema.parse({ bucket: 'bench' }),
     });
+    destroyNode = () => node.destroy();
     const pkiDir = join(env.dir, 'pki');
     await mkdir(pkiDir);
     const pki = { ca: join(pkiDir, 'ca.crt'), serverCert: join(pkiDir, 'server.crt'), serverKey: join(pkiDir, 'server.key') };
@@ -319,10 +321,10 @@ async function main(): Promise<void> {
     console.log(
       `fleet: clusters=${CLUSTERS} workers=${WORKERS} minutes=${MINUTES} backups=${backups} missed_slots=${missed} p99_start_late_s=${percentile(lateness, 99).toFixed(2)} cpu_s_per_backup=${(d('workers') / backups).toFixed(3)} worker_peak_rss_mib=${rss.toFixed(0)} takeover_s=${takeover}`,
     );
-    await node.destroy();
   } finally {
     for (const w of workers) await w.stop();
     for (const e of etcds) await e.proc.stop();
+    await destroyNode?.();
     await env.close();
   }
 }
