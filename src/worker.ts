@@ -4,16 +4,21 @@ import { createLogger, temporalLoggerFrom } from './logging';
 import { startMetricsServer } from './metrics/server';
 import { createWorker } from './temporal/worker';
 import { startAlertReceiver } from './alerts/receiver';
-import { describeTarget, temporalTarget } from './temporal/connection';
+import { describeTarget, taskQueueOf, temporalTarget, type TemporalTarget } from './temporal/connection';
+import { workerQueues } from './temporal/worker-sites';
+import type { Config } from './config/schema';
+import type { Logger } from 'pino';
 import { connectWhenReachable } from './temporal/wait-for-server';
 
 /**
  * The engine's worker process: validated config first (a bad file fails here, listing every problem), then the
- * Temporal runtime with our logger, then the worker until SIGINT/SIGTERM, which drain in-flight activities.
+ * Temporal runtime with our logger, then one worker per task queue it serves (its sites', src/temporal/worker-sites.ts)
+ * until SIGINT/SIGTERM, which drain in-flight activities.
  */
-export async function runWorker(configPath?: string): Promise<void> {
+export async function runWorker(configPath?: string, options: { sites?: string[] } = {}): Promise<void> {
   const logger = createLogger('lifeboat-worker');
   const config = await loadConfig(configPath);
+  const { taskQueues, elsewhere } = workerQueues(config, options.sites ?? []);
   // One Prometheus endpoint at LIFEBOAT_METRICS_ADDRESS: the engine's gauges, then the runtime's (SDK, lifeboat_backups_failed).
   const metricsServer = await startMetricsServer(process.env.LIFEBOAT_METRICS_ADDRESS, logger);
   Runtime.install({
@@ -26,7 +31,7 @@ export async function runWorker(configPath?: string): Promise<void> {
   const stopWaiting = new AbortController();
   const abort = () => stopWaiting.abort();
   for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, abort);
-  const created = await connectWhenReachable(() => createWorker({ config, logger, target }), {
+  const created = await connectWhenReachable(() => createWorkers(config, logger, target, taskQueues), {
     target,
     logger,
     signal: stopWaiting.signal,
@@ -38,21 +43,50 @@ export async function runWorker(configPath?: string): Promise<void> {
     logger.info('worker stopped before Temporal was reachable');
     return;
   }
-  const { worker, close, taskQueue, client, deployment } = created;
-  // Alertmanager's webhook (LIFEBOAT_ALERTS_ADDRESS=host:port): alerts start or join each cluster's response workflow.
+  const [first] = created;
+  // Alertmanager's webhook (LIFEBOAT_ALERTS_ADDRESS=host:port): alerts start or join each cluster's response workflow,
+  // on the cluster's site's queue.
   const alertsAddress = process.env.LIFEBOAT_ALERTS_ADDRESS;
-  const receiver = alertsAddress ? await startAlertReceiver({ config, client, taskQueue, logger, address: alertsAddress }) : undefined;
+  const receiver = alertsAddress
+    ? await startAlertReceiver({ config, client: first.client, taskQueue: taskQueueOf(config), logger, address: alertsAddress })
+    : undefined;
   logger.info(
-    { temporal: describeTarget(target), taskQueue, ...(deployment ? { deployment } : {}), clusters: config.clusters.map((c) => c.name) },
+    {
+      temporal: describeTarget(target),
+      taskQueues,
+      ...(first.deployment ? { deployment: first.deployment } : {}),
+      clusters: config.clusters.filter((c) => !elsewhere.includes(c.name)).map((c) => c.name),
+      ...(elsewhere.length ? { otherSites: elsewhere } : {}),
+    },
     'worker started',
   );
   try {
-    await worker.run();
+    // One failing worker stops the others: a process that half-serves its sites would look alive and miss backups.
+    await Promise.all(
+      created.map((c) =>
+        c.worker.run().catch((err: unknown) => {
+          for (const other of created) if (other.worker.getState() === 'RUNNING') other.worker.shutdown();
+          throw err;
+        }),
+      ),
+    );
   } finally {
     await receiver?.close();
-    await close();
+    for (const c of created) await c.close();
     await metricsServer?.close();
     logger.info('worker stopped');
+  }
+}
+
+/** A worker per task queue; if one cannot be created, those already created are closed. */
+async function createWorkers(config: Config, logger: Logger, target: TemporalTarget, taskQueues: string[]) {
+  const created: Awaited<ReturnType<typeof createWorker>>[] = [];
+  try {
+    for (const taskQueue of taskQueues) created.push(await createWorker({ config, logger, target, taskQueue }));
+    return created;
+  } catch (err) {
+    for (const c of created) await c.close();
+    throw err;
   }
 }
 

@@ -10,12 +10,14 @@ import { alertSignal, respondToAlert } from '../../workflows/respond-to-alert';
 import type { AlertNotice } from '../../workflows/response-input';
 import type { Config } from '../config/schema';
 import { resolveSecret } from '../secrets';
+import { siteTaskQueue } from '../temporal/connection';
 import { alertsReceived } from './metrics';
 import { parseWebhook, type WebhookAlert } from './webhook';
 
 export interface AlertReceiverOptions {
   config: Config;
   client: Client;
+  /** The engine's task queue; each response starts on its cluster's site's queue (siteTaskQueue). */
   taskQueue: string;
   logger: Logger;
   /** host:port to listen on (LIFEBOAT_ALERTS_ADDRESS); port 0 picks a free one. */
@@ -164,7 +166,8 @@ async function deliver(
   if (notice.status === 'firing') {
     await o.client.workflow.signalWithStart(respondToAlert, {
       workflowId,
-      taskQueue: o.taskQueue,
+      // The cluster's site's queue: its response (and the recovery it may start) runs on a worker of that site.
+      taskQueue: siteTaskQueue(o.taskQueue, o.config.clusters.find((c) => c.name === cluster)?.site),
       args: [{ cluster, alert: notice }],
       signal: alertSignal,
       signalArgs: [notice],

@@ -13,6 +13,7 @@ import { configFileOf } from './config';
 import { runMetadata } from '../temporal/run-metadata';
 import { cliUser } from './user';
 import { openClient } from './temporal-client';
+import { siteTaskQueue } from '../temporal/connection';
 import { runResult } from './run-result';
 import { warnAboutEncryption } from './warnings';
 import { backupCluster, importBackup } from '../../workflows';
@@ -40,7 +41,7 @@ export function backupCommand(): Command {
       try {
         const workflowId = `backup-${cluster.name}-manual-${new Date().toISOString().replace(/[:.]/g, '')}`;
         const handle = await client.workflow.start(backupCluster, {
-          taskQueue,
+          taskQueue: siteTaskQueue(taskQueue, cluster.site),
           workflowId,
           args: [
             { cluster: cluster.name, reason: opts.reason, ...(opts.allowRevisionRegression ? { allowRevisionRegression: true } : {}) },
@@ -134,7 +135,7 @@ export function backupCommand(): Command {
         const workflowId = `import-${cluster.name}-${stamp}`;
         const handle = await client.workflow
           .start(importBackup, {
-            taskQueue,
+            taskQueue: siteTaskQueue(taskQueue, cluster.site),
             workflowId,
             args: [input],
             ...runMetadata({

@@ -6,6 +6,7 @@ import { checkClusterHealth } from '../../workflows';
 import { configFileOf } from './config';
 import { formatHealthReport } from './health';
 import { openClient } from './temporal-client';
+import { siteTaskQueue } from '../temporal/connection';
 import { runResult } from './run-result';
 import { cliUser } from './user';
 
@@ -29,7 +30,9 @@ export function checkCommand(): Command {
       const seconds = Number(opts.timeout);
       if (!Number.isInteger(seconds) || seconds < 1)
         throw new Error(`--timeout: expected a whole number of seconds, got "${opts.timeout}"`);
-      const { client, taskQueue, close } = await openClient(config);
+      const opened = await openClient(config);
+      const { client, close } = opened;
+      const taskQueue = siteTaskQueue(opened.taskQueue, cluster.site);
       try {
         const workflowId = `health-${cluster.name}-manual-${new Date().toISOString().replace(/[:.]/g, '')}`;
         const handle = await client.workflow.start(checkClusterHealth, {

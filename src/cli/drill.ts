@@ -3,6 +3,7 @@ import { findCluster, loadConfig } from '../config/load';
 import { drillInputProblems, type DrillRestoreInput } from '../../workflows/drill-input';
 import { configFileOf } from './config';
 import { openClient } from './temporal-client';
+import { siteTaskQueue } from '../temporal/connection';
 import { drillRestore } from '../../workflows';
 import { runResult } from './run-result';
 
@@ -23,7 +24,11 @@ export function drillCommand(): Command {
       const { client, taskQueue, close } = await openClient(config);
       try {
         const workflowId = `drill-${cluster.name}-manual-${new Date().toISOString().replace(/[:.]/g, '')}`;
-        const handle = await client.workflow.start(drillRestore, { taskQueue, workflowId, args: [input] });
+        const handle = await client.workflow.start(drillRestore, {
+          taskQueue: siteTaskQueue(taskQueue, cluster.site),
+          workflowId,
+          args: [input],
+        });
         console.log(`started ${workflowId}`);
         if (!opts.wait) return;
         const r = await runResult('drill', handle.result());

@@ -5,6 +5,7 @@ import { recoveryInputProblems, type RecoverClusterInput } from '../../workflows
 import { approvalDecisionProblems } from '../../workflows/approval-input';
 import { configFileOf } from './config';
 import { openClient } from './temporal-client';
+import { siteTaskQueue } from '../temporal/connection';
 import { runMetadata } from '../temporal/run-metadata';
 import { cliUser } from './user';
 import { printReport, printSteps, writeTimeline } from './recovery-report';
@@ -58,7 +59,7 @@ export function restoreCommand(): Command {
         cmd: Command,
       ) => {
         const config = await loadConfig(configFileOf(cmd));
-        findCluster(config, cluster);
+        const { site } = findCluster(config, cluster);
         const input: RecoverClusterInput = {
           cluster,
           ...(opts.snapshot !== undefined ? { snapshot: opts.snapshot } : {}),
@@ -81,7 +82,7 @@ export function restoreCommand(): Command {
         const { client, taskQueue, close } = await openClient(config);
         try {
           const handle = await client.workflow.start(recoverCluster, {
-            taskQueue,
+            taskQueue: siteTaskQueue(taskQueue, site),
             workflowId: recoveryWorkflowId(cluster),
             workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
             // As given, not normalized: normalizing would fill in approval "required" and override the cluster's

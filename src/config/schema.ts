@@ -295,6 +295,11 @@ export const healthSchema = z
 export const clusterSchema = z
   .object({
     name: name.describe('the cluster\'s name: lowercase letters, digits, "-"'),
+    site: name
+      .optional()
+      .describe(
+        "where the workers that run this cluster's backups, checks and recoveries are (a datacenter, a network): its runs go to task queue <temporal.taskQueue>-<site>, polled only by `lifeboat worker --site <site>`; without one, workers started without --site run it (docs/fleets.md)",
+      ),
     nodes: z
       .array(nodeSchema)
       .min(1, 'expected at least one control-plane node')

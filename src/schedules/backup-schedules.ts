@@ -1,9 +1,9 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleOptions } from '@temporalio/client';
 import type { ClusterConfig, Config } from '../config/schema';
-import { HEALTH_SCHEDULE_PREFIX, healthScheduleFor, healthScheduleIdOf } from './health-schedules';
+import { HEALTH_SCHEDULE_PREFIX, healthScheduleFor, healthScheduleIdOf, spreadOffsetMs } from './health-schedules';
 import { DRILL_SCHEDULE_PREFIX, drillScheduleFor, drillScheduleIdOf } from './drill-schedules';
 import { backupCluster } from '../../workflows';
-import { taskQueueOf } from '../temporal/connection';
+import { siteTaskQueue, taskQueueOf } from '../temporal/connection';
 import { runMetadata } from '../temporal/run-metadata';
 import { syncCaptures, type CaptureSync } from './capture-runs';
 
@@ -18,11 +18,31 @@ export function durationMs(text: string): number {
   return total;
 }
 
-/** The schedule a cluster's config asks for: its cron specs, jitter, overlap SKIP and an explicit catch-up window. */
+/**
+ * The cluster's cron expression with a second of its own (a hash of its name, spreadOffsetMs): "0 * * * *" fires at
+ * 00:00:17 for one cluster and 00:00:42 for the next. Cron's minute is the user's, but the second is not said, and
+ * Temporal reads it as 0: a fleet on the same cron would start every backup on the same second — a hundred snapshots,
+ * SSH sessions and uploads at once — and with a short jitter nothing spreads them. Expressions that already name a
+ * second (7 fields) and @-macros are left as written.
+ */
+export function spreadCron(cron: string, cluster: string): string {
+  const fields = cron.trim().split(/\s+/);
+  const zone = fields[0]?.includes('=') ? [fields.shift()!] : []; // CRON_TZ=...
+  if (fields.some((f) => f.startsWith('@')) || (fields.length !== 5 && fields.length !== 6)) return cron;
+  // Temporal's 7 fields: second, minute, hour, day of month, month, day of week, year.
+  const second = spreadOffsetMs(cluster, 60_000) / 1000;
+  return [...zone, String(second), ...fields, ...(fields.length === 5 ? ['*'] : [])].join(' ');
+}
+
+/** The schedule a cluster's config asks for: its cron specs (spread, above), jitter, overlap SKIP and an explicit catch-up window. */
 export function scheduleFor(cluster: ClusterConfig, taskQueue: string): ScheduleOptions {
   return {
     scheduleId: scheduleIdOf(cluster.name),
-    spec: { cronExpressions: cluster.backup.cron, timezone: cluster.backup.timezone, jitter: durationMs(cluster.backup.jitter) },
+    spec: {
+      cronExpressions: cluster.backup.cron.map((c) => spreadCron(c, cluster.name)),
+      timezone: cluster.backup.timezone,
+      jitter: durationMs(cluster.backup.jitter),
+    },
     action: {
       type: 'startWorkflow',
       workflowType: backupCluster,
@@ -69,10 +89,12 @@ export async function syncBackupSchedules(
   const taskQueue = taskQueueOf(config, options.env);
   const wanted = new Map<string, ScheduleOptions>();
   for (const c of config.clusters) {
-    wanted.set(scheduleIdOf(c.name), scheduleFor(c, taskQueue));
-    wanted.set(healthScheduleIdOf(c.name), healthScheduleFor(c, taskQueue));
+    // Each cluster's runs start on its site's queue, where only that site's workers poll.
+    const queue = siteTaskQueue(taskQueue, c.site);
+    wanted.set(scheduleIdOf(c.name), scheduleFor(c, queue));
+    wanted.set(healthScheduleIdOf(c.name), healthScheduleFor(c, queue));
     // Drills only where configured: a drill-<cluster> left from before `drill.enabled: false` is pruned like the others.
-    if (config.drill.enabled) wanted.set(drillScheduleIdOf(c.name), drillScheduleFor(c, config.drill, taskQueue));
+    if (config.drill.enabled) wanted.set(drillScheduleIdOf(c.name), drillScheduleFor(c, config.drill, queue));
   }
   for (const [id, options_] of wanted) {
     const handle = client.schedule.getHandle(id);

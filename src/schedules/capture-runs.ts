@@ -3,6 +3,7 @@ import type { Config } from '../config/schema';
 import { captureClusterChanges } from '../../workflows';
 import { captureWorkflowId } from '../../workflows/run-ids';
 import { runMetadata } from '../temporal/run-metadata';
+import { siteTaskQueue } from '../temporal/connection';
 
 export const CAPTURE_PREFIX = 'capture-';
 const CAPTURE_WORKFLOW = 'captureClusterChanges';
@@ -20,7 +21,8 @@ export interface CaptureSync {
  * Continuous backups are not a schedule but one long-lived workflow per cluster (capture-<cluster>), reconciled with
  * the config the same way and at the same moment as the schedules (`lifeboat schedule sync`): started for every
  * cluster with backup.continuous, left alone when already running, cancelled when the cluster no longer has it. Only
- * runs on this task queue are looked at, so engines sharing a namespace do not stop each other's captures.
+ * runs on this task queue and its sites' queues are looked at, so engines sharing a namespace do not stop each other's
+ * captures.
  */
 export async function syncCaptures(client: Client, config: Config, taskQueue: string): Promise<CaptureSync> {
   const result: CaptureSync = { started: [], running: [], stopped: [] };
@@ -32,7 +34,7 @@ export async function syncCaptures(client: Client, config: Config, taskQueue: st
     try {
       await client.workflow.start(captureClusterChanges, {
         workflowId,
-        taskQueue,
+        taskQueue: siteTaskQueue(taskQueue, c.site),
         args: [{ cluster: c.name }],
         ...runMetadata({
           what: `continuous backup of ${c.name}`,
@@ -46,7 +48,9 @@ export async function syncCaptures(client: Client, config: Config, taskQueue: st
       result.running.push(workflowId);
     }
   }
-  const query = `WorkflowType = '${CAPTURE_WORKFLOW}' AND ExecutionStatus = 'Running' AND TaskQueue = '${taskQueue.replace(/'/g, "\\'")}'`;
+  const queues = new Set([taskQueue, ...config.clusters.map((c) => siteTaskQueue(taskQueue, c.site))]);
+  const onQueues = [...queues].map((q) => `TaskQueue = '${q.replace(/'/g, "\\'")}'`).join(' OR ');
+  const query = `WorkflowType = '${CAPTURE_WORKFLOW}' AND ExecutionStatus = 'Running' AND (${onQueues})`;
   for await (const w of client.workflow.list({ query })) {
     if (!w.workflowId.startsWith(CAPTURE_PREFIX) || wanted.has(w.workflowId)) continue;
     await client.workflow.getHandle(w.workflowId, w.runId).cancel();

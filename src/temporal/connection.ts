@@ -35,6 +35,14 @@ export function taskQueueOf(config: Config, env: Record<string, string | undefin
   return env.LIFEBOAT_TASK_QUEUE ?? config.temporal.taskQueue;
 }
 
+/**
+ * The task queue of a site's clusters: `<taskQueue>-<site>`, polled only by the workers started for that site
+ * (`lifeboat worker --site <site>`); a cluster without a site stays on the task queue itself.
+ */
+export function siteTaskQueue(taskQueue: string, site: string | undefined): string {
+  return site === undefined ? taskQueue : `${taskQueue}-${site}`;
+}
+
 export type Setting = 'address' | 'namespace' | 'tls' | 'ca' | 'serverName' | 'clientCert' | 'clientKey' | 'apiKey';
 export type SettingSources = Partial<Record<Setting, string>>;
 
