@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { startTemporalDevServer, type DevServer } from '../src/devserver/temporal';
-import { serverBinaries, type ServerBinaries } from '../src/devserver/binaries';
+import { repoRoot, serverBinaries, type ServerBinaries } from '../src/devserver/binaries';
 import { startMinio, type MinioServer } from '../sandbox/minio';
 import { freePort, startProcess, type ManagedProcess } from '../src/devserver/processes';
 import type { SandboxCluster } from '../sandbox/cluster';
@@ -126,7 +126,8 @@ export async function startWorkerProcess(
         ...WORKER_NODE_FLAGS,
         // LIFEBOAT_BENCH_PROFILE=<dir>: a CPU profile of each worker, written there when it stops.
         ...(process.env.LIFEBOAT_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.LIFEBOAT_BENCH_PROFILE}`] : []),
-        join(__dirname, '../../dist/src/cli/main.js'),
+        // From the checkout (repoRoot): this file runs compiled (dist-testbed/bench) and under jest (bench/).
+        join(repoRoot, 'dist/src/cli/main.js'),
         '--config',
         configFile,
         'worker',

@@ -35,7 +35,15 @@ export interface Destruction {
   epoch: number;
   /** The newest point the bucket proved just before the destruction. */
   durableBefore?: Revision;
-  recovery?: { workflowId: string; runId: string; seconds: number; restoredRevision: Revision; outcome: string };
+  recovery?: {
+    workflowId: string;
+    runId: string;
+    seconds: number;
+    restoredRevision: Revision;
+    outcome: string;
+    /** Where the recovery kept the manifests it replaced, on the node (kept by design, not left behind). */
+    manifestsMovedTo?: string;
+  };
 }
 
 export interface FaultRecord {
@@ -137,9 +145,10 @@ const inject: Record<FaultKind, Inject> = {
     }
   },
   async destroy(w, r) {
-    const name = w.cluster.name;
     await w.writes.pause();
     const durableBefore = await w.durablePoint();
+    // Writes from the destruction to the recovery's end are an outage epoch: an emptied etcd acknowledges writes
+    // that the restore then replaces, as it must (the data restored is the durable point, not the wreck).
     const epoch = w.writes.nextEpoch();
     const d: Destruction = { epoch: epoch - 1, durableBefore };
     r.destruction = d;
@@ -149,35 +158,49 @@ const inject: Record<FaultKind, Inject> = {
     } finally {
       w.writes.resume();
     }
-    const deadline = t0.getTime() + w.recoveryTargetSeconds * 1000;
-    // The alert path's recovery: the first recover-<cluster> run after the destruction that restored.
-    for (;;) {
-      const rec = (await listRuns(w.client, `WorkflowId = '${recoveryWorkflowId(name)}'`).catch(() => [])).find(
-        (x) => x.startTime >= t0 && x.status === 'COMPLETED',
-      );
-      if (rec) {
-        const result = (await w.client.workflow.getHandle(rec.workflowId, rec.runId).result()) as RecoverClusterResult;
-        d.recovery = {
-          workflowId: rec.workflowId,
-          runId: rec.runId,
-          seconds: Math.round((rec.closeTime!.getTime() - t0.getTime()) / 1000),
-          restoredRevision: result.plan.snapshot.revision,
-          outcome: result.outcome,
-        };
-        r.detail = `control plane destroyed (etcd wiped), durable point before: revision ${durableBefore ?? 'none'}; recovered in ${d.recovery.seconds} s to revision ${d.recovery.restoredRevision}`;
-        if (d.recovery.seconds > w.recoveryTargetSeconds)
-          r.problem = `the destruction was recovered in ${d.recovery.seconds} s, past its target of ${w.recoveryTargetSeconds} s`;
-        return;
-      }
-      if (Date.now() > deadline + 120_000) {
-        r.detail = `control plane destroyed (etcd wiped), durable point before: revision ${durableBefore ?? 'none'}`;
-        r.problem = `the destruction was not recovered within ${w.recoveryTargetSeconds + 120} s`;
-        return;
-      }
-      await sleep(2000);
+    try {
+      await awaitRecovery(w, r, d, t0);
+    } finally {
+      await w.writes.pause();
+      w.writes.nextEpoch();
+      w.writes.resume();
     }
   },
 };
+
+/** The alert path's recovery of a destruction: the first recover-<cluster> run after it that restored. */
+async function awaitRecovery(w: SoakWorld, r: FaultRecord, d: Destruction, t0: Date): Promise<void> {
+  const name = w.cluster.name;
+  const durableBefore = d.durableBefore;
+  const deadline = t0.getTime() + w.recoveryTargetSeconds * 1000;
+  // The alert path's recovery: the first recover-<cluster> run after the destruction that restored.
+  for (;;) {
+    const rec = (await listRuns(w.client, `WorkflowId = '${recoveryWorkflowId(name)}'`).catch(() => [])).find(
+      (x) => x.startTime >= t0 && x.status === 'COMPLETED',
+    );
+    if (rec) {
+      const result = (await w.client.workflow.getHandle(rec.workflowId, rec.runId).result()) as RecoverClusterResult;
+      d.recovery = {
+        workflowId: rec.workflowId,
+        runId: rec.runId,
+        seconds: Math.round((rec.closeTime!.getTime() - t0.getTime()) / 1000),
+        restoredRevision: result.plan.snapshot.revision,
+        outcome: result.outcome,
+        manifestsMovedTo: result.manifestsMovedTo,
+      };
+      r.detail = `control plane destroyed (etcd wiped), durable point before: revision ${durableBefore ?? 'none'}; recovered in ${d.recovery.seconds} s to revision ${d.recovery.restoredRevision}`;
+      if (d.recovery.seconds > w.recoveryTargetSeconds)
+        r.problem = `the destruction was recovered in ${d.recovery.seconds} s, past its target of ${w.recoveryTargetSeconds} s`;
+      return;
+    }
+    if (Date.now() > deadline + 120_000) {
+      r.detail = `control plane destroyed (etcd wiped), durable point before: revision ${durableBefore ?? 'none'}`;
+      r.problem = `the destruction was not recovered within ${w.recoveryTargetSeconds + 120} s`;
+      return;
+    }
+    await sleep(2000);
+  }
+}
 
 /** Injects one fault and records what happened; a fault that cannot be made is a problem of the run, not a crash. */
 export async function injectFault(w: SoakWorld, kind: FaultKind): Promise<FaultRecord> {

@@ -69,7 +69,7 @@ const CLUSTER = 'soak';
 const TQ = 'soak';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** After a fault ends, the runs it disturbed get this long to fail without it counting against the engine. */
-const FAULT_GRACE_MS = 120_000;
+const FAULT_GRACE_MS = 60_000;
 /** How long the alert path may take from a destruction to a verified API. */
 const RECOVERY_TARGET_SECONDS = 300;
 /** How long the runs under way when the faults stop get to finish. */
@@ -378,14 +378,18 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const healthy = recoveries.filter((r) => !answered.has(r.runId) && r.status === 'COMPLETED');
     counts.healthy_restored = healthy.length;
     for (const r of healthy) problems.push(`restored with no destruction: ${r.workflowId} (${r.runId}) at ${r.startTime.toISOString()}`);
-    const failedByFault = runs.filter((r) => ['FAILED', 'TIMED_OUT', 'TERMINATED'].includes(r.status)).length;
+    const failed = runs.filter((r) => ['FAILED', 'TIMED_OUT', 'TERMINATED'].includes(r.status));
+    // Those a fault explains are not counted, but shown: a fault the engine should have ridden out shows up here.
+    for (const r of failed)
+      log(`${clock()} failed: ${r.workflowId} (${r.type}, ${r.startTime.toISOString()}): ${(await failureOf(client, r)).slice(0, 200)}`);
+    const failedByFault = failed.length;
     log(
       `${clock()} runs: ${runs.length} (${failedByFault} failed, each during or just after a fault unless listed); recoveries ${recoveries.length} for ${faults.filter((f) => f.destruction).length} destructions`,
     );
 
     // No secret in any history or the worker's log.
-    await w.proc.stop();
     clearInterval(watchdog);
+    await w.proc.stop();
     const leaks = await secretLeaks(client, runs, secrets, [
       { name: "the worker's log", text: await readFile(workerLog, 'utf8').catch(() => '') },
     ]);
@@ -395,7 +399,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const drillsDir = o.drills ? ['drills'] : [];
     for (const f of leftInTmp.filter((f) => !drillsDir.includes(f))) unexpected.push(`left behind on the worker: ${join(workerTmp, f)}`);
     const workDir = (await node.exec(['bash', '-c', 'ls -A /var/lib/lifeboat 2>/dev/null || true'])).split('\n').filter(Boolean);
-    for (const f of workDir) unexpected.push(`left behind on the node: /var/lib/lifeboat/${f}`);
+    const kept = faults.flatMap((f) => (f.destruction?.recovery?.manifestsMovedTo ? [f.destruction.recovery.manifestsMovedTo] : []));
+    for (const f of workDir.filter((f) => !kept.some((k) => k.startsWith(`/var/lib/lifeboat/${f}`))))
+      unexpected.push(`left behind on the node: /var/lib/lifeboat/${f}`);
   } catch (err) {
     unexpected.push(`the soak itself failed: ${(err as Error).stack ?? String(err)}`);
   } finally {
