@@ -38,6 +38,7 @@ export function startWriteLoad(etcd: EtcdClient, file: string, perSecond: number
   let failed = 0;
   let epoch = 0;
   let stopped = false;
+  let stopping: Promise<void> | undefined;
   let held: Promise<void> | undefined;
   let release: (() => void) | undefined;
   let current: Promise<void> = Promise.resolve();
@@ -80,12 +81,14 @@ export function startWriteLoad(etcd: EtcdClient, file: string, perSecond: number
       held = release = undefined;
     },
     nextEpoch: () => ++epoch,
-    async stop() {
-      stopped = true;
-      release?.();
-      await loop;
-      out.end();
-      await once(out, 'finish');
-    },
+    // Once: stopping again (the run's clean-up after its checks) waits for the same end.
+    stop: () =>
+      (stopping ??= (async () => {
+        stopped = true;
+        release?.();
+        await loop;
+        out.end();
+        await once(out, 'finish');
+      })()),
   };
 }

@@ -3,7 +3,11 @@ import { FAULT_KINDS, faultSequence } from '../../bench/soak/faults';
 import { seededPrng } from '../../bench/soak/prng';
 import type { RunInfo } from '../../bench/soak/runs';
 import { soakLine } from '../../bench/soak/run';
-import type { AckedWrite } from '../../bench/soak/writer';
+import { startWriteLoad, type AckedWrite } from '../../bench/soak/writer';
+import type { EtcdClient } from '../../src/etcd/grpc/client';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 describe('the soak (npm run soak): its chance, its bookkeeping, its verdicts', () => {
   it('the same seed gives the same faults, pauses and durations; another seed another order', () => {
@@ -105,5 +109,55 @@ describe('the soak (npm run soak): its chance, its bookkeeping, its verdicts', (
         seed: 42,
       }),
     ).toBe('soak: minutes=10 faults=7 runs=180 unexpected_failures=0 lost_writes=0 stuck=0 healthy_restored=0 recoveries=1 seed=42');
+  });
+});
+
+describe('the soak write load', () => {
+  /** An etcd that acknowledges every put with the next revision, or refuses while `down`. */
+  const fakeEtcd = () => {
+    let revision = 100n;
+    const etcd = {
+      down: false,
+      endpoint: 'fake:2379',
+      deadline: () => new Date(Date.now() + 1000),
+      kv: {
+        Txn: (_req: unknown, _md: unknown, _o: unknown, cb: (err: Error | null, res?: unknown) => void) =>
+          setImmediate(() => (etcd.down ? cb(new Error('unavailable')) : cb(null, { header: { revision: String(++revision) } }))),
+      },
+    };
+    return etcd;
+  };
+
+  it('records only what etcd acknowledged, each in its epoch, to the file; stopping twice ends once', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lifeboat-soak-writes-'));
+    try {
+      const etcd = fakeEtcd();
+      const load = startWriteLoad(etcd as unknown as EtcdClient, join(dir, 'acked.jsonl'), 200, 't');
+      await new Promise((r) => setTimeout(r, 60));
+      await load.pause();
+      const before = load.acked.length;
+      await new Promise((r) => setTimeout(r, 30));
+      expect(load.acked.length).toBe(before); // held: nothing written while paused
+      etcd.down = true;
+      load.nextEpoch();
+      load.resume();
+      await new Promise((r) => setTimeout(r, 30));
+      etcd.down = false;
+      await new Promise((r) => setTimeout(r, 30));
+      await load.stop();
+      await expect(Promise.race([load.stop().then(() => 'ended'), new Promise((r) => setTimeout(() => r('hangs'), 2000))])).resolves.toBe(
+        'ended',
+      );
+      expect(load.failed).toBeGreaterThan(0);
+      const lines = (await readFile(join(dir, 'acked.jsonl'), 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as AckedWrite);
+      expect(lines).toEqual(load.acked);
+      expect(new Set(lines.map((w) => w.epoch))).toEqual(new Set([0, 1]));
+      expect(lines.every((w) => w.value === `t-${w.key.split('w-')[1]}`)).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
