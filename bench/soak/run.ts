@@ -398,7 +398,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const leftInTmp = await readdir(workerTmp, { recursive: true }).catch(() => []);
     const drillsDir = o.drills ? ['drills'] : [];
     for (const f of leftInTmp.filter((f) => !drillsDir.includes(f))) unexpected.push(`left behind on the worker: ${join(workerTmp, f)}`);
-    const workDir = (await node.exec(['bash', '-c', 'ls -A /var/lib/lifeboat 2>/dev/null || true'])).split('\n').filter(Boolean);
+    const workDir = (await node.exec(['bash', '-c', 'cd /var/lib/lifeboat 2>/dev/null && find . -type f | sed "s|^\\./||" || true']))
+      .split('\n')
+      .filter(Boolean);
     const kept = faults.flatMap((f) => (f.destruction?.recovery?.manifestsMovedTo ? [f.destruction.recovery.manifestsMovedTo] : []));
     for (const f of workDir.filter((f) => !kept.some((k) => k.startsWith(`/var/lib/lifeboat/${f}`))))
       unexpected.push(`left behind on the node: /var/lib/lifeboat/${f}`);
