@@ -1,4 +1,4 @@
-import { wipeControlPlane } from '../sandbox/disaster';
+import { startStaticPod, stopStaticPod, wipeControlPlane } from '../sandbox/disaster';
 import type { Client } from '@temporalio/client';
 import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -143,14 +143,14 @@ async function main(): Promise<void> {
 
     // 2. A transient outage: the scheduler goes for long enough to alert, and is back before the confirm window ends.
     const t1 = new Date();
-    await node.exec(['mv', '/etc/kubernetes/manifests/kube-scheduler.yaml', '/var/lib/kube-scheduler.yaml.aside']);
+    await stopStaticPod(node, 'kube-scheduler');
     const transient = await waitFor(
       'the transient response',
       async () => (await runsOf(client, `respond-${NAME}`)).find((r) => r.startTime >= t1),
       300_000,
       200,
     );
-    await node.exec(['mv', '/var/lib/kube-scheduler.yaml.aside', '/etc/kubernetes/manifests/kube-scheduler.yaml']);
+    await startStaticPod(node, 'kube-scheduler', { sameBytes: true });
     const stood = (await client.workflow.getHandle(`respond-${NAME}`, transient.runId).result()) as RespondToAlertResult;
     const recoveries = (await runsOf(client, `recover-${NAME}`)).length;
     console.log(`transient scheduler outage: ${stood.outcome} (${stood.summary}); recoveries in all: ${recoveries}`);

@@ -1,12 +1,12 @@
 import { Client, Connection } from '@temporalio/client';
 import { execFile } from 'node:child_process';
-import { readdir, readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { startTemporalDevServer, type DevServer } from '../src/devserver/temporal';
-import { serverBinaries, type ServerBinaries } from '../src/devserver/binaries';
+import { repoRoot, serverBinaries, type ServerBinaries } from '../src/devserver/binaries';
 import { startMinio, type MinioServer } from '../sandbox/minio';
 import { freePort, startProcess, type ManagedProcess } from '../src/devserver/processes';
 import type { SandboxCluster } from '../sandbox/cluster';
@@ -24,31 +24,55 @@ export interface BenchEnv {
   temporal: DevServer;
   minio: MinioServer;
   client: Client;
+  /** Stops the Temporal dev server and starts it again on the same port (its workflows kept only with `temporalDb`). */
+  restartTemporal(downMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function benchEnv(): Promise<BenchEnv> {
+export interface BenchEnvOptions {
+  /** The dev server keeps its workflows in a SQLite file, so a restart (restartTemporal) picks up where it stopped. */
+  temporalDb?: boolean;
+  /** MinIO's data on a tmpfs of this size (MiB) of its own, mounted at `<dir>/minio`: a store that can be filled. */
+  minioTmpfsMiB?: number;
+}
+
+export async function benchEnv(options: BenchEnvOptions = {}): Promise<BenchEnv> {
   const dir = await mkdtemp(join(tmpdir(), 'lifeboat-bench-'));
   const bins = await serverBinaries();
-  const temporal = await startTemporalDevServer({
+  const temporalOptions = {
     binary: bins.temporal,
     port: await freePort(),
     logFile: join(dir, 'temporal.log'),
     startTimeoutMs: 120_000,
-  });
-  const minio = await startMinio(bins.minio, join(dir, 'minio'));
+    ...(options.temporalDb ? { dbFile: join(dir, 'temporal.db') } : {}),
+  };
+  let temporal = await startTemporalDevServer(temporalOptions);
+  const minioDir = join(dir, 'minio');
+  if (options.minioTmpfsMiB) {
+    await mkdir(minioDir);
+    await run('mount', ['-t', 'tmpfs', '-o', `size=${options.minioTmpfsMiB}m`, 'tmpfs', minioDir]);
+  }
+  const minio = await startMinio(bins.minio, minioDir);
   await minio.createBucket('bench');
   const connection = await Connection.connect({ address: temporal.address });
   return {
     dir,
     bins,
-    temporal,
+    get temporal() {
+      return temporal;
+    },
     minio,
     client: new Client({ connection }),
+    async restartTemporal(downMs = 0) {
+      await temporal.stop();
+      await new Promise((r) => setTimeout(r, downMs));
+      temporal = await startTemporalDevServer(temporalOptions);
+    },
     async close() {
       await connection.close();
       await minio.stop();
       await temporal.stop();
+      if (options.minioTmpfsMiB) await run('umount', [minioDir]).catch(() => undefined);
       // The bucket holds several GiB after a run: keep it only when asked to.
       if (process.env.LIFEBOAT_KEEP_TMP) console.error(`[bench] kept ${dir}`);
       else await rm(dir, { recursive: true, force: true });
@@ -66,7 +90,7 @@ export async function startWorkerProcess(
   clusterExtra: Record<string, unknown> = {},
   /** Top-level config (alerts, ...) and environment (LIFEBOAT_METRICS_ADDRESS, ...) for the worker. */
   extra: { config?: Record<string, unknown>; env?: Record<string, string> } = {},
-): Promise<{ proc: ManagedProcess; peakRssMiB(): Promise<number>; resetPeakRss(): Promise<void> }> {
+): Promise<{ proc: ManagedProcess; peakRssMiB(): Promise<number>; resetPeakRss(): Promise<void>; crash(): Promise<void> }> {
   const configFile = join(env.dir, `${taskQueue}.yaml`);
   process.env.LIFEBOAT_BENCH_S3_KEY = env.minio.accessKeyId;
   process.env.LIFEBOAT_BENCH_S3_SECRET = env.minio.secretAccessKey;
@@ -94,27 +118,38 @@ export async function startWorkerProcess(
       ],
     }),
   );
-  const proc = startProcess(
-    'worker',
-    'node',
-    [
-      ...WORKER_NODE_FLAGS,
-      // LIFEBOAT_BENCH_PROFILE=<dir>: a CPU profile of each worker, written there when it stops.
-      ...(process.env.LIFEBOAT_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.LIFEBOAT_BENCH_PROFILE}`] : []),
-      join(__dirname, '../../dist/src/cli/main.js'),
-      '--config',
-      configFile,
+  const launch = () =>
+    startProcess(
       'worker',
-    ],
-    {
-      logFile: join(env.dir, `${taskQueue}.log`),
-      env: { ...process.env, ...WORKER_MALLOC_ENV, LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...extra.env },
-    },
-  );
+      'node',
+      [
+        ...WORKER_NODE_FLAGS,
+        // LIFEBOAT_BENCH_PROFILE=<dir>: a CPU profile of each worker, written there when it stops.
+        ...(process.env.LIFEBOAT_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.LIFEBOAT_BENCH_PROFILE}`] : []),
+        // From the checkout (repoRoot): this file runs compiled (dist-testbed/bench) and under jest (bench/).
+        join(repoRoot, 'dist/src/cli/main.js'),
+        '--config',
+        configFile,
+        'worker',
+      ],
+      {
+        logFile: join(env.dir, `${taskQueue}.log`),
+        env: { ...process.env, ...WORKER_MALLOC_ENV, LOG_FORMAT: 'json', LOG_LEVEL: 'warn', ...extra.env },
+      },
+    );
+  let proc = launch();
   await new Promise((r) => setTimeout(r, 3000)); // let it connect and poll
   if (proc.child.exitCode !== null) throw new Error(`the worker exited: ${await readFile(join(env.dir, `${taskQueue}.log`), 'utf8')}`);
   return {
-    proc,
+    get proc() {
+      return proc;
+    },
+    /** SIGKILL (a crash, an OOM kill) and a new worker on the same config and queue, as a supervisor would start. */
+    async crash() {
+      proc.child.kill('SIGKILL');
+      await proc.exited;
+      proc = launch();
+    },
     async peakRssMiB() {
       const status = await readFile(`/proc/${proc.child.pid}/status`, 'utf8');
       return Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) / 1024;

@@ -1,14 +1,13 @@
-import { wipeControlPlane } from '../../sandbox/disaster';
+import { startStaticPod, stopStaticPod, wipeControlPlane } from '../../sandbox/disaster';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { parseDocument } from 'yaml';
 import { startAlertReceiver, type AlertReceiver } from '../../src/alerts/receiver';
 import { KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
@@ -123,12 +122,7 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
       .filter((a) => a.state === 'firing' && a.labels.cluster === NAME)
       .map((a) => `${a.labels.alertname}${a.labels.component ? `/${a.labels.component}` : ''}`);
   /** Puts kube-scheduler's manifest back if a test moved it aside (also when that test failed half way). */
-  const schedulerBack = () =>
-    cluster.controlPlane.exec([
-      'bash',
-      '-c',
-      'if [ -e /var/lib/kube-scheduler.yaml.aside ]; then mv /var/lib/kube-scheduler.yaml.aside /etc/kubernetes/manifests/kube-scheduler.yaml; fi',
-    ]);
+  const schedulerBack = () => startStaticPod(cluster.controlPlane, 'kube-scheduler', { sameBytes: true });
   afterEach(async () => {
     await schedulerBack().catch(() => undefined);
   });
@@ -227,7 +221,7 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
     const node = cluster.controlPlane;
     const before = await nodeFingerprint(node);
     const since = new Date();
-    await node.exec(['mv', '/etc/kubernetes/manifests/kube-scheduler.yaml', '/var/lib/kube-scheduler.yaml.aside']);
+    await stopStaticPod(node, 'kube-scheduler');
     const result = await nextResponse(since);
     expect(result.outcome).toBe('no-restore');
     expect(result.diagnosis).toMatchObject({ cause: 'components-down', verdict: 'no-restore' });
@@ -245,7 +239,7 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
   it('a component that comes back within the confirm window: the response stands down and changes nothing', async () => {
     const node = cluster.controlPlane;
     const since = new Date();
-    await node.exec(['mv', '/etc/kubernetes/manifests/kube-scheduler.yaml', '/var/lib/kube-scheduler.yaml.aside']);
+    await stopStaticPod(node, 'kube-scheduler');
     // As soon as the response has taken its first probe, the scheduler comes back.
     const run = await waitFor(
       'the response to start',
@@ -262,17 +256,8 @@ describe('alert-triggered response: Prometheus -> Alertmanager -> receiver -> re
       30_000,
       200,
     );
-    // Put back as a new pod: the kubelet derives a static pod's UID from the manifest, and the same bytes again can
-    // revive the stopped pod in crash back-off (~15 s), longer than the 6 s window. A changed annotation is what
-    // an operator's edit (or a recovery's start step) gives it.
-    const manifest = parseDocument(await readFile(node.path('/var/lib/kube-scheduler.yaml.aside'), 'utf8'));
-    manifest.setIn(['metadata', 'annotations', 'test/re-added'], new Date().toISOString());
-    await writeFile(node.path('/etc/kubernetes/manifests/.kube-scheduler.yaml.tmp'), manifest.toString(), { mode: 0o600 });
-    await rename(
-      node.path('/etc/kubernetes/manifests/.kube-scheduler.yaml.tmp'),
-      node.path('/etc/kubernetes/manifests/kube-scheduler.yaml'),
-    );
-    await rm(node.path('/var/lib/kube-scheduler.yaml.aside'));
+    // Put back as a new pod (the same bytes could revive the stopped pod in crash back-off, longer than the 6 s window).
+    await startStaticPod(node, 'kube-scheduler');
     const result = await worker.client.workflow.getHandle(`respond-${NAME}`, run.runId).result();
     expect(result.outcome).toBe('stood-down');
     expect(result.diagnosis).toBeUndefined();

@@ -16,6 +16,7 @@ import { captureWorkflowId } from '../../workflows/run-ids';
 import { captureStateQuery, type CaptureState } from '../../workflows/capture-changes';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { etcdctlArgs } from '../../sandbox/control-plane';
+import { killStaticPod } from '../../sandbox/disaster';
 import { startMinio, type MinioServer } from '../../sandbox/minio';
 import { testBed } from '../support/bed';
 import { keyspaceAt } from '../support/pitr';
@@ -184,8 +185,7 @@ describe('continuous capture through faults (store down, SSH dropped, etcd resta
 
     // etcd killed; its kubelet starts it again from its data dir: the same history, so the same chain goes on.
     before = await capturing();
-    const pids = (await cluster.controlPlane.pods()).flatMap((p) => (p.name.startsWith('etcd') ? p.containers.map((c) => c.pid) : []));
-    await sh(`kill -9 ${pids.filter(Boolean).join(' ')}`);
+    await killStaticPod(cluster.controlPlane, 'etcd');
     recovered.etcd = await recoveredAfter('the etcd restart', before);
     // Each fault costs seconds of recovery point, not the retry back-off's minute.
     for (const [fault, seconds] of Object.entries(recovered)) expect([fault, seconds < 30]).toEqual([fault, true]);
