@@ -87,7 +87,7 @@ export function streamWhileSaving(deps: ActivityDeps) {
           const header = parseFollowHeader(
             await whileHeartbeating(
               () => ({ step: 'snapshot', path }),
-              () => readFirstLine(remote.stdout),
+              () => readFirstLine(remote.stdout, signal),
             ),
           );
           if (header.kind === 'file') return { streamed: false, why: 'an earlier attempt of this run left the whole file: it is uploaded' };

@@ -34,10 +34,14 @@ export function followSnapshotCommand(o: {
   const script = `
 dir=$1 path=$2 part=$2.part log=$2.log
 mkdir -p -m 0700 "$dir" || exit 1
-# An earlier attempt's etcdctl may still be saving (its session dropped mid-stream): two saves of one path would
-# rename each other's files. Wait for it; its whole file is then uploaded.
+# An earlier attempt's etcdctl may still be running (its session dropped, or etcd died under it: etcdctl then waits
+# out its whole command timeout). Two saves of one path would rename each other's files: stop it and start over,
+# unless it had finished, whose whole file is then uploaded.
 old=$(cat "$dir/save.pid" 2>/dev/null)
-while [ -n "$old" ] && kill -0 "$old" 2>/dev/null && grep -q 'snapshot' "/proc/$old/cmdline" 2>/dev/null; do sleep 0.2; done
+if [ -n "$old" ] && grep -q 'snapshot' "/proc/$old/cmdline" 2>/dev/null; then
+  kill "$old" 2>/dev/null
+  while kill -0 "$old" 2>/dev/null; do sleep 0.05; done
+fi
 if [ -s "$path" ]; then echo 'lifeboat-snapshot file'; exit 0; fi
 status() { ${etcdctl} --command-timeout=15s endpoint status -w fields 2>>"$log"; }
 field() { sed -n "s/^\\"$1\\" : //p" | tr -d '"'; }
@@ -109,17 +113,25 @@ export function parseFollowHeader(line: string): FollowHeader {
   };
 }
 
-/** Reads the first line of `stream` (at most `limit` bytes) and puts back what follows it, for the next reader. */
-export function readFirstLine(stream: Readable, limit = 1024): Promise<string> {
+/**
+ * Reads the first line of `stream` (at most `limit` bytes) and puts back what follows it, for the next reader. Gives
+ * up when `signal` aborts (a stream whose connection was torn down may never end).
+ */
+export function readFirstLine(stream: Readable, signal?: AbortSignal, limit = 1024): Promise<string> {
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
+    const onAbort = () => done(signal?.reason instanceof Error ? signal.reason : new Error('cancelled'));
     const done = (err: Error | null, line?: string) => {
       stream.off('readable', onReadable);
       stream.off('end', onEnd);
+      stream.off('close', onEnd);
       stream.off('error', onError);
+      signal?.removeEventListener('abort', onAbort);
       if (err) reject(err);
       else resolve(line!);
     };
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
     const onReadable = () => {
       let chunk: Buffer | null;
       while ((chunk = stream.read() as Buffer | null) !== null) {
@@ -137,6 +149,7 @@ export function readFirstLine(stream: Readable, limit = 1024): Promise<string> {
     const onError = (err: Error) => done(err);
     stream.on('readable', onReadable);
     stream.on('end', onEnd);
+    stream.on('close', onEnd);
     stream.on('error', onError);
   });
 }

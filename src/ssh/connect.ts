@@ -59,5 +59,9 @@ export async function connectToNode(node: NodeConfig, options: ConnectOptions = 
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
   }
+  // node-ssh listens for the connection's errors only while connecting. One after that (the node's sshd killed, a
+  // write to a reset socket: EPIPE) would be an 'error' event nobody handles, which ends the worker's process; closing
+  // the connection instead ends its channels, and the step using them fails (and is retried) like any broken transfer.
+  ssh.connection?.on('error', () => ssh.dispose());
   return ssh;
 }

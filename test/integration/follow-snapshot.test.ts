@@ -77,7 +77,7 @@ async function follow(runDir: string, ctl = etcdctl, attempts = 8) {
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
   const header: FollowHeader = parseFollowHeader(await readFirstLine(child.stdout));
-  return { header, rest: child.stdout as Readable, exited, stderr: () => stderr };
+  return { header, rest: child.stdout, exited, stderr: () => stderr };
 }
 
 /** The stream's bytes, decoded; nothing at all (not even a zstd frame) is an empty buffer. */
