@@ -90,7 +90,11 @@ export function planBackup(deps: ActivityDeps) {
       compression: cluster.backup.compression,
       ...where,
       encryptionKeyId: keyId,
-      ...(cluster.etcd.direct ? { streamFromEtcd: true as const } : { streamWhileSaving: true as const }),
+      ...(cluster.etcd.direct
+        ? { streamFromEtcd: true as const }
+        : cluster.backup.streamWhileSaving
+          ? { streamWhileSaving: true as const }
+          : {}),
       engineVersion: engineVersion(),
     };
   };

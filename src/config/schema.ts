@@ -221,6 +221,12 @@ export const backupSchema = z
       .optional()
       .describe('a key id of encryptionKeys; without one a backup fails at its plan step unless allowUnencrypted'),
     allowUnencrypted: z.boolean().default(false).describe("store backups (with the cluster's PKI) unencrypted and unsigned"),
+    streamWhileSaving: z
+      .boolean()
+      .default(false)
+      .describe(
+        "SSH mode: upload the snapshot while the node's etcdctl saves it (read as it grows), instead of saving it first; off until its fault tests pass (docs/backups.md)",
+      ),
     continuous: z
       .object({
         segmentSeconds: z
