@@ -87,3 +87,14 @@ export async function checkRevisionFloor(
     'RevisionRegression',
   );
 }
+
+/**
+ * What a floor check running beside a stream refused with, or undefined when it did not refuse: a stream stopped by
+ * the refusal reports it rather than its own broken-stream error.
+ */
+export function refusalOf(floor: Promise<unknown>): Promise<unknown> {
+  return floor.then(
+    () => undefined,
+    (refusal: unknown) => refusal,
+  );
+}

@@ -16,7 +16,7 @@ import { withClusterNode } from '../../src/ssh/session';
 import type { ActivityDeps } from '../deps';
 import { activityContext, cancellationSignal } from '../heartbeat';
 import { kubernetesVersionFrom } from './inspect-snapshot';
-import { checkRevisionFloor, type RevisionRegressionAllowed } from './revision-check';
+import { checkRevisionFloor, refusalOf, type RevisionRegressionAllowed } from './revision-check';
 import { streamCommand } from './upload';
 import { pipeline } from 'node:stream';
 import { Coalesce } from '../../src/backup/coalesce';
@@ -124,12 +124,7 @@ export function streamSnapshot(deps: ActivityDeps) {
         );
       } catch (err) {
         // The floor's refusal is the reason the stream stopped; otherwise the stream's or the store's own error.
-        throw (
-          (await floor.then(
-            () => undefined,
-            (refusal: unknown) => refusal,
-          )) ?? etcdFailure(cluster, err)
-        );
+        throw (await refusalOf(floor)) ?? etcdFailure(cluster, err);
       }
       const summary = await download.summary;
       return {

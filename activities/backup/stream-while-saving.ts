@@ -10,7 +10,7 @@ import { checkRunKey } from '../../src/run-key';
 import { withClusterNode } from '../../src/ssh/session';
 import type { ActivityDeps } from '../deps';
 import { cancellationSignal, whileHeartbeating } from '../heartbeat';
-import { checkRevisionFloor, type RevisionRegressionAllowed } from './revision-check';
+import { checkRevisionFloor, refusalOf, type RevisionRegressionAllowed } from './revision-check';
 import { abortPreviousAttempt } from './stream-snapshot';
 import { streamCommand } from './upload';
 
@@ -152,12 +152,7 @@ export function streamWhileSaving(deps: ActivityDeps) {
             );
           } catch (err) {
             // The floor's refusal is why the stream stopped; otherwise the stream's or the store's own error.
-            throw (
-              (await floor.then(
-                () => undefined,
-                (refusal: unknown) => refusal,
-              )) ?? err
-            );
+            throw (await refusalOf(floor)) ?? err;
           }
           const regression = await floor;
           return {
