@@ -37,9 +37,12 @@ const firstLines = (text, n) =>
     .slice(0, n);
 if (failures.length) {
   console.log(`\nfailures (${failures.length}):`);
-  for (const f of failures.slice(0, 10)) {
+  const shown = failures.slice(0, 10);
+  // CI keeps the run's last ~80 lines: one failure may say why at length (a killed worker's attempts and log), many share.
+  const perFailure = Math.max(8, Math.floor(48 / shown.length));
+  for (const f of shown) {
     console.log(`  ✕ ${f.what}`);
-    for (const line of firstLines(f.why, 8)) console.log(`      ${line.slice(0, 300)}`);
+    for (const line of firstLines(f.why, perFailure)) console.log(`      ${line.slice(0, 300)}`);
   }
 }
 const suiteErrors = r.testResults.filter((s) => s.status === 'failed' && s.assertionResults.every((a) => a.status !== 'failed')).length;

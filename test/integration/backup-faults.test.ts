@@ -2,16 +2,13 @@ import { HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, t
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { serverBinaries } from '../../src/devserver/binaries';
 import { startMinio, type MinioServer } from '../../sandbox/minio';
 import { waitFor } from '../../src/devserver/processes';
-import { workerProcess } from '../support/worker-process';
 import type { StorageConfig } from '../../src/config/schema';
 import { keyFile, withBackup } from '../support/backups';
 import { fillEtcd } from '../../sandbox/fill';
-import { testBed } from '../support/bed';
 import { startTestWorker } from '../support/worker';
 import { backupCluster } from '../../workflows';
 import { streamToS3 } from '../../src/backup/stream-to-s3';
@@ -109,36 +106,6 @@ describe('backups survive faults mid-upload', () => {
       expect(uploadAttempts.length).toBeGreaterThan(0);
     } finally {
       await worker.stop();
-    }
-  });
-
-  it('completes with one object when the worker is SIGKILLed during the upload and started again', async () => {
-    const { temporalAddress } = testBed();
-    const { taskQueue, launch } = await workerProcess(
-      'killworker',
-      { ...cluster.config, storage, backup: { ...cluster.config.backup, encryptionKey: 'k1', compression: 'gzip' } },
-      key.path,
-    );
-    const connection = await Connection.connect({ address: temporalAddress });
-    const client = new Client({ connection });
-    let worker = launch();
-    try {
-      const handle = await client.workflow.start(backupCluster, {
-        taskQueue,
-        workflowId: `faults-kill-${Date.now()}`,
-        args: [{ cluster: 'faults' }],
-      });
-      await uploadInProgress(s3, 'faults');
-      worker.child.kill('SIGKILL');
-      await worker.exited;
-      worker = launch();
-      const result = await handle.result();
-      const base = result.snapshotKey.replace(/\.db.*$/, '');
-      expect(await objectsUnder(s3, 'faults', base)).toEqual([result.snapshotKey, result.controlPlaneFilesKey, result.manifestKey].sort());
-      expect((await s3.send(new ListMultipartUploadsCommand({ Bucket: 'faults' }))).Uploads ?? []).toEqual([]);
-    } finally {
-      await worker.stop();
-      await connection.close();
     }
   });
 

@@ -20,6 +20,7 @@ import { failureOf } from '../support/failures';
 import { nodeFingerprint } from '../support/recovery';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 import { workerProcess } from '../support/worker-process';
+import { resultExplained } from '../support/kill';
 import type { BackupClusterResult } from '../../workflows/backup-cluster';
 import { drillRestore } from '../../workflows';
 
@@ -231,7 +232,7 @@ describe('restore drills on a drill node over SSH (etcd 3.6 + kube-apiserver 1.3
       // Orphans on the drill node now (they run detached there, not as the worker's children).
       expect((await drillProcesses()).length).toBeGreaterThan(0);
       w = proc.launch();
-      const result = await handle.result();
+      const result = await resultExplained(handle, [w.logFile]);
       expect(result.manifestKey).toBe(good.manifestKey);
       const history = await handle.fetchHistory();
       expect((history.events ?? []).some((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1)).toBe(true);

@@ -23,6 +23,7 @@ import { syncSchedules } from '../../src/schedules/backup-schedules';
 import { drillScheduleIdOf } from '../../src/schedules/drill-schedules';
 import { parseConfig } from '../../src/config/load';
 import { workerProcess } from '../support/worker-process';
+import { resultExplained } from '../support/kill';
 import { failureOf } from '../support/failures';
 
 const BUCKET = 'drills';
@@ -164,7 +165,7 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
       await w.exited;
       expect((await processesUnder(scratchDir)).length).toBeGreaterThan(0);
       w = proc.launch();
-      const result = await handle.result();
+      const result = await resultExplained(handle, [w.logFile]);
       expect(result.manifestKey).toBe(good.manifestKey);
       const history = await handle.fetchHistory();
       expect((history.events ?? []).some((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 1) > 1)).toBe(true);

@@ -2,6 +2,7 @@ import { CreateBucketCommand, ListMultipartUploadsCommand } from '@aws-sdk/clien
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { hostname } from 'node:os';
+import { listObjects } from '../../src/backup/catalog';
 import { loadConfigFile } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
 import { waitFor, type ManagedProcess } from '../../src/devserver/processes';
@@ -181,5 +182,10 @@ describe("a fleet: clusters routed to their site's workers, and a second worker 
     const after = events.filter((e) => Number(e.eventId) > Number(uploadStarted.eventId));
     expect(workersOf({ events: after })).toEqual(new Set([identityOf(survivor)]));
     expect(((await s3.send(new ListMultipartUploadsCommand({ Bucket: BUCKET }))).Uploads ?? []).length).toBe(0);
+    // One backup, whole: the killed attempt's upload left no object of its own beside it.
+    const base = result.snapshotKey.replace(/\.db.*$/, '');
+    expect((await listObjects(s3, BUCKET, base)).map((o) => o.key).sort()).toEqual(
+      [result.snapshotKey, result.controlPlaneFilesKey, result.manifestKey].sort(),
+    );
   });
 });

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { temporal } from '@temporalio/proto';
 import type { WorkflowHandle } from '@temporalio/client';
 import { waitFor, type ManagedProcess } from '../../src/devserver/processes';
@@ -44,4 +45,45 @@ export function attemptsOf(history: History, activity: string): number[] {
   return events
     .filter((e) => e.activityTaskStartedEventAttributes && scheduled.has(String(e.activityTaskStartedEventAttributes.scheduledEventId)))
     .map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1);
+}
+
+/**
+ * The workflow's result; when it failed, an error that says why in the run's own words: every activity attempt the
+ * history records (which worker, how it ended) and the last warnings of each worker's log. A test that kills workers
+ * fails for reasons the workflow's last message alone does not show (was the retry lost, or did its worker die?).
+ */
+export async function resultExplained<T>(handle: WorkflowHandle<() => Promise<T>>, logFiles: string[]): Promise<T> {
+  try {
+    return await handle.result();
+  } catch (err) {
+    const events = (await handle.fetchHistory().catch(() => undefined))?.events ?? [];
+    const names = new Map(
+      events
+        .filter((e) => e.activityTaskScheduledEventAttributes)
+        .map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType?.name ?? '?']),
+    );
+    const at = (e: (typeof events)[number]) => new Date(Number(e.eventTime?.seconds ?? 0) * 1000).toISOString().slice(11, 19);
+    const steps = events.flatMap((e) => {
+      const started = e.activityTaskStartedEventAttributes;
+      if (started)
+        return [`${at(e)} ${names.get(String(started.scheduledEventId))} attempt ${started.attempt} started on ${started.identity}`];
+      const ended = e.activityTaskTimedOutEventAttributes ?? e.activityTaskFailedEventAttributes;
+      if (ended) return [`${at(e)} ${names.get(String(ended.scheduledEventId))} ended: ${ended.failure?.message ?? '?'}`];
+      return [];
+    });
+    const logs = await Promise.all(
+      logFiles.map(async (f) => {
+        const lines = (await readFile(f, 'utf8').catch(() => '')).split('\n');
+        const notable = lines.filter((l) => /"level":(40|50|60)|worker (started|stopped)|Uncaught|Error:/.test(l));
+        return `${f}:\n${notable
+          .slice(-15)
+          .map((l) => `  ${l.slice(0, 400)}`)
+          .join('\n')}`;
+      }),
+    );
+    throw new Error(
+      `${err instanceof Error ? `${err.message}: ${String((err as { cause?: unknown }).cause)}` : String(err)}\nactivities:\n  ${steps.join('\n  ')}\n${logs.join('\n')}`,
+      { cause: err },
+    );
+  }
 }
