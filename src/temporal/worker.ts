@@ -61,7 +61,7 @@ export async function createWorker(
       dataConverter: converter,
       activities: createActivities({ config: o.config, logger: o.logger, client }),
       // The SDK sends an activity's heartbeats at most every 80% of its heartbeat timeout (24 s of our 30 s), leaving
-      // 6 s for the call to reach the server: a slow server for that long timed out a live two-minute drill. Every
+      // 6 s for the call to reach the server: a server slow for that long times out a live attempt. Every
       // 5 s leaves 25 s, and a cancellation (which rides on a heartbeat's answer) arrives within 5 s, not 24.
       maxHeartbeatThrottleInterval: '5 seconds',
       ...(bundle ? { workflowBundle: bundle } : { workflowsPath }),
