@@ -15,6 +15,13 @@ const path = require('node:path');
 const timed = r.testResults
   .map((s) => ({ file: path.relative(process.cwd(), s.name), seconds: (s.endTime - s.startTime) / 1000, status: s.status }))
   .sort((a, b) => b.seconds - a.seconds);
+// The slowest single tests, before the files: which proof to trim when the suite outgrows its budget.
+const tests = r.testResults
+  .flatMap((s) => s.assertionResults.map((a) => ({ name: `${path.basename(s.name)} › ${a.title}`, seconds: (a.duration ?? 0) / 1000 })))
+  .sort((a, b) => b.seconds - a.seconds)
+  .slice(0, 25);
+console.log('\nslowest tests:');
+for (const t of tests) console.log(`  ${t.seconds.toFixed(1).padStart(7)} s  ${t.name.slice(0, 160)}`);
 const total = timed.reduce((t, s) => t + s.seconds, 0);
 console.log(`\ntime per file (${timed.length} files, ${(total / 60).toFixed(1)} min):`);
 for (const s of timed) console.log(`  ${s.seconds.toFixed(1).padStart(7)} s  ${s.file}${s.status === 'failed' ? '  (failed)' : ''}`);
