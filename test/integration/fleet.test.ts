@@ -1,7 +1,6 @@
 import { CreateBucketCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { hostname } from 'node:os';
 import { listObjects } from '../../src/backup/catalog';
 import { loadConfigFile } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
@@ -17,6 +16,7 @@ import { keyFile, withBackup } from '../support/backups';
 import { minioClient, minioStorage } from '../support/bed';
 import { runCli } from '../support/cli';
 import { workerProcess } from '../support/worker-process';
+import { identityOf } from '../support/kill';
 
 /**
  * A fleet's workers as users run them, each its own process on one Temporal and one bucket: clusters routed by site
@@ -40,9 +40,6 @@ function workersOf(history: History): Set<string> {
   }
   return ids;
 }
-
-/** A worker process's identity as the SDK records it in histories (its default: pid@host). */
-const identityOf = (p: ManagedProcess) => `${p.child.pid}@${hostname()}`;
 
 describe("a fleet: clusters routed to their site's workers, and a second worker taking over a killed one's backup", () => {
   let cluster: SandboxCluster;

@@ -18,8 +18,9 @@ import type { BackupClusterResult } from '../../workflows/backup-cluster';
 
 /**
  * The worker killed with SIGKILL (a crash, an OOM kill, a node reboot) in the middle of each step of a recovery and of
- * a backup's snapshot, then started again: Temporal retries the step on the new worker once its heartbeat stops, and
- * the step must pick up where the node is instead of doing anything twice. fetch and the wait for the control plane
+ * a backup's snapshot, with a second worker on the task queue (a fleet's standby; a replacement is started once it
+ * has taken over): Temporal retries the step on the survivor once the killed attempt's heartbeat stops, and the step
+ * must pick up where the node is instead of doing anything twice. fetch and the wait for the control plane
  * to start are in recovery-durability.test.ts. One cluster for all cases: each ends with it healthy.
  */
 const BUCKET = 'killmatrix';
@@ -60,7 +61,7 @@ describe('a worker killed (SIGKILL) during each recovery step and during a backu
       key.path,
     );
     taskQueue = w.taskQueue;
-    worker = new KillableWorker(w.launch);
+    worker = new KillableWorker(w.launch, 2);
     connection = await Connection.connect({ address: testBed().temporalAddress });
     client = new Client({ connection });
     // ~60 MiB, so the restore and the snapshot last long enough to be interrupted on the node.
@@ -105,10 +106,17 @@ describe('a worker killed (SIGKILL) during each recovery step and during a backu
         controlPlaneTimeoutSeconds: 180,
       });
       const runKey = runKeyOf(handle.firstExecutionRunId);
-      await worker.killDuring(handle, activity, () => underWay[activity](runKey));
+      const killed = await worker.killDuring(handle, activity, () => underWay[activity](runKey));
+      const survivor = worker.identities()[0];
       const result = await handle.result();
-      console.log(`kill during ${activity}: recovery took ${Math.round((Date.now() - started) / 1000)} s`);
+      const takeover = await killed!.takeover();
+      console.log(
+        `kill during ${activity}: takeover_s=${takeover.seconds.toFixed(1)} by the standby; recovery took ${Math.round((Date.now() - started) / 1000)} s`,
+      );
       expect(result.outcome).toBe('restored');
+      // The standby finished the step, within its heartbeat timeout (at most 30 s) and the retry's back-off.
+      expect(takeover.by).toBe(survivor);
+      expect(takeover.seconds).toBeLessThanOrEqual(40);
       const history = await handle.fetchHistory();
       expect(attemptsOf(history, activity)).toEqual([expect.any(Number)]);
       expect(attemptsOf(history, activity)[0]).toBeGreaterThanOrEqual(2); // the killed attempt was retried

@@ -1,39 +1,106 @@
 import { readFile } from 'node:fs/promises';
 import { temporal } from '@temporalio/proto';
 import type { WorkflowHandle } from '@temporalio/client';
+import { hostname } from 'node:os';
 import { waitFor, type ManagedProcess } from '../../src/devserver/processes';
 
 type History = Awaited<ReturnType<WorkflowHandle['fetchHistory']>>;
 
 /** Whether the workflow has `activity` started by a worker right now (its pending activity, as `describe` shows it). */
 export async function activityRunning(handle: WorkflowHandle, activity: string): Promise<boolean> {
-  return !!(await handle.describe()).raw.pendingActivities?.some(
+  return !!(await startedActivity(handle, activity));
+}
+
+/** A worker process's identity as the SDK records it in histories (its default: pid@host). */
+export const identityOf = (p: ManagedProcess) => `${p.child.pid}@${hostname()}`;
+
+/** Where a killed step went on: the worker that ran its next attempt, and how long after the kill that attempt started. */
+export interface Takeover {
+  by: string;
+  seconds: number;
+}
+
+/**
+ * Workers in their own processes that a test kills with SIGKILL mid-activity: `killDuring` waits until the workflow's
+ * pending activities show `activity` started and `alsoWhen` (the step's own progress on the node) holds, then kills
+ * the worker running it. Alone, it is started again. With a standby (`workers: 2`) the other one must take the step
+ * over once the killed attempt's heartbeat stops: `takeover` (read from the history when the run has ended) says who
+ * ran the next attempt and how soon; a replacement is started once that attempt runs.
+ */
+export class KillableWorker {
+  private readonly running: ManagedProcess[];
+  constructor(
+    private readonly launch: () => ManagedProcess,
+    workers: 1 | 2 = 1,
+  ) {
+    this.running = Array.from({ length: workers }, () => launch());
+  }
+
+  async killDuring(
+    handle: WorkflowHandle,
+    activity: string,
+    alsoWhen: () => Promise<boolean> = async () => true,
+  ): Promise<{ takeover(): Promise<Takeover> } | undefined> {
+    const first = await waitFor(`activity ${activity} to run`, () => startedActivity(handle, activity), 180_000, 50);
+    await waitFor(`activity ${activity} to be under way on the node`, alsoWhen, 60_000, 30);
+    const victim = this.running.find((p) => identityOf(p) === first.lastWorkerIdentity) ?? this.running[0];
+    victim.child.kill('SIGKILL');
+    const killedAt = Date.now();
+    await victim.exited;
+    this.running.splice(this.running.indexOf(victim), 1);
+    if (this.running.length === 0) {
+      this.running.push(this.launch());
+      return undefined;
+    }
+    // The standby alone until the step's next attempt has started (or the step is over): only it can have taken it.
+    await waitFor(
+      `another attempt of ${activity} to start`,
+      async () => {
+        const now = await startedActivity(handle, activity);
+        return !now || (now.attempt ?? 1) > (first.attempt ?? 1);
+      },
+      120_000,
+      200,
+    );
+    this.running.push(this.launch());
+    return {
+      takeover: async () => {
+        const started = lastStarted(await handle.fetchHistory(), activity);
+        return { by: started.identity, seconds: (started.at - killedAt) / 1000 };
+      },
+    };
+  }
+
+  /** The identities of the workers running now (after a kill with a standby: the survivor first). */
+  identities(): string[] {
+    return this.running.map(identityOf);
+  }
+
+  async stop(): Promise<void> {
+    for (const p of this.running) await p.stop();
+  }
+}
+
+/** The workflow's pending `activity` while a worker runs it, as `describe` shows it; undefined otherwise. */
+async function startedActivity(handle: WorkflowHandle, activity: string) {
+  return (await handle.describe()).raw.pendingActivities?.find(
     (a) => a.activityType?.name === activity && a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
   );
 }
 
-/**
- * A worker in its own process that a test kills with SIGKILL mid-activity and starts again: `killDuring` waits until
- * the workflow's pending activities show `activity` started and `alsoWhen` (the step's own progress on the node) holds,
- * then kills the worker and launches a new one.
- */
-export class KillableWorker {
-  current: ManagedProcess;
-  constructor(private readonly launch: () => ManagedProcess) {
-    this.current = launch();
-  }
-
-  async killDuring(handle: WorkflowHandle, activity: string, alsoWhen: () => Promise<boolean> = async () => true): Promise<void> {
-    await waitFor(`activity ${activity} to run`, () => activityRunning(handle, activity), 180_000, 50);
-    await waitFor(`activity ${activity} to be under way on the node`, alsoWhen, 60_000, 30);
-    this.current.child.kill('SIGKILL');
-    await this.current.exited;
-    this.current = this.launch();
-  }
-
-  stop(): Promise<void> {
-    return this.current.stop();
-  }
+/** The last recorded start of `activity` in a history: the worker that ran its final attempt, and when that attempt started. */
+function lastStarted(history: History, activity: string): { identity: string; at: number } {
+  const events = history.events ?? [];
+  const scheduled = new Set(
+    events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activity).map((e) => String(e.eventId)),
+  );
+  const started = events.filter(
+    (e) => e.activityTaskStartedEventAttributes && scheduled.has(String(e.activityTaskStartedEventAttributes.scheduledEventId)),
+  );
+  const last = started[started.length - 1];
+  if (!last) throw new Error(`the history has no started ${activity}`);
+  const t = last.eventTime!;
+  return { identity: last.activityTaskStartedEventAttributes!.identity ?? '', at: Number(t.seconds) * 1000 + (t.nanos ?? 0) / 1e6 };
 }
 
 /** The attempt each completed or failed `activity` ran with (the started event records the last attempt). */
