@@ -14,7 +14,7 @@ import { abortUnfinishedUploads } from '../../src/storage/multipart';
 import { s3ClientFor } from '../../src/storage/s3-client';
 import { withClusterNode } from '../../src/ssh/session';
 import type { ActivityDeps } from '../deps';
-import { activityContext, cancellationSignal } from '../heartbeat';
+import { activityContext, cancellationSignal, whilePreparing } from '../heartbeat';
 import { kubernetesVersionFrom } from './inspect-snapshot';
 import { checkRevisionFloor, refusalOf, type RevisionRegressionAllowed } from './revision-check';
 import { streamCommand } from './upload';
@@ -62,89 +62,95 @@ const BLOCK_BYTES = 1024 * 1024;
  * the revision floor is checked meanwhile too; a refusal stops the stream and aborts the upload.
  */
 export function streamSnapshot(deps: ActivityDeps) {
-  return async (input: StreamSnapshotInput): Promise<StreamedSnapshot> => {
-    const cluster = findCluster(deps.config, input.cluster);
-    const direct = cluster.etcd.direct;
-    if (!direct)
-      throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}": etcd.direct is no longer in the config`, 'DirectModeMisconfigured');
-    const signal = cancellationSignal();
-    const client = await directEtcdClient(direct);
-    let download: SnapshotDownload | undefined;
-    try {
-      const kubernetesVersion = withClusterNode(deps.config, cluster.name, input.node, (s) => kubernetesVersionFrom(s.cluster, s.run), {
-        signal,
-      }).catch(() => undefined);
-      const pinned = await pinnedSnapshot(client, signal).catch((err: unknown) => {
-        throw etcdFailure(cluster, err);
-      });
-      download = pinned.download;
-      const { revision, takenAt } = pinned;
-      if (!revisionBelow(1, revision)) {
-        throw ApplicationFailure.nonRetryable(
-          `etcd at ${client.endpoint} is empty (revision ${revision}); refusing to store it as a backup`,
-          'EmptySnapshot',
-        );
-      }
-      const key = backupObjectKeys({
-        prefix: input.prefix,
-        cluster: cluster.name,
-        takenAt,
-        revision,
-        compression: input.compression,
-        encrypted: input.encryptionKeyId !== null,
-      }).snapshot;
-      // In 1 MiB blocks, as a file read hands them out (src/backup/coalesce.ts); an error of etcd's stream ends it too.
-      const stream = new Coalesce(BLOCK_BYTES);
-      pipeline(download.stream, stream, () => undefined);
-      // Below the floor the stream stops at once (nothing is completed); otherwise the answer is awaited before completing.
-      const floor = checkRevisionFloor(deps, cluster, revision, input.allowRevisionRegression === true, async () => undefined);
-      floor.catch(() => stream.destroy());
-      // At the snapshot's revision while etcd still has it (the API server compacts every few minutes), else now.
-      const counting = countPerResource(client, revision).catch(() => countPerResource(client).catch(() => ({})));
-      await abortPreviousAttempt(cluster, signal);
-      let object: StreamedObject;
-      try {
-        object = await streamCommand(
-          deps,
-          cluster,
-          { stdout: stream, done: download.summary, close: () => stream.destroy() },
-          { cluster: cluster.name, node: input.node, key, compression: input.compression, encryptionKeyId: input.encryptionKeyId },
-          {
-            beforeComplete: async (plainBytes) => {
-              const summary = await pinned.download.summary;
-              if (plainBytes !== summary.bytes) {
-                throw ApplicationFailure.retryable(
-                  `${plainBytes} bytes of etcd's snapshot reached the upload, etcd sent ${summary.bytes}`,
-                  'TransferCorrupted',
-                );
-              }
-              await floor;
-            },
-          },
-        );
-      } catch (err) {
-        // The floor's refusal is the reason the stream stopped; otherwise the stream's or the store's own error.
-        throw (await refusalOf(floor)) ?? etcdFailure(cluster, err);
-      }
-      const summary = await download.summary;
-      return {
-        takenAt,
-        object,
-        etcd: {
-          revision,
-          totalSize: summary.dbBytes,
-          serverVersion: pinned.before.version || undefined,
-          storageVersion: summary.version || undefined,
-        },
-        kubernetesVersion: await kubernetesVersion,
-        resourceCounts: await counting,
-        ...((await floor) ? { revisionRegressionAllowed: await floor } : {}),
-      };
-    } finally {
-      download?.stream.destroy();
-      client.close();
+  return (input: StreamSnapshotInput): Promise<StreamedSnapshot> =>
+    whilePreparing(
+      () => ({ step: 'snapshot' }),
+      () => streamed(deps, input),
+    );
+}
+
+async function streamed(deps: ActivityDeps, input: StreamSnapshotInput): Promise<StreamedSnapshot> {
+  const cluster = findCluster(deps.config, input.cluster);
+  const direct = cluster.etcd.direct;
+  if (!direct)
+    throw ApplicationFailure.nonRetryable(`cluster "${cluster.name}": etcd.direct is no longer in the config`, 'DirectModeMisconfigured');
+  const signal = cancellationSignal();
+  const client = await directEtcdClient(direct);
+  let download: SnapshotDownload | undefined;
+  try {
+    const kubernetesVersion = withClusterNode(deps.config, cluster.name, input.node, (s) => kubernetesVersionFrom(s.cluster, s.run), {
+      signal,
+    }).catch(() => undefined);
+    const pinned = await pinnedSnapshot(client, signal).catch((err: unknown) => {
+      throw etcdFailure(cluster, err);
+    });
+    download = pinned.download;
+    const { revision, takenAt } = pinned;
+    if (!revisionBelow(1, revision)) {
+      throw ApplicationFailure.nonRetryable(
+        `etcd at ${client.endpoint} is empty (revision ${revision}); refusing to store it as a backup`,
+        'EmptySnapshot',
+      );
     }
-  };
+    const key = backupObjectKeys({
+      prefix: input.prefix,
+      cluster: cluster.name,
+      takenAt,
+      revision,
+      compression: input.compression,
+      encrypted: input.encryptionKeyId !== null,
+    }).snapshot;
+    // In 1 MiB blocks, as a file read hands them out (src/backup/coalesce.ts); an error of etcd's stream ends it too.
+    const stream = new Coalesce(BLOCK_BYTES);
+    pipeline(download.stream, stream, () => undefined);
+    // Below the floor the stream stops at once (nothing is completed); otherwise the answer is awaited before completing.
+    const floor = checkRevisionFloor(deps, cluster, revision, input.allowRevisionRegression === true, async () => undefined);
+    floor.catch(() => stream.destroy());
+    // At the snapshot's revision while etcd still has it (the API server compacts every few minutes), else now.
+    const counting = countPerResource(client, revision).catch(() => countPerResource(client).catch(() => ({})));
+    await abortPreviousAttempt(cluster, signal);
+    let object: StreamedObject;
+    try {
+      object = await streamCommand(
+        deps,
+        cluster,
+        { stdout: stream, done: download.summary, close: () => stream.destroy() },
+        { cluster: cluster.name, node: input.node, key, compression: input.compression, encryptionKeyId: input.encryptionKeyId },
+        {
+          beforeComplete: async (plainBytes) => {
+            const summary = await pinned.download.summary;
+            if (plainBytes !== summary.bytes) {
+              throw ApplicationFailure.retryable(
+                `${plainBytes} bytes of etcd's snapshot reached the upload, etcd sent ${summary.bytes}`,
+                'TransferCorrupted',
+              );
+            }
+            await floor;
+          },
+        },
+      );
+    } catch (err) {
+      // The floor's refusal is the reason the stream stopped; otherwise the stream's or the store's own error.
+      throw (await refusalOf(floor)) ?? etcdFailure(cluster, err);
+    }
+    const summary = await download.summary;
+    return {
+      takenAt,
+      object,
+      etcd: {
+        revision,
+        totalSize: summary.dbBytes,
+        serverVersion: pinned.before.version || undefined,
+        storageVersion: summary.version || undefined,
+      },
+      kubernetesVersion: await kubernetesVersion,
+      resourceCounts: await counting,
+      ...((await floor) ? { revisionRegressionAllowed: await floor } : {}),
+    };
+  } finally {
+    download?.stream.destroy();
+    client.close();
+  }
 }
 
 /** A snapshot stream whose revision is known: Status before it and after its first message agree. */

@@ -9,7 +9,7 @@ import { etcdctl } from '../../src/etcd/commands';
 import { checkRunKey } from '../../src/run-key';
 import { withClusterNode } from '../../src/ssh/session';
 import type { ActivityDeps } from '../deps';
-import { cancellationSignal, whileHeartbeating } from '../heartbeat';
+import { cancellationSignal, whilePreparing } from '../heartbeat';
 import { checkRevisionFloor, refusalOf, type RevisionRegressionAllowed } from './revision-check';
 import { abortPreviousAttempt } from './stream-snapshot';
 import { streamCommand } from './upload';
@@ -62,117 +62,117 @@ export type StreamedWhileSaving =
 export function streamWhileSaving(deps: ActivityDeps) {
   return (input: StreamWhileSavingInput): Promise<StreamedWhileSaving> => {
     const signal = cancellationSignal();
-    return withClusterNode(
-      deps.config,
-      input.cluster,
-      undefined,
-      async (session) => {
-        const { cluster, node } = session;
-        const runDir = `${cluster.paths.workDir}/backups/${checkRunKey(input.runKey)}`;
-        const path = `${runDir}/snapshot.db`;
-        await abortPreviousAttempt(cluster, signal);
-        const onNode = input.compressOn === 'node' && input.compression !== 'none';
-        const remote = await session.stream(
-          followSnapshotCommand({
-            etcdctl: etcdctl(cluster),
-            runDir,
-            path,
-            compress: onNode ? nodeCompressCommand(input.compression) : undefined,
-            attempts: PIN_ATTEMPTS,
-          }),
-        );
-        let streaming = false;
-        try {
-          // Seconds when etcd is written to at every start (the last save finishes before the header says so).
-          const header = parseFollowHeader(
-            await whileHeartbeating(
-              () => ({ step: 'snapshot', path }),
-              () => readFirstLine(remote.stdout, signal),
-            ),
-          );
-          if (header.kind === 'file') return { streamed: false, why: 'an earlier attempt of this run left the whole file: it is uploaded' };
-          if (header.kind === 'failed') return { streamed: false, why: header.why };
-          if (header.kind === 'unpinned') {
-            return {
-              streamed: false,
-              why: `etcd was written to while each of ${header.attempts} snapshots started (revisions ${header.moves}): the file was taken first`,
-            };
-          }
-          streaming = true;
-          const takenAt = new Date().toISOString();
-          const { revision } = header;
-          if (!revisionBelow(1, revision)) {
-            throw ApplicationFailure.nonRetryable(
-              `etcd on node "${node.name}" is empty (revision ${revision}); refusing to store it as a backup`,
-              'EmptySnapshot',
+    return whilePreparing(
+      () => ({ step: 'snapshot' }),
+      () =>
+        withClusterNode(
+          deps.config,
+          input.cluster,
+          undefined,
+          async (session) => {
+            const { cluster, node } = session;
+            const runDir = `${cluster.paths.workDir}/backups/${checkRunKey(input.runKey)}`;
+            const path = `${runDir}/snapshot.db`;
+            await abortPreviousAttempt(cluster, signal);
+            const onNode = input.compressOn === 'node' && input.compression !== 'none';
+            const remote = await session.stream(
+              followSnapshotCommand({
+                etcdctl: etcdctl(cluster),
+                runDir,
+                path,
+                compress: onNode ? nodeCompressCommand(input.compression) : undefined,
+                attempts: PIN_ATTEMPTS,
+              }),
             );
-          }
-          const key = backupObjectKeys({
-            prefix: input.prefix,
-            cluster: cluster.name,
-            takenAt,
-            revision,
-            compression: input.compression,
-            encrypted: input.encryptionKeyId !== null,
-          }).snapshot;
-          // Below the floor the stream stops at once; otherwise the answer is awaited before completing. A refused
-          // snapshot's folder goes with it (etcdctl, still writing, then fails to rename; nothing is kept).
-          const floor = checkRevisionFloor(deps, cluster, revision, input.allowRevisionRegression === true, async () => {
-            await session.run(['rm', '-rf', '--', runDir], { allowFailure: true });
-          });
-          floor.catch(() => remote.close());
-          let object: StreamedObject;
-          try {
-            object = await streamCommand(
-              deps,
-              cluster,
-              remote,
-              { cluster: cluster.name, node: node.name, key, compression: input.compression, encryptionKeyId: input.encryptionKeyId },
-              {
-                arrivesCompressed: onNode,
-                etcdSnapshotFrom: `node "${node.name}"`,
-                beforeComplete: async (plainBytes) => {
-                  // The script exits 0 only when etcdctl did and renamed the whole file.
-                  await remote.done.catch((err: Error) => {
-                    throw ApplicationFailure.retryable(
-                      `etcdctl snapshot save on node "${node.name}" failed: ${err.message}`,
-                      'SnapshotFailed',
-                    );
-                  });
-                  const size = Number((await session.run(['stat', '-c', '%s', '--', path])).stdout.trim());
-                  if (size !== plainBytes) {
-                    throw ApplicationFailure.retryable(
-                      `${plainBytes} bytes of the snapshot arrived from node "${node.name}", its file has ${size}`,
-                      'TransferCorrupted',
-                    );
-                  }
-                  await floor;
-                },
-              },
-            );
-          } catch (err) {
-            // The floor's refusal is why the stream stopped; otherwise the stream's or the store's own error.
-            throw (await refusalOf(floor)) ?? err;
-          }
-          const regression = await floor;
-          return {
-            streamed: true,
-            node: node.name,
-            takenAt,
-            revision,
-            serverVersion: header.serverVersion,
-            pinAttempts: header.attempts,
-            object,
-            runDir,
-            path,
-            ...(regression ? { revisionRegressionAllowed: regression } : {}),
-          };
-        } finally {
-          // Not streaming: the script only said why and ended; its output was the header alone.
-          if (!streaming) remote.close();
-        }
-      },
-      { signal },
+            let streaming = false;
+            try {
+              // Seconds when etcd is written to at every start (the last save finishes before the header says so).
+              const header = parseFollowHeader(await readFirstLine(remote.stdout, signal));
+              if (header.kind === 'file')
+                return { streamed: false, why: 'an earlier attempt of this run left the whole file: it is uploaded' };
+              if (header.kind === 'failed') return { streamed: false, why: header.why };
+              if (header.kind === 'unpinned') {
+                return {
+                  streamed: false,
+                  why: `etcd was written to while each of ${header.attempts} snapshots started (revisions ${header.moves}): the file was taken first`,
+                };
+              }
+              streaming = true;
+              const takenAt = new Date().toISOString();
+              const { revision } = header;
+              if (!revisionBelow(1, revision)) {
+                throw ApplicationFailure.nonRetryable(
+                  `etcd on node "${node.name}" is empty (revision ${revision}); refusing to store it as a backup`,
+                  'EmptySnapshot',
+                );
+              }
+              const key = backupObjectKeys({
+                prefix: input.prefix,
+                cluster: cluster.name,
+                takenAt,
+                revision,
+                compression: input.compression,
+                encrypted: input.encryptionKeyId !== null,
+              }).snapshot;
+              // Below the floor the stream stops at once; otherwise the answer is awaited before completing. A refused
+              // snapshot's folder goes with it (etcdctl, still writing, then fails to rename; nothing is kept).
+              const floor = checkRevisionFloor(deps, cluster, revision, input.allowRevisionRegression === true, async () => {
+                await session.run(['rm', '-rf', '--', runDir], { allowFailure: true });
+              });
+              floor.catch(() => remote.close());
+              let object: StreamedObject;
+              try {
+                object = await streamCommand(
+                  deps,
+                  cluster,
+                  remote,
+                  { cluster: cluster.name, node: node.name, key, compression: input.compression, encryptionKeyId: input.encryptionKeyId },
+                  {
+                    arrivesCompressed: onNode,
+                    etcdSnapshotFrom: `node "${node.name}"`,
+                    beforeComplete: async (plainBytes) => {
+                      // The script exits 0 only when etcdctl did and renamed the whole file.
+                      await remote.done.catch((err: Error) => {
+                        throw ApplicationFailure.retryable(
+                          `etcdctl snapshot save on node "${node.name}" failed: ${err.message}`,
+                          'SnapshotFailed',
+                        );
+                      });
+                      const size = Number((await session.run(['stat', '-c', '%s', '--', path])).stdout.trim());
+                      if (size !== plainBytes) {
+                        throw ApplicationFailure.retryable(
+                          `${plainBytes} bytes of the snapshot arrived from node "${node.name}", its file has ${size}`,
+                          'TransferCorrupted',
+                        );
+                      }
+                      await floor;
+                    },
+                  },
+                );
+              } catch (err) {
+                // The floor's refusal is why the stream stopped; otherwise the stream's or the store's own error.
+                throw (await refusalOf(floor)) ?? err;
+              }
+              const regression = await floor;
+              return {
+                streamed: true,
+                node: node.name,
+                takenAt,
+                revision,
+                serverVersion: header.serverVersion,
+                pinAttempts: header.attempts,
+                object,
+                runDir,
+                path,
+                ...(regression ? { revisionRegressionAllowed: regression } : {}),
+              };
+            } finally {
+              // Not streaming: the script only said why and ended; its output was the header alone.
+              if (!streaming) remote.close();
+            }
+          },
+          { signal },
+        ),
     );
   };
 }

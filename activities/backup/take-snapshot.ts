@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { findCluster } from '../../src/config/load';
 import type { ActivityDeps } from '../deps';
-import { whileHeartbeating, cancellationSignal } from '../heartbeat';
+import { whileHeartbeating, whilePreparing, cancellationSignal } from '../heartbeat';
 import { checkRunKey } from '../../src/run-key';
 import type { RemoteResult } from '../../src/ssh/run';
 import { checkRevisionFloor, type RevisionRegressionAllowed } from './revision-check';
@@ -38,53 +38,63 @@ export interface SnapshotFile {
  */
 export function takeSnapshot(deps: ActivityDeps) {
   return (input: TakeSnapshotInput): Promise<SnapshotFile> =>
-    withSnapshotHost(
-      deps.config,
-      input.cluster,
-      undefined,
-      snapshotSourceOf(findCluster(deps.config, input.cluster)),
-      async (host) => {
-        const { cluster } = host;
-        const node = cluster.nodes[0];
-        const runDir = `${host.workDir}/backups/${checkRunKey(input.runKey)}`;
-        const path = `${runDir}/snapshot.db`;
-        const run = (argv: string[], allowFailure = false) => host.run(argv, { allowFailure });
-        const existing = await run(['test', '-s', path], true);
-        if (existing.code !== 0) {
-          // A short probe first: an untrusted client certificate (TLS 1.3 reports it after the handshake) or an
-          // unreachable etcd would otherwise keep snapshot save retrying for its whole 10-minute command timeout.
-          const probe = await run(host.etcdctl('--command-timeout=15s', 'endpoint', 'status', '-w', 'json'), true);
-          if (probe.code !== 0) throw snapshotFailure(host, 'cannot reach etcd', probe);
-          await run(['mkdir', '-p', '-m', '0700', runDir]);
-          const saved = await whileHeartbeating(
-            () => ({ step: 'snapshot', path }),
-            () => run(host.etcdctl('--command-timeout=600s', 'snapshot', 'save', path), true),
-          );
-          if (saved.code !== 0) throw snapshotFailure(host, 'etcdctl snapshot save failed', saved);
-        }
-        const status = await whileHeartbeating(
-          () => ({ step: 'snapshot status', path }),
-          () => checkSnapshotFile(host, path),
-        );
-        // Below the floor, etcd started over: the snapshot must never become the newest backup. The file is this
-        // run's own scratch copy, so it goes (a retry takes a new one).
-        const regression = await checkRevisionFloor(deps, cluster, status.revision, input.allowRevisionRegression === true, async () => {
-          await run(['rm', '-rf', '--', runDir]);
-        });
-        const stat = await run(['stat', '-c', '%s %Y', path]);
-        const [size, mtime] = stat.stdout.trim().split(' ').map(Number);
-        return {
-          node: node.name,
-          source: host.source,
-          runDir,
-          path,
-          takenAt: new Date(mtime * 1000).toISOString(),
-          sizeBytes: size,
-          status,
-          ...(regression ? { revisionRegressionAllowed: regression } : {}),
-        };
-      },
-      { signal: cancellationSignal() },
+    whilePreparing(
+      () => ({ step: 'snapshot' }),
+      () =>
+        withSnapshotHost(
+          deps.config,
+          input.cluster,
+          undefined,
+          snapshotSourceOf(findCluster(deps.config, input.cluster)),
+          async (host) => {
+            const { cluster } = host;
+            const node = cluster.nodes[0];
+            const runDir = `${host.workDir}/backups/${checkRunKey(input.runKey)}`;
+            const path = `${runDir}/snapshot.db`;
+            const run = (argv: string[], allowFailure = false) => host.run(argv, { allowFailure });
+            const existing = await run(['test', '-s', path], true);
+            if (existing.code !== 0) {
+              // A short probe first: an untrusted client certificate (TLS 1.3 reports it after the handshake) or an
+              // unreachable etcd would otherwise keep snapshot save retrying for its whole 10-minute command timeout.
+              const probe = await run(host.etcdctl('--command-timeout=15s', 'endpoint', 'status', '-w', 'json'), true);
+              if (probe.code !== 0) throw snapshotFailure(host, 'cannot reach etcd', probe);
+              await run(['mkdir', '-p', '-m', '0700', runDir]);
+              const saved = await whileHeartbeating(
+                () => ({ step: 'snapshot', path }),
+                () => run(host.etcdctl('--command-timeout=600s', 'snapshot', 'save', path), true),
+              );
+              if (saved.code !== 0) throw snapshotFailure(host, 'etcdctl snapshot save failed', saved);
+            }
+            const status = await whileHeartbeating(
+              () => ({ step: 'snapshot status', path }),
+              () => checkSnapshotFile(host, path),
+            );
+            // Below the floor, etcd started over: the snapshot must never become the newest backup. The file is this
+            // run's own scratch copy, so it goes (a retry takes a new one).
+            const regression = await checkRevisionFloor(
+              deps,
+              cluster,
+              status.revision,
+              input.allowRevisionRegression === true,
+              async () => {
+                await run(['rm', '-rf', '--', runDir]);
+              },
+            );
+            const stat = await run(['stat', '-c', '%s %Y', path]);
+            const [size, mtime] = stat.stdout.trim().split(' ').map(Number);
+            return {
+              node: node.name,
+              source: host.source,
+              runDir,
+              path,
+              takenAt: new Date(mtime * 1000).toISOString(),
+              sizeBytes: size,
+              status,
+              ...(regression ? { revisionRegressionAllowed: regression } : {}),
+            };
+          },
+          { signal: cancellationSignal() },
+        ),
     );
 }
 

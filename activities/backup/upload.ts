@@ -9,7 +9,7 @@ import { s3ClientFor } from '../../src/storage/s3-client';
 import { objectLockFor } from '../../src/storage/upload-stream';
 import { collectBufferGarbage } from '../../src/worker-memory';
 import type { ActivityDeps } from '../deps';
-import { cancellationSignal, throttledHeartbeat } from '../heartbeat';
+import { cancellationSignal, throttledHeartbeat, transferring, whilePreparing } from '../heartbeat';
 import { withClusterNode } from '../../src/ssh/session';
 import { withSnapshotHost, type ByteStream, type SnapshotSource } from '../../src/backup/snapshot-host';
 import { streamToS3, type StreamedObject } from '../../src/backup/stream-to-s3';
@@ -67,7 +67,7 @@ export async function streamCommand(
     let collectedAt = 0;
     let collections = 0;
     let plainBytes = 0;
-    storing = streamToS3({
+    const stream = streamToS3({
       s3,
       bucket: cluster.storage.bucket,
       key: input.key,
@@ -91,7 +91,8 @@ export async function streamCommand(
       etcdSnapshotFrom,
       signal,
     });
-    const [stored] = await Promise.all([storing, remote.done]);
+    storing = stream;
+    const [stored] = await transferring(() => Promise.all([stream, remote.done]));
     return stored;
   } catch (err) {
     // Stops the command and releases its channel (whatever it had still sent is thrown away), which also ends the
@@ -115,27 +116,31 @@ export async function streamCommand(
  */
 export function uploadSnapshot(deps: ActivityDeps) {
   return (input: UploadSnapshotInput): Promise<StreamedObject> =>
-    withSnapshotHost(
-      deps.config,
-      input.cluster,
-      input.node,
-      input.source ?? 'node',
-      async (host) => {
-        const onNode = input.compressOn === 'node' && input.compression !== 'none' && host.readCompressed;
-        const source = onNode ? await host.readCompressed!(input.path, input.compression) : await host.readFile(input.path);
-        const stored = await streamCommand(deps, host.cluster, source, input, {
-          arrivesCompressed: !!onNode,
-          etcdSnapshotFrom: host.label,
-        });
-        if (input.sizeBytes !== undefined && stored.plainSize !== input.sizeBytes) {
-          throw ApplicationFailure.retryable(
-            `${stored.plainSize} bytes of the snapshot arrived from ${host.label}, the file has ${input.sizeBytes}`,
-            'TransferCorrupted',
-          );
-        }
-        return stored;
-      },
-      { signal: cancellationSignal() },
+    whilePreparing(
+      () => ({ step: 'upload', key: input.key }),
+      () =>
+        withSnapshotHost(
+          deps.config,
+          input.cluster,
+          input.node,
+          input.source ?? 'node',
+          async (host) => {
+            const onNode = input.compressOn === 'node' && input.compression !== 'none' && host.readCompressed;
+            const source = onNode ? await host.readCompressed!(input.path, input.compression) : await host.readFile(input.path);
+            const stored = await streamCommand(deps, host.cluster, source, input, {
+              arrivesCompressed: !!onNode,
+              etcdSnapshotFrom: host.label,
+            });
+            if (input.sizeBytes !== undefined && stored.plainSize !== input.sizeBytes) {
+              throw ApplicationFailure.retryable(
+                `${stored.plainSize} bytes of the snapshot arrived from ${host.label}, the file has ${input.sizeBytes}`,
+                'TransferCorrupted',
+              );
+            }
+            return stored;
+          },
+          { signal: cancellationSignal() },
+        ),
     );
 }
 
@@ -148,41 +153,45 @@ export interface ControlPlaneArchive extends StreamedObject {
 /** tar of the PKI, the static-pod manifests, kubeadm's kubeconfigs and the kubelet's identity, streamed like the snapshot. */
 export function uploadControlPlaneFiles(deps: ActivityDeps) {
   return (input: UploadCommon): Promise<ControlPlaneArchive> =>
-    withClusterNode(
-      deps.config,
-      input.cluster,
-      input.node,
-      async (session) => {
-        const fixed = archiveSources(session.cluster);
-        const manifestsDir = session.cluster.paths.manifestsDir;
-        const listed = (await session.run(['ls', '-1', manifestsDir], { allowFailure: true })).stdout.split('\n');
-        const manifests: string[] = [];
-        for (const f of listed.filter((x) => /\.ya?ml$/.test(x)))
-          manifests.push((await session.run(['cat', `${manifestsDir}/${f}`], { allowFailure: true })).stdout);
-        const { extra, outside } = referencedSources(session.cluster, manifests, fixed);
-        const sources = [...fixed, ...extra];
-        // One round trip: the node prints which of the candidate paths exist (paths passed as arguments, not pasted).
-        const probe = await session.run([
-          'sh',
-          '-c',
-          'for p; do [ -e "$p" ] && printf "%s\\n" "$p"; done; true',
-          'sh',
-          ...sources.map((s) => `${s.dir}/${s.name}`),
-        ]);
-        const existing = new Set(probe.stdout.split('\n'));
-        const present = sources.filter((s) => existing.has(`${s.dir}/${s.name}`));
-        if (!present.some((s) => s.name === posix.basename(session.cluster.paths.pkiDir))) {
-          throw ApplicationFailure.nonRetryable(
-            `${session.cluster.paths.pkiDir} does not exist on node "${session.node.name}"; check paths.pkiDir`,
-            'PkiMissing',
-          );
-        }
-        const tarArgs = present.flatMap((s) => ['-C', s.dir, s.name]);
-        const listing = await session.run(['tar', '-cf', '/dev/null', '-v', ...tarArgs]);
-        const files = listing.stdout.split('\n').filter((f) => f && !f.endsWith('/'));
-        const stored = await streamCommand(deps, session.cluster, await session.stream(['tar', '-cf', '-', ...tarArgs]), input);
-        return { ...stored, files, notArchived: outside };
-      },
-      { signal: cancellationSignal() },
+    whilePreparing(
+      () => ({ step: 'control-plane files', key: input.key }),
+      () =>
+        withClusterNode(
+          deps.config,
+          input.cluster,
+          input.node,
+          async (session) => {
+            const fixed = archiveSources(session.cluster);
+            const manifestsDir = session.cluster.paths.manifestsDir;
+            const listed = (await session.run(['ls', '-1', manifestsDir], { allowFailure: true })).stdout.split('\n');
+            const manifests: string[] = [];
+            for (const f of listed.filter((x) => /\.ya?ml$/.test(x)))
+              manifests.push((await session.run(['cat', `${manifestsDir}/${f}`], { allowFailure: true })).stdout);
+            const { extra, outside } = referencedSources(session.cluster, manifests, fixed);
+            const sources = [...fixed, ...extra];
+            // One round trip: the node prints which of the candidate paths exist (paths passed as arguments, not pasted).
+            const probe = await session.run([
+              'sh',
+              '-c',
+              'for p; do [ -e "$p" ] && printf "%s\\n" "$p"; done; true',
+              'sh',
+              ...sources.map((s) => `${s.dir}/${s.name}`),
+            ]);
+            const existing = new Set(probe.stdout.split('\n'));
+            const present = sources.filter((s) => existing.has(`${s.dir}/${s.name}`));
+            if (!present.some((s) => s.name === posix.basename(session.cluster.paths.pkiDir))) {
+              throw ApplicationFailure.nonRetryable(
+                `${session.cluster.paths.pkiDir} does not exist on node "${session.node.name}"; check paths.pkiDir`,
+                'PkiMissing',
+              );
+            }
+            const tarArgs = present.flatMap((s) => ['-C', s.dir, s.name]);
+            const listing = await session.run(['tar', '-cf', '/dev/null', '-v', ...tarArgs]);
+            const files = listing.stdout.split('\n').filter((f) => f && !f.endsWith('/'));
+            const stored = await streamCommand(deps, session.cluster, await session.stream(['tar', '-cf', '-', ...tarArgs]), input);
+            return { ...stored, files, notArchived: outside };
+          },
+          { signal: cancellationSignal() },
+        ),
     );
 }

@@ -5,7 +5,7 @@ import type { StoredObject } from '../../src/backup/manifest';
 import type { RecoveryPlan } from '../../src/recovery/plan';
 import { s3ClientFor } from '../../src/storage/s3-client';
 import type { ActivityDeps } from '../deps';
-import { cancellationSignal, throttledHeartbeat } from '../heartbeat';
+import { cancellationSignal, throttledHeartbeat, transferring } from '../heartbeat';
 import { SHA256_SHELL } from '../../src/etcd/commands';
 import { restoreKubeletIdentity, type KubeletRestore } from './kubelet';
 import { onTarget, planManifest, type TargetSession } from './on-target';
@@ -17,18 +17,20 @@ async function streamObjectTo(deps: ActivityDeps, s: TargetSession, obj: StoredO
   const heartbeat = throttledHeartbeat();
   const remote = await s.stream(argv, 'to-node');
   try {
-    const [, stdout] = await Promise.all([
-      readStoredObject(
-        s3,
-        s.cluster.storage.bucket,
-        obj,
-        () => key,
-        remote.stdin,
-        (bytes) => heartbeat({ key: obj.key, bytes }),
-        cancellationSignal(),
-      ),
-      remote.done,
-    ]);
+    const [, stdout] = await transferring(() =>
+      Promise.all([
+        readStoredObject(
+          s3,
+          s.cluster.storage.bucket,
+          obj,
+          () => key,
+          remote.stdin,
+          (bytes) => heartbeat({ key: obj.key, bytes }),
+          cancellationSignal(),
+        ),
+        remote.done,
+      ]),
+    );
     return stdout;
   } catch (err) {
     remote.close();

@@ -7,7 +7,7 @@ import type { ClusterConfig } from '../../src/config/schema';
 import type { RecoveryPlan } from '../../src/recovery/plan';
 import { withSession, type NodeSession } from '../../src/ssh/session';
 import type { ActivityDeps } from '../deps';
-import { cancellationSignal } from '../heartbeat';
+import { cancellationSignal, whilePreparing } from '../heartbeat';
 import { targetNode } from './plan-recovery';
 
 export interface TargetSession extends NodeSession {
@@ -18,7 +18,11 @@ export interface TargetSession extends NodeSession {
 export async function onTarget<T>(deps: ActivityDeps, plan: RecoveryPlan, body: (s: TargetSession) => Promise<T>): Promise<T> {
   const cluster = findCluster(deps.config, plan.cluster);
   const node = targetNode(cluster, plan.targetHostKey ? plan.host : plan.node, plan.targetHostKey);
-  return withSession(node, (s) => body({ ...s, cluster }), { signal: cancellationSignal() });
+  // A login and round trips of seconds each on a slow link: heartbeating, except while bytes flow (./fetch.ts).
+  return whilePreparing(
+    () => ({ step: 'on target', node: node.name }),
+    () => withSession(node, (s) => body({ ...s, cluster }), { signal: cancellationSignal() }),
+  );
 }
 
 /** Listening TCP ports on the node among `ports`. */

@@ -1,5 +1,5 @@
 import { HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { mkdtemp } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
@@ -12,7 +12,9 @@ import { fillEtcd } from '../../sandbox/fill';
 import { startTestWorker } from '../support/worker';
 import { backupCluster } from '../../workflows';
 import { streamToS3 } from '../../src/backup/stream-to-s3';
+import type { WorkflowHandle } from '@temporalio/client';
 import { withSession, type NodeSession } from '../../src/ssh/session';
+import { slowLink } from '../support/slow-link';
 
 /** Waits until the bucket shows a multipart upload in progress: the moment the backup is mid-transfer. */
 async function uploadInProgress(s3: S3Client, bucket: string): Promise<void> {
@@ -39,6 +41,24 @@ const settled = (p: Promise<unknown>) =>
     () => 'resolved',
     () => 'rejected',
   );
+
+/**
+ * The first activity of the workflow that had to be retried (its step and why the attempt before failed), looked for
+ * until `running` settles. Attempts before the last are not in the history: they are read from the pending activities.
+ */
+async function firstRetry(handle: WorkflowHandle, running: Promise<unknown>): Promise<string | undefined> {
+  let settled = false;
+  void running.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  while (!settled) {
+    const retried = ((await handle.describe()).raw.pendingActivities ?? []).find((a) => (a.attempt ?? 1) > 1);
+    if (retried) return `${retried.activityType?.name} at attempt ${retried.attempt}: ${retried.lastFailure?.message}`;
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+  return undefined;
+}
 
 async function objectsUnder(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
   return ((await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }))).Contents ?? []).map((o) => o.Key!).sort();
@@ -108,6 +128,67 @@ describe('backups survive faults mid-upload', () => {
       await worker.stop();
     }
   });
+
+  // Issue 26 (docs/soak.md, "stuck"): before its first byte the control-plane archive makes about a dozen SSH round
+  // trips (login, ls, cat, probe, tar listing); on a link where each takes seconds, an activity that heartbeated only
+  // on bytes was timed out at every attempt. Direct mode: the 160 MiB snapshot comes from etcd, not through the slow link.
+  it('completes at its first attempt when the SSH round trips before the first byte outlast the heartbeat timeout', async () => {
+    const certs = await mkdtemp(join(tmpdir(), 'lifeboat-slow-certs-'));
+    for (const f of ['ca.crt', 'healthcheck-client.crt', 'healthcheck-client.key'])
+      await copyFile(cluster.controlPlane.path(`/etc/kubernetes/pki/etcd/${f}`), join(certs, f));
+    const bin = cluster.binaries.etcd['3.6'];
+    const config = withBackup(cluster, { encryptionKey: 'k1', compression: 'none' }, storage);
+    const direct = {
+      endpoints: [`https://${cluster.controlPlane.ip}:2379`],
+      caFile: join(certs, 'ca.crt'),
+      certFile: join(certs, 'healthcheck-client.crt'),
+      keyFile: join(certs, 'healthcheck-client.key'),
+      etcdctl: join(bin, 'etcdctl'),
+      etcdutl: join(bin, 'etcdutl'),
+      workDir: await mkdtemp(join(tmpdir(), 'lifeboat-slow-work-')),
+    };
+    // 2 s more per round trip: the SSH login (about 6 of them) stays within its 20 s ready timeout.
+    const link = await slowLink(cluster.controlPlane.ip, 22, 1_000);
+    const node = { ...config.nodes[0], host: '127.0.0.1', port: link.port };
+    let handle: WorkflowHandle<typeof backupCluster> | undefined;
+    const worker = await startTestWorker([{ ...config, nodes: [node], etcd: { ...config.etcd, direct } }], {
+      encryptionKeys: { k1: { file: key.path } },
+    }).catch(async (err: unknown) => {
+      await link.close();
+      throw err;
+    });
+    try {
+      handle = await worker.client.workflow.start(backupCluster, {
+        taskQueue: worker.taskQueue,
+        workflowId: `faults-slow-ssh-${Date.now()}`,
+        args: [{ cluster: 'faults' }],
+      });
+      const running = handle.result();
+      running.catch(() => undefined);
+      expect(await firstRetry(handle, running)).toBeUndefined();
+      const result = await running;
+      expect(await objectsUnder(s3, 'faults', result.snapshotKey.replace(/\.db.*$/, ''))).toEqual(
+        [result.snapshotKey, result.controlPlaneFilesKey, result.manifestKey].sort(),
+      );
+      const events = (await handle.fetchHistory()).events ?? [];
+      const attempts = events.flatMap((e) => (e.activityTaskStartedEventAttributes ? [e.activityTaskStartedEventAttributes.attempt] : []));
+      expect(attempts.length).toBeGreaterThan(0);
+      expect(attempts.filter((a) => a !== 1)).toEqual([]);
+      // The link was slow enough: the archive's step outlasted the 30 s heartbeat timeout.
+      const archive = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'uploadControlPlaneFiles');
+      const done = events.find(
+        (e) => e.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() === archive?.eventId?.toString(),
+      );
+      const seconds = (e: typeof archive) => Number(e?.eventTime?.seconds ?? 0);
+      expect(seconds(done) - seconds(archive)).toBeGreaterThan(30);
+    } finally {
+      // Failed: its retries would otherwise go on after the worker stops.
+      await handle?.terminate('test over').catch(() => undefined);
+      await worker.stop();
+      await link.close();
+      await Promise.all([certs, direct.workDir].map((d) => rm(d, { recursive: true, force: true })));
+    }
+  }, 120_000);
 
   // The activity's own streams, without the worker around them: an upload that stops while the node is still
   // sending must end at once and release the SSH channel. (Since Node 22 stream.pipeline waits for every stream to
