@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { findCluster } from '../../src/config/load';
 import type { ActivityDeps } from '../deps';
-import { whileHeartbeating, whilePreparing, cancellationSignal } from '../heartbeat';
+import { whilePreparing, cancellationSignal } from '../heartbeat';
 import { checkRunKey } from '../../src/run-key';
 import type { RemoteResult } from '../../src/ssh/run';
 import { checkRevisionFloor, type RevisionRegressionAllowed } from './revision-check';
@@ -59,16 +59,10 @@ export function takeSnapshot(deps: ActivityDeps) {
               const probe = await run(host.etcdctl('--command-timeout=15s', 'endpoint', 'status', '-w', 'json'), true);
               if (probe.code !== 0) throw snapshotFailure(host, 'cannot reach etcd', probe);
               await run(['mkdir', '-p', '-m', '0700', runDir]);
-              const saved = await whileHeartbeating(
-                () => ({ step: 'snapshot', path }),
-                () => run(host.etcdctl('--command-timeout=600s', 'snapshot', 'save', path), true),
-              );
+              const saved = await run(host.etcdctl('--command-timeout=600s', 'snapshot', 'save', path), true);
               if (saved.code !== 0) throw snapshotFailure(host, 'etcdctl snapshot save failed', saved);
             }
-            const status = await whileHeartbeating(
-              () => ({ step: 'snapshot status', path }),
-              () => checkSnapshotFile(host, path),
-            );
+            const status = await checkSnapshotFile(host, path);
             // Below the floor, etcd started over: the snapshot must never become the newest backup. The file is this
             // run's own scratch copy, so it goes (a retry takes a new one).
             const regression = await checkRevisionFloor(
