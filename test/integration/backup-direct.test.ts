@@ -2,9 +2,9 @@ import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { WorkflowFailedError, type ApplicationFailure } from '@temporalio/client';
 import { execFile } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { readManifest } from '../../src/backup/catalog';
 import { readStoredObject } from '../../src/backup/read-object';
@@ -13,7 +13,7 @@ import type { ClusterConfig } from '../../src/config/schema';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { etcdctlArgs } from '../../sandbox/control-plane';
 import { minioClient, minioStorage } from '../support/bed';
-import { keyFile, runBackup, withBackup } from '../support/backups';
+import { directModeOf, keyFile, runBackup, withBackup } from '../support/backups';
 import { drillReportOf } from '../support/drills';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 
@@ -40,20 +40,9 @@ describe('backup in direct mode (worker -> etcd 3.5 over TLS)', () => {
     for (let i = 0; i < 7; i++)
       await cluster.controlPlane.exec(['etcdctl', ...etcdctlArgs(), 'put', `/registry/configmaps/default/cm-${i}`, `v${i}`]);
     // The worker's own copy of a client certificate, as an operator would install it next to the worker.
-    const certs = await mkdtemp(join(tmpdir(), 'lifeboat-direct-certs-'));
-    for (const f of ['ca.crt', 'healthcheck-client.crt', 'healthcheck-client.key'])
-      await copyFile(cluster.controlPlane.path(`/etc/kubernetes/pki/etcd/${f}`), join(certs, f));
-    workDir = await mkdtemp(join(tmpdir(), 'lifeboat-direct-work-'));
-    const bin = cluster.binaries.etcd['3.5'];
-    const direct = {
-      endpoints: [`https://${cluster.controlPlane.ip}:2379`],
-      caFile: join(certs, 'ca.crt'),
-      certFile: join(certs, 'healthcheck-client.crt'),
-      keyFile: join(certs, 'healthcheck-client.key'),
-      etcdctl: join(bin, 'etcdctl'),
-      etcdutl: join(bin, 'etcdutl'),
-      workDir,
-    };
+    const direct = await directModeOf(cluster, '3.5');
+    workDir = direct.workDir;
+    const certs = dirname(direct.caFile);
     config = withBackup(cluster, { encryptionKey: 'k1', compression: 'none' });
     config = { ...config, etcd: { ...config.etcd, direct } };
     // A second cluster entry with a client key that etcd's CA never signed.
@@ -90,7 +79,7 @@ describe('backup in direct mode (worker -> etcd 3.5 over TLS)', () => {
     drillScratch = await mkdtemp(join(tmpdir(), 'lifeboat-direct-drill-'));
     worker = await startTestWorker([config, badCerts, noBucket, noEtcdctl], {
       encryptionKeys: { k1: { file: key.path } },
-      drill: { scratchDir: drillScratch, etcd: { '3.5': bin }, startTimeout: '90s' },
+      drill: { scratchDir: drillScratch, etcd: { '3.5': cluster.binaries.etcd['3.5'] }, startTimeout: '90s' },
     });
   });
   afterAll(async () => {

@@ -1,13 +1,13 @@
 import { HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { serverBinaries } from '../../src/devserver/binaries';
 import { startMinio, type MinioServer } from '../../sandbox/minio';
 import { waitFor } from '../../src/devserver/processes';
 import type { StorageConfig } from '../../src/config/schema';
-import { keyFile, withBackup } from '../support/backups';
+import { directModeOf, keyFile, withBackup } from '../support/backups';
 import { fillEtcd } from '../../sandbox/fill';
 import { startTestWorker } from '../support/worker';
 import { backupCluster } from '../../workflows';
@@ -133,20 +133,8 @@ describe('backups survive faults mid-upload', () => {
   // trips (login, ls, cat, probe, tar listing); on a link where each takes seconds, an activity that heartbeated only
   // on bytes was timed out at every attempt. Direct mode: the 160 MiB snapshot comes from etcd, not through the slow link.
   it('completes at its first attempt when the SSH round trips before the first byte outlast the heartbeat timeout', async () => {
-    const certs = await mkdtemp(join(tmpdir(), 'lifeboat-slow-certs-'));
-    for (const f of ['ca.crt', 'healthcheck-client.crt', 'healthcheck-client.key'])
-      await copyFile(cluster.controlPlane.path(`/etc/kubernetes/pki/etcd/${f}`), join(certs, f));
-    const bin = cluster.binaries.etcd['3.6'];
     const config = withBackup(cluster, { encryptionKey: 'k1', compression: 'none' }, storage);
-    const direct = {
-      endpoints: [`https://${cluster.controlPlane.ip}:2379`],
-      caFile: join(certs, 'ca.crt'),
-      certFile: join(certs, 'healthcheck-client.crt'),
-      keyFile: join(certs, 'healthcheck-client.key'),
-      etcdctl: join(bin, 'etcdctl'),
-      etcdutl: join(bin, 'etcdutl'),
-      workDir: await mkdtemp(join(tmpdir(), 'lifeboat-slow-work-')),
-    };
+    const direct = await directModeOf(cluster, '3.6');
     // 2 s more per round trip: the SSH login (about 6 of them) stays within its 20 s ready timeout.
     const link = await slowLink(cluster.controlPlane.ip, 22, 1_000);
     const node = { ...config.nodes[0], host: '127.0.0.1', port: link.port };
@@ -186,7 +174,7 @@ describe('backups survive faults mid-upload', () => {
       await handle?.terminate('test over').catch(() => undefined);
       await worker.stop();
       await link.close();
-      await Promise.all([certs, direct.workDir].map((d) => rm(d, { recursive: true, force: true })));
+      await Promise.all([dirname(direct.caFile), direct.workDir].map((d) => rm(d, { recursive: true, force: true })));
     }
   }, 120_000);
 

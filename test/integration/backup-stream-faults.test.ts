@@ -1,7 +1,4 @@
 import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
-import { copyFile, mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { fillEtcd } from '../../sandbox/fill';
@@ -13,7 +10,7 @@ import { waitFor } from '../../src/devserver/processes';
 import type { EtcdClient } from '../../src/etcd/grpc/client';
 import type { SnapshotResponse } from '../../src/etcd/grpc/proto';
 import { backupCluster } from '../../workflows';
-import { keyFile, runBackup, withBackup } from '../support/backups';
+import { directModeOf, keyFile, runBackup, withBackup } from '../support/backups';
 import { failureOf } from '../support/failures';
 import { minioClient, minioStorage } from '../support/bed';
 import { startTestWorker, type RunningWorker } from '../support/worker';
@@ -42,25 +39,13 @@ describe('a streamed snapshot that breaks, is cut short or altered stores nothin
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
     cluster = await createSandboxCluster({ name: 'sfaults', etcdLine: '3.6', withApiserver: false, storage: minioStorage(BUCKET) });
     await fillEtcd(cluster, 120, 1024 * 1024);
-    const certs = await mkdtemp(join(tmpdir(), 'lifeboat-sfaults-certs-'));
-    for (const f of ['ca.crt', 'healthcheck-client.crt', 'healthcheck-client.key'])
-      await copyFile(cluster.controlPlane.path(`/etc/kubernetes/pki/etcd/${f}`), join(certs, f));
-    const bin = cluster.binaries.etcd['3.6'];
     const key = await keyFile();
     let config: ClusterConfig = withBackup(cluster, { encryptionKey: 'k1' });
     config = {
       ...config,
       etcd: {
         ...config.etcd,
-        direct: {
-          endpoints: [`https://${cluster.controlPlane.ip}:2379`],
-          caFile: join(certs, 'ca.crt'),
-          certFile: join(certs, 'healthcheck-client.crt'),
-          keyFile: join(certs, 'healthcheck-client.key'),
-          etcdctl: join(bin, 'etcdctl'),
-          etcdutl: join(bin, 'etcdutl'),
-          workDir: await mkdtemp(join(tmpdir(), 'lifeboat-sfaults-work-')),
-        },
+        direct: await directModeOf(cluster, '3.6'),
       },
     };
     // The worker's real client to the sandbox's etcd, with its snapshot stream passed through `damage` when armed.

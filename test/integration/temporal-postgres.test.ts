@@ -1,8 +1,5 @@
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
-import { copyFile, mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load';
 import { serverBinaries } from '../../src/devserver/binaries';
 import { temporalTarget } from '../../src/temporal/connection';
@@ -10,7 +7,7 @@ import { OUTCOME } from '../../src/temporal/search-attributes';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { etcdctlArgs } from '../../sandbox/control-plane';
 import { minioClient, minioStorage } from '../support/bed';
-import { keyFile, runBackup, withBackup } from '../support/backups';
+import { directModeOf, keyFile, runBackup, withBackup } from '../support/backups';
 import { runCli } from '../support/cli';
 import { registerNamespace, startTemporalOnPostgres, type TemporalOnPostgres } from '../support/temporal-postgres';
 import { startTestWorker, type RunningWorker } from '../support/worker';
@@ -53,20 +50,8 @@ describe('a real Temporal server on PostgreSQL', () => {
     for (let i = 0; i < 3; i++)
       await cluster.controlPlane.exec(['etcdctl', ...etcdctlArgs(), 'put', `/registry/configmaps/default/cm-${i}`, `v${i}`]);
     // Direct mode, the cheapest real backup: the worker streams etcd's snapshot with its own etcdctl.
-    const certs = await mkdtemp(join(tmpdir(), 'lifeboat-pg-certs-'));
-    for (const f of ['ca.crt', 'healthcheck-client.crt', 'healthcheck-client.key'])
-      await copyFile(cluster.controlPlane.path(`/etc/kubernetes/pki/etcd/${f}`), join(certs, f));
-    const bin = cluster.binaries.etcd['3.5'];
     const config = withBackup(cluster, { encryptionKey: 'k1', compression: 'none' });
-    const direct = {
-      endpoints: [`https://${cluster.controlPlane.ip}:2379`],
-      caFile: join(certs, 'ca.crt'),
-      certFile: join(certs, 'healthcheck-client.crt'),
-      keyFile: join(certs, 'healthcheck-client.key'),
-      etcdctl: join(bin, 'etcdctl'),
-      etcdutl: join(bin, 'etcdutl'),
-      workDir: await mkdtemp(join(tmpdir(), 'lifeboat-pg-work-')),
-    };
+    const direct = await directModeOf(cluster, '3.5');
     const target = await temporalTarget(parseConfig({ temporal: { address: temporal.address } }, 'test config'), {});
     worker = await startTestWorker(
       [{ ...config, etcd: { ...config.etcd, direct } }],

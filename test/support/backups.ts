@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
@@ -25,6 +25,26 @@ export function withBackup(cluster: SandboxCluster, backup: Record<string, unkno
     storage: storage ?? cluster.config.storage,
     backup: { ...cluster.config.backup, ...backup },
   });
+}
+
+/**
+ * Direct mode against a sandbox cluster, as an operator sets it up next to the worker: its own copy of etcd's
+ * healthcheck client certificate, the etcdctl/etcdutl of `line`, and a work dir of its own.
+ */
+export async function directModeOf(cluster: SandboxCluster, line: '3.5' | '3.6'): Promise<NonNullable<ClusterConfig['etcd']['direct']>> {
+  const certs = await mkdtemp(join(tmpdir(), 'lifeboat-direct-certs-'));
+  for (const f of ['ca.crt', 'healthcheck-client.crt', 'healthcheck-client.key'])
+    await copyFile(cluster.controlPlane.path(`/etc/kubernetes/pki/etcd/${f}`), join(certs, f));
+  const bin = cluster.binaries.etcd[line];
+  return {
+    endpoints: [`https://${cluster.controlPlane.ip}:2379`],
+    caFile: join(certs, 'ca.crt'),
+    certFile: join(certs, 'healthcheck-client.crt'),
+    keyFile: join(certs, 'healthcheck-client.key'),
+    etcdctl: join(bin, 'etcdctl'),
+    etcdutl: join(bin, 'etcdutl'),
+    workDir: await mkdtemp(join(tmpdir(), 'lifeboat-direct-work-')),
+  };
 }
 
 export async function runBackup(
