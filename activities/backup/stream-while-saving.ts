@@ -7,6 +7,7 @@ import { nodeCompressCommand, type CompressOn } from '../../src/backup/codec';
 import { followSnapshotCommand, parseFollowHeader, readFirstLine } from '../../src/backup/follow-snapshot';
 import { etcdctl } from '../../src/etcd/commands';
 import { checkRunKey } from '../../src/run-key';
+import { RemoteCommandError } from '../../src/ssh/run';
 import { withClusterNode } from '../../src/ssh/session';
 import type { ActivityDeps } from '../deps';
 import { cancellationSignal, whilePreparing } from '../heartbeat';
@@ -87,7 +88,16 @@ export function streamWhileSaving(deps: ActivityDeps) {
             let streaming = false;
             try {
               // Seconds when etcd is written to at every start (the last save finishes before the header says so).
-              const header = parseFollowHeader(await readFirstLine(remote.stdout, signal));
+              const line = await readFirstLine(remote.stdout, signal);
+              // No header: the script failed before it could say which way it went (etcd sent nothing in time, ...).
+              if (line === '') {
+                const ended = await remote.done.then(
+                  () => new Error('it printed nothing'),
+                  (err: unknown) => err,
+                );
+                throw saveFailed(node.name, ended);
+              }
+              const header = parseFollowHeader(line);
               if (header.kind === 'file')
                 return { streamed: false, why: 'an earlier attempt of this run left the whole file: it is uploaded' };
               if (header.kind === 'failed') return { streamed: false, why: header.why };
@@ -132,11 +142,8 @@ export function streamWhileSaving(deps: ActivityDeps) {
                     etcdSnapshotFrom: `node "${node.name}"`,
                     beforeComplete: async (plainBytes) => {
                       // The script exits 0 only when etcdctl did and renamed the whole file.
-                      await remote.done.catch((err: Error) => {
-                        throw ApplicationFailure.retryable(
-                          `etcdctl snapshot save on node "${node.name}" failed: ${err.message}`,
-                          'SnapshotFailed',
-                        );
+                      await remote.done.catch((err: unknown) => {
+                        throw saveFailed(node.name, err);
                       });
                       const size = Number((await session.run(['stat', '-c', '%s', '--', path])).stdout.trim());
                       if (size !== plainBytes) {
@@ -151,7 +158,8 @@ export function streamWhileSaving(deps: ActivityDeps) {
                 );
               } catch (err) {
                 // The floor's refusal is why the stream stopped; otherwise the stream's or the store's own error.
-                throw (await refusalOf(floor)) ?? err;
+                // The node's script failing first (etcdctl's exit) is said in its own words, not with the whole script.
+                throw (await refusalOf(floor)) ?? (err instanceof RemoteCommandError ? saveFailed(node.name, err) : err);
               }
               const regression = await floor;
               return {
@@ -175,4 +183,10 @@ export function streamWhileSaving(deps: ActivityDeps) {
         ),
     );
   };
+}
+
+/** The node's script failed: a retry starts over. Said in the script's own words, not its command line (the script). */
+function saveFailed(nodeName: string, err: unknown): ApplicationFailure {
+  const why = err instanceof RemoteCommandError ? err.outcome : err instanceof Error ? err.message : String(err);
+  return ApplicationFailure.retryable(`etcdctl snapshot save on node "${nodeName}" failed: ${why}`, 'SnapshotFailed');
 }

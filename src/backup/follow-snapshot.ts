@@ -3,6 +3,12 @@ import { toRevision, type Revision } from '../etcd/revision';
 import { command } from '../ssh/quote';
 
 /**
+ * etcd starts sending a snapshot within milliseconds, whatever its size (it opens a read transaction and copies from
+ * it); 15 s without a byte is etcd gone, not a slow start (a stopped node's load would not stall it that long).
+ */
+export const FIRST_BYTES_WITHIN_S = 15;
+
+/**
  * SSH mode's snapshot, uploaded while etcd writes it. etcdctl has no streaming save: `snapshot save` writes
  * `<file>.part` and renames it once whole. The node runs it in the background and reads the `.part` file as it grows
  * (`tail -f --pid`, which reads what is left once etcdctl has exited, and follows the file through its rename; a
@@ -18,7 +24,9 @@ import { command } from '../ssh/quote';
  * it again, up to `attempts` times; a cluster written to every time is not refused but backed up the older way: the
  * last save finishes into the file, and the worker uploads the file once its status has been read.
  *
- * The first line on stdout says which way it went (FollowHeader); the snapshot's bytes follow it.
+ * The first line on stdout says which way it went (FollowHeader); the snapshot's bytes follow it. No byte from etcd
+ * within `firstBytesWithinSeconds` of a start: etcdctl is stopped and the script exits 3 without a header, its
+ * stderr saying so (the attempt fails and its retry starts over).
  */
 export function followSnapshotCommand(o: {
   /** etcdctl with its endpoint and client certificates, as the node runs it. */
@@ -28,8 +36,11 @@ export function followSnapshotCommand(o: {
   /** The node's compressor reading stdin (e.g. zstd -q -c -1), or none: the raw bytes go out. */
   compress?: readonly string[];
   attempts: number;
+  /** How long etcdctl may wait for etcd's first bytes before the script stops it and fails (FIRST_BYTES_WITHIN_S). */
+  firstBytesWithinSeconds?: number;
 }): string[] {
   const etcdctl = command(o.etcdctl);
+  const firstBytesWithin = Math.max(1, Math.ceil(o.firstBytesWithinSeconds ?? FIRST_BYTES_WITHIN_S));
   const compress = o.compress?.length ? ` | ${command(o.compress)}` : '';
   const script = `
 dir=$1 path=$2 part=$2.part log=$2.log
@@ -53,7 +64,17 @@ while :; do
   ${etcdctl} --command-timeout=600s snapshot save "$path" >>"$log" 2>&1 &
   pid=$!
   echo "$pid" >"$dir/save.pid"
-  while [ ! -s "$part" ] && [ ! -s "$path" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.005; done
+  # etcd sends its first bytes within milliseconds of the start. etcd that dies (or stops) as the save starts leaves
+  # etcdctl waiting out its whole command timeout before a byte: stop it, say so, and fail (the retry starts over).
+  deadline=$(($(date +%s) + ${firstBytesWithin}))
+  while [ ! -s "$part" ] && [ ! -s "$path" ] && kill -0 "$pid" 2>/dev/null; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+      echo "etcd did not start sending the snapshot within ${firstBytesWithin} s of etcdctl snapshot save starting (etcd down, restarting or stopped?): etcdctl stopped" >&2
+      tail -n 5 "$log" >&2; exit 3
+    fi
+    sleep 0.005
+  done
   after=$(status)
   rb=$(printf '%s\\n' "$before" | field Revision)
   ra=$(printf '%s\\n' "$after" | field Revision)

@@ -8,14 +8,18 @@ export interface RemoteResult {
 }
 
 export class RemoteCommandError extends Error {
+  /** How it ended, in the command's own words: its exit code and last lines of output (not its command line). */
+  readonly outcome: string;
   constructor(
     readonly nodeName: string,
     readonly commandLine: string,
     readonly result: RemoteResult,
   ) {
     const detail = (result.stderr.trim() || result.stdout.trim()).split('\n').slice(-5).join(' | ');
-    super(`on node "${nodeName}": \`${commandLine}\` exited ${result.code}: ${detail || '(no output)'}`);
+    const outcome = `exited ${result.code}: ${detail || '(no output)'}`;
+    super(`on node "${nodeName}": \`${commandLine}\` ${outcome}`);
     this.name = 'RemoteCommandError';
+    this.outcome = outcome;
   }
 }
 

@@ -47,7 +47,9 @@ export async function streamOnNode(
       channel.stderr.on('data', (d: Buffer) => {
         if (stderr.length < 64 * 1024) stderr += d.toString('utf8');
       });
+      let connectionLost: (err: Error) => void = () => undefined;
       const done = new Promise<string>((res, rej) => {
+        connectionLost = rej;
         let code: number | null = null;
         channel.on('exit', (c: number | null) => {
           code = c;
@@ -73,7 +75,12 @@ export async function streamOnNode(
       });
       // Throw away whatever arrives from now on: the channel then ends, ssh2 emits 'close' and `done` settles.
       const discard = () => {
-        channel.close();
+        try {
+          channel.close();
+        } catch {
+          // The connection is gone: ssh2 throws on writing to it ("Instance unusable"), and there is nothing to close.
+          // Thrown from a stream's destroy(), it left that stream never closing, and the pipeline around it hung.
+        }
         channel.unpipe();
         channel.resume();
       };
@@ -96,7 +103,28 @@ export async function streamOnNode(
         channel.on('error', (e: Error) => out.destroy(e));
         output = out;
       }
-      resolve({ stdout: output, stdin, done, close: () => (output === channel ? discard() : output.destroy()) });
+      // A connection that dies (the node's sshd killed, a keepalive timeout) ends ssh2's channels as if the command had
+      // ended, or not at all when one is paused: fail the transfer at once, and say why.
+      const onConnectionLost = () => {
+        const err = new Error(`the SSH connection to node "${nodeName}" closed while the command ran`);
+        connectionLost(err);
+        if (output !== channel) output.destroy(err);
+        stdin.destroy(err);
+      };
+      // Whoever reads or writes them sees that error; with nobody attached yet it must not be an unhandled 'error'
+      // event, which would end the worker's process.
+      if (output !== channel) output.on('error', () => undefined);
+      stdin.on('error', () => undefined);
+      connection.once('close', onConnectionLost);
+      connection.once('end', onConnectionLost);
+      channel.once('close', () => {
+        connection.off('close', onConnectionLost);
+        connection.off('end', onConnectionLost);
+      });
+      // Destroyed with an error: a pipeline whose source had already ended (the command exited, its last bytes not yet
+      // read) and is then destroyed without one never settles (Node 24), and the attempt waited on it forever.
+      const close = () => (output === channel ? discard() : output.destroy(new Error(`the transfer from node "${nodeName}" was stopped`)));
+      resolve({ stdout: output, stdin, done, close });
     });
   });
 }

@@ -1,4 +1,8 @@
 import { CreateBucketCommand, ListMultipartUploadsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { fillEtcd } from '../../sandbox/fill';
@@ -140,6 +144,83 @@ describe('a streamed snapshot that breaks, is cut short or altered stores nothin
     const attempts = await backupThroughFault('truncated', async () => undefined);
     expect(attempts.lastFailure).toMatch(/the stream ended after \d+ of \d+ bytes/);
   }, 300_000);
+
+  /**
+   * SSH mode reads etcdctl's file on the node as it grows (src/backup/follow-snapshot.ts): a save that dies or a
+   * session that drops mid-stream aborts the upload, and the retry stores one whole backup. Run before the wipe below.
+   */
+  describe('SSH mode, uploaded while etcdctl saves it', () => {
+    let sshWorker: RunningWorker;
+    beforeAll(async () => {
+      sshWorker = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1', streamWhileSaving: true })], {
+        encryptionKeys: { k1: { file: (await keyFile()).path } },
+      });
+    });
+    afterAll(() => sshWorker?.stop());
+
+    /** `fault` runs when `when` says: once the upload is under way, or once etcdctl's file exists (the save under way). */
+    async function sshBackupThroughFault(name: string, when: 'uploading' | 'saving', fault: () => Promise<void>) {
+      const before = await objects();
+      const workflowId = `sfaults-ssh-${name}-${Date.now()}`;
+      // etcd sends a snapshot in well under a second here: only a watcher on the node sees its save under way.
+      const saving =
+        when === 'saving'
+          ? cluster.controlPlane.exec([
+              'sh',
+              '-c',
+              'until ls "$1"/backups/*/snapshot.db.part >/dev/null 2>&1; do sleep 0.005; done',
+              'sh',
+              cluster.config.paths.workDir,
+            ])
+          : undefined;
+      const run = sshWorker.client.workflow.execute(backupCluster, {
+        taskQueue: sshWorker.taskQueue,
+        workflowId,
+        args: [{ cluster: 'sfaults' }],
+      });
+      run.catch(() => undefined);
+      if (saving) await saving;
+      else await waitFor('a multipart upload in progress', async () => (await unfinishedUploads()).length > 0, 120_000, 50);
+      await fault();
+      const result = await run;
+      expect(await unfinishedUploads()).toEqual([]);
+      expect((await objects()).filter((k) => !before.includes(k)).sort()).toEqual(
+        [result.snapshotKey, result.controlPlaneFilesKey, result.manifestKey].sort(),
+      );
+      const history = await sshWorker.client.workflow.getHandle(workflowId).fetchHistory();
+      const scheduled = history.events!.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'streamWhileSaving')!;
+      const started = history.events!.find(
+        (e) =>
+          e.activityTaskStartedEventAttributes &&
+          String(e.activityTaskStartedEventAttributes.scheduledEventId) === String(scheduled.eventId),
+      )!.activityTaskStartedEventAttributes!;
+      // The failed attempt ended too (it does not wait, open, for the worker to stop: a draining worker would).
+      await waitFor('no activity left running on the worker', async () => sshWorker.inFlightActivities() === 0, 10_000, 100);
+      return { result, attempt: started.attempt!, lastFailure: started.lastFailure?.message ?? '' };
+    }
+
+    it('etcd killed mid-stream: the save fails, the upload is aborted, the retry stores a whole snapshot', async () => {
+      const { attempt, lastFailure } = await sshBackupThroughFault('killed', 'saving', async () => {
+        const pids = (await cluster.controlPlane.pods()).flatMap((p) => (p.name.startsWith('etcd') ? p.containers.map((c) => c.pid) : []));
+        await cluster.controlPlane.exec(['kill', '-9', ...pids.filter(Boolean).map(String)]);
+      });
+      expect(attempt).toBeGreaterThan(1);
+      // Mid-stream etcdctl fails at once; before its first byte the node's script stops it within 15 s (not etcdctl's
+      // 10-minute command timeout). Either way the attempt fails in its own words, not on missed heartbeats.
+      expect(lastFailure).toMatch(/etcdctl snapshot save on node "cp1" failed: exited \d+: /);
+    }, 300_000);
+
+    it("the SSH session dropped mid-stream: the upload is aborted, the retry uploads the save's whole file", async () => {
+      const { result, attempt, lastFailure } = await sshBackupThroughFault('dropped', 'uploading', async () => {
+        const sshd = (await readFile(join(cluster.controlPlane.dir, 'sshd.pid'), 'utf8')).trim();
+        await promisify(execFile)('pkill', ['-KILL', '-P', sshd]);
+      });
+      expect(attempt).toBeGreaterThan(1);
+      expect(lastFailure).not.toBe('');
+      // The retry stopped the save its predecessor left running, or uploaded its file if it had finished.
+      expect(result.savedFirst ?? 'streamed').toMatch(/streamed|an earlier attempt of this run left the whole file/);
+    }, 300_000);
+  });
 
   it('etcd wiped: the snapshot is below the floor, the stream stops and nothing is stored', async () => {
     const floor = await runBackup(worker.client, worker.taskQueue, 'sfaults');

@@ -142,6 +142,37 @@ test('an etcd that does not answer: no stream, and why', async () => {
   expect(stderr()).toMatch(/connection refused|deadline|unavailable/i);
 }, 60_000);
 
+test('etcd gone as the save starts (no byte within the bound): etcdctl stopped, the script fails and says why', async () => {
+  // etcdctl as it is when etcd died under it: its empty .part file made, then waiting out its command timeout.
+  const stalled = join(dir, 'stalled-etcdctl');
+  await writeFile(
+    stalled,
+    `#!/bin/sh\ncase " $* " in *" snapshot save "*) for a; do last=$a; done; : >"$last.part"; exec sleep 600 ;; esac\nexec "$0.real" "$@"\n`,
+  );
+  await chmod(stalled, 0o755);
+  await run('ln', ['-sf', etcdctl[0], `${stalled}.real`]);
+  const runDir = join(dir, 'run-d');
+  const argv = followSnapshotCommand({
+    etcdctl: [stalled, ...etcdctl.slice(1)],
+    runDir,
+    path: join(runDir, 'snapshot.db'),
+    attempts: 8,
+    firstBytesWithinSeconds: 2,
+  });
+  const started = Date.now();
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  expect(await readFirstLine(child.stdout)).toBe('');
+  expect(await exited).toBe(3);
+  expect(Date.now() - started).toBeLessThan(10_000);
+  expect(stderr).toMatch(/etcd did not start sending the snapshot within 2 s of etcdctl snapshot save starting/);
+  // The stand-in for etcdctl was stopped, not left waiting.
+  const pid = (await readFile(join(runDir, 'save.pid'), 'utf8')).trim();
+  await expect(run('kill', ['-0', pid])).rejects.toThrow();
+}, 30_000);
+
 test('headers: each kind parsed, anything else refused', () => {
   expect(parseFollowHeader('lifeboat-snapshot streaming revision=9007199254740993 version=3.5.35 attempts=2')).toEqual({
     kind: 'streaming',

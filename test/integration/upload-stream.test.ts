@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { crc32 } from 'node:zlib';
+import { constants as zlibConstants, crc32, zstdCompressSync } from 'node:zlib';
 import { compositeChecksum, parseChecksum } from '../../src/storage/checksum';
 import { objectLockFor, uploadStream } from '../../src/storage/upload-stream';
 import { streamToS3 } from '../../src/backup/stream-to-s3';
@@ -174,6 +174,23 @@ describe('uploadStream (MinIO)', () => {
     ])('one %s is refused: nothing stored, the multipart aborted', async (name, bytes) => {
       await expect(store(name, bytes())).rejects.toThrow(/do not end with etcd's SHA-256 of them: cut short or altered/);
       await expect(head(name)).rejects.toMatchObject({ name: 'NotFound' });
+      expect(await unfinished()).toBe(0);
+    });
+
+    it('one compressed on the node and cut mid-frame (its session dropped) is refused: nothing stored, the multipart aborted', async () => {
+      const compressed = zstdCompressSync(snapshot, { params: { [zlibConstants.ZSTD_c_compressionLevel]: 1 } });
+      const cut = compressed.subarray(0, Math.floor(compressed.length * 0.7));
+      const stored = streamToS3({
+        s3,
+        bucket,
+        key: keyOf('cut-frame'),
+        source: chunked(cut),
+        compression: 'zstd',
+        arrivesCompressed: true,
+        encryption: { key: randomBytes(32), keyId: 'k1' },
+        etcdSnapshotFrom: 'the test',
+      });
+      await expect(stored).rejects.toThrow(/does not decode/);
       expect(await unfinished()).toBe(0);
     });
   });

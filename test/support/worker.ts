@@ -45,6 +45,8 @@ export interface RunningWorker {
   client: Client;
   taskQueue: string;
   config: Config;
+  /** Activities still running on this worker (a dead attempt that never ends shows here, and holds up stop()). */
+  inFlightActivities(): number;
   stop(): Promise<void>;
 }
 
@@ -77,6 +79,7 @@ export async function startTestWorker(
     client,
     taskQueue,
     config,
+    inFlightActivities: () => worker.getStatus().numInFlightActivities,
     async stop() {
       if (worker.getState() === 'RUNNING') worker.shutdown(); // stopping twice is not an error
       await running;
