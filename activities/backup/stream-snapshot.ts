@@ -86,20 +86,7 @@ async function streamed(deps: ActivityDeps, input: StreamSnapshotInput): Promise
     });
     download = pinned.download;
     const { revision, takenAt } = pinned;
-    if (!revisionBelow(1, revision)) {
-      throw ApplicationFailure.nonRetryable(
-        `etcd at ${client.endpoint} is empty (revision ${revision}); refusing to store it as a backup`,
-        'EmptySnapshot',
-      );
-    }
-    const key = backupObjectKeys({
-      prefix: input.prefix,
-      cluster: cluster.name,
-      takenAt,
-      revision,
-      compression: input.compression,
-      encrypted: input.encryptionKeyId !== null,
-    }).snapshot;
+    const key = streamedSnapshotKey(input, cluster.name, `etcd at ${client.endpoint}`, revision, takenAt);
     // In 1 MiB blocks, as a file read hands them out (src/backup/coalesce.ts); an error of etcd's stream ends it too.
     const stream = new Coalesce(BLOCK_BYTES);
     pipeline(download.stream, stream, () => undefined);
@@ -214,4 +201,28 @@ function etcdFailure(cluster: ClusterConfig, err: unknown): unknown {
       'SnapshotFailed',
     );
   return err;
+}
+
+/**
+ * The bucket key of a snapshot streamed as etcd sends it (named by its pinned revision before its first byte is
+ * stored); an empty etcd (revision 0 or 1: nothing ever written) is refused as a backup, naming `source`.
+ */
+export function streamedSnapshotKey(
+  input: Pick<StreamSnapshotInput, 'prefix' | 'compression' | 'encryptionKeyId'>,
+  cluster: string,
+  source: string,
+  revision: Revision,
+  takenAt: string,
+): string {
+  if (!revisionBelow(1, revision)) {
+    throw ApplicationFailure.nonRetryable(`${source} is empty (revision ${revision}); refusing to store it as a backup`, 'EmptySnapshot');
+  }
+  return backupObjectKeys({
+    prefix: input.prefix,
+    cluster,
+    takenAt,
+    revision,
+    compression: input.compression,
+    encrypted: input.encryptionKeyId !== null,
+  }).snapshot;
 }

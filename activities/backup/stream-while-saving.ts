@@ -1,7 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { Revision } from '../../src/etcd/revision';
-import { revisionBelow } from '../../src/etcd/revision';
-import { backupObjectKeys, type Compression } from '../../src/backup/object-keys';
+import type { Compression } from '../../src/backup/object-keys';
 import type { StreamedObject } from '../../src/backup/stream-to-s3';
 import { nodeCompressCommand, type CompressOn } from '../../src/backup/codec';
 import { followSnapshotCommand, parseFollowHeader, readFirstLine } from '../../src/backup/follow-snapshot';
@@ -12,7 +11,7 @@ import { withClusterNode } from '../../src/ssh/session';
 import type { ActivityDeps } from '../deps';
 import { cancellationSignal, whilePreparing } from '../heartbeat';
 import { checkRevisionFloor, refusalOf, type RevisionRegressionAllowed } from './revision-check';
-import { abortPreviousAttempt } from './stream-snapshot';
+import { abortPreviousAttempt, streamedSnapshotKey } from './stream-snapshot';
 import { streamCommand } from './upload';
 
 export interface StreamWhileSavingInput {
@@ -110,20 +109,7 @@ export function streamWhileSaving(deps: ActivityDeps) {
               streaming = true;
               const takenAt = new Date().toISOString();
               const { revision } = header;
-              if (!revisionBelow(1, revision)) {
-                throw ApplicationFailure.nonRetryable(
-                  `etcd on node "${node.name}" is empty (revision ${revision}); refusing to store it as a backup`,
-                  'EmptySnapshot',
-                );
-              }
-              const key = backupObjectKeys({
-                prefix: input.prefix,
-                cluster: cluster.name,
-                takenAt,
-                revision,
-                compression: input.compression,
-                encrypted: input.encryptionKeyId !== null,
-              }).snapshot;
+              const key = streamedSnapshotKey(input, cluster.name, `etcd on node "${node.name}"`, revision, takenAt);
               // Below the floor the stream stops at once; otherwise the answer is awaited before completing. A refused
               // snapshot's folder goes with it (etcdctl, still writing, then fails to rename; nothing is kept).
               const floor = checkRevisionFloor(deps, cluster, revision, input.allowRevisionRegression === true, async () => {
