@@ -47,12 +47,12 @@ const settled = (p: Promise<unknown>) =>
  * until `running` settles. Attempts before the last are not in the history: they are read from the pending activities.
  */
 async function firstRetry(handle: WorkflowHandle, running: Promise<unknown>): Promise<string | undefined> {
-  let settled = false;
+  let over = false;
   void running.then(
-    () => (settled = true),
-    () => (settled = true),
+    () => (over = true),
+    () => (over = true),
   );
-  while (!settled) {
+  while (!over) {
     const retried = ((await handle.describe()).raw.pendingActivities ?? []).find((a) => (a.attempt ?? 1) > 1);
     if (retried) return `${retried.activityType?.name} at attempt ${retried.attempt}: ${retried.lastFailure?.message}`;
     await new Promise((r) => setTimeout(r, 1_000));

@@ -1,6 +1,5 @@
 import { CreateBucketCommand, ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
 import { listObjects } from '../../src/backup/catalog';
 import { loadConfigFile } from '../../src/config/load';
 import type { Config } from '../../src/config/schema';
@@ -16,7 +15,7 @@ import { keyFile, withBackup } from '../support/backups';
 import { minioClient, minioStorage } from '../support/bed';
 import { runCli } from '../support/cli';
 import { workerProcess } from '../support/worker-process';
-import { identityOf } from '../support/kill';
+import { identityOf, startedActivity } from '../support/kill';
 
 /**
  * A fleet's workers as users run them, each its own process on one Temporal and one bucket: clusters routed by site
@@ -134,12 +133,7 @@ describe("a fleet: clusters routed to their site's workers, and a second worker 
       workflowId: `fleet-takeover-${Date.now()}`,
       args: [{ cluster: EAST }],
     });
-    const upload = async () =>
-      (await handle.describe()).raw.pendingActivities?.find(
-        (a) =>
-          a.activityType?.name === 'uploadSnapshot' &&
-          a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
-      );
+    const upload = () => startedActivity(handle, 'uploadSnapshot');
     const first = await waitFor('the upload to run', upload, 180_000, 50);
     await waitFor(
       'a multipart upload in progress',

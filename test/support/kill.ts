@@ -82,22 +82,26 @@ export class KillableWorker {
 }
 
 /** The workflow's pending `activity` while a worker runs it, as `describe` shows it; undefined otherwise. */
-async function startedActivity(handle: WorkflowHandle, activity: string) {
+export async function startedActivity(handle: WorkflowHandle, activity: string) {
   return (await handle.describe()).raw.pendingActivities?.find(
     (a) => a.activityType?.name === activity && a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
   );
 }
 
-/** The last recorded start of `activity` in a history: the worker that ran its final attempt, and when that attempt started. */
-function lastStarted(history: History, activity: string): { identity: string; at: number } {
+/** The started events of `activity` in a history, in order (each records the last attempt of its scheduling). */
+function startedEventsOf(history: History, activity: string) {
   const events = history.events ?? [];
   const scheduled = new Set(
     events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activity).map((e) => String(e.eventId)),
   );
-  const started = events.filter(
+  return events.filter(
     (e) => e.activityTaskStartedEventAttributes && scheduled.has(String(e.activityTaskStartedEventAttributes.scheduledEventId)),
   );
-  const last = started[started.length - 1];
+}
+
+/** The last recorded start of `activity` in a history: the worker that ran its final attempt, and when that attempt started. */
+function lastStarted(history: History, activity: string): { identity: string; at: number } {
+  const last = startedEventsOf(history, activity).pop();
   if (!last) throw new Error(`the history has no started ${activity}`);
   const t = last.eventTime!;
   return { identity: last.activityTaskStartedEventAttributes!.identity ?? '', at: Number(t.seconds) * 1000 + (t.nanos ?? 0) / 1e6 };
@@ -105,13 +109,7 @@ function lastStarted(history: History, activity: string): { identity: string; at
 
 /** The attempt each completed or failed `activity` ran with (the started event records the last attempt). */
 export function attemptsOf(history: History, activity: string): number[] {
-  const events = history.events ?? [];
-  const scheduled = new Set(
-    events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activity).map((e) => String(e.eventId)),
-  );
-  return events
-    .filter((e) => e.activityTaskStartedEventAttributes && scheduled.has(String(e.activityTaskStartedEventAttributes.scheduledEventId)))
-    .map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1);
+  return startedEventsOf(history, activity).map((e) => e.activityTaskStartedEventAttributes!.attempt ?? 1);
 }
 
 /**
