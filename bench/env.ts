@@ -1,4 +1,4 @@
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,9 @@ import { repoRoot, serverBinaries, type ServerBinaries } from '../src/devserver/
 import { startMinio, type MinioServer } from '../sandbox/minio';
 import { freePort, startProcess, type ManagedProcess } from '../src/devserver/processes';
 import type { SandboxCluster } from '../sandbox/cluster';
+import { parseConfig } from '../src/config/load';
+import { connectClient } from '../src/temporal/connect';
+import { localDevServerTarget } from '../src/temporal/connection';
 
 export const run = promisify(execFile);
 
@@ -54,7 +57,11 @@ export async function benchEnv(options: BenchEnvOptions = {}): Promise<BenchEnv>
   }
   const minio = await startMinio(bins.minio, minioDir);
   await minio.createBucket('bench');
-  const connection = await Connection.connect({ address: temporal.address });
+  // Through the engine's connection module, as the CLI's client: the bench's own dev server, whatever TEMPORAL_* says.
+  const temporalClient = await connectClient(parseConfig({}, 'bench config'), {
+    target: localDevServerTarget(temporal.address, 'lifeboat'),
+    connectTimeoutMs: 30_000,
+  });
   return {
     dir,
     bins,
@@ -62,14 +69,14 @@ export async function benchEnv(options: BenchEnvOptions = {}): Promise<BenchEnv>
       return temporal;
     },
     minio,
-    client: new Client({ connection }),
+    client: temporalClient.client,
     async restartTemporal(downMs = 0) {
       await temporal.stop();
       await new Promise((r) => setTimeout(r, downMs));
       temporal = await startTemporalDevServer(temporalOptions);
     },
     async close() {
-      await connection.close();
+      await temporalClient.close();
       await minio.stop();
       await temporal.stop();
       if (options.minioTmpfsMiB) await run('umount', [minioDir]).catch(() => undefined);

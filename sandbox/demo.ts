@@ -1,4 +1,4 @@
-import { Client, Connection, WorkflowIdConflictPolicy } from '@temporalio/client';
+import { WorkflowIdConflictPolicy } from '@temporalio/client';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -17,6 +17,7 @@ import { startMinio } from './minio';
 import { freePort, waitFor } from '../src/devserver/processes';
 import { syncBackupSchedules } from '../src/schedules/backup-schedules';
 import { createWorker } from '../src/temporal/worker';
+import { localDevServerTarget } from '../src/temporal/connection';
 import { printReport } from '../src/cli/recovery-report';
 import { backupCluster, recoverCluster } from '../workflows';
 import { s3ClientFor } from '../src/storage/s3-client';
@@ -83,10 +84,13 @@ async function main(): Promise<void> {
   console.log(`   node cp1 at ${cluster.controlPlane.ip}, API ${cluster.apiServer}; config written to ${join(dir, 'config/config.yaml')}`);
 
   Runtime.install({ logger: new DefaultLogger('WARN') });
-  const { worker, close } = await createWorker({ config, logger: pino({ level: 'warn' }) });
+  // The worker's client (the engine's connection module and data converter) starts the demo's runs too.
+  const { worker, close, client } = await createWorker({
+    config,
+    logger: pino({ level: 'warn' }),
+    target: localDevServerTarget(temporal.address, config.temporal.taskQueue),
+  });
   const running = worker.run();
-  const connection = await Connection.connect({ address: temporal.address });
-  const client = new Client({ connection });
   await syncBackupSchedules(client, config);
   const s3 = await s3ClientFor(config.clusters[0].storage);
   const api = new KubeClient(
@@ -185,7 +189,6 @@ async function main(): Promise<void> {
     worker.shutdown();
     await running;
     await close();
-    await connection.close();
     s3.destroy();
     await cluster.destroy();
     await minio.stop();

@@ -6,6 +6,7 @@ import { startTemporalDevServer } from './devserver/temporal';
 import { createLogger, temporalLoggerFrom } from './logging';
 import { requireBinary, serverBinaries } from './devserver/binaries';
 import { createWorker } from './temporal/worker';
+import { localDevServerTarget, taskQueueOf } from './temporal/connection';
 import { startAlertReceiver } from './alerts/receiver';
 import { startMetricsServer } from './metrics/server';
 import { startCodecServer } from './temporal/codec-server';
@@ -62,13 +63,7 @@ async function main(): Promise<void> {
   const { worker, close, taskQueue, client } = await createWorker({
     config,
     logger,
-    // The dev server started here: plain text, whatever TEMPORAL_* says about a production server.
-    target: {
-      address: server.address,
-      namespace: 'default',
-      taskQueue: process.env.LIFEBOAT_TASK_QUEUE ?? config.temporal.taskQueue,
-      from: {},
-    },
+    target: localDevServerTarget(server.address, taskQueueOf(config)),
   });
   const alertsAddress = process.env.LIFEBOAT_ALERTS_ADDRESS;
   const receiver = alertsAddress ? await startAlertReceiver({ config, client, taskQueue, logger, address: alertsAddress }) : undefined;

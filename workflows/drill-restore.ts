@@ -5,6 +5,7 @@ import type { DrillReport } from '../src/drill/report';
 import { ACTIVITY_OPTIONS } from './activity-options';
 import { drillInputProblems, type DrillRestoreInput } from './drill-input';
 import { runKeyOf } from './run-key';
+import { labelled } from './run-labels';
 import { failureMessage, stepFailure } from './step-failure';
 
 export type { DrillRestoreInput };
@@ -33,6 +34,22 @@ const chainRead = proxyActivities<Activities>(ACTIVITY_OPTIONS.chainRead);
  * problem fails, naming the backup and the problem.
  */
 export async function drillRestore(input: DrillRestoreInput): Promise<DrillRestoreResult> {
+  // Labelled like every other run, so the UI's filters (LifeboatRun = "drill") and `lifeboat status` find drills.
+  return labelled(
+    {
+      kind: 'drill',
+      input,
+      summary: () =>
+        drillInputProblems(input).length
+          ? undefined
+          : `drill of ${input.cluster}: ${input.snapshot ?? 'latest'}${input.reason ? ` (${input.reason})` : ''}`,
+      outcome: (r) => r.result,
+    },
+    () => drillRestoreRun(input),
+  );
+}
+
+async function drillRestoreRun(input: DrillRestoreInput): Promise<DrillRestoreResult> {
   const problems = drillInputProblems(input);
   if (problems.length) throw ApplicationFailure.nonRetryable(`invalid drill input: ${problems.join('; ')}`, 'InvalidInput');
   const info = workflowInfo();

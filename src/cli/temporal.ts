@@ -34,9 +34,11 @@ export function temporalCommand(): Command {
         for (const n of r.missing)
           console.log(`  missing ${n} (${LIFEBOAT_SEARCH_ATTRIBUTES[n as keyof typeof LIFEBOAT_SEARCH_ATTRIBUTES]})`);
         for (const w of r.wrongType) console.log(`  ${w.name} is ${w.has}, lifeboat needs ${w.wants}`);
+        // A wrong type is not fixed by registering again: the attribute must be removed first (its old values with it).
+        for (const w of r.wrongType) console.log(`  ${removeCommand(w.name, r.namespace.name)}`);
         if (r.missing.length || r.wrongType.length) {
           console.log(
-            '  register them with `lifeboat temporal setup` (or `temporal operator search-attribute create --name NAME --type Keyword`)',
+            `  ${r.wrongType.length ? 'then register' : 'register'} them with \`lifeboat temporal setup\` (or \`temporal operator search-attribute create --name NAME --type Keyword\`)`,
           );
           process.exitCode = 1;
         }
@@ -67,7 +69,9 @@ export function temporalCommand(): Command {
         for (const name of r.added) console.log(`added    ${name} (Keyword)`);
         for (const name of r.present) console.log(`present  ${name}`);
         for (const w of r.wrongType)
-          console.log(`WRONG    ${w.name} is registered with type ${w.type}, not Keyword: the workflows cannot set it`);
+          console.log(
+            `WRONG    ${w.name} is registered with type ${w.type}, not Keyword: the workflows cannot set it; ${removeCommand(w.name, namespace)}, then run this again`,
+          );
         if (r.wrongType.length) process.exitCode = 1;
       } finally {
         await close();
@@ -122,4 +126,9 @@ function requireDeployment(config: Parameters<typeof deploymentNameOf>[0]): stri
   if (!name)
     throw new Error('temporal.deployment.name (or LIFEBOAT_DEPLOYMENT_NAME) is not set: Worker Versioning is off (docs/upgrades.md)');
   return name;
+}
+
+/** How an attribute registered with another type is removed (Temporal cannot change an attribute's type in place). */
+function removeCommand(name: string, namespace: string): string {
+  return `remove it with \`temporal operator search-attribute remove --name ${name} --namespace ${namespace} --yes\``;
 }

@@ -10,7 +10,8 @@ export interface TemporalCheck {
   wrongType: { name: string; has: string; wants: string }[];
 }
 
-const typeName = (t: temporal.api.enums.v1.IndexedValueType): string =>
+/** A search attribute type as people write it (keyword, text, int, ...). */
+export const typeName = (t: temporal.api.enums.v1.IndexedValueType): string =>
   (temporal.api.enums.v1.IndexedValueType[t] ?? String(t)).replace('INDEXED_VALUE_TYPE_', '').toLowerCase();
 
 /** Reads what the engine needs of the server: it answers, the namespace exists, lifeboat's search attributes are there. */

@@ -43,6 +43,14 @@ export function siteTaskQueue(taskQueue: string, site: string | undefined): stri
   return site === undefined ? taskQueue : `${taskQueue}-${site}`;
 }
 
+/**
+ * A Temporal dev server this process started itself (`npm start`, the demo, the benches): plain text at its address,
+ * namespace default, whatever TEMPORAL_* or a profile says about a production server the user may also have.
+ */
+export function localDevServerTarget(address: string, taskQueue: string): TemporalTarget {
+  return { address, namespace: 'default', taskQueue, from: {} };
+}
+
 export type Setting = 'address' | 'namespace' | 'tls' | 'ca' | 'serverName' | 'clientCert' | 'clientKey' | 'apiKey';
 export type SettingSources = Partial<Record<Setting, string>>;
 

@@ -1,4 +1,5 @@
 import type { ConnectionLike } from '@temporalio/client';
+import { typeName } from './check';
 import { SEARCH_ATTRIBUTE_KEYS } from './search-attributes';
 
 /** temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD (the proto enum; stable across server versions). */
@@ -22,7 +23,7 @@ export async function searchAttributeStatus(
   for (const { name } of SEARCH_ATTRIBUTE_KEYS) {
     const type = have[name];
     if (type === undefined || type === null) result.missing.push(name);
-    else if (Number(type) !== KEYWORD) result.wrongType.push({ name, type: String(type) });
+    else if (Number(type) !== KEYWORD) result.wrongType.push({ name, type: typeName(type) });
     else result.present.push(name);
   }
   return result;

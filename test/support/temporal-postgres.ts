@@ -28,7 +28,12 @@ export interface TemporalOnPostgres {
   postgresPort: number;
   dir: string;
   server: ManagedProcess;
-  postgres: ManagedProcess;
+  readonly postgres: ManagedProcess;
+  /**
+   * PostgreSQL stopped the way `pg_ctl restart` stops it by default (fast: every session ended at once, as a host
+   * reboot or a failover ends them), down for `downMs`, then started again on the same data and port.
+   */
+  restartPostgres(downMs: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -49,6 +54,7 @@ export async function startTemporalOnPostgres(o: { namespaces?: string[]; startT
   const dir = await mkdtemp(join(tmpdir(), 'lifeboat-temporal-pg-'));
   let postgres: ManagedProcess | undefined;
   let server: ManagedProcess | undefined;
+  let restartPostgres: (downMs: number) => Promise<void> = () => Promise.reject(new Error('PostgreSQL has not started'));
   const stop = async () => {
     // The server first: PostgreSQL's SIGTERM (smart shutdown) waits for its clients to leave.
     await server?.stop();
@@ -94,35 +100,47 @@ export async function startTemporalOnPostgres(o: { namespaces?: string[]; startT
     await rm(pwfile);
     const postgresPort = await freeLowPort();
     // fsync off: a test bed's database need not survive a power cut, and the 2-core machine is shared.
-    postgres = startProcess(
-      'postgres',
-      ...asPostgresUser(join(bins.postgresBinDir, 'postgres'), [
-        '-D',
-        data,
-        '-c',
-        `listen_addresses=${IP}`,
-        '-c',
-        `port=${postgresPort}`,
-        '-c',
-        'unix_socket_directories=',
-        '-c',
-        'fsync=off',
-        '-c',
-        'synchronous_commit=off',
-      ]),
-      { logFile: join(dir, 'postgres.log') },
-    );
-    const pg = postgres;
-    await waitFor(
-      `PostgreSQL on ${IP}:${postgresPort} (log: ${pg.logFile})`,
-      async () => {
-        if (pg.child.exitCode !== null) throw new GiveUp(`it exited with code ${pg.child.exitCode}`);
-        await run(join(bins.postgresBinDir, 'pg_isready'), ['-h', IP, '-p', String(postgresPort), '-U', 'temporal']);
-        return true;
-      },
-      60_000,
-      300,
-    );
+    const startPostgres = async (): Promise<ManagedProcess> => {
+      const pg = startProcess(
+        'postgres',
+        ...asPostgresUser(join(bins.postgresBinDir, 'postgres'), [
+          '-D',
+          data,
+          '-c',
+          `listen_addresses=${IP}`,
+          '-c',
+          `port=${postgresPort}`,
+          '-c',
+          'unix_socket_directories=',
+          '-c',
+          'fsync=off',
+          '-c',
+          'synchronous_commit=off',
+        ]),
+        { logFile: join(dir, 'postgres.log') },
+      );
+      postgres = pg;
+      await waitFor(
+        `PostgreSQL on ${IP}:${postgresPort} (log: ${pg.logFile})`,
+        async () => {
+          if (pg.child.exitCode !== null) throw new GiveUp(`it exited with code ${pg.child.exitCode}`);
+          await run(join(bins.postgresBinDir, 'pg_isready'), ['-h', IP, '-p', String(postgresPort), '-U', 'temporal']);
+          return true;
+        },
+        60_000,
+        300,
+      );
+      return pg;
+    };
+    await startPostgres();
+    restartPostgres = async (downMs: number) => {
+      const pg = postgres!;
+      // SIGINT is PostgreSQL's fast shutdown (SIGTERM, the smart one, would wait for the server's pooled sessions).
+      if (pg.child.pid !== undefined) process.kill(-pg.child.pid, 'SIGINT');
+      await pg.exited;
+      await new Promise((r) => setTimeout(r, downMs));
+      await startPostgres();
+    };
 
     // The documented schema setup (as temporalio/auto-setup does it): create, set up the base, migrate to the latest.
     const sql = (db: string, ...args: string[]) =>
@@ -209,7 +227,17 @@ export async function startTemporalOnPostgres(o: { namespaces?: string[]; startT
     );
     await waitForFrontend(server, IP, ports.frontend, `temporal-server on ${address}`, o.startTimeoutMs ?? 120_000);
     for (const namespace of o.namespaces ?? ['default']) await registerNamespace(cli, address, namespace);
-    return { address, postgresPort, dir, server, postgres, stop };
+    return {
+      address,
+      postgresPort,
+      dir,
+      server,
+      get postgres() {
+        return postgres!;
+      },
+      restartPostgres: (downMs) => restartPostgres(downMs),
+      stop,
+    };
   } catch (err) {
     await stop();
     throw err;
