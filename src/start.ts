@@ -5,7 +5,8 @@ import { loadConfig } from './config/load';
 import { startTemporalDevServer } from './devserver/temporal';
 import { createLogger, temporalLoggerFrom } from './logging';
 import { requireBinary, serverBinaries } from './devserver/binaries';
-import { createWorker } from './temporal/worker';
+import { createWorkers, runWorkers } from './temporal/worker';
+import { everyQueue } from './temporal/worker-sites';
 import { localDevServerTarget, taskQueueOf } from './temporal/connection';
 import { startAlertReceiver } from './alerts/receiver';
 import { startMetricsServer } from './metrics/server';
@@ -60,11 +61,10 @@ async function main(): Promise<void> {
   // As `lifeboat worker` does: metrics at LIFEBOAT_METRICS_ADDRESS, Alertmanager's webhook at LIFEBOAT_ALERTS_ADDRESS.
   const metrics = await startMetricsServer(process.env.LIFEBOAT_METRICS_ADDRESS, logger);
   Runtime.install({ logger: temporalLoggerFrom(logger), shutdownSignals: ['SIGINT', 'SIGTERM'], ...metrics?.runtimeOptions });
-  const { worker, close, taskQueue, client } = await createWorker({
-    config,
-    logger,
-    target: localDevServerTarget(server.address, taskQueueOf(config)),
-  });
+  // Every queue the config uses, the sites' too: this one machine is the whole engine.
+  const taskQueues = everyQueue(config);
+  const created = await createWorkers({ config, logger, target: localDevServerTarget(server.address, taskQueueOf(config)) }, taskQueues);
+  const [{ client, taskQueue }] = created;
   const alertsAddress = process.env.LIFEBOAT_ALERTS_ADDRESS;
   const receiver = alertsAddress ? await startAlertReceiver({ config, client, taskQueue, logger, address: alertsAddress }) : undefined;
   console.log(
@@ -72,7 +72,7 @@ async function main(): Promise<void> {
       '',
       `  lifeboat is running (${config.clusters.length} cluster${config.clusters.length === 1 ? '' : 's'} configured)`,
       `  Temporal UI:      ${server.uiUrl}`,
-      `  Temporal address: ${server.address} (namespace default, task queue ${taskQueue})`,
+      `  Temporal address: ${server.address} (namespace default, task queue${taskQueues.length > 1 ? 's' : ''} ${taskQueues.join(', ')})`,
       `  State and logs:   ${dataDir}`,
       ...(codecServer
         ? [
@@ -87,11 +87,11 @@ async function main(): Promise<void> {
     ].join('\n'),
   );
   try {
-    await worker.run();
+    await runWorkers(created);
   } finally {
     await receiver?.close();
     await metrics?.close();
-    await close();
+    for (const c of created) await c.close();
     await server.stop();
     await codecServer?.close();
     logger.info('stopped');

@@ -2,12 +2,10 @@ import { Runtime } from '@temporalio/worker';
 import { loadConfig } from './config/load';
 import { createLogger, temporalLoggerFrom } from './logging';
 import { startMetricsServer } from './metrics/server';
-import { createWorker } from './temporal/worker';
+import { createWorkers, runWorkers } from './temporal/worker';
 import { startAlertReceiver } from './alerts/receiver';
-import { describeTarget, taskQueueOf, temporalTarget, type TemporalTarget } from './temporal/connection';
+import { describeTarget, taskQueueOf, temporalTarget } from './temporal/connection';
 import { workerQueues } from './temporal/worker-sites';
-import type { Config } from './config/schema';
-import type { Logger } from 'pino';
 import { connectWhenReachable } from './temporal/wait-for-server';
 
 /**
@@ -31,7 +29,7 @@ export async function runWorker(configPath?: string, options: { sites?: string[]
   const stopWaiting = new AbortController();
   const abort = () => stopWaiting.abort();
   for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, abort);
-  const created = await connectWhenReachable(() => createWorkers(config, logger, target, taskQueues), {
+  const created = await connectWhenReachable(() => createWorkers({ config, logger, target }, taskQueues), {
     target,
     logger,
     signal: stopWaiting.signal,
@@ -61,32 +59,12 @@ export async function runWorker(configPath?: string, options: { sites?: string[]
     'worker started',
   );
   try {
-    // One failing worker stops the others: a process that half-serves its sites would look alive and miss backups.
-    await Promise.all(
-      created.map((c) =>
-        c.worker.run().catch((err: unknown) => {
-          for (const other of created) if (other.worker.getState() === 'RUNNING') other.worker.shutdown();
-          throw err;
-        }),
-      ),
-    );
+    await runWorkers(created);
   } finally {
     await receiver?.close();
     for (const c of created) await c.close();
     await metricsServer?.close();
     logger.info('worker stopped');
-  }
-}
-
-/** A worker per task queue; if one cannot be created, those already created are closed. */
-async function createWorkers(config: Config, logger: Logger, target: TemporalTarget, taskQueues: string[]) {
-  const created: Awaited<ReturnType<typeof createWorker>>[] = [];
-  try {
-    for (const taskQueue of taskQueues) created.push(await createWorker({ config, logger, target, taskQueue }));
-    return created;
-  } catch (err) {
-    for (const c of created) await c.close();
-    throw err;
   }
 }
 

@@ -29,3 +29,13 @@ export function workerQueues(config: Config, sites: string[], env: Record<string
     elsewhere: config.clusters.filter((c) => !served.has(c.site)).map((c) => c.name),
   };
 }
+
+/**
+ * Every queue the config's clusters use: the engine's own and one per site. `npm start` is one machine that reaches
+ * all of them, so it serves them all; a site's runs would otherwise wait for a worker that never comes.
+ */
+export function everyQueue(config: Config, env: Record<string, string | undefined> = process.env): string[] {
+  const taskQueue = taskQueueOf(config, env);
+  const sites = [...new Set(config.clusters.flatMap((c) => (c.site === undefined ? [] : [c.site])))];
+  return [taskQueue, ...sites.map((s) => siteTaskQueue(taskQueue, s))];
+}

@@ -35,10 +35,16 @@ function prebuiltBundle(encrypted: boolean): { codePath: string } | undefined {
   return __dirname.includes('/dist/') && existsSync(codePath) ? { codePath } : undefined;
 }
 
+export interface CreatedWorker {
+  worker: Worker;
+  taskQueue: string;
+  client: Client;
+  close(): Promise<void>;
+  deployment?: WorkerDeployment;
+}
+
 /** A worker bound to the engine's workflows and activities; the caller runs and shuts it down. */
-export async function createWorker(
-  o: WorkerOptions,
-): Promise<{ worker: Worker; taskQueue: string; client: Client; close(): Promise<void>; deployment?: WorkerDeployment }> {
+export async function createWorker(o: WorkerOptions): Promise<CreatedWorker> {
   const target = o.target ?? (await temporalTarget(o.config));
   const { client, close: closeClient } = await connectClient(o.config, { target });
   const connection = await connectNative(target).catch(async (err: unknown) => {
@@ -77,4 +83,31 @@ export async function createWorker(
     await connection.close();
   };
   return { worker, taskQueue, client, close, deployment };
+}
+
+/** A worker per task queue (`lifeboat worker --site`, `npm start`); if one cannot be created, those already are closed. */
+export async function createWorkers(o: Omit<WorkerOptions, 'taskQueue'>, taskQueues: string[]): Promise<CreatedWorker[]> {
+  const created: CreatedWorker[] = [];
+  try {
+    for (const taskQueue of taskQueues) created.push(await createWorker({ ...o, taskQueue }));
+    return created;
+  } catch (err) {
+    for (const c of created) await c.close();
+    throw err;
+  }
+}
+
+/**
+ * Runs the workers until they are shut down (SIGINT/SIGTERM through the runtime). One failing worker stops the others:
+ * a process that half-serves its queues would look alive and miss backups.
+ */
+export async function runWorkers(created: CreatedWorker[]): Promise<void> {
+  await Promise.all(
+    created.map((c) =>
+      c.worker.run().catch((err: unknown) => {
+        for (const other of created) if (other.worker.getState() === 'RUNNING') other.worker.shutdown();
+        throw err;
+      }),
+    ),
+  );
 }

@@ -41,7 +41,20 @@ describe('npm start with payload encryption: the UI reads plain payloads through
     const configFile = join(dir, 'config.yaml');
     await writeFile(
       configFile,
-      stringify({ temporal: { payloadEncryption: { keyId: 'p1' } }, encryptionKeys: { p1: { file: keyPath } }, clusters: [] }),
+      stringify({
+        temporal: { payloadEncryption: { keyId: 'p1' } },
+        encryptionKeys: { p1: { file: keyPath } },
+        // A cluster of a site: npm start, the whole engine on one machine, must serve its queue too. Nothing listens at
+        // its node's address, so its runs fail at the first step, having been picked up.
+        clusters: [
+          {
+            name: 'east-1',
+            site: 'east',
+            nodes: [{ name: 'cp1', host: '127.0.0.1', port: 1, hostKey: 'SHA256:' + 'A'.repeat(43) }],
+            storage: { bucket: 'east-1' },
+          },
+        ],
+      }),
     );
     const [port, uiPort, codecPort] = [await freePort(), await freePort(), await freePort()];
     address = `127.0.0.1:${port}`;
@@ -138,5 +151,21 @@ describe('npm start with payload encryption: the UI reads plain payloads through
     await page.getByText(`unknown cluster`, { exact: false }).first().waitFor({ state: 'visible', timeout: 30_000 });
     await expect(page.content()).resolves.not.toContain('binary/encrypted');
     expect(codecCalls).toContain(`/${token}/decode`);
+  });
+
+  it("serves every site's queue of its config: a site's run is picked up, not left waiting for a worker", async () => {
+    expect(await readFile(engine.logFile, 'utf8')).toContain(`task queues ${taskQueue}, ${taskQueue}-east`);
+    const handle = await client.workflow.start('checkCluster', {
+      taskQueue: `${taskQueue}-east`,
+      workflowId: `site-run-${Date.now()}`,
+      args: [{ cluster: 'east-1' }],
+    });
+    await waitFor(
+      'the site run to be picked up',
+      async () => (await handle.fetchHistory()).events?.some((e) => e.workflowTaskCompletedEventAttributes) ?? false,
+      30_000,
+      300,
+    );
+    await handle.terminate('test over').catch(() => undefined);
   });
 });
