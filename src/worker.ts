@@ -7,6 +7,9 @@ import { startAlertReceiver } from './alerts/receiver';
 import { describeTarget, taskQueueOf, temporalTarget } from './temporal/connection';
 import { workerQueues } from './temporal/worker-sites';
 import { connectWhenReachable } from './temporal/wait-for-server';
+import { currentVersionOf, versionStatus, type WorkerDeployment } from './temporal/deployment';
+import type { Client } from '@temporalio/client';
+import type { Logger } from 'pino';
 
 /**
  * The engine's worker process: validated config first (a bad file fails here, listing every problem), then the
@@ -58,6 +61,7 @@ export async function runWorker(configPath?: string, options: { sites?: string[]
     },
     'worker started',
   );
+  if (first.deployment) sayVersionStatus(first.client, first.deployment, logger);
   try {
     await runWorkers(created);
   } finally {
@@ -66,6 +70,21 @@ export async function runWorker(configPath?: string, options: { sites?: string[]
     await metricsServer?.close();
     logger.info('worker stopped');
   }
+}
+
+/**
+ * Once the worker has polled (the server knows a version only then), whether its version gets new runs: a worker of a
+ * deployment without a current version would otherwise wait for work in silence.
+ */
+function sayVersionStatus(client: Client, d: WorkerDeployment, logger: Logger): void {
+  setTimeout(() => {
+    currentVersionOf(client, d.deploymentName)
+      .then((current) => {
+        const status = versionStatus(d, current);
+        if (status) logger[status.level]({ deployment: d, current: current ?? null }, status.msg);
+      })
+      .catch((err: Error) => logger.warn({ err: err.message }, 'could not read the worker deployment from Temporal'));
+  }, 3_000).unref();
 }
 
 if (require.main === module) {

@@ -93,3 +93,36 @@ export async function openRunsPinnedTo(client: Client, d: WorkerDeployment): Pro
   );
   return count;
 }
+
+/**
+ * The build id of the deployment's current version, or undefined when it has none (or the server does not know the
+ * deployment yet): new runs then go to workers without versioning.
+ */
+export async function currentVersionOf(client: Client, deploymentName: string): Promise<string | undefined> {
+  const r = await client.workflowService
+    .describeWorkerDeployment({ namespace: client.options.namespace, deploymentName })
+    .catch((err: { code?: number }) => {
+      if (err.code === 5) return undefined; // NOT_FOUND: no worker of it has polled yet
+      throw err;
+    });
+  return r?.workerDeploymentInfo?.routingConfig?.currentDeploymentVersion?.buildId || undefined;
+}
+
+/**
+ * What a worker says once it polls, when its version will get no new runs. Without a current version, a versioned
+ * worker takes nothing: the first rollout's silent wedge, so it is a warning with the command that ends it. Another
+ * current version is step 1 of a rollout (docs/upgrades.md): said, with the command of step 2.
+ */
+export function versionStatus(d: WorkerDeployment, current: string | undefined): { level: 'info' | 'warn'; msg: string } | undefined {
+  const make = `\`lifeboat temporal set-current-version ${d.buildId}\``;
+  if (current === d.buildId) return undefined;
+  if (current === undefined)
+    return {
+      level: 'warn',
+      msg: `deployment ${d.deploymentName} has no current version, so this worker (version ${d.buildId}) gets no runs: new runs wait for a worker without versioning. Make this version current with ${make}`,
+    };
+  return {
+    level: 'info',
+    msg: `version ${d.buildId} is not the current one of deployment ${d.deploymentName} (${current} is): this worker runs only what is pinned to it until ${make}`,
+  };
+}

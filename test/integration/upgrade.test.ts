@@ -211,6 +211,20 @@ describe('an upgrade while a recovery is in flight (Worker Versioning, real dev 
       200,
     );
     expect(started.deployment).toEqual({ deploymentName: `${deploymentName}-built`, buildId });
+    // A new deployment has no current version: this worker would get nothing, and says so with the command that fixes it.
+    const wedge = await waitFor(
+      'the worker to say its version gets no runs',
+      async () =>
+        (await readFile(worker.logFile, 'utf8'))
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .map((l) => JSON.parse(l) as { msg: string; level: number })
+          .find((l) => l.msg.includes('has no current version')),
+      30_000,
+      200,
+    );
+    expect(wedge.level).toBe(40); // pino's warn
+    expect(wedge.msg).toContain(`lifeboat temporal set-current-version ${buildId}`);
     // Only a version that has polled can be made current.
     const env = { LIFEBOAT_DEPLOYMENT_NAME: `${deploymentName}-built` };
     const set = await waitFor(
