@@ -62,7 +62,12 @@ export function takeSnapshot(deps: ActivityDeps) {
               const saved = await run(host.etcdctl('--command-timeout=600s', 'snapshot', 'save', path), true);
               if (saved.code !== 0) throw snapshotFailure(host, 'etcdctl snapshot save failed', saved);
             }
-            const status = await checkSnapshotFile(host, path);
+            const status = await checkSnapshotFile(host, path).catch(async (err: unknown) => {
+              // Refused for good (empty: etcd wiped; unreadable): the run ends here and no later step would remove its
+              // scratch copy, which is as large as the database (the 60-minute soak found two left on the node).
+              if (err instanceof ApplicationFailure && err.nonRetryable) await run(['rm', '-rf', '--', runDir], true);
+              throw err;
+            });
             // Below the floor, etcd started over: the snapshot must never become the newest backup. The file is this
             // run's own scratch copy, so it goes (a retry takes a new one).
             const regression = await checkRevisionFloor(

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cp, mkdir, mkdtemp, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parse } from 'yaml';
 import { startAlertmanager, type AlertmanagerServer } from '../../sandbox/alertmanager';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
@@ -409,8 +409,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     const workDir = (await node.exec(['bash', '-c', 'cd /var/lib/lifeboat 2>/dev/null && find . -type f | sed "s|^\\./||" || true']))
       .split('\n')
       .filter(Boolean);
-    const kept = faults.flatMap((f) => (f.destruction?.recovery?.manifestsMovedTo ? [f.destruction.recovery.manifestsMovedTo] : []));
-    for (const f of workDir.filter((f) => !kept.some((k) => k.startsWith(`/var/lib/lifeboat/${f}`))))
+    // A recovery keeps its run folder by design: the manifests it moved aside and the snapshot it restored.
+    const kept = faults.flatMap((f) =>
+      f.destruction?.recovery?.manifestsMovedTo ? [dirname(f.destruction.recovery.manifestsMovedTo)] : [],
+    );
+    for (const f of workDir.filter((f) => !kept.some((k) => `/var/lib/lifeboat/${f}`.startsWith(`${k}/`))))
       unexpected.push(`left behind on the node: /var/lib/lifeboat/${f}`);
   } catch (err) {
     unexpected.push(`the soak itself failed: ${(err as Error).stack ?? String(err)}`);

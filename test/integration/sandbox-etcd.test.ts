@@ -4,6 +4,8 @@ import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster
 import { etcdctlArgs } from '../../sandbox/control-plane';
 import { withSession } from '../../src/ssh/session';
 import { checkSnapshotFile } from '../../activities/backup/inspect-snapshot';
+import { takeSnapshot } from '../../activities/backup/take-snapshot';
+import pino from 'pino';
 import { withSnapshotHost } from '../../src/backup/snapshot-host';
 import { parseConfig } from '../../src/config/load';
 import { minioStorage } from '../support/bed';
@@ -56,6 +58,16 @@ describe('sandbox control-plane node (etcd 3.6, over SSH)', () => {
       );
       await host.run(['rm', '-f', '/var/lib/lifeboat/work/empty.db', '/var/lib/lifeboat/work/garbage.db']);
     });
+    // The backup step itself: refused for good, it leaves no copy of the database on the node (a later step would not).
+    const refused = await takeSnapshot({ config, logger: pino({ level: 'silent' }) } as never)({
+      cluster: 'smoke-etcd',
+      runKey: 'empty-1',
+    }).then(
+      () => undefined,
+      (err: ApplicationFailure) => err.type,
+    );
+    expect(refused).toBe('EmptySnapshot');
+    expect(await cluster.controlPlane.exec(['bash', '-c', 'ls -A /var/lib/lifeboat/backups 2>/dev/null || true'])).not.toContain('empty-1');
   });
 
   it('etcdctl snapshot save over SSH writes a snapshot that etcdutl snapshot status accepts', async () => {
