@@ -1,7 +1,9 @@
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pino from 'pino';
 import { startAlertReceiver } from '../../src/alerts/receiver';
@@ -58,6 +60,7 @@ describe('a real Temporal server on PostgreSQL', () => {
 
   beforeAll(async () => {
     const key = await keyFile();
+    const bins = await serverBinaries();
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
     // The server and the sandbox come up side by side; each is kept as soon as it is up, so afterAll stops it even if
     // the other failed.
@@ -84,7 +87,17 @@ describe('a real Temporal server on PostgreSQL', () => {
           health: { interval: '2s', timeout: '3s' },
         },
       ],
-      { encryptionKeys: { k1: { file: key.path } }, alerts: { token: { env: 'LIFEBOAT_TEST_PG_ALERT_TOKEN' } } },
+      {
+        encryptionKeys: { k1: { file: key.path } },
+        alerts: { token: { env: 'LIFEBOAT_TEST_PG_ALERT_TOKEN' } },
+        // Drills restore on the worker with etcd's own tools of the cluster's version, and count through an API server.
+        drill: {
+          scratchDir: await mkdtemp(join(tmpdir(), 'lifeboat-pg-drill-')),
+          etcd: { '3.5': bins.etcd['3.5'] },
+          kubeApiserver: { '1.34': bins.kubeApiserver },
+          startTimeout: '60s',
+        },
+      },
       { target },
     );
   });
