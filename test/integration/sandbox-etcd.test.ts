@@ -59,7 +59,7 @@ describe('sandbox control-plane node (etcd 3.6, over SSH)', () => {
       await host.run(['rm', '-f', '/var/lib/lifeboat/work/empty.db', '/var/lib/lifeboat/work/garbage.db']);
     });
     // The backup step itself: refused for good, it leaves no copy of the database on the node (a later step would not).
-    const refused = await takeSnapshot({ config, logger: pino({ level: 'silent' }) } as never)({
+    const refused = await takeSnapshot({ config, logger: pino({ level: 'silent' }) })({
       cluster: 'smoke-etcd',
       runKey: 'empty-1',
     }).then(
