@@ -199,30 +199,23 @@ describe('an upgrade while a recovery is in flight (Worker Versioning, real dev 
     stops.push(() => worker.stop());
     const bundle = await readFile(join(__dirname, '../../dist/workflow-bundle.js'), 'utf8');
     const buildId = `${engineVersion()}-${createHash('sha256').update(bundle).digest('hex').slice(0, 12)}`;
-    const started = await waitFor(
-      'the worker to start',
-      async () =>
-        (await readFile(worker.logFile, 'utf8'))
-          .split('\n')
-          .filter((l) => l.startsWith('{'))
-          .map((l) => JSON.parse(l) as { msg: string; deployment?: unknown })
-          .find((l) => l.msg === 'worker started'),
-      60_000,
-      200,
-    );
+    /** The first line of the worker's JSON log that `match` accepts, once it is there. */
+    const logged = (what: string, match: (msg: string) => boolean, timeoutMs: number) =>
+      waitFor(
+        what,
+        async () =>
+          (await readFile(worker.logFile, 'utf8'))
+            .split('\n')
+            .filter((l) => l.startsWith('{'))
+            .map((l) => JSON.parse(l) as { msg: string; level: number; deployment?: unknown })
+            .find((l) => match(l.msg)),
+        timeoutMs,
+        200,
+      );
+    const started = await logged('the worker to start', (msg) => msg === 'worker started', 60_000);
     expect(started.deployment).toEqual({ deploymentName: `${deploymentName}-built`, buildId });
     // A new deployment has no current version: this worker would get nothing, and says so with the command that fixes it.
-    const wedge = await waitFor(
-      'the worker to say its version gets no runs',
-      async () =>
-        (await readFile(worker.logFile, 'utf8'))
-          .split('\n')
-          .filter((l) => l.startsWith('{'))
-          .map((l) => JSON.parse(l) as { msg: string; level: number })
-          .find((l) => l.msg.includes('has no current version')),
-      30_000,
-      200,
-    );
+    const wedge = await logged('the worker to say its version gets no runs', (msg) => msg.includes('has no current version'), 30_000);
     expect(wedge.level).toBe(40); // pino's warn
     expect(wedge.msg).toContain(`lifeboat temporal set-current-version ${buildId}`);
     // Only a version that has polled can be made current.
