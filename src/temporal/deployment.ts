@@ -1,3 +1,4 @@
+import { status as grpcStatus } from '@grpc/grpc-js';
 import type { Client } from '@temporalio/client';
 import type { WorkerDeploymentOptions } from '@temporalio/worker';
 import { createHash } from 'node:crypto';
@@ -102,7 +103,7 @@ export async function currentVersionOf(client: Client, deploymentName: string): 
   const r = await client.workflowService
     .describeWorkerDeployment({ namespace: client.options.namespace, deploymentName })
     .catch((err: { code?: number }) => {
-      if (err.code === 5) return undefined; // NOT_FOUND: no worker of it has polled yet
+      if (err.code === grpcStatus.NOT_FOUND) return undefined; // no worker of it has polled yet
       throw err;
     });
   return r?.workerDeploymentInfo?.routingConfig?.currentDeploymentVersion?.buildId || undefined;
