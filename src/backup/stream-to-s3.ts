@@ -47,8 +47,8 @@ export interface StreamedObject extends StoredObject {
  * the uploader). With neither compression nor encryption the stored bytes are the plain bytes, hashed once. A source
  * that arrives compressed skips the compressor; its plain bytes are measured by decoding a copy (DecodedMeter).
  *
- * Settles only once every stage has stopped (since Node 22 pipeline waits for that, so the source must be a stream
- * that really ends when destroyed; see streamOnNode). A failed stage tears the others down; the uploader then aborts
+ * Settles only once every stage has stopped (since Node 22 pipeline waits for that; a source destroyed without an error
+ * is failed here, see failWhenStoppedShort). A failed stage tears the others down; the uploader then aborts
  * its multipart upload once its parts in flight have ended (their answers say best what went wrong), or at once when
  * `signal` aborts.
  */
@@ -88,6 +88,7 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
       afterPart: o.afterPart,
       beforeComplete,
     }));
+  failWhenStoppedShort(o.source, o.key);
   const stages: unknown[] = [o.source, ...(plain ? [plain] : []), ...transforms, sink];
   try {
     await (pipeline as (...streams: unknown[]) => Promise<void>)(...stages, { signal: o.signal });
@@ -112,6 +113,26 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
     compression: o.compression,
     encryption: o.encryption ? { algorithm: 'aes-256-gcm-stream', keyId: o.encryption.keyId } : null,
   };
+}
+
+/**
+ * A source destroyed without an error before its end was read: whoever stopped it (a caller's close on cancellation,
+ * a library's cleanup) stopped the object short. Node's pipeline, given a source that had already pushed its end and
+ * is then destroyed with bytes still unread, waits for an 'end' a closed stream never emits (Node 24): the attempt
+ * hung, ignoring cancellation, and the worker could not drain. Failing the source settles the pipeline, and the
+ * uploader aborts its multipart upload, so nothing is stored. (A source that fails with its own error, or ends, is
+ * left alone.)
+ */
+function failWhenStoppedShort(source: Readable, key: string): void {
+  source.once('close', () => {
+    if (!source.readableEnded && source.errored == null) {
+      source.emit('error', new SourceStoppedShort(`the source of ${key} was stopped before its end, without a reason; nothing was stored`));
+    }
+  });
+}
+
+export class SourceStoppedShort extends Error {
+  override readonly name = 'SourceStoppedShort';
 }
 
 /** A snapshot whose bytes fail etcd's own trailer: a retry reads it again. */

@@ -118,6 +118,31 @@ describe('uploadStream (MinIO)', () => {
     });
   });
 
+  it('a source stopped without an error before its last bytes were read fails the upload (it hung before): nothing stored', async () => {
+    // All of it pushed, its end too, as an SSH channel's last window arrives before the consumer reads it; then a
+    // caller stops it without a reason once the first part is in the store.
+    const source = new Readable({ read: () => undefined });
+    const data = randomBytes(16 * MiB);
+    for (let at = 0; at < data.length; at += 256 * 1024) source.push(data.subarray(at, at + 256 * 1024));
+    source.push(null);
+    const stored = streamToS3({ s3, bucket, key: 'stopped.bin.gz', source, compression: 'gzip', afterPart: () => source.destroy() });
+    let hung: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      stored.then(
+        () => 'stored',
+        (err: Error) => err.message,
+      ),
+      new Promise<string>((resolve) => (hung = setTimeout(() => resolve('still running after 30 s'), 30_000))),
+    ]);
+    clearTimeout(hung);
+    expect(outcome).toBe('the source of stopped.bin.gz was stopped before its end, without a reason; nothing was stored');
+    const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: 'stopped.bin' }));
+    expect(uploads.Uploads ?? []).toHaveLength(0);
+    await expect(s3.send(new HeadObjectCommand({ Bucket: bucket, Key: 'stopped.bin.gz' }))).rejects.toMatchObject({
+      $metadata: { httpStatusCode: 404 },
+    });
+  });
+
   it('sets object-lock retention, and the store then refuses to delete that version', async () => {
     const locked = 'upload-stream-locked';
     await s3.send(new CreateBucketCommand({ Bucket: locked, ObjectLockEnabledForBucket: true }));
