@@ -52,6 +52,10 @@ export function takeSnapshot(deps: ActivityDeps) {
             const runDir = `${host.workDir}/backups/${checkRunKey(input.runKey)}`;
             const path = `${runDir}/snapshot.db`;
             const run = (argv: string[], allowFailure = false) => host.run(argv, { allowFailure });
+            // This run's own scratch copy, as large as the database: removed whenever the run will not use it.
+            const discard = async () => {
+              await run(['rm', '-rf', '--', runDir], true);
+            };
             const existing = await run(['test', '-s', path], true);
             if (existing.code !== 0) {
               // A short probe first: an untrusted client certificate (TLS 1.3 reports it after the handshake) or an
@@ -65,20 +69,12 @@ export function takeSnapshot(deps: ActivityDeps) {
             const status = await checkSnapshotFile(host, path).catch(async (err: unknown) => {
               // Refused for good (empty: etcd wiped; unreadable): the run ends here and no later step would remove its
               // scratch copy, which is as large as the database (the 60-minute soak found two left on the node).
-              if (err instanceof ApplicationFailure && err.nonRetryable) await run(['rm', '-rf', '--', runDir], true);
+              if (err instanceof ApplicationFailure && err.nonRetryable) await discard();
               throw err;
             });
-            // Below the floor, etcd started over: the snapshot must never become the newest backup. The file is this
-            // run's own scratch copy, so it goes (a retry takes a new one).
-            const regression = await checkRevisionFloor(
-              deps,
-              cluster,
-              status.revision,
-              input.allowRevisionRegression === true,
-              async () => {
-                await run(['rm', '-rf', '--', runDir]);
-              },
-            );
+            // Below the floor, etcd started over: the snapshot must never become the newest backup, so it goes (a retry
+            // takes a new one).
+            const regression = await checkRevisionFloor(deps, cluster, status.revision, input.allowRevisionRegression === true, discard);
             const stat = await run(['stat', '-c', '%s %Y', path]);
             const [size, mtime] = stat.stdout.trim().split(' ').map(Number);
             return {
