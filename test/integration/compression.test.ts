@@ -1,18 +1,17 @@
 import { CreateBucketCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { decryptChunks } from '../../src/backup/encryption';
 import { readManifest } from '../../src/backup/catalog';
 import type { Compression } from '../../src/backup/object-keys';
-import { serverBinaries } from '../../src/devserver/binaries';
 import { KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { minioClient, minioStorage } from '../support/bed';
 import { keyFile, runBackup, withBackup } from '../support/backups';
+import { drillConfigFor } from '../support/drills';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 import { drillRestore } from '../../workflows';
 import type { BackupClusterResult } from '../../workflows/backup-cluster';
@@ -53,7 +52,6 @@ describe('backup compression: on the node before SSH, each codec restores', () =
 
   beforeAll(async () => {
     key = await keyFile();
-    const bins = await serverBinaries();
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
     cluster = await createSandboxCluster({ name: 'cmp', etcdLine: '3.6', withApiserver: true, storage: minioStorage(BUCKET) });
     const api = new KubeClient(
@@ -69,12 +67,7 @@ describe('backup compression: on the node before SSH, each codec restores', () =
     });
     worker = await startTestWorker([config('zstd'), config('gzip'), config('none')], {
       encryptionKeys: { k1: { file: key.path } },
-      drill: {
-        scratchDir: await mkdtemp(join(tmpdir(), 'lifeboat-codec-drill-')),
-        etcd: { '3.6': bins.etcd['3.6'] },
-        kubeApiserver: { '1.34': bins.kubeApiserver },
-        startTimeout: '60s',
-      },
+      drill: await drillConfigFor('codec', ['3.6']),
     });
   });
   afterAll(async () => {

@@ -11,7 +11,7 @@ import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { waitForControlPlane } from '../../sandbox/control-plane';
 import { minioClient, minioStorage } from '../support/bed';
-import { drill, seedObjects, drillReportOf } from '../support/drills';
+import { drill, drillConfigFor, seedObjects, drillReportOf } from '../support/drills';
 import { keyFile, runBackup, withBackup } from '../support/backups';
 import { nodeFingerprint, replaceSnapshotKeepingCounts } from '../support/recovery';
 import { startTestWorker, type RunningWorker } from '../support/worker';
@@ -45,19 +45,13 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
   let scratchDir: string;
   let good: BackupClusterResult;
   let key: { path: string; key: Buffer };
-  let drillConfig: Record<string, unknown>;
+  let drillConfig: Awaited<ReturnType<typeof drillConfigFor>>;
   const s3 = minioClient();
 
   beforeAll(async () => {
     key = await keyFile();
-    const bins = await serverBinaries();
-    scratchDir = await mkdtemp(join(tmpdir(), 'lifeboat-drill-scratch-'));
-    drillConfig = {
-      scratchDir,
-      etcd: { '3.6': bins.etcd['3.6'], '3.5': bins.etcd['3.5'] },
-      kubeApiserver: { '1.34': bins.kubeApiserver },
-      startTimeout: '60s',
-    };
+    drillConfig = await drillConfigFor('drill', ['3.6', '3.5']);
+    scratchDir = drillConfig.scratchDir;
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
     cluster = await createSandboxCluster({ name: 'drl', etcdLine: '3.6', withApiserver: true, storage: minioStorage(BUCKET) });
     api = new KubeClient(

@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { readManifest } from '../../src/backup/catalog';
-import { serverBinaries } from '../../src/devserver/binaries';
 import { drillRestore } from '../../workflows';
 import { readStoredObject } from '../../src/backup/read-object';
 import { KubeClient } from '../../src/kube/client';
@@ -14,6 +13,7 @@ import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { minioClient, minioStorage } from '../support/bed';
 import { keyFile, runBackup, withBackup } from '../support/backups';
+import { drillConfigFor } from '../support/drills';
 import { recover } from '../support/recovery';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 
@@ -33,11 +33,11 @@ describe('etcd 3.4 (Debian etcd-server/etcd-client): backup and restore with etc
     api = new KubeClient(
       credentialsFromKubeconfig(await readFile(cluster.controlPlane.path('/etc/kubernetes/admin.conf'), 'utf8'), cluster.apiServer),
     );
-    const bins = await serverBinaries();
-    scratchDir = await mkdtemp(join(tmpdir(), 'lifeboat-e34-drill-'));
+    const drill = await drillConfigFor('e34', ['3.4'], '90s');
+    scratchDir = drill.scratchDir;
     worker = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1', compression: 'gzip' })], {
       encryptionKeys: { k1: { file: key.path } },
-      drill: { scratchDir, etcd: { '3.4': bins.etcd['3.4'] }, kubeApiserver: { '1.34': bins.kubeApiserver }, startTimeout: '90s' },
+      drill,
     });
   });
   afterAll(async () => {

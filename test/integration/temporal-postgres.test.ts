@@ -1,9 +1,7 @@
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import pino from 'pino';
 import { startAlertReceiver } from '../../src/alerts/receiver';
@@ -18,7 +16,7 @@ import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster
 import { minioClient, minioStorage } from '../support/bed';
 import { directModeOf, keyFile, runBackup, withBackup } from '../support/backups';
 import { runCli } from '../support/cli';
-import { drill } from '../support/drills';
+import { drill, drillConfigFor } from '../support/drills';
 import { startRecovery } from '../support/recovery';
 import { registerNamespace, startTemporalOnPostgres, type TemporalOnPostgres } from '../support/temporal-postgres';
 import { startTestWorker, type RunningWorker } from '../support/worker';
@@ -60,7 +58,6 @@ describe('a real Temporal server on PostgreSQL', () => {
 
   beforeAll(async () => {
     const key = await keyFile();
-    const bins = await serverBinaries();
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
     // The server and the sandbox come up side by side; each is kept as soon as it is up, so afterAll stops it even if
     // the other failed.
@@ -91,12 +88,7 @@ describe('a real Temporal server on PostgreSQL', () => {
         encryptionKeys: { k1: { file: key.path } },
         alerts: { token: { env: 'LIFEBOAT_TEST_PG_ALERT_TOKEN' } },
         // Drills restore on the worker with etcd's own tools of the cluster's version, and count through an API server.
-        drill: {
-          scratchDir: await mkdtemp(join(tmpdir(), 'lifeboat-pg-drill-')),
-          etcd: { '3.5': bins.etcd['3.5'] },
-          kubeApiserver: { '1.34': bins.kubeApiserver },
-          startTimeout: '60s',
-        },
+        drill: await drillConfigFor('pg', ['3.5']),
       },
       { target },
     );

@@ -1,10 +1,8 @@
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Page } from 'playwright-core';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
-import { serverBinaries } from '../../src/devserver/binaries';
 import { KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
 import { stepTimelineSvg } from '../../src/recovery/step-timeline';
@@ -15,7 +13,7 @@ import globalSetup from '../global-setup';
 import globalTeardown from '../global-teardown';
 import { keyFile, runBackup, withBackup } from '../support/backups';
 import { minioClient, minioStorage } from '../support/bed';
-import { seedObjects } from '../support/drills';
+import { drillConfigFor, seedObjects } from '../support/drills';
 import { openBrowser, signalFromPage, uiUrl } from '../support/temporal-ui';
 import { startTestWorker, type RunningWorker } from '../support/worker';
 
@@ -79,7 +77,6 @@ async function main(): Promise<void> {
     await mkdir(out, { recursive: true });
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     const key = await keyFile();
-    const bins = await serverBinaries();
     await s3.send(new CreateBucketCommand({ Bucket: BUCKET })).catch(() => undefined);
     cluster = await createSandboxCluster({ name: CLUSTER, etcdLine: '3.6', withApiserver: true, storage: minioStorage(BUCKET) });
     const api = new KubeClient(
@@ -87,12 +84,7 @@ async function main(): Promise<void> {
     );
     worker = await startTestWorker([withBackup(cluster, { encryptionKey: 'k1' })], {
       encryptionKeys: { k1: { file: key.path } },
-      drill: {
-        scratchDir: await mkdtemp(join(tmpdir(), 'lifeboat-screenshots-drill-')),
-        etcd: { '3.6': bins.etcd['3.6'] },
-        kubeApiserver: { '1.34': bins.kubeApiserver },
-        startTimeout: '60s',
-      },
+      drill: await drillConfigFor('screenshots', ['3.6']),
     });
     const { client, taskQueue } = worker;
     await seedObjects(api, 5);

@@ -1,4 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { KubeClient } from '../../src/kube/client';
 import { drillRestore } from '../../workflows';
@@ -7,6 +10,21 @@ import { trustRulesFor } from '../../src/backup/trusted-catalog';
 import { readDrillReport, type DrillReport } from '../../src/drill/report';
 import type { RunningWorker } from './worker';
 import type { DrillRestoreInput } from '../../workflows/drill-input';
+import { serverBinaries, type EtcdLine } from '../../src/devserver/binaries';
+
+/**
+ * A test worker's `drill` block: a scratch folder of its own, etcd's tools of the given lines, kube-apiserver 1.34 to
+ * count through (restored on the worker, as a real worker's drill runs).
+ */
+export async function drillConfigFor(name: string, lines: EtcdLine[], startTimeout = '60s') {
+  const bins = await serverBinaries();
+  return {
+    scratchDir: await mkdtemp(join(tmpdir(), `lifeboat-${name}-drill-`)),
+    etcd: Object.fromEntries(lines.map((line) => [line, bins.etcd[line]])) as Partial<Record<EtcdLine, string>>,
+    kubeApiserver: { '1.34': bins.kubeApiserver },
+    startTimeout,
+  };
+}
 
 /** A drill run to its end (its result, or its failure thrown). */
 export const drill = (client: Client, taskQueue: string, input: DrillRestoreInput) =>
