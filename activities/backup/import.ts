@@ -24,7 +24,7 @@ import { durationMs } from '../../src/schedules/backup-schedules';
 import { s3ClientFor } from '../../src/storage/s3-client';
 import { objectLockFor } from '../../src/storage/upload-stream';
 import type { ActivityDeps } from '../deps';
-import { cancellationSignal, throttledHeartbeat, whileHeartbeating } from '../heartbeat';
+import { cancellationSignal, throttledHeartbeat, transferring, whilePreparing } from '../heartbeat';
 import { parseSnapshotStatus } from './inspect-snapshot';
 
 export interface ImportSource {
@@ -129,7 +129,8 @@ export function importSnapshot(deps: ActivityDeps) {
     const from = `s3://${cluster.storage.bucket}/${input.source.key}`;
     const file = `${scratch}/snapshot.db`;
     const heartbeat = throttledHeartbeat();
-    return whileHeartbeating(
+    // The timer keeps the restore and the checks alive; the bytes heartbeat the transfers, so one that stalls times out.
+    return whilePreparing(
       () => ({ step: 'import', scratch }),
       async () => {
         await removeScratch(scratch);
@@ -142,17 +143,19 @@ export function importSnapshot(deps: ActivityDeps) {
           });
           const sha = createHash('sha256');
           let bytes = 0;
-          await pipeline(
-            got.Body as NodeJS.ReadableStream,
-            new Transform({
-              transform(chunk: Buffer, _e, cb) {
-                sha.update(chunk);
-                bytes += chunk.length;
-                heartbeat({ step: 'download', bytes });
-                cb(null, chunk);
-              },
-            }),
-            createWriteStream(file, { mode: 0o600 }),
+          await transferring(() =>
+            pipeline(
+              got.Body as NodeJS.ReadableStream,
+              new Transform({
+                transform(chunk: Buffer, _e, cb) {
+                  sha.update(chunk);
+                  bytes += chunk.length;
+                  heartbeat({ step: 'download', bytes });
+                  cb(null, chunk);
+                },
+              }),
+              createWriteStream(file, { mode: 0o600 }),
+            ),
           );
           const plainSha256 = sha.digest('hex');
           if (bytes === 0) throw notASnapshot(from, 'it is empty (0 bytes)');
@@ -204,17 +207,19 @@ export function importSnapshot(deps: ActivityDeps) {
           const encryption = input.encryptionKeyId
             ? { key: await loadEncryptionKey(deps.config, input.encryptionKeyId), keyId: input.encryptionKeyId }
             : undefined;
-          const stored = await streamToS3({
-            s3,
-            bucket: cluster.storage.bucket,
-            key: keys.snapshot,
-            source: createReadStream(file, { highWaterMark: 1024 * 1024 }),
-            compression: input.compression,
-            encryption,
-            objectLock: objectLockFor(cluster.storage),
-            onProgress: (n) => heartbeat({ step: 'upload', key: keys.snapshot, bytes: n }),
-            signal: cancellationSignal(),
-          });
+          const stored = await transferring(() =>
+            streamToS3({
+              s3,
+              bucket: cluster.storage.bucket,
+              key: keys.snapshot,
+              source: createReadStream(file, { highWaterMark: 1024 * 1024 }),
+              compression: input.compression,
+              encryption,
+              objectLock: objectLockFor(cluster.storage),
+              onProgress: (n) => heartbeat({ step: 'upload', key: keys.snapshot, bytes: n }),
+              signal: cancellationSignal(),
+            }),
+          );
           if (stored.plainSha256 !== plainSha256 || stored.plainSize !== (await stat(file)).size) {
             await s3.send(new DeleteObjectCommand({ Bucket: cluster.storage.bucket, Key: keys.snapshot }));
             throw ApplicationFailure.retryable(

@@ -29,7 +29,7 @@ import { readerTools } from '../backup/import';
 import { writeManifest } from '../backup/finish';
 import { parseSnapshotStatus } from '../backup/inspect-snapshot';
 import type { ActivityDeps } from '../deps';
-import { cancellationSignal, throttledHeartbeat, whileHeartbeating } from '../heartbeat';
+import { cancellationSignal, throttledHeartbeat, transferring, whileHeartbeating, whilePreparing } from '../heartbeat';
 
 /**
  * A restore to a point (issue 22), off the control plane: the plan proves the point from the bucket; the build
@@ -105,7 +105,9 @@ export function buildPoint(deps: ActivityDeps) {
       });
       if (existing && store) return { manifestKey: existing.manifestKey, revision: plan.revision, time: plan.time, built: false };
 
-      return await whileHeartbeating(
+      // The timer keeps the restore, the snapshot and the checks alive; the fetch, the replay and the upload heartbeat
+      // on their progress, so one that stalls times out.
+      return await whilePreparing(
         () => ({ step: 'point', scratch }),
         async () => {
           await removeScratch(scratch);
@@ -121,14 +123,16 @@ export function buildPoint(deps: ActivityDeps) {
             seconds[k] = Math.round((Date.now() - lap) / 100) / 10;
             lap = Date.now();
           };
-          await readStoredObject(
-            s3,
-            cluster.storage.bucket,
-            base.manifest.snapshot,
-            (id) => (id === keyId ? key : undefined),
-            createWriteStream(baseFile, { mode: 0o600 }),
-            (n) => heartbeat({ step: 'fetch base', bytes: n }),
-            cancellationSignal(),
+          await transferring(() =>
+            readStoredObject(
+              s3,
+              cluster.storage.bucket,
+              base.manifest.snapshot,
+              (id) => (id === keyId ? key : undefined),
+              createWriteStream(baseFile, { mode: 0o600 }),
+              (n) => heartbeat({ step: 'fetch base', bytes: n }),
+              cancellationSignal(),
+            ),
           );
           split('fetch');
           const etcd = await restoreAndStartEtcd(workerHost, tools, scratch, baseFile, durationMs(deps.config.drill.startTimeout));
@@ -136,7 +140,9 @@ export function buildPoint(deps: ActivityDeps) {
           const client = createEtcdClient({ endpoint: etcd.clientUrl.replace(/^http:\/\//, ''), tls: 'loopback-plaintext' });
           try {
             // 2. the chain, read and checked again (the bucket may have changed since the plan), replayed to the point
-            const replay = await replaySegments(s3, rules, client, plan, (r) => heartbeat({ step: 'replay', revision: r }));
+            const replay = await transferring(() =>
+              replaySegments(s3, rules, client, plan, (r) => heartbeat({ step: 'replay', revision: r })),
+            );
             split('replay');
             // 3. the point's snapshot, etcd's SHA-256 checked, then read by etcd's own reader
             const pointFile = `${scratch}/point.db`;
@@ -153,17 +159,19 @@ export function buildPoint(deps: ActivityDeps) {
             split('snapshot');
             if (!store) return { manifestKey: keys.manifest, revision: plan.revision, time: plan.time, built: false, replay, seconds };
             // 4. stored as a backup of its own; the base's control-plane archive goes with it (copied in the bucket)
-            const stored = await streamToS3({
-              s3,
-              bucket: cluster.storage.bucket,
-              key: keys.snapshot,
-              source: createReadStream(pointFile, { highWaterMark: 1024 * 1024 }),
-              compression: base.manifest.snapshot.compression,
-              encryption: key && keyId ? { key, keyId } : undefined,
-              objectLock: objectLockFor(cluster.storage),
-              onProgress: (n) => heartbeat({ step: 'upload', bytes: n }),
-              signal: cancellationSignal(),
-            });
+            const stored = await transferring(() =>
+              streamToS3({
+                s3,
+                bucket: cluster.storage.bucket,
+                key: keys.snapshot,
+                source: createReadStream(pointFile, { highWaterMark: 1024 * 1024 }),
+                compression: base.manifest.snapshot.compression,
+                encryption: key && keyId ? { key, keyId } : undefined,
+                objectLock: objectLockFor(cluster.storage),
+                onProgress: (n) => heartbeat({ step: 'upload', bytes: n }),
+                signal: cancellationSignal(),
+              }),
+            );
             const files = base.manifest.controlPlaneFiles;
             if (files)
               await s3.send(

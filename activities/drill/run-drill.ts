@@ -19,7 +19,7 @@ import { checkRunKey } from '../../src/run-key';
 import { durationMs } from '../../src/schedules/backup-schedules';
 import { s3ClientFor } from '../../src/storage/s3-client';
 import type { ActivityDeps } from '../deps';
-import { cancellationSignal, throttledHeartbeat, whileHeartbeating } from '../heartbeat';
+import { cancellationSignal, throttledHeartbeat, transferring, whilePreparing } from '../heartbeat';
 
 export interface RunDrillInput {
   cluster: string;
@@ -51,14 +51,16 @@ async function fetchInto(
   const s3 = await s3ClientFor(cluster.storage);
   const heartbeat = throttledHeartbeat();
   try {
-    return await readStoredObject(
-      s3,
-      cluster.storage.bucket,
-      obj,
-      () => key,
-      sink,
-      (bytes) => heartbeat({ key: obj.key, bytes }),
-      cancellationSignal(),
+    return await transferring(() =>
+      readStoredObject(
+        s3,
+        cluster.storage.bucket,
+        obj,
+        () => key,
+        sink,
+        (bytes) => heartbeat({ key: obj.key, bytes }),
+        cancellationSignal(),
+      ),
     );
   } finally {
     s3.destroy();
@@ -169,7 +171,9 @@ export function runDrill(deps: ActivityDeps) {
       sampled: {},
       certificates: [],
     };
-    return whileHeartbeating(
+    // The timer keeps the restore, the start and the counts alive; a fetch heartbeats on its bytes, so one that stalls
+    // times out.
+    return whilePreparing(
       () => ({ scratch, checks: findings.checks.length }),
       () =>
         withDrillHost(

@@ -25,6 +25,11 @@ import { parseConfig } from '../../src/config/load';
 import { workerProcess } from '../support/worker-process';
 import { resultExplained } from '../support/kill';
 import { failureOf } from '../support/failures';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import pino from 'pino';
+import { createActivities } from '../../activities';
+import { testBed } from '../support/bed';
+import { stallingLink } from '../support/slow-link';
 
 const BUCKET = 'drills';
 
@@ -112,6 +117,36 @@ describe('restore drills (etcd 3.6 + kube-apiserver 1.34, on the worker)', () =>
     expect(metrics).toMatch(/lifeboat_last_drill_success\{cluster="drl"\} 1/);
     const at = Number(/lifeboat_last_successful_drill_timestamp_seconds\{cluster="drl"\} (\S+)/.exec(metrics)?.[1]);
     expect(Math.abs(at - Date.now() / 1000)).toBeLessThan(120);
+  });
+
+  it('a fetch that stalls mid-way is left to the heartbeat timeout (no timer beats while its bytes are awaited), and cancellation ends it', async () => {
+    const store = new URL(testBed().minio.endpoint);
+    const link = await stallingLink(store.hostname, Number(store.port), good.snapshotKey.split('/').pop()!, 2048);
+    const config = {
+      ...worker.config,
+      clusters: worker.config.clusters.map((c) => ({ ...c, storage: { ...c.storage, endpoint: `http://127.0.0.1:${link.port}` } })),
+    };
+    const { runDrill } = createActivities({ config, logger: pino({ level: 'silent' }) });
+    const env = new MockActivityEnvironment();
+    const beats: number[] = [];
+    env.on('heartbeat', () => beats.push(Date.now()));
+    try {
+      const run = env.run(runDrill, { cluster: 'drl', manifestKey: good.manifestKey, runKey: `stall-${Date.now()}` });
+      const settled = run.then(
+        () => 'passed',
+        (err: Error) => err.name,
+      );
+      await waitFor('the snapshot fetch to stall', async () => link.stalled(), 60_000);
+      const stalledAt = Date.now();
+      await new Promise((r) => setTimeout(r, 12_000)); // more than two of the timer's 5 s periods
+      // A progress beat throttled to 2 s may still be on its way as the stall begins; none after that.
+      expect(beats.filter((at) => at > stalledAt + 2_500)).toEqual([]);
+      env.cancel();
+      expect(await settled).toMatch(/Cancel|Abort/);
+    } finally {
+      await link.close();
+    }
+    expect(await readdir(scratchDir)).toEqual([]);
   });
 
   it('schedule sync creates drill-<cluster> only with drill.enabled, and --prune removes it again', async () => {

@@ -39,3 +39,59 @@ export async function slowLink(host: string, port: number, delayMs: number): Pro
     },
   };
 }
+
+export interface StallingLink {
+  /** The loopback port to reach the target through. */
+  port: number;
+  /** Set once the matching response has been held. */
+  stalled(): boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * A link that stalls one transfer mid-way, as a store behind a dying load balancer does: a relay that passes
+ * everything until a request naming `match` goes through, hands on the first `afterBytes` of what comes back on that
+ * connection, then holds the rest (the connection stays open, nothing more arrives).
+ */
+export async function stallingLink(host: string, port: number, match: string, afterBytes: number): Promise<StallingLink> {
+  const sockets = new Set<Socket>();
+  let stalled = false;
+  const track = (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  };
+  const server = createServer((client) => {
+    const target = connect({ host, port });
+    track(client);
+    track(target);
+    let armed = false;
+    let passed = 0;
+    client.on('data', (chunk: Buffer) => {
+      if (chunk.toString('latin1').includes(match)) armed = true;
+      target.write(chunk);
+    });
+    target.on('data', (chunk: Buffer) => {
+      if (!armed) return void client.write(chunk);
+      const left = afterBytes - passed;
+      if (left > 0) client.write(chunk.subarray(0, left));
+      passed += chunk.length;
+      if (passed >= afterBytes) {
+        stalled = true;
+        target.pause();
+      }
+    });
+    client.on('close', () => target.destroy());
+    target.on('close', () => client.destroy());
+    client.on('error', () => target.destroy());
+    target.on('error', () => client.destroy());
+  });
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    stalled: () => stalled,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
