@@ -31,6 +31,8 @@ export interface ChainBreak {
   /** The full backup taken at once, the new chain's base; absent while it runs or when it failed. */
   backup?: string;
   backupError?: string;
+  /** Full backups for a new chain that failed in a row, this one included (sets the wait before the next try). */
+  failedBackups?: number;
 }
 
 export interface CaptureClusterChangesInput {
@@ -56,8 +58,16 @@ export const captureStateQuery = defineQuery<CaptureState>('captureState');
 
 /** Each run captures this long, then continues as new: the history stays a handful of events per half hour. */
 export const CAPTURE_RUN_SECONDS = 30 * 60;
-/** After a full backup failed, the next try: the capture activity asks again whether a chain can go on. */
-const RETRY_AFTER_FAILED_BACKUP = '5 minutes';
+/**
+ * After a full backup for a new chain failed, the wait before the capture asks again whether a chain can go on: 15 s,
+ * doubling to at most 5 minutes. The usual cause is a control plane being recovered (its wiped etcd is refused by the
+ * revision floor), and the chain should start as soon as the recovery ends, not minutes later; a long outage still
+ * costs one failed backup per 5 minutes, not one per minute.
+ */
+export function retryAfterFailedBackupSeconds(failedBackups: number): number {
+  const n = Number.isInteger(failedBackups) && failedBackups > 0 ? Math.min(failedBackups, 16) : 1;
+  return Math.min(15 * 2 ** (n - 1), 300);
+}
 
 const capturing = proxyActivities<Activities>(ACTIVITY_OPTIONS.capture);
 
@@ -102,6 +112,8 @@ async function captureRun(input: CaptureClusterChangesInput): Promise<CaptureClu
     return { cluster, chain: result.chain, ...(input.lastBreak ? { lastBreak: input.lastBreak } : {}) };
   }
 
+  // The previous run was a failed try at this same break when it had no chain to go on with and its backup failed.
+  const failedBefore = !input.chain && input.lastBreak?.backupError ? (input.lastBreak.failedBackups ?? 1) : 0;
   const broken: ChainBreak = {
     at: new Date().toISOString(),
     reason: result.reason,
@@ -133,9 +145,16 @@ async function captureRun(input: CaptureClusterChangesInput): Promise<CaptureClu
     broken.backup = backup.manifestKey;
   } catch (err) {
     broken.backupError = (err as Error).message.slice(0, 500);
+    broken.failedBackups = Math.min((Number.isInteger(failedBefore) ? failedBefore : 0) + 1, 1000);
+    const wait = retryAfterFailedBackupSeconds(broken.failedBackups);
     state.phase = 'waiting-to-retry';
-    log.error('continuous backup: the full backup for a new chain failed; trying again', { cluster, error: broken.backupError });
-    await sleep(RETRY_AFTER_FAILED_BACKUP);
+    log.error('continuous backup: the full backup for a new chain failed; trying again', {
+      cluster,
+      error: broken.backupError,
+      failedInARow: broken.failedBackups,
+      retryInSeconds: wait,
+    });
+    await sleep(wait * 1000);
   }
   return { cluster, lastBreak: broken };
 }
