@@ -61,17 +61,42 @@ export async function usedSubnets(): Promise<Set<number>> {
   return used;
 }
 
-/** Creates the namespace and its veth link; returns the node's address. `subnet` pins it (to take over an address). */
+/**
+ * Creates the namespace and its veth link; returns the node's address. `subnet` pins it (to take over an address).
+ * Test files running side by side can pick the same free subnet: the host link's name (lbh<N>) is the lock, the
+ * first `ip link add` wins and the other tries the next subnet, never touching the winner's link.
+ */
 export async function createNamespace(netns: string, subnet?: number): Promise<{ ip: string; subnet: number }> {
-  const used = await usedSubnets();
-  const n = subnet ?? [...Array(254).keys()].map((i) => i + 1).find((i) => !used.has(i));
-  if (n === undefined) throw new Error('no free sandbox subnet in 10.213.0.0/16');
-  if (used.has(n)) throw new Error(`sandbox subnet ${SUBNET_PREFIX}.${n}.0/24 is still in use`);
+  const lost = new Set<number>();
+  for (;;) {
+    const used = await usedSubnets();
+    const n = subnet ?? [...Array(254).keys()].map((i) => i + 1).find((i) => !used.has(i) && !lost.has(i));
+    if (n === undefined) throw new Error('no free sandbox subnet in 10.213.0.0/16');
+    if (used.has(n)) throw new Error(`sandbox subnet ${SUBNET_PREFIX}.${n}.0/24 is still in use`);
+    const made = await createOn(netns, n);
+    if (made) return made;
+    if (subnet !== undefined) throw new Error(`sandbox subnet ${SUBNET_PREFIX}.${n}.0/24 was taken while this node was being made`);
+    lost.add(n);
+  }
+}
+
+/** The namespace on subnet n, or undefined when another run took n first (its link already exists). */
+async function createOn(netns: string, n: number): Promise<{ ip: string; subnet: number } | undefined> {
   const hostIf = `lbh${n}`;
   const nodeIf = `lbn${n}`;
   await sh('ip', ['netns', 'add', netns]);
+  let linked = false;
   try {
-    await sh('ip', ['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nodeIf]);
+    try {
+      await sh('ip', ['link', 'add', hostIf, 'type', 'veth', 'peer', 'name', nodeIf]);
+      linked = true;
+    } catch (err) {
+      if (/File exists/.test((err as Error).message)) {
+        await deleteNamespace(netns);
+        return undefined;
+      }
+      throw err;
+    }
     await sh('ip', ['link', 'set', nodeIf, 'netns', netns]);
     await sh('ip', ['addr', 'add', `${SUBNET_PREFIX}.${n}.1/24`, 'dev', hostIf]);
     await sh('ip', ['link', 'set', hostIf, 'up']);
@@ -79,7 +104,7 @@ export async function createNamespace(netns: string, subnet?: number): Promise<{
     await sh('ip', ['netns', 'exec', netns, 'ip', 'link', 'set', nodeIf, 'up']);
     await sh('ip', ['netns', 'exec', netns, 'ip', 'link', 'set', 'lo', 'up']);
   } catch (err) {
-    await sh('ip', ['link', 'del', hostIf]).catch(() => undefined);
+    if (linked) await sh('ip', ['link', 'del', hostIf]).catch(() => undefined);
     await deleteNamespace(netns);
     throw err;
   }
