@@ -28,7 +28,10 @@ export function scheduleCommand(): Command {
     .description(
       'create or update the backup and health schedules of every configured cluster, and start or stop its continuous capture (idempotent)',
     )
-    .option('--prune', 'also delete backup-* and health-* schedules of clusters no longer in the config')
+    .option(
+      '--prune',
+      "also delete the backup-*, health-* and drill-* schedules of clusters no longer in the config (only on this engine's task queues)",
+    )
     .action(async (opts: { prune?: boolean }, cmd: Command) =>
       withClient(cmd, async ({ client }, config) => {
         config.clusters.forEach(warnAboutEncryption);
@@ -37,6 +40,7 @@ export function scheduleCommand(): Command {
         for (const id of r.updated) console.log(`updated  ${id}`);
         for (const id of r.removed) console.log(`removed  ${id}`);
         for (const id of r.orphaned) console.log(`orphaned ${id} (its cluster is not in the config; --prune removes it)`);
+        for (const f of r.foreign) console.log(`other    ${f.id} (runs on task queue ${f.taskQueue}, not this engine's: left alone)`);
         for (const id of r.captures.started) console.log(`started  ${id} (continuous backups)`);
         for (const id of r.captures.running) console.log(`running  ${id} (continuous backups)`);
         for (const id of r.captures.stopped) console.log(`stopped  ${id} (no backup.continuous for its cluster)`);

@@ -71,6 +71,11 @@ export interface SyncResult {
   removed: string[];
   /** Schedules of clusters no longer in config, left in place because --prune was not given. */
   orphaned: string[];
+  /**
+   * Schedules named like ours that start their runs on another engine's task queue (another config sharing the
+   * namespace): never pruned, never orphaned, listed so the overlap is visible.
+   */
+  foreign: { id: string; taskQueue: string }[];
   /** Continuous backups' capture-<cluster> runs (not schedules, reconciled alongside them). */
   captures: CaptureSync;
 }
@@ -85,7 +90,14 @@ export async function syncBackupSchedules(
   config: Config,
   options: { prune?: boolean; env?: NodeJS.ProcessEnv } = {},
 ): Promise<SyncResult> {
-  const result: SyncResult = { created: [], updated: [], removed: [], orphaned: [], captures: { started: [], running: [], stopped: [] } };
+  const result: SyncResult = {
+    created: [],
+    updated: [],
+    removed: [],
+    orphaned: [],
+    foreign: [],
+    captures: { started: [], running: [], stopped: [] },
+  };
   const taskQueue = taskQueueOf(config, options.env);
   const wanted = new Map<string, ScheduleOptions>();
   for (const c of config.clusters) {
@@ -110,6 +122,13 @@ export async function syncBackupSchedules(
   }
   for await (const s of client.schedule.list()) {
     if (!isManagedSchedule(s.scheduleId) || wanted.has(s.scheduleId)) continue;
+    // Only this engine's: another config in the same namespace (another team, a second install) keeps its schedules.
+    const queue = await scheduleTaskQueue(client, s.scheduleId);
+    if (queue === undefined) continue; // deleted meanwhile
+    if (!isEngineQueue(taskQueue, queue)) {
+      result.foreign.push({ id: s.scheduleId, taskQueue: queue });
+      continue;
+    }
     if (options.prune) {
       await client.schedule.getHandle(s.scheduleId).delete();
       result.removed.push(s.scheduleId);
@@ -123,6 +142,24 @@ export async function syncBackupSchedules(
 
 /** Same function, by what it does now. */
 export const syncSchedules = syncBackupSchedules;
+
+/** The queue a schedule starts its runs on; undefined when it is gone. */
+async function scheduleTaskQueue(client: Client, id: string): Promise<string | undefined> {
+  try {
+    return (await client.schedule.getHandle(id).describe()).action.taskQueue;
+  } catch (err) {
+    if (err instanceof ScheduleNotFoundError) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Whether runs on `queue` are this engine's: its task queue or one of its sites' (`<queue>-<site>`, siteTaskQueue),
+ * including a site no cluster names any more, whose schedules are exactly the ones to prune.
+ */
+export function isEngineQueue(taskQueue: string, queue: string): boolean {
+  return queue === taskQueue || queue.startsWith(`${taskQueue}-`);
+}
 
 /** Schedules `lifeboat schedule sync` manages: backup-<cluster>, health-<cluster> and drill-<cluster>. */
 export function isManagedSchedule(id: string): boolean {
