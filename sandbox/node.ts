@@ -222,10 +222,11 @@ export async function createSandboxNode(o: SandboxNodeOptions): Promise<SandboxN
     await killNode(netns, netns).catch((err: Error) => problems.push(err.message));
     if (cgroupCreated) await removeCgroupRoot(netns).catch((err: Error) => problems.push(err.message));
     if (sysctlsSaved) await restoreHostSysctls().catch((err: Error) => problems.push(`restoring host sysctls: ${err.message}`));
-    await deleteNamespace(netns);
     // The kernel tears a namespace down in the background; its veth pair (and the node's address) can outlive it
-    // for a while. Deleting the host's end removes the pair now, so a replacement can take the address at once.
+    // for a while. Deleting the host's end first removes the pair now, so a replacement can take the address at once,
+    // and while the link is still this node's: after the namespace is gone, another run may have made lbh<N> anew.
     if (subnet !== undefined) await sh('ip', ['link', 'del', `lbh${subnet}`]).catch(() => undefined);
+    await deleteNamespace(netns);
     if (problems.length) throw new Error(`tearing down node ${o.name}: ${problems.join('; ')}`);
   };
 

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PAUSE_IMAGE } from './images';
@@ -126,7 +125,8 @@ async function hierarchies(withUnified = false): Promise<string[]> {
 export async function createCgroupRoot(name: string): Promise<string> {
   for (const h of await hierarchies()) {
     for (const dir of [join(h, CGROUP_PARENT), join(h, CGROUP_PARENT, name)]) {
-      if (!existsSync(dir)) await mkdir(dir);
+      // recursive: no EEXIST when another run makes the shared parent at the same moment
+      await mkdir(dir, { recursive: true });
       if (h.endsWith('/cpuset')) {
         for (const f of ['cpuset.cpus', 'cpuset.mems']) {
           const current = (await readFile(join(dir, f), 'utf8')).trim();
