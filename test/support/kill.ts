@@ -53,11 +53,14 @@ export class KillableWorker {
       return undefined;
     }
     // The standby alone until the step's next attempt has started (or the step is over): only it can have taken it.
+    // Not merely "no attempt running": between the heartbeat timeout and the retry's start the step is pending but
+    // SCHEDULED, and a replacement launched then can win the retry (seen in CI: the kill during verifyApi).
     await waitFor(
       `another attempt of ${activity} to start`,
       async () => {
-        const now = await startedActivity(handle, activity);
-        return !now || (now.attempt ?? 1) > (first.attempt ?? 1);
+        const now = await pendingActivity(handle, activity);
+        if (!now) return true; // the step is over
+        return now.state === STARTED && (now.attempt ?? 1) > (first.attempt ?? 1);
       },
       120_000,
       200,
@@ -81,11 +84,17 @@ export class KillableWorker {
   }
 }
 
+const STARTED = temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
+
+/** The workflow's pending `activity` in any state (scheduled, started, cancel requested); undefined when it is not pending. */
+async function pendingActivity(handle: WorkflowHandle, activity: string) {
+  return (await handle.describe()).raw.pendingActivities?.find((a) => a.activityType?.name === activity);
+}
+
 /** The workflow's pending `activity` while a worker runs it, as `describe` shows it; undefined otherwise. */
 export async function startedActivity(handle: WorkflowHandle, activity: string) {
-  return (await handle.describe()).raw.pendingActivities?.find(
-    (a) => a.activityType?.name === activity && a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED,
-  );
+  const a = await pendingActivity(handle, activity);
+  return a?.state === STARTED ? a : undefined;
 }
 
 /** The started events of `activity` in a history, in order (each records the last attempt of its scheduling). */
