@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -62,6 +64,32 @@ export async function usedSubnets(): Promise<Set<number>> {
 }
 
 /**
+ * Subnets a process keeps for a replacement node after destroying the one that had them (a file per subnet, holding
+ * the pid): no other run's new node takes the address in between. A hold of a process that is gone is void.
+ */
+const HOLDS = '/run/lifeboat-sandbox-subnets';
+
+export async function holdSubnet(n: number): Promise<void> {
+  await mkdir(HOLDS, { recursive: true });
+  await writeFile(join(HOLDS, String(n)), String(process.pid));
+}
+
+async function releaseSubnet(n: number): Promise<void> {
+  const holder = await readFile(join(HOLDS, String(n)), 'utf8').then(Number, () => undefined);
+  if (holder === process.pid) await rm(join(HOLDS, String(n)), { force: true });
+}
+
+/** Subnets held by live processes (this one's included: it holds them for a node it will pin there). */
+async function heldSubnets(): Promise<Set<number>> {
+  const held = new Set<number>();
+  for (const name of await readdir(HOLDS).catch(() => [] as string[])) {
+    const pid = await readFile(join(HOLDS, name), 'utf8').then(Number, () => NaN);
+    if (Number.isInteger(pid) && alive(pid)) held.add(Number(name));
+  }
+  return held;
+}
+
+/**
  * Creates the namespace and its veth link; returns the node's address. `subnet` pins it (to take over an address).
  * Test files running side by side can pick the same free subnet: the host link's name (lbh<N>) is the lock, the
  * first `ip link add` wins and the other tries the next subnet, never touching the winner's link.
@@ -70,11 +98,15 @@ export async function createNamespace(netns: string, subnet?: number): Promise<{
   const lost = new Set<number>();
   for (;;) {
     const used = await usedSubnets();
-    const n = subnet ?? [...Array(254).keys()].map((i) => i + 1).find((i) => !used.has(i) && !lost.has(i));
+    const held = await heldSubnets();
+    const n = subnet ?? [...Array(254).keys()].map((i) => i + 1).find((i) => !used.has(i) && !held.has(i) && !lost.has(i));
     if (n === undefined) throw new Error('no free sandbox subnet in 10.213.0.0/16');
     if (used.has(n)) throw new Error(`sandbox subnet ${SUBNET_PREFIX}.${n}.0/24 is still in use`);
     const made = await createOn(netns, n);
-    if (made) return made;
+    if (made) {
+      if (subnet !== undefined) await releaseSubnet(subnet);
+      return made;
+    }
     if (subnet !== undefined) throw new Error(`sandbox subnet ${SUBNET_PREFIX}.${n}.0/24 was taken while this node was being made`);
     lost.add(n);
   }

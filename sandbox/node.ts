@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, symlink, writeFile, readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { alive, createNamespace, deleteNamespace, removeStaleNamespaces, sh } from './netns';
+import { alive, createNamespace, deleteNamespace, holdSubnet, removeStaleNamespaces, sh } from './netns';
 import { startProcess, waitFor, type ManagedProcess } from '../src/devserver/processes';
 import {
   containerdConfig,
@@ -68,7 +68,8 @@ export interface SandboxNode {
   /** The kubelet's ready pods, each with its containers (latest attempt per container name). */
   pods(): Promise<PodStatus[]>;
   logs(): Promise<string>;
-  destroy(): Promise<void>;
+  /** `keepAddress`: the subnet stays this process's until a node pinned to it takes it over (as a replacement does). */
+  destroy(options?: { keepAddress?: boolean }): Promise<void>;
 }
 
 /** Mount points the node's private views need on the host; they stay empty there. */
@@ -366,7 +367,10 @@ export async function createSandboxNode(o: SandboxNodeOptions): Promise<SandboxN
       return pods;
     },
     logs: () => nodeLogs(o.dir),
-    destroy: () => (tornDown ??= teardown()), // once: the host sysctls are counted per kubelet
+    destroy: async (options) => {
+      if (options?.keepAddress) await holdSubnet(subnet);
+      return (tornDown ??= teardown()); // once: the host sysctls are counted per kubelet
+    },
   };
   return node;
 }

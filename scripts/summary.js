@@ -1,15 +1,22 @@
 // Prints the closing "N passed, N failed[, N skipped]" line from jest's --json results. A suite that could not run
 // (syntax error, failing beforeAll outside tests) counts as a failure: jest may report zero failed tests for it.
+// Several result files (npm test's side-by-side run and its one-at-a-time run) are counted as one.
 const fs = require('node:fs');
-const file = process.argv[2];
-let r;
+const files = process.argv.slice(2);
+let runs;
 try {
-  r = JSON.parse(fs.readFileSync(file, 'utf8'));
+  if (files.length === 0) throw new Error('no results file named');
+  runs = files.map((file) => JSON.parse(fs.readFileSync(file, 'utf8')));
 } catch (err) {
   console.log(`no jest results (${err.message})`);
   console.log('0 passed, 1 failed');
   process.exit(1);
 }
+const COUNTS = ['numPassedTests', 'numFailedTests', 'numPendingTests', 'numTodoTests', 'numTotalTests'];
+const r = { testResults: runs.flatMap((x) => x.testResults) };
+for (const k of COUNTS) r[k] = runs.reduce((n, x) => n + (x[k] ?? 0), 0);
+// Wall time per run: from jest's start to its last file's end (files side by side overlap, so their sum is more).
+const walls = runs.map((x) => (Math.max(x.startTime, ...x.testResults.map((t) => t.endTime)) - x.startTime) / 60_000);
 // Each file's time, slowest first: where the suite's minutes go (CI has 90 of them on a cold machine).
 const path = require('node:path');
 const timed = r.testResults
@@ -23,7 +30,9 @@ const tests = r.testResults
 console.log('\nslowest tests:');
 for (const t of tests) console.log(`  ${t.seconds.toFixed(1).padStart(7)} s  ${t.name.slice(0, 160)}`);
 const total = timed.reduce((t, s) => t + s.seconds, 0);
-console.log(`\ntime per file (${timed.length} files, ${(total / 60).toFixed(1)} min):`);
+console.log(
+  `\ntime per file (${timed.length} files, ${(total / 60).toFixed(1)} min of files in ${walls.reduce((a, b) => a + b, 0).toFixed(1)} min of wall time${walls.length > 1 ? `: ${walls.map((w) => w.toFixed(1)).join(' + ')}` : ''}):`,
+);
 for (const s of timed) console.log(`  ${s.seconds.toFixed(1).padStart(7)} s  ${s.file}${s.status === 'failed' ? '  (failed)' : ''}`);
 // Why each failure failed, last before the count: CI keeps only the tail of what a run printed, and a suite that
 // could not run (0.0 s above) says why only here.

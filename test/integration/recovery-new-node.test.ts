@@ -58,7 +58,7 @@ describe("recovery onto a new node that takes over the dead node's address", () 
 
   it('rebuilds the control plane from the backup with the original CA and data, and the same Node comes back Ready', async () => {
     const dead = cluster.controlPlane;
-    await dead.destroy(); // the machine is gone, disks and all
+    await dead.destroy({ keepAddress: true }); // the machine is gone, disks and all; its address waits for the replacement
     expect(await admin.ready()).toBe(false);
     const replacement = await cluster.addNode('cp1-new', { subnet: dead.subnet });
     expect(replacement.ip).toBe(dead.ip);

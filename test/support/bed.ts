@@ -10,11 +10,13 @@ export interface TestBedState {
   minio: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string; pid: number };
 }
 
-/** The servers global-setup started for this run. */
+/** The servers global-setup started for this jest worker (its lane: files on other workers use others). */
 export function testBed(): TestBedState {
   const file = process.env.LIFEBOAT_TEST_BED;
   if (!file) throw new Error('LIFEBOAT_TEST_BED is not set: run tests through jest.config.js (its globalSetup starts the servers)');
-  return JSON.parse(readFileSync(file, 'utf8')) as TestBedState;
+  const lanes = JSON.parse(readFileSync(file, 'utf8')) as TestBedState[];
+  const worker = Number(process.env.JEST_WORKER_ID ?? '1');
+  return lanes[(worker - 1) % lanes.length];
 }
 
 /**
