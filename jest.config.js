@@ -1,8 +1,9 @@
 /**
- * Two projects: `unit` (pure logic, lint, promtool, the build check: no servers) and `integration` (one Temporal dev
- * server and one MinIO started by globalSetup for the whole run, shared by every file; the sandbox clusters each file
- * makes). `npx jest --selectProjects unit` runs in seconds without starting anything. Run in band (scripts/test.sh):
- * the integration tests share the servers and a 2-core machine.
+ * Two projects: `unit` (pure logic, lint, promtool, the build check: no servers) and `integration` (a Temporal dev
+ * server and a MinIO per jest worker, started by globalSetup and shared by the files that worker runs; the sandbox
+ * clusters each file makes). `npx jest --selectProjects unit` runs in seconds without starting anything.
+ * scripts/test.sh runs two workers, then the files with timing windows alone; one file runs in band as
+ * `npm test -- <file>`.
  */
 const common = {
   testEnvironment: 'node',

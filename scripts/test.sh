@@ -12,17 +12,17 @@ run_tmp="$(mktemp -d -t lifeboat-run-XXXXXX)"
 # Traversable (not listable) by other users: the test bed's PostgreSQL runs as the postgres user, in a folder in here.
 chmod 711 "$run_tmp"
 export TMPDIR="$run_tmp"
-# Two files at a time (the suite mostly waits: heartbeat timeouts, kube-apiserver starts, Alertmanager groups), each
-# jest worker with its own Temporal and MinIO (test/global-setup.ts). The files whose proof is a timing window run
-# after, one at a time: alert-recovery's response must see a restarted scheduler within its 6 s confirm window, and
-# prometheus-alertmanager's flapping alert must stay inside Alertmanager's group timers.
-# Arguments (a file, -t) run as given, in band: that is how one file is rerun.
+# Files side by side (the suite mostly waits: heartbeat timeouts, kube-apiserver starts, Alertmanager groups), each
+# jest worker with its own Temporal and MinIO (test/global-setup.ts); LIFEBOAT_TEST_LANES says how many (2). The
+# files whose proof is a timing window run after, one at a time: alert-recovery's response must see a restarted
+# scheduler within its 6 s confirm window, and prometheus-alertmanager's flapping alert must stay inside
+# Alertmanager's group timers. Arguments (a file, -t) run as given, in band: that is how one file is rerun.
 alone=(test/integration/alert-recovery.test.ts test/integration/prometheus-alertmanager.test.ts)
 status=0
 if (($#)); then
   npx jest --runInBand --json --outputFile="$run_tmp/jest-results.json" "$@" || status=1
 else
-  npx jest --maxWorkers=2 --json --outputFile="$run_tmp/jest-results-side-by-side.json" \
+  npx jest --maxWorkers="${LIFEBOAT_TEST_LANES:-2}" --json --outputFile="$run_tmp/jest-results-side-by-side.json" \
     --testPathIgnorePatterns /node_modules/ "${alone[@]/%/$}" || status=1
   npx jest --runInBand --json --outputFile="$run_tmp/jest-results-alone.json" --runTestsByPath "${alone[@]}" || status=1
 fi
