@@ -1,5 +1,6 @@
 import { Runtime } from '@temporalio/worker';
 import { loadConfig } from './config/load';
+import { liveConfig } from './config/reload';
 import { createLogger, temporalLoggerFrom } from './logging';
 import { startMetricsServer } from './metrics/server';
 import { createWorkers, runWorkers } from './temporal/worker';
@@ -20,6 +21,16 @@ export async function runWorker(configPath?: string, options: { sites?: string[]
   const logger = createLogger('lifeboat-worker');
   const config = await loadConfig(configPath);
   const { taskQueues, elsewhere } = workerQueues(config, options.sites ?? []);
+  // SIGHUP reads the file again (src/config/reload.ts); a change of the queues this worker polls needs a restart.
+  const live = liveConfig(configPath ?? process.env.LIFEBOAT_CONFIG, config, logger, (next) => {
+    let queues: string[];
+    try {
+      queues = workerQueues(next, options.sites ?? []).taskQueues;
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return queues.join() === taskQueues.join() ? undefined : `the worker's task queues would change (${queues.join(', ')}): restart it`;
+  });
   // One Prometheus endpoint at LIFEBOAT_METRICS_ADDRESS: the engine's gauges, then the runtime's (SDK, lifeboat_backups_failed).
   const metricsServer = await startMetricsServer(process.env.LIFEBOAT_METRICS_ADDRESS, logger);
   Runtime.install({
@@ -32,7 +43,7 @@ export async function runWorker(configPath?: string, options: { sites?: string[]
   const stopWaiting = new AbortController();
   const abort = () => stopWaiting.abort();
   for (const s of ['SIGINT', 'SIGTERM'] as const) process.once(s, abort);
-  const created = await connectWhenReachable(() => createWorkers({ config, logger, target }, taskQueues), {
+  const created = await connectWhenReachable(() => createWorkers({ config, live, logger, target }, taskQueues), {
     target,
     logger,
     signal: stopWaiting.signal,
@@ -49,8 +60,9 @@ export async function runWorker(configPath?: string, options: { sites?: string[]
   // on the cluster's site's queue.
   const alertsAddress = process.env.LIFEBOAT_ALERTS_ADDRESS;
   const receiver = alertsAddress
-    ? await startAlertReceiver({ config, client: first.client, taskQueue: taskQueueOf(config), logger, address: alertsAddress })
+    ? await startAlertReceiver({ config, live, client: first.client, taskQueue: taskQueueOf(config), logger, address: alertsAddress })
     : undefined;
+  const stopWatching = live.watchHangup();
   logger.info(
     {
       temporal: describeTarget(target),
@@ -65,6 +77,7 @@ export async function runWorker(configPath?: string, options: { sites?: string[]
   try {
     await runWorkers(created);
   } finally {
+    stopWatching();
     await receiver?.close();
     for (const c of created) await c.close();
     await metricsServer?.close();

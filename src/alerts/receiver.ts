@@ -16,6 +16,8 @@ import { parseWebhook, type WebhookAlert } from './webhook';
 
 export interface AlertReceiverOptions {
   config: Config;
+  /** The clusters alerts may name and their sites, reloaded on SIGHUP; the token, triggers and address stay `config`'s. */
+  live?: { readonly current: Config };
   client: Client;
   /** The engine's task queue; each response starts on its cluster's site's queue (siteTaskQueue). */
   taskQueue: string;
@@ -65,7 +67,7 @@ export async function startAlertReceiver(o: AlertReceiverOptions): Promise<Alert
   if (token.length < 16)
     throw new Error('alerts.token: the token is shorter than 16 characters; use a long random one (openssl rand -hex 32)');
   const expected = createHash('sha256').update(`Bearer ${token}`).digest();
-  const clusters = new Set(o.config.clusters.map((c) => c.name));
+  const clusters = () => (o.live?.current ?? o.config).clusters;
   const triggers = new Set(alerts.triggers);
   const timeoutMs = o.temporalTimeoutMs ?? 10_000;
 
@@ -102,7 +104,7 @@ export async function startAlertReceiver(o: AlertReceiverOptions): Promise<Alert
         alertsReceived.inc({ outcome: 'ignored' });
         continue;
       }
-      if (!cluster || !clusters.has(cluster)) {
+      if (!cluster || !clusters().some((c) => c.name === cluster)) {
         ignored.push(`${name}: ${cluster ? `unknown cluster "${cluster.slice(0, 63)}"` : `no "${alerts.clusterLabel}" label`}`);
         alertsReceived.inc({ outcome: 'ignored' });
         o.logger.warn(
@@ -167,7 +169,7 @@ async function deliver(
     await o.client.workflow.signalWithStart(respondToAlert, {
       workflowId,
       // The cluster's site's queue: its response (and the recovery it may start) runs on a worker of that site.
-      taskQueue: siteTaskQueue(o.taskQueue, o.config.clusters.find((c) => c.name === cluster)?.site),
+      taskQueue: siteTaskQueue(o.taskQueue, (o.live?.current ?? o.config).clusters.find((c) => c.name === cluster)?.site),
       args: [{ cluster, alert: notice }],
       signal: alertSignal,
       signalArgs: [notice],

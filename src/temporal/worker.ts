@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { createActivities } from '../../activities';
 import type { Config } from '../config/schema';
+import type { LiveConfig } from '../config/reload';
 import { temporalTarget, type TemporalTarget } from './connection';
 import { connectClient, connectNative } from './connect';
 import { workerDataConverter } from './data-converter';
@@ -12,6 +13,8 @@ import { deploymentOptions, workerDeployment, type WorkerDeployment } from './de
 
 export interface WorkerOptions {
   config: Config;
+  /** The config steps read when they run, reloaded on SIGHUP (`lifeboat worker`); without it, `config` throughout. */
+  live?: Pick<LiveConfig, 'current'>;
   logger: Logger;
   /** Overrides config/env (tests use one queue per file). */
   taskQueue?: string;
@@ -65,7 +68,13 @@ export async function createWorker(o: WorkerOptions): Promise<CreatedWorker> {
       namespace,
       taskQueue,
       dataConverter: converter,
-      activities: createActivities({ config: o.config, logger: o.logger, client }),
+      activities: createActivities({
+        get config() {
+          return o.live?.current ?? o.config;
+        },
+        logger: o.logger,
+        client,
+      }),
       // The SDK sends an activity's heartbeats at most every 80% of its heartbeat timeout (24 s of our 30 s), leaving
       // 6 s for the call to reach the server: a server slow for that long times out a live attempt. Every
       // 5 s leaves 25 s, and a cancellation (which rides on a heartbeat's answer) arrives within 5 s, not 24.

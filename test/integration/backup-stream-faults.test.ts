@@ -158,19 +158,28 @@ describe('a streamed snapshot that breaks, is cut short or altered stores nothin
     });
     afterAll(() => sshWorker?.stop());
 
-    /** `fault` runs when `when` says: once the upload is under way, or once etcdctl's file exists (the save under way). */
-    async function sshBackupThroughFault(name: string, when: 'uploading' | 'saving', fault: () => Promise<void>) {
+    /**
+     * `fault` runs once the upload is under way (`uploading`); `saving`: the processes `killOnSave` names are SIGKILLed
+     * on the node the moment etcdctl's file appears, by the watcher itself (etcd sends a snapshot in well under a
+     * second here: a kill sent from the test after the watcher returned could land after the save, under load).
+     */
+    async function sshBackupThroughFault(
+      name: string,
+      when: 'uploading' | 'saving',
+      fault: () => Promise<void>,
+      killOnSave: string[] = [],
+    ) {
       const before = await objects();
       const workflowId = `sfaults-ssh-${name}-${Date.now()}`;
-      // etcd sends a snapshot in well under a second here: only a watcher on the node sees its save under way.
       const saving =
         when === 'saving'
           ? cluster.controlPlane.exec([
               'sh',
               '-c',
-              'until ls "$1"/backups/*/snapshot.db.part >/dev/null 2>&1; do sleep 0.005; done',
+              'dir=$1; shift; until ls "$dir"/backups/*/snapshot.db.part >/dev/null 2>&1; do sleep 0.005; done; [ $# -eq 0 ] || kill -9 "$@"',
               'sh',
               cluster.config.paths.workDir,
+              ...killOnSave,
             ])
           : undefined;
       const run = sshWorker.client.workflow.execute(backupCluster, {
@@ -200,10 +209,14 @@ describe('a streamed snapshot that breaks, is cut short or altered stores nothin
     }
 
     it('etcd killed mid-stream: the save fails, the upload is aborted, the retry stores a whole snapshot', async () => {
-      const { attempt, lastFailure } = await sshBackupThroughFault('killed', 'saving', async () => {
-        const pids = (await cluster.controlPlane.pods()).flatMap((p) => (p.name.startsWith('etcd') ? p.containers.map((c) => c.pid) : []));
-        await cluster.controlPlane.exec(['kill', '-9', ...pids.filter(Boolean).map(String)]);
-      });
+      const pids = (await cluster.controlPlane.pods()).flatMap((p) => (p.name.startsWith('etcd') ? p.containers.map((c) => c.pid) : []));
+      expect(pids.filter(Boolean).length).toBeGreaterThan(0);
+      const { attempt, lastFailure } = await sshBackupThroughFault(
+        'killed',
+        'saving',
+        async () => undefined,
+        pids.filter(Boolean).map(String),
+      );
       expect(attempt).toBeGreaterThan(1);
       // Mid-stream etcdctl fails at once; before its first byte the node's script stops it within 15 s (not etcdctl's
       // 10-minute command timeout). Either way the attempt fails in its own words, not on missed heartbeats.
