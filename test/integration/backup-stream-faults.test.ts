@@ -159,9 +159,12 @@ describe('a streamed snapshot that breaks, is cut short or altered stores nothin
     afterAll(() => sshWorker?.stop());
 
     /**
-     * `fault` runs once the upload is under way (`uploading`); `saving`: the processes `killOnSave` names are SIGKILLed
-     * on the node the moment etcdctl's file appears, by the watcher itself (etcd sends a snapshot in well under a
-     * second here: a kill sent from the test after the watcher returned could land after the save, under load).
+     * `fault` runs once the upload is under way (`uploading`). `saving`: the watcher on the node SIGKILLs the processes
+     * `killOnSave` names mid-stream, itself, and at the one moment that tests the stream: after the node's script
+     * pinned the snapshot's revision (a failure before that only makes the script start the save again, by design).
+     * etcd sends 120 MiB in well under a second here, less than the script's second `endpoint status` takes under
+     * load, so the watcher holds the receiving etcdctl (SIGSTOP) once its file has bytes, waits for the script's
+     * `tail --pid=<etcdctl>` (the revision pinned, the upload under way), kills, and lets etcdctl go on to a broken stream.
      */
     async function sshBackupThroughFault(
       name: string,
@@ -176,7 +179,16 @@ describe('a streamed snapshot that breaks, is cut short or altered stores nothin
           ? cluster.controlPlane.exec([
               'sh',
               '-c',
-              'dir=$1; shift; until ls "$dir"/backups/*/snapshot.db.part >/dev/null 2>&1; do sleep 0.005; done; [ $# -eq 0 ] || kill -9 "$@"',
+              [
+                'dir=$1; shift',
+                'until f=$(ls "$dir"/backups/*/snapshot.db.part 2>/dev/null) && [ -s "$f" ]; do sleep 0.002; done',
+                '[ $# -eq 0 ] && exit 0',
+                'save=$(cat "${f%/*}/save.pid")',
+                'kill -STOP "$save"',
+                'until pgrep -f -- "--pid=$save" >/dev/null; do sleep 0.01; done',
+                'kill -9 "$@"',
+                'kill -CONT "$save"',
+              ].join('\n'),
               'sh',
               cluster.config.paths.workDir,
               ...killOnSave,
