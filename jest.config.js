@@ -1,9 +1,9 @@
 /**
  * Three projects: `unit` (pure logic, lint, promtool, the build check: no servers), `soak` (three minutes of faults on
  * servers of its own) and `integration` (a Temporal dev server and a MinIO per jest worker, started by globalSetup and
- * shared by the files that worker runs; the sandbox clusters each file makes). `npx jest --selectProjects unit` runs in seconds without starting anything.
- * scripts/test.sh runs two workers, then the files with timing windows alone; one file runs in band as
- * `npm test -- <file>`.
+ * shared by the files that worker runs; the sandbox clusters each file makes). `npx jest --selectProjects unit` runs
+ * in seconds without starting anything. scripts/test.sh runs two workers, then the files with timing windows alone;
+ * one file runs in band as `npm test -- <file>`.
  */
 const common = {
   testEnvironment: 'node',
@@ -15,8 +15,15 @@ module.exports = {
   testTimeout: 180000,
   projects: [
     { ...common, displayName: 'unit', roots: ['<rootDir>/test/unit'], testMatch: ['**/*.test.ts'] },
-    // The soak's short variant: servers of its own (its faults restart and fill them), so no globalSetup.
-    { ...common, displayName: 'soak', roots: ['<rootDir>/test/soak'], testMatch: ['**/*.test.ts'] },
+    // The soak's short variant: servers of its own (its faults restart and fill them), so no globalSetup; a temp
+    // folder of its own (test/soak/private-tmp-environment.js).
+    {
+      ...common,
+      displayName: 'soak',
+      roots: ['<rootDir>/test/soak'],
+      testMatch: ['**/*.test.ts'],
+      testEnvironment: '<rootDir>/test/soak/private-tmp-environment.js',
+    },
     {
       ...common,
       displayName: 'integration',

@@ -12,8 +12,8 @@ import type { TestBedState } from './support/bed';
  * A Temporal dev server and a MinIO (real servers, loopback, free ports) for each jest worker, shared by the files
  * that worker runs one after the other. Files that run side by side never share a namespace or a bucket, so their
  * workflow ids, schedules, claims and search-attribute queries (all named after the cluster) cannot meet.
+ * `globalConfig` is jest's (its worker count); the screenshot script calls this without it, for one lane.
  */
-/** `globalConfig` is jest's (its worker count); the screenshot script calls this without it, for one lane. */
 export default async function globalSetup(globalConfig?: Pick<Config.GlobalConfig, 'maxWorkers'>): Promise<void> {
   const bins = await serverBinaries();
   const dir = await mkdtemp(join(tmpdir(), 'lifeboat-testbed-'));

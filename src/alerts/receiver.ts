@@ -67,7 +67,6 @@ export async function startAlertReceiver(o: AlertReceiverOptions): Promise<Alert
   if (token.length < 16)
     throw new Error('alerts.token: the token is shorter than 16 characters; use a long random one (openssl rand -hex 32)');
   const expected = createHash('sha256').update(`Bearer ${token}`).digest();
-  const clusters = () => (o.live?.current ?? o.config).clusters;
   const triggers = new Set(alerts.triggers);
   const timeoutMs = o.temporalTimeoutMs ?? 10_000;
 
@@ -104,7 +103,7 @@ export async function startAlertReceiver(o: AlertReceiverOptions): Promise<Alert
         alertsReceived.inc({ outcome: 'ignored' });
         continue;
       }
-      if (!cluster || !clusters().some((c) => c.name === cluster)) {
+      if (!cluster || !clustersNow(o).some((c) => c.name === cluster)) {
         ignored.push(`${name}: ${cluster ? `unknown cluster "${cluster.slice(0, 63)}"` : `no "${alerts.clusterLabel}" label`}`);
         alertsReceived.inc({ outcome: 'ignored' });
         o.logger.warn(
@@ -159,6 +158,9 @@ export async function startAlertReceiver(o: AlertReceiverOptions): Promise<Alert
 }
 
 /** Firing: start the cluster's response or join the running one. Resolved: tell a running one; none running is fine. */
+/** The clusters of the config in force: the reloaded one (SIGHUP) when the worker has one. */
+const clustersNow = (o: AlertReceiverOptions) => (o.live?.current ?? o.config).clusters;
+
 async function deliver(
   o: AlertReceiverOptions,
   cluster: string,
@@ -169,7 +171,7 @@ async function deliver(
     await o.client.workflow.signalWithStart(respondToAlert, {
       workflowId,
       // The cluster's site's queue: its response (and the recovery it may start) runs on a worker of that site.
-      taskQueue: siteTaskQueue(o.taskQueue, (o.live?.current ?? o.config).clusters.find((c) => c.name === cluster)?.site),
+      taskQueue: siteTaskQueue(o.taskQueue, clustersNow(o).find((c) => c.name === cluster)?.site),
       args: [{ cluster, alert: notice }],
       signal: alertSignal,
       signalArgs: [notice],

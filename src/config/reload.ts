@@ -54,21 +54,16 @@ export function liveConfig(
       return current;
     },
     async reload() {
-      let next: Config;
-      try {
-        next = await loadConfig(path);
-      } catch (err) {
-        const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
-        logger.error({ config: path, problems }, 'config reload refused: the worker keeps the config it has');
-        return { ok: false as const, problems };
+      const next = await loadConfig(path).then(
+        (c) => ({ config: c, problems: [check(c)].filter((p) => p !== undefined) }),
+        (err: unknown) => ({ config: undefined, problems: err instanceof ConfigError ? err.problems : [(err as Error).message] }),
+      );
+      if (!next.config || next.problems.length) {
+        logger.error({ config: path, problems: next.problems }, 'config reload refused: the worker keeps the config it has');
+        return { ok: false as const, problems: next.problems };
       }
-      const refusal = check(next);
-      if (refusal) {
-        logger.error({ config: path, problems: [refusal] }, 'config reload refused: the worker keeps the config it has');
-        return { ok: false as const, problems: [refusal] };
-      }
-      const changes = configChanges(current, next);
-      current = next;
+      const changes = configChanges(current, next.config);
+      current = next.config;
       logger.info(
         { config: path, ...changes },
         changes.atRestart.length

@@ -1,6 +1,3 @@
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { runSoak } from '../../bench/soak/run';
 
 /**
@@ -12,12 +9,6 @@ import { runSoak } from '../../bench/soak/run';
 const SEED = 20261203;
 
 describe('soak (short): three minutes of faults with nothing lost', () => {
-  // A temp folder of its own: "nothing left behind" compares the folder before and after, and in `npm test` the
-  // files running beside this one make theirs in the run's shared temp folder meanwhile.
-  beforeAll(async () => {
-    process.env.TMPDIR = await mkdtemp(join(tmpdir(), 'lifeboat-soak-smoke-'));
-  });
-
   it(
     'keeps every acknowledged write, every backup verifiable, no run stuck, no secret written, nothing left behind',
     async () => {
