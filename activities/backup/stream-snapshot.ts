@@ -114,6 +114,8 @@ async function streamed(deps: ActivityDeps, input: StreamSnapshotInput): Promise
             }
             await floor;
           },
+          // etcd's trailer check hashed every byte already: the manifest's SHA-256 comes from that one pass.
+          sourceSha256: async () => (await pinned.download.summary).fileSha256,
         },
       );
     } catch (err) {

@@ -42,6 +42,8 @@ export interface StreamCommandOptions {
   beforeComplete?: (plainBytes: number) => Promise<void>;
   /** The bytes are an etcd snapshot with its SHA-256 trailer, from here (for errors): completed only if it matches. */
   etcdSnapshotFrom?: string;
+  /** The source hashes its own plain bytes (streamToS3's `sourceSha256`). */
+  sourceSha256?: () => Promise<string>;
 }
 
 /** Streams `remote` to S3 as `input.key`. */
@@ -52,7 +54,7 @@ export async function streamCommand(
   input: UploadCommon,
   options: StreamCommandOptions = {},
 ): Promise<StreamedObject> {
-  const { arrivesCompressed = false, beforeComplete, etcdSnapshotFrom } = options;
+  const { arrivesCompressed = false, beforeComplete, etcdSnapshotFrom, sourceSha256 } = options;
   const signal = cancellationSignal();
   const onAbort = () => remote.close();
   signal?.addEventListener('abort', onAbort, { once: true });
@@ -89,6 +91,7 @@ export async function streamCommand(
       afterPart: collectBufferGarbage,
       beforeComplete: beforeComplete && (() => beforeComplete(plainBytes)),
       etcdSnapshotFrom,
+      sourceSha256,
       signal,
     });
     storing = stream;

@@ -29,3 +29,18 @@ export class HashMeter extends Transform {
     return this.hash.endsWithEtcdTrailer();
   }
 }
+
+/** A pass-through that only counts the bytes and reports progress: for a source that hashes its own bytes. */
+export class ByteMeter extends Transform {
+  bytes = 0;
+
+  constructor(private readonly onProgress?: (bytes: number) => void) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.bytes += chunk.length;
+    this.onProgress?.(this.bytes);
+    cb(null, chunk);
+  }
+}

@@ -3,7 +3,7 @@ import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { encryptChunks, type ChunkStage } from './encryption';
 import type { StoredObject } from './manifest';
-import { HashMeter } from './meters';
+import { ByteMeter, HashMeter } from './meters';
 import { compressor, DecodedMeter } from './codec';
 import type { Compression } from './object-keys';
 import { uploadStream, type ObjectLockRetention, type UploadedStream } from '../storage/upload-stream';
@@ -35,6 +35,11 @@ export interface StreamToS3Options {
    * only if they do (checked on the plain bytes this stream hashes anyway). Names the source in the error.
    */
   etcdSnapshotFrom?: string;
+  /**
+   * The source hashes its own plain bytes and gives their SHA-256 once it has ended (etcd's snapshot stream, whose
+   * trailer check runs that hash anyway): they are only counted here, not hashed a second time.
+   */
+  sourceSha256?: () => Promise<string>;
   signal?: AbortSignal;
 }
 
@@ -58,15 +63,20 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
     ...(precompressed ? [] : compressor(o.compression)),
     ...(o.encryption ? [encryptChunks(o.encryption.key, o.encryption.keyId)] : []),
   ];
+  if (o.sourceSha256 && (precompressed || o.etcdSnapshotFrom !== undefined)) {
+    throw new Error('streamToS3: sourceSha256 is for plain bytes whose source checked them itself');
+  }
   const plain = precompressed
     ? new DecodedMeter(o.compression, o.onProgress)
-    : transforms.length > 0 || o.etcdSnapshotFrom !== undefined
-      ? new HashMeter(o.onProgress)
-      : undefined;
+    : o.sourceSha256
+      ? new ByteMeter(o.onProgress)
+      : transforms.length > 0 || o.etcdSnapshotFrom !== undefined
+        ? new HashMeter(o.onProgress)
+        : undefined;
   const beforeComplete = async () => {
     // The caller's checks first: a source that failed (etcdctl's exit code) says best why the bytes are short.
     await o.beforeComplete?.();
-    if (o.etcdSnapshotFrom !== undefined && !plain!.endsWithEtcdTrailer()) {
+    if (o.etcdSnapshotFrom !== undefined && !(plain as HashMeter | DecodedMeter).endsWithEtcdTrailer()) {
       throw new SnapshotTrailerMismatch(
         `the ${plain!.bytes} bytes of the snapshot from ${o.etcdSnapshotFrom} do not end with etcd's SHA-256 of them: cut short or altered on the way; nothing was stored`,
       );
@@ -106,7 +116,7 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
   return {
     key: o.key,
     plainSize: plain ? plain.bytes : u.bytes,
-    plainSha256: plain ? plain.sha256() : u.sha256,
+    plainSha256: o.sourceSha256 ? await o.sourceSha256() : plain ? (plain as HashMeter | DecodedMeter).sha256() : u.sha256,
     storedSize: u.bytes,
     storedSha256: u.sha256,
     s3Checksum: u.s3Checksum,

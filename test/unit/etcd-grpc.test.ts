@@ -56,6 +56,7 @@ describe('SnapshotVerifier', () => {
       dbBytes: db.length,
       bytes: db.length + 32,
       sha256: createHash('sha256').update(db).digest('hex'),
+      fileSha256: createHash('sha256').update(r.bytes).digest('hex'),
       hashMatched: true,
       version: '3.6.0',
     });

@@ -18,6 +18,11 @@ export interface SnapshotSummary {
   bytes: number;
   /** SHA-256 of the database bytes, hex; equal to the trailer (anything else errored the stream). */
   sha256: string;
+  /**
+   * SHA-256 of every byte given out (the database and the trailer: etcdctl's file), hex. The same hash state carries
+   * on past the trailer check, so an upload that records the file's hash needs no second pass over the bytes.
+   */
+  fileSha256: string;
   hashMatched: true;
   /** The storage version etcd 3.6 sends with every message (e.g. "3.6.0"); "" from 3.5. */
   version: string;
@@ -78,7 +83,7 @@ export class SnapshotVerifier extends Transform {
     if (blob.length !== HASH_BYTES || remaining !== 0) {
       throw this.fail(`the message after the database has ${blob.length} bytes and remaining_bytes ${remaining}, not the 32-byte SHA-256`);
     }
-    const digest = this.hash.digest();
+    const digest = this.hash.copy().digest();
     if (!digest.equals(blob)) {
       throw this.fail(
         `SHA-256 mismatch: etcd sent ${blob.toString('hex')}, the ${this.dbBytes} bytes received hash to ${digest.toString('hex')}`,
@@ -88,6 +93,7 @@ export class SnapshotVerifier extends Transform {
       dbBytes: this.dbBytes,
       bytes: this.dbBytes + HASH_BYTES,
       sha256: digest.toString('hex'),
+      fileSha256: this.hash.update(blob).digest('hex'),
       hashMatched: true,
       version: this.version,
     };
