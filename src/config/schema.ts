@@ -225,7 +225,7 @@ export const backupSchema = z
       .boolean()
       .default(false)
       .describe(
-        "SSH mode: upload the snapshot while the node's etcdctl saves it (read as it grows), instead of saving it first; off by default until it has run in CI for a while (docs/backups.md)",
+        "SSH mode: upload the snapshot while the node's etcdctl saves it (read as it grows), instead of saving it first; off by default: it pays only where the node has cores to spare (docs/backups.md)",
       ),
     continuous: z
       .object({
