@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import type { ClusterConfig } from '../config/schema';
 
 /** A certificate as `kubeadm certs check-expiration` lists it: a PEM file, or the client certificate inside a kubeconfig. */
@@ -44,4 +45,20 @@ export function parseOpensslDate(text: string): string | undefined {
   if (month < 0) return undefined;
   const t = Date.UTC(Number(m[6]), month, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]));
   return Number.isNaN(t) ? undefined : new Date(t).toISOString();
+}
+
+/**
+ * The expiry of a certificate as the node printed it (PEM, or a kubeconfig's base64 client-certificate-data), read
+ * here rather than by an openssl process per certificate on the node; what does not parse is said in a few words.
+ */
+export function certificateExpiry(text: string): { notAfter: string } | { error: string } {
+  if (!text) return { error: 'the node printed nothing' };
+  const pem = text.includes('-----BEGIN CERTIFICATE-----') ? text : Buffer.from(text.replace(/\s+/g, ''), 'base64').toString('latin1');
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) return { error: text.split('\n')[0].slice(0, 200) };
+  try {
+    const notAfter = parseOpensslDate(new X509Certificate(pem).validTo);
+    return notAfter ? { notAfter } : { error: 'no expiry date in it' };
+  } catch (err) {
+    return { error: `not a certificate (${(err as Error).message})` };
+  }
 }

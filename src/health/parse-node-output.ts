@@ -138,26 +138,23 @@ export function parseDisk(body: string): { path: string; freeBytes: number; tota
   return { path, freeBytes: Number(numbers[1]), totalBytes: Number(numbers[2]) };
 }
 
-export interface CertificateLine {
+export interface CertificateBlock {
   name: string;
   path: string;
-  notAfterText?: string;
+  /** What the node printed for it: a PEM certificate, or a kubeconfig's base64 client-certificate-data. */
+  text: string;
   missing?: boolean;
-  error?: string;
 }
 
-/** Lines `<name> <path> notAfter=<date>`, `<name> <path> missing` or `<name> <path> <openssl error>`. */
-export function parseCertificateLines(body: string): CertificateLine[] {
-  const out: CertificateLine[] = [];
+/** Blocks headed `@@cert <name> <path>`, each followed by `missing` or the certificate as the node holds it. */
+export function parseCertificateBlocks(body: string): CertificateBlock[] {
+  const out: CertificateBlock[] = [];
   for (const line of body.split('\n')) {
-    const m = /^(\S+) (\/\S*) ?(.*)$/.exec(line.trim());
-    if (!m) continue;
-    const [, name, path, rest] = m as unknown as [string, string, string, string];
-    if (rest === 'missing') out.push({ name, path, missing: true });
-    else if (rest.startsWith('notAfter=')) out.push({ name, path, notAfterText: rest });
-    else out.push({ name, path, error: rest || 'no output' });
+    const m = /^@@cert (\S+) (.*)$/.exec(line);
+    if (m) out.push({ name: m[1], path: m[2], text: '' });
+    else if (out.length > 0) out[out.length - 1].text += `${line}\n`;
   }
-  return out;
+  return out.map((b) => (b.text.trim() === 'missing' ? { ...b, text: '', missing: true } : { ...b, text: b.text.trim() }));
 }
 
 /** The failing checks of a /healthz or /readyz answer ("[-]etcd failed: reason withheld"), for a detail line. */

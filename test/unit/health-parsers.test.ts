@@ -1,8 +1,8 @@
-import { kubeadmCertificates, parseOpensslDate } from '../../src/health/certificates';
+import { certificateExpiry, kubeadmCertificates, parseOpensslDate } from '../../src/health/certificates';
 import { interpretNodeProbe, nodeProbeScript } from '../../src/health/node-probe';
 import {
   failedChecks,
-  parseCertificateLines,
+  parseCertificateBlocks,
   parseDisk,
   parseEtcdEndpointStatus,
   parseEtcdHealth,
@@ -23,6 +23,22 @@ const cluster = clusterSchema.parse({
 });
 
 /** Output as the probe script prints it on a healthy kubeadm node (recorded from the sandbox, trimmed). */
+/** A real certificate (P-256, CN=apiserver) made with `openssl req -x509 -days 365`: notAfter=Dec  4 16:31:30 2027 GMT. */
+const CERT_PEM = `-----BEGIN CERTIFICATE-----
+MIIBfjCCASOgAwIBAgIUHwxYmJFFX6gIV2GRtqDC5FAFzVYwCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJYXBpc2VydmVyMB4XDTI2MTIwNDE2MzEzMFoXDTI3MTIwNDE2
+MzEzMFowFDESMBAGA1UEAwwJYXBpc2VydmVyMFkwEwYHKoZIzj0CAQYIKoZIzj0D
+AQcDQgAE/iK+/RMzpKAKJ2Z5nlevbMqLYLSg3pmq3/eLCNvJ9GhDJ1I+EsY7poY/
+N3uVznmdXiuG8lJ+Us7hDRCchKw1qqNTMFEwHQYDVR0OBBYEFEKMCyvKEzCadB/U
+jf+RPs9BIwbgMB8GA1UdIwQYMBaAFEKMCyvKEzCadB/Ujf+RPs9BIwbgMA8GA1Ud
+EwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSQAwRgIhAPlrAEzKHHJrn/V62GizzwXw
+0zDIE3AXe+X/m0lVUMNQAiEA858lElqJW4BvFRq8oRpozmQ1JDte9xHd4pYn745n
+ssk=
+-----END CERTIFICATE-----`;
+/** The same certificate as a kubeconfig's client-certificate-data holds it. */
+const CERT_BASE64 = Buffer.from(`${CERT_PEM}\n`).toString('base64');
+const CERT_EXPIRY = '2027-12-04T16:31:30.000Z';
+
 const healthy = [
   '@@lifeboat etcd_health 0',
   '{"health":"true","reason":""}',
@@ -54,11 +70,16 @@ const healthy = [
   ' 41234567168 105088212992',
   '',
   '@@lifeboat certs 0',
-  'admin.conf /etc/kubernetes/admin.conf notAfter=Nov 25 09:45:12 2027 GMT',
-  'apiserver /etc/kubernetes/pki/apiserver.crt notAfter=Jan  5 01:02:03 2027 GMT',
-  'super-admin.conf /etc/kubernetes/super-admin.conf missing',
-  'etcd-peer /etc/kubernetes/pki/etcd/peer.crt Could not read certificate from /etc/kubernetes/pki/etcd/peer.crt',
-  'ca /etc/kubernetes/pki/ca.crt notAfter=Nov 23 09:45:12 2035 GMT',
+  '@@cert admin.conf /etc/kubernetes/admin.conf',
+  CERT_BASE64,
+  '@@cert apiserver /etc/kubernetes/pki/apiserver.crt',
+  CERT_PEM,
+  '@@cert super-admin.conf /etc/kubernetes/super-admin.conf',
+  'missing',
+  '@@cert etcd-peer /etc/kubernetes/pki/etcd/peer.crt',
+  'cat: /etc/kubernetes/pki/etcd/peer.crt: Permission denied',
+  '@@cert ca /etc/kubernetes/pki/ca.crt',
+  CERT_PEM,
   '',
   '@@lifeboat ca 0',
   '-----BEGIN CERTIFICATE-----',
@@ -99,17 +120,24 @@ describe('health probe parsers', () => {
     expect(parsePrometheusSamples('# HELP x y\nfoo{a="b"} 3\nfoo{a="c"} 4\n').get('foo')).toBe(3);
   });
 
-  it('reads df output, certificate lines and openssl dates', () => {
+  it('reads df output, the certificates as the node printed them (PEM or kubeconfig data) and their expiry', () => {
     expect(parseDisk('/var/lib\n  100 200\n')).toEqual({ path: '/var/lib', freeBytes: 100, totalBytes: 200 });
     expect(parseDisk('df: /x: No such file')).toBeUndefined();
     expect(parseOpensslDate('notAfter=Jan  5 01:02:03 2027 GMT')).toBe('2027-01-05T01:02:03.000Z');
     expect(parseOpensslDate('notAfter=Nov 25 09:45:12 2027 GMT')).toBe('2027-11-25T09:45:12.000Z');
     expect(parseOpensslDate('garbage')).toBeUndefined();
-    expect(parseCertificateLines('a /x missing\nb /y notAfter=Jan  5 01:02:03 2027 GMT\nc /z unable to load')).toEqual([
-      { name: 'a', path: '/x', missing: true },
-      { name: 'b', path: '/y', notAfterText: 'notAfter=Jan  5 01:02:03 2027 GMT' },
-      { name: 'c', path: '/z', error: 'unable to load' },
+    expect(parseCertificateBlocks('@@cert a /x\nmissing\n@@cert b /a path/y\n-----BEGIN\nAB\n@@cert c /z\n')).toEqual([
+      { name: 'a', path: '/x', text: '', missing: true },
+      { name: 'b', path: '/a path/y', text: '-----BEGIN\nAB' },
+      { name: 'c', path: '/z', text: '' },
     ]);
+    expect(certificateExpiry(CERT_PEM)).toEqual({ notAfter: CERT_EXPIRY });
+    expect(certificateExpiry(CERT_BASE64)).toEqual({ notAfter: CERT_EXPIRY });
+    expect(certificateExpiry('cat: /x: No such file or directory')).toEqual({ error: 'cat: /x: No such file or directory' });
+    expect(certificateExpiry('')).toEqual({ error: 'the node printed nothing' });
+    expect(certificateExpiry('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----')).toMatchObject({
+      error: expect.stringMatching(/^not a certificate/),
+    });
     expect(failedChecks('[+]ping ok\n[-]etcd failed: reason withheld\nreadyz check failed')).toBe('etcd failed: reason withheld');
   });
 
@@ -121,7 +149,9 @@ describe('health probe parsers', () => {
     expect(r.scheduler).toEqual({ component: 'kube-scheduler', up: true, detail: 'https://127.0.0.1:10259/healthz: ok' });
     expect(r.controllerManager).toMatchObject({ up: false, detail: 'connection refused at https://127.0.0.1:10257/healthz' });
     expect(r.disk).toEqual({ path: '/var/lib/etcd', freeBytes: 41234567168, totalBytes: 105088212992 });
-    expect(r.certificates.map((c) => c.name)).toEqual(['admin.conf', 'apiserver', 'ca']);
+    expect(r.certificates).toEqual(
+      ['admin.conf', 'apiserver', 'ca'].map((name) => expect.objectContaining({ name, notAfter: CERT_EXPIRY })),
+    );
     expect(r.problems).toEqual([expect.stringMatching(/^certificate etcd-peer .*cannot read its expiry/)]);
     expect(r.caPem).toBe('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
   });
@@ -152,6 +182,8 @@ describe('health probe parsers', () => {
   it('builds the node script with every config value quoted and every kubeadm certificate', () => {
     const script = nodeProbeScript(cluster, 5);
     expect(script).toContain('cert admin.conf kubeconfig /etc/kubernetes/admin.conf');
+    // Public certificates only: no key leaves the node, and no openssl process per certificate runs there.
+    expect(script).not.toMatch(/key-data|openssl/);
     expect(script).toContain('etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt');
     expect(script).toContain(
       "'^(etcd_server_has_leader|etcd_server_quota_backend_bytes|etcd_mvcc_db_total_size_in_bytes|etcd_debugging_mvcc_current_revision|@@status) '",
