@@ -17,7 +17,13 @@ import { localDevServerTarget } from '../src/temporal/connection';
 export const run = promisify(execFile);
 
 /** The V8 flags the image and `npm start` give the worker (see Dockerfile): the bench measures the worker as shipped. */
-export const WORKER_NODE_FLAGS = ['--max-semi-space-size=2', '--expose-gc'];
+export const WORKER_NODE_FLAGS = [
+  '--max-semi-space-size=2',
+  '--expose-gc',
+  // LIFEBOAT_BENCH_WORKER_FLAGS="--trace-gc ...": more flags for the bench's workers, to look into them (Node refuses
+  // some of them in NODE_OPTIONS); their output is in the worker's log (LIFEBOAT_KEEP_TMP=1 keeps it).
+  ...(process.env.LIFEBOAT_BENCH_WORKER_FLAGS?.split(/\s+/).filter(Boolean) ?? []),
+];
 /** The malloc settings the image and `npm start` give the worker (see Dockerfile). */
 export const WORKER_MALLOC_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' };
 

@@ -162,7 +162,7 @@ async function backup(input: BackupClusterInput): Promise<BackupClusterResult> {
       keys,
       snapshotObject: s.object,
       archive,
-      inspection: { etcd: s.etcd, kubernetesVersion: s.kubernetesVersion, resourceCounts: s.resourceCounts },
+      inspection: { etcd: s.etcd, kubernetesVersion: s.kubernetesVersion ?? archive.kubernetesVersion, resourceCounts: s.resourceCounts },
       revisionRegressionAllowed: s.revisionRegressionAllowed,
     };
   };

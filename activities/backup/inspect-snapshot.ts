@@ -89,9 +89,17 @@ export async function kubernetesVersionFrom(
   run: (argv: string[], options?: { allowFailure?: boolean }) => Promise<RemoteResult>,
 ): Promise<string | undefined> {
   const manifest = await run(['cat', `${cluster.paths.manifestsDir}/kube-apiserver.yaml`], { allowFailure: true });
-  if (manifest.code !== 0) return undefined;
-  const image = (parse(manifest.stdout) as { spec?: { containers?: { image?: string }[] } })?.spec?.containers?.[0]?.image;
-  return image?.split(':').pop();
+  return manifest.code === 0 ? kubernetesVersionOf(manifest.stdout) : undefined;
+}
+
+/** The Kubernetes version a kube-apiserver static-pod manifest runs: its image's tag (undefined if it has none). */
+export function kubernetesVersionOf(manifestYaml: string): string | undefined {
+  try {
+    const image = (parse(manifestYaml) as { spec?: { containers?: { image?: string }[] } })?.spec?.containers?.[0]?.image;
+    return image?.split(':').pop();
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -14,6 +14,7 @@ import { withClusterNode } from '../../src/ssh/session';
 import { withSnapshotHost, type ByteStream, type SnapshotSource } from '../../src/backup/snapshot-host';
 import { streamToS3, type StreamedObject } from '../../src/backup/stream-to-s3';
 import type { CompressOn } from '../../src/backup/codec';
+import { kubernetesVersionOf } from './inspect-snapshot';
 
 export interface UploadCommon {
   cluster: string;
@@ -149,6 +150,8 @@ export function uploadSnapshot(deps: ActivityDeps) {
 
 export interface ControlPlaneArchive extends StreamedObject {
   files: string[];
+  /** From the kube-apiserver manifest the archive read (absent in older histories, and on an etcd-only node). */
+  kubernetesVersion?: string;
   /** Files the static-pod manifests reference outside the kubernetes dir: not archived (see src/backup/archive-sources.ts). */
   notArchived: string[];
 }
@@ -168,8 +171,12 @@ export function uploadControlPlaneFiles(deps: ActivityDeps) {
             const manifestsDir = session.cluster.paths.manifestsDir;
             const listed = (await session.run(['ls', '-1', manifestsDir], { allowFailure: true })).stdout.split('\n');
             const manifests: string[] = [];
-            for (const f of listed.filter((x) => /\.ya?ml$/.test(x)))
-              manifests.push((await session.run(['cat', `${manifestsDir}/${f}`], { allowFailure: true })).stdout);
+            let kubernetesVersion: string | undefined;
+            for (const f of listed.filter((x) => /\.ya?ml$/.test(x))) {
+              const text = (await session.run(['cat', `${manifestsDir}/${f}`], { allowFailure: true })).stdout;
+              manifests.push(text);
+              if (f === 'kube-apiserver.yaml') kubernetesVersion = kubernetesVersionOf(text);
+            }
             const { extra, outside } = referencedSources(session.cluster, manifests, fixed);
             const sources = [...fixed, ...extra];
             // One round trip: the node prints which of the candidate paths exist (paths passed as arguments, not pasted).
@@ -192,7 +199,7 @@ export function uploadControlPlaneFiles(deps: ActivityDeps) {
             const listing = await session.run(['tar', '-cf', '/dev/null', '-v', ...tarArgs]);
             const files = listing.stdout.split('\n').filter((f) => f && !f.endsWith('/'));
             const stored = await streamCommand(deps, session.cluster, await session.stream(['tar', '-cf', '-', ...tarArgs]), input);
-            return { ...stored, files, notArchived: outside };
+            return { ...stored, files, notArchived: outside, ...(kubernetesVersion ? { kubernetesVersion } : {}) };
           },
           { signal: cancellationSignal() },
         ),

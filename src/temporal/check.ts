@@ -1,6 +1,14 @@
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { INDEXED_VALUE_TYPE, LIFEBOAT_SEARCH_ATTRIBUTES } from './search-attributes';
+import { LIFEBOAT_SEARCH_ATTRIBUTES, type SearchAttributeTypeName } from './search-attributes';
+
+/**
+ * The proto enum of each type lifeboat uses. Here, not beside the attributes: the workflows import those, and this
+ * import would put @temporalio/proto's whole descriptor tree (and protobufjs) into the workflow bundle and its isolate.
+ */
+const INDEXED_VALUE_TYPE: Record<SearchAttributeTypeName, temporal.api.enums.v1.IndexedValueType> = {
+  Keyword: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+};
 
 export interface TemporalCheck {
   serverVersion: string;

@@ -1,5 +1,4 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
 
 /**
  * The custom search attributes every lifeboat workflow sets on itself, so operators can filter runs in the Temporal UI
@@ -28,7 +27,3 @@ export const LIFEBOAT_SEARCH_ATTRIBUTES = {
 } as const;
 
 export type SearchAttributeTypeName = (typeof LIFEBOAT_SEARCH_ATTRIBUTES)[keyof typeof LIFEBOAT_SEARCH_ATTRIBUTES];
-
-export const INDEXED_VALUE_TYPE: Record<SearchAttributeTypeName, temporal.api.enums.v1.IndexedValueType> = {
-  Keyword: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-};

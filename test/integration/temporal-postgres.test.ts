@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import pino from 'pino';
 import { startAlertReceiver } from '../../src/alerts/receiver';
+import { readManifest } from '../../src/backup/catalog';
 import { waitFor } from '../../src/devserver/processes';
 import { KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
@@ -122,6 +123,8 @@ describe('a real Temporal server on PostgreSQL', () => {
   it('a backup run by a real worker lands in the bucket, and SQL visibility finds it with the filters the UI sends', async () => {
     const result = await runBackup(worker.client, worker.taskQueue, 'pg');
     expect(result.manifestKey).toMatch(/\.json$/);
+    // Direct mode with a whole control plane: the version comes from the manifest the archive step read.
+    expect((await readManifest(s3, BUCKET, result.manifestKey)).kubernetesVersion).toMatch(/^v1\.34\./);
     const found = await listUntil(worker.client, `LifeboatCluster = "pg" AND LifeboatRun = "backup" AND ExecutionStatus = "Completed"`, 1);
     expect(found).toHaveLength(1);
     expect(found[0].type).toBe('backupCluster');

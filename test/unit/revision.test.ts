@@ -1,4 +1,4 @@
-import { parseSnapshotStatus } from '../../activities/backup/inspect-snapshot';
+import { kubernetesVersionOf, parseSnapshotStatus } from '../../activities/backup/inspect-snapshot';
 import { parseManifest } from '../../src/backup/manifest';
 import { addRevisions, compareRevisions, maxRevision, revisionFromJson, toRevision } from '../../src/etcd/revision';
 import { parseEtcdEndpointStatus } from '../../src/health/parse-node-output';
@@ -51,5 +51,14 @@ describe('etcd revisions are int64, carried as digits', () => {
     );
     // a plan recorded before revisions were strings
     expect(restoredRevisionOf({ snapshot: { revision: 42 }, tool: { bumpRevision: true } })).toBe(String(42 + REVISION_BUMP));
+  });
+});
+
+describe('kubernetesVersionOf', () => {
+  it("reads the tag of a kube-apiserver manifest's image, and nothing from what is not one", () => {
+    const manifest = 'apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: kube-apiserver\n    image: registry.k8s.io/kube-apiserver:v1.34.4\n';
+    expect(kubernetesVersionOf(manifest)).toBe('v1.34.4');
+    expect(kubernetesVersionOf('spec: {}')).toBeUndefined();
+    expect(kubernetesVersionOf(': not yaml: [')).toBeUndefined();
   });
 });
