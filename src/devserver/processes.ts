@@ -62,6 +62,22 @@ export function startProcess(
 
 /** A port nobody listens on right now, from the kernel's ephemeral range. */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (;;) {
+    const port = await unboundPort(host);
+    // The port is free only until someone binds it, and the kernel may hand the same one out again before the
+    // process it was meant for has started (bench:fleet starts 45 etcds, two ports each, then waits for them: one
+    // etcd's plain-HTTP peer port once came back as another's TLS client port). Never twice from one process.
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    // A worker runs drills for months: remember the recent ones only (a port is bound within seconds of being handed out).
+    if (handedOut.size > 1000) handedOut.delete(handedOut.values().next().value!);
+    return port;
+  }
+}
+
+const handedOut = new Set<number>();
+
+function unboundPort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
 import { readdir, readFile, appendFile, rm, stat } from 'node:fs/promises';
-import { createServer } from 'node:net';
 
 /**
  * The throwaway servers of a drill run on the drill host as children in their own process groups. Each pid is
@@ -83,17 +82,8 @@ export async function removeScratch(scratch: string): Promise<number[]> {
   return stopped;
 }
 
-/** A port nobody listens on right now on loopback (the kernel's choice). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** A port nobody listens on right now on loopback (the kernel's choice), never the same twice from this process. */
+export { freePort } from '../devserver/processes';
 
 /**
  * Removes run dirs under the scratch root older than `olderThanMs` (longer than a drill attempt may run), with what
