@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { temporal } from '@temporalio/proto';
-import type { WorkflowHandle } from '@temporalio/client';
+import { ScheduleNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import { createSandboxCluster } from '../sandbox/cluster';
 import { freePort, startProcess, waitFor, type ManagedProcess } from '../src/devserver/processes';
 import { loadConfigFile } from '../src/config/load';
@@ -249,9 +249,28 @@ async function main(): Promise<void> {
     const after = await cpuNow();
     const rss = Math.max(...(await Promise.all(workers.map((w) => peakRssMiB(w.child.pid!)))));
     // No new runs; the ones the window started may finish.
+    // An overloaded dev server answers UNAVAILABLE ("shard status unknown", 55 clusters on 2 cores) for a while: the
+    // deletes are retried rather than losing the run's figures.
+    const deleteSchedule = (id: string) =>
+      waitFor(
+        `schedule ${id} to be deleted`,
+        () =>
+          env.client.schedule
+            .getHandle(id)
+            .delete()
+            .then(
+              () => true,
+              (err: unknown) => {
+                if (err instanceof ScheduleNotFoundError) return true;
+                throw err;
+              },
+            ),
+        120_000,
+        1000,
+      );
     for (let i = 0; i < CLUSTERS; i++) {
-      await env.client.schedule.getHandle(scheduleIdOf(clusterName(i))).delete();
-      await env.client.schedule.getHandle(healthScheduleIdOf(clusterName(i))).delete();
+      await deleteSchedule(scheduleIdOf(clusterName(i)));
+      await deleteSchedule(healthScheduleIdOf(clusterName(i)));
     }
     // Runs still going after 3 minutes count as not completed (their slots missed), not as a failed bench.
     await waitFor(
