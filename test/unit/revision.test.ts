@@ -56,7 +56,8 @@ describe('etcd revisions are int64, carried as digits', () => {
 
 describe('kubernetesVersionOf', () => {
   it("reads the tag of a kube-apiserver manifest's image, and nothing from what is not one", () => {
-    const manifest = 'apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: kube-apiserver\n    image: registry.k8s.io/kube-apiserver:v1.34.4\n';
+    const manifest =
+      'apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: kube-apiserver\n    image: registry.k8s.io/kube-apiserver:v1.34.4\n';
     expect(kubernetesVersionOf(manifest)).toBe('v1.34.4');
     expect(kubernetesVersionOf('spec: {}')).toBeUndefined();
     expect(kubernetesVersionOf(': not yaml: [')).toBeUndefined();
