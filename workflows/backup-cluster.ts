@@ -162,7 +162,7 @@ async function backup(input: BackupClusterInput): Promise<BackupClusterResult> {
       keys,
       snapshotObject: s.object,
       archive,
-      inspection: { etcd: s.etcd, kubernetesVersion: s.kubernetesVersion ?? archive.kubernetesVersion, resourceCounts: s.resourceCounts },
+      inspection: { etcd: s.etcd, kubernetesVersion: s.kubernetesVersion, resourceCounts: s.resourceCounts },
       revisionRegressionAllowed: s.revisionRegressionAllowed,
     };
   };
@@ -281,7 +281,8 @@ async function backup(input: BackupClusterInput): Promise<BackupClusterResult> {
       created: taken.takenAt,
       node: taken.node,
       etcd: inspection.etcd,
-      kubernetesVersion: inspection.kubernetesVersion,
+      // The archive step reads it from the kube-apiserver manifest; older histories have it from the snapshot steps.
+      kubernetesVersion: inspection.kubernetesVersion ?? archive.kubernetesVersion,
       resourceCounts: inspection.resourceCounts,
       // Keep the bucket's checksum only where the bucket confirmed it: a restore re-checks it with one HEAD request.
       snapshot: { ...snapshotObject, s3Checksum: confirmed[0].checkedBy !== 'size' ? snapshotObject.s3Checksum : undefined },

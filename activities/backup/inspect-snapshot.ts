@@ -3,12 +3,9 @@ import { ApplicationFailure } from '@temporalio/common';
 import { parse } from 'yaml';
 import type { EtcdSnapshotInfo, FileSnapshotInfo } from '../../src/backup/manifest';
 import { command } from '../../src/ssh/quote';
-import type { ClusterConfig } from '../../src/config/schema';
-import type { RemoteResult } from '../../src/ssh/run';
 import type { ActivityDeps } from '../deps';
 import { cancellationSignal } from '../heartbeat';
 import { parseCounts, registryCountCommand } from '../../src/etcd/commands';
-import { withClusterNode } from '../../src/ssh/session';
 import { withSnapshotHost, type SnapshotHost, type SnapshotSource } from '../../src/backup/snapshot-host';
 
 export interface InspectSnapshotInput {
@@ -25,6 +22,7 @@ export type SnapshotFileStatus = Omit<FileSnapshotInfo, 'serverVersion'> & { too
 
 export interface SnapshotInspection {
   etcd: EtcdSnapshotInfo;
+  /** Only in histories from before the archive step read it (ControlPlaneArchive.kubernetesVersion). */
   kubernetesVersion?: string;
   resourceCounts: Record<string, number>;
   /** Which tool read the snapshot: etcdutl (3.5+) or etcdctl (3.4). */
@@ -43,8 +41,8 @@ export function parseSnapshotStatus(stdout: string): Omit<FileSnapshotInfo, 'ser
 
 /**
  * Checks the snapshot with etcd's own reader (refusing an empty or unreadable one) and records what a restore will
- * later be checked against: revision, key count, etcd hash, server and Kubernetes versions, and the number of keys
- * per resource as they were at exactly the snapshot's revision.
+ * later be checked against: revision, key count, etcd hash, server version (the Kubernetes version is the archive
+ * step's), and the number of keys per resource as they were at exactly the snapshot's revision.
  */
 export function inspectSnapshot(deps: ActivityDeps) {
   return (input: InspectSnapshotInput): Promise<SnapshotInspection> =>
@@ -54,16 +52,7 @@ export function inspectSnapshot(deps: ActivityDeps) {
       input.node,
       input.source ?? 'node',
       async (host) => {
-        const { cluster } = host;
         const run = (argv: string[], allowFailure = false) => host.run(argv, { allowFailure });
-        // Read alongside the checks below, from the node: over this session, or in direct mode over one of its own.
-        const kubernetesVersion = (
-          host.source === 'node'
-            ? kubernetesVersionFrom(cluster, host.run)
-            : withClusterNode(deps.config, cluster.name, input.node, (s) => kubernetesVersionFrom(s.cluster, s.run), {
-                signal: cancellationSignal(),
-              })
-        ).catch(() => undefined);
         const status = input.status ?? (await checkSnapshotFile(host, input.path));
         const { tool, ...info } = status;
         const endpointStatus = run(host.etcdctl('endpoint', 'status', '-w', 'json'), true);
@@ -77,19 +66,10 @@ export function inspectSnapshot(deps: ActivityDeps) {
         const counted = await counting;
         const resourceCounts = counted.code === 0 ? parseCounts(counted.stdout) : {};
 
-        return { etcd: { ...info, serverVersion }, kubernetesVersion: await kubernetesVersion, resourceCounts, statusTool: tool };
+        return { etcd: { ...info, serverVersion }, resourceCounts, statusTool: tool };
       },
       { signal: cancellationSignal() },
     );
-}
-
-/** The kube-apiserver image tag in the node's static-pod manifest; undefined when the node does not say. */
-export async function kubernetesVersionFrom(
-  cluster: ClusterConfig,
-  run: (argv: string[], options?: { allowFailure?: boolean }) => Promise<RemoteResult>,
-): Promise<string | undefined> {
-  const manifest = await run(['cat', `${cluster.paths.manifestsDir}/kube-apiserver.yaml`], { allowFailure: true });
-  return manifest.code === 0 ? kubernetesVersionOf(manifest.stdout) : undefined;
 }
 
 /** The Kubernetes version a kube-apiserver static-pod manifest runs: its image's tag (undefined if it has none). */

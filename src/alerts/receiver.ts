@@ -157,10 +157,10 @@ export async function startAlertReceiver(o: AlertReceiverOptions): Promise<Alert
   };
 }
 
-/** Firing: start the cluster's response or join the running one. Resolved: tell a running one; none running is fine. */
 /** The clusters of the config in force: the reloaded one (SIGHUP) when the worker has one. */
 const clustersNow = (o: AlertReceiverOptions) => (o.live?.current ?? o.config).clusters;
 
+/** Firing: start the cluster's response or join the running one. Resolved: tell a running one; none running is fine. */
 async function deliver(
   o: AlertReceiverOptions,
   cluster: string,

@@ -66,30 +66,30 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
   if (o.sourceSha256 && (precompressed || o.etcdSnapshotFrom !== undefined)) {
     throw new Error('streamToS3: sourceSha256 is for plain bytes whose source checked them itself');
   }
-  const plain = precompressed
+  // The plain bytes are measured by decoding a copy (they arrive compressed), by hashing them, or only counted where
+  // their hash is known otherwise: the source's own, or the uploader's when they are stored as they are.
+  const hashed = precompressed
     ? new DecodedMeter(o.compression, o.onProgress)
-    : o.sourceSha256
-      ? new ByteMeter(o.onProgress)
-      : transforms.length > 0 || o.etcdSnapshotFrom !== undefined
-        ? new HashMeter(o.onProgress)
-        : undefined;
+    : !o.sourceSha256 && (transforms.length > 0 || o.etcdSnapshotFrom !== undefined)
+      ? new HashMeter(o.onProgress)
+      : undefined;
+  const plain = hashed ?? new ByteMeter(o.onProgress);
   const beforeComplete = async () => {
     // The caller's checks first: a source that failed (etcdctl's exit code) says best why the bytes are short.
     await o.beforeComplete?.();
-    if (o.etcdSnapshotFrom !== undefined && !(plain as HashMeter | DecodedMeter).endsWithEtcdTrailer()) {
+    if (o.etcdSnapshotFrom !== undefined && !hashed!.endsWithEtcdTrailer()) {
       throw new SnapshotTrailerMismatch(
-        `the ${plain!.bytes} bytes of the snapshot from ${o.etcdSnapshotFrom} do not end with etcd's SHA-256 of them: cut short or altered on the way; nothing was stored`,
+        `the ${plain.bytes} bytes of the snapshot from ${o.etcdSnapshotFrom} do not end with etcd's SHA-256 of them: cut short or altered on the way; nothing was stored`,
       );
     }
   };
-  let progressed = 0;
   let uploading: Promise<UploadedStream> | undefined;
   const sink = (stored: AsyncIterable<Buffer>) =>
     (uploading = uploadStream({
       s3: o.s3,
       bucket: o.bucket,
       key: o.key,
-      source: plain ? stored : counted(stored, (n) => o.onProgress?.((progressed += n))),
+      source: stored,
       partSize: PART_SIZE,
       queueSize: QUEUE_SIZE,
       contentType: 'application/octet-stream',
@@ -99,7 +99,7 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
       beforeComplete,
     }));
   failWhenStoppedShort(o.source, o.key);
-  const stages: unknown[] = [o.source, ...(plain ? [plain] : []), ...transforms, sink];
+  const stages: unknown[] = [o.source, plain, ...transforms, sink];
   try {
     await (pipeline as (...streams: unknown[]) => Promise<void>)(...stages, { signal: o.signal });
   } catch (err) {
@@ -115,8 +115,8 @@ export async function streamToS3(o: StreamToS3Options): Promise<StreamedObject> 
   const u = await uploading!;
   return {
     key: o.key,
-    plainSize: plain ? plain.bytes : u.bytes,
-    plainSha256: o.sourceSha256 ? await o.sourceSha256() : plain ? (plain as HashMeter | DecodedMeter).sha256() : u.sha256,
+    plainSize: plain.bytes,
+    plainSha256: o.sourceSha256 ? await o.sourceSha256() : hashed ? hashed.sha256() : u.sha256,
     storedSize: u.bytes,
     storedSha256: u.sha256,
     s3Checksum: u.s3Checksum,
@@ -152,11 +152,4 @@ export class SnapshotTrailerMismatch extends Error {
 
 function isAbortError(err: unknown): boolean {
   return (err as Error | undefined)?.name === 'AbortError';
-}
-
-async function* counted(source: AsyncIterable<Buffer>, onBytes: (n: number) => void): AsyncIterable<Buffer> {
-  for await (const chunk of source) {
-    onBytes(chunk.length);
-    yield chunk;
-  }
 }
