@@ -1,9 +1,10 @@
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { Agent, request } from 'node:https';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs, promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { temporal } from '@temporalio/proto';
 import { ScheduleNotFoundError, type WorkflowHandle } from '@temporalio/client';
@@ -250,6 +251,19 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, windowEnd - Date.now()));
     const after = await cpuNow();
     const rss = Math.max(...(await Promise.all(workers.map((w) => peakRssMiB(w.child.pid!)))));
+    // `lifeboat status` over the whole fleet, as an operator runs it (every cluster's bucket, two visibility queries).
+    // It exits 1 when a cluster has a problem; its JSON is read either way.
+    const statusStarted = Date.now();
+    const statusRun = await promisify(execFile)(
+      'node',
+      [join(__dirname, '../../dist/src/cli/main.js'), '--config', configFile, 'status', '--json'],
+      { maxBuffer: 64 * 1024 * 1024 },
+    ).catch((err: { stdout?: string; stderr?: string }) => ({ stdout: err.stdout ?? '', stderr: err.stderr ?? '' }));
+    const statusSeconds = (Date.now() - statusStarted) / 1000;
+    const fleetStatus = JSON.parse(statusRun.stdout || '{"clusters":[]}') as { clusters: { backup?: unknown; problems: string[] }[] };
+    log(
+      `lifeboat status --json: ${fleetStatus.clusters.length} clusters in ${statusSeconds.toFixed(2)} s, ${fleetStatus.clusters.filter((c) => c.backup).length} with a backup, ${fleetStatus.clusters.filter((c) => c.problems.length > 0).length} with a problem${statusRun.stderr ? ` (stderr: ${statusRun.stderr.trim().slice(0, 300)})` : ''}`,
+    );
     // No new runs; the ones the window started may finish.
     // An overloaded dev server answers UNAVAILABLE ("shard status unknown", 55 clusters on 2 cores) for a while: the
     // deletes are retried rather than losing the run's figures.

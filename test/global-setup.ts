@@ -7,6 +7,7 @@ import { requireBinary, serverBinaries } from '../src/devserver/binaries';
 import { startMinio, type MinioServer } from '../sandbox/minio';
 import { freePort } from '../src/devserver/processes';
 import type { TestBedState } from './support/bed';
+import { writeRunBundles } from './support/worker';
 
 /**
  * A Temporal dev server and a MinIO (real servers, loopback, free ports) for each jest worker, shared by the files
@@ -18,7 +19,11 @@ export default async function globalSetup(globalConfig?: Pick<Config.GlobalConfi
   const bins = await serverBinaries();
   const dir = await mkdtemp(join(tmpdir(), 'lifeboat-testbed-'));
   const lanes = Math.max(1, globalConfig?.maxWorkers ?? 1);
-  const started = await Promise.all([...Array(lanes).keys()].map((i) => startLane(bins, join(dir, `lane-${i + 1}`))));
+  const [started] = await Promise.all([
+    Promise.all([...Array(lanes).keys()].map((i) => startLane(bins, join(dir, `lane-${i + 1}`)))),
+    // Once for the run, not once per test file (test/support/worker.ts).
+    writeRunBundles(dir),
+  ]);
   const stateFile = join(dir, 'state.json');
   await writeFile(
     stateFile,

@@ -8,25 +8,52 @@ import {
   type WorkerDeploymentOptions,
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import pino from 'pino';
 import { parseConfig } from '../../src/config/load';
 import type { ClusterConfig, Config } from '../../src/config/schema';
 import { createWorker, workflowsPath } from '../../src/temporal/worker';
 import type { TemporalTarget } from '../../src/temporal/connection';
 import { testBed } from './bed';
-import { dataConverter, payloadConverterPath } from '../../src/temporal/data-converter';
+import { dataConverter, failureConverterPath as encryptingFailureConverter, payloadConverterPath } from '../../src/temporal/data-converter';
 
 const bundles = new Map<string, Promise<WorkflowBundleWithSourceMap>>();
+/** Where test/global-setup.ts wrote this run's bundles (jest's integration project); unset elsewhere. */
+const RUN_BUNDLES_ENV = 'LIFEBOAT_TEST_WORKFLOW_BUNDLES';
+const bundleFileOf = (dir: string, encrypted: boolean) => join(dir, encrypted ? 'workflow-bundle-encrypted.js' : 'workflow-bundle.js');
+
+function bundleNow(failureConverterPath?: string): Promise<WorkflowBundleWithSourceMap> {
+  const logger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+  return bundleWorkflowCode({ workflowsPath, logger, payloadConverterPath, ...(failureConverterPath ? { failureConverterPath } : {}) });
+}
+
 /**
- * Webpack-bundling the workflows takes seconds: once per test file is enough (with payload encryption, another). Always
- * with the worker's payload converter, as the worker's own bundles.
+ * The run's workflow bundles, made once by jest's globalSetup before any file starts: webpack-bundling the workflows
+ * costs seconds of CPU, and jest gives each test file modules of its own, so a cache in this module bundled once per
+ * file (60 files, two lanes sharing two cores). Made from the sources of this run, with the worker's payload
+ * converter, as the worker's own bundles; with payload encryption, the one with the failure converter too.
  */
+export async function writeRunBundles(dir: string): Promise<void> {
+  await Promise.all(
+    [false, true].map(async (encrypted) =>
+      writeFile(bundleFileOf(dir, encrypted), (await bundleNow(encrypted ? encryptingFailureConverter : undefined)).code),
+    ),
+  );
+  process.env[RUN_BUNDLES_ENV] = dir;
+}
+
+/** The workflows as a worker of this process runs them: the run's bundle when globalSetup made one, else bundled here. */
 export function workflowBundle(failureConverterPath?: string): Promise<WorkflowBundleWithSourceMap> {
   const key = failureConverterPath ?? '';
   let bundle = bundles.get(key);
   if (!bundle) {
-    const logger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
-    bundle = bundleWorkflowCode({ workflowsPath, logger, payloadConverterPath, ...(failureConverterPath ? { failureConverterPath } : {}) });
+    const dir = process.env[RUN_BUNDLES_ENV];
+    const made = failureConverterPath === undefined || failureConverterPath === encryptingFailureConverter;
+    bundle =
+      dir && made
+        ? readFile(bundleFileOf(dir, failureConverterPath !== undefined), 'utf8').then((code) => ({ code, sourceMap: '' }))
+        : bundleNow(failureConverterPath);
     bundles.set(key, bundle);
   }
   return bundle;
