@@ -1,4 +1,4 @@
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Page, type Request, type Response } from 'playwright-core';
 import { testBed } from './bed';
 
 /**
@@ -21,7 +21,38 @@ export async function startFromForm(
   o: { workflowId: string; taskQueue: string; workflowType: string; input: unknown; base?: string },
 ): Promise<void> {
   const q = new URLSearchParams({ workflowId: o.workflowId, taskQueue: o.taskQueue, workflowType: o.workflowType });
-  await page.goto(uiUrl(`/workflows/start-workflow?${q.toString()}`, o.base));
+  // What went wrong on the way, for the error below: the form failed to appear once in a CI run (2026-12-04, not
+  // reproduced in three runs on a machine kept busy), with nothing to tell why.
+  const trouble: string[] = [];
+  const onFailed = (r: Request) => trouble.push(`${r.method()} ${r.url()}: ${r.failure()?.errorText ?? 'failed'}`);
+  const onResponse = (r: Response) => {
+    if (r.status() >= 400) trouble.push(`${r.request().method()} ${r.url()}: HTTP ${r.status()}`);
+  };
+  page.on('requestfailed', onFailed);
+  page.on('response', onResponse);
+  try {
+    await page.goto(uiUrl(`/workflows/start-workflow?${q.toString()}`, o.base));
+    await page
+      .locator('.cm-content')
+      .first()
+      .waitFor({ timeout: 30_000 })
+      .catch(async (err: Error) => {
+        const text = (
+          await page
+            .locator('body')
+            .innerText()
+            .catch(() => '')
+        )
+          .replace(/\s+/g, ' ')
+          .slice(0, 600);
+        throw new Error(
+          `the start-workflow form did not appear (${err.message.split('\n')[0]}): page ${page.url()} titled "${await page.title()}" shows "${text}"; requests that failed: ${trouble.join('; ') || 'none'}`,
+        );
+      });
+  } finally {
+    page.off('requestfailed', onFailed);
+    page.off('response', onResponse);
+  }
   const editor = page.locator('.cm-content').first();
   await editor.click();
   await editor.fill(JSON.stringify(o.input));
