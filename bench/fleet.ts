@@ -262,7 +262,7 @@ async function main(): Promise<void> {
     const statusSeconds = (Date.now() - statusStarted) / 1000;
     const fleetStatus = JSON.parse(statusRun.stdout || '{"clusters":[]}') as { clusters: { backup?: unknown; problems: string[] }[] };
     log(
-      `lifeboat status --json: ${fleetStatus.clusters.length} clusters in ${statusSeconds.toFixed(2)} s, ${fleetStatus.clusters.filter((c) => c.backup).length} with a backup, ${fleetStatus.clusters.filter((c) => c.problems.length > 0).length} with a problem${statusRun.stderr ? ` (stderr: ${statusRun.stderr.trim().slice(0, 300)})` : ''}`,
+      `lifeboat status --json: ${fleetStatus.clusters.length} clusters in ${statusSeconds.toFixed(2)} s, ${fleetStatus.clusters.filter((c) => c.backup).length} with a backup, ${fleetStatus.clusters.filter((c) => c.problems.length > 0).length} with a problem (the first: ${fleetStatus.clusters.flatMap((c) => c.problems)[0] ?? 'none'})${statusRun.stderr ? ` (stderr: ${statusRun.stderr.trim().slice(0, 300)})` : ''}`,
     );
     // No new runs; the ones the window started may finish.
     // An overloaded dev server answers UNAVAILABLE ("shard status unknown", 55 clusters on 2 cores) for a while: the
