@@ -25,8 +25,9 @@ import { benchEnv, WORKER_MALLOC_ENV, WORKER_NODE_FLAGS, type BenchEnv } from '.
  * cluster) and health-checked every minute, for M minutes. Measured over the window: backups completed, schedule
  * slots without a completed backup, how late each backup started (the worker's first task of the run vs its slot),
  * CPU per backup of the workers and where the rest of the machine's CPU went (etcd, MinIO, Temporal, the node's
- * sshd), the workers' peak RSS; with W >= 2, the takeover time of a worker SIGKILLed mid-backup. The shared SSH node
- * (one sandbox node, for the PKI archive each backup takes and the health probes) stands in for N nodes.
+ * sshd), the workers' peak RSS, how long `lifeboat status` takes over the fleet; with W >= 2, the takeover time of a
+ * worker SIGKILLed mid-backup. The shared SSH node (one sandbox node, for the PKI archive each backup takes and the
+ * health probes) stands in for N nodes. `--health-interval 24h` leaves the window to the backups alone.
  */
 
 const { values: flags } = parseArgs({
