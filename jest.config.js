@@ -13,6 +13,7 @@ const common = {
 
 module.exports = {
   testTimeout: 180000,
+  testSequencer: '<rootDir>/test/longest-first-sequencer.js',
   projects: [
     { ...common, displayName: 'unit', roots: ['<rootDir>/test/unit'], testMatch: ['**/*.test.ts'] },
     // The soak's short variant: servers of its own (its faults restart and fill them), so no globalSetup; a temp
