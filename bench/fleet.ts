@@ -46,6 +46,8 @@ const MINUTES = Number(flags.minutes);
 const WORKERS = Number(flags.workers);
 const ETCD_MIB = Number(flags['etcd-mib']);
 const TASK_QUEUE = 'fleet';
+/** The built CLI: the workers run it, and `lifeboat status` is timed through it. */
+const CLI = join(__dirname, '../../dist/src/cli/main.js');
 const HEARTBEAT_TIMEOUT_S = 30; // the transfer steps' (workflows/activity-options.ts)
 
 /** Set by Temporal on every run a schedule starts: the slot it was started for. */
@@ -220,15 +222,10 @@ async function main(): Promise<void> {
     );
     const config = await loadConfigFile(configFile);
     const launch = (w: number) =>
-      startProcess(
-        'worker',
-        'node',
-        [...WORKER_NODE_FLAGS, join(__dirname, '../../dist/src/cli/main.js'), '--config', configFile, 'worker'],
-        {
-          logFile: join(env.dir, `worker-${w}.log`),
-          env: { ...process.env, ...WORKER_MALLOC_ENV, LOG_FORMAT: 'json', LOG_LEVEL: 'warn' },
-        },
-      );
+      startProcess('worker', 'node', [...WORKER_NODE_FLAGS, CLI, '--config', configFile, 'worker'], {
+        logFile: join(env.dir, `worker-${w}.log`),
+        env: { ...process.env, ...WORKER_MALLOC_ENV, LOG_FORMAT: 'json', LOG_LEVEL: 'warn' },
+      });
     for (let w = 0; w < WORKERS; w++) workers.push(launch(w));
     await new Promise((r) => setTimeout(r, 3000));
     for (const w of workers) if (w.child.exitCode !== null) throw new Error(`a worker exited: ${await readFile(w.logFile, 'utf8')}`);
@@ -255,11 +252,9 @@ async function main(): Promise<void> {
     // `lifeboat status` over the whole fleet, as an operator runs it (every cluster's bucket, two visibility queries).
     // It exits 1 when a cluster has a problem; its JSON is read either way.
     const statusStarted = Date.now();
-    const statusRun = await promisify(execFile)(
-      'node',
-      [join(__dirname, '../../dist/src/cli/main.js'), '--config', configFile, 'status', '--json'],
-      { maxBuffer: 64 * 1024 * 1024 },
-    ).catch((err: { stdout?: string; stderr?: string }) => ({ stdout: err.stdout ?? '', stderr: err.stderr ?? '' }));
+    const statusRun = await promisify(execFile)('node', [CLI, '--config', configFile, 'status', '--json'], {
+      maxBuffer: 64 * 1024 * 1024,
+    }).catch((err: { stdout?: string; stderr?: string }) => ({ stdout: err.stdout ?? '', stderr: err.stderr ?? '' }));
     const statusSeconds = (Date.now() - statusStarted) / 1000;
     const fleetStatus = JSON.parse(statusRun.stdout || '{"clusters":[]}') as { clusters: { backup?: unknown; problems: string[] }[] };
     log(

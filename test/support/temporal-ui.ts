@@ -28,32 +28,28 @@ export async function startFromForm(
   const onResponse = (r: Response) => {
     if (r.status() >= 400) trouble.push(`${r.request().method()} ${r.url()}: HTTP ${r.status()}`);
   };
+  const editor = page.locator('.cm-content').first();
   page.on('requestfailed', onFailed);
   page.on('response', onResponse);
   try {
     await page.goto(uiUrl(`/workflows/start-workflow?${q.toString()}`, o.base));
-    await page
-      .locator('.cm-content')
-      .first()
-      .waitFor({ timeout: 30_000 })
-      .catch(async (err: Error) => {
-        const text = (
-          await page
-            .locator('body')
-            .innerText()
-            .catch(() => '')
-        )
-          .replace(/\s+/g, ' ')
-          .slice(0, 600);
-        throw new Error(
-          `the start-workflow form did not appear (${err.message.split('\n')[0]}): page ${page.url()} titled "${await page.title()}" shows "${text}"; requests that failed: ${trouble.join('; ') || 'none'}`,
-        );
-      });
+    await editor.waitFor({ timeout: 30_000 }).catch(async (err: Error) => {
+      const text = (
+        await page
+          .locator('body')
+          .innerText()
+          .catch(() => '')
+      )
+        .replace(/\s+/g, ' ')
+        .slice(0, 600);
+      throw new Error(
+        `the start-workflow form did not appear (${err.message.split('\n')[0]}): page ${page.url()} titled "${await page.title()}" shows "${text}"; requests that failed: ${trouble.join('; ') || 'none'}`,
+      );
+    });
   } finally {
     page.off('requestfailed', onFailed);
     page.off('response', onResponse);
   }
-  const editor = page.locator('.cm-content').first();
   await editor.click();
   await editor.fill(JSON.stringify(o.input));
   // The first click while the editor has focus only blurs it: leave the editor first.

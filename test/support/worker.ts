@@ -31,7 +31,7 @@ function bundleNow(failureConverterPath?: string): Promise<WorkflowBundleWithSou
 /**
  * The run's workflow bundles, made once by jest's globalSetup before any file starts: webpack-bundling the workflows
  * costs seconds of CPU, and jest gives each test file modules of its own, so a cache in this module bundled once per
- * file (60 files, two lanes sharing two cores). Made from the sources of this run, with the worker's payload
+ * file (~30 files, two lanes sharing two cores). Made from the sources of this run, with the worker's payload
  * converter, as the worker's own bundles; with payload encryption, the one with the failure converter too.
  */
 export async function writeRunBundles(dir: string): Promise<void> {
