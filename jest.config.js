@@ -2,7 +2,7 @@
  * Three projects: `unit` (pure logic, lint, promtool, the build check: no servers), `soak` (three minutes of faults on
  * servers of its own) and `integration` (a Temporal dev server and a MinIO per jest worker, started by globalSetup and
  * shared by the files that worker runs; the sandbox clusters each file makes). `npx jest --selectProjects unit` runs
- * in seconds without starting anything. scripts/test.sh runs two workers, then the files with timing windows alone;
+ * in seconds without starting anything. scripts/test.sh runs three workers, then the files with timing windows alone;
  * one file runs in band as `npm test -- <file>`.
  */
 const common = {

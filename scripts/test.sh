@@ -13,7 +13,7 @@ run_tmp="$(mktemp -d -t lifeboat-run-XXXXXX)"
 chmod 711 "$run_tmp"
 export TMPDIR="$run_tmp"
 # Files side by side (the suite mostly waits: heartbeat timeouts, kube-apiserver starts, Alertmanager groups), each
-# jest worker with its own Temporal and MinIO (test/global-setup.ts); LIFEBOAT_TEST_LANES says how many (2). The
+# jest worker with its own Temporal and MinIO (test/global-setup.ts); LIFEBOAT_TEST_LANES says how many (3). The
 # files whose proof is a timing window run after, one at a time: alert-recovery's response must see a restarted
 # scheduler within its 6 s confirm window, and prometheus-alertmanager's flapping alert must stay inside
 # Alertmanager's group timers. Arguments (a file, -t) run as given, in band: that is how one file is rerun.
@@ -22,7 +22,7 @@ status=0
 if (($#)); then
   npx jest --runInBand --json --outputFile="$run_tmp/jest-results.json" "$@" || status=1
 else
-  npx jest --maxWorkers="${LIFEBOAT_TEST_LANES:-2}" --json --outputFile="$run_tmp/jest-results-side-by-side.json" \
+  npx jest --maxWorkers="${LIFEBOAT_TEST_LANES:-3}" --json --outputFile="$run_tmp/jest-results-side-by-side.json" \
     --testPathIgnorePatterns /node_modules/ "${alone[@]/%/$}" || status=1
   npx jest --runInBand --json --outputFile="$run_tmp/jest-results-alone.json" --runTestsByPath "${alone[@]}" || status=1
 fi
