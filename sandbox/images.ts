@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { chmod, copyFile, link, mkdir, mkdtemp, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { sh } from './netns';
 
@@ -70,8 +70,9 @@ export async function ensureImage(spec: ImageSpec, cacheDir: string): Promise<st
     const place = async (from: string, to: string) => {
       const dest = join(rootfs, to);
       await mkdir(dirname(dest), { recursive: true });
-      const real = await realpath(from);
-      await link(real, dest).catch(() => copyFile(real, dest));
+      // A copy, not a hard link: linking changes the cached binary's ctime, and tar, in another lane building the
+      // same image at the same moment on a cold machine, then fails with "file changed as we read it".
+      await copyFile(await realpath(from), dest);
     };
     const libraries = new Set<string>();
     for (const f of spec.files) {

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, symlink, writeFile, readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { placeContainerdRoot } from './containerd-root';
 import { alive, createNamespace, deleteNamespace, holdSubnet, removeStaleNamespaces, sh } from './netns';
 import { startProcess, waitFor, type ManagedProcess } from '../src/devserver/processes';
 import {
@@ -30,7 +31,7 @@ export interface SandboxNodeOptions {
     binary: string;
     /** crictl, put in the node's /usr/local/bin (where a kubeadm node has it). */
     crictl: string;
-    /** docker-save tarballs imported into the node's containerd before the kubelet starts (sandbox/images.ts). */
+    /** docker-save tarballs in the node's containerd before the kubelet starts (sandbox/images.ts, containerd-root.ts). */
     images: string[];
   };
   /** Take over the address of a node that is gone (its /24 index). */
@@ -98,12 +99,12 @@ done
 
 /**
  * Runs as the node's first process, inside its network namespace, a private mount namespace and its own hostname:
- * the node-private folders, sshd, containerd (images imported before anything can ask for them), then the kubelet as
+ * the node-private folders, sshd, containerd (its images in place before anything can ask for them), then the kubelet as
  * systemd runs it on a kubeadm machine (KUBELET_SERVICE).
  */
 const NODE_INIT = `
 set -e
-root="$1"; name="$2"; kubelet="$3"; shift 3
+root="$1"; name="$2"; kubelet="$3"
 hostname "$name"
 mkdir -p /run/sshd
 mount --bind "$root/etc/kubernetes" /etc/kubernetes
@@ -119,7 +120,6 @@ i=0
 until ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1; do
   i=$((i+1)); [ $i -lt 300 ] || { echo "containerd did not start (log: $root/log/containerd.log)" >&2; exit 1; }; sleep 0.1
 done
-for image in "$@"; do ctr --address /run/containerd/containerd.sock -n k8s.io images import "$image" >/dev/null; done
 touch "$root/runtime-started"
 ${KUBELET_SERVICE}
 `;
@@ -259,6 +259,7 @@ export async function createSandboxNode(o: SandboxNodeOptions): Promise<SandboxN
     await writeFile(join(o.dir, 'containerd.toml'), containerdConfig());
     // The machine as provisioned: a container runtime with a CNI config, the kubelet installed but not configured
     // (kubeadm init or a recovery writes /var/lib/kubelet/config.yaml and restarts it).
+    await placeContainerdRoot(o.kubelet.images, join(o.dir, 'var/lib/containerd'));
     await mkdir(join(o.dir, CNI_CONF_DIR.replace(/^\/var\/lib\//, 'var/lib/')), { recursive: true });
     await writeFile(join(o.dir, CNI_CONF_DIR.replace(/^\/var\/lib\//, 'var/lib/'), '10-loopback.conflist'), CNI_CONFLIST);
     await writeFile(join(o.dir, 'kubelet.env'), kubeletMachineEnv({ cgroupRoot, ip }));
@@ -286,7 +287,6 @@ export async function createSandboxNode(o: SandboxNodeOptions): Promise<SandboxN
         o.dir,
         o.name,
         o.kubelet.binary,
-        ...o.kubelet.images,
       ],
       {
         logFile: join(o.dir, 'log/init.log'),

@@ -1,5 +1,6 @@
 import type { ApplicationFailure } from '@temporalio/common';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { etcdctlArgs } from '../../sandbox/control-plane';
 import { withSession } from '../../src/ssh/session';
@@ -34,6 +35,25 @@ describe('sandbox control-plane node (etcd 3.6, over SSH)', () => {
     expect(etcd).toMatchObject({ running: true, pid: expect.any(Number) });
     const cgroups = await readFile(`/proc/${etcd!.pid}/cgroup`, 'utf8');
     expect(cgroups).toMatch(new RegExp(`:memory:/lifeboat/${node.netns}/kubepods/`));
+  });
+
+  it("starts its containerd from the machine's imported root: the images linked, the databases its own", async () => {
+    const node = cluster.controlPlane;
+    const images = await node.crictl(['images', '-o', 'json']);
+    const tags = (JSON.parse(images) as { images: { repoTags: string[] }[] }).images.flatMap((i) => i.repoTags);
+    expect(tags).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^registry\.k8s\.io\/etcd:3\.6\./),
+        expect.stringMatching(/^registry\.k8s\.io\/pause:/),
+      ]),
+    );
+    // containerd writes its bolt databases in place: a shared inode would let one node's writes reach every other.
+    for (const db of ['io.containerd.metadata.v1.bolt/meta.db', 'io.containerd.snapshotter.v1.overlayfs/metadata.db']) {
+      expect((await stat(node.path(`/var/lib/containerd/${db}`))).nlink).toBe(1);
+    }
+    const blobs = node.path('/var/lib/containerd/io.containerd.content.v1.content/blobs/sha256');
+    const links = await Promise.all((await readdir(blobs)).map(async (b) => (await stat(join(blobs, b))).nlink));
+    expect(Math.min(...links)).toBeGreaterThanOrEqual(2);
   });
 
   it("refuses an empty snapshot (a fresh etcd) and an unreadable one at backup time, with etcd's own reader", async () => {
