@@ -6,10 +6,12 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import { readManifest } from '../../src/backup/catalog';
 import { signManifest } from '../../src/backup/manifest-auth';
 import { KubeClient } from '../../src/kube/client';
 import { credentialsFromKubeconfig } from '../../src/kube/kubeconfig';
+import { RECOVERY_ANNOTATION } from '../../src/recovery/static-pod-manifest';
 import { createSandboxCluster, type SandboxCluster } from '../../sandbox/cluster';
 import { etcdctlArgs } from '../../sandbox/control-plane';
 import { scheduleIdOf, syncBackupSchedules } from '../../src/schedules/backup-schedules';
@@ -172,8 +174,12 @@ describe('recovery in place (etcd 3.6 + kube-apiserver)', () => {
     // ... and the manifests come back annotated with the run, so the kubelet starts new pods (new UIDs, no crash
     // back-off inherited from the stopped ones); the originals stay untouched in manifests-before.
     const runKey = result.plan.paths.runDir.split('/').pop()!;
+    // Read as YAML: a run key of digits only is written quoted (it must stay a string for the kubelet).
     for (const f of ['etcd.yaml', 'kube-apiserver.yaml', 'kube-controller-manager.yaml', 'kube-scheduler.yaml']) {
-      expect(await readFile(cluster.controlPlane.path(`/etc/kubernetes/manifests/${f}`), 'utf8')).toContain(`lifeboat/recovery: ${runKey}`);
+      const pod = parseYaml(await readFile(cluster.controlPlane.path(`/etc/kubernetes/manifests/${f}`), 'utf8')) as {
+        metadata: { annotations: Record<string, unknown> };
+      };
+      expect(pod.metadata.annotations[RECOVERY_ANNOTATION]).toBe(runKey);
     }
     expect(await cluster.controlPlane.exec(['bash', '-c', `cd ${result.plan.paths.asideManifestsDir} && sha256sum *.yaml`])).toBe(
       manifestsBefore,

@@ -71,7 +71,7 @@ describe('npm start with payload encryption: the UI reads plain payloads through
         XDG_DATA_HOME: dir,
       },
     });
-    browser = await openBrowser();
+    browser = await openBrowser([uiBase, `http://127.0.0.1:${codecPort}`]);
     page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     // What the browser asks the codec server: proof that the page's plain text came through it.
     page.on('request', (r) => {

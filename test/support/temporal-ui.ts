@@ -1,13 +1,23 @@
 import { chromium, type Browser, type Page, type Request, type Response } from 'playwright-core';
 import { testBed } from './bed';
+import { browserNet } from './browser-netns';
 
 /**
  * Drives the dev server's Temporal UI (2.42) in Debian's chromium, as an operator would. Selectors are the UI's own
  * ids and test ids; see the field notes' Temporal UI section.
  */
-export async function openBrowser(): Promise<Browser> {
-  // No browser download is possible here: scripts/servers.sh installs Debian's chromium.
-  return chromium.launch({ executablePath: process.env.LIFEBOAT_CHROMIUM ?? '/usr/bin/chromium', headless: true });
+export async function openBrowser(origins: readonly string[] = [testBed().temporalUiUrl]): Promise<Browser> {
+  // No browser download is possible here: scripts/servers.sh installs Debian's chromium. It runs in a network
+  // namespace of its own, reaching only `origins` (browser-netns.ts says why).
+  const net = await browserNet(origins, process.env.LIFEBOAT_CHROMIUM ?? '/usr/bin/chromium');
+  try {
+    const browser = await chromium.launch({ executablePath: net.chromium, headless: true });
+    browser.once('disconnected', () => void net.close());
+    return browser;
+  } catch (err) {
+    await net.close();
+    throw err;
+  }
 }
 
 /** A page of the test bed's UI, or of another dev server's (`base`, e.g. one `npm start` started). */

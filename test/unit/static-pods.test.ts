@@ -44,6 +44,11 @@ spec:
     expect((parse(bare.text) as { metadata: { annotations: Record<string, string> } }).metadata.annotations).toEqual({
       [RECOVERY_ANNOTATION]: 'r1',
     });
+    // A run key of digits only (a leading zero, too) stays a string: the kubelet refuses a number as an annotation.
+    const digits = annotateStaticPodManifest(yaml, 'etcd.yaml', '066509042632');
+    expect((parse(digits.text) as { metadata: { annotations: Record<string, unknown> } }).metadata.annotations[RECOVERY_ANNOTATION]).toBe(
+      '066509042632',
+    );
     const json = annotateStaticPodManifest('{"apiVersion":"v1","kind":"Pod","metadata":{"name":"j"}}', 'j.json', 'r2');
     expect(JSON.parse(json.text)).toEqual({
       apiVersion: 'v1',
