@@ -46,30 +46,28 @@ export function parseSnapshotStatus(stdout: string): Omit<FileSnapshotInfo, 'ser
  */
 export function inspectSnapshot(deps: ActivityDeps) {
   return (input: InspectSnapshotInput): Promise<SnapshotInspection> =>
-    withSnapshotHost(
-      deps.config,
-      input.cluster,
-      input.node,
-      input.source ?? 'node',
-      async (host) => {
-        const run = (argv: string[], allowFailure = false) => host.run(argv, { allowFailure });
-        const status = input.status ?? (await checkSnapshotFile(host, input.path));
-        const { tool, ...info } = status;
-        const endpointStatus = run(host.etcdctl('endpoint', 'status', '-w', 'json'), true);
-        const countAt = (rev?: Revision) => run(registryCountCommand(host.etcdctl, rev), true);
-        // At the snapshot's revision while etcd still has it (the API server compacts every few minutes), else now.
-        const counting = countAt(info.revision).then((r) => (r.code === 0 ? r : countAt()));
-        const endpoint = await endpointStatus;
-        const serverVersion =
-          endpoint.code === 0 ? (JSON.parse(endpoint.stdout) as { Status?: { version?: string } }[])[0]?.Status?.version : undefined;
+    withSnapshotHost(deps.config, input.cluster, input.node, input.source ?? 'node', (host) => inspectOn(host, input), {
+      signal: cancellationSignal(),
+    });
+}
 
-        const counted = await counting;
-        const resourceCounts = counted.code === 0 ? parseCounts(counted.stdout) : {};
-
-        return { etcd: { ...info, serverVersion }, resourceCounts, statusTool: tool };
-      },
-      { signal: cancellationSignal() },
-    );
+/** The inspection on the host the snapshot is on. */
+export async function inspectOn(host: SnapshotHost, input: Pick<InspectSnapshotInput, 'path' | 'status'>): Promise<SnapshotInspection> {
+  const run = (argv: string[], allowFailure = false) => host.run(argv, { allowFailure });
+  const status = input.status ?? (await checkSnapshotFile(host, input.path));
+  const { tool, ...info } = status;
+  const countAt = (rev?: Revision) => run(registryCountCommand(host.etcdctl, rev), true);
+  // Both reads at once, awaited together: awaited one after the other, a lost connection failed the first and left
+  // the second's failure unhandled, which ends the worker's process (seen when the demo tore its node down).
+  const [endpoint, counted] = await Promise.all([
+    run(host.etcdctl('endpoint', 'status', '-w', 'json'), true),
+    // At the snapshot's revision while etcd still has it (the API server compacts every few minutes), else now.
+    countAt(info.revision).then((r) => (r.code === 0 ? r : countAt())),
+  ]);
+  const serverVersion =
+    endpoint.code === 0 ? (JSON.parse(endpoint.stdout) as { Status?: { version?: string } }[])[0]?.Status?.version : undefined;
+  const resourceCounts = counted.code === 0 ? parseCounts(counted.stdout) : {};
+  return { etcd: { ...info, serverVersion }, resourceCounts, statusTool: tool };
 }
 
 /** The Kubernetes version a kube-apiserver static-pod manifest runs: its image's tag (undefined if it has none). */
