@@ -4,6 +4,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deleteNamespace, sh } from '../../sandbox/netns';
+import { command } from '../../src/ssh/quote';
 
 /**
  * A network namespace for the browser, with only the loopback ports it is given, each forwarded to the same port on
@@ -78,7 +79,7 @@ export async function browserNet(origins: readonly string[], chromiumPath: strin
       forwarder!.once('exit', (code) => reject(new Error(`the browser's port forwarder exited with ${code}: ${err.trim()}`)));
     });
     const chromium = join(dir, 'chromium');
-    await writeFile(chromium, `#!/bin/sh\nexec nsenter --net=/run/netns/${netns} -- ${shellQuote(chromiumPath)} "$@"\n`);
+    await writeFile(chromium, `#!/bin/sh\nexec ${command(['nsenter', `--net=/run/netns/${netns}`, '--', chromiumPath])} "$@"\n`);
     await chmod(chromium, 0o755);
     return { chromium, close };
   } catch (err) {
@@ -91,8 +92,4 @@ function portOf(origin: string): number {
   const url = new URL(origin);
   if (url.hostname !== '127.0.0.1' || !url.port) throw new Error(`browser origin ${origin}: expected http://127.0.0.1:<port>`);
   return Number(url.port);
-}
-
-function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
